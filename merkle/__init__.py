@@ -1,0 +1,61 @@
+"""notar's pure Merkle library (SPEC §9): RFC 9162 trees and proofs, C2SP tiles, signed notes,
+checkpoints and receipts. No I/O, no asyncio, no environment: auditors can use it on its own.
+"""
+
+from merkle.bundles import BundleBuilder, decode_bundle, encode_bundle
+from merkle.digests import Digest, make_entry, parse_digest, parse_entry, parse_multihash
+from merkle.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash, root
+from merkle.proofs import (
+    Tree,
+    consistency_proof,
+    inclusion_proof,
+    root_from_inclusion,
+    verify_consistency,
+    verify_inclusion,
+)
+from merkle.tiles import (
+    ENTRIES,
+    Tile,
+    TileBuilder,
+    TileId,
+    consistency_proof_from_tiles,
+    inclusion_proof_from_tiles,
+    parse_tile_path,
+    root_from_tiles,
+    tile_path,
+    tiles_for_size,
+    tiles_needed,
+)
+
+__all__ = [
+    "EMPTY_ROOT",
+    "ENTRIES",
+    "HASH_SIZE",
+    "BundleBuilder",
+    "Digest",
+    "Tile",
+    "TileBuilder",
+    "TileId",
+    "Tree",
+    "consistency_proof",
+    "consistency_proof_from_tiles",
+    "decode_bundle",
+    "encode_bundle",
+    "inclusion_proof",
+    "inclusion_proof_from_tiles",
+    "leaf_hash",
+    "make_entry",
+    "node_hash",
+    "parse_digest",
+    "parse_entry",
+    "parse_multihash",
+    "parse_tile_path",
+    "root",
+    "root_from_inclusion",
+    "root_from_tiles",
+    "tile_path",
+    "tiles_for_size",
+    "tiles_needed",
+    "verify_consistency",
+    "verify_inclusion",
+]
