@@ -133,7 +133,26 @@ class Tree:
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         size = self.size if size is None else self._within(size)
-        return inclusion_path(self, index, size)
+        _check_size(index, "index")
+        if index >= size:
+            raise ValueError(f"index {index} is outside a tree of size {size}")
+        # Walk up the stored levels taking each sibling, as `inclusion_path` would find them but
+        # without its per-node calls. A node of the last (carried or partial) position of a level
+        # holds the right edge of the whole tree, so it is only read as is when size is ours.
+        levels = self._levels
+        full = size == len(levels[0])
+        siblings: list[bytes] = []
+        last, height = size - 1, 0
+        while last:
+            sibling = index ^ 1
+            if sibling < last or (sibling == last and (full or (sibling + 1) << height <= size)):
+                siblings.append(levels[height][sibling])
+            elif sibling == last:
+                siblings.append(subtree_hash(self, sibling << height, size))
+            index >>= 1
+            last >>= 1
+            height += 1
+        return siblings
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         size2 = self.size if size2 is None else self._within(size2)
