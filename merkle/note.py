@@ -221,20 +221,17 @@ class KeyString:
 
 def parse_verifier_key(vkey: str) -> KeyString:
     """Decode a verifier key string; ``ValueError`` unless its key ID matches its key."""
-    if not isinstance(vkey, str):
-        raise ValueError("a verifier key must be a str")
-    name, sep1, rest = vkey.partition("+")
-    hex_id, sep2, encoded = rest.partition("+")
-    _check_name(name)
-    if not (sep1 and sep2 and _HEX_KEY_ID.fullmatch(hex_id)):
-        raise ValueError(f"key {name!r} is not name+<8 lowercase hex digits>+base64")
-    material = b64decode_canonical(encoded)
-    if len(material) < 2:
-        raise ValueError(f"key {name!r} has no key material")
-    parsed = KeyString(name, int(hex_id, 16), material[0], material[1:])
-    if compute_key_id(name, parsed.sig_type, parsed.key) != parsed.key_id:
-        raise ValueError(f"key {name!r}: key ID {hex_id} does not match the key")
+    parsed = _split_key(vkey)
+    if compute_key_id(parsed.name, parsed.sig_type, parsed.key) != parsed.key_id:
+        raise ValueError(f"key {parsed.name!r}: key ID {parsed.key_id:08x} does not match the key")
     return parsed
+
+
+def parse_signer_key(skey: str) -> KeyString:
+    """Decode ``PRIVATE+KEY+name+hexid+base64(type||secret)``; the key ID is not checked here."""
+    if not isinstance(skey, str) or not skey.startswith(_PRIVATE):
+        raise ValueError("a signer key must be a str starting with PRIVATE+KEY+")
+    return _split_key(skey[len(_PRIVATE) :])
 
 
 def ed25519_verify(key: Ed25519PublicKey, message: bytes, signature: bytes) -> bool:
@@ -305,19 +302,12 @@ class Ed25519SignerKey:
     @classmethod
     def from_key(cls, skey: str) -> Self:
         """From ``PRIVATE+KEY+name+hexid+base64(SIG_TYPE||seed)``, checking the key ID."""
-        if not isinstance(skey, str) or not skey.startswith(_PRIVATE):
-            raise ValueError("a signer key must be a str starting with PRIVATE+KEY+")
-        name, sep1, rest = skey[len(_PRIVATE) :].partition("+")
-        hex_id, sep2, encoded = rest.partition("+")
-        _check_name(name)
-        if not (sep1 and sep2 and _HEX_KEY_ID.fullmatch(hex_id)):
-            raise ValueError(f"signer key {name!r} is not PRIVATE+KEY+name+hexid+base64")
-        material = b64decode_canonical(encoded)
-        if not material or material[0] != cls.SIG_TYPE:
-            raise ValueError(f"signer key {name!r} is not of signature type {cls.SIG_TYPE}")
-        signer = cls(name, material[1:])
-        if signer.key_id != int(hex_id, 16):
-            raise ValueError(f"signer key {name!r}: key ID {hex_id} does not match the key")
+        parsed = parse_signer_key(skey)
+        if parsed.sig_type != cls.SIG_TYPE:
+            raise ValueError(f"key {parsed.name!r} is type {parsed.sig_type}, not {cls.SIG_TYPE}")
+        signer = cls(parsed.name, parsed.key)
+        if signer.key_id != parsed.key_id:
+            raise ValueError(f"signer key {parsed.name!r}: key ID does not match the key")
         return signer
 
     @classmethod
@@ -376,6 +366,20 @@ def _parse_signature_line(line: str) -> Signature:
     if len(raw) < 5:
         raise ValueError(f"signature by {name!r} is shorter than a key ID and one byte")
     return Signature(name, int.from_bytes(raw[:4], "big"), raw[4:])
+
+
+def _split_key(text: str) -> KeyString:
+    if not isinstance(text, str):
+        raise ValueError("a key string must be a str")
+    name, sep1, rest = text.partition("+")
+    hex_id, sep2, encoded = rest.partition("+")
+    _check_name(name)
+    if not (sep1 and sep2 and _HEX_KEY_ID.fullmatch(hex_id)):
+        raise ValueError(f"key {name!r} is not name+<8 lowercase hex digits>+base64")
+    material = b64decode_canonical(encoded)
+    if len(material) < 2:
+        raise ValueError(f"key {name!r} has no key material")
+    return KeyString(name, int(hex_id, 16), material[0], material[1:])
 
 
 def _check_name(name: str) -> None:

@@ -27,6 +27,7 @@ from merkle.note import (
     is_valid_key_name,
     open_note,
     parse_note,
+    parse_signer_key,
     parse_verifier_key,
     sign_note,
 )
@@ -88,6 +89,9 @@ def test_key_strings_round_trip(case: dict[str, str]) -> None:
     assert verifier.key_id == signer.key_id == int(case["vkey"].split("+")[1], 16)
     parsed = parse_verifier_key(case["vkey"])
     assert (parsed.name, parsed.sig_type, parsed.key) == (verifier.name, 1, verifier.public_key)
+    secret = parse_signer_key(case["skey"])
+    assert (secret.name, secret.key_id, secret.sig_type) == (signer.name, signer.key_id, 1)
+    assert secret.key == signer.seed
 
 
 def test_go_peter_neumann_key_id() -> None:
