@@ -192,12 +192,18 @@ def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[byte
     check_hash(leaf, "leaf hash")
     _check_size(size)
     _check_size(index, "index")
+    return _inclusion_root(leaf, index, size, proof)
+
+
+def _inclusion_root(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
+    """`root_from_inclusion` once leaf, index and size are known to be well formed."""
     if index >= size:
         raise ValueError(f"index {index} is outside a tree of size {size}")
     fn, sn, r = index, size - 1, leaf
     h = sha256
     for i, p in enumerate(proof):
-        check_hash(p, f"proof hash {i}")
+        if not isinstance(p, bytes) or len(p) != HASH_SIZE:
+            check_hash(p, f"proof hash {i}")  # raises, naming the hash
         if sn == 0:
             raise ValueError("inclusion proof is too long")
         if fn & 1 or fn == sn:
@@ -215,6 +221,12 @@ def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[byte
     return r
 
 
+def _check_proof(proof: Sequence[bytes]) -> None:
+    for i, p in enumerate(proof):
+        if not isinstance(p, bytes) or len(p) != HASH_SIZE:
+            check_hash(p, f"proof hash {i}")  # raises, naming the hash
+
+
 def verify_inclusion(
     leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
 ) -> bool:
@@ -226,10 +238,9 @@ def verify_inclusion(
     check_hash(leaf_hash, "leaf hash")
     _check_size(size)
     _check_size(index, "index")
-    for i, p in enumerate(proof):
-        check_hash(p, f"proof hash {i}")
+    _check_proof(proof)
     try:
-        return root_from_inclusion(leaf_hash, index, size, proof) == root
+        return _inclusion_root(leaf_hash, index, size, proof) == root
     except ValueError:
         return False
 
@@ -246,8 +257,7 @@ def verify_consistency(
     check_hash(root2, "new root")
     _check_size(size1, "old size")
     _check_size(size2, "new size")
-    for i, p in enumerate(proof):
-        check_hash(p, f"proof hash {i}")
+    _check_proof(proof)
     if size1 > size2:
         return False
     if size1 == size2:
