@@ -3,8 +3,11 @@ checkpoints and receipts. No I/O, no asyncio, no environment: auditors can use i
 """
 
 from merkle.bundles import BundleBuilder, decode_bundle, encode_bundle
+from merkle.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint, sign_checkpoint
 from merkle.digests import Digest, make_entry, parse_digest, parse_entry, parse_multihash
+from merkle.export import parse_tlog_proof, to_cose, to_tlog_proof, verify_cose
 from merkle.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash, root
+from merkle.note import Signer, Verifier, open_note, sign_note
 from merkle.proofs import (
     Tree,
     consistency_proof,
@@ -13,6 +16,7 @@ from merkle.proofs import (
     verify_consistency,
     verify_inclusion,
 )
+from merkle.receipt import Check, ReceiptResult, build_receipt, verify_receipt
 from merkle.tiles import (
     ENTRIES,
     Tile,
@@ -32,11 +36,17 @@ __all__ = [
     "ENTRIES",
     "HASH_SIZE",
     "BundleBuilder",
+    "Check",
+    "Checkpoint",
     "Digest",
+    "ReceiptResult",
+    "Signer",
     "Tile",
     "TileBuilder",
     "TileId",
     "Tree",
+    "Verifier",
+    "build_receipt",
     "consistency_proof",
     "consistency_proof_from_tiles",
     "decode_bundle",
@@ -46,16 +56,26 @@ __all__ = [
     "leaf_hash",
     "make_entry",
     "node_hash",
+    "open_checkpoint",
+    "open_note",
+    "parse_checkpoint",
     "parse_digest",
     "parse_entry",
     "parse_multihash",
     "parse_tile_path",
+    "parse_tlog_proof",
     "root",
     "root_from_inclusion",
     "root_from_tiles",
+    "sign_checkpoint",
+    "sign_note",
     "tile_path",
     "tiles_for_size",
     "tiles_needed",
+    "to_cose",
+    "to_tlog_proof",
     "verify_consistency",
+    "verify_cose",
     "verify_inclusion",
+    "verify_receipt",
 ]

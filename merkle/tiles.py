@@ -183,6 +183,14 @@ class TileBuilder:
     def root(self) -> bytes:
         return fold_right(_edge_roots(self._edges)) if self._size else EMPTY_ROOT
 
+    def edge_tiles(self) -> list[Tile]:
+        """The current partial tile of every level that has one."""
+        return [
+            Tile(TileId(lv, self._size >> (TILE_HEIGHT * (lv + 1)), len(edge)), b"".join(edge))
+            for lv, edge in enumerate(self._edges)
+            if edge
+        ]
+
     def append(self, leaf_hashes: Sequence[bytes]) -> list[Tile]:
         """Add leaf hashes; return new full tiles in order, then each level's changed partial."""
         out: list[Tile] = []

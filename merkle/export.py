@@ -1,0 +1,210 @@
+"""Receipt exports for other tools: C2SP tlog-proof@v1 and RFC 9942 COSE receipts.
+
+tlog-proof carries the receipt's log entry (multihash of the digest || salt) as its `extra` data, so
+a verifier holding only the document can rebuild the leaf. A COSE receipt is signed over the tree
+root by an Ed25519 key (alg EdDSA) — the log key — so it can only be made where that key lives.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cbor2
+
+from merkle.hashing import check_hash, leaf_hash
+from merkle.proofs import root_from_inclusion
+
+TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+COSE_ALG_EDDSA = -8
+COSE_HDR_ALG, COSE_HDR_KID = 1, 4
+COSE_HDR_VDS, COSE_HDR_VDP = 395, 396
+VDS_RFC9162_SHA256 = 1
+VDP_INCLUSION = -1
+COSE_HDR_NOTAR_ENTRY = "notar.entry"  # a text label: the log entry, so the leaf can be rebuilt
+_TAG_COSE_SIGN1 = 18
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str, what: str) -> bytes:
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"{what} is not base64") from e
+    if _b64(data) != text:
+        raise ValueError(f"{what} is not canonical base64")
+    return data
+
+
+@dataclass(frozen=True)
+class TlogProof:
+    index: int
+    proof: list[bytes]
+    checkpoint: str
+    extra: bytes = b""
+
+
+def to_tlog_proof(receipt: Mapping[str, Any]) -> str:
+    """The receipt as a `c2sp.org/tlog-proof@v1` text (entry as extra data)."""
+    log = receipt["log"]
+    lines = [TLOG_PROOF_HEADER]
+    entry = bytes.fromhex(receipt["entry"])
+    if entry:
+        lines.append(f"extra {_b64(entry)}")
+    lines.append(f"index {int(log['index'])}")
+    lines.extend(_b64(bytes.fromhex(h)) for h in log["inclusion"])
+    return "\n".join(lines) + "\n\n" + str(receipt["checkpoint"])
+
+
+def parse_tlog_proof(text: str) -> TlogProof:
+    """Strict parser of a tlog-proof@v1 text; ValueError on anything malformed."""
+    if not isinstance(text, str):
+        raise ValueError("a tlog-proof must be text")
+    head, sep, checkpoint = text.partition("\n\n")
+    if not sep or not checkpoint:
+        raise ValueError("a tlog-proof needs a blank line followed by the checkpoint")
+    lines = head.split("\n")
+    if lines[0] != TLOG_PROOF_HEADER:
+        raise ValueError(f"a tlog-proof starts with {TLOG_PROOF_HEADER!r}")
+    pos = 1
+    extra = b""
+    if pos < len(lines) and lines[pos].startswith("extra "):
+        extra = _unb64(lines[pos][6:], "extra data")
+        pos += 1
+    if pos >= len(lines) or not lines[pos].startswith("index "):
+        raise ValueError("a tlog-proof needs an 'index N' line")
+    digits = lines[pos][6:]
+    if not _DECIMAL.fullmatch(digits):
+        raise ValueError("the index of a tlog-proof is a decimal without leading zeros")
+    proof = [
+        check_hash(_unb64(line, f"proof line {i}"), f"proof line {i}")
+        for i, line in enumerate(lines[pos + 1 :])
+    ]
+    return TlogProof(int(digits), proof, checkpoint, extra)
+
+
+class RawSigner(Protocol):
+    """An Ed25519 signer (e.g. `merkle.note.Signer`): name, key id and raw signatures."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def key_id(self) -> int: ...
+    def sign(self, message: bytes) -> bytes: ...
+
+
+class RawVerifier(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def key_id(self) -> int: ...
+    def verify(self, message: bytes, signature: bytes) -> bool: ...
+
+
+def _kid(name: str, key_id: int) -> bytes:
+    return f"{name}+{key_id:08x}".encode()
+
+
+def _sig_structure(protected: bytes, payload: bytes) -> bytes:
+    return bytes(cbor2.dumps(["Signature1", protected, b"", payload], canonical=True))
+
+
+def to_cose(receipt: Mapping[str, Any], signer: RawSigner) -> bytes:
+    """An RFC 9942 COSE_Sign1 receipt (RFC9162_SHA256 inclusion proof), detached root payload."""
+    log = receipt["log"]
+    entry = bytes.fromhex(receipt["entry"])
+    path = [bytes.fromhex(h) for h in log["inclusion"]]
+    index, size = int(log["index"]), int(log["tree_size"])
+    root = root_from_inclusion(leaf_hash(entry), index, size, path)
+    protected = bytes(
+        cbor2.dumps(
+            {
+                COSE_HDR_ALG: COSE_ALG_EDDSA,
+                COSE_HDR_KID: _kid(signer.name, signer.key_id),
+                COSE_HDR_VDS: VDS_RFC9162_SHA256,
+            },
+            canonical=True,
+        )
+    )
+    proof = bytes(cbor2.dumps([size, index, path], canonical=True))
+    unprotected = {COSE_HDR_VDP: {VDP_INCLUSION: [proof]}, COSE_HDR_NOTAR_ENTRY: entry}
+    signature = signer.sign(_sig_structure(protected, root))
+    return bytes(cbor2.dumps(cbor2.CBORTag(_TAG_COSE_SIGN1, [protected, unprotected, None, signature])))
+
+
+@dataclass(frozen=True)
+class CoseReceipt:
+    kid: bytes
+    tree_size: int
+    index: int
+    inclusion: list[bytes]
+    root: bytes
+    entry: bytes | None
+
+
+def _decode_cose(data: bytes) -> tuple[bytes, dict[Any, Any], bytes]:
+    # Tag 18 is the single byte 0xd2; decoding past it keeps cbor2 from freezing the contents.
+    if not isinstance(data, bytes) or data[:1] != b"\xd2":
+        raise ValueError("a COSE receipt is a tagged COSE_Sign1 (tag 18)")
+    try:
+        value = cbor2.loads(data[1:])
+    except Exception as e:  # cbor2 raises several kinds on garbage; all mean "malformed"
+        raise ValueError("not a CBOR COSE receipt") from e
+    if not isinstance(value, list) or len(value) != 4 or value[2] is not None:
+        raise ValueError("a COSE receipt is [protected, unprotected, nil, signature]")
+    protected, unprotected, _, signature = value
+    if (
+        not isinstance(protected, bytes)
+        or not isinstance(unprotected, dict)
+        or not isinstance(signature, bytes)
+    ):
+        raise ValueError("malformed COSE_Sign1 fields")
+    return protected, unprotected, signature
+
+
+def verify_cose(data: bytes, verifier: RawVerifier, entry: bytes | None = None) -> CoseReceipt:
+    """Check a COSE receipt's signature over the root its inclusion proof implies for `entry`
+    (or the receipt's own `notar.entry`). Raises ValueError when malformed or not valid."""
+    protected_raw, unprotected, signature = _decode_cose(data)
+    try:
+        protected = cbor2.loads(protected_raw)
+    except Exception as e:
+        raise ValueError("malformed COSE protected header") from e
+    if not isinstance(protected, Mapping) or protected.get(COSE_HDR_ALG) != COSE_ALG_EDDSA:
+        raise ValueError("COSE receipt algorithm must be EdDSA (-8)")
+    if protected.get(COSE_HDR_VDS) != VDS_RFC9162_SHA256:
+        raise ValueError("COSE receipt must use the RFC9162_SHA256 verifiable data structure")
+    kid = protected.get(COSE_HDR_KID, b"")
+    proofs = (
+        unprotected.get(COSE_HDR_VDP, {}).get(VDP_INCLUSION)
+        if isinstance(unprotected.get(COSE_HDR_VDP), dict)
+        else None
+    )
+    if not isinstance(proofs, list) or len(proofs) != 1 or not isinstance(proofs[0], bytes):
+        raise ValueError("COSE receipt needs exactly one inclusion proof")
+    try:
+        size, index, path = cbor2.loads(proofs[0])
+    except Exception as e:
+        raise ValueError("malformed RFC9162 inclusion proof") from e
+    if not isinstance(size, int) or not isinstance(index, int) or not isinstance(path, list | tuple):
+        raise ValueError("malformed RFC9162 inclusion proof")
+    own = unprotected.get(COSE_HDR_NOTAR_ENTRY)
+    leaf_entry = entry if entry is not None else own
+    if not isinstance(leaf_entry, bytes):
+        raise ValueError("no log entry to verify the COSE receipt against")
+    root = root_from_inclusion(
+        leaf_hash(leaf_entry), index, size, [check_hash(p, "proof hash") for p in path]
+    )
+    if kid != _kid(verifier.name, verifier.key_id):
+        raise ValueError(f"COSE receipt was signed by {bytes(kid)!r}, not by {verifier.name}")
+    if not verifier.verify(_sig_structure(protected_raw, root), signature):
+        raise ValueError("COSE receipt signature does not verify")
+    return CoseReceipt(kid, size, index, list(path), root, own if isinstance(own, bytes) else None)
