@@ -7,10 +7,11 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-# Subcommands of SPEC §7 and the issue that delivers each; until then they say so and exit 2.
+from services.cli import keygen, serve
+from storage.errors import ConfigError, NotarError
+
+# Subcommands of SPEC §7 whose issues have not landed yet: they say so and exit 2.
 _PLANNED = {
-    "serve": "run ingest, anchor and verify (embedded default)",
-    "keygen": "create the log and clock signing keys",
     "tenant": "manage tenants and their API keys",
     "notarize": "notarize files and write FILE.receipt.json",
     "verify": "verify a receipt offline",
@@ -34,8 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"notar {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve.add_parser(sub)
+    keygen.add_parser(sub)
     for name, help_text in _PLANNED.items():
-        sub.add_parser(name, help=help_text, add_help=True).add_argument(
+        sub.add_parser(name, help=help_text).add_argument(
             "args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS
         )
     return parser
@@ -47,8 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command is None:
         parser.print_help()
         return 0
-    print(f"notar: '{ns.command}' is not available in notar {package_version()} yet", file=sys.stderr)
-    return 2
+    if not hasattr(ns, "func"):
+        print(f"notar: '{ns.command}' is not available in notar {package_version()} yet", file=sys.stderr)
+        return 2
+    try:
+        return int(ns.func(ns))
+    except ConfigError as e:
+        print(f"notar: {e}", file=sys.stderr)
+        return 2
+    except NotarError as e:
+        print(f"notar: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,139 @@
+"""Publication of the log to the object store: tiles and bundles, then the checkpoint; and the lease.
+
+Tiles and bundles are immutable keys (put-if-absent: a retry of identical bytes succeeds, other
+bytes are a conflict). The checkpoint is replaced only over the version this writer last wrote,
+and the lease names the one anchor allowed to write the log: a second anchor cannot corrupt it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from merkle.tiles import Tile
+from storage.base import ObjectStore
+from storage.errors import ConflictError, NotFoundError, StorageError
+
+log = logging.getLogger("notar.anchor")
+
+
+class LeaseHeldError(ConflictError):
+    """Another anchor holds the log's lease."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    holder: str
+    until: float
+
+
+class Publisher:
+    """Writes tiles, bundles and checkpoints of one log under `prefix`, retrying transient failures."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        prefix: str,
+        concurrency: int = 16,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._sem = asyncio.Semaphore(concurrency)
+        self._clock = clock
+        self._checkpoint_version: str | None = None
+        self._lease_version: str | None = None
+        self.errors = 0
+
+    def key(self, path: str) -> str:
+        return self._prefix + path
+
+    async def _retry(self, what: str, call: Callable[[], object]) -> object:
+        delay = 0.05
+        while True:
+            try:
+                result = call()
+                if asyncio.iscoroutine(result):
+                    result = await result
+                return result
+            except StorageError as e:
+                self.errors += 1
+                log.warning("publishing %s failed, retrying: %s", what, e)
+                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not secrets
+                delay = min(delay * 2, 2.0)
+
+    async def put_tiles(self, tiles: Sequence[Tile]) -> None:
+        """Write every tile and bundle (immutable), concurrently; returns when all are durable."""
+
+        async def one(t: Tile) -> None:
+            async with self._sem:
+                await self._retry(t.id.path, lambda: self._store.put_if_absent(self.key(t.id.path), t.data))
+
+        await asyncio.gather(*(one(t) for t in tiles))
+
+    def adopt_checkpoint_version(self, version: str | None) -> None:
+        self._checkpoint_version = version
+
+    async def put_checkpoint(self, note: str) -> None:
+        """Replace the checkpoint over the version this writer last saw; ConflictError if another won."""
+
+        async def write() -> None:
+            self._checkpoint_version = await self._store.put_if_version(
+                self.key("checkpoint"), note.encode(), self._checkpoint_version
+            )
+
+        await self._retry("checkpoint", write)
+
+    async def acquire_lease(self, holder: str, ttl: float) -> None:
+        """Take or renew the log's lease; LeaseHeldError when another holder's lease is live."""
+        key = self.key("lease")
+        try:
+            current = await self._store.get_versioned(key)
+            lease = orjson.loads(current.data)
+            other, until = str(lease["holder"]), float(lease["until"])
+            version: str | None = current.version
+        except NotFoundError:
+            other, until, version = holder, 0.0, None
+        except (ValueError, KeyError, TypeError) as e:
+            raise StorageError(f"the lease object {key} is malformed: {e}", key=key) from e
+        now = self._clock()
+        if other != holder and until > now:
+            raise LeaseHeldError(
+                f"another anchor ({other}) holds the lease on {self._prefix or 'the log'} until "
+                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(until))}: one writer per log",
+                key=key,
+            )
+        body = orjson.dumps({"holder": holder, "until": now + ttl})
+        self._lease_version = await self._store.put_if_version(key, body, version)
+
+    async def renew_lease(self, holder: str, ttl: float) -> None:
+        """Extend our lease over the version we wrote; ConflictError if someone else replaced it.
+
+        A renewal that failed but was stored leaves a newer version of our own lease: adopt it."""
+        key = self.key("lease")
+        body = orjson.dumps({"holder": holder, "until": self._clock() + ttl})
+        try:
+            self._lease_version = await self._store.put_if_version(key, body, self._lease_version)
+        except ConflictError:
+            current = await self._store.get_versioned(key)
+            try:
+                mine = orjson.loads(current.data).get("holder") == holder
+            except (ValueError, AttributeError):
+                mine = False
+            if not mine:
+                raise
+            self._lease_version = await self._store.put_if_version(key, body, current.version)
+
+    async def release_lease(self, holder: str) -> None:
+        body = orjson.dumps({"holder": holder, "until": 0})
+        try:
+            await self._store.put_if_version(self.key("lease"), body, self._lease_version)
+        except (StorageError, ConflictError) as e:
+            log.warning("could not release the lease: %s", e)

@@ -1,0 +1,115 @@
+"""Start-up reconciliation of the anchor's RocksDB with the published log.
+
+RocksDB says how many entries were given an index (and holds the batches not yet published); the
+object store holds the published tiles and checkpoint. Every state a crash can leave is repaired by
+re-integrating the stored batches on top of the published tree; a state that cannot come from a
+crash (the store ahead of RocksDB, tiles that disagree with the checkpoint, a missing batch) stops
+start-up with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from merkle.bundles import BundleBuilder, decode_bundle
+from merkle.checkpoint import parse_checkpoint
+from merkle.hashing import leaf_hashes
+from merkle.note import parse_note
+from merkle.tiles import ENTRIES, TILE_HEIGHT, TILE_WIDTH, Tile, TileBuilder, TileId, tiles_needed
+from services.anchor import state
+from storage.base import Index, ObjectStore
+from storage.errors import NotarError, NotFoundError
+
+
+class RecoveryError(NotarError):
+    """RocksDB and the object store disagree in a way no crash explains; start-up stops."""
+
+
+@dataclass
+class Recovered:
+    size: int
+    tiles: TileBuilder
+    bundles: BundleBuilder
+    checkpoint_version: str | None
+    published_size: int
+    republish: list[Tile] = field(default_factory=list)
+    batches: list[tuple[int, int]] = field(default_factory=list)  # (first, count) not yet published
+
+
+async def _fetch_all(store: ObjectStore, prefix: str, ids: set[TileId]) -> dict[TileId, bytes]:
+    ids_list = sorted(ids, key=lambda t: (str(t.level), t.index, t.width))
+    datas = await asyncio.gather(*(store.get(prefix + t.path) for t in ids_list))
+    return dict(zip(ids_list, datas, strict=True))
+
+
+async def recover(store: ObjectStore, index: Index, *, origin: str, prefix: str) -> Recovered:
+    head_raw = await index.get(state.HEAD)
+    assigned = int.from_bytes(head_raw, "big") if head_raw else 0
+    published, root, version = 0, None, None
+    where = f"{prefix}checkpoint"
+    try:
+        versioned = await store.get_versioned(where)
+    except NotFoundError:
+        versioned = None
+    if versioned is not None:
+        try:
+            cp = parse_checkpoint(parse_note(versioned.data).text, origin=origin)
+        except ValueError as e:
+            raise RecoveryError(
+                f"the published checkpoint {where} is not a checkpoint of {origin}: {e}; "
+                "is ORIGIN or the store prefix pointing at another log?"
+            ) from e
+        published, root, version = cp.size, cp.root, versioned.version
+    if published > assigned:
+        raise RecoveryError(
+            f"the published log {where} has {published} entries but the anchor's RocksDB has assigned only "
+            f"{assigned}: this RocksDB is not the one that wrote the log (or lost data). "
+            "Restore DATA_DIR/index, or point ORIGIN / the store prefix at a new log."
+        )
+    fetch_ids = tiles_needed(lambda f: TileBuilder.from_tiles(published, f))
+    if published % TILE_WIDTH:
+        fetch_ids.add(TileId(ENTRIES, published >> TILE_HEIGHT, published % TILE_WIDTH))
+    try:
+        fetched = await _fetch_all(store, prefix, fetch_ids)
+    except NotFoundError as e:
+        raise RecoveryError(f"the published log at {prefix} lacks a tile its checkpoint needs: {e}") from e
+    fetch: Callable[[TileId], bytes] = fetched.__getitem__
+    try:
+        tiles = TileBuilder.from_tiles(published, fetch)
+        partial = fetched.get(TileId(ENTRIES, published >> TILE_HEIGHT, published % TILE_WIDTH), b"")
+        bundles = BundleBuilder(published, decode_bundle(partial) if published % TILE_WIDTH else ())
+    except ValueError as e:
+        raise RecoveryError(f"the published tiles at {prefix} are malformed: {e}") from e
+    if root is not None and tiles.root() != root:
+        raise RecoveryError(f"the published tiles at {prefix} do not hash to the published checkpoint's root")
+    out = Recovered(assigned, tiles, bundles, version, published)
+
+    last_note = await index.get(state.CHECKPOINT)
+    signed = parse_checkpoint(parse_note(last_note).text) if last_note else None
+    position = published
+    async for key, blob in index.scan(state.BATCH):
+        first = state.batch_first(key)
+        entries = decode_bundle(blob)
+        end = first + len(entries)
+        if end <= published:
+            continue
+        if first > position:
+            raise RecoveryError(
+                f"RocksDB lacks the batch holding entry {position} (next batch starts at {first})"
+            )
+        new = entries[position - first :]
+        out.republish += tiles.append(leaf_hashes(new)) + bundles.append(new)
+        out.batches.append((first, len(entries)))
+        position = end
+        if signed is not None and signed.size == position and signed.root != tiles.root():
+            raise RecoveryError(
+                f"re-integrating RocksDB's batches gives another root at size {position} than "
+                "the checkpoint this anchor signed: the index is corrupt"
+            )
+    if position != assigned:
+        raise RecoveryError(
+            f"RocksDB's head says {assigned} entries were assigned but its batches end at {position}"
+        )
+    return out

@@ -1,0 +1,380 @@
+"""The sequencer: one writer per log, turning batches of digests into signed, published tree heads.
+
+Per batch: draw the salts in one CSPRNG call → write the entries, their indices and the tenant index
+to RocksDB atomically with fsync → append them to the tile builder → sign the checkpoint (log key and
+clock cosignature) → answer every waiting caller with its index, inclusion proof and checkpoint.
+Publication of tiles and checkpoint follows in order in the background: acknowledged entries are
+durable in RocksDB, and a restart re-integrates whatever was not yet published (`recovery`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from merkle.bundles import BundleBuilder, encode_bundle
+from merkle.checkpoint import Checkpoint, sign_checkpoint
+from merkle.digests import SALT_SIZE, Digest
+from merkle.hashing import leaf_hashes
+from merkle.tiles import Tile, TileBuilder
+from merkle.tileset import TileSet
+from services.anchor import state
+from services.anchor.keys import LogKeys
+from services.anchor.publisher import Publisher
+from services.anchor.recovery import RecoveryError, recover
+from storage.base import Index, ObjectStore
+from storage.errors import ConflictError, NotarError, PushbackError, StorageError
+
+log = logging.getLogger("notar.anchor")
+
+
+@dataclass(frozen=True)
+class SequencerConfig:
+    origin: str
+    prefix: str = "log/"
+    batch_ms: int = 100
+    batch_max: int = 20_000
+    queue_max: int = 200_000
+    publish_backlog: int = 64
+    lease_ttl_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Item:
+    tenant: str
+    digest: Digest
+    salted: bool = True
+
+
+@dataclass(frozen=True)
+class Sequenced:
+    """An entry's place in the log, proven against the signed checkpoint of its batch."""
+
+    index: int
+    entry: bytes
+    salt: bytes
+    tree_size: int
+    inclusion: list[bytes]
+    checkpoint: str
+
+
+@dataclass
+class _Group:
+    items: Sequence[Item]
+    future: asyncio.Future[list[Sequenced]]
+    arrived: float
+
+
+@dataclass
+class _Job:
+    tiles: list[Tile]
+    note: str
+    size: int
+    batches: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class Stats:
+    sequenced: int = 0
+    batches: int = 0
+    last_batch: int = 0
+    published_size: int = 0
+    signed_size: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+
+class SequencerStopped(NotarError):
+    """The sequencer is not accepting entries (closing, or stopped by a fatal error)."""
+
+
+class Sequencer:
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        index: Index,
+        keys: LogKeys,
+        config: SequencerConfig,
+        clock: Callable[[], float] = time.time,
+        urandom: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self._store, self._index, self._keys, self._cfg = store, index, keys, config
+        self._clock, self._urandom = clock, urandom
+        self._publisher = Publisher(store, prefix=config.prefix, clock=clock)
+        self._pending: deque[_Group] = deque()
+        self._queued = 0
+        self._wake = asyncio.Event()
+        self._jobs: asyncio.Queue[_Job] = asyncio.Queue(maxsize=config.publish_backlog)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._failed: BaseException | None = None
+        self._holder = ""
+        self._size = 0
+        self._head: bytes | None = None
+        self._tiles = TileBuilder()
+        self._bundles = BundleBuilder()
+        self._held = TileSet()
+        self._unpublished: list[tuple[int, int]] = []
+        self._last_note = ""
+        self.stats = Stats()
+
+    # -- life cycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Take the lease, reconcile with the published log, publish what was missing, run."""
+        holder = await self._index.get(state.HOLDER)
+        if holder is None:
+            holder = uuid.uuid4().hex.encode()
+            await self._index.write_batch({state.HOLDER: holder}, sync=True)
+        self._holder = holder.decode()
+        await self._publisher.acquire_lease(self._holder, self._cfg.lease_ttl_s)
+        rec = await recover(self._store, self._index, origin=self._cfg.origin, prefix=self._cfg.prefix)
+        self._size, self._tiles, self._bundles = rec.size, rec.tiles, rec.bundles
+        self._head = await self._index.get(state.HEAD)
+        self._held = TileSet(self._tiles.edge_tiles())
+        self._unpublished = list(rec.batches)
+        self._publisher.adopt_checkpoint_version(rec.checkpoint_version)
+        self.stats.published_size = rec.published_size
+        if rec.republish or rec.checkpoint_version is None or rec.size != rec.published_size:
+            note = self._sign(self._size)
+            await self._publisher.put_tiles(rec.republish)
+            await self._publisher.put_checkpoint(note)
+            await self._after_publication(self._size)
+            log.info(
+                "recovered log %s at size %d (published was %d)",
+                self._cfg.origin,
+                rec.size,
+                rec.published_size,
+            )
+        self.stats.signed_size = self._size
+        self._tasks = [
+            asyncio.create_task(self._batch_loop(), name="notar-sequencer"),
+            asyncio.create_task(self._publish_loop(), name="notar-publisher"),
+            asyncio.create_task(self._lease_loop(), name="notar-lease"),
+        ]
+
+    async def close(self) -> None:
+        """Stop accepting, sequence and publish everything queued, release the lease."""
+        self._closing = True
+        self._wake.set()
+        if self._tasks:
+            batcher, publisher, lease = self._tasks
+            with contextlib.suppress(Exception):
+                await batcher
+            if self._failed is None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._jobs.join(), timeout=60)
+            for t in (publisher, lease):
+                t.cancel()
+            await asyncio.gather(publisher, lease, return_exceptions=True)
+            if self._failed is None:
+                await self._publisher.release_lease(self._holder)
+            self._tasks = []
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    @property
+    def failed(self) -> BaseException | None:
+        return self._failed
+
+    # -- API ---------------------------------------------------------------------------------
+    async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
+        """Sequence `items`; returns once they are durable and in a signed checkpoint."""
+        if self._failed is not None:
+            raise SequencerStopped(f"the sequencer of {self._cfg.origin} stopped: {self._failed}")
+        if self._closing:
+            raise SequencerStopped(f"the sequencer of {self._cfg.origin} is shutting down")
+        if not items:
+            return []
+        if self._queued + len(items) > self._cfg.queue_max:
+            backlog_s = self._cfg.batch_ms / 1000 * (1 + self._queued / self._cfg.batch_max)
+            raise PushbackError(
+                f"the sequencer has {self._queued} entries queued (limit {self._cfg.queue_max})",
+                retry_after=max(1.0, round(backlog_s, 1)),
+            )
+        for it in items:
+            state.check_tenant(it.tenant)
+        future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Group(items, future, time.monotonic()))
+        self._queued += len(items)
+        self._wake.set()
+        return await asyncio.shield(future)
+
+    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
+        """Every (index, salt) under which `tenant` notarized `digest`, earliest first."""
+        prefix = state.tenant_prefix(tenant, digest.multihash)
+        return [(state.tenant_key_index(k), v) async for k, v in self._index.scan(prefix)]
+
+    # -- batching ----------------------------------------------------------------------------
+    async def _batch_loop(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            wait = self._pending[0].arrived + self._cfg.batch_ms / 1000 - time.monotonic()
+            if self._queued < self._cfg.batch_max and wait > 0 and not self._closing:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                continue
+            groups = self._take()
+            try:
+                await self._sequence(groups)
+            except BaseException as e:
+                for g in groups:
+                    if not g.future.done():
+                        g.future.set_exception(e if isinstance(e, NotarError) else SequencerStopped(str(e)))
+                if not isinstance(e, _Retryable):
+                    self._fail(e)
+                    return
+
+    def _take(self) -> list[_Group]:
+        groups: list[_Group] = []
+        count = 0
+        while self._pending and (not groups or count + len(self._pending[0].items) <= self._cfg.batch_max):
+            g = self._pending.popleft()
+            groups.append(g)
+            count += len(g.items)
+        self._queued -= count
+        return groups
+
+    def _fail(self, error: BaseException) -> None:
+        log.critical("sequencer of %s stopped: %s", self._cfg.origin, error)
+        self._failed = error
+        while self._pending:
+            g = self._pending.popleft()
+            if not g.future.done():
+                g.future.set_exception(SequencerStopped(f"the sequencer stopped: {error}"))
+        self._queued = 0
+
+    def _sign(self, size: int) -> str:
+        cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
+        return sign_checkpoint(cp, self._keys.log, self._keys.clock, int(self._clock()))
+
+    async def _sequence(self, groups: list[_Group]) -> None:
+        items = [it for g in groups for it in g.items]
+        n, first = len(items), self._size
+        randomness = self._urandom(SALT_SIZE * sum(1 for it in items if it.salted))
+        salts: list[bytes] = []
+        pos = 0
+        for it in items:
+            if it.salted:
+                salts.append(randomness[pos : pos + SALT_SIZE])
+                pos += SALT_SIZE
+            else:
+                salts.append(b"")
+        entries = [it.digest.multihash + s for it, s in zip(items, salts, strict=True)]
+        puts = {state.batch_key(first): encode_bundle(entries)}
+        if self._last_note:
+            puts[state.CHECKPOINT] = self._last_note.encode()
+        for k, (it, s) in enumerate(zip(items, salts, strict=True)):
+            puts[state.tenant_key(it.tenant, it.digest.multihash, first + k)] = s
+        new_head = state.u64(first + n)
+        await self._write_durably(new_head, puts)
+        self._size = first + n
+        self._unpublished.append((first, n))
+        changed = self._tiles.append(leaf_hashes(entries)) + self._bundles.append(entries)
+        self._held.add(changed)
+        note = self._last_note = self._sign(self._size)
+        proofs = self._held.inclusion_proofs(first, n, self._size)
+        self._held.prune(self._size)
+        results = [Sequenced(first + k, entries[k], salts[k], self._size, proofs[k], note) for k in range(n)]
+        now = time.monotonic()
+        pos = 0
+        for g in groups:
+            if not g.future.done():
+                g.future.set_result(results[pos : pos + len(g.items)])
+            self.stats.latencies.append(now - g.arrived)
+            pos += len(g.items)
+        self.stats.sequenced += n
+        self.stats.batches += 1
+        self.stats.last_batch = n
+        self.stats.signed_size = self._size
+        await self._jobs.put(_Job(changed, note, self._size))
+
+    async def _write_durably(self, new_head: bytes, puts: dict[bytes, bytes]) -> None:
+        """Compare-and-swap the head with the batch, fsynced. A failed write is re-read: applied
+        means success, not applied means the callers may retry, anything else stops the log."""
+        try:
+            ok = await self._index.compare_and_swap(state.HEAD, self._head, new_head, puts=puts, sync=True)
+        except StorageError as e:
+            now = await self._index.get(state.HEAD)
+            if now == new_head:
+                ok = True
+            elif now == self._head:
+                raise _Retryable(f"the batch could not be written to RocksDB, retry: {e}") from e
+            else:
+                raise RecoveryError(
+                    f"RocksDB's head moved under the sequencer after a failed write: {e}"
+                ) from e
+        if not ok:
+            raise RecoveryError("RocksDB's head changed under the sequencer: a second writer on this index?")
+        self._head = new_head
+
+    # -- publication ---------------------------------------------------------------------------
+    async def _publish_loop(self) -> None:
+        while True:
+            jobs = [await self._jobs.get()]
+            while not self._jobs.empty():
+                jobs.append(self._jobs.get_nowait())
+            try:
+                await self._publisher.put_tiles([t for j in jobs for t in j.tiles])
+                await self._publisher.put_checkpoint(jobs[-1].note)
+                await self._after_publication(jobs[-1].size)
+            except ConflictError as e:
+                self._fail(e)
+                return
+            finally:
+                for _ in jobs:
+                    self._jobs.task_done()
+
+    async def _after_publication(self, size: int) -> None:
+        self.stats.published_size = size
+        done = [b for b in self._unpublished if b[0] + b[1] <= size]
+        self._unpublished = [b for b in self._unpublished if b[0] + b[1] > size]
+        if done:
+            with contextlib.suppress(StorageError):  # kept batches are only re-read at start-up
+                await self._index.write_batch({}, [state.batch_key(f) for f, _ in done], sync=False)
+
+    async def _lease_loop(self) -> None:
+        """Renew the lease every third of its time; retry failures quickly; stop the log (so no
+        more entries are acknowledged) if it could lapse."""
+        period = self._cfg.lease_ttl_s / 3
+        last_ok = time.monotonic()
+        delay = period
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._publisher.renew_lease(self._holder, self._cfg.lease_ttl_s)
+                last_ok, delay = time.monotonic(), period
+            except ConflictError as e:
+                self._fail(e)
+                return
+            except StorageError as e:
+                log.warning("lease renewal failed: %s", e)
+                if time.monotonic() - last_ok > self._cfg.lease_ttl_s * 2 / 3:
+                    self._fail(StorageError(f"the lease could not be renewed in time: {e}"))
+                    return
+                delay = min(period / 4, 0.5)
+
+
+class _Retryable(StorageError):
+    """A batch that was certainly not written: its callers may submit again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True)

@@ -1,0 +1,52 @@
+"""The anchor's RocksDB layout: head, durable batch queue, tenant-private index, last checkpoint.
+
+h                                   -> u64be number of entries assigned an index (the head)
+b <u64be first index>               -> entry bundle of one batch (durable until published)
+t <u8 len> <tenant> <multihash> <u64be index> -> salt (16 bytes, or empty when unsalted)
+c                                   -> the last signed checkpoint note
+l                                   -> this anchor's lease holder id
+"""
+
+from __future__ import annotations
+
+import re
+
+HEAD = b"h"
+BATCH = b"b"
+TENANT = b"t"
+CHECKPOINT = b"c"
+HOLDER = b"l"
+_TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_tenant(tenant: str) -> str:
+    if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
+        raise ValueError(
+            f"tenant name {tenant!r} must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit"
+        )
+    return tenant
+
+
+def u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def batch_key(first: int) -> bytes:
+    return BATCH + u64(first)
+
+
+def batch_first(key: bytes) -> int:
+    return int.from_bytes(key[len(BATCH) :], "big")
+
+
+def tenant_prefix(tenant: str, multihash: bytes | None = None) -> bytes:
+    name = check_tenant(tenant).encode()
+    return TENANT + bytes([len(name)]) + name + (multihash or b"")
+
+
+def tenant_key(tenant: str, multihash: bytes, index: int) -> bytes:
+    return tenant_prefix(tenant, multihash) + u64(index)
+
+
+def tenant_key_index(key: bytes) -> int:
+    return int.from_bytes(key[-8:], "big")

@@ -1,0 +1,70 @@
+"""`notar serve`: the HTTP server of one role, or of all of them on the embedded default."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from services.anchor.app import create_app as create_anchor_app
+from services.anchor.app import ensure_keys, keys_from
+from services.common.config import SETTINGS, Settings, load_settings
+from services.common.stores import data_dir
+
+ROLES = ("all", "anchor")  # ingest and verify join with their services
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting of SPEC §8 (`--data-dir` for DATA_DIR …), winning over env and file."""
+    parser.add_argument("--config", type=Path, help="notar.toml to read (default ./notar.toml if present)")
+    for name, setting in SETTINGS.items():
+        parser.add_argument(
+            f"--{name.lower().replace('_', '-')}",
+            dest=f"setting_{name}",
+            metavar=name,
+            help=f"{setting.help} (default: {setting.default})",
+        )
+
+
+def settings_from(ns: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    flags = {name: getattr(ns, f"setting_{name}", None) for name in SETTINGS}
+    return load_settings(flags=flags, env=env, config_file=ns.config)
+
+
+def build_app(role: str, settings: Settings, env: Mapping[str, str]) -> web.Application:
+    if role in ("all", "anchor"):
+        return create_anchor_app(settings, env=env)
+    raise SystemExit(f"notar serve: unknown role {role!r}")
+
+
+def serve(ns: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    settings = settings_from(ns, env)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if ns.role in ("all", "anchor"):
+        created = ensure_keys(settings)
+        for path in created:
+            print(f"created signing key {path} (mode 0600)", flush=True)
+        keys = keys_from(settings)
+        print(f"log key:   {keys.verifier_keys['log']}", flush=True)
+        print(f"clock key: {keys.verifier_keys['clock']}", flush=True)
+    host, port = settings.get("LISTEN")
+    app = build_app(ns.role, settings, env)
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    print(
+        f"notar {ns.role} listening on {url} (origin {settings.get('ORIGIN')}, data in {data_dir(settings)})",
+        flush=True,
+    )
+    web.run_app(app, host=host, port=port, print=None, handle_signals=True, shutdown_timeout=30)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the notar server (all roles on the embedded default)")
+    p.add_argument("--role", choices=ROLES, default="all", help="run one service, as in Kubernetes")
+    add_setting_flags(p)
+    p.set_defaults(func=serve)

@@ -1,0 +1,206 @@
+"""Settings (SPEC §8): one name each, read from notar.toml, NOTAR_<NAME> and command-line flags.
+
+Precedence: flag > environment > file > default. Everything is parsed and validated here, once, at
+the entry point; components get frozen dataclasses built from the result. A wrong or missing
+setting raises ConfigError naming it and saying how to fix it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from storage.errors import ConfigError
+
+ENV_PREFIX = "NOTAR_"
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}", setting=name) from None
+    if n <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {n}", setting=name)
+    return n
+
+
+def _bool(name: str, value: str) -> bool:
+    low = value.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}", setting=name)
+
+
+def _listen(name: str, value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} must be HOST:PORT such as 127.0.0.1:8080, got {value!r}", setting=name)
+    return host, int(port)
+
+
+def _url(name: str, value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}", setting=name)
+    return value.rstrip("/")
+
+
+def _choice(*options: str) -> Callable[[str, str], str]:
+    def parse(name: str, value: str) -> str:
+        if value not in options:
+            raise ConfigError(f"{name} must be one of {', '.join(options)}; got {value!r}", setting=name)
+        return value
+
+    return parse
+
+
+def _anchors(name: str, value: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    for k in kinds:
+        if k not in {"local", "evm", "rfc3161"}:
+            raise ConfigError(f"{name} lists {k!r}; the kinds are local, evm, rfc3161", setting=name)
+    if len(set(kinds)) != len(kinds):
+        raise ConfigError(f"{name} lists a kind twice: {value!r}", setting=name)
+    return kinds
+
+
+def _origin(name: str, value: str) -> str:
+    if not value or any(c.isspace() for c in value) or "+" in value:
+        raise ConfigError(
+            f"{name} must be a non-empty name without spaces or '+', such as example.org/log; got {value!r}",
+            setting=name,
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    help: str
+    parse: Callable[[str, str], Any] = _text
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("DATA_DIR", "./notar-data", "keys, RocksDB, and the object store when STORE=fs"),
+        Setting("LISTEN", "127.0.0.1:8080", "HOST:PORT of the HTTP server", _listen),
+        Setting("ORIGIN", "notar.localhost/log", "the log's origin (checkpoint first line)", _origin),
+        Setting("STORE", "fs", "object store: fs (a directory) or s3", _choice("fs", "s3")),
+        Setting("S3_ENDPOINT", None, "S3 endpoint URL (STORE=s3)", _url),
+        Setting("S3_BUCKET", None, "S3 bucket (STORE=s3)"),
+        Setting("S3_REGION", "us-east-1", "S3 region"),
+        Setting("S3_PREFIX", "", "key prefix inside the bucket"),
+        Setting("S3_PATH_STYLE", "true", "path-style S3 addressing (MinIO, SeaweedFS, Ceph)", _bool),
+        Setting("BATCH_MS", "100", "the longest an entry waits for its checkpoint, in ms", _positive_int),
+        Setting(
+            "BATCH_MAX", "20000", "entries per batch at most (a full batch is cut at once)", _positive_int
+        ),
+        Setting("QUEUE_MAX", "200000", "entries waiting at most before new ones get 503", _positive_int),
+        Setting("ANCHORS", "local", "comma-separated anchor kinds: local, evm, rfc3161", _anchors),
+        Setting("ANCHOR_INTERVAL_S", "10", "how often the latest checkpoint is anchored", _positive_int),
+        Setting("ANCHOR_URL", "http://127.0.0.1:8080", "where ingest pods reach the anchor", _url),
+        Setting("LOG_KEY_FILE", None, "log signing key file (default DATA_DIR/keys/log.key)"),
+        Setting("CLOCK_KEY_FILE", None, "clock cosigning key file (default DATA_DIR/keys/clock.key)"),
+        Setting("EVM_RPC", None, "EVM JSON-RPC URL", _url),
+        Setting("EVM_KEY_FILE", None, "file holding the EVM account's hex private key"),
+        Setting("EVM_CONTRACT", None, "address of the NotarAnchor contract"),
+        Setting("EVM_CONFIRMATIONS", "1", "blocks on top before an EVM anchor counts", _positive_int),
+        Setting("TSA_URL", None, "RFC 3161 time-stamp authority URL", _url),
+        Setting("TSA_CA_FILE", None, "trust anchor (PEM) for the TSA's tokens"),
+        Setting("URL", "http://127.0.0.1:8080", "where client commands send requests", _url),
+        Setting("API_KEY", None, "API key client commands send"),
+    ]
+}
+
+
+def read_toml(path: Path) -> dict[str, str]:
+    """The settings in a notar.toml; unknown keys and non-scalar values are errors."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}", setting="CONFIG") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}", setting="CONFIG") from e
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        name = key.upper()
+        if name not in SETTINGS:
+            raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(SETTINGS)}", setting=name)
+        if isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        elif isinstance(value, str | int):
+            out[name] = str(value)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            out[name] = ",".join(value)
+        else:
+            raise ConfigError(f"{path}: {key} must be a string or a number", setting=name)
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, parsed. `get` returns the typed value or None when unset."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+
+    def get(self, name: str) -> Any:
+        return self.values[name]
+
+    def require(self, name: str, why: str) -> Any:
+        value = self.values[name]
+        if value is None or value == "":
+            raise ConfigError(
+                f"{name} is required {why}: set {ENV_PREFIX}{name}, --{name.lower().replace('_', '-')} "
+                f"or {name} in notar.toml",
+                setting=name,
+            )
+        return value
+
+
+def load_settings(
+    *,
+    flags: Mapping[str, str | None] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge default < notar.toml < NOTAR_* < flags, then parse each value.
+
+    `config_file` defaults to NOTAR_CONFIG or ./notar.toml when that exists.
+    """
+    env = dict(env or {})
+    if config_file is None:
+        named = env.get(ENV_PREFIX + "CONFIG")
+        config_file = Path(named) if named else Path("notar.toml")
+        if not named and not config_file.exists():
+            config_file = None
+    file_values = read_toml(config_file) if config_file is not None else {}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, setting in SETTINGS.items():
+        raw: str | None = setting.default
+        source = "default"
+        if name in file_values:
+            raw, source = file_values[name], str(config_file)
+        if ENV_PREFIX + name in env:
+            raw, source = env[ENV_PREFIX + name], ENV_PREFIX + name
+        flag = (flags or {}).get(name)
+        if flag is not None:
+            raw, source = flag, "--" + name.lower().replace("_", "-")
+        values[name] = None if raw is None else setting.parse(name, raw)
+        sources[name] = source
+    return Settings(values, sources)

@@ -1,0 +1,92 @@
+"""RFC 9457 problem details: the one middleware that maps notar's errors to HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from storage.errors import (
+    ConfigError,
+    ConflictError,
+    NotarError,
+    NotFoundError,
+    PushbackError,
+    StorageError,
+    VerificationError,
+)
+
+log = logging.getLogger("notar.http")
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "urn:notar:problem:"
+
+
+def problem(
+    status: int, kind: str, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> web.Response:
+    body = {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": detail, **extra}
+    return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=headers)
+
+
+class BadRequest(NotarError):
+    """The request itself is wrong (malformed JSON, bad digest…); `kind` is its stable type."""
+
+    def __init__(self, message: str, *, kind: str = "bad-request", status: int = 400, **extra: Any) -> None:
+        super().__init__(message)
+        self.kind, self.status, self.extra = kind, status, extra
+
+
+def to_response(error: BaseException) -> web.Response:
+    if isinstance(error, BadRequest):
+        return problem(error.status, error.kind, "Bad request", error.message, **error.extra)
+    if isinstance(error, PushbackError):
+        retry = str(max(1, round(error.retry_after)))
+        return problem(503, "pushback", "Busy, retry later", error.message, headers={"Retry-After": retry})
+    if isinstance(error, NotFoundError):
+        return problem(404, "not-found", "Not found", error.message)
+    if isinstance(error, ConflictError):
+        return problem(409, "conflict", "Conflict", error.message)
+    if isinstance(error, VerificationError):
+        return problem(422, "verification-failed", "Verification failed", error.message)
+    if isinstance(error, StorageError | ConfigError):
+        return problem(503, "unavailable", "Service unavailable", error.message, headers={"Retry-After": "5"})
+    if isinstance(error, NotarError):
+        return problem(503, "unavailable", "Service unavailable", error.message, headers={"Retry-After": "5"})
+    log.exception("unexpected error", exc_info=error)
+    return problem(500, "internal", "Internal error", "an unexpected error occurred; it has been logged")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(e.status, "http-error")
+        return problem(e.status, kind, e.reason, e.text or e.reason)
+    except Exception as e:  # every error leaves as problem+json
+        return to_response(e)
+
+
+async def read_json(request: web.Request, *, limit: int) -> Any:
+    """The request's JSON body, at most `limit` bytes; BadRequest otherwise."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest(
+            f"the body is {request.content_length} bytes; at most {limit} are accepted",
+            kind="too-large",
+            status=413,
+        )
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise BadRequest(f"the body is larger than {limit} bytes", kind="too-large", status=413)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"the body is not valid JSON: {e}", kind="malformed-json") from e

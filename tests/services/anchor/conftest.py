@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from merkle.cosignature import CosignatureSigner
+from merkle.note import Signer
+from services.anchor.keys import LogKeys
+from services.anchor.sequencer import Sequencer, SequencerConfig
+from storage.base import Index, ObjectStore
+from storage.memory import MemoryIndex, MemoryStore
+
+ORIGIN = "test.notar/log"
+
+
+@pytest.fixture
+def keys() -> LogKeys:
+    return LogKeys(Signer.generate(ORIGIN), CosignatureSigner.generate(ORIGIN + "/clock"))
+
+
+MakeSequencer = Callable[..., Awaitable[Sequencer]]
+
+
+@pytest.fixture
+async def make_sequencer(keys: LogKeys) -> AsyncIterator[MakeSequencer]:
+    made: list[Sequencer] = []
+
+    async def make(
+        store: ObjectStore | None = None, index: Index | None = None, *, start: bool = True, **config: object
+    ) -> Sequencer:
+        cfg = SequencerConfig(origin=ORIGIN, **{"batch_ms": 5, **config})  # type: ignore[arg-type]
+        seq = Sequencer(store=store or MemoryStore(), index=index or MemoryIndex(), keys=keys, config=cfg)
+        if start:
+            await seq.start()
+        made.append(seq)
+        return seq
+
+    yield make
+    for s in made:
+        await s.close()
+
+
+@pytest.fixture
+def tmp_data(tmp_path: Path) -> Path:
+    return tmp_path
