@@ -229,28 +229,37 @@ class TileBuilder:
 
 
 class TileSource:
-    """A NodeSource reading tiles through `fetch`, for a tree of a given size."""
+    """A NodeSource reading tiles through `fetch`, for a tree of a given size.
+
+    Each tile is fetched once and its inner levels hashed once, so every later node of it is a
+    lookup: a proof asks several nodes of the same tile, and a long-lived source asks many.
+    """
 
     def __init__(self, size: int, fetch: Callable[[TileId], bytes]) -> None:
         self._size = size
         self._fetch = fetch
-        self._tiles: dict[TileId, list[bytes]] = {}
+        self._levels: dict[tuple[int, int], list[list[bytes]]] = {}
 
-    def _tile(self, level: int, index: int) -> list[bytes]:
-        width = tile_width_at(level, index, self._size)
-        if width == 0:
-            raise ValueError(f"tile {level}/{index} does not exist in a tree of size {self._size}")
-        tid = TileId(level, index, width)
-        if tid not in self._tiles:
-            self._tiles[tid] = split_hashes(self._fetch(tid), width)
-        return self._tiles[tid]
+    def _tile_levels(self, level: int, index: int) -> list[list[bytes]]:
+        levels = self._levels.get((level, index))
+        if levels is None:
+            width = tile_width_at(level, index, self._size)
+            if width == 0:
+                raise ValueError(f"tile {level}/{index} does not exist in a tree of size {self._size}")
+            row = split_hashes(self._fetch(TileId(level, index, width)), width)
+            levels = [row]
+            while len(row) > 1:
+                row = reduce_level(row)
+                levels.append(row)
+            self._levels[(level, index)] = levels
+        return levels
 
     def perfect(self, height: int, index: int) -> bytes:
         level, rest = divmod(height, TILE_HEIGHT)
         first = index << rest
-        hashes = self._tile(level, first >> TILE_HEIGHT)
-        offset = first % TILE_WIDTH
-        return perfect_root(hashes[offset : offset + (1 << rest)])
+        # A perfect subtree inside the tree lies wholly inside its tile, where the levels that
+        # pairwise reduction builds hold its root (only the carried last nodes are not perfect).
+        return self._tile_levels(level, first >> TILE_HEIGHT)[rest][(first % TILE_WIDTH) >> rest]
 
 
 def tiles_needed(run: Callable[[Callable[[TileId], bytes]], object]) -> set[TileId]:
