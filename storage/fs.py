@@ -1,0 +1,233 @@
+"""Object store in a local directory: the embedded default (``STORE=fs``).
+
+Each object is a file at its key's path under the root. Writes go to a temporary file that is
+fsynced and then renamed (or hard-linked, for immutable keys) into place, and the directory is
+fsynced, so a write is durable once it returns and never visible half-done. Blocking calls run
+in a small thread pool, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import filecmp
+import functools
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from storage.base import Versioned, check_key, check_prefix
+from storage.errors import ConflictError, NotFoundError, StorageError
+
+T = TypeVar("T")
+_TMP, _LOCK = ".tmp", ".lock"  # never valid keys: no key segment starts with "."
+_STALE_TMP_S = 3600.0
+_WRITE_BUFFER = 1024 * 1024
+
+
+class FsStore:
+    """``ObjectStore`` on a directory. A key that is a path prefix of another ("a" and "a/b")
+    cannot be stored; the log layout never needs one."""
+
+    def __init__(self, root: str | os.PathLike[str], *, threads: int = 8) -> None:
+        self.root = Path(root).absolute()
+        self._tmp = self.root / _TMP
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        _fsync_dir(self.root.parent)
+        _fsync_dir(self.root)
+        self._dirs: set[Path] = {self.root}
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="notar-fs")
+        now = time.time()
+        for leftover in self._tmp.iterdir():  # temp files of writers that crashed long ago
+            if now - leftover.stat().st_mtime > _STALE_TMP_S:
+                leftover.unlink(missing_ok=True)
+
+    async def get(self, key: str) -> bytes:
+        return await self._run("get", key, lambda: self._path(key).read_bytes())
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes:
+        if not 0 <= start < end:
+            raise ValueError(f"need 0 <= start < end, got {start}, {end}")
+
+        def read() -> bytes:
+            with open(self._path(key), "rb") as f:
+                f.seek(start)
+                return f.read(end - start)
+        return await self._run("get", key, read)
+
+    async def get_versioned(self, key: str) -> Versioned:
+        def read() -> Versioned:
+            data = self._path(key).read_bytes()
+            return Versioned(data, "sha256:" + hashlib.sha256(data).hexdigest())
+        return await self._run("get", key, read)
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self._run("put", key, lambda: self._install(key, self._write_tmp(data), False))
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        await self._run("put", key, lambda: self._install(key, self._write_tmp(data), True))
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
+        self._path(key)
+        tmp = self._tmp / uuid.uuid4().hex
+        f = await self._run("put", key, lambda: open(tmp, "xb"))  # noqa: SIM115
+        size, buf = 0, bytearray()
+        try:
+            async for chunk in chunks:
+                buf += chunk
+                if len(buf) >= _WRITE_BUFFER:
+                    size += await self._run("put", key, functools.partial(f.write, bytes(buf)))
+                    buf.clear()
+            size += await self._run("put", key, lambda: f.write(buf))
+            await self._run("put", key, lambda: os.fsync(f.fileno()))
+        except BaseException:
+            await asyncio.shield(self._run("put", key, lambda: _discard(f, tmp)))
+            raise
+        await self._run("put", key, f.close)
+        await self._run("put", key, lambda: self._install(key, tmp, immutable))
+        return size
+
+    async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
+        def swap() -> str:
+            path = self._path(key)
+            with open(self.root / _LOCK, "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+                try:
+                    current: bytes | None = path.read_bytes()
+                except FileNotFoundError:
+                    current = None
+                new_version = "sha256:" + hashlib.sha256(data).hexdigest()
+                if current == data:
+                    return new_version
+                now = None if current is None else "sha256:" + hashlib.sha256(current).hexdigest()
+                if now != version:
+                    raise ConflictError(f"{key!r} in directory {self.root} is no longer at "
+                                        f"version {version}; another writer changed it", key=key)
+                self._install(key, self._write_tmp(data), False)
+                return new_version
+        return await self._run("put", key, swap)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[str]:
+        check_prefix(prefix)
+        base = prefix.rpartition("/")[0]
+        keys = await self._run("list", prefix, lambda: sorted(_walk(self.root / base, base)))
+        for key in keys:
+            if key.startswith(prefix):
+                yield key
+
+    async def delete(self, key: str) -> None:
+        def remove() -> None:
+            path = self._path(key)
+            try:
+                path.unlink()
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            _fsync_dir(path.parent)
+        await self._run("delete", key, remove)
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # -- internals (run in the pool) ---------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _write_tmp(self, data: bytes) -> Path:
+        tmp = self._tmp / uuid.uuid4().hex
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return tmp
+
+    def _install(self, key: str, tmp: Path, immutable: bool) -> None:
+        """Move the fsynced ``tmp`` to ``key``: rename over it, or (immutable) hard-link it only
+        if the key is absent, since a link never replaces an existing file."""
+        path = self._path(key)
+        try:
+            self._make_parents(path.parent)
+            if not immutable:
+                os.replace(tmp, path)
+            else:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    if not filecmp.cmp(tmp, path, shallow=False):
+                        raise ConflictError(f"immutable {key!r} in directory {self.root} "
+                                            "already holds different bytes", key=key) from None
+            # The entry in the directory is durable only once the directory is fsynced, also
+            # when identical bytes were already there (written by a writer that then crashed).
+            _fsync_dir(path.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _make_parents(self, directory: Path) -> None:
+        if directory in self._dirs:
+            return
+        missing = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:
+                if not d.is_dir():
+                    raise
+            _fsync_dir(d.parent)
+            self._dirs.add(d)
+
+    async def _run(self, op: str, key: str, call: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            if op == "get":
+                raise NotFoundError(f"{key!r} not found in directory {self.root}", key=key) from e
+            raise StorageError(f"{op} {key!r} in directory {self.root} failed: {e.strerror}; "
+                               "is another key a path prefix of this one?", key=key,
+                               location=str(self.root)) from e
+        except OSError as e:
+            raise StorageError(f"{op} {key!r} in directory {self.root} failed: {e.strerror}",
+                               key=key, location=str(self.root),
+                               transient=e.errno in (errno.EAGAIN, errno.EINTR)) from e
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _discard(f: BinaryIO, tmp: Path) -> None:
+    f.close()
+    tmp.unlink(missing_ok=True)
+
+
+def _walk(directory: Path, relative: str) -> list[str]:
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    keys = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        key = f"{relative}/{entry.name}" if relative else entry.name
+        if entry.is_dir(follow_symlinks=False):
+            keys.extend(_walk(Path(entry.path), key))
+        else:
+            keys.append(key)
+    return keys

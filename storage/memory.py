@@ -1,0 +1,237 @@
+"""In-memory fakes of ``ObjectStore`` and ``Index`` for fast tests, with injectable faults.
+
+They enforce the contract at least as strictly as the real drivers (an immutable key never
+changes, not even through ``put``) and can make any call fail, before or after its effect:
+"failed and not stored" and "failed but stored", the two ways a real write can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import fnmatch
+import itertools
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from storage.base import Versioned, check_key, check_prefix
+from storage.errors import ConflictError, NotFoundError, StorageError
+
+T = TypeVar("T")
+WRITES = frozenset({
+    "put", "put_if_absent", "put_stream", "put_if_version", "delete",
+    "write_batch", "compare_and_swap",
+})
+
+
+@dataclass
+class Fault:
+    """Makes matching calls raise. ``op`` is a method name, ``"write"`` (any write) or ``"*"``;
+    ``key`` an fnmatch pattern (index keys are matched as latin-1 text; a batch matches if any of
+    its keys does). The first ``skip`` matching calls pass, the next ``times`` fail; with
+    ``stored`` the call takes effect before it raises."""
+
+    op: str = "write"
+    key: str = "*"
+    stored: bool = False
+    skip: int = 0
+    times: int = 1
+    error: Callable[[str, str], BaseException] | None = None
+    seen: int = 0
+    fired: int = 0
+
+    def matches(self, op: str, keys: Sequence[str]) -> bool:
+        op_ok = self.op == "*" or self.op == op or (self.op == "write" and op in WRITES)
+        return op_ok and any(fnmatch.fnmatchcase(k, self.key) for k in keys)
+
+    def exception(self, op: str, key: str) -> BaseException:
+        if self.error is not None:
+            return self.error(op, key)
+        effect = "but stored" if self.stored else "and not stored"
+        return StorageError(f"injected fault: {op} {key!r} failed {effect}", key=key,
+                            location="memory", transient=True)
+
+
+@dataclass
+class Faults:
+    """The faults armed on one fake, and a journal of every write it was asked to do."""
+
+    armed: list[Fault] = field(default_factory=list)
+    journal: list[tuple[str, str]] = field(default_factory=list)
+
+    def inject(self, op: str = "write", key: str = "*", *, stored: bool = False, skip: int = 0,
+               times: int = 1, error: Callable[[str, str], BaseException] | None = None) -> Fault:
+        fault = Fault(op, key, stored, skip, times, error)
+        self.armed.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        self.armed.clear()
+
+    def _due(self, op: str, keys: Sequence[str]) -> Fault | None:
+        if op in WRITES:
+            self.journal.append((op, keys[0] if len(keys) == 1 else ",".join(keys)))
+        for fault in self.armed:
+            if fault.fired < fault.times and fault.matches(op, keys):
+                fault.seen += 1
+                if fault.seen > fault.skip:
+                    fault.fired += 1
+                    return fault
+        return None
+
+    async def run(self, op: str, keys: Sequence[str], effect: Callable[[], T]) -> T:
+        """Run ``effect`` as call ``op`` on ``keys``, failing it if a fault is due."""
+        await asyncio.sleep(0)  # let other tasks interleave, as real I/O would
+        fault = self._due(op, keys or [""])
+        if fault is None:
+            return effect()
+        if fault.stored:
+            effect()
+        raise fault.exception(op, keys[0] if keys else "")
+
+
+class MemoryStore:
+    """``ObjectStore`` in a dict. A key written by an immutable write keeps its bytes until it
+    is deleted: ``put`` or ``put_if_version`` with other bytes raise ``ConflictError``."""
+
+    def __init__(self, *, faults: Faults | None = None) -> None:
+        self.faults = faults or Faults()
+        self.objects: dict[str, bytes] = {}
+        self._versions: dict[str, str] = {}
+        self._immutable: set[str] = set()
+        self._counter = itertools.count(1)
+
+    async def get(self, key: str) -> bytes:
+        return (await self.get_versioned(key)).data
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes:
+        if not 0 <= start < end:
+            raise ValueError(f"need 0 <= start < end, got {start}, {end}")
+        return (await self.get(key))[start:end]
+
+    async def get_versioned(self, key: str) -> Versioned:
+        return await self.faults.run("get", [check_key(key)], lambda: self._read(key))
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self.faults.run("put", [check_key(key)], lambda: self._write(key, data, False))
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        await self.faults.run("put_if_absent", [check_key(key)],
+                              lambda: self._write(key, data, True))
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
+        check_key(key)
+        data = b"".join([bytes(chunk) async for chunk in chunks])
+        await self.faults.run("put_stream", [key], lambda: self._write(key, data, immutable))
+        return len(data)
+
+    async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
+        def effect() -> str:
+            if self.objects.get(key) == data:
+                return self._versions[key]
+            if self._versions.get(key) != version:
+                raise ConflictError(f"{key!r} in memory is no longer at version {version}",
+                                    key=key)
+            return self._write(key, data, False)
+        return await self.faults.run("put_if_version", [check_key(key)], effect)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[str]:
+        check_prefix(prefix)
+        keys = await self.faults.run("list", [prefix], lambda: sorted(self.objects))
+        for key in keys:
+            if key.startswith(prefix) and key in self.objects:
+                yield key
+
+    async def delete(self, key: str) -> None:
+        def effect() -> None:
+            self.objects.pop(key, None)
+            self._versions.pop(key, None)
+            self._immutable.discard(key)
+        await self.faults.run("delete", [check_key(key)], effect)
+
+    async def close(self) -> None:
+        pass
+
+    def _read(self, key: str) -> Versioned:
+        if key not in self.objects:
+            raise NotFoundError(f"{key!r} not found in memory store", key=key)
+        return Versioned(self.objects[key], self._versions[key])
+
+    def _write(self, key: str, data: bytes, immutable: bool) -> str:
+        data = bytes(data)
+        current = self.objects.get(key)
+        if current is not None and current != data and (immutable or key in self._immutable):
+            raise ConflictError(f"immutable {key!r} in memory already holds different bytes",
+                                key=key)
+        if immutable:
+            self._immutable.add(key)
+        if current != data or key not in self._versions:
+            self.objects[key] = data
+            self._versions[key] = f"v{next(self._counter)}"
+        return self._versions[key]
+
+
+class MemoryIndex:
+    """``Index`` in a sorted list and a dict; every write is atomic and instantly "durable"."""
+
+    def __init__(self, *, faults: Faults | None = None) -> None:
+        self.faults = faults or Faults()
+        self.data: dict[bytes, bytes] = {}
+        self._keys: list[bytes] = []
+
+    async def get(self, key: bytes) -> bytes | None:
+        return await self.faults.run("get", [_text(key)], lambda: self.data.get(key))
+
+    async def multi_get(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        return await self.faults.run("multi_get", [_text(k) for k in keys],
+                                     lambda: [self.data.get(k) for k in keys])
+
+    async def write_batch(self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = (), *,
+                          sync: bool = True) -> None:
+        deletes = list(deletes)
+        await self.faults.run("write_batch", [_text(k) for k in [*puts, *deletes]],
+                              lambda: self._apply(puts, deletes))
+
+    async def scan(self, prefix: bytes, *, start: bytes | None = None,
+                   limit: int | None = None) -> AsyncIterator[tuple[bytes, bytes]]:
+        await self.faults.run("scan", [_text(prefix)], lambda: None)
+        position = max(prefix, start or prefix)
+        count = 0
+        while limit is None or count < limit:
+            i = bisect.bisect_left(self._keys, position)
+            if i == len(self._keys) or not self._keys[i].startswith(prefix):
+                return
+            key = self._keys[i]
+            yield key, self.data[key]
+            count += 1
+            position = key + b"\x00"
+
+    async def compare_and_swap(self, key: bytes, expected: bytes | None, new: bytes, *,
+                               puts: Mapping[bytes, bytes] | None = None,
+                               deletes: Iterable[bytes] = (), sync: bool = True) -> bool:
+        deletes = list(deletes)
+
+        def effect() -> bool:
+            if self.data.get(key) != expected:
+                return False
+            self._apply({**(puts or {}), key: new}, [d for d in deletes if d != key])
+            return True
+        keys = [_text(k) for k in [key, *(puts or {}), *deletes]]
+        return await self.faults.run("compare_and_swap", keys, effect)
+
+    async def close(self) -> None:
+        pass
+
+    def _apply(self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes]) -> None:
+        for key, value in puts.items():
+            if key not in self.data:
+                bisect.insort(self._keys, key)
+            self.data[key] = bytes(value)
+        for key in deletes:
+            if self.data.pop(key, None) is not None:
+                del self._keys[bisect.bisect_left(self._keys, key)]
+
+
+def _text(key: bytes) -> str:
+    return key.decode("latin-1")
