@@ -7,6 +7,7 @@ import pytest
 from loadtest import bench_merkle as bench
 from merkle import root
 from merkle.hashing import leaf_hashes
+from merkle.tiles import TileSource
 from tests.merkle.reference import ref_path, ref_root
 
 SIZES = [1, 2, 3, 5, 255, 256, 257, 600]
@@ -39,6 +40,9 @@ def test_all_proofs_agree_and_verify(n: int) -> None:
     proofs = bench.notar_proofs(tree, indices)
     assert proofs == [ref_path(i, hashes) for i in indices]
     assert bench.notar_tile_proofs(log, indices) == proofs
+    source = TileSource(n, log.tiles.__getitem__)
+    assert bench.notar_warm_tile_proofs(source, n, indices) == proofs
+    assert bench.notar_warm_tile_proofs(source, n, indices) == proofs
     pm = bench.pymerkle_build(entries)
     pm_proofs = bench.pymerkle_proofs(pm, indices)
     assert [p.path[1:] for p in pm_proofs] == proofs
