@@ -1,0 +1,180 @@
+"""What the contract suites cannot see from outside: the directory store fsyncs what it
+writes, leaves no temporary files, survives a restart and shares a directory safely between
+processes; the RocksDB index survives a restart and refuses a second opener."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage.errors import ConflictError, StorageError
+from storage.fs import FsStore
+from storage.rocks import RocksIndex
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+async def test_writes_fsync_the_file_and_the_directory(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FsStore(tmp_path)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    await store.put_if_absent("tile/0/000", b"t")
+    assert any(p.startswith(str(tmp_path / ".tmp")) for p in synced)  # the data, before it shows
+    assert str(tmp_path / "tile" / "0") in synced  # the entry in its directory
+    assert str(tmp_path / "tile") in synced and str(tmp_path) in synced  # the new directories
+    synced.clear()
+    await store.put("checkpoint", b"c")
+    await store.put_stream("doc", chunks(b"a", b"b"), immutable=False)
+    assert synced.count(str(tmp_path)) == 2
+    await store.close()
+
+
+async def test_no_temporary_file_is_left_behind(tmp_path: Path) -> None:
+    store = FsStore(tmp_path)
+    await store.put_if_absent("a/b", b"1")
+    await store.put_if_absent("a/b", b"1")
+    with pytest.raises(ConflictError):
+        await store.put_if_absent("a/b", b"2")
+    await store.put("c", b"3")
+    await store.put_if_version("d", b"4", None)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise OSError("disconnected")
+
+    with pytest.raises(OSError, match="disconnected"):
+        await store.put_stream("e", broken(), immutable=True)
+    assert files_under(tmp_path) == [".lock", "a/b", "c", "d"]
+    await store.close()
+
+
+async def test_what_one_instance_wrote_another_reads_after_a_restart(tmp_path: Path) -> None:
+    first = FsStore(tmp_path)
+    await first.put_if_absent("tile/0/000", b"tile")
+    await first.close()
+    second = FsStore(tmp_path)
+    assert await second.get("tile/0/000") == b"tile"
+    await second.put_if_absent("tile/0/000", b"tile")
+    await second.close()
+
+
+async def test_stale_temporary_files_are_cleaned_on_open_but_fresh_ones_kept(
+        tmp_path: Path) -> None:
+    FsStore(tmp_path)
+    stale, fresh = tmp_path / ".tmp" / "stale", tmp_path / ".tmp" / "fresh"
+    stale.write_bytes(b"from a writer that crashed yesterday")
+    fresh.write_bytes(b"from a writer at work right now")
+    yesterday = time.time() - 86400
+    os.utime(stale, (yesterday, yesterday))
+    await FsStore(tmp_path).close()
+    assert not stale.exists() and fresh.exists()
+
+
+async def test_a_key_below_another_object_is_a_clear_error(tmp_path: Path) -> None:
+    store = FsStore(tmp_path)
+    await store.put_if_absent("a", b"object")
+    with pytest.raises(StorageError, match="'a/b'"):
+        await store.put_if_absent("a/b", b"below an object")
+    assert await store.get("a") == b"object"
+    await store.close()
+
+
+def test_two_processes_racing_on_a_version_cannot_both_win(tmp_path: Path) -> None:
+    """Two stores on one directory, each in its own thread and event loop, stand for two
+    processes: the lock file, not the event loop, must keep the swap atomic."""
+    asyncio.run(_seed(tmp_path))
+    results: list[object] = []
+
+    def writer(n: int) -> None:
+        async def go() -> None:
+            store = FsStore(tmp_path)
+            try:
+                start = await store.get_versioned("checkpoint")
+                barrier.wait()
+                results.append(await store.put_if_version("checkpoint", b"by %d" % n,
+                                                          start.version))
+            except ConflictError as e:
+                results.append(e)
+            finally:
+                await store.close()
+        asyncio.run(go())
+
+    for _ in range(10):
+        asyncio.run(_seed(tmp_path))
+        results.clear()
+        barrier = threading.Barrier(4)
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(isinstance(r, str) for r in results) == 1, results
+
+
+async def _seed(root: Path) -> None:
+    store = FsStore(root)
+    await store.put("checkpoint", b"size 0")
+    await store.close()
+
+
+async def test_rocks_keeps_synced_writes_across_a_restart(tmp_path: Path) -> None:
+    index = RocksIndex.open(tmp_path / "db")
+    await index.write_batch({b"head": b"7", b"q/1": b"\x00\xff"}, sync=True)
+    assert await index.compare_and_swap(b"head", b"7", b"8")
+    await index.close()
+    reopened = RocksIndex.open(tmp_path / "db")
+    assert await reopened.multi_get([b"head", b"q/1"]) == [b"8", b"\x00\xff"]
+    await reopened.close()
+
+
+async def test_rocks_refuses_a_second_opener_naming_the_path(tmp_path: Path) -> None:
+    index = RocksIndex.open(tmp_path / "db")
+    try:
+        with pytest.raises(StorageError, match=str(tmp_path / "db")):
+            RocksIndex.open(tmp_path / "db")
+    finally:
+        await index.close()
+
+
+async def test_rocks_calls_leave_the_event_loop_free(tmp_path: Path) -> None:
+    index = RocksIndex.open(tmp_path / "db")
+    main = threading.get_ident()
+    seen: list[int] = []
+    real_write = index._db.write
+
+    def spy(*args: object) -> None:
+        seen.append(threading.get_ident())
+        real_write(*args)  # type: ignore[arg-type]
+
+    index._db = _Spy(index._db, write=spy)  # type: ignore[assignment]
+    await index.write_batch({b"k": b"v"})
+    assert seen and main not in seen
+    await index.close()
+
+
+class _Spy:
+    def __init__(self, inner: object, **overrides: object) -> None:
+        self._inner, self._overrides = inner, overrides
+
+    def __getattr__(self, name: str) -> object:
+        return self._overrides.get(name) or getattr(self._inner, name)
