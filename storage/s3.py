@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import hashlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -25,31 +23,24 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from storage import s3_multipart
 from storage.base import Versioned, check_key, check_prefix
 from storage.errors import ConfigError, ConflictError, NotarError, NotFoundError, StorageError
 from storage.retry import RetryPolicy, retrying
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
-    from types_aiobotocore_s3.type_defs import (
-        CompletedPartTypeDef,
-        ListObjectsV2OutputTypeDef,
-        PutObjectRequestTypeDef,
-    )
+    from types_aiobotocore_s3.type_defs import ListObjectsV2OutputTypeDef, PutObjectRequestTypeDef
 
 T = TypeVar("T")
-MiB = 1024 * 1024
-MAX_PARTS = 10_000
-_HASH_OFF_LOOP = 256 * 1024  # hashing more than this in a thread keeps the event loop free
+MiB = s3_multipart.MiB
 _TRANSIENT_CODES = frozenset({
     "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestTimeout",
     "InternalError", "ServiceUnavailable", "ConditionalRequestConflict", "OperationAborted",
 })
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
-_CREDENTIALS = frozenset({
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "ExpiredToken",
-    "InvalidToken",
-})
+_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403",
+                          "ExpiredToken", "InvalidToken"})
 _CORRUPT = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -82,7 +73,7 @@ class S3Config:
             raise ConfigError(f"S3_ENDPOINT {self.endpoint!r} must look like "
                               "http(s)://host[:port]", setting="S3_ENDPOINT")
         try:
-            check_prefix(self.prefix.strip("/") + "/" if self.prefix.strip("/") else "")
+            check_prefix(self.key_prefix)
         except ValueError as e:
             raise ConfigError(f"S3_PREFIX {self.prefix!r} is not usable: {e}",
                               setting="S3_PREFIX") from e
@@ -92,6 +83,11 @@ class S3Config:
         if not 5 * MiB <= self.part_size <= 5 * 1024 * MiB:
             raise ValueError(f"S3Config.part_size must be 5 MiB..5 GiB, got {self.part_size}")
 
+    @property
+    def key_prefix(self) -> str:
+        """``prefix`` as it starts every object key: empty, or ending with one ``/``."""
+        return self.prefix.strip("/") + "/" if self.prefix.strip("/") else ""
+
 
 class S3Store:
     """``ObjectStore`` on an S3 bucket: conditional writes for immutable keys, a SHA-256 checksum
@@ -99,11 +95,11 @@ class S3Store:
 
     def __init__(self, config: S3Config, *, client: S3Client,
                  resources: AsyncExitStack | None = None) -> None:
-        self._config = config
-        self._client = client
+        self.config = config
+        self.client = client
+        self.bucket = config.bucket
+        self.where = f"s3 endpoint {client.meta.endpoint_url} bucket {config.bucket!r}"
         self._resources = resources
-        self._prefix = config.prefix.strip("/") + "/" if config.prefix.strip("/") else ""
-        self._where = f"s3 endpoint {client.meta.endpoint_url} bucket {config.bucket!r}"
 
     @classmethod
     async def from_config(cls, config: S3Config, *, session: AioSession | None = None) -> S3Store:
@@ -128,11 +124,6 @@ class S3Store:
         ))
         return cls(config, client=client, resources=resources)
 
-    @property
-    def client(self) -> S3Client:
-        """The underlying client, for tests and tools that need a raw S3 call."""
-        return self._client
-
     async def close(self) -> None:
         if self._resources is not None:
             await self._resources.aclose()
@@ -143,24 +134,25 @@ class S3Store:
     async def get_range(self, key: str, start: int, end: int) -> bytes:
         if not 0 <= start < end:
             raise ValueError(f"need 0 <= start < end, got {start}, {end}")
+
         async def call() -> bytes:
             try:
-                r = await self._client.get_object(Bucket=self._config.bucket, Key=self._k(key),
-                                                  Range=f"bytes={start}-{end - 1}")
+                r = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(key),
+                                                 Range=f"bytes={start}-{end - 1}")
             except ClientError as e:
-                if _code(e) == "InvalidRange":  # start at or past the end of the object
+                if _code(e) == "InvalidRange":  # starts at or past the end of the object
                     return b""
                 raise
             async with r["Body"] as body:
                 return await body.read()
-        return await self._call("get", key, call)
+        return await self.call("get", key, call)
 
     async def get_versioned(self, key: str) -> Versioned:
         async def call() -> Versioned:
-            r = await self._client.get_object(Bucket=self._config.bucket, Key=self._k(key))
+            r = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
             async with r["Body"] as body:
                 return Versioned(await body.read(), r["ETag"])
-        return await self._call("get", key, call)
+        return await self.call("get", key, call)
 
     async def put(self, key: str, data: bytes) -> None:
         await self._put(key, data)
@@ -169,7 +161,10 @@ class S3Store:
         try:
             await self._put(key, data, if_none_match=True)
         except ConflictError:
-            await self._check_same(key, data)
+            current = await self._get_or_none(key)
+            if current is None or current.data != data:
+                raise ConflictError(f"immutable {key!r} in {self.where} already holds "
+                                    "different bytes", key=key) from None
 
     async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
         try:
@@ -178,54 +173,65 @@ class S3Store:
             current = await self._get_or_none(key)
             if current is not None and current.data == data:
                 return current.version
-            raise ConflictError(f"{key!r} in {self._where} is no longer at version {version}; "
+            raise ConflictError(f"{key!r} in {self.where} is no longer at version {version}; "
                                 "another writer changed it", key=key) from None
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
-        self._k(key)
-        async with aclosing(_split(chunks, self._config.part_size)) as parts:
+        self.object_key(key)
+        size = self.config.part_size
+        async with aclosing(s3_multipart.split(chunks, size)) as parts:
             first = await anext(parts, b"")
-            second = await anext(parts, None) if len(first) == self._config.part_size else None
-            if second is None:
+            second = await anext(parts, None) if len(first) == size else None
+            if second is None:  # it fits in one part: one plain put
                 await (self.put_if_absent(key, first) if immutable else self.put(key, first))
                 return len(first)
-            return await self._multipart(key, _chain(first, second, parts), immutable)
+            return await s3_multipart.upload(
+                self, key, s3_multipart.chain(first, second, rest=parts), immutable=immutable,
+                part_size=size, concurrency=self.config.part_concurrency)
 
     async def list(self, prefix: str = "") -> AsyncIterator[str]:
-        full = self._prefix + check_prefix(prefix)
+        full = self.config.key_prefix + check_prefix(prefix)
         token = ""
         while True:
             async def call(token: str = token) -> ListObjectsV2OutputTypeDef:
                 if token:
-                    return await self._client.list_objects_v2(
-                        Bucket=self._config.bucket, Prefix=full, ContinuationToken=token)
-                return await self._client.list_objects_v2(Bucket=self._config.bucket, Prefix=full)
-            page = await self._call("list", prefix, call)
+                    return await self.client.list_objects_v2(
+                        Bucket=self.bucket, Prefix=full, ContinuationToken=token)
+                return await self.client.list_objects_v2(Bucket=self.bucket, Prefix=full)
+            page = await self.call("list", prefix, call)
             for item in page.get("Contents", []):
-                yield item["Key"][len(self._prefix):]
+                yield item["Key"][len(self.config.key_prefix):]
             token = page.get("NextContinuationToken", "")
             if not page.get("IsTruncated") or not token:
                 return
 
     async def delete(self, key: str) -> None:
         with suppress(NotFoundError):
-            await self._call("delete", key, lambda: self._client.delete_object(
-                Bucket=self._config.bucket, Key=self._k(key)))
+            await self.call("delete", key, lambda: self.client.delete_object(
+                Bucket=self.bucket, Key=self.object_key(key)))
 
-    # -- internals --------------------------------------------------------------------------
+    def object_key(self, key: str) -> str:
+        """The key in the bucket: the configured prefix, then ``key`` (checked)."""
+        return self.config.key_prefix + check_key(key)
 
-    def _k(self, key: str) -> str:
-        return self._prefix + check_key(key)
+    async def call(self, op: str, key: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` with retries of transient failures; what still fails is translated into
+        a notar error naming the operation, endpoint, bucket and key."""
+        try:
+            return await retrying(call, policy=self.config.retry, transient=_transient)
+        except (ClientError, BotoCoreError, aiohttp.ClientError, TimeoutError) as e:
+            raise self._translate(e, op, key) from e
 
     async def _put(self, key: str, data: bytes, *, if_none_match: bool = False,
                    if_match: str | None = None) -> str:
-        request: PutObjectRequestTypeDef = {"Bucket": self._config.bucket, "Key": self._k(key),
-                                            "Body": data, "ChecksumSHA256": await _sha256_b64(data)}
+        checksum = base64.b64encode(await s3_multipart.sha256(data)).decode()
+        request: PutObjectRequestTypeDef = {"Bucket": self.bucket, "Key": self.object_key(key),
+                                            "Body": data, "ChecksumSHA256": checksum}
         if if_none_match:
             request["IfNoneMatch"] = "*"
         if if_match is not None:
             request["IfMatch"] = if_match
-        r = await self._call("put", key, lambda: self._client.put_object(**request))
+        r = await self.call("put", key, lambda: self.client.put_object(**request))
         return r["ETag"]
 
     async def _get_or_none(self, key: str) -> Versioned | None:
@@ -234,110 +240,15 @@ class S3Store:
         except NotFoundError:
             return None
 
-    async def _check_same(self, key: str, data: bytes) -> None:
-        current = await self._get_or_none(key)
-        if current is None or current.data != data:
-            raise ConflictError(f"immutable {key!r} in {self._where} already holds different "
-                                "bytes", key=key)
-
-    async def _multipart(self, key: str, parts: AsyncIterator[bytes], immutable: bool) -> int:
-        bucket, k = self._config.bucket, self._k(key)
-        created = await self._call("put", key, lambda: self._client.create_multipart_upload(
-            Bucket=bucket, Key=k, ChecksumAlgorithm="SHA256"))
-        upload_id = created["UploadId"]
-        done: dict[int, CompletedPartTypeDef] = {}
-        hashes: list[bytes] = []
-        tasks: list[asyncio.Task[None]] = []
-        slots = asyncio.Semaphore(self._config.part_concurrency)
-        size, completed = 0, False
-
-        async def upload(number: int, body: bytes, digest: bytes) -> None:
-            try:
-                checksum = base64.b64encode(digest).decode()
-                r = await self._call("put", key, lambda: self._client.upload_part(
-                    Bucket=bucket, Key=k, UploadId=upload_id, PartNumber=number, Body=body,
-                    ChecksumSHA256=checksum))
-                done[number] = {"PartNumber": number, "ETag": r["ETag"],
-                                "ChecksumSHA256": checksum}
-            finally:
-                slots.release()
-
-        try:
-            async for body in parts:
-                if len(tasks) == MAX_PARTS:
-                    raise StorageError(f"{key!r} is larger than {MAX_PARTS} parts of "
-                                       f"{self._config.part_size} bytes; raise the part size",
-                                       key=key, location=self._where)
-                await slots.acquire()  # at most part_concurrency parts in memory and in flight
-                for task in tasks:
-                    if task.done() and not task.cancelled() and task.exception() is not None:
-                        await task  # a part failed: stop reading, raise its error
-                hashes.append(await _sha256(body))
-                size += len(body)
-                tasks.append(asyncio.create_task(upload(len(tasks) + 1, body, hashes[-1])))
-            await asyncio.gather(*tasks)
-            listing: list[CompletedPartTypeDef] = [done[n] for n in sorted(done)]
-
-            async def complete() -> object:
-                if immutable:
-                    return await self._client.complete_multipart_upload(
-                        Bucket=bucket, Key=k, UploadId=upload_id,
-                        MultipartUpload={"Parts": listing}, IfNoneMatch="*")
-                return await self._client.complete_multipart_upload(
-                    Bucket=bucket, Key=k, UploadId=upload_id, MultipartUpload={"Parts": listing})
-
-            try:
-                await self._call("put", key, complete)
-                completed = True
-            except (ConflictError, NotFoundError):
-                # 412: the key exists already. 404 NoSuchUpload: a retried completion whose
-                # first attempt landed. Either way it is fine if the stored bytes are ours.
-                if not await self._same_parts(key, size, hashes):
-                    raise ConflictError(f"immutable {key!r} in {self._where} already holds "
-                                        "different bytes", key=key) from None
-            return size
-        finally:
-            if not completed:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                await asyncio.shield(self._abort(key, upload_id))
-
-    async def _abort(self, key: str, upload_id: str) -> None:
-        with suppress(NotarError):  # the error that made us abort is the one worth raising
-            await self._call("abort upload of", key, lambda: self._client.abort_multipart_upload(
-                Bucket=self._config.bucket, Key=self._k(key), UploadId=upload_id))
-
-    async def _same_parts(self, key: str, size: int, hashes: Sequence[bytes]) -> bool:
-        async def call() -> Sequence[bytes] | None:
-            try:
-                r = await self._client.get_object(Bucket=self._config.bucket, Key=self._k(key))
-            except ClientError as e:
-                if _code(e) in _NOT_FOUND:
-                    return None
-                raise
-            if r["ContentLength"] != size:
-                return []
-            async with r["Body"] as body:
-                return [await _sha256(p) async for p in _split(body.iter_chunks(MiB),
-                                                               self._config.part_size)]
-        return await self._call("get", key, call) == list(hashes)
-
-    async def _call(self, op: str, key: str, call: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await retrying(call, policy=self._config.retry, transient=_transient)
-        except (ClientError, BotoCoreError, aiohttp.ClientError, TimeoutError) as e:
-            raise self._translate(e, op, key) from e
-
     def _translate(self, e: Exception, op: str, key: str) -> NotarError:
-        what = f"{op} {key!r} in {self._where}"
+        what = f"{op} {key!r} in {self.where}"
         if not isinstance(e, ClientError):
-            hint = " (corrupted in transit)" if isinstance(e, ChecksumError | FlexibleChecksumError) else ""
-            return StorageError(f"{what} failed{hint}: {e}", key=key, location=self._where,
-                                transient=_transient(e))
+            corrupt = isinstance(e, ChecksumError | FlexibleChecksumError)
+            return StorageError(f"{what} failed{' (corrupted in transit)' if corrupt else ''}: "
+                                f"{e}", key=key, location=self.where, transient=_transient(e))
         code, message = _code(e), e.response.get("Error", {}).get("Message", "")
         if code in _NOT_FOUND:
-            return NotFoundError(f"{key!r} not found in {self._where}", key=key)
+            return NotFoundError(f"{key!r} not found in {self.where}", key=key)
         if code == "PreconditionFailed":
             return ConflictError(f"{what}: precondition failed", key=key)
         if code == "NoSuchBucket":
@@ -349,7 +260,7 @@ class S3Store:
         else:
             hint = "the server refused it"
         return StorageError(f"{what} failed: {code} {message}: {hint}", key=key,
-                            location=self._where, transient=_transient(e))
+                            location=self.where, transient=_transient(e))
 
 
 def _code(e: ClientError) -> str:
@@ -365,32 +276,3 @@ def _transient(e: BaseException) -> bool:
     # Refused or reset connections, timeouts, truncated or corrupted reads: worth another try.
     return isinstance(e, BotoConnectionError | HTTPClientError | IncompleteReadError | ChecksumError
                       | FlexibleChecksumError | aiohttp.ClientError | TimeoutError)
-
-
-async def _sha256(data: bytes) -> bytes:
-    if len(data) > _HASH_OFF_LOOP:
-        return await asyncio.to_thread(lambda: hashlib.sha256(data).digest())
-    return hashlib.sha256(data).digest()
-
-
-async def _sha256_b64(data: bytes) -> str:
-    return base64.b64encode(await _sha256(data)).decode()
-
-
-async def _split(chunks: AsyncIterable[bytes], size: int) -> AsyncGenerator[bytes, None]:
-    """Re-cut a stream of any chunks into pieces of exactly ``size`` bytes, the last shorter."""
-    buf = bytearray()
-    async for chunk in chunks:
-        buf += chunk
-        while len(buf) >= size:
-            yield bytes(buf[:size])
-            del buf[:size]
-    if buf:
-        yield bytes(buf)
-
-
-async def _chain(first: bytes, second: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    yield second
-    async for part in rest:
-        yield part

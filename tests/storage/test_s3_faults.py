@@ -34,7 +34,7 @@ def b64sha256(data: bytes) -> str:
 
 async def pending_uploads(store: S3Store) -> list[str]:
     listing = await store.client.list_multipart_uploads(
-        Bucket=store._config.bucket, Prefix=store._prefix)
+        Bucket=store.bucket, Prefix=store.config.key_prefix)
     return [u["Key"] for u in listing.get("Uploads", [])]
 
 
@@ -232,7 +232,7 @@ async def test_the_prefix_keeps_stores_apart(s3_target: S3Target, aio_session: A
         with pytest.raises(NotFoundError):
             await b.get("checkpoint")
         raw = await a.client.get_object(Bucket=s3_target.bucket,
-                                        Key=f"{a._prefix}checkpoint")
+                                        Key=f"{a.config.key_prefix}checkpoint")
         async with raw["Body"] as body:
             assert await body.read() == b"a"
     finally:
