@@ -1,19 +1,21 @@
-"""The anchor service as an aiohttp app: the sequencer behind an internal route, health, metrics."""
+"""The anchor service as aiohttp routes: the sequencer behind internal routes, health, metrics."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
+import orjson
 from aiohttp import web
 
+from merkle.digests import Digest, parse_digest
 from services.anchor.keys import LogKeys, generate_keys, load_keys
-from services.anchor.sequencer import Sequencer, SequencerConfig
+from services.anchor.sequencer import Item, Sequenced, Sequencer, SequencerConfig
 from services.anchor.wire import decode_request, encode_results
 from services.common.config import Settings
-from services.common.problems import problem_middleware, read_json
-from services.common.stores import data_dir, open_index, open_store
+from services.common.problems import BadRequest, read_json
+from services.common.resources import METRICS, STORE, new_app
+from services.common.stores import data_dir, open_index
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 MAX_BODY = 4 * 1024 * 1024
@@ -44,26 +46,30 @@ def ensure_keys(settings: Settings) -> list[Path]:
     return generate_keys(data_dir(settings), settings.get("ORIGIN"), *_key_files(settings))
 
 
-def sequencer_context(
-    settings: Settings, env: Mapping[str, str]
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context that opens the store and index and runs the sequencer of `settings`."""
+def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Opens the index and runs the sequencer of `settings` over the app's store; publishes the
+    verifier keys next to the log (`log/keys.json`) for stateless verify pods."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         keys = keys_from(settings)
-        store = await open_store(settings, env)
+        store = app[STORE]
         index = open_index(settings)
         seq = Sequencer(store=store, index=index, keys=keys, config=sequencer_config(settings))
         try:
             await seq.start()
+            await store.put(LOG_PREFIX + "keys.json", _keys_document(keys))
             app[SEQUENCER] = seq
+            app[METRICS].append(lambda: sequencer_metrics(seq))
             yield
             await seq.close()
         finally:
             await index.close()
-            await store.close()
 
     return ctx
+
+
+def _keys_document(keys: LogKeys) -> bytes:
+    return orjson.dumps({**keys.verifier_keys, "witnesses": []})
 
 
 async def submit_entries(request: web.Request) -> web.Response:
@@ -72,16 +78,17 @@ async def submit_entries(request: web.Request) -> web.Response:
     return web.json_response(encode_results(results))
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok\n")
-
-
-async def readyz(request: web.Request) -> web.Response:
-    seq = request.app.get(SEQUENCER)
-    if seq is None or seq.failed is not None:
-        reason = "starting" if seq is None else f"stopped: {seq.failed}"
-        return web.Response(status=503, text=f"sequencer {reason}\n")
-    return web.Response(text="ready\n")
+async def lookup_entries(request: web.Request) -> web.Response:
+    try:
+        digest = parse_digest(request.query.get("digest"))
+    except ValueError as e:
+        raise BadRequest(str(e), kind="invalid-digest") from e
+    tenant = request.query.get("tenant", "")
+    try:
+        found = await request.app[SEQUENCER].lookup(tenant, digest)
+    except ValueError as e:
+        raise BadRequest(str(e), kind="invalid-tenant") from e
+    return web.json_response({"entries": [{"index": i, "salt": s.hex()} for i, s in found]})
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -91,11 +98,10 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def metrics(request: web.Request) -> web.Response:
-    seq = request.app[SEQUENCER]
+def sequencer_metrics(seq: Sequencer) -> list[str]:
     s = seq.stats
     lat = list(s.latencies)
-    lines = [
+    return [
         "# TYPE notar_entries_sequenced_total counter",
         f"notar_entries_sequenced_total {s.sequenced}",
         "# TYPE notar_batches_total counter",
@@ -113,15 +119,39 @@ async def metrics(request: web.Request) -> web.Response:
         f'notar_submit_to_checkpoint_seconds{{quantile="0.99"}} {_quantile(lat, 0.99):.6f}',
         f"notar_submit_to_checkpoint_seconds_count {len(lat)}",
     ]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def anchor_ready(app: web.Application) -> str | None:
+    seq = app.get(SEQUENCER)
+    if seq is None:
+        return "sequencer starting"
+    if seq.failed is not None:
+        return f"sequencer stopped: {seq.failed}"
+    return None
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    """Add the anchor to `app` (after the store context)."""
+    app.cleanup_ctx.append(sequencer_context(settings))
+    app.router.add_post("/internal/v1/entries", submit_entries)
+    app.router.add_get("/internal/v1/entries", lookup_entries)
 
 
 def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:
-    """The anchor app of `settings`: POST /internal/v1/entries for ingest pods, health, metrics."""
-    app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY)
-    app.cleanup_ctx.append(sequencer_context(settings, dict(os.environ if env is None else env)))
-    app.router.add_post("/internal/v1/entries", submit_entries)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    """The anchor role alone: internal routes for ingest and verify pods, health, metrics."""
+    app = new_app(settings, env, readiness=[anchor_ready], client_max_size=MAX_BODY)
+    setup(app, settings)
     return app
+
+
+class LocalAnchor:
+    """The in-process anchor (`notar serve`): the app's sequencer as Submitter and Lookup."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
+        return await self._app[SEQUENCER].submit(items)
+
+    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
+        return await self._app[SEQUENCER].lookup(tenant, digest)

@@ -10,12 +10,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.anchor.app import create_app as create_anchor_app
+from services.anchor import app as anchor_app
 from services.anchor.app import ensure_keys, keys_from
 from services.common.config import SETTINGS, Settings, load_settings
+from services.common.resources import new_app
 from services.common.stores import data_dir
+from services.ingest import app as ingest_app
+from services.verify import app as verify_app
 
-ROLES = ("all", "anchor")  # ingest and verify join with their services
+ROLES = ("all", "anchor", "ingest", "verify")
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +39,19 @@ def settings_from(ns: argparse.Namespace, env: Mapping[str, str]) -> Settings:
 
 
 def build_app(role: str, settings: Settings, env: Mapping[str, str]) -> web.Application:
-    if role in ("all", "anchor"):
-        return create_anchor_app(settings, env=env)
-    raise SystemExit(f"notar serve: unknown role {role!r}")
+    """The app of one role, or of all three sharing one store and the in-process sequencer."""
+    if role == "anchor":
+        return anchor_app.create_app(settings, env=env)
+    if role == "ingest":
+        return ingest_app.create_app(settings, env=env)
+    if role == "verify":
+        return verify_app.create_app(settings, env=env)
+    app = new_app(settings, env, readiness=[anchor_app.anchor_ready], client_max_size=anchor_app.MAX_BODY)
+    anchor_app.setup(app, settings)
+    local = anchor_app.LocalAnchor(app)
+    ingest_app.setup(app, settings, submitter=local)
+    verify_app.setup(app, settings, lookup=local)
+    return app
 
 
 def serve(ns: argparse.Namespace) -> int:

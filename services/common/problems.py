@@ -39,7 +39,26 @@ class BadRequest(NotarError):
         self.kind, self.status, self.extra = kind, status, extra
 
 
+class CorruptedError(NotarError):
+    """Stored bytes no longer match their hash: reported, never served."""
+
+
+class Unauthorized(NotarError):
+    """No API key, or one that belongs to no tenant."""
+
+
 def to_response(error: BaseException) -> web.Response:
+    if isinstance(error, Unauthorized):
+        return problem(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            error.message,
+            headers={"WWW-Authenticate": 'Bearer realm="notar"'},
+        )
+    if isinstance(error, CorruptedError):
+        log.error("corruption detected: %s", error.message)
+        return problem(500, "corrupted", "Stored data is corrupted", error.message)
     if isinstance(error, BadRequest):
         return problem(error.status, error.kind, "Bad request", error.message, **error.extra)
     if isinstance(error, PushbackError):
@@ -83,9 +102,14 @@ async def read_json(request: web.Request, *, limit: int) -> Any:
             kind="too-large",
             status=413,
         )
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise BadRequest(f"the body is larger than {limit} bytes", kind="too-large", status=413)
+    parts: list[bytes] = []
+    total = 0
+    async for data in request.content.iter_any():
+        total += len(data)
+        if total > limit:
+            raise BadRequest(f"the body is larger than {limit} bytes", kind="too-large", status=413)
+        parts.append(data)
+    body = b"".join(parts)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:

@@ -90,6 +90,7 @@ async def test_salts_come_from_one_csprng_call_per_batch(
 ) -> None:
     calls: list[int] = []
     seq = await make_sequencer(start=False)
+
     def counting_urandom(n: int) -> bytes:
         calls.append(n)
         return os.urandom(n)

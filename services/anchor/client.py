@@ -1,0 +1,78 @@
+"""The anchor seen from ingest and verify pods: the same `submit` / `lookup` as the in-process
+sequencer, over the anchor's internal HTTP routes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+from merkle.digests import Digest
+from services.anchor.sequencer import Item, Sequenced
+from services.anchor.wire import decode_results, encode_request
+from storage.errors import PushbackError, StorageError
+
+
+class Submitter(Protocol):
+    async def submit(self, items: Sequence[Item]) -> list[Sequenced]: ...
+
+
+class Lookup(Protocol):
+    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]: ...
+
+
+class AnchorClient:
+    """Talks to `url` (ANCHOR_URL); errors become PushbackError (503 + Retry-After) or StorageError."""
+
+    def __init__(self, url: str, *, session: aiohttp.ClientSession | None = None) -> None:
+        self._url = url.rstrip("/")
+        self._session = session or aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=60, sock_connect=5),
+            json_serialize=lambda o: orjson.dumps(o).decode(),
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+        where = f"{self._url}{path}"
+        try:
+            async with self._session.request(method, where, **kw) as r:
+                body = await r.read()
+                if r.status == 503:
+                    retry = float(r.headers.get("Retry-After", "1"))
+                    raise PushbackError(f"the anchor at {self._url} is busy", retry_after=retry)
+                if r.status != 200:
+                    raise StorageError(
+                        f"the anchor at {where} answered {r.status}: {body[:300]!r}",
+                        location=self._url,
+                        transient=r.status >= 500,
+                    )
+                return orjson.loads(body)
+        except aiohttp.ClientError as e:
+            raise StorageError(
+                f"cannot reach the anchor at {where}: {e}", location=self._url, transient=True
+            ) from e
+
+    async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
+        if not items:
+            return []
+        body = encode_request(items[0].tenant, items)
+        answer = await self._call("POST", "/internal/v1/entries", json=body)
+        try:
+            return decode_results(items, answer)
+        except ValueError as e:
+            raise StorageError(str(e), location=self._url) from e
+
+    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
+        answer = await self._call(
+            "GET", "/internal/v1/entries", params={"tenant": tenant, "digest": str(digest)}
+        )
+        try:
+            return [(int(e["index"]), bytes.fromhex(e["salt"])) for e in answer["entries"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise StorageError(
+                f"malformed lookup answer from the anchor at {self._url}: {e}", location=self._url
+            ) from e

@@ -1,0 +1,88 @@
+"""What every service app shares: the object store, the tenant registry, bearer auth, health."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+
+from aiohttp import web
+
+from services.common.config import Settings
+from services.common.problems import Unauthorized, problem_middleware
+from services.common.stores import open_store
+from services.common.tenants import TenantRegistry
+from storage.base import ObjectStore
+
+STORE = web.AppKey("store", ObjectStore)
+TENANTS = web.AppKey("tenants", TenantRegistry)
+
+
+def store_context(
+    settings: Settings, env: Mapping[str, str]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Opens the configured store (once per app, however many services share it)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = await open_store(settings, env)
+        app[STORE] = store
+        app[TENANTS] = TenantRegistry(store)
+        yield
+        await store.close()
+
+    return ctx
+
+
+async def tenant_of(request: web.Request) -> str:
+    """The tenant of the request's `Authorization: Bearer <api key>`; 401 problem+json otherwise."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    tenant = None
+    if scheme.lower() == "bearer" and key.strip():
+        tenant = await request.app[TENANTS].resolve(key.strip())
+    if tenant is None:
+        raise Unauthorized(
+            "an API key is required: Authorization: Bearer <key>"
+            if not header
+            else "the API key is not valid"
+        )
+    return tenant
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+METRICS = web.AppKey("metrics", list[Callable[[], list[str]]])
+READINESS = web.AppKey("readiness", list[Callable[[web.Application], str | None]])
+
+
+async def readyz(request: web.Request) -> web.Response:
+    problems = [p for check in request.app[READINESS] if (p := check(request.app)) is not None]
+    if problems:
+        return web.Response(status=503, text="\n".join(problems) + "\n")
+    return web.Response(text="ready\n")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    lines: list[str] = []
+    for provider in request.app[METRICS]:
+        lines += provider()
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def new_app(
+    settings: Settings,
+    env: Mapping[str, str] | None,
+    *,
+    readiness: list[Callable[[web.Application], str | None]],
+    client_max_size: int = 1024**2,
+) -> web.Application:
+    """An app with the problem+json middleware, the store, /healthz, /readyz and /metrics."""
+    app = web.Application(middlewares=[problem_middleware], client_max_size=client_max_size)
+    app[METRICS] = []
+    app[READINESS] = list(readiness)
+    app.cleanup_ctx.append(store_context(settings, dict(os.environ) if env is None else env))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app

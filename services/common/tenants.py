@@ -1,0 +1,78 @@
+"""Tenants and their API keys, kept in the object store so every stateless pod can check them.
+
+A key is `notar_` + 43 characters of base64url (256 random bits); only SHA-256 of it is stored —
+the key's entropy makes a slow hash unnecessary — under `tenants/keys/<hex>`, and looking a key up
+by its hash takes the same path whatever the key, so nothing leaks through timing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+
+import orjson
+
+from services.anchor.state import check_tenant
+from storage.base import ObjectStore
+from storage.errors import ConflictError, NotFoundError
+
+KEY_PREFIX = "notar_"
+_CACHE_S = 30.0
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+class TenantRegistry:
+    """Adds tenants and resolves API keys to tenant names (cached for 30 s per key hash)."""
+
+    def __init__(self, store: ObjectStore, *, prefix: str = "tenants/") -> None:
+        self._store = store
+        self._prefix = prefix
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    async def add(self, name: str) -> str:
+        """Create tenant `name` and return its API key (shown once; only its hash is kept)."""
+        check_tenant(name)
+        try:
+            await self._store.put_if_version(
+                f"{self._prefix}names/{name}", orjson.dumps({"name": name, "id": secrets.token_hex(8)}), None
+            )
+        except ConflictError as e:
+            raise ConflictError(f"tenant {name!r} already exists", key=e.key) from e
+        return await self.new_key(name)
+
+    async def new_key(self, name: str) -> str:
+        """Another API key for an existing tenant (key rotation)."""
+        check_tenant(name)
+        key = KEY_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+        record = orjson.dumps({"tenant": name, "created": int(time.time())})
+        await self._store.put_if_absent(f"{self._prefix}keys/{hash_key(key)}", record)
+        return key
+
+    async def resolve(self, api_key: str) -> str | None:
+        """The tenant owning `api_key`, or None."""
+        if not api_key.startswith(KEY_PREFIX) or len(api_key) > 128:
+            return None
+        digest = hash_key(api_key)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            record = orjson.loads(await self._store.get(f"{self._prefix}keys/{digest}"))
+            tenant: str | None = str(record["tenant"])
+        except NotFoundError:
+            tenant = None
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[digest] = (now + _CACHE_S, tenant)
+        return tenant
+
+
+def same_secret(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

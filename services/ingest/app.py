@@ -1,0 +1,133 @@
+"""The ingest service: `POST /v1/digests`, `PUT /v1/documents`, `GET /v1/documents/{digest}`."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from merkle.digests import parse_digest
+from services.anchor.client import AnchorClient, Submitter
+from services.anchor.sequencer import Item
+from services.common.config import Settings
+from services.common.problems import BadRequest, CorruptedError, read_json
+from services.common.receipts import receipts_json
+from services.common.resources import STORE, new_app, tenant_of
+from services.ingest.documents import Documents
+
+SUBMITTER = web.AppKey("submitter", Submitter)
+DOCUMENTS = web.AppKey("documents", Documents)
+ORIGIN = web.AppKey("origin", str)
+MAX_DIGESTS = 10_000
+MAX_DIGESTS_BODY = 2 * 1024 * 1024
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+async def post_digests(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    body = await read_json(request, limit=MAX_DIGESTS_BODY)
+    if not isinstance(body, dict) or not isinstance(body.get("digests"), list):
+        raise BadRequest('expected {"digests": ["blake3:…", …], "salt": true}', kind="invalid-request")
+    salted = body.get("salt", True)
+    if not isinstance(salted, bool):
+        raise BadRequest('"salt" must be true or false', kind="invalid-request")
+    raw = body["digests"]
+    if len(raw) > MAX_DIGESTS:
+        raise BadRequest(
+            f"at most {MAX_DIGESTS} digests per request, got {len(raw)}", kind="too-many-digests", status=413
+        )
+    if not raw:
+        raise BadRequest("no digests given", kind="invalid-request")
+    items = []
+    for i, d in enumerate(raw):
+        try:
+            items.append(Item(tenant, parse_digest(d), salted))
+        except ValueError as e:
+            raise BadRequest(f"digest {i}: {e}", kind="invalid-digest", position=i) from e
+    results = await request.app[SUBMITTER].submit(items)
+    return _json({"receipts": receipts_json(request.app[ORIGIN], items, results)})
+
+
+async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    async for data in request.content.iter_any():
+        yield data
+
+
+async def put_document(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    manifest = await request.app[DOCUMENTS].put(tenant, _body(request))
+    item = Item(tenant, parse_digest(manifest.digest), True)
+    results = await request.app[SUBMITTER].submit([item])
+    receipt = receipts_json(request.app[ORIGIN], [item], results)[0]
+    return _json({"document": manifest.summary(), "receipt": receipt}, status=201)
+
+
+async def get_document(request: web.Request) -> web.StreamResponse:
+    tenant = await tenant_of(request)
+    try:
+        digest = parse_digest(request.match_info["digest"])
+    except ValueError as e:
+        raise BadRequest(str(e), kind="invalid-digest") from e
+    docs = request.app[DOCUMENTS]
+    manifest = await docs.manifest(tenant, digest)
+    first = await docs.chunk(tenant, manifest.chunks[0]) if manifest.chunks else b""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(manifest.size),
+            "X-Notar-Digest": manifest.digest,
+            "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(manifest.sha256)).decode()}:",
+        }
+    )
+    await response.prepare(request)
+    await response.write(first)
+    for cid in manifest.chunks[1:]:
+        try:
+            data = await docs.chunk(tenant, cid)
+        except CorruptedError:
+            # Headers are gone: cut the connection so the client sees a short body, never bad bytes.
+            if request.transport is not None:
+                request.transport.close()
+            raise
+        await response.write(data)
+    await response.write_eof()
+    return response
+
+
+def ingest_context(
+    settings: Settings, submitter: Submitter | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[ORIGIN] = settings.get("ORIGIN")
+        app[DOCUMENTS] = Documents(app[STORE])
+        client = None
+        if submitter is None:
+            client = AnchorClient(settings.get("ANCHOR_URL"))
+            app[SUBMITTER] = client
+        else:
+            app[SUBMITTER] = submitter
+        yield
+        if client is not None:
+            await client.close()
+
+    return ctx
+
+
+def setup(app: web.Application, settings: Settings, *, submitter: Submitter | None = None) -> None:
+    """Add ingest routes to `app`; without `submitter`, entries go to ANCHOR_URL over HTTP."""
+    app.cleanup_ctx.append(ingest_context(settings, submitter))
+    app.router.add_post("/v1/digests", post_digests)
+    app.router.add_put("/v1/documents", put_document)
+    app.router.add_get("/v1/documents/{digest}", get_document)
+
+
+def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:
+    app = new_app(settings, env, readiness=[])
+    setup(app, settings)
+    return app

@@ -1,0 +1,194 @@
+"""The verify service: receipts (upgraded when anchored), proofs, keys, the published log, and
+receipt verification. Stateless: everything comes from the object store and the anchor's index."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+
+from merkle.checkpoint import parse_checkpoint
+from merkle.digests import parse_digest
+from merkle.note import parse_note
+from merkle.receipt import AnchorVerifier, build_receipt, verify_receipt
+from merkle.tiles import ENTRIES, parse_tile_path
+from services.anchor.client import AnchorClient, Lookup
+from services.common.config import Settings
+from services.common.problems import BadRequest, read_json
+from services.common.resources import STORE, new_app, tenant_of
+from services.verify.logreader import LogReader
+from storage.errors import NotFoundError, PushbackError
+
+
+class AnchoredCheckpoints(Protocol):
+    async def best_for(self, index: int) -> tuple[str, list[dict[str, Any]]] | None:
+        """The earliest anchored checkpoint containing entry `index`: (note, anchor records)."""
+        ...
+
+
+READER = web.AppKey("reader", LogReader)
+LOOKUP = web.AppKey("lookup", Lookup)
+ANCHORED = web.AppKey("anchored", AnchoredCheckpoints)
+VERIFIERS = web.AppKey("anchor_verifiers", dict[str, AnchorVerifier])
+ORIGIN = web.AppKey("verify_origin", str)
+MAX_VERIFY_BODY = 1024 * 1024
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _json(body: Any, *, cache: str | None = None) -> web.Response:
+    headers = {"Cache-Control": cache} if cache else None
+    return web.Response(body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+def _int(request: web.Request, name: str) -> int:
+    raw = request.query.get(name)
+    if raw is None or not raw.isdigit() or (len(raw) > 1 and raw[0] == "0") or len(raw) > 19:
+        raise BadRequest(
+            f"query parameter {name!r} must be a non-negative decimal integer", kind="invalid-parameter"
+        )
+    return int(raw)
+
+
+async def _receipt(app: web.Application, digest: str, index: int, salt: bytes) -> dict[str, Any]:
+    reader = app[READER]
+    note, cp = await reader.checkpoint_covering(index)
+    records: list[dict[str, Any]] = []
+    anchored = await app[ANCHORED].best_for(index) if ANCHORED in app else None
+    if anchored is not None:
+        note, records = anchored
+        cp = parse_checkpoint(parse_note(note).text, origin=app[ORIGIN])
+    if index >= cp.size:
+        raise PushbackError(f"entry {index} is not published yet", retry_after=1)
+    proof = await reader.inclusion_proof(index, cp.size)
+    return build_receipt(
+        digest=parse_digest(digest),
+        salt=salt,
+        origin=app[ORIGIN],
+        index=index,
+        tree_size=cp.size,
+        inclusion=proof,
+        checkpoint=note,
+        anchors=records,
+    )
+
+
+async def get_receipt(request: web.Request) -> web.Response:
+    tenant = await tenant_of(request)
+    raw = request.match_info["digest"]
+    try:
+        digest = parse_digest(raw)
+    except ValueError as e:
+        raise BadRequest(str(e), kind="invalid-digest") from e
+    found = await request.app[LOOKUP].lookup(tenant, digest)
+    if not found:
+        raise NotFoundError(f"this tenant has not notarized {digest}")
+    if request.query.get("all") in ("1", "true"):
+        return _json({"receipts": [await _receipt(request.app, str(digest), i, s) for i, s in found]})
+    index, salt = found[0]
+    return _json(await _receipt(request.app, str(digest), index, salt))
+
+
+async def get_inclusion(request: web.Request) -> web.Response:
+    index, size = _int(request, "index"), _int(request, "size")
+    if index >= size:
+        raise BadRequest(f"index {index} is not below size {size}", kind="invalid-parameter")
+    proof = await request.app[READER].inclusion_proof(index, size)
+    return _json({"index": index, "size": size, "proof": [h.hex() for h in proof]}, cache=IMMUTABLE)
+
+
+async def get_consistency(request: web.Request) -> web.Response:
+    first, second = _int(request, "from"), _int(request, "to")
+    if first > second:
+        raise BadRequest(f"'from' {first} is larger than 'to' {second}", kind="invalid-parameter")
+    proof = await request.app[READER].consistency_proof(first, second)
+    return _json({"from": first, "to": second, "proof": [h.hex() for h in proof]}, cache=IMMUTABLE)
+
+
+async def get_keys(request: web.Request) -> web.Response:
+    keys = await request.app[READER].keys()
+    return _json(
+        {"log": keys["log"], "clock": keys["clock"], "witnesses": keys.get("witnesses", [])},
+        cache="public, max-age=300",
+    )
+
+
+async def get_checkpoint(request: web.Request) -> web.Response:
+    data = await request.app[READER].raw("checkpoint")
+    return web.Response(
+        body=data, content_type="text/plain", charset="utf-8", headers={"Cache-Control": "public, max-age=2"}
+    )
+
+
+async def get_tile(request: web.Request) -> web.Response:
+    path = "tile/" + request.match_info["path"]
+    try:
+        tid = parse_tile_path(path)
+    except ValueError as e:
+        raise NotFoundError(f"no such log resource: {path[:200]}") from e
+    data = await request.app[READER].raw(tid.path)
+    response = web.Response(
+        body=data, content_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
+    )
+    if tid.level == ENTRIES:
+        response.enable_compression()
+    return response
+
+
+async def post_verify(request: web.Request) -> web.Response:
+    body = await read_json(request, limit=MAX_VERIFY_BODY)
+    if not isinstance(body, dict) or "receipt" not in body:
+        raise BadRequest('expected {"receipt": {…}, "digest": "blake3:…"}', kind="invalid-request")
+    digest = body.get("digest")
+    if digest is not None and not isinstance(digest, str):
+        raise BadRequest('"digest" must be a string', kind="invalid-request")
+    keys = await request.app[READER].keys()
+    trusted = [keys["log"], keys["clock"], *keys.get("witnesses", [])]
+    result = verify_receipt(
+        body["receipt"], keys=trusted, digest=digest, anchor_verifiers=request.app[VERIFIERS]
+    )
+    return _json(
+        {
+            "valid": result.valid,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks],
+        }
+    )
+
+
+def verify_context(
+    settings: Settings, lookup: Lookup | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[ORIGIN] = settings.get("ORIGIN")
+        app[READER] = LogReader(app[STORE], origin=settings.get("ORIGIN"))
+        client = None
+        if lookup is None:
+            client = AnchorClient(settings.get("ANCHOR_URL"))
+            app[LOOKUP] = client
+        else:
+            app[LOOKUP] = lookup
+        yield
+        if client is not None:
+            await client.close()
+
+    return ctx
+
+
+def setup(app: web.Application, settings: Settings, *, lookup: Lookup | None = None) -> None:
+    """Add the verify routes to `app`; without `lookup`, tenant lookups go to ANCHOR_URL."""
+    app[VERIFIERS] = {}
+    app.cleanup_ctx.append(verify_context(settings, lookup))
+    app.router.add_get("/v1/receipts/{digest}", get_receipt)
+    app.router.add_get("/v1/proofs/inclusion", get_inclusion)
+    app.router.add_get("/v1/proofs/consistency", get_consistency)
+    app.router.add_get("/v1/keys", get_keys)
+    app.router.add_post("/v1/verify", post_verify)
+    app.router.add_get("/log/checkpoint", get_checkpoint)
+    app.router.add_get("/log/tile/{path:.+}", get_tile)
+
+
+def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:
+    app = new_app(settings, env, readiness=[])
+    setup(app, settings)
+    return app

@@ -1,0 +1,70 @@
+"""A running `notar serve` app (all roles in one process) on the fs store or on SeaweedFS."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.anchor.app import ensure_keys, keys_from
+from services.cli.serve import build_app
+from services.common.config import Settings, load_settings
+from services.common.resources import STORE, TENANTS
+from storage.base import ObjectStore
+from tests.seaweed import S3Target
+
+ORIGIN = "api.notar.test/log"
+
+
+@dataclass
+class Notar:
+    client: TestClient  # type: ignore[type-arg]
+    settings: Settings
+    keys: list[str]
+    acme: dict[str, str]
+    globex: dict[str, str]
+
+    @property
+    def store(self) -> ObjectStore:
+        app = self.client.app
+        assert app is not None
+        return app[STORE]
+
+
+def settings_for(
+    kind: str, tmp: Path, request: pytest.FixtureRequest, **extra: str
+) -> tuple[Settings, dict[str, str]]:
+    flags = {"DATA_DIR": str(tmp), "ORIGIN": ORIGIN, "BATCH_MS": "10", **extra}
+    env: dict[str, str] = {}
+    if kind == "s3":
+        target: S3Target = request.getfixturevalue("s3_target")
+        flags |= {
+            "STORE": "s3",
+            "S3_ENDPOINT": target.endpoint,
+            "S3_BUCKET": target.bucket,
+            "S3_PREFIX": f"t-{uuid.uuid4().hex[:12]}/",
+            "S3_REGION": target.region,
+        }
+        env = {"AWS_ACCESS_KEY_ID": target.access_key, "AWS_SECRET_ACCESS_KEY": target.secret_key}
+    return load_settings(flags=flags, env={}, config_file=None), env
+
+
+@pytest.fixture(params=["fs", "s3"])
+async def notar(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Notar]:
+    settings, env = settings_for(request.param, tmp_path, request)
+    ensure_keys(settings)
+    keys = keys_from(settings)
+    app = build_app("all", settings, env)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        tenants = app[TENANTS]
+        acme = {"Authorization": f"Bearer {await tenants.add('acme')}"}
+        globex = {"Authorization": f"Bearer {await tenants.add('globex')}"}
+        yield Notar(client, settings, list(keys.verifier_keys.values()), acme, globex)
+    finally:
+        await client.close()
