@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.anchor.app import ensure_keys, keys_from
@@ -30,7 +31,7 @@ class Notar:
 
     @property
     def store(self) -> ObjectStore:
-        app = self.client.app
+        app: web.Application | None = self.client.app
         assert app is not None
         return app[STORE]
 
