@@ -1,0 +1,110 @@
+"""The local anchor's blocks: canonical bytes, signatures, whole-chain verification, receipts."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+import pytest
+
+from merkle.anchors.local import (
+    GENESIS_PREV,
+    block_hash,
+    canonical_bytes,
+    local_anchor_verifier,
+    make_block,
+    signed_by,
+    signing_bytes,
+    verify_chain,
+)
+from merkle.checkpoint import Checkpoint
+from merkle.note import Signer
+
+ORIGIN = "local.notar.test/log"
+KEY = Signer.generate(ORIGIN)
+VKEY = KEY.verifier().to_key()
+
+
+def cp(size: int) -> Checkpoint:
+    return Checkpoint(ORIGIN, size, hashlib.sha256(str(size).encode()).digest())
+
+
+def chain(n: int) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for i in range(n):
+        blocks.append(make_block(previous=blocks[-1] if blocks else None, time=1000 + i,
+                                 checkpoint=cp(10 * (i + 1)), signer=KEY))
+    return blocks
+
+
+def test_canonical_bytes_are_sorted_compact_json() -> None:
+    block = chain(1)[0]
+    want = (
+        '{"height":0,"origin":"local.notar.test/log","prev":"' + GENESIS_PREV + '","root":"'
+        + cp(10).root.hex() + '","sig":"' + block["sig"] + '","time":1000,"tree_size":10}'
+    )
+    assert canonical_bytes(block) == want.encode()
+    assert canonical_bytes(dict(reversed(list(block.items())))) == want.encode()
+    assert signing_bytes(block) == b"notar.local-anchor.v1\n" + want.replace(
+        ',"sig":"' + block["sig"] + '"', "").encode()
+    assert block_hash(block) == hashlib.sha256(want.encode()).hexdigest()
+
+
+def test_blocks_link_and_verify() -> None:
+    blocks = chain(4)
+    assert [b["height"] for b in blocks] == [0, 1, 2, 3]
+    assert blocks[0]["prev"] == GENESIS_PREV
+    assert all(blocks[i]["prev"] == block_hash(blocks[i - 1]) for i in range(1, 4))
+    assert verify_chain(blocks, [VKEY]) == []
+    assert signed_by(blocks[2], [VKEY]) == ORIGIN
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda bs: bs[2].update(tree_size=5), "block 2: no valid signature"),
+        (lambda bs: bs[2].update(root="00" * 32), "block 2: no valid signature"),
+        (lambda bs: bs.pop(1), "block 1: height is 2"),
+        (lambda bs: bs.__setitem__(1, make_block(previous=bs[0], time=5, checkpoint=cp(20), signer=KEY)),
+         "block 1: time goes back"),
+        (lambda bs: bs.__setitem__(1, make_block(previous=bs[0], time=1001, checkpoint=cp(5), signer=KEY)),
+         "block 1: tree of local.notar.test/log shrinks"),
+        (lambda bs: bs.__setitem__(1, make_block(previous=None, time=1001, checkpoint=cp(20), signer=KEY)),
+         "block 1: height is 0"),
+        (lambda bs: bs[1].update(sig=Signer.generate(ORIGIN).sign(signing_bytes(bs[1])).hex()),
+         "block 1: block sig must be"),
+    ],
+)
+def test_a_changed_chain_fails(change: Any, problem: str) -> None:
+    blocks = chain(4)
+    change(blocks)
+    problems = verify_chain(blocks, [VKEY])
+    assert any(p.startswith(problem) for p in problems), problems
+
+
+def test_a_rewritten_block_breaks_the_link_after_it() -> None:
+    blocks = chain(3)
+    blocks[1] = make_block(previous=blocks[0], time=1001, checkpoint=cp(21), signer=KEY)  # re-signed
+    assert verify_chain(blocks, [VKEY]) == ["block 2: prev does not hash the block before it"]
+
+
+def test_untrusted_key_fails() -> None:
+    assert verify_chain(chain(2), [Signer.generate(ORIGIN).verifier().to_key()]) == [
+        "block 0: no valid signature by a trusted log key",
+        "block 1: no valid signature by a trusted log key",
+    ]
+
+
+def test_anchor_verifier_for_receipts() -> None:
+    block = chain(2)[1]
+    verify = local_anchor_verifier([VKEY])
+    record = {"type": "local", **block}
+    ok, detail = verify(record, cp(20), cp(20).format())
+    assert ok and detail.startswith("block 1 of the local chain, signed by local.notar.test/log at 1970")
+    assert verify(record, cp(30), cp(30).format()) == (False, "the block commits to another checkpoint")
+    assert not verify({**record, "time": 7}, cp(20), "")[0]
+    assert not local_anchor_verifier([Signer.generate(ORIGIN).verifier().to_key()])(record, cp(20), "")[0]
+    with pytest.raises(ValueError, match="unknown block fields"):
+        verify({**record, "extra": 1}, cp(20), "")
+    assert orjson.loads(canonical_bytes(block)) == block
