@@ -66,7 +66,7 @@ def test_a_tiny_run_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_a_contestant_that_disagrees_stops_the_run() -> None:
-    w = bench.Workload(entries=bench.make_entries(10), indices=[1], slow_indices=[1], batch=4)
+    w = bench.Workload(entries=bench.make_entries(10), indices=[1], slow_indices=[1], batch=4, tile_proofs=1)
     w.root = bytes(32)
     with pytest.raises(SystemExit, match="disagrees"):
         bench.run_notar(w)
