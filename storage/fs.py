@@ -85,7 +85,7 @@ class FsStore:
                     size += await self._run("put", key, functools.partial(f.write, bytes(buf)))
                     buf.clear()
             size += await self._run("put", key, lambda: f.write(buf))
-            await self._run("put", key, lambda: os.fsync(f.fileno()))
+            await self._run("put", key, functools.partial(_flush_and_sync, f))
         except BaseException:
             await asyncio.shield(self._run("put", key, lambda: _discard(f, tmp)))
             raise
@@ -209,6 +209,11 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _flush_and_sync(f: BinaryIO) -> None:
+    f.flush()  # out of the Python buffer, or fsync would not see the tail
+    os.fsync(f.fileno())
 
 
 def _discard(f: BinaryIO, tmp: Path) -> None:

@@ -49,6 +49,24 @@ async def test_writes_fsync_the_file_and_the_directory(tmp_path: Path,
     await store.close()
 
 
+async def test_a_stream_is_entirely_on_disk_when_it_is_fsynced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FsStore(tmp_path)
+    sizes: list[int] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path / ".tmp")):
+            sizes.append(os.fstat(fd).st_size)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    body = [b"x" * 1_500_000, b"tail that stays in a write buffer unless flushed"]
+    await store.put_stream("doc", chunks(*body), immutable=True)
+    assert sizes == [sum(map(len, body))]
+    await store.close()
+
+
 async def test_no_temporary_file_is_left_behind(tmp_path: Path) -> None:
     store = FsStore(tmp_path)
     await store.put_if_absent("a/b", b"1")
