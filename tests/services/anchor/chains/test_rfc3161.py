@@ -1,0 +1,176 @@
+"""The rfc3161 backend and offline token verification against a real TSA (`openssl ts -reply`
+with an EC P-256 certificate): tokens that verify, tokens that are altered or badly issued, and a
+TSA that is down, refuses, or answers garbage."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from asn1crypto import cms
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from merkle.anchors.rfc3161 import load_certificates, rfc3161_anchor_verifier, verify_token
+from services.anchor.chains import AnchorError, Target
+from services.anchor.chains.rfc3161 import Rfc3161Config, TsaClient
+from storage.errors import ConfigError
+from tests.tsa import LocalTsa, Pki
+
+MakeTarget = Callable[[int], Target]
+
+
+def client(tsa: LocalTsa, pki: Pki) -> TsaClient:
+    return TsaClient.from_config(Rfc3161Config(url=tsa.url, ca_file=pki.ca_cert, timeout_s=5))
+
+
+async def token_for(tsa: LocalTsa, pki: Pki, target: Target) -> bytes:
+    c = client(tsa, pki)
+    try:
+        done = await c.anchor(target)
+    finally:
+        await c.close()
+    return base64.b64decode(done.record["token"])
+
+
+async def test_token_over_the_checkpoint_body_verifies_offline(
+    tsa: LocalTsa, pki: Pki, make_target: MakeTarget
+) -> None:
+    target = make_target(100)
+    c = client(tsa, pki)
+    done = await c.anchor(target)
+    await c.close()
+    assert done.target == target and set(done.record) == {"type", "tsa", "token"}
+    assert done.record["tsa"] == tsa.url
+    token = base64.b64decode(done.record["token"])
+    tst = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+    assert tst["message_imprint"]["hashed_message"].native == hashlib.sha256(target.body.encode()).digest()
+    assert target.body.endswith("\n") and "\n\n" not in target.body
+    cas = load_certificates(pki.ca_cert.read_bytes())
+    info = verify_token(token, body=target.body, trusted_cas=cas)
+    assert info.tsa == "CN=notar test TSA"
+    verify = rfc3161_anchor_verifier(cas)
+    ok, detail = verify(done.record, target.checkpoint, target.body)
+    assert ok and "by CN=notar test TSA" in detail
+    other = make_target(101)
+    ok, detail = verify(done.record, other.checkpoint, other.body)
+    assert not ok and "imprint" in detail
+
+
+async def test_altered_or_untrusted_tokens_fail(tsa: LocalTsa, pki: Pki, make_target: MakeTarget) -> None:
+    target = make_target(5)
+    token = await token_for(tsa, pki, target)
+    cas = load_certificates(pki.ca_cert.read_bytes())
+    sig = token.rfind(cms.ContentInfo.load(token)["content"]["signer_infos"][0]["signature"].contents)
+    flipped = bytearray(token)
+    flipped[sig + 10] ^= 1
+    with pytest.raises(ValueError, match="signature does not verify"):
+        verify_token(bytes(flipped), body=target.body, trusted_cas=cas)
+    with pytest.raises(ValueError, match="not trusted"):
+        verify_token(token, body=target.body, trusted_cas=load_certificates(
+            (pki.dir / "rogue-ca.crt").read_bytes()))
+    with pytest.raises(ValueError, match="malformed time-stamp token"):
+        verify_token(token[:-7], body=target.body, trusted_cas=cas)
+    with pytest.raises(ValueError, match="no trusted"):
+        verify_token(token, body=target.body, trusted_cas=[])
+
+
+def _cert(pki: Pki, name: str, ext: str) -> bytes:
+    """A certificate for the TSA's own key with other extensions, signed by the test CA."""
+    d = pki.dir
+    (d / f"{name}.ext").write_text(ext)
+    subprocess.run(["openssl", "req", "-new", "-key", "tsa.key", "-subj", "/CN=notar test TSA",
+                    "-out", f"{name}.csr"], cwd=d, check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-days", "30", "-extfile", f"{name}.ext", "-outform", "DER",
+                    "-out", f"{name}.der"], cwd=d, check=True, capture_output=True)
+    return (d / f"{name}.der").read_bytes()
+
+
+def _reissue(token: bytes, cert_der: bytes, key_file: Path) -> bytes:
+    """The token re-signed with the same key under another certificate (ESS attribute updated):
+    what a TSA with a badly issued certificate would send, which openssl refuses to make."""
+    ci = cms.ContentInfo.load(token)
+    sd = ci["content"]
+    si = sd["signer_infos"][0]
+    cert = cms.Certificate.load(cert_der)
+    for attr in si["signed_attrs"]:
+        if attr["type"].native == "signing_certificate_v2":
+            attr["values"][0]["certs"][0]["cert_hash"] = cms.OctetString(hashlib.sha256(cert_der).digest())
+    si["sid"] = cms.SignerIdentifier({"issuer_and_serial_number": {
+        "issuer": cert.issuer, "serial_number": cert.serial_number}})
+    key = serialization.load_pem_private_key(key_file.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    signed = b"\x31" + si["signed_attrs"].dump(force=True)[1:]
+    si["signature"] = cms.OctetString(key.sign(signed, ec.ECDSA(hashes.SHA256())))
+    sd["certificates"] = [cms.CertificateChoices({"certificate": cert})]
+    return bytes(ci.dump(force=True))
+
+
+@pytest.mark.parametrize(
+    ("ext", "why"),
+    [
+        ("extendedKeyUsage=critical,timeStamping\n", None),
+        ("extendedKeyUsage=timeStamping\n", "not trusted for time-stamping"),
+        ("extendedKeyUsage=critical,timeStamping,codeSigning\n", "not trusted for time-stamping"),
+        ("keyUsage=critical,digitalSignature\n", "not trusted for time-stamping"),
+    ],
+)
+async def test_the_tsa_certificate_needs_a_critical_timestamping_eku_alone(
+    tsa: LocalTsa, pki: Pki, make_target: MakeTarget, ext: str, why: str | None
+) -> None:
+    target = make_target(6)
+    token = _reissue(await token_for(tsa, pki, target), _cert(pki, f"eku{len(ext)}", ext), pki.tsa_key)
+    cas = load_certificates(pki.ca_cert.read_bytes())
+    if why is None:  # the re-issuing itself is sound: only the extension decides
+        verify_token(token, body=target.body, trusted_cas=cas)
+    else:
+        with pytest.raises(ValueError, match=why):
+            verify_token(token, body=target.body, trusted_cas=cas)
+
+
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [
+        ("garbage", "gave no usable token"),
+        ("error", "answered HTTP 500"),
+        ("refuse", "refused: rejection"),
+        ("untrusted", "does not verify against TSA_CA_FILE"),
+    ],
+)
+async def test_a_faulty_tsa_gives_a_clear_error_and_no_record(
+    tsa: LocalTsa, pki: Pki, make_target: MakeTarget, mode: str, why: str
+) -> None:
+    tsa.mode = mode
+    c = client(tsa, pki)
+    try:
+        with pytest.raises(AnchorError, match=why):
+            await c.anchor(make_target(7))
+        tsa.mode = "ok"
+        assert (await c.anchor(make_target(7))).record["type"] == "rfc3161"
+    finally:
+        await c.close()
+
+
+async def test_a_tsa_that_is_down_then_back(tsa: LocalTsa, pki: Pki, make_target: MakeTarget) -> None:
+    c = client(tsa, pki)
+    try:
+        await tsa.stop()
+        with pytest.raises(AnchorError, match="unreachable"):
+            await c.anchor(make_target(8))
+        await tsa.start()
+        assert (await c.anchor(make_target(8))).record["type"] == "rfc3161"
+    finally:
+        await c.close()
+
+
+def test_the_ca_file_is_checked_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TSA_CA_FILE: cannot read"):
+        TsaClient.from_config(Rfc3161Config(url="http://127.0.0.1:1/", ca_file=tmp_path / "missing.pem"))
+    (tmp_path / "empty.pem").write_text("nothing\n")
+    with pytest.raises(ConfigError, match="no PEM certificate"):
+        TsaClient.from_config(Rfc3161Config(url="http://127.0.0.1:1/", ca_file=tmp_path / "empty.pem"))
