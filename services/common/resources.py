@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from aiohttp import web
 
 from services.common.config import Settings
+from services.common.openapi import openapi_json
 from services.common.problems import Unauthorized, problem_middleware
 from services.common.stores import open_store
 from services.common.tenants import TenantRegistry
@@ -85,4 +86,5 @@ def new_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_json)
     return app

@@ -3,6 +3,7 @@ receipt verification. Stateless: everything comes from the object store and the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ ANCHORED = web.AppKey("anchored", AnchoredCheckpoints)
 VERIFIERS = web.AppKey("anchor_verifiers", dict[str, AnchorVerifier])
 ORIGIN = web.AppKey("verify_origin", str)
 MAX_VERIFY_BODY = 1024 * 1024
+MAX_RECEIPTS = 1000  # ?all=true lists at most this many (the earliest first)
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -51,17 +53,17 @@ def _int(request: web.Request, name: str) -> int:
     return int(raw)
 
 
-async def _receipt(app: web.Application, digest: str, index: int, salt: bytes) -> dict[str, Any]:
-    reader = app[READER]
-    note, cp = await reader.checkpoint_covering(index)
+async def _receipt(app: web.Application, digest: str, index: int, salt: bytes, note: str) -> dict[str, Any]:
+    """The receipt of one notarization against the latest checkpoint `note`, or against the
+    earliest anchored checkpoint containing it, with that checkpoint's anchors."""
     records: list[dict[str, Any]] = []
     anchored = await app[ANCHORED].best_for(index) if ANCHORED in app else None
     if anchored is not None:
         note, records = anchored
-        cp = parse_checkpoint(parse_note(note).text, origin=app[ORIGIN])
+    cp = parse_checkpoint(parse_note(note).text, origin=app[ORIGIN])
     if index >= cp.size:
         raise PushbackError(f"entry {index} is not published yet", retry_after=1)
-    proof = await reader.inclusion_proof(index, cp.size)
+    proof = await app[READER].inclusion_proof(index, cp.size)
     return build_receipt(
         digest=parse_digest(digest),
         salt=salt,
@@ -84,10 +86,11 @@ async def get_receipt(request: web.Request) -> web.Response:
     found = await request.app[LOOKUP].lookup(tenant, digest)
     if not found:
         raise NotFoundError(f"this tenant has not notarized {digest}")
-    if request.query.get("all") in ("1", "true"):
-        return _json({"receipts": [await _receipt(request.app, str(digest), i, s) for i, s in found]})
-    index, salt = found[0]
-    return _json(await _receipt(request.app, str(digest), index, salt))
+    every = request.query.get("all") in ("1", "true")
+    chosen = found[:MAX_RECEIPTS] if every else found[:1]
+    note, _ = await request.app[READER].checkpoint_covering(max(i for i, _ in chosen))
+    receipts = await asyncio.gather(*(_receipt(request.app, str(digest), i, s, note) for i, s in chosen))
+    return _json({"receipts": receipts, "truncated": len(found) > len(chosen)} if every else receipts[0])
 
 
 async def get_inclusion(request: web.Request) -> web.Response:
