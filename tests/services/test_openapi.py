@@ -41,17 +41,26 @@ def _free_port() -> int:
 def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "NOTAR_DATA_DIR": str(tmp_path), "NOTAR_BATCH_MS": "5"}
-    out = subprocess.run([sys.executable, "-m", "services.cli", "tenant", "add", "fuzz"], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", "tenant", "add", "fuzz"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     key = out.stdout.strip().splitlines()[-1]
-    server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--listen", f"127.0.0.1:{port}"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "--listen", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(url + "/readyz", timeout=1) as r:  # noqa: S310 - loopback
+                with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
                     if r.status == 200:
                         break
             except OSError:
@@ -60,10 +69,29 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
                 time.sleep(0.1)
         st = Path(sys.executable).with_name("st")
         run = subprocess.run(
-            [str(st), "run", f"{url}/openapi.json", "--checks", "not_a_server_error", "-H",
-             f"Authorization: Bearer {key}", "--max-examples", "40", "--workers", "1", "--phases",
-             "examples,coverage,fuzzing", "--suppress-health-check", "all", "--max-time", "60"],
-            capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"},
+            [
+                str(st),
+                "run",
+                f"{url}/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "-H",
+                f"Authorization: Bearer {key}",
+                "--max-examples",
+                "40",
+                "--workers",
+                "1",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--suppress-health-check",
+                "all",
+                "--max-time",
+                "60",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "NO_COLOR": "1"},
         )
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     finally:
