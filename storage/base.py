@@ -60,6 +60,8 @@ class ObjectStore(Protocol):
     very same bytes are already stored (so a retry after "failed but stored" succeeds) and raise
     ``ConflictError`` when different bytes are. A missing key raises ``NotFoundError``; any other
     failure raises ``StorageError`` naming the store and the key. Invalid keys raise ``ValueError``.
+    A key must not be a path prefix of another ("a" and "a/b"): a directory cannot hold both,
+    and some S3 servers (SeaweedFS) refuse it too; the log layout never needs it.
     """
 
     async def get(self, key: str) -> bytes:

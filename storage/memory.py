@@ -11,6 +11,7 @@ import asyncio
 import bisect
 import fnmatch
 import itertools
+from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -93,13 +94,16 @@ class Faults:
 
 class MemoryStore:
     """``ObjectStore`` in a dict. A key written by an immutable write keeps its bytes until it
-    is deleted: ``put`` or ``put_if_version`` with other bytes raise ``ConflictError``."""
+    is deleted: ``put`` or ``put_if_version`` with other bytes raise ``ConflictError``. Like the
+    directory store (the default in production), it refuses a key that is a path prefix of
+    another ("a" and "a/b") with ``StorageError``."""
 
     def __init__(self, *, faults: Faults | None = None) -> None:
         self.faults = faults or Faults()
         self.objects: dict[str, bytes] = {}
         self._versions: dict[str, str] = {}
         self._immutable: set[str] = set()
+        self._below: Counter[str] = Counter()  # "a/b" -> how many keys start with "a/b/"
         self._counter = itertools.count(1)
 
     async def get(self, key: str) -> bytes:
@@ -145,7 +149,8 @@ class MemoryStore:
 
     async def delete(self, key: str) -> None:
         def effect() -> None:
-            self.objects.pop(key, None)
+            if self.objects.pop(key, None) is not None:
+                self._below.subtract(_parents(key))
             self._versions.pop(key, None)
             self._immutable.discard(key)
         await self.faults.run("delete", [check_key(key)], effect)
@@ -164,6 +169,13 @@ class MemoryStore:
         if current is not None and current != data and (immutable or key in self._immutable):
             raise ConflictError(f"immutable {key!r} in memory already holds different bytes",
                                 key=key)
+        if current is None and (self._below[key] > 0
+                                or any(p in self.objects for p in _parents(key))):
+            raise StorageError(f"{key!r} cannot be stored in memory: it is a path prefix of "
+                               "another key, or another key is one of it", key=key,
+                               location="memory")
+        if current is None:
+            self._below.update(_parents(key))
         if immutable:
             self._immutable.add(key)
         if current != data or key not in self._versions:
@@ -231,6 +243,12 @@ class MemoryIndex:
         for key in deletes:
             if self.data.pop(key, None) is not None:
                 del self._keys[bisect.bisect_left(self._keys, key)]
+
+
+def _parents(key: str) -> list[str]:
+    """"a/b/c" -> ["a", "a/b"]."""
+    segments = key.split("/")
+    return ["/".join(segments[:i]) for i in range(1, len(segments))]
 
 
 def _text(key: bytes) -> str:

@@ -162,7 +162,11 @@ class S3Store:
             await self._put(key, data, if_none_match=True)
         except ConflictError:
             current = await self._get_or_none(key)
-            if current is None or current.data != data:
+            if current is None:  # SeaweedFS: a "directory" of other keys is there
+                raise ConflictError(f"{key!r} in {self.where} cannot be created: the server "
+                                    "says it exists; is it a path prefix of other keys?",
+                                    key=key) from None
+            if current.data != data:
                 raise ConflictError(f"immutable {key!r} in {self.where} already holds "
                                     "different bytes", key=key) from None
 

@@ -111,3 +111,18 @@ async def test_index_faults_apply_a_batch_whole_or_not_at_all() -> None:
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+async def test_a_key_cannot_be_a_path_prefix_of_another_as_in_a_directory() -> None:
+    store = MemoryStore()
+    await store.put_if_absent("a/b", b"x")
+    with pytest.raises(StorageError, match="'a'"):
+        await store.put_if_absent("a", b"y")
+    with pytest.raises(StorageError, match="'a/b/c'"):
+        await store.put("a/b/c", b"y")
+    await store.put_if_absent("a/bc", b"a sibling is fine")
+    await store.delete("a/b")
+    await store.put_if_absent("a/b/c", b"now a/b is free to be a directory")
+    await store.delete("a/b/c")
+    await store.delete("a/bc")
+    await store.put_if_absent("a", b"and a too, once nothing is below it")
