@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from merkle.digests import Digest, parse_digest
+from services.anchor.committer import committer_context
 from services.anchor.keys import LogKeys, generate_keys, load_keys
 from services.anchor.sequencer import Item, Sequenced, Sequencer, SequencerConfig
 from services.anchor.wire import decode_request, encode_results
@@ -20,6 +21,7 @@ from services.common.stores import data_dir, open_index
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 MAX_BODY = 4 * 1024 * 1024
 LOG_PREFIX = "log/"
+READY_LAG = 200_000  # entries signed but not yet published before /readyz says no
 
 
 def sequencer_config(settings: Settings) -> SequencerConfig:
@@ -121,18 +123,24 @@ def sequencer_metrics(seq: Sequencer) -> list[str]:
     ]
 
 
-def anchor_ready(app: web.Application) -> str | None:
+async def anchor_ready(app: web.Application) -> str | None:
+    """Started, not stopped, and publication not more than a queue behind."""
     seq = app.get(SEQUENCER)
     if seq is None:
         return "sequencer starting"
     if seq.failed is not None:
         return f"sequencer stopped: {seq.failed}"
+    lag = seq.stats.signed_size - seq.stats.published_size
+    if lag > READY_LAG:
+        return f"publication is {lag} entries behind"
     return None
 
 
 def setup(app: web.Application, settings: Settings) -> None:
     """Add the anchor to `app` (after the store context)."""
     app.cleanup_ctx.append(sequencer_context(settings))
+    if settings.get("ANCHORS"):
+        app.cleanup_ctx.append(committer_context(settings, keys=keys_from))
     app.router.add_post("/internal/v1/entries", submit_entries)
     app.router.add_get("/internal/v1/entries", lookup_entries)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -94,6 +95,25 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return to_response(e)
 
 
+READ_IDLE_S = 30.0  # a client that sends no body byte for this long is cut off (slow clients)
+
+
+async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives; BadRequest 408 when it stalls for READ_IDLE_S."""
+    chunks = request.content.iter_any().__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout(READ_IDLE_S):
+                data = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise BadRequest(
+                f"the request body stalled for {READ_IDLE_S:g} s", kind="request-timeout", status=408
+            ) from None
+        yield data
+
+
 async def read_json(request: web.Request, *, limit: int) -> Any:
     """The request's JSON body, at most `limit` bytes; BadRequest otherwise."""
     if request.content_length is not None and request.content_length > limit:
@@ -104,7 +124,7 @@ async def read_json(request: web.Request, *, limit: int) -> Any:
         )
     parts: list[bytes] = []
     total = 0
-    async for data in request.content.iter_any():
+    async for data in body_chunks(request):
         total += len(data)
         if total > limit:
             raise BadRequest(f"the body is larger than {limit} bytes", kind="too-large", status=413)

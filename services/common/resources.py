@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -13,6 +13,7 @@ from services.common.problems import Unauthorized, problem_middleware
 from services.common.stores import open_store
 from services.common.tenants import TenantRegistry
 from storage.base import ObjectStore
+from storage.errors import NotFoundError, StorageError
 
 STORE = web.AppKey("store", ObjectStore)
 TENANTS = web.AppKey("tenants", TenantRegistry)
@@ -54,11 +55,23 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 METRICS = web.AppKey("metrics", list[Callable[[], list[str]]])
-READINESS = web.AppKey("readiness", list[Callable[[web.Application], str | None]])
+Readiness = Callable[[web.Application], Awaitable[str | None]]
+READINESS = web.AppKey("readiness", list[Readiness])
+
+
+async def store_ready(app: web.Application) -> str | None:
+    """The store answers (a missing checkpoint is an answer too)."""
+    try:
+        await app[STORE].get("log/checkpoint")
+    except NotFoundError:
+        pass
+    except (StorageError, KeyError) as e:
+        return f"object store unreachable: {e}"
+    return None
 
 
 async def readyz(request: web.Request) -> web.Response:
-    problems = [p for check in request.app[READINESS] if (p := check(request.app)) is not None]
+    problems = [p for check in request.app[READINESS] if (p := await check(request.app)) is not None]
     if problems:
         return web.Response(status=503, text="\n".join(problems) + "\n")
     return web.Response(text="ready\n")
@@ -75,13 +88,13 @@ def new_app(
     settings: Settings,
     env: Mapping[str, str] | None,
     *,
-    readiness: list[Callable[[web.Application], str | None]],
+    readiness: list[Readiness],
     client_max_size: int = 1024**2,
 ) -> web.Application:
     """An app with the problem+json middleware, the store, /healthz, /readyz and /metrics."""
     app = web.Application(middlewares=[problem_middleware], client_max_size=client_max_size)
     app[METRICS] = []
-    app[READINESS] = list(readiness)
+    app[READINESS] = [store_ready, *readiness]
     app.cleanup_ctx.append(store_context(settings, dict(os.environ) if env is None else env))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

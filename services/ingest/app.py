@@ -13,7 +13,7 @@ from merkle.digests import parse_digest
 from services.anchor.client import AnchorClient, Submitter
 from services.anchor.sequencer import Item
 from services.common.config import Settings
-from services.common.problems import BadRequest, CorruptedError, read_json
+from services.common.problems import BadRequest, CorruptedError, body_chunks, read_json
 from services.common.receipts import receipts_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.ingest.documents import Documents
@@ -54,14 +54,9 @@ async def post_digests(request: web.Request) -> web.Response:
     return _json({"receipts": receipts_json(request.app[ORIGIN], items, results)})
 
 
-async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    async for data in request.content.iter_any():
-        yield data
-
-
 async def put_document(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
-    manifest = await request.app[DOCUMENTS].put(tenant, _body(request))
+    manifest = await request.app[DOCUMENTS].put(tenant, body_chunks(request))
     item = Item(tenant, parse_digest(manifest.digest), True)
     results = await request.app[SUBMITTER].submit([item])
     receipt = receipts_json(request.app[ORIGIN], [item], results)[0]
