@@ -94,8 +94,9 @@ class EvmAnchor:
     @classmethod
     def from_config(cls, config: EvmConfig) -> EvmAnchor:
         if not config.contract:
-            raise ConfigError("EVM_CONTRACT is required with ANCHORS=evm: run `notar anchor deploy`",
-                              setting="EVM_CONTRACT")
+            raise ConfigError(
+                "EVM_CONTRACT is required with ANCHORS=evm: run `notar anchor deploy`", setting="EVM_CONTRACT"
+            )
         return cls(tx=transactor(config), contract=check_address(config.contract))
 
     @property
@@ -122,8 +123,13 @@ class EvmAnchor:
             "tree_size": done.size,
             "root": "0x" + done.checkpoint.root.hex(),
         }
-        ok, detail = await verify_online(record, done.checkpoint, rpc=self._tx.rpc,
-                                         confirmations=self._tx.confirmations, contract=self.contract)
+        ok, detail = await verify_online(
+            record,
+            done.checkpoint,
+            rpc=self._tx.rpc,
+            confirmations=self._tx.confirmations,
+            contract=self.contract,
+        )
         self._tx.journal.clear()
         if not ok:
             raise AnchorError(f"the EVM anchor transaction does not hold: {detail}")
@@ -150,8 +156,14 @@ async def verify_online(
     receipt = await rpc.receipt(tx_hash)
     try:
         return check_receipt(
-            record, cp, tx_receipt=receipt, chain_id=await rpc.chain_id(), head=await rpc.block_number(),
-            canonical_hash=await rpc.block_hash(number), confirmations=confirmations, contract=contract,
+            record,
+            cp,
+            tx_receipt=receipt,
+            chain_id=await rpc.chain_id(),
+            head=await rpc.block_number(),
+            canonical_hash=await rpc.block_hash(number),
+            confirmations=confirmations,
+            contract=contract,
         )
     except ValueError as e:
         return False, f"malformed evm record or answer: {e}"

@@ -42,8 +42,9 @@ class JsonRpc:
         try:
             async with self._session.post(self.url, json=body, timeout=self._timeout) as resp:
                 if resp.status != 200:
-                    raise RpcError(f"the EVM RPC at {self.url} answered HTTP {resp.status} to {method}",
-                                   method=method)
+                    raise RpcError(
+                        f"the EVM RPC at {self.url} answered HTTP {resp.status} to {method}", method=method
+                    )
                 answer = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:
             raise RpcError(f"the EVM RPC at {self.url} failed on {method}: {e!r}", method=method) from e
@@ -53,8 +54,12 @@ class JsonRpc:
             err = answer["error"] if isinstance(answer["error"], dict) else {"message": str(answer["error"])}
             msg = str(err.get("message", ""))
             code = err.get("code")
-            raise RpcError(f"the EVM RPC at {self.url} refused {method}: {msg}", method=method,
-                           code=code if isinstance(code, int) else None, node_message=msg)
+            raise RpcError(
+                f"the EVM RPC at {self.url} refused {method}: {msg}",
+                method=method,
+                code=code if isinstance(code, int) else None,
+                node_message=msg,
+            )
         return answer.get("result")
 
     async def chain_id(self) -> int:

@@ -136,15 +136,24 @@ class Transactor:
         return {"maxFeePerGas": fee, "maxPriorityFeePerGas": tip}
 
     async def _sign(self, p: Pending, fees: dict[str, int]) -> dict[str, Any]:
-        tx: dict[str, Any] = {"chainId": await self.chain_id(), "nonce": p.nonce, "value": 0,
-                              "data": p.data, "gas": p.gas, **fees}
+        tx: dict[str, Any] = {
+            "chainId": await self.chain_id(),
+            "nonce": p.nonce,
+            "value": 0,
+            "data": p.data,
+            "gas": p.gas,
+            **fees,
+        }
         if "maxFeePerGas" in fees:
             tx["type"] = 2
         if p.to is not None:
             tx["to"] = to_checksum_address(p.to)  # eth-account refuses lower-case addresses
         signed = self.account.sign_transaction(tx)
-        return {"hash": "0x" + signed.hash.hex().removeprefix("0x"),
-                "raw": signed.raw_transaction.hex().removeprefix("0x"), **fees}
+        return {
+            "hash": "0x" + signed.hash.hex().removeprefix("0x"),
+            "raw": signed.raw_transaction.hex().removeprefix("0x"),
+            **fees,
+        }
 
     async def submit(self, to: str | None, data: bytes, context: dict[str, Any]) -> Pending:
         """Sign a new transaction, journal it, broadcast it."""

@@ -1,0 +1,118 @@
+"""Anchored checkpoints in the object store, and their lookup for receipt upgrades (SPEC §4, §5).
+
+Layout under the log's prefix (``log/``), public like the log itself, every object immutable:
+
+- ``anchors/record/<size>/<kind>.json``: the anchor record of kind ``kind`` for the checkpoint
+  of tree size ``size`` (20 decimal digits), as sorted-key JSON;
+- ``anchors/checkpoint/<size>``: that checkpoint's signed note, written after its first record,
+  so that its presence means "this size has at least one anchor".
+
+Records of other kinds may still be added to an anchored size later (a TSA that was down). The
+verify service needs only this module and an object store; no committer has to run there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from storage.base import ObjectStore
+from storage.errors import NotFoundError
+
+SIZE_DIGITS = 20
+KIND_ORDER = ("local", "evm", "rfc3161")
+
+
+@dataclass(frozen=True)
+class AnchoredCheckpoint:
+    """An anchored checkpoint: its tree size, its signed note and every record stored for it."""
+
+    size: int
+    note: str
+    records: tuple[dict[str, Any], ...]
+
+
+def _kind_rank(record: Mapping[str, Any]) -> tuple[int, str]:
+    kind = str(record.get("type"))
+    return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), kind)
+
+
+class AnchorStore:
+    """Reads and writes anchored checkpoints. The sorted list of anchored sizes is cached and
+    re-listed at most every ``refresh_s`` seconds, and only when a question cannot be answered
+    from the cache (sizes only ever get added)."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        prefix: str = "log/",
+        refresh_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store, self._clock, self._refresh_s = store, clock, refresh_s
+        self._dir = prefix + "anchors/"
+        self._sizes: list[int] = []
+        self._listed_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    def checkpoint_key(self, size: int) -> str:
+        return f"{self._dir}checkpoint/{size:0{SIZE_DIGITS}d}"
+
+    def record_key(self, size: int, kind: str) -> str:
+        return f"{self._dir}record/{size:0{SIZE_DIGITS}d}/{kind}.json"
+
+    async def put(self, size: int, note: str, record: Mapping[str, Any]) -> None:
+        """Store ``record`` for the checkpoint ``note`` of tree size ``size`` (durable on return;
+        a retry of the same record succeeds, a different one is a ConflictError)."""
+        body = orjson.dumps(dict(record), option=orjson.OPT_SORT_KEYS)
+        await self._store.put_if_absent(self.record_key(size, str(record["type"])), body)
+        await self._store.put_if_absent(self.checkpoint_key(size), note.encode("utf-8"))
+        if size not in self._sizes:
+            bisect.insort(self._sizes, size)
+
+    async def sizes(self, *, refresh: bool = True) -> list[int]:
+        """Every anchored tree size, ascending."""
+        if refresh:
+            await self._relist()
+        return list(self._sizes)
+
+    async def _relist(self) -> None:
+        async with self._lock:
+            base = self._dir + "checkpoint/"
+            found = sorted({int(k[len(base) :]) async for k in self._store.list(base)} | set(self._sizes))
+            self._sizes, self._listed_at = found, self._clock()
+
+    async def anchors_for(self, size: int) -> AnchoredCheckpoint | None:
+        """The anchored checkpoint of exactly ``size`` with all its records, or None."""
+        try:
+            note = (await self._store.get(self.checkpoint_key(size))).decode("utf-8")
+        except NotFoundError:
+            return None
+        base = f"{self._dir}record/{size:0{SIZE_DIGITS}d}/"
+        keys = sorted([k async for k in self._store.list(base)])
+        records = [orjson.loads(await self._store.get(k)) for k in keys]
+        return AnchoredCheckpoint(size, note, tuple(sorted(records, key=_kind_rank)))
+
+    async def first_anchored(self, min_size: int) -> AnchoredCheckpoint | None:
+        """The smallest anchored checkpoint of size ``>= min_size``, or None yet.
+
+        To upgrade the receipt of the entry at index ``i`` ask for ``min_size = i + 1``: the
+        earliest anchored tree that holds the entry proves the earliest time."""
+        stale = self._listed_at is None or self._clock() - self._listed_at >= self._refresh_s
+        if (not self._sizes or self._sizes[-1] < min_size) and stale:
+            await self._relist()
+        pos = bisect.bisect_left(self._sizes, min_size)
+        if pos == len(self._sizes):
+            return None
+        return await self.anchors_for(self._sizes[pos])
+
+    async def latest(self) -> AnchoredCheckpoint | None:
+        sizes = await self.sizes()
+        return await self.anchors_for(sizes[-1]) if sizes else None

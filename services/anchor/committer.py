@@ -1,0 +1,236 @@
+"""The committer: every ANCHOR_INTERVAL_S, anchor the latest published checkpoint to each kind.
+
+One task per kind, so that a slow chain or a TSA that is down never holds up the others. A kind
+anchors the checkpoint at ``<prefix>checkpoint`` when it is larger than the last one it anchored;
+each record is stored (``anchors.AnchorStore``) before it counts. Failures are retried with
+capped exponential backoff and show in ``status`` (metrics, readyz): never a crash, never a
+record that does not hold (each backend guarantees that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from services.anchor.anchors import AnchorStore
+from services.anchor.chains import AnchorError, Backend, Target
+from services.anchor.chains.evm import EvmAnchor, EvmConfig
+from services.anchor.chains.local import LocalChain
+from services.anchor.chains.rfc3161 import Rfc3161Config, TsaClient
+from services.anchor.keys import LogKeys
+from services.common.config import Settings
+from services.common.resources import METRICS, STORE
+from services.common.stores import data_dir
+from storage.base import ObjectStore
+from storage.errors import ConflictError, NotFoundError, StorageError
+
+log = logging.getLogger("notar.anchor.committer")
+LOG_PREFIX = "log/"
+
+
+@dataclass(frozen=True)
+class CommitterConfig:
+    interval_s: float = 10.0
+    prefix: str = "log/"
+    max_backoff_s: float = 300.0
+
+
+@dataclass
+class KindStatus:
+    """What one kind has done: the last tree size it anchored, counts, and its latest failure."""
+
+    kind: str
+    anchored_size: int = 0
+    records: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_success: float | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.consecutive_failures == 0
+
+
+class Committer:
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        backends: Sequence[Backend],
+        config: CommitterConfig,
+        anchors: AnchorStore | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._store, self._cfg, self._clock, self._sleep = store, config, clock, sleep
+        self._backends = {b.kind: b for b in backends}
+        self.anchors = anchors or AnchorStore(store, prefix=config.prefix)
+        self.status = {k: KindStatus(k) for k in self._backends}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Find what each kind anchored last (from the store), then run one loop per kind."""
+        sizes = await self.anchors.sizes()
+        for size in reversed(sizes):
+            found = await self.anchors.anchors_for(size)
+            kinds = {str(r.get("type")) for r in found.records} if found else set()
+            for kind in kinds & set(self.status):
+                st = self.status[kind]
+                st.anchored_size = max(st.anchored_size, size)
+            if all(s.anchored_size for s in self.status.values()):
+                break
+        self._tasks = [
+            asyncio.create_task(self._loop(kind), name=f"notar-anchor-{kind}") for kind in self._backends
+        ]
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for b in self._backends.values():
+            with contextlib.suppress(Exception):
+                await b.close()
+
+    async def latest(self) -> Target | None:
+        """The latest published checkpoint, or None while there is none (or it is empty)."""
+        try:
+            note = (await self._store.get(self._cfg.prefix + "checkpoint")).decode("utf-8")
+        except NotFoundError:
+            return None
+        target = Target.from_note(note)
+        return target if target.size > 0 else None
+
+    async def run_once(self, kind: str) -> bool:
+        """One round for ``kind``: True when it stored a new record. Raises on failure."""
+        st = self.status[kind]
+        target = await self.latest()
+        if target is None or target.size <= st.anchored_size:
+            return False
+        done = await self._backends[kind].anchor(target)
+        await self.anchors.put(done.target.size, done.target.note, done.record)
+        st.anchored_size = max(st.anchored_size, done.target.size)
+        st.records += 1
+        st.last_success = self._clock()
+        log.info("anchored %s at tree size %d (%s)", kind, done.target.size, done.record.get("type"))
+        return True
+
+    async def _loop(self, kind: str) -> None:
+        st = self.status[kind]
+        while True:
+            try:
+                await self.run_once(kind)
+                st.consecutive_failures, st.last_error = 0, None
+                delay = self._cfg.interval_s
+            except (AnchorError, StorageError, ConflictError, ValueError) as e:
+                st.failures += 1
+                st.consecutive_failures += 1
+                st.last_error = str(e)
+                backoff = self._cfg.interval_s * 2 ** min(st.consecutive_failures - 1, 16)
+                delay = min(self._cfg.max_backoff_s, backoff) * (0.5 + random.random() / 2)  # noqa: S311
+                log.warning(
+                    "anchoring %s failed (%d in a row), retrying in %.1fs: %s",
+                    kind,
+                    st.consecutive_failures,
+                    delay,
+                    e,
+                )
+            except Exception as e:  # a bug in a backend must not stop the other kinds
+                st.failures += 1
+                st.consecutive_failures += 1
+                st.last_error = f"unexpected {type(e).__name__}: {e}"
+                log.exception("anchoring %s failed unexpectedly", kind)
+                delay = self._cfg.max_backoff_s
+            await self._sleep(delay)
+
+    def metrics(self) -> list[str]:
+        """Prometheus lines, one series per kind."""
+        out: list[str] = []
+        for name, kind_, attr in (
+            ("notar_anchor_tree_size", "gauge", "anchored_size"),
+            ("notar_anchor_records_total", "counter", "records"),
+            ("notar_anchor_failures_total", "counter", "failures"),
+            ("notar_anchor_consecutive_failures", "gauge", "consecutive_failures"),
+        ):
+            out.append(f"# TYPE {name} {kind_}")
+            out += [f'{name}{{kind="{k}"}} {getattr(s, attr)}' for k, s in self.status.items()]
+        return out
+
+    def details(self) -> list[str]:
+        """One human line per kind for /readyz."""
+        lines = []
+        for k, s in self.status.items():
+            state = "ok" if s.healthy else f"failing ({s.consecutive_failures} in a row): {s.last_error}"
+            lines.append(f"anchor {k}: {state}; anchored tree size {s.anchored_size}")
+        return lines
+
+
+def build_backends(settings: Settings, store: ObjectStore, keys: LogKeys) -> list[Backend]:
+    """One backend per kind of ANCHORS, each from its frozen config; ConfigError names the
+    setting that is missing or wrong."""
+    backends: list[Backend] = []
+    for kind in settings.get("ANCHORS"):
+        if kind == "local":
+            backends.append(LocalChain(store=store, signer=keys.log, prefix=LOG_PREFIX))
+        elif kind == "evm":
+            why = "with ANCHORS=evm"
+            backends.append(
+                EvmAnchor.from_config(
+                    EvmConfig(
+                        rpc=settings.require("EVM_RPC", why),
+                        key_file=Path(settings.require("EVM_KEY_FILE", why)),
+                        contract=settings.require(
+                            "EVM_CONTRACT", why + " (deploy it with `notar anchor deploy`)"
+                        ),
+                        confirmations=settings.get("EVM_CONFIRMATIONS"),
+                        journal=data_dir(settings) / "anchors" / "evm-journal.json",
+                    )
+                )
+            )
+        elif kind == "rfc3161":
+            why = "with ANCHORS=rfc3161"
+            backends.append(
+                TsaClient.from_config(
+                    Rfc3161Config(
+                        url=settings.require("TSA_URL", why),
+                        ca_file=Path(settings.require("TSA_CA_FILE", why)),
+                    )
+                )
+            )
+    return backends
+
+
+COMMITTER = web.AppKey("committer", Committer)
+
+
+def committer_context(
+    settings: Settings, *, keys: Callable[[Settings], LogKeys]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running the committer of ``settings`` over the app's store; add it after
+    the sequencer's, so that it stops first. Its metrics join the app's /metrics."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = app[STORE]
+        committer = Committer(
+            store=store,
+            backends=build_backends(settings, store, keys(settings)),
+            config=CommitterConfig(interval_s=settings.get("ANCHOR_INTERVAL_S"), prefix=LOG_PREFIX),
+        )
+        await committer.start()
+        app[COMMITTER] = committer
+        app[METRICS].append(committer.metrics)
+        try:
+            yield
+        finally:
+            await committer.close()
+
+    return ctx

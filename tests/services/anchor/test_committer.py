@@ -1,0 +1,186 @@
+"""The committer over an in-memory store with scripted backends: what it anchors and when, where
+records go, how the verify service finds them, and faults (never a crash, never a false record)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import orjson
+import pytest
+
+from merkle.checkpoint import Checkpoint, sign_checkpoint
+from merkle.cosignature import CosignatureSigner
+from merkle.note import Signer
+from services.anchor.anchors import AnchorStore
+from services.anchor.chains import Anchored, AnchorError, Target
+from services.anchor.chains.local import LocalChain
+from services.anchor.committer import Committer, CommitterConfig
+from storage.errors import StorageError
+from storage.memory import MemoryStore
+
+ORIGIN = "committer.notar.test/log"
+LOG = Signer.generate(ORIGIN)
+CLOCK = CosignatureSigner.generate(ORIGIN + "/clock")
+
+
+def note(size: int) -> str:
+    cp = Checkpoint(ORIGIN, size, hashlib.sha256(str(size).encode()).digest())
+    return sign_checkpoint(cp, LOG, CLOCK, 1_700_000_000 + size)
+
+
+async def publish(store: MemoryStore, size: int) -> None:
+    await store.put("log/checkpoint", note(size).encode())
+
+
+class Scripted:
+    """A backend whose next answers are scripted: a record (default) or an exception."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.calls: list[int] = []
+        self.fail: list[BaseException] = []
+        self.closed = False
+
+    async def anchor(self, target: Target) -> Anchored:
+        self.calls.append(target.size)
+        if self.fail:
+            raise self.fail.pop(0)
+        return Anchored(target, {"type": self.kind, "tree_size": target.size, "n": len(self.calls)})
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_each_kind_anchors_the_latest_checkpoint_once() -> None:
+    store = MemoryStore()
+    a, b = Scripted("local"), Scripted("evm")
+    c = Committer(store=store, backends=[a, b], config=CommitterConfig())
+    assert not await c.run_once("local"), "nothing published yet"
+    await publish(store, 0)
+    assert not await c.run_once("local"), "an empty tree is not anchored"
+    await publish(store, 5)
+    assert await c.run_once("local") and await c.run_once("evm")
+    assert not await c.run_once("local"), "not newer than the last anchored"
+    await publish(store, 8)
+    assert await c.run_once("local")
+    assert a.calls == [5, 8] and b.calls == [5]
+    assert sorted(store.objects) == [
+        "log/anchors/checkpoint/00000000000000000005",
+        "log/anchors/checkpoint/00000000000000000008",
+        "log/anchors/record/00000000000000000005/evm.json",
+        "log/anchors/record/00000000000000000005/local.json",
+        "log/anchors/record/00000000000000000008/local.json",
+        "log/checkpoint",
+    ]
+    found = await c.anchors.anchors_for(5)
+    assert found is not None and found.note == note(5)
+    assert [r["type"] for r in found.records] == ["local", "evm"]
+
+
+async def test_lookup_for_receipt_upgrades() -> None:
+    store = MemoryStore()
+    writer = AnchorStore(store)
+    for size in (4, 10, 30):
+        await writer.put(size, note(size), {"type": "local", "tree_size": size})
+    now = [0.0]
+    reader = AnchorStore(store, refresh_s=5, clock=lambda: now[0])  # a verify pod
+    first = await reader.first_anchored(5)
+    assert first is not None and (first.size, first.note) == (10, note(10))
+    assert (await reader.first_anchored(1)).size == 4  # type: ignore[union-attr]
+    assert (await reader.first_anchored(30)).size == 30  # type: ignore[union-attr]
+    assert await reader.first_anchored(31) is None
+    await writer.put(40, note(40), {"type": "local", "tree_size": 40})
+    assert await reader.first_anchored(31) is None, "re-listed at most every refresh_s"
+    now[0] = 6
+    assert (await reader.first_anchored(31)).size == 40  # type: ignore[union-attr]
+    assert await reader.anchors_for(11) is None
+    await writer.put(10, note(10), {"type": "rfc3161", "token": "x"})  # a kind that came late
+    late = await reader.anchors_for(10)
+    assert late is not None and [r["type"] for r in late.records] == ["local", "rfc3161"]
+
+
+async def test_restart_knows_what_each_kind_anchored() -> None:
+    store = MemoryStore()
+    await publish(store, 5)
+    first = Committer(
+        store=store, backends=[Scripted("local"), Scripted("rfc3161")], config=CommitterConfig()
+    )
+    await first.run_once("local")
+    again = Committer(store=store, backends=[b := Scripted("local"), t := Scripted("rfc3161")],
+                      config=CommitterConfig(interval_s=3600))
+    await again.start()
+    await asyncio.sleep(0.05)
+    await again.close()
+    assert again.status["local"].anchored_size == 5 and b.calls == []
+    assert t.calls == [5], "the TSA had not anchored size 5: it does now"
+    assert b.closed and t.closed
+
+
+async def test_failures_back_off_show_and_never_store_a_record() -> None:
+    store = MemoryStore()
+    await publish(store, 7)
+    bad = Scripted("rfc3161")
+    bad.fail = [AnchorError("the TSA at http://tsa is unreachable"), AnchorError("garbage"),
+                RuntimeError("a bug")]
+    good = Scripted("local")
+    sleeps: list[float] = []
+    gate = asyncio.Event()
+
+    async def sleep(s: float) -> None:
+        sleeps.append(s)
+        if len(sleeps) >= 6:
+            gate.set()
+            await asyncio.Event().wait()
+
+    c = Committer(store=store, backends=[bad, good], config=CommitterConfig(interval_s=1, max_backoff_s=60),
+                  sleep=sleep)
+    await c.start()
+    await asyncio.wait_for(gate.wait(), 5)
+    st = c.status["rfc3161"]
+    assert st.failures == 3 and st.records == 1 and st.consecutive_failures == 0
+    assert bad.calls == [7, 7, 7, 7]
+    stored = orjson.loads(store.objects["log/anchors/record/00000000000000000007/rfc3161.json"])
+    assert stored["n"] == 4, "only the attempt that succeeded left a record"
+    assert 60 in sleeps, "an unexpected error waits the longest backoff"
+    assert any(0.5 <= s <= 1 for s in sleeps) and any(1 <= s <= 2 for s in sleeps), sleeps
+    metrics = "\n".join(c.metrics())
+    assert 'notar_anchor_failures_total{kind="rfc3161"} 3' in metrics
+    assert 'notar_anchor_tree_size{kind="local"} 7' in metrics
+    await c.close()
+
+
+async def test_failing_kind_is_visible_in_details() -> None:
+    store = MemoryStore()
+    await publish(store, 7)
+    bad = Scripted("evm")
+    bad.fail = [AnchorError("the EVM RPC at http://rpc failed on eth_chainId")]
+    slept = asyncio.Event()
+
+    async def sleep(s: float) -> None:
+        slept.set()
+        await asyncio.Event().wait()
+
+    c = Committer(store=store, backends=[bad], config=CommitterConfig(), sleep=sleep)
+    await c.start()
+    await asyncio.wait_for(slept.wait(), 5)
+    assert c.details() == [
+        "anchor evm: failing (1 in a row): the EVM RPC at http://rpc failed on eth_chainId; "
+        "anchored tree size 0"
+    ]
+    assert "log/anchors/checkpoint/00000000000000000007" not in store.objects
+    await c.close()
+
+
+async def test_store_fault_after_a_record_is_retried() -> None:
+    store = MemoryStore()
+    await publish(store, 3)
+    local = LocalChain(store=store, signer=LOG)
+    c = Committer(store=store, backends=[local], config=CommitterConfig())
+    store.faults.inject("put_if_absent", key="log/anchors/record/*")
+    with pytest.raises(StorageError):
+        await c.run_once("local")
+    assert await c.run_once("local"), "the same checkpoint again: the head block is reused"
+    found = await c.anchors.anchors_for(3)
+    assert found is not None and found.records[0]["height"] == 0
+
