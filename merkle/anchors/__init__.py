@@ -4,3 +4,27 @@
 time-stamp tokens, checked against a trusted CA. ``evm``: the pure part of checking an EVM anchor
 (the contract's call and event encoding, and a transaction receipt fetched by the caller).
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cryptography import x509
+
+from merkle.anchors.local import local_anchor_verifier
+from merkle.anchors.rfc3161 import rfc3161_anchor_verifier
+from merkle.note import NoteVerifier
+from merkle.receipt import AnchorVerifier
+
+
+def offline_anchor_verifiers(
+    *, keys: Iterable[str | NoteVerifier], tsa_cas: Iterable[x509.Certificate] = ()
+) -> dict[str, AnchorVerifier]:
+    """The AnchorVerifiers a receipt can be checked with offline, by kind: ``local`` blocks under
+    the trusted log ``keys``, ``rfc3161`` tokens under the trusted TSA CAs (when any are given).
+    ``evm`` records need the chain: ``services.anchor.chains.evm.verify_online``."""
+    verifiers = {"local": local_anchor_verifier(list(keys))}
+    cas = list(tsa_cas)
+    if cas:
+        verifiers["rfc3161"] = rfc3161_anchor_verifier(cas)
+    return verifiers

@@ -116,3 +116,9 @@ class AnchorStore:
     async def latest(self) -> AnchoredCheckpoint | None:
         sizes = await self.sizes()
         return await self.anchors_for(sizes[-1]) if sizes else None
+
+    async def best_for(self, index: int) -> tuple[str, list[dict[str, Any]]] | None:
+        """For the verify service's receipt upgrade: the earliest anchored checkpoint holding
+        entry ``index``, as (signed note, anchor records), or None while there is none."""
+        found = await self.first_anchored(index + 1)
+        return None if found is None else (found.note, list(found.records))

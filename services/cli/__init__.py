@@ -7,15 +7,14 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from services.cli import keygen, serve, tenant
+from services.cli import anchor, keygen, serve, tenant
 from storage.errors import ConfigError, NotarError
 
 # Subcommands of SPEC §7 whose issues have not landed yet: they say so and exit 2.
-_PLANNED = {
+_PLANNED: dict[str, str] = {
     "notarize": "notarize files and write FILE.receipt.json",
     "verify": "verify a receipt offline",
     "receipt": "upgrade or export a receipt",
-    "anchor": "deploy the EVM anchor contract",
 }
 
 
@@ -37,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     keygen.add_parser(sub)
     tenant.add_parser(sub)
+    anchor.add_parser(sub)
     for name, help_text in _PLANNED.items():
         sub.add_parser(name, help=help_text).add_argument(
             "args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS

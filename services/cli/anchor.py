@@ -1,0 +1,49 @@
+"""`notar anchor deploy`: deploy the NotarAnchor contract with EVM_KEY_FILE's account over EVM_RPC.
+
+Waits until the deployment has EVM_CONFIRMATIONS confirmations and prints the contract's address
+alone on the last line of standard output, for `NOTAR_EVM_CONTRACT=$(notar anchor deploy | tail -1)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from services.anchor.chains.evm import EvmConfig, artifact, deploy, transactor
+from services.cli.serve import add_setting_flags, settings_from
+
+
+async def _deploy(config: EvmConfig) -> str:
+    tx = transactor(config)
+    try:
+        chain = await tx.chain_id()
+        print(f"deploying NotarAnchor ({artifact()['compiler']}) from {tx.account.address} on chain {chain}, "
+              f"waiting for {config.confirmations} confirmation(s)…", flush=True)
+        return await deploy(tx)
+    finally:
+        await tx.rpc.close()
+
+
+def anchor_deploy(ns: argparse.Namespace) -> int:
+    settings = settings_from(ns, dict(os.environ))
+    why = "to deploy the contract"
+    config = EvmConfig(
+        rpc=settings.require("EVM_RPC", why),
+        key_file=Path(settings.require("EVM_KEY_FILE", why)),
+        contract=None,
+        confirmations=settings.get("EVM_CONFIRMATIONS"),
+    )
+    address = asyncio.run(_deploy(config))
+    print(f"deployed; set NOTAR_EVM_CONTRACT={address} (or EVM_CONTRACT in notar.toml)")
+    print(address)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("anchor", help="manage the EVM anchor contract")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    d = actions.add_parser("deploy", help="deploy NotarAnchor; prints its address alone on the last line")
+    add_setting_flags(d)
+    d.set_defaults(func=anchor_deploy)
