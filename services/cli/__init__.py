@@ -7,15 +7,11 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from services.cli import anchor, keygen, serve, tenant
-from storage.errors import ConfigError, NotarError
+import aiohttp
 
-# Subcommands of SPEC §7 whose issues have not landed yet: they say so and exit 2.
-_PLANNED: dict[str, str] = {
-    "notarize": "notarize files and write FILE.receipt.json",
-    "verify": "verify a receipt offline",
-    "receipt": "upgrade or export a receipt",
-}
+from services.cli import anchor, keygen, notarize, receipt, serve, tenant, verify
+from services.sdk import ApiError
+from storage.errors import ConfigError, NotarError
 
 
 def package_version() -> str:
@@ -37,10 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_parser(sub)
     tenant.add_parser(sub)
     anchor.add_parser(sub)
-    for name, help_text in _PLANNED.items():
-        sub.add_parser(name, help=help_text).add_argument(
-            "args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS
-        )
+    notarize.add_parser(sub)
+    verify.add_parser(sub)
+    receipt.add_parser(sub)
     return parser
 
 
@@ -50,16 +45,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command is None:
         parser.print_help()
         return 0
-    if not hasattr(ns, "func"):
-        print(f"notar: '{ns.command}' is not available in notar {package_version()} yet", file=sys.stderr)
-        return 2
     try:
         return int(ns.func(ns))
     except ConfigError as e:
         print(f"notar: {e}", file=sys.stderr)
         return 2
-    except NotarError as e:
+    except (NotarError, ApiError) as e:
         print(f"notar: {e}", file=sys.stderr)
+        return 1
+    except (aiohttp.ClientError, OSError) as e:
+        print(f"notar: cannot reach the server or read a file: {e}", file=sys.stderr)
         return 1
 
 

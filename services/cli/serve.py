@@ -72,6 +72,12 @@ def serve(ns: argparse.Namespace) -> int:
         f"notar {ns.role} listening on {url} (origin {settings.get('ORIGIN')}, data in {data_dir(settings)})",
         flush=True,
     )
+    if ns.role in ("all", "ingest"):
+        print(
+            f"get an API key:  notar tenant add NAME --data-dir {data_dir(settings)}   "
+            f"(then: notar notarize FILE --url {url} --api-key KEY)",
+            flush=True,
+        )
     web.run_app(app, host=host, port=port, print=None, handle_signals=True, shutdown_timeout=30)
     return 0
 

@@ -1,0 +1,158 @@
+"""`notar notarize PATH…`: hash files locally with BLAKE3, notarize the digests in bulk (or upload
+the documents with --upload) and write FILE.receipt.json beside each file or into --out DIR.
+Files whose receipt is already there and valid are skipped, so an interrupted run resumes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import blake3
+import orjson
+from tqdm import tqdm
+
+from merkle.receipt import verify_receipt
+from services.cli.serve import add_setting_flags, settings_from
+from services.sdk import MAX_DIGESTS, NotarClient
+from storage.errors import ConfigError
+
+RECEIPT_SUFFIX = ".receipt.json"
+READ_CHUNK = 1 << 20
+
+
+@dataclass
+class Job:
+    path: Path
+    out: Path
+    size: int
+    digest: str = ""
+
+
+def receipt_path(path: Path, root: Path, out_dir: Path | None) -> Path:
+    if out_dir is None:
+        return path.with_name(path.name + RECEIPT_SUFFIX)
+    return out_dir / path.relative_to(root).with_name(path.name + RECEIPT_SUFFIX)
+
+
+def find_files(paths: list[Path], out_dir: Path | None) -> Iterator[Job]:
+    for p in paths:
+        if not p.exists():
+            raise ConfigError(f"{p}: no such file or directory", setting="PATH")
+        if p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    f = Path(dirpath) / name
+                    if not name.endswith(RECEIPT_SUFFIX) and f.is_file():
+                        yield Job(f, receipt_path(f, p, out_dir), f.stat().st_size)
+        else:
+            yield Job(p, receipt_path(p, p.parent, out_dir), p.stat().st_size)
+
+
+def hash_file(path: Path) -> str:
+    """BLAKE3 of a file, memory-mapped and multi-threaded for big files."""
+    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    if path.stat().st_size:
+        h.update_mmap(path)
+    return "blake3:" + h.hexdigest()
+
+
+def write_receipt(path: Path, receipt: Any) -> None:
+    """Atomically: a crash leaves the old file or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(orjson.dumps(receipt, option=orjson.OPT_INDENT_2))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def already_done(job: Job, keys: list[str]) -> bool:
+    try:
+        receipt = orjson.loads(job.out.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return verify_receipt(receipt, keys=keys, digest=job.digest).valid
+
+
+async def _file_chunks(path: Path, bar: tqdm[Any]) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    f = await loop.run_in_executor(None, path.open, "rb")
+    try:
+        while data := await loop.run_in_executor(None, f.read, READ_CHUNK):
+            bar.update(len(data))
+            yield data
+    finally:
+        f.close()
+
+
+async def run(ns: argparse.Namespace) -> int:
+    settings = settings_from(ns, dict(os.environ))
+    api_key = settings.require(
+        "API_KEY", "to notarize (create one with `notar tenant add NAME` on the server)"
+    )
+    jobs = list(find_files(ns.paths, ns.out))
+    quiet = ns.quiet or not sys.stderr.isatty()
+    async with NotarClient(settings.get("URL"), api_key) as client:
+        keys_doc = await client.keys()
+        keys = [keys_doc["log"], keys_doc["clock"]]
+        with tqdm(
+            total=sum(j.size for j in jobs),
+            unit="B",
+            unit_scale=True,
+            desc="hashing",
+            disable=quiet,
+            file=sys.stderr,
+        ) as bar:
+            for job in jobs:
+                job.digest = await asyncio.get_running_loop().run_in_executor(None, hash_file, job.path)
+                bar.update(job.size)
+        todo = [j for j in jobs if not already_done(j, keys)]
+        skipped = len(jobs) - len(todo)
+        if ns.upload:
+            with tqdm(
+                total=sum(j.size for j in todo),
+                unit="B",
+                unit_scale=True,
+                desc="uploading",
+                disable=quiet,
+                file=sys.stderr,
+            ) as bar:
+                for job in todo:
+                    answer = await client.upload(_file_chunks(job.path, bar))
+                    if answer["document"]["digest"] != job.digest:
+                        raise ConfigError(f"{job.path} changed while it was uploaded", setting="PATH")
+                    write_receipt(job.out, answer["receipt"])
+        else:
+            with tqdm(total=len(todo), unit="file", desc="notarizing", disable=quiet, file=sys.stderr) as bar:
+                for i in range(0, len(todo), ns.batch):
+                    batch = todo[i : i + ns.batch]
+                    receipts = await client.notarize([j.digest for j in batch], salt=not ns.no_salt)
+                    for job, receipt in zip(batch, receipts, strict=True):
+                        write_receipt(job.out, receipt)
+                    bar.update(len(batch))
+    print(f"notarized {len(todo)} file(s), {skipped} already had a valid receipt")
+    return 0
+
+
+def notarize(ns: argparse.Namespace) -> int:
+    return asyncio.run(run(ns))
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("notarize", help="notarize files or directories, writing FILE.receipt.json")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--upload", action="store_true", help="store the documents on the server too")
+    p.add_argument("--out", type=Path, help="write receipts under this directory instead of beside the files")
+    p.add_argument("--no-salt", action="store_true", help="log the bare digest (no per-entry salt)")
+    p.add_argument("--batch", type=int, default=MAX_DIGESTS, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_setting_flags(p)
+    p.set_defaults(func=notarize)

@@ -1,0 +1,240 @@
+"""The real `notar` executable, as users run it: serve, tenant add, notarize, verify, receipt."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+NOTAR = str(Path(sys.executable).with_name("notar"))
+
+
+def run(
+    *args: str, env: dict[str, str], check: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([NOTAR, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+    keys: list[str]
+    data: Path
+
+
+def start_server(data: Path, origin: str) -> Iterator[Server]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "NOTAR_DATA_DIR": str(data),
+        "NOTAR_ORIGIN": origin,
+        "NOTAR_BATCH_MS": "10",
+        "NOTAR_URL": url,
+        "NOTAR_LISTEN": f"127.0.0.1:{port}",
+    }
+    proc = subprocess.Popen(
+        [NOTAR, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert proc.poll() is None, "notar serve exited"
+                assert time.monotonic() < deadline, "notar serve not ready in 30 s"
+                time.sleep(0.1)
+        with urllib.request.urlopen(url + "/v1/keys", timeout=5) as r:
+            k = json.loads(r.read())
+        key = run("tenant", "add", "acme", env=env, check=True).stdout.strip().splitlines()[-1]
+        yield Server(url, {**env, "NOTAR_API_KEY": key}, [k["log"], k["clock"]], data)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert proc.stdout is not None
+        banner = proc.stdout.read()
+        assert "listening on" in banner and "notar tenant add" in banner and "log key:" in banner
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from start_server(tmp_path_factory.mktemp("serve"), "cli.notar.test/log")
+
+
+@pytest.fixture(scope="module")
+def other_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from start_server(tmp_path_factory.mktemp("other"), "other.notar.test/log")
+
+
+def key_args(keys: list[str]) -> list[str]:
+    return [a for k in keys for a in ("--key", k)]
+
+
+def make_tree(root: Path, n: int) -> list[Path]:
+    files = []
+    for i in range(n):
+        f = root / f"dir{i % 3}" / f"doc{i}.txt"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(f"document number {i}\n".encode() * (i + 1))
+        files.append(f)
+    return files
+
+
+def test_notarize_a_directory_and_verify_each_file(server: Server, tmp_path: Path) -> None:
+    files = make_tree(tmp_path / "docs", 7)
+    r = run("notarize", str(tmp_path / "docs"), "--quiet", env=server.env, check=True)
+    assert "notarized 7 file(s)" in r.stdout
+    for f in files:
+        receipt = f.with_name(f.name + ".receipt.json")
+        v = run("verify", str(receipt), str(f), *key_args(server.keys), env=server.env)
+        assert v.returncode == 0, v.stdout + v.stderr
+        assert v.stdout.startswith("✓ VALID") and "signed time" in v.stdout
+    again = run("notarize", str(tmp_path / "docs"), "--quiet", env=server.env, check=True)
+    assert "notarized 0 file(s), 7 already had a valid receipt" in again.stdout
+
+
+def test_refusals_name_the_failing_check(server: Server, other_log: Server, tmp_path: Path) -> None:
+    f = tmp_path / "contract.pdf"
+    f.write_bytes(b"%PDF-1.7 the contract")
+    run("notarize", str(f), "--quiet", env=server.env, check=True)
+    receipt_file = tmp_path / "contract.pdf.receipt.json"
+    receipt = json.loads(receipt_file.read_text())
+
+    f.write_bytes(b"%PDF-1.7 the contract, amended")
+    changed = run("verify", str(receipt_file), str(f), *key_args(server.keys), env=server.env)
+    assert changed.returncode == 1 and "check 'document' failed" in changed.stdout
+
+    tampered = copy.deepcopy(receipt)
+    tampered["log"]["index"] += 1
+    (tmp_path / "t.json").write_text(json.dumps(tampered))
+    t = run("verify", str(tmp_path / "t.json"), *key_args(server.keys), env=server.env)
+    assert t.returncode == 1 and "check 'inclusion' failed" in t.stdout
+
+    wrong = run("verify", str(receipt_file), *key_args(other_log.keys), env=server.env)
+    assert wrong.returncode == 1 and "check 'log signature' failed" in wrong.stdout
+
+    g = tmp_path / "elsewhere.txt"
+    g.write_bytes(b"notarized by another log")
+    run("notarize", str(g), "--quiet", env=other_log.env, check=True)
+    foreign = run(
+        "verify", str(tmp_path / "elsewhere.txt.receipt.json"), str(g), *key_args(server.keys), env=server.env
+    )
+    assert foreign.returncode == 1 and "check 'log signature' failed" in foreign.stdout
+
+    j = run("verify", str(tmp_path / "t.json"), *key_args(server.keys), "--json", env=server.env)
+    doc = json.loads(j.stdout)
+    assert j.returncode == 1 and doc["valid"] is False
+    assert [c["name"] for c in doc["checks"] if not c["ok"]] == ["inclusion"]
+
+    assert run("verify", str(receipt_file), env=server.env).returncode == 2  # no key, no network
+    bad = run("verify", str(tmp_path / "missing.json"), *key_args(server.keys), env=server.env)
+    assert bad.returncode == 2 and bad.stderr.startswith("notar: ") and len(bad.stderr.splitlines()) == 1
+
+
+def test_interrupted_notarize_resumes(server: Server, tmp_path: Path) -> None:
+    files = make_tree(tmp_path / "many", 60)
+    proc = subprocess.Popen(
+        [NOTAR, "notarize", str(tmp_path / "many"), "--quiet", "--batch", "1"],
+        env=server.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def receipts() -> list[Path]:
+        return [f for f in files if f.with_name(f.name + ".receipt.json").exists()]
+
+    deadline = time.monotonic() + 60
+    while len(receipts()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(receipts())
+    assert 0 < done < 60, "the run was not interrupted midway"
+    r = run("notarize", str(tmp_path / "many"), "--quiet", env=server.env, check=True)
+    assert f"notarized {60 - done} file(s), {done} already had a valid receipt" in r.stdout
+    last = files[-1]
+    v = run(
+        "verify",
+        str(last.with_name(last.name + ".receipt.json")),
+        str(last),
+        *key_args(server.keys),
+        env=server.env,
+    )
+    assert v.returncode == 0
+
+
+def test_upload_then_receipt_upgrade_and_exports(server: Server, tmp_path: Path) -> None:
+    f = tmp_path / "scan.bin"
+    f.write_bytes(os.urandom(300_000))
+    run("notarize", str(f), "--upload", "--quiet", "--out", str(tmp_path / "out"), env=server.env, check=True)
+    receipt_file = tmp_path / "out" / "scan.bin.receipt.json"
+    assert run("verify", str(receipt_file), str(f), *key_args(server.keys), env=server.env).returncode == 0
+    run("notarize", str(make_tree(tmp_path / "fill", 3)[0]), "--quiet", env=server.env, check=True)
+    before = json.loads(receipt_file.read_text())
+    up = run("receipt", "upgrade", str(receipt_file), env=server.env, check=True)
+    after = json.loads(receipt_file.read_text())
+    assert "upgraded" in up.stdout and after["entry"] == before["entry"]
+    assert after["log"]["tree_size"] >= before["log"]["tree_size"]
+    assert run("verify", str(receipt_file), str(f), *key_args(server.keys), env=server.env).returncode == 0
+    proof = run("receipt", "export", "--format", "tlog-proof", str(receipt_file), env=server.env, check=True)
+    assert proof.stdout.startswith("c2sp.org/tlog-proof@v1\nextra ")
+    cose = tmp_path / "scan.cose"
+    run(
+        "receipt",
+        "export",
+        "--format",
+        "cose",
+        str(receipt_file),
+        "--out",
+        str(cose),
+        env=server.env,
+        check=True,
+    )
+    assert cose.read_bytes()[:1] == b"\xd2"
+    nokeys = run(
+        "receipt",
+        "export",
+        "--format",
+        "cose",
+        str(receipt_file),
+        env={**server.env, "NOTAR_DATA_DIR": str(tmp_path / "empty")},
+    )
+    assert nokeys.returncode == 2 and "log key" in nokeys.stderr
+
+
+def test_bad_settings_stop_with_the_setting_named(tmp_path: Path) -> None:
+    env = {**os.environ, "NOTAR_DATA_DIR": str(tmp_path)}
+    r = run("serve", "--listen", "nowhere", env=env)
+    assert r.returncode == 2 and "LISTEN" in r.stderr
+    r = run("serve", env={**env, "NOTAR_STORE": "s4"})
+    assert r.returncode == 2 and "STORE" in r.stderr
+    (tmp_path / "notar.toml").write_text('BATCH_MS = "fast"\n')
+    r = run("serve", "--config", str(tmp_path / "notar.toml"), env=env)
+    assert r.returncode == 2 and "BATCH_MS" in r.stderr
+    r = run("notarize", str(tmp_path), env=env)
+    assert r.returncode == 2 and "API_KEY" in r.stderr
+    assert run("--version", env=env, check=True).stdout.startswith("notar ")
