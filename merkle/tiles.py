@@ -125,6 +125,18 @@ def perfect_root(hashes: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+TileLevels = dict[tuple[int, int], list[list[bytes]]]
+"""A tile's hashes and each level above them inside the tile, by the tile's (level, index)."""
+
+
+def tile_levels(hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """`hashes` and every level above them, pairwise reduced with an odd last node carried up."""
+    levels = [list(hashes)]
+    while len(levels[-1]) > 1:
+        levels.append(reduce_level(levels[-1]))
+    return levels
+
+
 def _edge_roots(edges: Sequence[Sequence[bytes]]) -> list[bytes]:
     """Perfect-subtree roots of a tree from its partial tiles, leftmost (largest) first."""
     roots: list[bytes] = []
@@ -191,8 +203,12 @@ class TileBuilder:
             if edge
         ]
 
-    def append(self, leaf_hashes: Sequence[bytes]) -> list[Tile]:
-        """Add leaf hashes; return new full tiles in order, then each level's changed partial."""
+    def append(self, leaf_hashes: Sequence[bytes], *, levels: TileLevels | None = None) -> list[Tile]:
+        """Add leaf hashes; return new full tiles in order, then each level's changed partial.
+
+        With `levels`, the inner levels hashed for each new full tile are recorded there too
+        (see `tile_levels`), so that a `TileSet` need not hash them again.
+        """
         out: list[Tile] = []
         changed: set[int] = set()
         pending: list[bytes] = list(leaf_hashes)
@@ -212,7 +228,10 @@ class TileBuilder:
                 pos += take
                 if len(edge) == TILE_WIDTH:
                     out.append(Tile(TileId(level, first_tile), b"".join(edge)))
-                    up.append(perfect_root(edge))
+                    inner = tile_levels(edge)
+                    up.append(inner[-1][0])
+                    if levels is not None:
+                        levels[(level, first_tile)] = inner
                     first_tile += 1
                     edge = []
             self._edges[level] = edge

@@ -8,10 +8,11 @@ height h lies in i's level-(h // 8) tile, which is one of those. No tile is read
 from __future__ import annotations
 
 from collections.abc import Iterable
+from hashlib import sha256
 
 from merkle.hashing import reduce_level
 from merkle.proofs import inclusion_path
-from merkle.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, split_hashes
+from merkle.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, TileLevels, split_hashes
 
 
 class TileSet:
@@ -22,13 +23,20 @@ class TileSet:
         self._levels: dict[tuple[int, int], list[list[bytes]]] = {}
         self.add(tiles)
 
-    def add(self, tiles: Iterable[Tile]) -> None:
+    def add(self, tiles: Iterable[Tile], levels: TileLevels | None = None) -> None:
+        """Hold `tiles`; `levels`, as `TileBuilder.append` recorded them for the same tiles, spares
+        hashing their inner levels again."""
         for t in tiles:
             if t.id.level == "entries":
                 continue
             place = (int(t.id.level), t.id.index)
-            self._hashes[place] = split_hashes(t.data, t.id.width)
-            self._levels.pop(place, None)
+            known = levels.get(place) if levels else None
+            if known is not None and len(known[0]) == t.id.width:
+                self._hashes[place] = known[0]
+                self._levels[place] = known
+            else:
+                self._hashes[place] = split_hashes(t.data, t.id.width)
+                self._levels.pop(place, None)
 
     def _tile_levels(self, level: int, index: int) -> list[list[bytes]]:
         place = (level, index)
@@ -51,6 +59,22 @@ class TileSet:
         levels = self._tile_levels(level, first >> TILE_HEIGHT)
         return levels[rest][(first % TILE_WIDTH) >> rest]
 
+    def _perfect_run(self, height: int, start: int, end: int) -> list[bytes]:
+        """Hashes of the perfect subtrees start..end-1 at `height`, sliced off the tiles' levels."""
+        level, rest = divmod(height, TILE_HEIGHT)
+        per_tile = TILE_WIDTH >> rest
+        out: list[bytes] = []
+        j = start
+        while j < end:
+            tile, offset = divmod(j, per_tile)
+            row = self._tile_levels(level, tile)[rest]
+            take = min(end - j, per_tile - offset)
+            if offset + take > len(row):
+                raise ValueError(f"tile {level}/{tile} is too narrow for node {height}/{j + take - 1}")
+            out += row[offset : offset + take]
+            j += take
+        return out
+
     def prune(self, size: int) -> None:
         """Forget every tile but the rightmost of each level in a tree of `size`: all that proofs
         of entries appended later can need besides the tiles their own batch changes."""
@@ -61,5 +85,47 @@ class TileSet:
                 self._levels.pop(place, None)
 
     def inclusion_proofs(self, first: int, count: int, size: int) -> list[list[bytes]]:
-        """Inclusion proofs of entries first..first+count-1 in the tree of `size`."""
-        return [inclusion_path(self, i, size) for i in range(first, first + count)]
+        """Inclusion proofs of entries first..first+count-1 in the tree of `size`.
+
+        Consecutive entries share most of their siblings, so the proofs are built top-down over
+        RFC 9162's levels (a level's odd last node carried up): a node's proof is its sibling
+        followed by its parent's proof, one list per node instead of one walk per entry.
+        """
+        if count <= 0:
+            return []
+        last = first + count - 1
+        if first < 0 or last >= size:
+            return [inclusion_path(self, i, size) for i in range(first, first + count)]
+        # Level h has ceil(size / 2**h) nodes; its last one covers the tree's right edge and is
+        # perfect only when 2**h divides size, so it is hashed up from the perfect ones beside it.
+        lengths = [size]
+        while lengths[-1] > 1:
+            lengths.append((lengths[-1] + 1) >> 1)
+        edges = [self.perfect(0, size - 1)]
+        for h, n in enumerate(lengths[:-1]):
+            edge = edges[-1]
+            if not n & 1:
+                edge = sha256(b"\x01" + self.perfect(h, n - 2) + edge).digest()
+            edges.append(edge)
+        proofs: list[list[bytes]] = [[]]
+        for h in range(len(lengths) - 2, -1, -1):
+            n, lo, hi = lengths[h], first >> h, last >> h
+            start, end = lo & ~1, min(n, (hi | 1) + 1)  # the nodes and their siblings
+            nodes = self._perfect_run(h, start, min(end, n - 1))
+            if end == n:
+                nodes.append(edges[h])
+            # Node j's sibling is j ^ 1: swap neighbours pairwise. Both children of a node share
+            # its proof. A last node without a sibling (odd count at this level) is carried up:
+            # its proof is its parent's.
+            swapped, pairs = nodes[:], len(nodes) & ~1
+            swapped[0:pairs:2], swapped[1:pairs:2] = nodes[1:pairs:2], nodes[0:pairs:2]
+            shared = [p for p in proofs for _ in (0, 1)]
+            stop = min(hi + 1, n - (n & 1))
+            carried = proofs[-1] if hi == n - 1 and n & 1 else None
+            proofs = [
+                [s, *p]
+                for s, p in zip(swapped[lo - start : stop - start], shared[lo - start :], strict=False)
+            ]
+            if carried is not None:
+                proofs.append(carried)
+        return proofs

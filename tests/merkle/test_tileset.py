@@ -7,6 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from merkle import TileBuilder, leaf_hash
+from merkle.proofs import inclusion_path
+from merkle.tiles import TileLevels
 from merkle.tileset import TileSet
 from tests.merkle.reference import ref_path
 
@@ -37,3 +39,26 @@ def test_batch_proofs_from_changed_tiles_and_edge(start: int, batches: list[int]
 def test_missing_tile_is_value_error() -> None:
     with pytest.raises(ValueError, match="tile 1/0"):
         TileSet().perfect(8, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 70_000), st.data(), st.booleans())
+def test_batch_proofs_equal_the_walk_of_each_entry(size: int, data: st.DataObject, levels: bool) -> None:
+    """Every proof of any run of entries, whether the set hashed the tiles' inner levels itself
+    or was given those the builder hashed."""
+    first = data.draw(st.integers(0, size - 1))
+    count = data.draw(st.integers(1, min(size - first, 3000)))
+    builder = TileBuilder()
+    known: TileLevels | None = {} if levels else None
+    held = TileSet()
+    held.add(builder.append(_leaves(0, size), levels=known), known)
+    want = [inclusion_path(held, i, size) for i in range(first, first + count)]
+    assert held.inclusion_proofs(first, count, size) == want
+    assert held.inclusion_proofs(first, 0, size) == []
+
+
+def test_proofs_outside_the_tree_are_value_errors() -> None:
+    held = TileSet()
+    held.add(TileBuilder().append(_leaves(0, 10)))
+    with pytest.raises(ValueError, match="outside"):
+        held.inclusion_proofs(5, 6, 10)
