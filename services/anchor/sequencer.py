@@ -23,7 +23,7 @@ from merkle.bundles import BundleBuilder, encode_bundle
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.digests import SALT_SIZE, Digest
 from merkle.hashing import leaf_hashes
-from merkle.tiles import Tile, TileBuilder
+from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
 from services.anchor import state
 from services.anchor.keys import LogKeys
@@ -204,8 +204,8 @@ class Sequencer:
                 f"the sequencer has {self._queued} entries queued (limit {self._cfg.queue_max})",
                 retry_after=max(1.0, round(backlog_s, 1)),
             )
-        for it in items:
-            state.check_tenant(it.tenant)
+        for tenant in {it.tenant for it in items}:
+            state.check_tenant(tenant)
         future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
         self._pending.append(_Group(items, future, time.monotonic()))
         self._queued += len(items)
@@ -266,34 +266,49 @@ class Sequencer:
         cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
         return sign_checkpoint(cp, self._keys.log, self._keys.clock, int(self._clock()))
 
-    async def _sequence(self, groups: list[_Group]) -> None:
-        items = [it for g in groups for it in g.items]
-        n, first = len(items), self._size
-        randomness = self._urandom(SALT_SIZE * sum(1 for it in items if it.salted))
+    def _draw_salts(self, items: Sequence[Item]) -> list[bytes]:
+        """One salt per item (empty when unsalted), cut from a single CSPRNG call."""
+        salted = [it.salted for it in items]
+        count = sum(salted)
+        randomness = self._urandom(SALT_SIZE * count)
+        if count == len(items):
+            return [randomness[k : k + SALT_SIZE] for k in range(0, len(randomness), SALT_SIZE)]
         salts: list[bytes] = []
         pos = 0
-        for it in items:
-            if it.salted:
+        for s in salted:
+            if s:
                 salts.append(randomness[pos : pos + SALT_SIZE])
                 pos += SALT_SIZE
             else:
                 salts.append(b"")
-        entries = [it.digest.multihash + s for it, s in zip(items, salts, strict=True)]
-        puts = {state.batch_key(first): encode_bundle(entries)}
+        return salts
+
+    async def _sequence(self, groups: list[_Group]) -> None:
+        items = [it for g in groups for it in g.items]
+        n, first = len(items), self._size
+        salts = self._draw_salts(items)
+        multihashes = [it.digest.multihash for it in items]
+        entries = [m + s for m, s in zip(multihashes, salts, strict=True)]
+        tenant_keys = state.tenant_keys([it.tenant for it in items], multihashes, first)
+        puts = dict(zip(tenant_keys, salts, strict=True))
+        puts[state.batch_key(first)] = encode_bundle(entries)
         if self._last_note:
             puts[state.CHECKPOINT] = self._last_note.encode()
-        for k, (it, s) in enumerate(zip(items, salts, strict=True)):
-            puts[state.tenant_key(it.tenant, it.digest.multihash, first + k)] = s
         new_head = state.u64(first + n)
         await self._write_durably(new_head, puts)
         self._size = first + n
         self._unpublished.append((first, n))
-        changed = self._tiles.append(leaf_hashes(entries)) + self._bundles.append(entries)
-        self._held.add(changed)
+        levels: TileLevels = {}
+        changed = self._tiles.append(leaf_hashes(entries), levels=levels) + self._bundles.append(entries)
+        self._held.add(changed, levels)
         note = self._last_note = self._sign(self._size)
         proofs = self._held.inclusion_proofs(first, n, self._size)
         self._held.prune(self._size)
-        results = [Sequenced(first + k, entries[k], salts[k], self._size, proofs[k], note) for k in range(n)]
+        size = self._size
+        results = [
+            Sequenced(i, e, s, size, p, note)
+            for i, e, s, p in zip(range(first, size), entries, salts, proofs, strict=True)
+        ]
         now = time.monotonic()
         pos = 0
         for g in groups:

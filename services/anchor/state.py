@@ -10,6 +10,7 @@ l                                   -> this anchor's lease holder id
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 HEAD = b"h"
 BATCH = b"b"
@@ -46,6 +47,15 @@ def tenant_prefix(tenant: str, multihash: bytes | None = None) -> bytes:
 
 def tenant_key(tenant: str, multihash: bytes, index: int) -> bytes:
     return tenant_prefix(tenant, multihash) + u64(index)
+
+
+def tenant_keys(tenants: Sequence[str], multihashes: Sequence[bytes], first: int) -> list[bytes]:
+    """`tenant_key(tenants[k], multihashes[k], first + k)` for every k; each prefix built once."""
+    prefixes = {t: tenant_prefix(t) for t in set(tenants)}
+    indices = range(first, first + len(tenants))
+    return [
+        prefixes[t] + m + i.to_bytes(8, "big") for t, m, i in zip(tenants, multihashes, indices, strict=True)
+    ]
 
 
 def tenant_key_index(key: bytes) -> int:
