@@ -16,6 +16,7 @@ import gc
 import os
 import platform
 import random
+import ssl
 import statistics
 import sys
 import time
@@ -432,8 +433,13 @@ def machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
         f"{cores} cores ({model}), Python {platform.python_version()} "
-        f"({platform.python_implementation()}), pymerkle {pymerkle.__version__}"
+        f"({platform.python_implementation()}, {ssl.OPENSSL_VERSION}), pymerkle {pymerkle.__version__}"
     )
+
+
+def load() -> str:
+    """The 1-minute load average: other work competing for the cores while we measure."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -489,8 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         clock=time.process_time if args.clock == "cpu" else time.perf_counter,
     )
     field_ = contestants(args.insecure)
+    load_before = load()
     res = run_rounds(workload, field_, args.rounds, args.budget, log)
-    print(f"Machine: {machine()}")
+    print(f"Machine: {machine()}; load average {load_before} before the run, {load()} after")
     print(
         f"Leaves: {args.leaves:,} (50-byte entries), rounds: {len(res.rounds)}, proofs per round: "
         f"{args.proofs:,} (cold tiles: {workload.tile_proofs:,}, list backend: {args.slow_proofs:,}), "
