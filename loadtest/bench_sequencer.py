@@ -1,0 +1,636 @@
+"""Sequencer benchmark: the in-process anchor sequencer beside the plain hashlib RFC 9162 loop.
+
+Three measurements, every one bounded in entries and in seconds:
+
+1. Throughput, closed loop: many concurrent submitters each send a 1,000-digest group, wait for
+   its acknowledgement (durable in RocksDB with one fsync per batch, in a signed checkpoint, with
+   inclusion proofs) and send the next. A real RocksIndex in a temporary directory, with (a) the
+   FsStore in a temporary directory and (b) the S3Store on a SeaweedFS started on loopback for
+   the run. In the same rounds, in a rotating order, `bench_merkle.plain_root` over as many
+   entries: the ratio is the median of same-round ratios.
+2. Latency, open loop, from submit to signed checkpoint: a generator submits a group every tick
+   (10 ms) on a fixed schedule whatever the completions, at 10k, 50k and 100k entries/s offered.
+   Latency counts from the scheduled instant, so a late generator is not hidden. Also the
+   publication lag (signed size minus published size) seen during the run.
+3. Every acknowledgement is checked (an index for each item, no index twice, entry = multihash ||
+   salt, a sample of inclusion proofs against the signed checkpoint's root): no numbers otherwise.
+
+    .venv/bin/python -m loadtest.bench_sequencer               # full run, fs and SeaweedFS
+    .venv/bin/python -m loadtest.bench_sequencer --quick       # a fast look
+    .venv/bin/python -m loadtest.bench_sequencer --stores fs   # without SeaweedFS
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadtest.bench_merkle import machine, make_entries, plain_root
+from merkle.checkpoint import Checkpoint, parse_checkpoint
+from merkle.cosignature import CosignatureSigner
+from merkle.digests import Digest
+from merkle.hashing import leaf_hash
+from merkle.note import Signer, parse_note
+from merkle.proofs import verify_inclusion
+from services.anchor.keys import LogKeys, clock_key_name
+from services.anchor.sequencer import Item, Sequenced, Sequencer, SequencerConfig
+from storage.base import ObjectStore
+from storage.errors import PushbackError
+from storage.fs import FsStore
+from storage.rocks import RocksIndex
+from storage.s3 import S3Config, S3Store
+
+ORIGIN = "bench.notar.localhost/log"
+GROUP = 1000
+STORES = ("fs", "s3")
+STORE_NAMES = {"fs": "fs (directory)", "s3": "S3 (SeaweedFS, loopback)"}
+PLAIN = "plain hashlib loop (root only)"
+
+
+# ---------------------------------------------------------------- items and acknowledgements
+
+
+def make_items(
+    n: int, seed: int = 9162, *, tenants: int = 8, group: int = GROUP, distinct: int = 200_000
+) -> list[Item]:
+    """`n` salted BLAKE3 items; each group of `group` belongs to one of `tenants` tenants. Past
+    `distinct` items the same ones come again (a digest notarized again gets a new salt and index)."""
+    rng = random.Random(seed)
+    pool = [
+        Item(f"tenant-{(i // group) % tenants}", Digest("blake3", rng.randbytes(32)))
+        for i in range(min(n, distinct))
+    ]
+    return (pool * -(-n // len(pool)))[:n] if pool else []
+
+
+def groups_of(items: Sequence[Item], size: int = GROUP) -> list[Sequence[Item]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class AckError(AssertionError):
+    """An acknowledgement that is not what the sequencer promised: the run's numbers are void."""
+
+
+@dataclass
+class AckCheck:
+    """Checks acknowledgements as they arrive; `finish` checks every index was given once.
+
+    Every acknowledgement's count and index are checked; its entry (multihash || salt) and its
+    inclusion proof against the signed checkpoint's root every `sample_every`-th index, so that
+    the checking client does not weigh on the sequencer it shares the process with.
+    """
+
+    sample_every: int = 97
+    indices: set[int] = field(default_factory=set)
+    checked_proofs: int = 0
+    _roots: dict[str, Checkpoint] = field(default_factory=dict)
+
+    def add(self, items: Sequence[Item], results: Sequence[Sequenced]) -> None:
+        if len(results) != len(items):
+            raise AckError(f"{len(results)} acknowledgements for {len(items)} items")
+        before = len(self.indices)
+        self.indices.update([r.index for r in results])
+        if len(self.indices) != before + len(results):
+            raise AckError("an index was given twice")
+        every = self.sample_every
+        for it, r in zip(items, results, strict=True):
+            if r.index % every == 0:
+                self._check(it, r)
+
+    def _check(self, it: Item, r: Sequenced) -> None:
+        if r.entry != it.digest.multihash + r.salt or len(r.salt) != (16 if it.salted else 0):
+            raise AckError(f"entry at index {r.index} is not the item's multihash || salt")
+        cp = self._roots.get(r.checkpoint)
+        if cp is None:
+            cp = self._roots[r.checkpoint] = parse_checkpoint(parse_note(r.checkpoint).text, origin=ORIGIN)
+        if cp.size != r.tree_size or not 0 <= r.index < cp.size:
+            raise AckError(f"index {r.index}: tree size {r.tree_size} is not its checkpoint's {cp.size}")
+        if not verify_inclusion(leaf_hash(r.entry), r.index, r.tree_size, r.inclusion, cp.root):
+            raise AckError(f"index {r.index}: the inclusion proof does not lead to the checkpoint's root")
+        self.checked_proofs += 1
+
+    def finish(self, first: int, count: int) -> None:
+        """Every index first..first+count-1 was acknowledged, and no other."""
+        if len(self.indices) != count or (
+            count and (min(self.indices), max(self.indices)) != (first, first + count - 1)
+        ):
+            raise AckError(f"acknowledged indices are not exactly {first}..{first + count - 1}")
+
+
+# ---------------------------------------------------------------- a sequencer on real storage
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How each measured sequencer is built."""
+
+    batch_ms: int = 100
+    batch_max: int = 20_000
+    queue_max: int = 200_000
+    s3: S3Config | None = None
+
+
+def bench_keys() -> LogKeys:
+    return LogKeys(Signer.generate(ORIGIN), CosignatureSigner.generate(clock_key_name(ORIGIN)))
+
+
+@contextlib.asynccontextmanager
+async def open_sequencer(store_kind: str, setup: Setup, workdir: Path) -> AsyncIterator[Sequencer]:
+    """A started sequencer on a fresh RocksDB (in `workdir`) and a fresh log in the chosen store;
+    closed (everything published) and its storage removed afterwards."""
+    run = Path(tempfile.mkdtemp(prefix="seq-", dir=workdir))
+    index = RocksIndex.open(run / "index")
+    store: ObjectStore
+    if store_kind == "fs":
+        store = FsStore(run / "store")
+    elif store_kind == "s3":
+        if setup.s3 is None:
+            raise ValueError("the s3 store needs Setup.s3")
+        store = await S3Store.from_config(setup.s3)
+    else:
+        raise ValueError(f"unknown store {store_kind!r}")
+    cfg = SequencerConfig(
+        origin=ORIGIN,
+        prefix=f"{run.name}/log/",
+        batch_ms=setup.batch_ms,
+        batch_max=setup.batch_max,
+        queue_max=setup.queue_max,
+    )
+    seq = Sequencer(store=store, index=index, keys=bench_keys(), config=cfg)
+    try:
+        await seq.start()
+        yield seq
+    finally:
+        await seq.close()
+        await index.close()
+        await store.close()
+        shutil.rmtree(run, ignore_errors=True)
+
+
+async def wait_published(seq: Sequencer, size: int) -> bool:
+    """Wait until the published checkpoint covers `size` entries; False if the sequencer failed."""
+    while seq.stats.published_size < size:
+        if seq.failed is not None:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
+@dataclass
+class GcPauses:
+    """Seconds the cyclic garbage collector ran while this is installed (`gc.callbacks`)."""
+
+    seconds: float = 0.0
+    full: int = 0
+    _started: float = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.full += info["generation"] == 2
+
+
+@contextlib.contextmanager
+def gc_pauses() -> Iterator[GcPauses]:
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(pauses)
+
+
+# ---------------------------------------------------------------- 1. closed-loop throughput
+
+
+@dataclass
+class Throughput:
+    entries: int
+    ack_s: float
+    """From the first submission to the last acknowledgement."""
+    published_s: float | None
+    """From the first submission until the published checkpoint covered every entry."""
+    batches: int
+    proofs_checked: int
+    gc_s: float = 0.0
+    """Garbage-collector pauses until the last acknowledgement."""
+
+    @property
+    def rate(self) -> float:
+        return self.entries / self.ack_s
+
+    @property
+    def published_rate(self) -> float | None:
+        return self.entries / self.published_s if self.published_s else None
+
+
+async def closed_loop(
+    seq: Sequencer, items: Sequence[Item], *, submitters: int = 32, check: AckCheck | None = None
+) -> Throughput:
+    """`submitters` tasks each submit the next 1,000-item group as soon as their last is acked."""
+    check = check or AckCheck()
+    groups = groups_of(items)
+    next_group = iter(range(len(groups)))
+    first, batches = seq.size, seq.stats.batches
+
+    async def submitter() -> None:
+        for g in next_group:
+            check.add(groups[g], await seq.submit(groups[g]))
+
+    gc.collect()
+    with gc_pauses() as pauses:
+        start = time.perf_counter()
+        await asyncio.gather(*(submitter() for _ in range(min(submitters, len(groups)))))
+        ack_s = time.perf_counter() - start
+        gc_s = pauses.seconds
+    try:
+        async with asyncio.timeout(600):
+            published = await wait_published(seq, first + len(items))
+    except TimeoutError:
+        published = False
+    published_s = time.perf_counter() - start if published else None
+    check.finish(first, len(items))
+    return Throughput(
+        len(items), ack_s, published_s, seq.stats.batches - batches, check.checked_proofs, gc_s
+    )
+
+
+def plain_rate(entries: Sequence[bytes]) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    plain_root(entries)
+    return len(entries) / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- 2. open-loop latency
+
+
+@dataclass
+class Latency:
+    offered: float
+    """Entries per second the schedule offered."""
+    duration_s: float
+    acked: int
+    refused: int
+    """Entries refused with pushback (503); they count in no latency."""
+    latencies: list[float]
+    """Seconds from each group's scheduled submission to its acknowledgement."""
+    max_lag: int
+    """Largest signed size minus published size seen, in entries."""
+    end_lag: int
+    achieved: float
+    """Acknowledged entries per second, over the time from the first submission to the last ack."""
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def open_loop(
+    seq: Sequencer,
+    items: Sequence[Item],
+    *,
+    rate: float,
+    duration: float,
+    tick: float = 0.01,
+    check: AckCheck | None = None,
+) -> Latency:
+    """Submit `rate * tick` items every `tick` seconds for `duration` seconds (fewer if `items`
+    runs out), on schedule whatever the completions; latency counts from the scheduled time."""
+    check = check or AckCheck()
+    per_tick = max(1, round(rate * tick))
+    ticks = min(int(duration / tick), len(items) // per_tick)
+    latencies: list[float] = []
+    refused = 0
+    lag = [0]
+    first = seq.size
+
+    async def one(group: Sequence[Item], due: float) -> None:
+        nonlocal refused
+        try:
+            results = await seq.submit(group)
+        except PushbackError:
+            refused += len(group)
+            return
+        latencies.append(time.perf_counter() - due)
+        check.add(group, results)
+
+    tasks: list[asyncio.Task[None]] = []
+    gc.collect()
+    start = time.perf_counter()
+    for k in range(ticks):
+        due = start + k * tick
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        lag.append(seq.stats.signed_size - seq.stats.published_size)
+        group = items[k * per_tick : (k + 1) * per_tick]
+        tasks.append(asyncio.create_task(one(group, due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    end_lag = seq.stats.signed_size - seq.stats.published_size
+    acked = len(check.indices)
+    if not refused:
+        check.finish(first, acked)
+    return Latency(
+        offered=per_tick / tick,
+        duration_s=ticks * tick,
+        acked=acked,
+        refused=refused,
+        latencies=latencies,
+        max_lag=max(lag + [end_lag]),
+        end_lag=end_lag,
+        achieved=acked / elapsed,
+    )
+
+
+# ---------------------------------------------------------------- rounds and report
+
+
+@dataclass
+class Results:
+    rounds: list[dict[str, float]] = field(default_factory=list)
+    """Per round: the plain loop's rate and each store's acknowledged rate, entries/s."""
+    throughput: dict[str, list[Throughput]] = field(default_factory=dict)
+    latency: dict[str, list[Latency]] = field(default_factory=dict)
+    proofs_checked: int = 0
+
+    def rates(self, name: str) -> list[float]:
+        return [r[name] for r in self.rounds if name in r]
+
+    def ratio(self, name: str) -> float | None:
+        """Median over rounds of the store's rate / the plain loop's rate in the same round."""
+        values = [r[name] / r[PLAIN] for r in self.rounds if name in r and PLAIN in r]
+        return statistics.median(values) if values else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    entries: int
+    """Per closed-loop run on fs, and the plain loop's tree size."""
+    s3_entries: int
+    """Per closed-loop run on S3."""
+    rounds: int
+    submitters: int
+    stores: tuple[str, ...]
+    rates: tuple[float, ...]
+    duration: float
+    tick: float
+    budget: float
+    seed: int = 9162
+
+
+async def run(
+    plan: Plan, setup: Setup, workdir: Path, log: Callable[[str], None] = lambda _: None
+) -> Results:
+    res = Results()
+    n_open = max((int(rate * plan.duration) + GROUP for rate in plan.rates), default=0)
+    items = make_items(max(plan.entries, plan.s3_entries, n_open), plan.seed)
+    entries = make_entries(plan.entries, plan.seed)
+    gc.freeze()  # the fixtures are the benchmark's, not the service's: keep them out of its GC
+    try:
+        await _closed_rounds(plan, setup, workdir, items, entries, res, log)
+        for name in plan.stores:
+            for rate in plan.rates:
+                check = AckCheck()
+                async with open_sequencer(name, setup, workdir) as seq:
+                    lat = await open_loop(
+                        seq,
+                        items[: int(rate * plan.duration) + GROUP],
+                        rate=rate,
+                        duration=plan.duration,
+                        tick=plan.tick,
+                        check=check,
+                    )
+                res.latency.setdefault(name, []).append(lat)
+                res.proofs_checked += check.checked_proofs
+                log(
+                    f"{name} at {rate:,.0f}/s offered: p50 {_ms(lat.percentile(0.5))}, "
+                    f"p99 {_ms(lat.percentile(0.99))}, refused {lat.refused:,}, max lag {lat.max_lag:,}"
+                )
+    finally:
+        gc.unfreeze()
+    return res
+
+
+async def _closed_rounds(
+    plan: Plan,
+    setup: Setup,
+    workdir: Path,
+    items: Sequence[Item],
+    entries: Sequence[bytes],
+    res: Results,
+    log: Callable[[str], None],
+) -> None:
+    """Each round runs the plain loop and every store once, in an order rotating by round."""
+    contestants = [PLAIN, *plan.stores]
+    start = time.perf_counter()
+    for r in range(plan.rounds):
+        shift = r % len(contestants)
+        measured: dict[str, float] = {}
+        for name in contestants[shift:] + contestants[:shift]:
+            if name == PLAIN:
+                measured[PLAIN] = plain_rate(entries)
+                log(f"round {r + 1}: {PLAIN}: {measured[PLAIN]:,.0f} entries/s")
+                continue
+            n = plan.entries if name == "fs" else plan.s3_entries
+            async with open_sequencer(name, setup, workdir) as seq:
+                t = await closed_loop(seq, items[:n], submitters=plan.submitters)
+            measured[name] = t.rate
+            res.throughput.setdefault(name, []).append(t)
+            res.proofs_checked += t.proofs_checked
+            log(
+                f"round {r + 1}: {name}: {t.rate:,.0f} entries/s acknowledged, "
+                f"{t.published_rate or 0:,.0f}/s published, {t.batches} batches, "
+                f"GC {t.gc_s / t.ack_s:.0%}"
+            )
+        res.rounds.append(measured)
+        if time.perf_counter() - start > plan.budget and r + 1 < plan.rounds:
+            log(f"time budget of {plan.budget:.0f}s spent after {r + 1} rounds; stopping")
+            break
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _median_spread(values: Sequence[float]) -> str:
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return _num(values[0])
+    return f"{_num(statistics.median(values))} ({_num(min(values))}–{_num(max(values))})"
+
+
+def report(res: Results, plan: Plan) -> str:
+    lines = [
+        "| contestant | acknowledged entries/s | published entries/s | entries per batch "
+        "| GC pauses | ÷ plain loop |",
+        "|---|---|---|---|---|---|",
+        f"| {PLAIN} | {_median_spread(res.rates(PLAIN))} | — | — | — | 1.00× |",
+    ]
+    for name in plan.stores:
+        runs = res.throughput.get(name, [])
+        if not runs:
+            continue
+        ratio = res.ratio(name)
+        published = [t.published_rate for t in runs if t.published_rate]
+        per_batch = statistics.median(t.entries / max(1, t.batches) for t in runs)
+        gc_share = statistics.median(t.gc_s / t.ack_s for t in runs)
+        lines.append(
+            f"| sequencer, RocksDB + {STORE_NAMES[name]} | {_median_spread(res.rates(name))} | "
+            f"{_median_spread(published)} | {_num(per_batch)} | {gc_share:.0%} | "
+            f"{'—' if ratio is None else f'{ratio:.2f}×'} |"
+        )
+    fs_ratio = res.ratio("fs")
+    if fs_ratio is not None:
+        lines += ["", f"Goal: sequencer on fs ≥ 0.50× the plain loop: {fs_ratio:.2f}× — "
+                  + ("met." if fs_ratio >= 0.5 else "**not met**.")]
+    if res.latency:
+        lines += [
+            "",
+            "| store | offered entries/s | acknowledged entries/s | p50 | p99 | max | refused (503) "
+            "| publication lag, max / at the end (entries) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, lats in res.latency.items():
+            for lat in lats:
+                worst = max(lat.latencies) if lat.latencies else None
+                lines.append(
+                    f"| {STORE_NAMES[name]} | {_num(lat.offered)} | {_num(lat.achieved)} | "
+                    f"{_ms(lat.percentile(0.5))} | {_ms(lat.percentile(0.99))} | {_ms(worst)} | "
+                    f"{lat.refused:,} | {lat.max_lag:,} / {lat.end_lag:,} |"
+                )
+        fs100 = [lat for lat in res.latency.get("fs", []) if lat.offered >= 100_000]
+        if fs100 and (p99 := fs100[0].percentile(0.99)) is not None:
+            met = p99 < 0.25 and not fs100[0].refused
+            lines += ["", f"Goal: p99 < 250 ms at 100k entries/s offered on fs: {_ms(p99)} — "
+                      + ("met." if met else "**not met**.")]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--entries", type=int, help="entries per closed-loop run on fs (default 400,000; "
+                   "--quick 60,000)")
+    p.add_argument("--s3-entries", type=int, help="entries per closed-loop run on S3 (default 100,000; "
+                   "--quick 40,000)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (default 5; --quick 2)")
+    p.add_argument("--submitters", type=int, default=32,
+                   help="concurrent closed-loop submitters of 1,000-digest groups (default 32)")
+    p.add_argument("--stores", default="fs,s3", help="comma-separated: fs, s3 (default fs,s3)")
+    p.add_argument("--rates", default="10000,50000,100000",
+                   help="open-loop offered rates, entries/s (default 10000,50000,100000)")
+    p.add_argument("--duration", type=float, help="seconds per open-loop run (default 10; --quick 2)")
+    p.add_argument("--tick", type=float, default=0.01, help="open-loop submission period, s (default 0.01)")
+    p.add_argument("--batch-ms", type=int, default=100, help="the sequencer's BATCH_MS (default 100)")
+    p.add_argument("--batch-max", type=int, default=20_000, help="largest batch (default 20,000)")
+    p.add_argument("--budget", type=float, default=600.0,
+                   help="no new closed-loop round starts after this many seconds (default 600)")
+    p.add_argument("--workdir", type=Path, help="where the temporary RocksDB and fs store go")
+    p.add_argument("--quick", action="store_true", help="small sizes for a fast look")
+    p.add_argument("--seed", type=int, default=9162)
+    args = p.parse_args(argv)
+    defaults = {"entries": (400_000, 60_000), "s3_entries": (100_000, 40_000), "rounds": (5, 2),
+                "duration": (10.0, 2.0)}
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    for name in ("entries", "s3_entries", "rounds", "submitters", "batch_ms", "batch_max"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if max(args.entries, args.s3_entries) > 5_000_000:
+        p.error("--entries and --s3-entries are capped at 5,000,000 to keep the run bounded")
+    if not 0 < args.duration <= 120 or not 0.001 <= args.tick <= 1:
+        p.error("--duration must be in (0, 120] s and --tick in [0.001, 1] s")
+    args.stores = tuple(s for s in args.stores.split(",") if s)
+    if not args.stores or set(args.stores) - set(STORES):
+        p.error(f"--stores takes a comma-separated subset of {', '.join(STORES)}")
+    try:
+        args.rates = tuple(float(r) for r in args.rates.split(",") if r)
+    except ValueError:
+        p.error("--rates takes comma-separated numbers")
+    if any(not 0 < r <= 1_000_000 for r in args.rates):
+        p.error("--rates must be in (0, 1,000,000] entries/s")
+    return args
+
+
+@contextlib.contextmanager
+def seaweed_bucket() -> Iterator[S3Config]:
+    """A bucket on a SeaweedFS started on loopback for the run (tests/seaweed.py's launcher)."""
+    from tests.seaweed import S3Target, ensure_bucket, start_seaweed
+
+    with start_seaweed() as server:
+        target = S3Target(server.endpoint, "notar-bench", server.access_key, server.secret_key,
+                          server.region)
+        ensure_bucket(target)
+        yield target.config()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    plan = Plan(
+        entries=args.entries,
+        rounds=args.rounds,
+        submitters=args.submitters,
+        stores=args.stores,
+        rates=args.rates,
+        duration=args.duration,
+        tick=args.tick,
+        budget=args.budget,
+        s3_entries=args.s3_entries,
+        seed=args.seed,
+    )
+    setup = Setup(batch_ms=args.batch_ms, batch_max=args.batch_max)
+    load_before = os.getloadavg()[0]
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="notar-bench-seq-",
+                                                                       dir=args.workdir)))
+        if "s3" in plan.stores:
+            log("starting SeaweedFS on loopback…")
+            setup = Setup(batch_ms=setup.batch_ms, batch_max=setup.batch_max,
+                          s3=stack.enter_context(seaweed_bucket()))
+        res = asyncio.run(run(plan, setup, workdir, log))
+    print(f"Machine: {machine()}; load average {load_before:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end")
+    print(
+        f"Closed loop: {plan.submitters} submitters of {GROUP:,}-digest groups, {plan.entries:,} entries "
+        f"per run on fs, {plan.s3_entries:,} on S3, {len(res.rounds)} rounds; BATCH_MS {setup.batch_ms}, "
+        f"batch max {setup.batch_max:,}, fsync per batch. Open loop: one group every "
+        f"{plan.tick * 1000:g} ms for {plan.duration:g} s. {res.proofs_checked:,} inclusion proofs "
+        "checked against their signed checkpoints."
+    )
+    print("Rates are medians over rounds (min–max in brackets).\n")
+    print(report(res, plan))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
