@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import SpanContext
+
 from merkle.bundles import BundleBuilder, encode_bundle
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.digests import SALT_SIZE, Digest
@@ -29,6 +31,7 @@ from services.anchor import state
 from services.anchor.keys import LogKeys
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
+from services.common.telemetry import SequencerTelemetry, current_span_context
 from storage.base import Index, ObjectStore
 from storage.errors import ConflictError, NotarError, PushbackError, StorageError
 
@@ -70,6 +73,7 @@ class _Group:
     items: Sequence[Item]
     future: asyncio.Future[list[Sequenced]]
     arrived: float
+    span: SpanContext = field(default_factory=current_span_context)  # the submitter's, for the batch span
 
 
 @dataclass
@@ -78,6 +82,7 @@ class _Job:
     note: str
     size: int
     batches: list[tuple[int, int]] = field(default_factory=list)
+    span: SpanContext = field(default_factory=current_span_context)  # its batch's, for the publish span
 
 
 @dataclass
@@ -104,9 +109,11 @@ class Sequencer:
         config: SequencerConfig,
         clock: Callable[[], float] = time.time,
         urandom: Callable[[int], bytes] = os.urandom,
+        telemetry: SequencerTelemetry | None = None,
     ) -> None:
         self._store, self._index, self._keys, self._cfg = store, index, keys, config
         self._clock, self._urandom = clock, urandom
+        self._telemetry = telemetry or SequencerTelemetry()
         self._publisher = Publisher(store, prefix=config.prefix, clock=clock)
         self._pending: deque[_Group] = deque()
         self._queued = 0
@@ -234,7 +241,8 @@ class Sequencer:
                 continue
             groups = self._take()
             try:
-                await self._sequence(groups)
+                with self._telemetry.batch(groups):
+                    await self._sequence(groups)
             except BaseException as e:
                 for g in groups:
                     if not g.future.done():
@@ -347,6 +355,7 @@ class Sequencer:
             jobs = [await self._jobs.get()]
             while not self._jobs.empty():
                 jobs.append(self._jobs.get_nowait())
+            span = self._telemetry.publishing([j.span for j in jobs], jobs[-1].size)
             try:
                 await self._publisher.put_tiles([t for j in jobs for t in j.tiles])
                 await self._publisher.put_checkpoint(jobs[-1].note)
@@ -355,6 +364,7 @@ class Sequencer:
                 self._fail(e)
                 return
             finally:
+                span.end()
                 for _ in jobs:
                     self._jobs.task_done()
 
