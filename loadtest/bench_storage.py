@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import cProfile
 import functools
 import hashlib
 import os
 import platform
+import pstats
 import statistics
 import subprocess
 import tempfile
@@ -67,6 +69,7 @@ class Results:
 
     rates: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    calls: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def add(self, metric: str, name: str, rate: float, cpu_per_op: float) -> None:
         self.rates.setdefault(metric, {}).setdefault(name, []).append(rate)
@@ -135,36 +138,55 @@ async def bench_s3(target: S3Target, sizes: Sizes, results: Results) -> None:
         }
     gets: dict[str, Op] = {"s3.py get": store.get, "raw, defaults": raw_get(clients["raw, defaults"])}
 
-    # Objects to read back, written once by the driver (SHA-256 checksummed, as in production).
+    # Objects to read back, written by the driver (SHA-256 checksummed, as in production), a
+    # set for each reader so that neither reads what the other just pulled into a cache.
     for label, body, count in (("big", big, sizes.big), ("small", small, sizes.small)):
-        await run_ops(functools.partial(store.put, data=body),
-                      [f"read/{label}/{i}" for i in range(count)], 8)
+        for name in gets:
+            await run_ops(functools.partial(store.put, data=body),
+                          [f"read/{slug(name)}/{label}/{i}" for i in range(count)], 8)
 
     workloads: list[tuple[str, dict[str, Op], str, int, int, float]] = [
         ("put 8 MiB, c=8: MB/s", puts(big), "big", sizes.big, BIG_CONCURRENCY, BIG / 1e6),
-        ("get 8 MiB, c=8: MB/s", gets, "read/big", sizes.big, BIG_CONCURRENCY, BIG / 1e6),
+        ("get 8 MiB, c=8: MB/s", gets, "big", sizes.big, BIG_CONCURRENCY, BIG / 1e6),
         ("put 8 KiB, c=32: ops/s", puts(small), "small", sizes.small, SMALL_CONCURRENCY, 1.0),
-        ("get 8 KiB, c=32: ops/s", gets, "read/small", sizes.small, SMALL_CONCURRENCY, 1.0),
+        ("get 8 KiB, c=32: ops/s", gets, "small", sizes.small, SMALL_CONCURRENCY, 1.0),
     ]
+
+    def keys_for(ops: dict[str, Op], name: str, label: str, run: str, count: int) -> list[str]:
+        if ops is gets:
+            return [f"read/{slug(name)}/{label}/{i}" for i in range(count)]
+        return [f"{run}/{slug(name)}/{label}/{i}" for i in range(count)]
+
     for r in range(sizes.rounds):
         for metric, ops, label, count, concurrency, unit in workloads:
             names = list(ops)
-            names = names[r % len(names):] + names[:r % len(names)]
-            for name in names:
-                keys = [f"{label}/{i}" if label.startswith("read/") else
-                        f"{label}/{r}/{name.replace(' ', '_').replace(',', '')}/{i}"
-                        for i in range(count)]
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                keys = keys_for(ops, name, label, f"r{r}", count)
                 seconds, cpu = await run_ops(ops[name], keys, concurrency)
                 results.add(metric, name, count * unit / seconds, cpu / count)
-            if not label.startswith("read/"):  # keep the server's disk bounded
-                async for key in store.list(f"{label}/{r}/"):
-                    await store.delete(key)
+        async for key in store.list(f"r{r}/"):  # keep the server's disk bounded
+            await store.delete(key)
         print(f"  s3 round {r + 1}/{sizes.rounds} done", flush=True)
+    # Python function calls per operation: the driver's own work, free of the noise of a
+    # shared machine (coroutine resumptions count as calls, alike for every implementation).
+    for metric, ops, label, count, concurrency, _ in workloads:
+        for name, op in ops.items():
+            keys = keys_for(ops, name, label, "calls", min(40, count))
+            profile = cProfile.Profile()
+            profile.enable()
+            await run_ops(op, keys, concurrency)
+            profile.disable()
+            calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+            results.calls.setdefault(metric, {})[name] = calls / len(keys)
     async for key in store.list():
         await store.delete(key)
     for client in clients.values():
         await client.__aexit__(None, None, None)
     await store.close()
+
+
+def slug(name: str) -> str:
+    return name.replace(" ", "_").replace(",", "").replace(".", "")
 
 
 async def bench_fs(root: Path, sizes: Sizes, results: Results) -> None:
@@ -199,9 +221,9 @@ async def bench_fs(root: Path, sizes: Sizes, results: Results) -> None:
 
 def table(results: Results, baselines: Sequence[str]) -> str:
     """One row per workload and implementation; a ratio column per baseline present."""
-    lines = ["| workload | implementation | median rate | client CPU µs/op | ratio to " +
-             " | ratio to ".join(baselines) + " |",
-             "| --- | --- | ---: | ---: |" + " ---: |" * len(baselines)]
+    lines = ["| workload | implementation | median rate | client CPU µs/op | Python calls/op "
+             "| ratio to " + " | ratio to ".join(baselines) + " |",
+             "| --- | --- | ---: | ---: | ---: |" + " ---: |" * len(baselines)]
     for metric, by_name in results.rates.items():
         for name, rates in by_name.items():
             cells = []
@@ -212,8 +234,9 @@ def table(results: Results, baselines: Sequence[str]) -> str:
                 ratios = [a / b for a, b in zip(rates, by_name[base], strict=True)]
                 cells.append(f"{statistics.median(ratios):.2f}")
             cpu = statistics.median(results.cpu[metric][name]) * 1e6
+            calls = results.calls.get(metric, {}).get(name)
             lines.append(f"| {metric} | {name} | {statistics.median(rates):,.0f} | {cpu:,.0f} | "
-                         + " | ".join(cells) + " |")
+                         f"{'' if calls is None else f'{calls:,.0f}'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
