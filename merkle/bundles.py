@@ -9,16 +9,25 @@ from merkle.tiles import ENTRIES, TILE_HEIGHT, TILE_WIDTH, Tile, TileId
 MAX_ENTRY = 0xFFFF
 
 
-def encode_bundle(entries: Iterable[bytes]) -> bytes:
-    parts: list[bytes] = []
-    for i, e in enumerate(entries):
+def _check_entries(entries: list[bytes], first: int = 0) -> None:
+    """ValueError naming the first entry that is not bytes of at most MAX_ENTRY."""
+    if all(isinstance(e, bytes) for e in entries) and max(map(len, entries), default=0) <= MAX_ENTRY:
+        return
+    for i, e in enumerate(entries, first):
         if not isinstance(e, bytes):
             raise ValueError(f"entry {i} must be bytes")
         if len(e) > MAX_ENTRY:
             raise ValueError(f"entry {i} is {len(e)} bytes; a bundle entry holds at most {MAX_ENTRY}")
-        parts.append(len(e).to_bytes(2, "big"))
-        parts.append(e)
-    return b"".join(parts)
+
+
+def _encode(entries: list[bytes]) -> bytes:
+    return b"".join([len(e).to_bytes(2, "big") + e for e in entries])
+
+
+def encode_bundle(entries: Iterable[bytes]) -> bytes:
+    entries = list(entries)
+    _check_entries(entries)
+    return _encode(entries)
 
 
 def decode_bundle(data: bytes, *, count: int | None = None) -> list[bytes]:
@@ -59,19 +68,21 @@ class BundleBuilder:
         return self._size
 
     def append(self, entries: Iterable[bytes]) -> list[Tile]:
+        """Add entries; ValueError (and nothing added) if one is not bytes of at most MAX_ENTRY."""
+        new = list(entries)
+        _check_entries(new, self._size)
         out: list[Tile] = []
-        touched = False
-        for e in entries:
-            if not isinstance(e, bytes) or len(e) > MAX_ENTRY:
-                raise ValueError(f"entry {self._size} must be bytes of at most {MAX_ENTRY}")
-            self._partial.append(e)
-            self._size += 1
-            touched = True
+        pos = 0
+        while pos < len(new):
+            take = min(TILE_WIDTH - len(self._partial), len(new) - pos)
+            self._partial += new[pos : pos + take]
+            self._size += take
+            pos += take
             if len(self._partial) == TILE_WIDTH:
                 index = (self._size >> TILE_HEIGHT) - 1
-                out.append(Tile(TileId(ENTRIES, index), encode_bundle(self._partial)))
+                out.append(Tile(TileId(ENTRIES, index), _encode(self._partial)))
                 self._partial = []
-        if touched and self._partial:
+        if new and self._partial:
             tid = TileId(ENTRIES, self._size >> TILE_HEIGHT, len(self._partial))
-            out.append(Tile(tid, encode_bundle(self._partial)))
+            out.append(Tile(tid, _encode(self._partial)))
         return out

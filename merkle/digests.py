@@ -8,6 +8,7 @@ from dataclasses import dataclass
 SALT_SIZE = 16
 _CODES = {"blake3": 0x1E, "sha256": 0x12}
 _NAMES = {code: name for name, code in _CODES.items()}
+_MULTIHASH_PREFIXES = {name: bytes((code, 32)) for name, code in _CODES.items()}
 _DIGEST_RE = re.compile(r"(blake3|sha256):([0-9a-f]{64})")
 
 
@@ -29,7 +30,7 @@ class Digest:
 
     @property
     def multihash(self) -> bytes:
-        return bytes((_CODES[self.algorithm], 32)) + self.value
+        return _MULTIHASH_PREFIXES[self.algorithm] + self.value
 
 
 def parse_digest(text: object) -> Digest:

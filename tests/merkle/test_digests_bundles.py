@@ -107,3 +107,12 @@ def test_bundle_builder_emits_changed_bundles(batches: list[int]) -> None:
     for tid in {t for t in tiles_for_size(size, entries=True) if t.level == "entries"}:
         got = decode_bundle(published[tid], count=tid.width)
         assert got == [i.to_bytes(3, "big") for i in range(tid.index * 256, tid.index * 256 + tid.width)]
+
+
+def test_bundle_builder_refuses_a_bad_entry_and_adds_nothing() -> None:
+    b = BundleBuilder(3, [b"a", b"b", b"c"])
+    for bad, message in (("text", "entry 4 must be bytes"), (b"x" * 65536, "entry 4 is 65536 bytes")):
+        with pytest.raises(ValueError, match=message):
+            b.append([b"d", bad])  # type: ignore[list-item]
+        assert b.size == 3
+    assert [t.id.width for t in b.append([b"d"])] == [4]
