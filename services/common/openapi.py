@@ -277,6 +277,12 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _text("tile bytes", "application/octet-stream"), **_problems(404)},
         }
     },
+    "/verify": {
+        "get": {
+            "summary": "The web verifier: a page that checks a receipt, and a file, inside the browser",
+            "responses": {"200": _text("a self-contained HTML page", "text/html")},
+        }
+    },
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _text("ok", "text/plain")}}},
     "/readyz": {
         "get": {

@@ -20,6 +20,7 @@ from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.verify.logreader import LogReader
+from services.verify.page import verify_page
 from storage.errors import NotFoundError, PushbackError
 
 
@@ -189,6 +190,7 @@ def setup(app: web.Application, settings: Settings, *, lookup: Lookup | None = N
     app.router.add_post("/v1/verify", post_verify)
     app.router.add_get("/log/checkpoint", get_checkpoint)
     app.router.add_get("/log/tile/{path:.+}", get_tile)
+    app.router.add_get("/verify", verify_page(settings.values))
 
 
 def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:

@@ -1,0 +1,395 @@
+// The web verifier's page: files in, verdict out. All checking is in receipt.js; this module only
+// reads the files the clerk chooses (the document is hashed here and never sent anywhere), fetches
+// the server's public keys once at load (GET v1/keys, when served over http), and shows the result.
+
+import { formatTime, hashBlob, parseJson, parseKeys, parseStructure, parseVerifierKey, verifyReceipt } from "notar-receipt";
+
+const $ = (id) => document.getElementById(id);
+const app = $("app");
+const fromDisk = location.protocol === "file:";
+const MAX_RECEIPT = 32 << 20;
+const state = { receipt: null, document: null, serverKeys: null, running: false, hashRun: 0 };
+
+$("noscript").hidden = true;
+
+const MEANING = {
+  format: "the file is a notar receipt",
+  document: "the document is the one that was notarized",
+  entry: "the log entry is this document's fingerprint (and a random salt)",
+  checkpoint: "the signed tree head is of this log and of the receipt's size",
+  "log signature": "the tree head is signed by a log key you trust",
+  inclusion: "the entry is in that signed tree (RFC 9162 inclusion proof)",
+  "signed time": "the service's clock vouched for the tree at that time",
+};
+const WHY_NOT = {
+  format: "This file is not a notar receipt, or it is damaged.",
+  document: "The document is not the one that was notarized: it was changed, or it is another file. Even one changed byte gives a different fingerprint.",
+  entry: "The receipt was altered: its log entry is not the fingerprint it names.",
+  checkpoint: "The receipt's signed tree head is damaged, or belongs to another log.",
+  "log signature": "The receipt is not signed by the key you trust: it was altered, it comes from another log, or the key is not the right one.",
+  inclusion: "The receipt was altered: the proof that the entry is in the signed log does not hold.",
+  "signed time": "No trusted clock signature vouches for the time of this receipt.",
+};
+const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+
+function meaning(name) {
+  return name.startsWith("anchor") ? "independent evidence that the tree existed then" : MEANING[name] ?? "";
+}
+
+function whyNot(check) {
+  if (check.name.startsWith("anchor")) return "An anchor of this receipt does not hold: it does not match the signed tree head.";
+  return WHY_NOT[check.name] ?? "A check failed.";
+}
+
+function humanTime(ts) {
+  const t = BigInt(ts);
+  if (t > 253402300799n) return formatTime(t);
+  const d = new Date(Number(t) * 1000);
+  const two = (n) => String(n).padStart(2, "0");
+  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}, ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} UTC`;
+}
+
+function bytesText(n) {
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return u === 0 ? `${n} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+function setStatus(id, text, error = false) {
+  const node = $(id);
+  node.textContent = text;
+  node.classList.toggle("error", error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys.
+
+function keyLine(key) {
+  return el("li", { text: `${key.clock ? "clock" : "log"} key: ${key.text}` });
+}
+
+async function loadServerKeys() {
+  const server = $("keys-server");
+  const usePaste = (why, error) => {
+    server.disabled = true;
+    $("keys-paste").checked = true;
+    setStatus("server-keys-status", why, error);
+  };
+  if (fromDisk) {
+    usePaste("This page was opened from a file: paste the keys you trust below.", false);
+    return;
+  }
+  try {
+    const res = await fetch(new URL("v1/keys", location.href), { cache: "no-store", credentials: "omit" });
+    if (!res.ok) throw new Error(`the server answered ${res.status}`);
+    const doc = await res.json();
+    const texts = [doc.log, doc.clock, ...(Array.isArray(doc.witnesses) ? doc.witnesses : [])].filter((k) => typeof k === "string" && k);
+    state.serverKeys = texts.map(parseVerifierKey);
+    $("server-keys").replaceChildren(...state.serverKeys.map(keyLine));
+    setStatus("server-keys-status", "Fetched from this server when the page loaded. Trusting them means trusting this server.");
+  } catch (e) {
+    usePaste(`Could not get this server's keys (${e.message}): paste the keys you trust below.`, true);
+  }
+}
+
+function pastedKeys() {
+  const area = $("pasted-keys");
+  try {
+    const keys = parseKeys(area.value);
+    area.removeAttribute("aria-invalid");
+    if (!keys.length) setStatus("pasted-keys-status", "");
+    else setStatus("pasted-keys-status", keys.map((k) => `${k.clock ? "clock" : "log"} key ${k.name}`).join("; ") + ".");
+    return keys;
+  } catch (e) {
+    area.setAttribute("aria-invalid", "true");
+    setStatus("pasted-keys-status", `This is not a verifier key: ${e.message}`, true);
+    return null;
+  }
+}
+
+$("pasted-keys").addEventListener("input", () => {
+  $("keys-paste").checked = true;
+  pastedKeys();
+  clearResult();
+});
+for (const id of ["keys-server", "keys-paste"]) $(id).addEventListener("change", clearResult);
+
+// ---------------------------------------------------------------------------------------------
+// Files: chosen with the inputs (keyboard: Tab to them, then Space or Enter) or dropped.
+
+function setFile(kind, file) {
+  state[kind] = file ?? null;
+  if (kind === "document") {
+    state.hashRun++;
+    $("hashing").hidden = true;
+  }
+  const none = kind === "receipt" ? "No receipt chosen yet." : "Without the document, only the receipt itself is checked.";
+  setStatus(`${kind}-status`, file ? `${file.name} (${bytesText(file.size)})` : none);
+  clearResult();
+}
+
+for (const kind of ["receipt", "document"]) {
+  const input = $(`${kind}-file`);
+  input.addEventListener("change", () => setFile(kind, input.files[0]));
+  const zone = $(`${kind}-drop`);
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    const files = e.dataTransfer && e.dataTransfer.files;
+    if (!files || !files.length) return;
+    try {
+      input.files = files;
+    } catch {
+      // Older browsers cannot set a file input; the dropped file is kept all the same.
+    }
+    setFile(kind, files[0]);
+  });
+}
+// A file dropped beside the zones must not make the browser open it in place of this page.
+window.addEventListener("dragover", (e) => e.preventDefault());
+window.addEventListener("drop", (e) => e.preventDefault());
+
+async function readReceipt(file) {
+  if (file.size > MAX_RECEIPT) return { error: `the file is ${bytesText(file.size)}, far too large for a receipt` };
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(await file.arrayBuffer());
+    return { value: parseJson(text) };
+  } catch (e) {
+    return { error: `not JSON: ${e.message}` };
+  }
+}
+
+async function hashDocument(file, algorithm) {
+  const run = ++state.hashRun;
+  const bar = $("hash-progress");
+  $("hashing").hidden = false;
+  const name = algorithm === "sha256" ? "SHA-256" : "BLAKE3";
+  const show = (done, total) => {
+    bar.value = total ? (100 * done) / total : 100;
+    $("hash-text").textContent = `Computing the document's ${name} fingerprint on this computer: ${Math.floor(bar.value)}% (${bytesText(done)} of ${bytesText(total)})`;
+  };
+  const digest = await hashBlob(file, algorithm, show, () => run !== state.hashRun);
+  if (digest !== null) $("hash-text").textContent = `Fingerprint computed on this computer: ${digest}`;
+  return digest;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verify.
+
+function clearResult() {
+  $("result").hidden = true;
+}
+
+$("form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  verify();
+});
+
+async function verify() {
+  if (state.running) return;
+  const paste = $("keys-paste").checked;
+  let keys;
+  if (paste) {
+    keys = pastedKeys();
+    if (keys === null || !keys.length) {
+      if (keys !== null) setStatus("pasted-keys-status", "Paste at least the log's verifier key.", true);
+      $("pasted-keys").focus();
+      return;
+    }
+  } else {
+    keys = state.serverKeys;
+    if (!keys) {
+      setStatus("server-keys-status", "This server's keys are not loaded: paste the keys you trust.", true);
+      $("keys-paste").focus();
+      return;
+    }
+  }
+  if (!state.receipt) {
+    setStatus("receipt-status", "Choose the receipt first.", true);
+    $("receipt-file").focus();
+    return;
+  }
+  state.running = true;
+  const button = $("verify");
+  button.disabled = true;
+  button.textContent = "Checking…";
+  $("result").setAttribute("aria-busy", "true");
+  try {
+    const read = await readReceipt(state.receipt);
+    let digest = null;
+    let algorithm = null;
+    if (!read.error && state.document) {
+      try {
+        algorithm = parseStructure(read.value).digest.algorithm;
+      } catch {
+        algorithm = null; // the format check fails: the document is not needed
+      }
+      if (algorithm) {
+        digest = await hashDocument(state.document, algorithm);
+        if (digest === null) return; // another document was chosen meanwhile
+      }
+    }
+    const result = read.error
+      ? { valid: false, checks: [{ name: "format", ok: false, checked: true, detail: `not a notar.receipt.v1 receipt: ${read.error}` }], anchors: [] }
+      : verifyReceipt(read.value, { keys, documentDigest: digest });
+    show(result, { document: digest !== null ? state.document : null, paste });
+  } finally {
+    state.running = false;
+    button.disabled = false;
+    button.textContent = "Verify";
+    $("result").removeAttribute("aria-busy");
+  }
+}
+
+function show(result, { document: doc, paste }) {
+  const verdict = $("verdict");
+  verdict.className = result.valid ? "valid" : "invalid";
+  verdict.dataset.valid = String(result.valid);
+  $("result").dataset.valid = String(result.valid);
+  $("verdict-title").textContent = result.valid ? "✓ Valid" : "✗ Not valid";
+  const text = [];
+  if (result.valid) {
+    const what = doc ? `The document “${doc.name}” is exactly the one notarized by this receipt.` : "The receipt is genuine.";
+    text.push(
+      `${what} Its fingerprint is entry ${result.index} of the log ${result.origin}, in a tree of ${result.treeSize} entries signed by the trusted key ${result.logKey}.`,
+    );
+    if (result.time !== null) {
+      text.push(`The service's clock vouched for that tree on ${humanTime(result.time)}: the ${doc ? "document" : "notarized data"} existed then at the latest.`);
+    } else {
+      text.push("No clock key was given, so the time was not checked.");
+    }
+    if (!doc) text.push("No document was checked: choose the document above to check that it is the one notarized.");
+  } else {
+    const failed = result.checks.find((c) => !c.ok);
+    text.push(whyNot(failed), `The check “${failed.name}” failed: ${failed.detail}.`);
+  }
+  $("verdict-text").textContent = text.join(" ");
+  const notes = [];
+  if (result.checks.some((c) => c.ok && c.checked !== true)) {
+    notes.push("Some anchors are shown but not fully checked in a browser (see below): notar verify --online --tsa-ca checks them.");
+  }
+  if (!paste) notes.push("The keys came from this server, so this trusts the server; for evidence, paste keys you got from a source you trust.");
+  $("verdict-note").textContent = notes.join(" ");
+  $("verdict-note").hidden = notes.length === 0;
+
+  $("checks").replaceChildren(...result.checks.map(checkItem));
+  facts(result, doc, paste);
+  anchors(result.anchors);
+  $("result").hidden = false;
+  $("verdict-title").focus();
+}
+
+function checkItem(c) {
+  const full = c.checked === true;
+  const mark = !c.ok ? "✗" : full ? "✓" : "ℹ";
+  const said = !c.ok ? "failed" : full ? "holds" : "holds as far as a browser can check";
+  return el(
+    "li",
+    { "data-check": c.name, "data-ok": String(c.ok), "data-checked": String(c.checked) },
+    el("span", { class: "mark", "aria-hidden": "true", text: mark }),
+    el(
+      "div",
+      {},
+      el("span", { class: "check-name", text: c.name }),
+      el("span", { class: "visually-hidden", text: ` ${said}. ` }),
+      meaning(c.name) ? el("div", { class: "meaning", text: meaning(c.name) }) : null,
+      el("div", { class: "detail", text: c.detail }),
+    ),
+  );
+}
+
+function facts(result, doc, paste) {
+  const rows = [];
+  const add = (k, v) => rows.push(el("dt", { text: k }), el("dd", { text: v }));
+  if (result.origin !== null && result.origin !== undefined) {
+    add("Log", result.origin);
+    add("Entry number", String(result.index));
+    add("Tree size", `${result.treeSize} entries`);
+    add("Signed time", result.time !== null ? `${humanTime(result.time)} (${formatTime(result.time)})` : "not checked (no trusted clock signature)");
+    add("Signed by", result.logKey ?? "no trusted log key");
+    add("Fingerprint", result.digest);
+  }
+  add("Document", doc ? `${doc.name}, ${bytesText(doc.size)}, hashed in this browser` : "not given");
+  add("Keys", paste ? "pasted by you" : "published by this server");
+  $("facts").replaceChildren(...rows);
+}
+
+function explorerLink(txHash) {
+  const base = app.dataset.explorer || "";
+  if (!/^https?:\/\/[^\s"<>]+$/.test(base) || typeof txHash !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(txHash)) return null;
+  return el("a", { href: `${base.replace(/\/+$/, "")}/tx/${txHash}`, rel: "noopener noreferrer", target: "_blank", text: txHash });
+}
+
+function anchors(list) {
+  $("anchors-block").hidden = list.length === 0;
+  $("anchors").replaceChildren(
+    ...list.map(({ record, check, info }) => {
+      const rows = [];
+      const add = (k, v) => {
+        if (v !== undefined && v !== null && v !== "") rows.push(el("dt", { text: k }), el("dd", {}, v));
+      };
+      const str = (v) => (v === undefined || v === null ? null : String(v));
+      let title;
+      if (record.type === "local") {
+        title = "Local chain block (kept by the service itself; it is not independent)";
+        add("Block", str(record.height));
+        add("Time", info ? info.time : str(record.time));
+        add("Signed by", info ? info.signer : null);
+      } else if (record.type === "evm") {
+        title = "Blockchain transaction (EVM)";
+        add("Chain", str(record.chain_id));
+        add("Contract", str(record.contract));
+        add("Transaction", explorerLink(record.tx_hash) ?? str(record.tx_hash));
+        add("Block", str(record.block_number));
+      } else if (record.type === "rfc3161") {
+        title = "RFC 3161 time-stamp";
+        add("Time-stamping authority", info ? info.tsa : null);
+        add("Time", info ? info.time : null);
+        add("Serial", info ? info.serial : null);
+        add("Authority's address", str(record.tsa));
+      } else {
+        title = `Anchor of kind ${String(record.type)}`;
+      }
+      const mark = !check.ok ? "✗" : check.checked === true ? "✓" : "ℹ";
+      return el(
+        "li",
+        { "data-anchor": String(record.type), "data-ok": String(check.ok) },
+        el("span", { class: "mark", "aria-hidden": "true", text: mark }),
+        el("div", {}, el("strong", { text: title }), el("div", { class: "detail", text: check.detail }), el("dl", {}, ...rows)),
+      );
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+if (!fromDisk) {
+  const save = $("save-page");
+  save.href = location.href.split("#")[0];
+  save.hidden = false;
+}
+app.dataset.ready = "false";
+loadServerKeys().finally(() => {
+  app.dataset.ready = "true";
+});
