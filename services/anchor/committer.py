@@ -34,6 +34,7 @@ from storage.errors import ConflictError, NotFoundError, StorageError
 
 log = logging.getLogger("notar.anchor.committer")
 LOG_PREFIX = "log/"
+RECENT = 64  # anchored sizes read at start to find where each kind stopped
 
 
 @dataclass(frozen=True)
@@ -75,20 +76,19 @@ class Committer:
         self._backends = {b.kind: b for b in backends}
         self.anchors = anchors or AnchorStore(store, prefix=config.prefix)
         self.status = {k: KindStatus(k) for k in self._backends}
+        self._wake = {k: asyncio.Event() for k in self._backends}
+        self._target: Target | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Find what each kind anchored last (from the store), then run one loop per kind."""
-        sizes = await self.anchors.sizes()
-        for size in reversed(sizes):
+        """Find what each kind anchored last (among the latest anchored sizes), then run the
+        rounds and one loop per kind."""
+        for size in reversed((await self.anchors.sizes())[-RECENT:]):
             found = await self.anchors.anchors_for(size)
-            kinds = {str(r.get("type")) for r in found.records} if found else set()
-            for kind in kinds & set(self.status):
-                st = self.status[kind]
-                st.anchored_size = max(st.anchored_size, size)
-            if all(s.anchored_size for s in self.status.values()):
-                break
-        self._tasks = [
+            for kind in {str(r.get("type")) for r in found.records} & set(self.status) if found else ():
+                self.status[kind].anchored_size = max(self.status[kind].anchored_size, size)
+        self._tasks = [asyncio.create_task(self._rounds(), name="notar-anchor-rounds")]
+        self._tasks += [
             asyncio.create_task(self._loop(kind), name=f"notar-anchor-{kind}") for kind in self._backends
         ]
 
@@ -111,46 +111,64 @@ class Committer:
         return target if target.size > 0 else None
 
     async def run_once(self, kind: str) -> bool:
-        """One round for ``kind``: True when it stored a new record. Raises on failure."""
-        st = self.status[kind]
+        """Anchor the latest checkpoint to ``kind`` now: True when it stored a new record."""
         target = await self.latest()
-        if target is None or target.size <= st.anchored_size:
+        return target is not None and await self._anchor(kind, target)
+
+    async def _anchor(self, kind: str, target: Target) -> bool:
+        st = self.status[kind]
+        if target.size <= st.anchored_size:
             return False
         done = await self._backends[kind].anchor(target)
         await self.anchors.put(done.target.size, done.target.note, done.record)
         st.anchored_size = max(st.anchored_size, done.target.size)
         st.records += 1
         st.last_success = self._clock()
-        log.info("anchored %s at tree size %d (%s)", kind, done.target.size, done.record.get("type"))
+        log.info("anchored tree size %d to %s", done.target.size, kind)
         return True
 
-    async def _loop(self, kind: str) -> None:
-        st = self.status[kind]
+    async def _rounds(self) -> None:
+        """Every interval, make the latest checkpoint the target of every kind that is free.
+
+        One shared target per round, rather than each kind reading the latest on its own, keeps
+        the kinds on the same checkpoints: a kind busy or backing off skips rounds, then joins
+        the current one, so the earliest anchored checkpoint of an entry carries every kind."""
         while True:
             try:
-                await self.run_once(kind)
+                target = await self.latest()
+                if target is not None and (self._target is None or target.size > self._target.size):
+                    self._target = target
+                    for wake in self._wake.values():
+                        wake.set()
+            except (StorageError, ValueError) as e:
+                log.warning("cannot read the latest checkpoint to anchor: %s", e)
+            await self._sleep(self._cfg.interval_s)
+
+    async def _loop(self, kind: str) -> None:
+        st, wake = self.status[kind], self._wake[kind]
+        while True:
+            await wake.wait()
+            wake.clear()
+            if self._target is None:
+                continue
+            try:
+                await self._anchor(kind, self._target)
                 st.consecutive_failures, st.last_error = 0, None
-                delay = self._cfg.interval_s
+                continue
             except (AnchorError, StorageError, ConflictError, ValueError) as e:
-                st.failures += 1
-                st.consecutive_failures += 1
                 st.last_error = str(e)
-                backoff = self._cfg.interval_s * 2 ** min(st.consecutive_failures - 1, 16)
+                backoff = self._cfg.interval_s * 2 ** min(st.consecutive_failures, 16)
                 delay = min(self._cfg.max_backoff_s, backoff) * (0.5 + random.random() / 2)  # noqa: S311
-                log.warning(
-                    "anchoring %s failed (%d in a row), retrying in %.1fs: %s",
-                    kind,
-                    st.consecutive_failures,
-                    delay,
-                    e,
-                )
+                log.warning("anchoring to %s failed (%d in a row), retrying in %.1fs: %s",
+                            kind, st.consecutive_failures + 1, delay, e)
             except Exception as e:  # a bug in a backend must not stop the other kinds
-                st.failures += 1
-                st.consecutive_failures += 1
                 st.last_error = f"unexpected {type(e).__name__}: {e}"
-                log.exception("anchoring %s failed unexpectedly", kind)
+                log.exception("anchoring to %s failed unexpectedly", kind)
                 delay = self._cfg.max_backoff_s
+            st.failures += 1
+            st.consecutive_failures += 1
             await self._sleep(delay)
+            wake.set()  # retry, with the round's target of then
 
     def metrics(self) -> list[str]:
         """Prometheus lines, one series per kind."""

@@ -111,6 +111,9 @@ class EvmAnchor:
             pending = await self._tx.submit(
                 self.contract, anchor_calldata(target.checkpoint), {"note": target.note}
             )
+        if "note" not in pending.context:  # e.g. a deployment journaled under the same file
+            self._tx.journal.clear()
+            raise AnchorError(f"the EVM journal held no anchor ({pending.context}); cleared it")
         done = Target.from_note(str(pending.context["note"]))
         receipt = await self._tx.wait_final(pending)
         record = {

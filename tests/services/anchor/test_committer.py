@@ -124,29 +124,75 @@ async def test_failures_back_off_show_and_never_store_a_record() -> None:
     bad.fail = [AnchorError("the TSA at http://tsa is unreachable"), AnchorError("garbage"),
                 RuntimeError("a bug")]
     good = Scripted("local")
-    sleeps: list[float] = []
-    gate = asyncio.Event()
+    backoffs: list[float] = []
 
     async def sleep(s: float) -> None:
-        sleeps.append(s)
-        if len(sleeps) >= 6:
-            gate.set()
-            await asyncio.Event().wait()
+        if s == 1:  # a round
+            await asyncio.sleep(0.01)
+        else:
+            backoffs.append(s)
+            await asyncio.sleep(0)
 
     c = Committer(store=store, backends=[bad, good], config=CommitterConfig(interval_s=1, max_backoff_s=60),
                   sleep=sleep)
     await c.start()
-    await asyncio.wait_for(gate.wait(), 5)
+    async with asyncio.timeout(5):
+        while c.status["rfc3161"].records == 0:
+            await asyncio.sleep(0.01)
     st = c.status["rfc3161"]
     assert st.failures == 3 and st.records == 1 and st.consecutive_failures == 0
-    assert bad.calls == [7, 7, 7, 7]
+    assert bad.calls == [7, 7, 7, 7] and good.calls == [7]
+    assert 0.5 <= backoffs[0] <= 1 and 1 <= backoffs[1] <= 2 and backoffs[2] == 60, backoffs
     stored = orjson.loads(store.objects["log/anchors/record/00000000000000000007/rfc3161.json"])
     assert stored["n"] == 4, "only the attempt that succeeded left a record"
-    assert 60 in sleeps, "an unexpected error waits the longest backoff"
-    assert any(0.5 <= s <= 1 for s in sleeps) and any(1 <= s <= 2 for s in sleeps), sleeps
     metrics = "\n".join(c.metrics())
     assert 'notar_anchor_failures_total{kind="rfc3161"} 3' in metrics
     assert 'notar_anchor_tree_size{kind="local"} 7' in metrics
+    await c.close()
+
+
+async def test_a_busy_kind_joins_the_current_round() -> None:
+    """EVM busy while the log grows: when it is free again it anchors the checkpoint the other
+    kinds anchor in that round, so every size it anchors carries them too."""
+    store = MemoryStore()
+    local, evm = Scripted("local"), Scripted("evm")
+    release = asyncio.Event()
+    original = evm.anchor
+
+    async def slow(target: Target) -> Anchored:
+        await release.wait()
+        return await original(target)
+
+    evm.anchor = slow  # type: ignore[method-assign]
+    rounds = asyncio.Queue[None]()
+
+    async def sleep(s: float) -> None:
+        if s == 1:
+            await rounds.get()  # the test drives the rounds
+        else:
+            await asyncio.sleep(0)
+
+    c = Committer(store=store, backends=[local, evm], config=CommitterConfig(interval_s=1), sleep=sleep)
+    await publish(store, 5)
+    await c.start()
+
+    async def settle() -> None:
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+    await settle()
+    for size in (8, 9):
+        await publish(store, size)
+        rounds.put_nowait(None)
+        await settle()
+    release.set()
+    await settle()
+    assert local.calls == [5, 8, 9] and evm.calls == [5, 9]
+    for size in await c.anchors.sizes():
+        found = await c.anchors.anchors_for(size)
+        assert found is not None
+        kinds = [r["type"] for r in found.records]
+        assert "local" in kinds, f"size {size} anchored to {kinds} only"
     await c.close()
 
 
