@@ -257,7 +257,7 @@ class TileSource:
     def __init__(self, size: int, fetch: Callable[[TileId], bytes]) -> None:
         self._size = size
         self._fetch = fetch
-        self._levels: dict[tuple[int, int], list[list[bytes]]] = {}
+        self._levels: TileLevels = {}
 
     def _tile_levels(self, level: int, index: int) -> list[list[bytes]]:
         levels = self._levels.get((level, index))
@@ -265,11 +265,7 @@ class TileSource:
             width = tile_width_at(level, index, self._size)
             if width == 0:
                 raise ValueError(f"tile {level}/{index} does not exist in a tree of size {self._size}")
-            row = split_hashes(self._fetch(TileId(level, index, width)), width)
-            levels = [row]
-            while len(row) > 1:
-                row = reduce_level(row)
-                levels.append(row)
+            levels = tile_levels(split_hashes(self._fetch(TileId(level, index, width)), width))
             self._levels[(level, index)] = levels
         return levels
 
