@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 import orjson
 
 from storage.base import ObjectStore
-from storage.errors import NotFoundError
+from storage.errors import ConflictError, NotFoundError
 
 SIZE_DIGITS = 20
 KIND_ORDER = ("local", "evm", "rfc3161")
@@ -69,13 +70,27 @@ class AnchorStore:
         return f"{self._dir}record/{size:0{SIZE_DIGITS}d}/{kind}.json"
 
     async def put(self, size: int, note: str, record: Mapping[str, Any]) -> None:
-        """Store ``record`` for the checkpoint ``note`` of tree size ``size`` (durable on return;
-        a retry of the same record succeeds, a different one is a ConflictError)."""
+        """Store ``record`` for the checkpoint ``note`` of tree size ``size`` (durable on return).
+        The first record stored for a size and kind stays; a later one is dropped."""
         body = orjson.dumps(dict(record), option=orjson.OPT_SORT_KEYS)
-        await self._store.put_if_absent(self.record_key(size, str(record["type"])), body)
+        # an earlier attempt may have stored its own final record for this size: it stands
+        with contextlib.suppress(ConflictError):
+            await self._store.put_if_absent(self.record_key(size, str(record["type"])), body)
+        await self.put_checkpoint(size, note)
+
+    async def put_checkpoint(self, size: int, note: str) -> None:
+        """Mark ``size`` anchored with its note (after at least one record is stored)."""
         await self._store.put_if_absent(self.checkpoint_key(size), note.encode("utf-8"))
         if size not in self._sizes:
             bisect.insort(self._sizes, size)
+
+    async def has(self, size: int, kind: str) -> bool:
+        """Whether a record of ``kind`` is stored for ``size``."""
+        try:
+            await self._store.get(self.record_key(size, kind))
+        except NotFoundError:
+            return False
+        return True
 
     async def sizes(self, *, refresh: bool = True) -> list[int]:
         """Every anchored tree size, ascending."""

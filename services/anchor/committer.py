@@ -119,6 +119,10 @@ class Committer:
         st = self.status[kind]
         if target.size <= st.anchored_size:
             return False
+        if await self.anchors.has(target.size, kind):  # stored before a failure: no second anchor
+            await self.anchors.put_checkpoint(target.size, target.note)
+            st.anchored_size = target.size
+            return False
         done = await self._backends[kind].anchor(target)
         await self.anchors.put(done.target.size, done.target.note, done.record)
         st.anchored_size = max(st.anchored_size, done.target.size)

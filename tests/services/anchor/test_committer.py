@@ -230,3 +230,21 @@ async def test_store_fault_after_a_record_is_retried() -> None:
     found = await c.anchors.anchors_for(3)
     assert found is not None and found.records[0]["height"] == 0
 
+
+
+async def test_a_record_stored_before_a_failure_is_not_anchored_twice() -> None:
+    store = MemoryStore()
+    await publish(store, 4)
+    evm = Scripted("evm")
+    c = Committer(store=store, backends=[evm], config=CommitterConfig())
+    store.faults.inject("put_if_absent", key="log/anchors/checkpoint/*")
+    with pytest.raises(StorageError):
+        await c.run_once("evm")
+    assert "log/anchors/record/00000000000000000004/evm.json" in store.objects
+    assert not await c.run_once("evm")
+    assert evm.calls == [4], "no second transaction for a size already anchored"
+    assert "log/anchors/checkpoint/00000000000000000004" in store.objects
+    assert c.status["evm"].anchored_size == 4
+    await AnchorStore(store).put(4, note(4), {"type": "evm", "late": True})  # a second record: dropped
+    found = await AnchorStore(store).anchors_for(4)
+    assert found is not None and found.records[0]["n"] == 1
