@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
 import orjson
 from aiohttp import web
+from opentelemetry.metrics import CallbackOptions, Observation
 
 from merkle.digests import Digest, parse_digest
-from services.anchor.committer import committer_context
+from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.keys import LogKeys, generate_keys, load_keys
 from services.anchor.sequencer import Item, Sequenced, Sequencer, SequencerConfig
 from services.anchor.wire import decode_request, encode_results
 from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
-from services.common.resources import METRICS, STORE, new_app
+from services.common.resources import STORE, new_app
 from services.common.stores import data_dir, open_index
+from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 MAX_BODY = 4 * 1024 * 1024
@@ -56,12 +59,17 @@ def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIt
         keys = keys_from(settings)
         store = app[STORE]
         index = open_index(settings)
-        seq = Sequencer(store=store, index=index, keys=keys, config=sequencer_config(settings))
+        seq = Sequencer(
+            store=store,
+            index=index,
+            keys=keys,
+            config=sequencer_config(settings),
+            telemetry=SequencerTelemetry(app[TELEMETRY]),
+        )
         try:
             await seq.start()
             await store.put(LOG_PREFIX + "keys.json", _keys_document(keys))
             app[SEQUENCER] = seq
-            app[METRICS].append(lambda: sequencer_metrics(seq))
             yield
             await seq.close()
         finally:
@@ -76,7 +84,7 @@ def _keys_document(keys: LogKeys) -> bytes:
 
 async def submit_entries(request: web.Request) -> web.Response:
     items = decode_request(await read_json(request, limit=MAX_BODY))
-    results = await request.app[SEQUENCER].submit(items)
+    results = await submit_timed(request.app, items)
     return web.json_response(encode_results(results))
 
 
@@ -93,34 +101,71 @@ async def lookup_entries(request: web.Request) -> web.Response:
     return web.json_response({"entries": [{"index": i, "salt": s.hex()} for i, s in found]})
 
 
-def _quantile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
+    """The sequencer's and the committer's state as observable instruments of `tel`, read at
+    each collection (a /metrics scrape, an OTLP push): nothing is added to the hot path."""
+    seq = app[SEQUENCER]
+    committer = app.get(COMMITTER)
 
+    def counter(name: str, read: Callable[[], int], what: str) -> None:
+        tel.meter.create_observable_counter(
+            name, [lambda _: [Observation(read())]], unit="1", description=what
+        )
 
-def sequencer_metrics(seq: Sequencer) -> list[str]:
+    def gauge(name: str, read: Callable[[], int], what: str) -> None:
+        tel.meter.create_observable_gauge(name, [lambda _: [Observation(read())]], unit="1", description=what)
+
     s = seq.stats
-    lat = list(s.latencies)
-    return [
-        "# TYPE notar_entries_sequenced_total counter",
-        f"notar_entries_sequenced_total {s.sequenced}",
-        "# TYPE notar_batches_total counter",
-        f"notar_batches_total {s.batches}",
-        "# TYPE notar_tree_size gauge",
-        f"notar_tree_size {s.signed_size}",
-        "# TYPE notar_published_tree_size gauge",
-        f"notar_published_tree_size {s.published_size}",
-        "# TYPE notar_publication_lag_entries gauge",
-        f"notar_publication_lag_entries {s.signed_size - s.published_size}",
-        "# TYPE notar_queue_depth gauge",
-        f"notar_queue_depth {seq.queued}",
-        "# TYPE notar_submit_to_checkpoint_seconds summary",
-        f'notar_submit_to_checkpoint_seconds{{quantile="0.5"}} {_quantile(lat, 0.5):.6f}',
-        f'notar_submit_to_checkpoint_seconds{{quantile="0.99"}} {_quantile(lat, 0.99):.6f}',
-        f"notar_submit_to_checkpoint_seconds_count {len(lat)}",
-    ]
+    counter("notar_entries_sequenced", lambda: s.sequenced, "entries sequenced (in a signed checkpoint)")
+    counter("notar_batches", lambda: s.batches, "batches sequenced (one signed checkpoint each)")
+    gauge("notar_tree_size", lambda: s.signed_size, "size of the latest signed checkpoint")
+    gauge("notar_published_tree_size", lambda: s.published_size, "size of the published checkpoint")
+    gauge(
+        "notar_publication_lag_entries",
+        lambda: s.signed_size - s.published_size,
+        "entries signed but not yet published to the object store",
+    )
+    gauge("notar_queue_depth", lambda: seq.queued, "entries waiting for a batch")
+    if committer is None:
+        return
+    status = committer.status
+
+    def anchor_lag(_: CallbackOptions) -> list[Observation]:
+        return [Observation(s.signed_size - st.anchored_size, {"kind": k}) for k, st in status.items()]
+
+    def last_anchored(_: CallbackOptions) -> list[Observation]:
+        return [
+            Observation(st.last_success, {"kind": k})
+            for k, st in status.items()
+            if st.last_success is not None
+        ]
+
+    tel.meter.create_observable_gauge(
+        "notar_anchor_lag_entries",
+        [anchor_lag],
+        unit="1",
+        description="entries in the log not yet covered by an anchor, per kind (chain)",
+    )
+    tel.meter.create_observable_gauge(
+        "notar_anchor_last_success_timestamp_seconds",
+        [last_anchored],
+        unit="s",
+        description="when each kind last stored an anchor record (Unix time)",
+    )
+
+
+async def metrics_context(app: web.Application) -> AsyncIterator[None]:
+    """Registers the anchor's observable metrics once the sequencer and the committer run."""
+    register_anchor_metrics(app[TELEMETRY], app)
+    yield
+
+
+async def submit_timed(app: web.Application, items: Sequence[Item]) -> list[Sequenced]:
+    """`Sequencer.submit`, its time (queue, batch, durable write, signature) in the histogram."""
+    start = time.perf_counter()
+    results = await app[SEQUENCER].submit(items)
+    app[TELEMETRY].submit_seconds.record(time.perf_counter() - start)
+    return results
 
 
 async def anchor_ready(app: web.Application) -> str | None:
@@ -141,6 +186,7 @@ def setup(app: web.Application, settings: Settings) -> None:
     app.cleanup_ctx.append(sequencer_context(settings))
     if settings.get("ANCHORS"):
         app.cleanup_ctx.append(committer_context(settings, keys=keys_from))
+    app.cleanup_ctx.append(metrics_context)
     app.router.add_post("/internal/v1/entries", submit_entries)
     app.router.add_get("/internal/v1/entries", lookup_entries)
 
@@ -159,7 +205,7 @@ class LocalAnchor:
         self._app = app
 
     async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
-        return await self._app[SEQUENCER].submit(items)
+        return await submit_timed(self._app, items)
 
     async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
         return await self._app[SEQUENCER].lookup(tenant, digest)

@@ -8,10 +8,12 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
+from opentelemetry.trace import SpanKind, StatusCode
 
 from merkle.digests import Digest
 from services.anchor.sequencer import Item, Sequenced
 from services.anchor.wire import decode_results, encode_request
+from services.common.telemetry import current_tracer, inject_traceparent
 from storage.errors import PushbackError, StorageError
 
 
@@ -37,9 +39,28 @@ class AnchorClient:
         await self._session.close()
 
     async def _call(self, method: str, path: str, **kw: Any) -> Any:
+        """One call, in a client span of the serving app's trace when there is one; the W3C
+        `traceparent` goes along either way, so the anchor's spans join the caller's trace."""
+        tracer = current_tracer()
+        if tracer is None:
+            return await self._send(method, path, inject_traceparent({}), **kw)
+        with tracer.start_as_current_span(
+            f"anchor {method} {path}",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": method, "server.address": self._url},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                return await self._send(method, path, inject_traceparent({}), **kw)
+            except (StorageError, PushbackError) as e:
+                span.set_status(StatusCode.ERROR, type(e).__name__)
+                raise
+
+    async def _send(self, method: str, path: str, headers: dict[str, str], **kw: Any) -> Any:
         where = f"{self._url}{path}"
         try:
-            async with self._session.request(method, where, **kw) as r:
+            async with self._session.request(method, where, headers=headers, **kw) as r:
                 body = await r.read()
                 if r.status == 503:
                     retry = float(r.headers.get("Retry-After", "1"))

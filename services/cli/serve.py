@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +14,7 @@ from services.anchor.app import ensure_keys, keys_from
 from services.common.config import SETTINGS, Settings, load_settings
 from services.common.resources import new_app
 from services.common.stores import data_dir
+from services.common.telemetry import TELEMETRY, Telemetry, configure_logging
 from services.ingest import app as ingest_app
 from services.verify import app as verify_app
 
@@ -57,7 +57,7 @@ def build_app(role: str, settings: Settings, env: Mapping[str, str]) -> web.Appl
 def serve(ns: argparse.Namespace) -> int:
     env = dict(os.environ)
     settings = settings_from(ns, env)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.get("LOG_FORMAT"))
     if ns.role in ("all", "anchor"):
         created = ensure_keys(settings)
         for path in created:
@@ -67,6 +67,7 @@ def serve(ns: argparse.Namespace) -> int:
         print(f"clock key: {keys.verifier_keys['clock']}", flush=True)
     host, port = settings.get("LISTEN")
     app = build_app(ns.role, settings, env)
+    telemetry = app[TELEMETRY] = Telemetry.from_env(env, service=f"notar-{ns.role}")
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     print(
         f"notar {ns.role} listening on {url} (origin {settings.get('ORIGIN')}, data in {data_dir(settings)})",
@@ -78,7 +79,10 @@ def serve(ns: argparse.Namespace) -> int:
             f"(then: notar notarize FILE --url {url} --api-key KEY)",
             flush=True,
         )
-    web.run_app(app, host=host, port=port, print=None, handle_signals=True, shutdown_timeout=30)
+    try:
+        web.run_app(app, host=host, port=port, print=None, handle_signals=True, shutdown_timeout=30)
+    finally:
+        telemetry.shutdown()
     return 0
 
 

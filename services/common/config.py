@@ -121,6 +121,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("EVM_CONFIRMATIONS", "1", "blocks on top before an EVM anchor counts", _positive_int),
         Setting("TSA_URL", None, "RFC 3161 time-stamp authority URL", _url),
         Setting("TSA_CA_FILE", None, "trust anchor (PEM) for the TSA's tokens"),
+        Setting("LOG_FORMAT", "text", "log lines: text, or json with trace ids", _choice("text", "json")),
         Setting("URL", "http://127.0.0.1:8080", "where client commands send requests", _url),
         Setting("API_KEY", None, "API key client commands send"),
     ]

@@ -11,6 +11,7 @@ from services.common.config import Settings
 from services.common.openapi import openapi_json
 from services.common.problems import Unauthorized, problem_middleware
 from services.common.stores import open_store
+from services.common.telemetry import TELEMETRY, TracedStore, telemetry_context, telemetry_middleware
 from services.common.tenants import TenantRegistry
 from storage.base import ObjectStore
 from storage.errors import NotFoundError, StorageError
@@ -25,7 +26,7 @@ def store_context(
     """Opens the configured store (once per app, however many services share it)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        store = await open_store(settings, env)
+        store = TracedStore(await open_store(settings, env), app[TELEMETRY])
         app[STORE] = store
         app[TENANTS] = TenantRegistry(store)
         yield
@@ -91,11 +92,16 @@ def new_app(
     readiness: list[Readiness],
     client_max_size: int = 1024**2,
 ) -> web.Application:
-    """An app with the problem+json middleware, the store, /healthz, /readyz and /metrics."""
-    app = web.Application(middlewares=[problem_middleware], client_max_size=client_max_size)
-    app[METRICS] = []
+    """An app with the telemetry and problem+json middlewares, the store, /healthz, /readyz and
+    /metrics. Its Telemetry comes from `env` unless `app[TELEMETRY]` is set before it starts."""
+    app = web.Application(
+        middlewares=[telemetry_middleware, problem_middleware], client_max_size=client_max_size
+    )
+    env = dict(os.environ) if env is None else env
+    app[METRICS] = [lambda: app[TELEMETRY].prometheus()]
     app[READINESS] = [store_ready, *readiness]
-    app.cleanup_ctx.append(store_context(settings, dict(os.environ) if env is None else env))
+    app.cleanup_ctx.append(telemetry_context(env))
+    app.cleanup_ctx.append(store_context(settings, env))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

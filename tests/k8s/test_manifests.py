@@ -1,0 +1,367 @@
+"""k8s/: every overlay renders with `kubectl kustomize` and validates with `kubernetes-validate
+--strict`; the rendered workloads set only settings the code reads, set every setting their role
+needs to values the code accepts, and keep the security, probe, scaling and network rules."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from services.cli.serve import ROLES
+from services.common.config import ENV_PREFIX, SETTINGS, Settings, load_settings
+from tests.k8s.conftest import OVERLAYS, ROOT, Rendered, tool
+
+# The oldest Kubernetes the manifests support (sidecar-free, autoscaling/v2, PDB
+# unhealthyPodEvictionPolicy) and the newest schema kubernetes-validate knows.
+KUBE_VERSIONS = ("1.30.0", "1.37.0")
+ROLE_WORKLOADS = {"anchor": "StatefulSet", "ingest": "Deployment", "verify": "Deployment"}
+SECRET_PLACEHOLDER = "from-a-secret"
+
+
+def test_there_are_a_dev_and_a_prod_overlay() -> None:
+    assert {"dev", "prod"} <= set(OVERLAYS)
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+def test_overlay_validates_strictly(rendered: Rendered, version: str) -> None:
+    validate = tool("kubernetes-validate")
+    run = subprocess.run(
+        [validate, "--strict", "--quiet", "-k", version, str(rendered.path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, f"{rendered.overlay} against {version}:\n{run.stdout}\n{run.stderr}"
+
+
+def test_strict_validation_catches_an_unknown_field(rendered: Rendered, tmp_path: Path) -> None:
+    """The check above is not vacuous: one misspelt field makes it fail."""
+    text = rendered.path.read_text()
+    assert "readOnlyRootFilesystem: true" in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true", 1))
+    run = subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "--quiet", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode != 0 and "readOnlyRootFileSystem" in run.stdout + run.stderr
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def aws_names_read_by_the_code() -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / "services").rglob("*.py"):
+        names |= set(re.findall(r"[\"'](AWS_[A-Z_]+)[\"']", path.read_text()))
+    return names
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def notar_workloads(r: Rendered) -> dict[str, dict[str, Any]]:
+    """role → the workload running `notar serve --role <role>`."""
+    found: dict[str, dict[str, Any]] = {}
+    for w in r.of_kind("Deployment") + r.of_kind("StatefulSet"):
+        for c in pod_spec(w)["containers"]:
+            args = c.get("args", [])
+            if args[:2] == ["serve", "--role"]:
+                role = args[2]
+                assert role in ROLES and role not in found, (r.overlay, args)
+                assert w["kind"] == ROLE_WORKLOADS[role], f"{role} runs as a {w['kind']}"
+                found[role] = w
+    assert set(found) == set(ROLE_WORKLOADS), f"{r.overlay}: roles {sorted(found)}"
+    return found
+
+
+def container_env(r: Rendered, c: dict[str, Any]) -> dict[str, str]:
+    """The environment a container gets: envFrom ConfigMaps, then env (values from Secrets are
+    placeholders). envFrom of a Secret is refused: its names would be invisible here."""
+    env: dict[str, str] = {}
+    for source in c.get("envFrom", []):
+        assert "secretRef" not in source, "name Secret values one by one (env + secretKeyRef)"
+        cm = r.named("ConfigMap", source["configMapRef"]["name"])
+        env |= {k: str(v) for k, v in cm.get("data", {}).items()}
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = str(e["value"])
+        else:
+            assert set(e["valueFrom"]) == {"secretKeyRef"}, e
+            env[e["name"]] = SECRET_PLACEHOLDER
+    return env
+
+
+def all_containers(w: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = pod_spec(w)
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def test_every_env_name_is_a_setting_the_code_reads(rendered: Rendered) -> None:
+    aws = aws_names_read_by_the_code()
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= aws
+    for role, w in notar_workloads(rendered).items():
+        for c in all_containers(w):
+            for name in container_env(rendered, c):
+                known = (name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :] in SETTINGS) or name in aws
+                assert known, f"{rendered.overlay} {role}/{c['name']}: {name} is read by no code"
+
+
+def role_settings(rendered: Rendered, w: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
+    env = container_env(rendered, pod_spec(w)["containers"][0])
+    # Parsed exactly as `notar serve` parses them: a wrong value raises ConfigError naming it.
+    return load_settings(flags={}, env=env, config_file=None), env
+
+
+def test_every_role_gets_the_settings_it_needs(rendered: Rendered) -> None:
+    workloads = notar_workloads(rendered)
+    services = rendered.of_kind("Service")
+    origins = set()
+    for role, w in workloads.items():
+        settings, env = role_settings(rendered, w)
+        where = f"{rendered.overlay} {role}"
+        main = pod_spec(w)["containers"][0]
+        host, port = settings.get("LISTEN")
+        assert host in ("0.0.0.0", "::"), f"{where}: LISTEN {host} is unreachable from the Service"
+        assert {"name": "http", "containerPort": port, "protocol": "TCP"} in main["ports"], where
+        assert settings.sources["ORIGIN"] != "default", f"{where}: ORIGIN must be the deployment's own"
+        origins.add(settings.get("ORIGIN"))
+        assert settings.get("LOG_FORMAT") == "json", where
+        assert settings.get("STORE") == "s3", f"{where}: pods share the store; fs would not be shared"
+        settings.require("S3_BUCKET", "with STORE=s3")
+        settings.require("S3_ENDPOINT", "for a store other than AWS")
+        assert env.get("AWS_ACCESS_KEY_ID") == env.get("AWS_SECRET_ACCESS_KEY") == SECRET_PLACEHOLDER, where
+        mounts = {m["mountPath"]: m["name"] for m in main.get("volumeMounts", [])}
+        assert settings.get("DATA_DIR") in mounts, f"{where}: DATA_DIR must be a volume (read-only root)"
+        if role in ("ingest", "verify"):
+            url = urlparse(settings.get("ANCHOR_URL"))
+            svc = [s for s in services if s["metadata"]["name"] == url.hostname]
+            assert svc, f"{where}: ANCHOR_URL names no Service: {url.geturl()}"
+            assert svc[0]["spec"]["selector"]["app.kubernetes.io/component"] == "anchor"
+            assert url.port in [p["port"] for p in svc[0]["spec"]["ports"]], where
+        else:
+            claims = [t["metadata"]["name"] for t in w["spec"].get("volumeClaimTemplates", [])]
+            assert mounts[settings.get("DATA_DIR")] in claims, f"{where}: RocksDB must be on the PVC"
+            for name in ("LOG_KEY_FILE", "CLOCK_KEY_FILE", "EVM_KEY_FILE", "TSA_CA_FILE"):
+                path = settings.get(name)
+                if path:
+                    assert any(path.startswith(m.rstrip("/") + "/") for m in mounts), f"{where}: {name}"
+            kinds = settings.get("ANCHORS")
+            needs = {
+                "evm": ("EVM_RPC", "EVM_KEY_FILE", "EVM_CONTRACT"),
+                "rfc3161": ("TSA_URL", "TSA_CA_FILE"),
+            }
+            for kind in kinds:
+                for name in needs.get(kind, ()):
+                    settings.require(name, f"with ANCHORS={kind}")
+    assert len(origins) == 1, f"{rendered.overlay}: one log, one ORIGIN, got {origins}"
+
+
+def secret_refs(w: dict[str, Any]) -> set[tuple[str, str]]:
+    """(Secret, key) pairs a workload reads, from env and from volumes."""
+    refs = {
+        (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for c in all_containers(w)
+        for e in c.get("env", [])
+        if "valueFrom" in e
+    }
+    for v in pod_spec(w).get("volumes", []):
+        if "secret" in v and not v["secret"].get("optional"):
+            refs |= {(v["secret"]["secretName"], item["key"]) for item in v["secret"]["items"]}
+    return refs
+
+
+def test_secrets_are_generated_in_dev_and_never_shipped_in_prod(rendered: Rendered) -> None:
+    secrets = {s["metadata"]["name"]: s for s in rendered.of_kind("Secret")}
+    wanted = set().union(*(secret_refs(w) for w in notar_workloads(rendered).values()))
+    assert any(n.startswith("notar-s3") and k == "AWS_ACCESS_KEY_ID" for n, k in wanted)
+    if rendered.overlay == "prod":
+        assert not secrets, "prod must not carry Secrets: `kubectl apply` would overwrite the real ones"
+        assert {("notar-signing-keys", "log.key"), ("notar-signing-keys", "clock.key")} <= wanted
+    else:
+        for name, key in wanted:
+            assert name in secrets and key in secrets[name]["data"], f"{rendered.overlay}: {name}/{key}"
+
+
+def test_signing_keys_reach_the_anchor_owner_only(rendered: Rendered) -> None:
+    """notar refuses key files that group or others can read (services/anchor/keys.py), and the
+    kubelet makes Secret files group-readable under an fsGroup: the keys are copied, 0400."""
+    anchor = notar_workloads(rendered)["anchor"]
+    settings, _ = role_settings(rendered, anchor)
+    if rendered.overlay == "dev":
+        assert settings.get("LOG_KEY_FILE") is None, "dev: keys created on the PVC at first start"
+        return
+    spec = pod_spec(anchor)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    init = {c["name"]: c for c in spec["initContainers"]}["install-keys"]
+    assert "install -m 0400" in init["args"][0]
+    mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+    for name in ("LOG_KEY_FILE", "CLOCK_KEY_FILE"):
+        path = Path(settings.get(name))
+        volume = volumes[mounts[str(path.parent)]]
+        assert volume["emptyDir"]["medium"] == "Memory", f"{name}: keys never touch a disk"
+        assert any(m["name"] == volume["name"] for m in init["volumeMounts"]), "the init container fills it"
+    for v in volumes.values():
+        if "secret" in v:
+            assert v["secret"]["defaultMode"] == 0o400, v["name"]
+
+
+# -- pods ----------------------------------------------------------------------------------------
+
+
+def test_pods_are_locked_down(rendered: Rendered) -> None:
+    for w in rendered.of_kind("Deployment") + rendered.of_kind("StatefulSet"):
+        name = f"{rendered.overlay} {w['metadata']['name']}"
+        spec = pod_spec(w)
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+        for c in all_containers(w):
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"] == {"drop": ["ALL"]} and sc.get("privileged") is False, name
+            assert "add" not in sc["capabilities"], name
+            res = c["resources"]
+            assert {"cpu", "memory"} <= set(res["requests"]) and {"cpu", "memory"} <= set(res["limits"]), name
+
+
+def test_probes_use_readyz_and_healthz(rendered: Rendered) -> None:
+    for role, w in notar_workloads(rendered).items():
+        c = pod_spec(w)["containers"][0]
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, role
+        assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, role
+
+
+def test_anchor_is_one_pod_per_log_with_a_pvc_and_a_pdb(rendered: Rendered) -> None:
+    anchor = notar_workloads(rendered)["anchor"]
+    assert anchor["spec"]["replicas"] == 1
+    assert anchor["spec"]["volumeClaimTemplates"][0]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    pdbs = [
+        p for p in rendered.of_kind("PodDisruptionBudget") if selects(p["spec"]["selector"], labels(anchor))
+    ]
+    assert len(pdbs) == 1 and pdbs[0]["spec"]["minAvailable"] == 1
+
+
+def test_ingest_and_verify_scale_on_cpu_and_request_rate(rendered: Rendered) -> None:
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in rendered.of_kind("HorizontalPodAutoscaler")}
+    for role in ("ingest", "verify"):
+        w = notar_workloads(rendered)[role]
+        hpa = hpas[w["metadata"]["name"]]
+        assert hpa["apiVersion"] == "autoscaling/v2" and hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+        kinds = {m["type"]: m for m in hpa["spec"]["metrics"]}
+        assert kinds["Resource"]["resource"]["name"] == "cpu"
+        assert kinds["Pods"]["pods"]["metric"]["name"] == "notar_http_requests_per_second"
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        assert pod_spec(w)["topologySpreadConstraints"], role
+
+
+# -- network policies ------------------------------------------------------------------------------
+
+
+def labels(w: dict[str, Any]) -> dict[str, str]:
+    found: dict[str, str] = w["spec"]["template"]["metadata"]["labels"]
+    return found
+
+
+def selects(selector: dict[str, Any], pod: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics (matchLabels and matchExpressions)."""
+    if any(pod.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        value = pod.get(e["key"])
+        ok = {
+            "In": value in e.get("values", []),
+            "NotIn": value not in e.get("values", []),
+            "Exists": value is not None,
+            "DoesNotExist": value is None,
+        }[e["operator"]]
+        if not ok:
+            return False
+    return True
+
+
+def admitted(rendered: Rendered, target: dict[str, str], source: dict[str, str], port: int) -> bool:
+    """Whether a pod labelled `source`, in the same namespace, may open `port` on `target`."""
+    policies = [
+        p
+        for p in rendered.of_kind("NetworkPolicy")
+        if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], target)
+    ]
+    if not policies:
+        return True
+    for p in policies:
+        for rule in p["spec"].get("ingress", []):
+            ports = rule.get("ports")
+            if ports and not any(q.get("port") in (port, "http") for q in ports):
+                continue
+            peers = rule.get("from")
+            if peers is None:
+                return True
+            for peer in peers:
+                if "namespaceSelector" in peer or "ipBlock" in peer:
+                    continue  # other namespaces / addresses: not a pod of this namespace
+                if selects(peer["podSelector"], source):
+                    return True
+    return False
+
+
+def test_only_ingest_and_verify_reach_the_anchor(rendered: Rendered) -> None:
+    pods = {role: labels(w) for role, w in notar_workloads(rendered).items()}
+    stranger = {"app.kubernetes.io/name": "something-else"}
+    anchor = pods["anchor"]
+    assert admitted(rendered, anchor, pods["ingest"], 8080)
+    assert admitted(rendered, anchor, pods["verify"], 8080)
+    assert not admitted(rendered, anchor, stranger, 8080), "a stranger reaches the internal routes"
+    assert not admitted(rendered, anchor, anchor, 8080)
+    assert admitted(rendered, pods["ingest"], stranger, 8080), "the public API is public"
+    assert admitted(rendered, pods["verify"], stranger, 8080)
+    scrape = [
+        peer
+        for p in rendered.of_kind("NetworkPolicy")
+        if selects(p["spec"]["podSelector"], anchor)
+        for rule in p["spec"].get("ingress", [])
+        for peer in rule.get("from", [])
+        if "namespaceSelector" in peer
+    ]
+    assert all(peer.get("podSelector", {}).get("matchLabels") for peer in scrape), "only named pods elsewhere"
+
+
+def egress_allowed(
+    rendered: Rendered, source: dict[str, str], *, to: dict[str, str] | None, port: int
+) -> bool:
+    for p in rendered.of_kind("NetworkPolicy"):
+        if "Egress" not in p["spec"]["policyTypes"] or not selects(p["spec"]["podSelector"], source):
+            continue
+        for rule in p["spec"].get("egress", []):
+            if not any(q.get("port") == port for q in rule.get("ports", [])):
+                continue
+            for peer in rule.get("to", []):
+                if to is None and "ipBlock" in peer:
+                    return True
+                in_namespace = "podSelector" in peer and "namespaceSelector" not in peer
+                if to is not None and in_namespace and selects(peer["podSelector"], to):
+                    return True
+    return False
+
+
+def test_every_role_reaches_the_store_and_only_ingest_and_verify_call_the_anchor(rendered: Rendered) -> None:
+    pods = {role: labels(w) for role, w in notar_workloads(rendered).items()}
+    seaweed = [labels(s) for s in rendered.of_kind("StatefulSet") if s["metadata"]["name"] == "seaweedfs"]
+    for role, pod in pods.items():
+        to_store = egress_allowed(rendered, pod, to=None, port=443) or any(
+            egress_allowed(rendered, pod, to=s, port=8333) for s in seaweed
+        )
+        assert to_store, f"{rendered.overlay}: {role} cannot reach the object store"
+    assert egress_allowed(rendered, pods["ingest"], to=pods["anchor"], port=8080)
+    assert egress_allowed(rendered, pods["verify"], to=pods["anchor"], port=8080)
+    assert not egress_allowed(rendered, pods["anchor"], to=pods["anchor"], port=8080)
