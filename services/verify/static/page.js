@@ -269,6 +269,7 @@ function show(result, { document: doc, paste }) {
   $("result").dataset.valid = String(result.valid);
   $("verdict-title").textContent = result.valid ? "✓ Valid" : "✗ Not valid";
   const text = [];
+  let detail = "";
   if (result.valid) {
     const what = doc ? `The document “${doc.name}” is exactly the one notarized by this receipt.` : "The receipt is genuine.";
     text.push(
@@ -282,9 +283,12 @@ function show(result, { document: doc, paste }) {
     if (!doc) text.push("No document was checked: choose the document above to check that it is the one notarized.");
   } else {
     const failed = result.checks.find((c) => !c.ok);
-    text.push(whyNot(failed), `The check “${failed.name}” failed: ${failed.detail}.`);
+    text.push(whyNot(failed));
+    detail = `The check “${failed.name}” failed: ${failed.detail}.`;
   }
   $("verdict-text").textContent = text.join(" ");
+  $("verdict-detail").textContent = detail;
+  $("verdict-detail").hidden = !detail;
   const notes = [];
   if (result.checks.some((c) => c.ok && c.checked !== true)) {
     notes.push("Some anchors are shown but not fully checked in a browser (see below): notar verify --online --tsa-ca checks them.");
@@ -297,6 +301,7 @@ function show(result, { document: doc, paste }) {
   facts(result, doc, paste);
   anchors(result.anchors);
   $("result").hidden = false;
+  app.dataset.runs = String(Number(app.dataset.runs || "0") + 1);
   $("verdict-title").focus();
 }
 
@@ -326,7 +331,9 @@ function facts(result, doc, paste) {
     add("Log", result.origin);
     add("Entry number", String(result.index));
     add("Tree size", `${result.treeSize} entries`);
-    add("Signed time", result.time !== null ? `${humanTime(result.time)} (${formatTime(result.time)})` : "not checked (no trusted clock signature)");
+    const clocked = result.checks.some((c) => c.name === "signed time");
+    const untimed = clocked ? "no valid signature by a trusted clock key" : "not checked (no clock key given)";
+    add("Signed time", result.time !== null ? `${humanTime(result.time)} (${formatTime(result.time)})` : untimed);
     add("Signed by", result.logKey ?? "no trusted log key");
     add("Fingerprint", result.digest);
   }
