@@ -1,0 +1,325 @@
+// Drives the web verifier (GET /verify) in Debian's Chromium with playwright-core, as a clerk would.
+//
+//   node tests/services/verify/web_verifier.mjs PLAN.json
+//
+// PLAN.json is written by test_web_verifier.py, which started `notar serve`, notarized the files and
+// built the corpus. This script asserts the browser cases itself (exit 1 naming the case that
+// failed), saves a screenshot of each verdict, and writes the page's verdict on every corpus
+// receipt to plan.results for the pytest side to compare with `notar verify`.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { chromium } from "playwright-core";
+
+const plan = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+const profile = mkdtempSync(join(tmpdir(), "notar-chromium-"));
+const log = (...a) => console.log("[web verifier]", ...a);
+
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ARGS,
+  viewport: { width: 1024, height: 900 },
+  acceptDownloads: false,
+});
+context.setDefaultTimeout(60_000);
+
+// Every request any page makes, with its body: none may carry a document's bytes.
+const requests = [];
+context.on("request", (r) => requests.push({ url: r.url(), method: r.method(), body: r.postDataBuffer(), headers: r.headers() }));
+const errors = [];
+
+async function newPage(url, viewport) {
+  const page = await context.newPage();
+  if (viewport) await page.setViewportSize(viewport);
+  page.on("pageerror", (e) => errors.push(`${url}: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`${url}: console: ${m.text()}`);
+  });
+  await page.goto(url);
+  await page.waitForSelector("#app[data-ready=true]");
+  return page;
+}
+
+const shot = (page, name) => page.screenshot({ path: join(plan.screenshots, `${name}.png`), fullPage: true });
+
+async function result(page) {
+  return page.evaluate(() => ({
+    valid: document.getElementById("result").dataset.valid === "true",
+    verdict: document.getElementById("verdict").innerText,
+    checks: [...document.querySelectorAll("#checks li")].map((li) => [li.dataset.check, li.dataset.ok === "true", li.dataset.checked]),
+    focused: document.activeElement && document.activeElement.id,
+  }));
+}
+
+/** Choose the files and the keys (null: the server's), press Verify, wait for this run's verdict. */
+async function verify(page, { receipt, document = null, keys = null }) {
+  const runs = await page.evaluate(() => document.getElementById("app").dataset.runs || "0");
+  await page.setInputFiles("#receipt-file", receipt);
+  await page.setInputFiles("#document-file", document ? document : []);
+  if (keys) await page.fill("#pasted-keys", keys.join("\n"));
+  else await page.check("#keys-server");
+  await page.click("#verify");
+  await page.waitForFunction((before) => (document.getElementById("app").dataset.runs || "0") !== before, runs);
+  return result(page);
+}
+
+function failed(r) {
+  return r.checks.filter(([, ok]) => !ok).map(([name]) => name);
+}
+
+async function step(name, fn) {
+  log(name);
+  try {
+    await fn();
+  } catch (e) {
+    e.message = `case "${name}": ${e.message}`;
+    throw e;
+  }
+}
+
+const c = plan.cases;
+const served = plan.url + "/verify";
+try {
+  await step("valid receipt and file, the server's keys", async () => {
+    const page = await newPage(served);
+    const r = await verify(page, c.valid);
+    assert.ok(r.valid, r.verdict);
+    assert.match(r.verdict, /^✓ Valid/);
+    assert.match(r.verdict, /existed then at the latest/);
+    assert.deepEqual(r.checks.map(([n]) => n), ["format", "document", "entry", "checkpoint", "log signature", "inclusion", "signed time"]);
+    assert.equal(r.focused, "verdict-title", "the verdict takes the focus");
+    await shot(page, "valid");
+    await page.close();
+  });
+
+  await step("one flipped byte in the file", async () => {
+    const page = await newPage(served);
+    const r = await verify(page, c.changed);
+    assert.ok(!r.valid);
+    assert.match(r.verdict, /^✗ Not valid/);
+    assert.deepEqual(failed(r), ["document"]);
+    assert.match(r.verdict, /The check “document” failed/);
+    await shot(page, "changed-file");
+    await page.close();
+  });
+
+  await step("a tampered proof", async () => {
+    const page = await newPage(served);
+    const r = await verify(page, c.tampered_proof);
+    assert.ok(!r.valid);
+    assert.deepEqual(failed(r), ["inclusion"]);
+    assert.match(r.verdict, /The check “inclusion” failed/);
+    await shot(page, "tampered-proof");
+    await page.close();
+  });
+
+  await step("a tampered receipt (another index)", async () => {
+    const page = await newPage(served);
+    const r = await verify(page, c.tampered_index);
+    assert.ok(!r.valid);
+    assert.deepEqual(failed(r), ["inclusion"]);
+    await shot(page, "tampered-index");
+    await page.close();
+  });
+
+  await step("a wrong pasted key", async () => {
+    const page = await newPage(served);
+    const r = await verify(page, c.wrong_key);
+    assert.ok(!r.valid);
+    assert.ok(failed(r).includes("log signature"), failed(r).join());
+    assert.match(r.verdict, /The check “log signature” failed/);
+    await shot(page, "wrong-key");
+    await page.close();
+  });
+
+  await step("a receipt from another log", async () => {
+    const page = await newPage(served);
+    const r = await verify(page, c.other_log);
+    assert.ok(!r.valid);
+    assert.ok(failed(r).includes("log signature"), failed(r).join());
+    await shot(page, "other-log");
+    await page.close();
+  });
+
+  await step("the receipt dropped on its zone", async () => {
+    const page = await newPage(served);
+    const text = readFileSync(c.valid.receipt, "utf8");
+    await page.evaluate((json) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([json], "dropped.receipt.json", { type: "application/json" }));
+      document.getElementById("receipt-drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, text);
+    assert.match(await page.textContent("#receipt-status"), /dropped\.receipt\.json/);
+    await page.click("#verify");
+    await page.waitForSelector("#result[data-valid]:not([hidden])");
+    const r = await result(page);
+    assert.ok(r.valid, r.verdict);
+    assert.ok(!r.checks.some(([n]) => n === "document"), "no document was given");
+    assert.match(r.verdict, /No document was checked/);
+    await page.close();
+  });
+
+  await step("a large file shows progress while hashing", async () => {
+    const page = await newPage(served);
+    await page.setInputFiles("#receipt-file", c.large.receipt);
+    await page.setInputFiles("#document-file", c.large.document);
+    await page.check("#keys-server");
+    await page.click("#verify");
+    await page.waitForFunction(() => {
+      const bar = document.getElementById("hash-progress");
+      return !document.getElementById("hashing").hidden && bar.value > 0 && bar.value < 100;
+    }, null, { polling: 20 });
+    assert.match(await page.textContent("#hash-text"), /\d+% \(.* of .*MB\)/);
+    await shot(page, "hashing-progress");
+    await page.waitForSelector("#result[data-valid]:not([hidden])");
+    const r = await result(page);
+    assert.ok(r.valid, r.verdict);
+    assert.equal(await page.evaluate(() => document.getElementById("hash-progress").value), 100);
+    await page.close();
+  });
+
+  await step("keyboard only", async () => {
+    const page = await newPage(served);
+    const order = [];
+    const tabTo = async (id) => {
+      for (let k = 0; k < 12; k++) {
+        await page.keyboard.press("Tab");
+        const at = await page.evaluate(() => document.activeElement && document.activeElement.id);
+        order.push(at);
+        if (at === id) return;
+      }
+      throw new Error(`Tab never reached #${id}; focus went ${order.join(" → ")}`);
+    };
+    const choose = async (file) => {
+      const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.keyboard.press("Space")]);
+      await chooser.setFiles(file);
+    };
+    await tabTo("receipt-file");
+    await choose(c.valid.receipt);
+    await tabTo("document-file");
+    await choose(c.valid.document);
+    await tabTo("keys-server");
+    await page.keyboard.press("ArrowDown");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "keys-paste");
+    assert.ok(await page.isChecked("#keys-paste"));
+    await tabTo("pasted-keys");
+    await page.keyboard.insertText(plan.keys.main.join("\n"));
+    await tabTo("verify");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#result[data-valid]:not([hidden])");
+    const r = await result(page);
+    assert.ok(r.valid, r.verdict);
+    assert.equal(r.focused, "verdict-title");
+    assert.deepEqual(order.filter((id) => id), ["receipt-file", "document-file", "keys-server", "pasted-keys", "verify"]);
+    const labelled = await page.evaluate(() =>
+      [...document.querySelectorAll("input, textarea, progress")].every((e) => e.labels?.length || e.getAttribute("aria-label")),
+    );
+    assert.ok(labelled, "every control has a label");
+    assert.equal(await page.getAttribute("#verdict", "aria-live"), "polite");
+    await shot(page, "keyboard");
+    await page.close();
+  });
+
+  await step("a phone's screen", async () => {
+    const page = await newPage(served, { width: 390, height: 844 });
+    const r = await verify(page, c.valid);
+    assert.ok(r.valid, r.verdict);
+    const fits = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+    assert.ok(fits, "no sideways scrolling at 390 px");
+    assert.match(await page.getAttribute('meta[name="viewport"]', "content"), /width=device-width/);
+    await page.screenshot({ path: join(plan.screenshots, "phone.png"), fullPage: false });
+    await shot(page, "phone-full");
+    await page.close();
+  });
+
+  await step("opened straight from disk, keys pasted", async () => {
+    const page = await newPage(pathToFileURL(plan.page_file).href);
+    assert.ok(await page.isDisabled("#keys-server"), "no server to ask from a file");
+    assert.match(await page.textContent("#server-keys-status"), /opened from a file/);
+    const r = await verify(page, { ...c.valid, keys: plan.keys.main });
+    assert.ok(r.valid, r.verdict);
+    const r2 = await verify(page, { ...c.changed, keys: plan.keys.main });
+    assert.deepEqual(failed(r2), ["document"]);
+    await shot(page, "from-disk");
+    await page.close();
+  });
+
+  await step("anchors: local, RFC 3161 and EVM with a block explorer link", async () => {
+    const page = await newPage(pathToFileURL(plan.explorer_page_file).href);
+    const r = await verify(page, { ...c.anchored, keys: plan.keys.main });
+    assert.ok(r.valid, r.verdict);
+    const kinds = r.checks.filter(([n]) => n.startsWith("anchor")).map(([n, , checked]) => [n, checked]);
+    assert.deepEqual(kinds, [["anchor 1 (local)", "true"], ["anchor 2 (rfc3161)", "partly"], ["anchor 3 (evm)", "false"]]);
+    const tsa = await page.textContent('#anchors li[data-anchor="rfc3161"]');
+    assert.match(tsa, /CN=notar test TSA/);
+    assert.match(tsa, /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z/);
+    const href = await page.getAttribute('#anchors li[data-anchor="evm"] a', "href");
+    assert.equal(href, `${plan.explorer}/tx/${c.anchored.tx_hash}`);
+    assert.match(r.verdict, /not fully checked in a browser/);
+    await shot(page, "anchors");
+    await page.close();
+  });
+
+  await step("the corpus, receipt by receipt", async () => {
+    const page = await newPage(served);
+    const out = {};
+    for (const item of plan.corpus) {
+      const r = await verify(page, { receipt: item.receipt, document: item.document, keys: plan.keys[item.keys] });
+      out[item.id] = { valid: r.valid, checks: r.checks.map(([n, ok]) => [n, ok]) };
+    }
+    writeFileSync(plan.results, JSON.stringify(out, null, 1));
+    log(`${plan.corpus.length} receipts: ${Object.values(out).filter((v) => v.valid).length} valid`);
+    await page.close();
+  });
+
+  await step("still works after the server is gone", async () => {
+    const page = await newPage(served);
+    assert.match(await page.textContent("#server-keys"), /log key/);
+    process.kill(plan.server_pid, "SIGTERM");
+    for (let k = 0; ; k++) {
+      try {
+        await fetch(`${plan.url}/healthz`);
+      } catch {
+        break;
+      }
+      assert.ok(k < 300, "the server did not stop");
+      await new Promise((done) => setTimeout(done, 100));
+    }
+    const r = await verify(page, c.valid);
+    assert.ok(r.valid, r.verdict);
+    const r2 = await verify(page, c.changed);
+    assert.deepEqual(failed(r2), ["document"]);
+    await shot(page, "server-gone");
+    await page.close();
+  });
+
+  await step("no request carried a document's bytes", async () => {
+    const pageUrl = new URL(served);
+    for (const r of requests) {
+      const url = new URL(r.url);
+      if (url.protocol === "file:") continue;
+      assert.equal(r.method, "GET", `${r.method} ${r.url}`);
+      assert.equal(r.body, null, `a request with a body: ${r.url}`);
+      assert.equal(url.origin, pageUrl.origin, `a request elsewhere: ${r.url}`);
+      assert.ok(["/verify", "/v1/keys"].includes(url.pathname), `an unexpected request: ${r.url}`);
+      const all = r.url + JSON.stringify(r.headers);
+      for (const marker of plan.markers) assert.ok(!all.includes(marker), `a document's bytes in ${r.url}`);
+    }
+    const fromDisk = requests.filter((r) => r.url.startsWith("file:"));
+    assert.ok(fromDisk.every((r) => r.url === pathToFileURL(plan.page_file).href || r.url === pathToFileURL(plan.explorer_page_file).href), "the page from disk loads nothing else");
+    log(`${requests.length} requests, all GET /verify or GET /v1/keys (or the page file)`);
+  });
+
+  assert.deepEqual(errors, [], "no script error on any page");
+  log("all cases passed");
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
