@@ -22,12 +22,10 @@ from aiohttp import web
 
 from services.anchor.anchors import AnchorStore
 from services.anchor.chains import AnchorError, Backend, Target
-from services.anchor.chains.evm import EvmAnchor, EvmConfig
 from services.anchor.chains.local import LocalChain
-from services.anchor.chains.rfc3161 import Rfc3161Config, TsaClient
 from services.anchor.keys import LogKeys
 from services.common.config import Settings
-from services.common.resources import METRICS, STORE
+from services.common.resources import DETAILS, METRICS, STORE
 from services.common.stores import data_dir
 from storage.base import ObjectStore
 from storage.errors import ConflictError, NotFoundError, StorageError
@@ -163,8 +161,13 @@ class Committer:
                 st.last_error = str(e)
                 backoff = self._cfg.interval_s * 2 ** min(st.consecutive_failures, 16)
                 delay = min(self._cfg.max_backoff_s, backoff) * (0.5 + random.random() / 2)  # noqa: S311
-                log.warning("anchoring to %s failed (%d in a row), retrying in %.1fs: %s",
-                            kind, st.consecutive_failures + 1, delay, e)
+                log.warning(
+                    "anchoring to %s failed (%d in a row), retrying in %.1fs: %s",
+                    kind,
+                    st.consecutive_failures + 1,
+                    delay,
+                    e,
+                )
             except Exception as e:  # a bug in a backend must not stop the other kinds
                 st.last_error = f"unexpected {type(e).__name__}: {e}"
                 log.exception("anchoring to %s failed unexpectedly", kind)
@@ -204,6 +207,9 @@ def build_backends(settings: Settings, store: ObjectStore, keys: LogKeys) -> lis
         if kind == "local":
             backends.append(LocalChain(store=store, signer=keys.log, prefix=LOG_PREFIX))
         elif kind == "evm":
+            # imported here: eth-account takes seconds to import, and only EVM deployments need it
+            from services.anchor.chains.evm import EvmAnchor, EvmConfig
+
             why = "with ANCHORS=evm"
             backends.append(
                 EvmAnchor.from_config(
@@ -219,6 +225,8 @@ def build_backends(settings: Settings, store: ObjectStore, keys: LogKeys) -> lis
                 )
             )
         elif kind == "rfc3161":
+            from services.anchor.chains.rfc3161 import Rfc3161Config, TsaClient
+
             why = "with ANCHORS=rfc3161"
             backends.append(
                 TsaClient.from_config(
@@ -250,6 +258,7 @@ def committer_context(
         await committer.start()
         app[COMMITTER] = committer
         app[METRICS].append(committer.metrics)
+        app[DETAILS].append(committer.details)
         try:
             yield
         finally:

@@ -10,17 +10,25 @@ import argparse
 import asyncio
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from services.anchor.chains.evm import EvmConfig, artifact, deploy, transactor
 from services.cli.serve import add_setting_flags, settings_from
+
+if TYPE_CHECKING:
+    from services.anchor.chains.evm import EvmConfig
 
 
 async def _deploy(config: EvmConfig) -> str:
+    from services.anchor.chains.evm import artifact, deploy, transactor  # eth-account: slow import
+
     tx = transactor(config)
     try:
         chain = await tx.chain_id()
-        print(f"deploying NotarAnchor ({artifact()['compiler']}) from {tx.account.address} on chain {chain}, "
-              f"waiting for {config.confirmations} confirmation(s)…", flush=True)
+        print(
+            f"deploying NotarAnchor ({artifact()['compiler']}) from {tx.account.address} on chain {chain}, "
+            f"waiting for {config.confirmations} confirmation(s)…",
+            flush=True,
+        )
         return await deploy(tx)
     finally:
         await tx.rpc.close()
@@ -28,6 +36,8 @@ async def _deploy(config: EvmConfig) -> str:
 
 def anchor_deploy(ns: argparse.Namespace) -> int:
     settings = settings_from(ns, dict(os.environ))
+    from services.anchor.chains.evm import EvmConfig
+
     why = "to deploy the contract"
     config = EvmConfig(
         rpc=settings.require("EVM_RPC", why),

@@ -71,11 +71,16 @@ async def store_ready(app: web.Application) -> str | None:
     return None
 
 
+DETAILS = web.AppKey("details", list[Callable[[], list[str]]])
+"""Lines /readyz shows without deciding readiness (e.g. one per anchor kind)."""
+
+
 async def readyz(request: web.Request) -> web.Response:
     problems = [p for check in request.app[READINESS] if (p := await check(request.app)) is not None]
+    details = "".join(line + "\n" for d in request.app[DETAILS] for line in d())
     if problems:
-        return web.Response(status=503, text="\n".join(problems) + "\n")
-    return web.Response(text="ready\n")
+        return web.Response(status=503, text="\n".join(problems) + "\n" + details)
+    return web.Response(text="ready\n" + details)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -100,6 +105,7 @@ def new_app(
     env = dict(os.environ) if env is None else env
     app[METRICS] = [lambda: app[TELEMETRY].prometheus()]
     app[READINESS] = [store_ready, *readiness]
+    app[DETAILS] = []
     app.cleanup_ctx.append(telemetry_context(env))
     app.cleanup_ctx.append(store_context(settings, env))
     app.router.add_get("/healthz", healthz)

@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
+from cryptography import x509
 
+from merkle.anchors import offline_anchor_verifiers
+from merkle.anchors.rfc3161 import load_certificates
 from merkle.checkpoint import parse_checkpoint
 from merkle.digests import parse_digest
 from merkle.note import parse_note
-from merkle.receipt import AnchorVerifier, build_receipt, verify_receipt
+from merkle.receipt import build_receipt, verify_receipt
 from merkle.tiles import ENTRIES, parse_tile_path
+from services.anchor.anchors import AnchorStore
 from services.anchor.client import AnchorClient, Lookup
 from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.verify.logreader import LogReader
 from services.verify.page import verify_page
-from storage.errors import NotFoundError, PushbackError
+from storage.errors import ConfigError, NotFoundError, PushbackError
 
 
 class AnchoredCheckpoints(Protocol):
@@ -33,7 +38,7 @@ class AnchoredCheckpoints(Protocol):
 READER = web.AppKey("reader", LogReader)
 LOOKUP = web.AppKey("lookup", Lookup)
 ANCHORED = web.AppKey("anchored", AnchoredCheckpoints)
-VERIFIERS = web.AppKey("anchor_verifiers", dict[str, AnchorVerifier])
+TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
 ORIGIN = web.AppKey("verify_origin", str)
 MAX_VERIFY_BODY = 1024 * 1024
 MAX_RECEIPTS = 1000  # ?all=true lists at most this many (the earliest first)
@@ -58,7 +63,7 @@ async def _receipt(app: web.Application, digest: str, index: int, salt: bytes, n
     """The receipt of one notarization against the latest checkpoint `note`, or against the
     earliest anchored checkpoint containing it, with that checkpoint's anchors."""
     records: list[dict[str, Any]] = []
-    anchored = await app[ANCHORED].best_for(index) if ANCHORED in app else None
+    anchored = await app[ANCHORED].best_for(index)
     if anchored is not None:
         note, records = anchored
     cp = parse_checkpoint(parse_note(note).text, origin=app[ORIGIN])
@@ -149,9 +154,9 @@ async def post_verify(request: web.Request) -> web.Response:
         raise BadRequest('"digest" must be a string', kind="invalid-request")
     keys = await request.app[READER].keys()
     trusted = [keys["log"], keys["clock"], *keys.get("witnesses", [])]
-    result = verify_receipt(
-        body["receipt"], keys=trusted, digest=digest, anchor_verifiers=request.app[VERIFIERS]
-    )
+    cas: list[x509.Certificate] = request.app[TSA_CAS]
+    verifiers = offline_anchor_verifiers(keys=trusted, tsa_cas=cas)
+    result = verify_receipt(body["receipt"], keys=trusted, digest=digest, anchor_verifiers=verifiers)
     return _json(
         {
             "valid": result.valid,
@@ -160,12 +165,25 @@ async def post_verify(request: web.Request) -> web.Response:
     )
 
 
+def _tsa_cas(settings: Settings) -> list[x509.Certificate]:
+    """The trust anchors RFC 3161 anchors are checked against by POST /v1/verify (TSA_CA_FILE)."""
+    path = settings.get("TSA_CA_FILE")
+    if not path:
+        return []
+    try:
+        return load_certificates(Path(path).read_bytes())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"TSA_CA_FILE {path}: {e}", setting="TSA_CA_FILE") from e
+
+
 def verify_context(
     settings: Settings, lookup: Lookup | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[ORIGIN] = settings.get("ORIGIN")
         app[READER] = LogReader(app[STORE], origin=settings.get("ORIGIN"))
+        app[ANCHORED] = AnchorStore(app[STORE])
+        app[TSA_CAS] = _tsa_cas(settings)
         client = None
         if lookup is None:
             client = AnchorClient(settings.get("ANCHOR_URL"))
@@ -181,7 +199,6 @@ def verify_context(
 
 def setup(app: web.Application, settings: Settings, *, lookup: Lookup | None = None) -> None:
     """Add the verify routes to `app`; without `lookup`, tenant lookups go to ANCHOR_URL."""
-    app[VERIFIERS] = {}
     app.cleanup_ctx.append(verify_context(settings, lookup))
     app.router.add_get("/v1/receipts/{digest}", get_receipt)
     app.router.add_get("/v1/proofs/inclusion", get_inclusion)

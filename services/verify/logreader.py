@@ -99,6 +99,9 @@ class LogReader:
 
     async def _published_size(self, size: int) -> int:
         _, cp = await self.checkpoint()
+        if size > cp.size:  # the cached checkpoint may be a second old: look again before refusing
+            self._checkpoint = None
+            _, cp = await self.checkpoint()
         if size > cp.size:
             raise NotFoundError(f"the published log has {cp.size} entries; no tree of size {size} yet")
         return cp.size

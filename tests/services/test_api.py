@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import os
@@ -173,12 +174,19 @@ async def test_proofs_keys_and_published_log(notar: Notar) -> None:
     receipts = await notarize(notar, [f"sha256:{i:064x}" for i in range(700)])
     keys = await (await c.get("/v1/keys")).json()
     assert [keys["log"], keys["clock"]] == notar.keys and keys["witnesses"] == []
-    cp_resp = await c.get("/log/checkpoint")
-    assert cp_resp.headers["Cache-Control"] == "public, max-age=2"
-    cp = parse_checkpoint(parse_note(await cp_resp.text()).text)
     r = receipts[500]
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:  # receipts are acknowledged before the tiles are published: wait for them
+        cp_resp = await c.get("/log/checkpoint")
+        cp = parse_checkpoint(parse_note(await cp_resp.text()).text)
+        if cp.size >= r["log"]["tree_size"] or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert cp_resp.headers["Cache-Control"] == "public, max-age=2"
     index = r["log"]["index"]
-    inc = await (await c.get(f"/v1/proofs/inclusion?index={index}&size={cp.size}")).json()
+    inc_resp = await c.get(f"/v1/proofs/inclusion?index={index}&size={cp.size}")
+    assert inc_resp.status == 200, await inc_resp.text()
+    inc = await inc_resp.json()
     leaf = leaf_hash(bytes.fromhex(r["entry"]))
     assert verify_inclusion(leaf, index, cp.size, [bytes.fromhex(h) for h in inc["proof"]], cp.root)
     # a size that is not a checkpoint size still works (cut from the wider tile)
