@@ -1,0 +1,279 @@
+"""Sizing for N bytes of documents and R entries/s, scaled from a real run's measured objects.
+
+The run is the real thing on this machine: the anchor's Sequencer (RocksDB index, the directory
+object store, whose objects are byte for byte what S3 holds) sequences `--entries` entries in
+batches of `rate × BATCH_MS` (what the target rate puts in one checkpoint), and the ingest's
+Documents writer stores `--docs` documents of `--doc-mib` MiB. Every write is counted by kind
+(tiles per level, partial tiles, entry bundles, checkpoints, document chunks and manifests) with
+its bytes; RocksDB's bytes on disk per entry are measured after it is closed; the sequencer's
+throughput is timed. The table scales those measurements to the target; nothing in it is assumed
+except the target itself (and the mean document size, a parameter).
+
+    .venv/bin/python -m loadtest.sizing                          # 1 PB, 100k entries/s, 500k entries
+    .venv/bin/python -m loadtest.sizing --entries 50000 --docs 2 # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from merkle.cosignature import CosignatureSigner
+from merkle.digests import parse_digest
+from merkle.note import Signer
+from services.anchor.keys import LogKeys
+from services.anchor.sequencer import Item, Sequencer, SequencerConfig
+from services.ingest.documents import CHUNK_SIZE, Documents
+from storage.base import ObjectStore, Versioned
+from storage.fs import FsStore
+from storage.rocks import RocksIndex
+
+DAY = 86_400
+ORIGIN = "sizing.notar/log"
+
+
+def kind(key: str) -> str:
+    if key.startswith("log/tile/"):
+        parts = key.split("/")
+        name = "entry bundle" if parts[2] == "entries" else f"tile level {parts[2]}"
+        return name + (" (partial)" if ".p/" in key else "")
+    if key.startswith("documents/"):
+        return "document " + key.split("/")[2]
+    return key.removeprefix("log/")
+
+
+@dataclass
+class CountingStore:
+    """An ObjectStore that counts every write (requests and bytes) by kind of key."""
+
+    inner: ObjectStore
+    writes: Counter[str] = field(default_factory=Counter)
+    written: Counter[str] = field(default_factory=Counter)
+
+    def _count(self, key: str, size: int) -> None:
+        self.writes[kind(key)] += 1
+        self.written[kind(key)] += size
+
+    async def get(self, key: str) -> bytes:
+        return await self.inner.get(key)
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes:
+        return await self.inner.get_range(key, start, end)
+
+    async def get_versioned(self, key: str) -> Versioned:
+        return await self.inner.get_versioned(key)
+
+    async def put(self, key: str, data: bytes) -> None:
+        self._count(key, len(data))
+        await self.inner.put(key, data)
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        self._count(key, len(data))
+        await self.inner.put_if_absent(key, data)
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
+        size = await self.inner.put_stream(key, chunks, immutable=immutable)
+        self._count(key, size)
+        return size
+
+    async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
+        self._count(key, len(data))
+        return await self.inner.put_if_version(key, data, version)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[str]:
+        async for key in self.inner.list(prefix):
+            yield key
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+@dataclass
+class Measured:
+    entries: int
+    batches: int
+    seconds: float
+    writes: Counter[str]
+    written: Counter[str]
+    stored: Counter[str]  # bytes of the objects left in the store, by kind
+    objects: Counter[str]  # objects left in the store, by kind
+    rocksdb_bytes: int
+    doc_bytes: int
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+async def measure(work: Path, *, entries: int, batch: int, docs: int, doc_mib: float) -> Measured:
+    store = CountingStore(FsStore(work / "store"))
+    index = RocksIndex.open(work / "index")
+    keys = LogKeys(Signer.generate(ORIGIN), CosignatureSigner.generate(ORIGIN + "/clock"))
+    config = SequencerConfig(origin=ORIGIN, batch_ms=100, batch_max=batch, queue_max=max(4 * batch, 200_000))
+    seq = Sequencer(store=store, index=index, keys=keys, config=config)
+    await seq.start()
+    counter = iter(range(entries))
+
+    async def submitter() -> None:
+        while True:
+            # random digests, as real ones are: RocksDB compresses, sequential ones would flatter it
+            n = len([i for _, i in zip(range(batch), counter, strict=False)])
+            group = [Item("sizing", parse_digest("sha256:" + os.urandom(32).hex())) for _ in range(n)]
+            if not group:
+                return
+            await seq.submit(group)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(submitter() for _ in range(4)))  # a queue deep enough for full batches
+    await seq.close()  # everything published
+    seconds = time.perf_counter() - start
+    batches = seq.stats.batches
+    await index.close()
+    rocksdb = tree_bytes(work / "index")
+
+    documents = Documents(store)
+    size = int(doc_mib * 1024 * 1024)
+    for n in range(docs):
+        data = os.urandom(min(size, 1 << 20)) * math.ceil(size / (1 << 20))  # random per MiB: real hashing
+        body = data[:size]
+
+        async def chunks(b: bytes = body) -> AsyncIterator[bytes]:
+            for at in range(0, len(b), 1 << 20):
+                yield b[at : at + (1 << 20)]
+
+        await documents.put(f"tenant{n}", chunks())
+    await store.close()
+    stored: Counter[str] = Counter()
+    objects: Counter[str] = Counter()
+    root = work / "store"
+    for p in root.rglob("*"):
+        if p.is_file() and not p.name.startswith("."):
+            k = kind(p.relative_to(root).as_posix())
+            stored[k] += p.stat().st_size
+            objects[k] += 1
+    return Measured(
+        entries, batches, seconds, store.writes, store.written, stored, objects, rocksdb, docs * size
+    )
+
+
+def fmt(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.3g}"
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, scale in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def report(m: Measured, *, rate: float, documents_bytes: float, doc_mib: float, docs: int) -> str:
+    per_day = rate * DAY
+    batches_per_day = per_day / (m.entries / m.batches)
+    by_entries = per_day / m.entries  # full tiles and bundles grow with entries…
+    by_batches = batches_per_day / m.batches  # …partial ones and checkpoints with batches
+
+    def scale(k: str) -> float:
+        return by_batches if "partial" in k or k == "checkpoint" else by_entries
+
+    lines = [
+        f"Measured: {m.entries:,} entries in {m.batches:,} batches of {m.entries // m.batches:,} "
+        f"({m.entries / m.seconds:,.0f} entries/s sequenced and published by one anchor, "
+        f"{m.seconds:.1f} s), {docs} documents of {doc_mib:g} MiB; {platform.node()} "
+        f"({os.cpu_count()} CPUs, Python {platform.python_version()}).",
+        "",
+        f"Target: {fmt(rate)} entries/s = {fmt(per_day)} entries/day, "
+        f"{fmt_bytes(documents_bytes)} of documents.",
+        "",
+        "| log object (per day at the target) | objects stored | bytes stored | PUT requests | PUT/s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for k in sorted(set(m.writes) | set(m.objects)):
+        if k.startswith("document") or k in ("lease", "keys.json"):
+            continue
+        puts = m.writes[k] * scale(k)
+        kept = 1.0 if k == "checkpoint" else scale(k)  # the checkpoint is replaced in place
+        lines.append(
+            f"| {k} | {fmt(m.objects[k] * kept)} | {fmt_bytes(m.stored[k] * kept)} "
+            f"| {fmt(puts)} | {puts / DAY:,.1f} |"
+        )
+    log_bytes = sum(v * scale(k) for k, v in m.stored.items() if k.startswith(("tile", "entry")))
+    log_puts = sum(v * scale(k) for k, v in m.writes.items() if not k.startswith("document"))
+    per_entry_rocks = m.rocksdb_bytes / m.entries
+    doc_count = documents_bytes / (doc_mib * 2**20)
+    doc_objects = sum(v for k, v in m.objects.items() if k.startswith("document")) / docs
+    doc_meta = sum(v for k, v in m.stored.items() if k.startswith("document") and "chunks" not in k) / docs
+    anchors = math.ceil(rate / (m.entries / m.seconds))
+    lines += [
+        "",
+        "| quantity | value |",
+        "| --- | --- |",
+        f"| published log per day (tiles + bundles, partial ones kept) | {fmt_bytes(log_bytes)} |",
+        f"| published log per billion entries | {fmt_bytes(log_bytes / per_day * 1e9)} |",
+        f"| RocksDB per billion entries (tenant index, state) | {fmt_bytes(per_entry_rocks * 1e9)} "
+        f"({per_entry_rocks:.0f} B/entry measured) |",
+        f"| RocksDB per day at the target | {fmt_bytes(per_entry_rocks * per_day)} |",
+        f"| checkpoints signed per day (one per batch) | {fmt(batches_per_day)} |",
+        f"| log PUT requests/s (all kinds) | {log_puts / DAY:,.0f} |",
+        f"| documents for {fmt_bytes(documents_bytes)} at {doc_mib:g} MiB each | {fmt(doc_count)} |",
+        f"| objects per document ({CHUNK_SIZE // 2**20} MiB chunks, manifest, link) | {doc_objects:g} |",
+        f"| document objects for {fmt_bytes(documents_bytes)} | {fmt(doc_count * doc_objects)} |",
+        f"| document metadata bytes (manifests, links) | {fmt_bytes(doc_count * doc_meta)} |",
+        f"| anchor pods (logs) for {fmt(rate)} entries/s at the measured rate | {anchors} |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--entries", type=int, default=500_000, help="entries to sequence in the run")
+    parser.add_argument("--rate", type=float, default=100_000, help="target entries per second")
+    parser.add_argument("--batch-ms", type=int, default=100, help="BATCH_MS of the target deployment")
+    parser.add_argument("--documents-pib", type=float, default=1.0, help="target bytes of documents, in PiB")
+    parser.add_argument("--doc-mib", type=float, default=8.0, help="mean document size, in MiB")
+    parser.add_argument("--docs", type=int, default=4, help="documents stored in the run")
+    args = parser.parse_args()
+    batch = max(1, min(20_000, int(args.rate * args.batch_ms / 1000)))
+    work = Path(tempfile.mkdtemp(prefix="notar-sizing-"))
+    try:
+        m = asyncio.run(
+            measure(work, entries=args.entries, batch=batch, docs=args.docs, doc_mib=args.doc_mib)
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"$ python -m loadtest.sizing --entries {args.entries} --rate {args.rate:g} "
+        f"--batch-ms {args.batch_ms} "
+        f"--documents-pib {args.documents_pib:g} --doc-mib {args.doc_mib:g} --docs {args.docs}"
+    )
+    print(
+        report(
+            m,
+            rate=args.rate,
+            documents_bytes=args.documents_pib * 2**50,
+            doc_mib=args.doc_mib,
+            docs=args.docs,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
