@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from merkle.receipt import RECEIPT_FORMAT
 from services.anchor.sequencer import Item, Sequenced
 
@@ -41,3 +43,56 @@ def receipts_json(
         }
         for it, r in zip(items, results, strict=True)
     ]
+
+
+class _Quoted(dict[bytes, bytes]):
+    """Each proof node as JSON bytes, made on first use: a batch's upper nodes are in every proof."""
+
+    def __missing__(self, node: bytes) -> bytes:
+        text = self[node] = b'"' + node.hex().encode() + b'"'
+        return text
+
+
+def receipts_body(
+    origin: str,
+    items: Sequence[Item],
+    results: Sequence[Sequenced],
+    anchors: Sequence[Mapping[str, Any]] = (),
+    *,
+    digests: Sequence[str] | None = None,
+) -> bytes:
+    """`{"receipts": [...]}` as JSON: the same bytes as `orjson.dumps` of
+    `{"receipts": receipts_json(...)}`, about twice as fast. No dict per receipt: what a batch
+    shares (origin, tree size, checkpoint, anchors) is serialized once per run of results that
+    share it, each proof node is hexed once, and the pieces are joined into one buffer (a 10,000
+    receipt answer is ~17 MB: every extra copy of it costs page faults). `digests`, when given,
+    are the items' digests already in canonical text (`str(item.digest)`)."""
+    if len(items) != len(results) or (digests is not None and len(digests) != len(items)):
+        raise ValueError(f"{len(items)} items, {len(results)} results, {len(digests or ())} digests")
+    node = _Quoted().__getitem__
+    join = b",".join
+    texts = [str(it.digest) for it in items] if digests is None else digests
+    head = b'{"format":' + orjson.dumps(RECEIPT_FORMAT) + b',"digest":"'
+    at_log = f'","log":{{"origin":{orjson.dumps(origin).decode()},"index":'
+    anchors_json = orjson.dumps([dict(a) for a in anchors])
+    out = [b'{"receipts":[']
+    add = out.extend
+    start = 0
+    while start < len(results):
+        # A run of results proven against one checkpoint: all of them, for one submission.
+        first = results[start]
+        end = start + 1
+        while end < len(results) and (
+            results[end].checkpoint == first.checkpoint and results[end].tree_size == first.tree_size
+        ):
+            end += 1
+        at_size = f',"tree_size":{first.tree_size},"inclusion":['
+        tail = b']},"checkpoint":' + orjson.dumps(first.checkpoint) + b',"anchors":' + anchors_json + b"},"
+        for d, r in zip(texts[start:end], results[start:end], strict=True):
+            add((head, f'{d}","entry":"{r.entry.hex()}{at_log}{r.index}{at_size}'.encode(),
+                 join(map(node, r.inclusion)), tail))
+        start = end
+    if len(out) > 1:
+        out[-1] = out[-1][:-1]  # no comma after the last receipt
+    out.append(b"]}")
+    return b"".join(out)

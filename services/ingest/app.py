@@ -14,7 +14,7 @@ from services.anchor.client import AnchorClient, Submitter
 from services.anchor.sequencer import Item
 from services.common.config import Settings
 from services.common.problems import BadRequest, CorruptedError, body_chunks, read_json
-from services.common.receipts import receipts_json
+from services.common.receipts import receipts_body, receipts_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.ingest.documents import Documents
 
@@ -51,7 +51,9 @@ async def post_digests(request: web.Request) -> web.Response:
         except ValueError as e:
             raise BadRequest(f"digest {i}: {e}", kind="invalid-digest", position=i) from e
     results = await request.app[SUBMITTER].submit(items)
-    return _json({"receipts": receipts_json(request.app[ORIGIN], items, results)})
+    # The digests were parsed from canonical text only, so `raw` is each item's str(digest).
+    body = receipts_body(request.app[ORIGIN], items, results, digests=raw)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def put_document(request: web.Request) -> web.Response:
