@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 
-from merkle.anchors.local import local_anchor_verifier
-from merkle.anchors.rfc3161 import load_certificates, rfc3161_anchor_verifier
+from merkle.anchors import offline_anchor_verifiers
+from merkle.anchors.rfc3161 import load_certificates
 from merkle.checkpoint import Checkpoint, parse_checkpoint
 from merkle.note import parse_note
-from merkle.receipt import AnchorVerifier, ReceiptResult, verify_receipt
+from merkle.receipt import ReceiptResult, verify_receipt
 from services.cli.serve import add_setting_flags, settings_from
 from services.common.config import Settings
 from storage.errors import ConfigError
@@ -107,13 +107,14 @@ def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str]]:
             )
         keys = asyncio.run(_server_keys(settings))
         notes.append(f"keys were fetched from {settings.get('URL')}: this trusts that server")
-    verifiers: dict[str, AnchorVerifier] = {"local": local_anchor_verifier(keys)}
+    cas = []
     ca_file = ns.tsa_ca or settings.get("TSA_CA_FILE")
     if ca_file:
         try:
-            verifiers["rfc3161"] = rfc3161_anchor_verifier(load_certificates(Path(ca_file).read_bytes()))
+            cas = load_certificates(Path(ca_file).read_bytes())
         except (OSError, ValueError) as e:
             raise ConfigError(f"TSA_CA_FILE {ca_file}: {e}", setting="TSA_CA_FILE") from e
+    verifiers = offline_anchor_verifiers(keys=keys, tsa_cas=cas)
     if ns.online:
         online = asyncio.run(_online_evm(receipt, settings))
         order = iter(sorted(online))

@@ -50,7 +50,7 @@ def start_server(data: Path, origin: str) -> Iterator[Server]:
         **os.environ,
         "NOTAR_DATA_DIR": str(data),
         "NOTAR_ORIGIN": origin,
-        "NOTAR_BATCH_MS": "10",
+        "NOTAR_BATCH_MS": "10", "NOTAR_ANCHOR_INTERVAL_S": "1",
         "NOTAR_URL": url,
         "NOTAR_LISTEN": f"127.0.0.1:{port}",
     }
@@ -195,11 +195,17 @@ def test_upload_then_receipt_upgrade_and_exports(server: Server, tmp_path: Path)
     assert run("verify", str(receipt_file), str(f), *key_args(server.keys), env=server.env).returncode == 0
     run("notarize", str(make_tree(tmp_path / "fill", 3)[0]), "--quiet", env=server.env, check=True)
     before = json.loads(receipt_file.read_text())
-    up = run("receipt", "upgrade", str(receipt_file), env=server.env, check=True)
-    after = json.loads(receipt_file.read_text())
-    assert "upgraded" in up.stdout and after["entry"] == before["entry"]
+    deadline = time.monotonic() + 20
+    while True:
+        up = run("receipt", "upgrade", str(receipt_file), env=server.env, check=True)
+        after = json.loads(receipt_file.read_text())
+        if after["anchors"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert "upgraded" in up.stdout and "anchors: local" in up.stdout and after["entry"] == before["entry"]
     assert after["log"]["tree_size"] >= before["log"]["tree_size"]
-    assert run("verify", str(receipt_file), str(f), *key_args(server.keys), env=server.env).returncode == 0
+    v = run("verify", str(receipt_file), str(f), *key_args(server.keys), env=server.env)
+    assert v.returncode == 0 and "✓ anchor 1 (local)" in v.stdout
     proof = run("receipt", "export", "--format", "tlog-proof", str(receipt_file), env=server.env, check=True)
     assert proof.stdout.startswith("c2sp.org/tlog-proof@v1\nextra ")
     cose = tmp_path / "scan.cose"
