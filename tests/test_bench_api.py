@@ -1,0 +1,225 @@
+"""The load generator and the API benchmark behave as documented (never timing anything)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+
+from loadtest import bench_api as bench
+from loadtest import loadgen
+from merkle.digests import Digest
+from merkle.hashing import leaf_hashes
+from merkle.tiles import TileBuilder
+from merkle.tileset import TileSet
+from services.anchor.sequencer import Item, Sequenced
+from services.common.receipts import receipts_body, receipts_json
+
+# ------------------------------------------------------------------------------- loadgen
+
+
+def counting_op(delay: float = 0.0, fail_every: int = 0) -> loadgen.Op:
+    async def op(k: int) -> int:
+        if delay:
+            await asyncio.sleep(delay)
+        if fail_every and k % fail_every == fail_every - 1:
+            raise RuntimeError(f"request {k} fails")
+        return 3
+
+    return op
+
+
+async def test_closed_loop_stops_at_the_request_bound() -> None:
+    r = await loadgen.closed_loop(counting_op(), concurrency=4, max_requests=50, max_seconds=30)
+    assert (r.requests, r.ok, r.units, r.errors, r.stopped_by) == (50, 50, 150, 0, "count")
+    assert len(r.latencies) == 50 and all(x >= 0 for x in r.latencies)
+
+
+async def test_closed_loop_stops_at_the_time_bound() -> None:
+    r = await loadgen.closed_loop(counting_op(0.01), concurrency=2, max_requests=10**9, max_seconds=0.2)
+    assert r.stopped_by == "time" and 0 < r.requests < 10**9 and r.ok == r.requests
+
+
+async def test_failures_are_counted_never_timed() -> None:
+    r = await loadgen.closed_loop(counting_op(fail_every=5), concurrency=1, max_requests=20, max_seconds=30)
+    assert (r.ok, r.errors, r.units) == (16, 4, 48)
+    assert r.error_kinds == {"RuntimeError": 4} and "request 4 fails" in r.error_samples[0]
+
+
+async def test_unanswered_requests_are_cancelled_at_the_drain_bound() -> None:
+    r = await loadgen.closed_loop(
+        counting_op(60), concurrency=3, max_requests=3, max_seconds=0.05, drain_seconds=0.05
+    )
+    assert (r.requests, r.ok, r.errors) == (3, 0, 3) and r.error_kinds == {"TimeoutError": 3}
+
+
+async def test_open_loop_keeps_its_schedule_and_counts_from_the_due_time() -> None:
+    r = await loadgen.open_loop(counting_op(0.05), rate=200, max_requests=20, max_seconds=30)
+    assert (r.requests, r.ok, r.dropped, r.stopped_by) == (20, 20, 0, "count")
+    assert min(r.latencies) >= 0.05
+    # 20 requests due over 0.1 s, each taking 0.05 s: the generator did not wait for answers.
+    assert r.elapsed < 1.0
+
+
+async def test_open_loop_drops_what_exceeds_the_in_flight_cap() -> None:
+    r = await loadgen.open_loop(
+        counting_op(0.5), rate=1000, max_requests=30, max_seconds=30, max_in_flight=5
+    )
+    assert (r.requests, r.dropped, r.ok) == (5, 25, 5)
+
+
+async def test_open_loop_stops_at_the_time_bound() -> None:
+    r = await loadgen.open_loop(counting_op(), rate=100, max_requests=10**9, max_seconds=0.1)
+    assert r.stopped_by == "time" and 5 <= r.requests <= 11
+
+
+@pytest.mark.parametrize("bounds", [(0, 1.0), (10, 0.0), (10, float("inf")), (-1, 1.0)])
+async def test_every_run_needs_finite_bounds(bounds: tuple[int, float]) -> None:
+    with pytest.raises(ValueError):
+        await loadgen.closed_loop(counting_op(), concurrency=1, max_requests=bounds[0], max_seconds=bounds[1])
+    with pytest.raises(ValueError):
+        await loadgen.open_loop(counting_op(), rate=10, max_requests=bounds[0], max_seconds=bounds[1])
+
+
+def test_quantiles_are_nearest_rank() -> None:
+    values = [float(i) for i in range(1, 101)]
+    assert loadgen.quantile(values, 0.5) == 50.0
+    assert loadgen.quantile(values, 0.99) == 99.0
+    assert loadgen.quantile(values, 1.0) == 100.0
+    assert loadgen.quantile([], 0.5) == 0.0
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1/x", "http://[::1]:80"])
+def test_loopback_targets_are_accepted(url: str) -> None:
+    loadgen.check_loopback(url)
+
+
+@pytest.mark.parametrize("url", ["http://192.0.2.1:8080", "http://10.1.2.3", "ftp://127.0.0.1", "nonsense"])
+def test_other_targets_are_refused(url: str) -> None:
+    with pytest.raises(loadgen.NotLoopback):
+        loadgen.check_loopback(url)
+
+
+def test_random_digests_are_canonical_and_distinct() -> None:
+    digests = loadgen.random_digests(1000)
+    assert len(set(digests)) == 1000
+    assert all(d.startswith("blake3:") and len(d) == 71 and d[7:] == d[7:].lower() for d in digests)
+
+
+@pytest.fixture
+async def hello() -> AsyncIterator[str]:
+    server = TestServer(bench.hello_app(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+async def test_the_sdk_operations_against_the_hello_world(hello: str) -> None:
+    async with loadgen.notar_client(hello, "notar_x", connections=4) as client:
+        single = await loadgen.closed_loop(
+            loadgen.notarize_op(client, per_request=1, check=False),
+            concurrency=4, max_requests=20, max_seconds=30,
+        )
+        assert (single.ok, single.units) == (20, 20)
+        checked = await loadgen.closed_loop(
+            loadgen.notarize_op(client, per_request=1), concurrency=1, max_requests=2, max_seconds=30
+        )
+        assert checked.errors == 2 and checked.error_kinds == {"AssertionError": 2}  # no real receipts
+        proofs = await loadgen.closed_loop(
+            loadgen.inclusion_op(client, size=bench.HELLO_SIZE),
+            concurrency=2, max_requests=10, max_seconds=30,
+        )
+        assert (proofs.ok, proofs.units) == (10, 10)
+
+
+def test_documents_never_share_a_chunk_yet_repeat_within_a_round() -> None:
+    make = bench.document_maker(3 << 20)
+    a, b, c = make(0, 0), make(0, 1), make(1, 0)
+    assert len(a) == 3 << 20 and a == make(0, 0)
+    mib = 1 << 20
+    pieces = {x[i : i + mib] for x in (a, b, c) for i in range(0, len(x), mib)}
+    assert len(pieces) == 9
+
+
+def test_profile_summary_reads_collapsed_stacks() -> None:
+    collapsed = (
+        "main (a.py:1);handle (b.py:2);receipts (c.py:3) 30\n"
+        "main (a.py:1);handle (b.py:2) 10\n"
+        "main (a.py:1);sequence (d.py:4) 60\n"
+    )
+    text = bench.summarize_profile(collapsed)
+    assert "60.0%  sequence (d.py)" in text and "30.0%  receipts (c.py)" in text
+    assert "100.0%  main (a.py)" in text and "40.0%  handle (b.py)" in text
+
+
+@pytest.mark.parametrize("bad", [["--rounds", "0"], ["--bulk-size", "10001"], ["--seconds", "-1"],
+                                 ["--single-connections", "0"]])
+def test_bad_flags_are_refused(bad: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args(bad)
+
+
+def test_a_tiny_run_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """A real `notar serve` and hello world as subprocesses, every measurement but documents."""
+    args = ["--rounds", "1", "--seconds", "0.5", "--bulk-size", "500", "--bulk-clients", "2",
+            "--single-connections", "8", "--proof-connections", "4", "--skip", "documents"]
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    assert "| bulk (500 digests/request, 2 clients) | notar serve |" in out
+    assert f"| single: notar ÷ {bench.HELLO} |" in out and f"| proofs: notar ÷ {bench.HELLO} |" in out
+    assert "sampled receipts verified offline" in out and " 0 sampled" not in out
+
+
+# ------------------------------------------------------------------ receipts_body == orjson
+
+
+def batch(size_before: int, n: int, *, salted: bool = True) -> tuple[list[Item], list[Sequenced]]:
+    """Items and their results as the sequencer makes them, for a batch after `size_before`."""
+    builder, held = TileBuilder(), TileSet()
+    if size_before:
+        held.add(builder.append(leaf_hashes([os.urandom(50) for _ in range(size_before)])))
+        held.prune(size_before)
+    digests = [Digest("blake3" if k % 3 else "sha256", os.urandom(32)) for k in range(n)]
+    salts = [os.urandom(16) if salted else b"" for _ in range(n)]
+    entries = [d.multihash + s for d, s in zip(digests, salts, strict=True)]
+    held.add(builder.append(leaf_hashes(entries)))
+    size = size_before + n
+    proofs = held.inclusion_proofs(size_before, n, size)
+    note = f"test.notar/log\n{size}\nroot=\n\n— test.notar/log sig=\n— clock \"sig\"\\=\n"
+    items = [Item("acme", d, salted) for d in digests]
+    results = [Sequenced(size_before + k, entries[k], salts[k], size, proofs[k], note) for k in range(n)]
+    return items, results
+
+
+@pytest.mark.parametrize(("before", "n"), [(0, 1), (0, 7), (1, 1), (255, 3), (1000, 600), (70_000, 300)])
+def test_receipts_body_is_byte_for_byte_orjson_of_the_receipts(before: int, n: int) -> None:
+    items, results = batch(before, n, salted=before % 2 == 0)
+    want = orjson.dumps({"receipts": receipts_json("test.notar/log", items, results)})
+    assert receipts_body("test.notar/log", items, results) == want
+    texts = [str(it.digest) for it in items]
+    assert receipts_body("test.notar/log", items, results, digests=texts) == want
+
+
+def test_receipts_body_with_anchors_and_several_checkpoints() -> None:
+    items, results = batch(100, 10)
+    later = [Sequenced(r.index, r.entry, r.salt, r.tree_size + 5, r.inclusion, r.checkpoint + "x")
+             for r in results[6:]]
+    mixed = results[:6] + later
+    anchors = [{"kind": "local", "tx": "0xé\"\n", "n": 3}]
+    want = orjson.dumps({"receipts": receipts_json("ö.notar/log", items, mixed, anchors)})
+    assert receipts_body("ö.notar/log", items, mixed, anchors) == want
+    assert orjson.loads(want)["receipts"][7]["log"]["tree_size"] == 115
+
+
+def test_receipts_body_refuses_mismatched_lengths() -> None:
+    items, results = batch(0, 3)
+    with pytest.raises(ValueError):
+        receipts_body("o", items, results[:2])
+    with pytest.raises(ValueError):
+        receipts_body("o", items, results, digests=["blake3:" + "0" * 64])
