@@ -14,7 +14,7 @@ from services.anchor.app import ensure_keys, keys_from
 from services.common.config import SETTINGS, Settings, load_settings
 from services.common.resources import new_app
 from services.common.stores import data_dir
-from services.common.telemetry import TELEMETRY, Telemetry, configure_logging
+from services.common.telemetry import TELEMETRY, AccessLogger, Telemetry, configure_logging
 from services.ingest import app as ingest_app
 from services.verify import app as verify_app
 
@@ -80,7 +80,15 @@ def serve(ns: argparse.Namespace) -> int:
             flush=True,
         )
     try:
-        web.run_app(app, host=host, port=port, print=None, handle_signals=True, shutdown_timeout=30)
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            print=None,
+            handle_signals=True,
+            shutdown_timeout=30,
+            access_log_class=AccessLogger,
+        )
     finally:
         telemetry.shutdown()
     return 0

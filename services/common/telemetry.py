@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import Counter, Histogram
@@ -162,6 +163,10 @@ class Telemetry:
 
 
 TELEMETRY = web.AppKey("telemetry", Telemetry)
+# The server span's context, kept on the request for the access log (RequestKey: aiohttp ≥ 3.12).
+SPAN_CONTEXT: Any = (
+    web.RequestKey("notar_span_context", SpanContext) if hasattr(web, "RequestKey") else "notar_span_context"
+)
 _CURRENT: contextvars.ContextVar[Telemetry | None] = contextvars.ContextVar("notar_telemetry", default=None)
 
 
@@ -256,6 +261,7 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
+            request[SPAN_CONTEXT] = span.get_span_context()
             try:
                 response = await handler(request)
                 status = response.status
@@ -464,13 +470,39 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        ctx = trace.get_current_span().get_span_context()
+        ctx = getattr(record, "span_context", None) or trace.get_current_span().get_span_context()
         if ctx.is_valid:
             doc["trace_id"] = format(ctx.trace_id, "032x")
             doc["span_id"] = format(ctx.span_id, "016x")
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(doc, default=str).decode()
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request, after it is answered, joined to its trace: route template (never
+    the raw path, which holds tenants' digests), method, status, seconds, client address.
+    Successful probes and scrapes are not logged."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        route = "unmatched"
+        if isinstance(request, web.Request) and request.match_info.route.resource is not None:
+            route = request.match_info.route.resource.canonical
+        if route in UNTRACED_ROUTES and response.status < 400:
+            return
+        self.logger.info(
+            "%s %s %d %.3fs from %s",
+            request.method,
+            route,
+            response.status,
+            time,
+            request.remote,
+            extra={"span_context": request.get(SPAN_CONTEXT)},
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -27,7 +27,7 @@ from services.anchor.app import ensure_keys, keys_from
 from services.cli.serve import build_app
 from services.common.config import load_settings
 from services.common.resources import TENANTS
-from services.common.telemetry import TELEMETRY, JsonFormatter, Telemetry, TracedStore
+from services.common.telemetry import TELEMETRY, AccessLogger, JsonFormatter, Telemetry, TracedStore
 from storage.errors import NotFoundError, StorageError
 from storage.memory import Faults, MemoryStore
 
@@ -56,13 +56,17 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     anchor_app[TELEMETRY] = Telemetry(
         service="notar-anchor", span_processors=[SimpleSpanProcessor(spans)], metric_readers=[reader]
     )
-    anchor = TestClient(TestServer(anchor_app))
+    anchor_server = TestServer(anchor_app)
+    await anchor_server.start_server(access_log_class=AccessLogger)
+    anchor = TestClient(anchor_server)
     await anchor.start_server()
     url = str(anchor.make_url("")).rstrip("/")
     ingest_settings = load_settings(flags={**base, "ANCHOR_URL": url}, env={}, config_file=None)
     ingest_app = build_app("ingest", ingest_settings, {})
     ingest_app[TELEMETRY] = Telemetry(service="notar-ingest", span_processors=[SimpleSpanProcessor(spans)])
-    ingest = TestClient(TestServer(ingest_app))
+    server = TestServer(ingest_app)
+    await server.start_server(access_log_class=AccessLogger)
+    ingest = TestClient(server)
     await ingest.start_server()
     try:
         key = await ingest_app[TENANTS].add("acme")
@@ -322,3 +326,26 @@ def test_prometheus_text_escapes_labels_and_names_counters() -> None:
     assert 'notar_test_things_total{path="a\\"b\\\\c\\nd"} 2' in lines
     assert "# TYPE notar_test_level gauge" in lines and "notar_test_level -3" in lines
     assert not [line for line in lines if line.startswith("notar_http_requests")], "nothing recorded yet"
+
+
+async def test_access_log_lines_join_their_trace_and_keep_digests_out(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    digest = b3(77)
+    with caplog.at_level(logging.INFO, "aiohttp.access"):
+        await notarize(pair, [digest])
+        r = await pair.ingest.get(f"/v1/documents/{digest}", headers=pair.acme)
+        assert r.status == 404
+        await pair.ingest.get("/healthz")
+    spans = await wait_spans(pair, lambda s: bool(named(s, "GET /v1/documents/{digest}")))
+    lines = [r for r in caplog.records if r.name == "aiohttp.access"]
+    assert [r.getMessage().split()[:3] for r in lines] == [
+        ["POST", "/internal/v1/entries", "200"],  # the anchor answers first
+        ["POST", "/v1/digests", "200"],
+        ["GET", "/v1/documents/{digest}", "404"],
+    ], "one line per request, probes left out"
+    assert all(digest.split(":")[1] not in r.getMessage() for r in lines)
+    anchor, ingest, document = (orjson.loads(JsonFormatter().format(r)) for r in lines)
+    assert ingest["trace_id"] == anchor["trace_id"] == f"{ctx(one(spans, 'POST /v1/digests')).trace_id:032x}"
+    assert anchor["span_id"] == f"{ctx(one(spans, 'POST /internal/v1/entries')).span_id:016x}"
+    assert document["span_id"] == f"{ctx(one(spans, 'GET /v1/documents/{digest}')).span_id:016x}"
