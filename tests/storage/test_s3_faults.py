@@ -157,17 +157,18 @@ async def test_an_interrupted_multipart_upload_leaves_no_object_and_no_parts(
 
 
 async def test_a_cancelled_multipart_upload_is_aborted(s3_store: S3Store) -> None:
-    sent, forever = asyncio.Event(), asyncio.Event()
+    uploading, forever = asyncio.Event(), asyncio.Event()
 
     async def body() -> AsyncIterator[bytes]:
         yield os.urandom(11 * MiB)
-        sent.set()
         await forever.wait()  # the client stalls; the server gives up on it
         yield b"never"
 
+    s3_store.client.meta.events.register("before-send.s3.UploadPart",
+                                         lambda **_: uploading.set())
     task = asyncio.create_task(s3_store.put_stream("doc/big", body(), immutable=False))
-    await sent.wait()
-    await asyncio.sleep(0.3)
+    await uploading.wait()
+    assert await pending_uploads(s3_store) != []  # so the abort below is really tested
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
