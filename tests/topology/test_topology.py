@@ -30,6 +30,7 @@ import aiohttp
 import pytest
 
 from merkle import leaf_hash, verify_inclusion
+from merkle.anchors import offline_anchor_verifiers
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
 from merkle.receipt import verify_receipt
@@ -352,3 +353,26 @@ async def test_an_interrupted_upload_leaves_nothing_visible_anywhere(notar: Topo
         await notar.client.put("/v1/documents", data=body(), headers=notar.acme)
     assert await manifests() == before
     assert await size() == size_before
+
+
+async def test_every_verify_pod_serves_the_receipt_upgraded_once_the_anchor_anchored_it(
+    topology: Topology,
+) -> None:
+    digest = f"sha256:{os.urandom(32).hex()}"
+    async with NotarClient(topology.of("ingest")[1].url, topology.keys["acme"]) as c:
+        first = (await c.notarize([digest]))[0]
+    assert first["anchors"] == []
+    for pod in topology.of("verify"):
+        async with NotarClient(pod.url, topology.keys["acme"]) as v:
+            keys = await v.keys()
+            trusted = [keys["log"], keys["clock"]]
+            async with asyncio.timeout(30):  # ANCHOR_INTERVAL_S=1
+                while not (got := await v.receipt(digest))["anchors"]:
+                    await asyncio.sleep(0.2)
+            assert got["entry"] == first["entry"] and got["log"]["index"] == first["log"]["index"]
+            assert [a["type"] for a in got["anchors"]] == ["local"]
+            result = verify_receipt(
+                got, keys=trusted, digest=digest, anchor_verifiers=offline_anchor_verifiers(keys=trusted)
+            )
+            assert result.valid, result.failed
+            assert (await v.verify(got, digest))["valid"] is True
