@@ -235,6 +235,7 @@ async function verify() {
   button.disabled = true;
   button.textContent = "Checking…";
   $("result").setAttribute("aria-busy", "true");
+  const chosen = [state.receipt, state.document];
   try {
     const read = await readReceipt(state.receipt);
     let digest = null;
@@ -250,6 +251,7 @@ async function verify() {
         if (digest === null) return; // another document was chosen meanwhile
       }
     }
+    if (chosen[0] !== state.receipt || chosen[1] !== state.document) return; // files changed meanwhile
     const result = read.error
       ? { valid: false, checks: [{ name: "format", ok: false, checked: true, detail: `not a notar.receipt.v1 receipt: ${read.error}` }], anchors: [] }
       : verifyReceipt(read.value, { keys, documentDigest: digest });
