@@ -40,7 +40,8 @@ def leaf_hashes(entries: Sequence[bytes]) -> list[bytes]:
 def reduce_level(level: Sequence[bytes]) -> list[bytes]:
     """One level up: pair neighbours, carry an odd last node up unchanged (RFC 9162 shape)."""
     h = sha256
-    up = [h(b"\x01" + a + b).digest() for a, b in zip(level[0::2], level[1::2], strict=False)]
+    pairs = iter(level)  # zip of one iterator with itself pairs neighbours without slicing copies
+    up = [h(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=False)]
     if len(level) % 2:
         up.append(level[-1])
     return up
