@@ -13,6 +13,8 @@ computed by the caller), so its ratio isolates the driver's own code.
 
     .venv/bin/python -m loadtest.bench_storage               # starts SeaweedFS; 5 rounds
     .venv/bin/python -m loadtest.bench_storage --quick       # 2 rounds, fewer objects
+    .venv/bin/python -m loadtest.bench_storage --only "put 8 KiB" --impl "s3.py put" \\
+        --impl "raw, same settings" --rounds 8             # one comparison, alone
     .venv/bin/python -m loadtest.bench_storage --endpoint http://127.0.0.1:8333 --bucket b
         (with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for an S3 that is already running)
 """
@@ -60,6 +62,13 @@ class Sizes:
     big: int  # 8 MiB objects per implementation per round
     small: int  # 8 KiB objects per implementation per round
     fs: int  # 8 KiB files per implementation per round
+    only: str = ""  # run only the workloads whose name contains this
+    impls: tuple[str, ...] = ()  # and only these implementations (all when empty)
+
+    def chosen(self, metric: str, ops: dict[str, Op]) -> dict[str, Op]:
+        if self.only not in metric:
+            return {}
+        return {name: op for name, op in ops.items() if not self.impls or name in self.impls}
 
 
 @dataclass
@@ -151,9 +160,12 @@ async def bench_s3(target: S3Target, sizes: Sizes, results: Results) -> None:
         ("put 8 KiB, c=32: ops/s", puts(small), "small", sizes.small, SMALL_CONCURRENCY, 1.0),
         ("get 8 KiB, c=32: ops/s", gets, "small", sizes.small, SMALL_CONCURRENCY, 1.0),
     ]
+    workloads = [(metric, sizes.chosen(metric, ops), label, count, concurrency, unit)
+                 for metric, ops, label, count, concurrency, unit in workloads
+                 if sizes.chosen(metric, ops)]
 
-    def keys_for(ops: dict[str, Op], name: str, label: str, run: str, count: int) -> list[str]:
-        if ops is gets:
+    def keys_for(metric: str, name: str, label: str, run: str, count: int) -> list[str]:
+        if metric.startswith("get"):
             return [f"read/{slug(name)}/{label}/{i}" for i in range(count)]
         return [f"{run}/{slug(name)}/{label}/{i}" for i in range(count)]
 
@@ -161,7 +173,7 @@ async def bench_s3(target: S3Target, sizes: Sizes, results: Results) -> None:
         for metric, ops, label, count, concurrency, unit in workloads:
             names = list(ops)
             for name in names[r % len(names):] + names[:r % len(names)]:
-                keys = keys_for(ops, name, label, f"r{r}", count)
+                keys = keys_for(metric, name, label, f"r{r}", count)
                 seconds, cpu = await run_ops(ops[name], keys, concurrency)
                 results.add(metric, name, count * unit / seconds, cpu / count)
         async for key in store.list(f"r{r}/"):  # keep the server's disk bounded
@@ -171,7 +183,7 @@ async def bench_s3(target: S3Target, sizes: Sizes, results: Results) -> None:
     # shared machine (coroutine resumptions count as calls, alike for every implementation).
     for metric, ops, label, count, concurrency, _ in workloads:
         for name, op in ops.items():
-            keys = keys_for(ops, name, label, "calls", min(40, count))
+            keys = keys_for(metric, name, label, "calls", min(40, count))
             profile = cProfile.Profile()
             profile.enable()
             await run_ops(op, keys, concurrency)
@@ -263,16 +275,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--endpoint", help="an S3 already running (default: start SeaweedFS)")
     parser.add_argument("--bucket", default="notar-bench")
+    parser.add_argument("--only", default="", help="workloads whose name contains this, "
+                        "e.g. 'put 8 KiB' or 'fs'")
+    parser.add_argument("--impl", action="append", default=[],
+                        help="only this implementation (repeatable), e.g. 's3.py put'")
     args = parser.parse_args()
     sizes = Sizes(2, 8, 400, 300) if args.quick else Sizes(5, 24, 1500, 1000)
     if args.rounds:
         sizes.rounds = args.rounds
+    sizes.only, sizes.impls = args.only, tuple(args.impl)
     results = Results()
     started = time.perf_counter()
-    with s3_target(args) as (target, server):
-        asyncio.run(bench_s3(target, sizes, results))
-    with tempfile.TemporaryDirectory(prefix="notar-bench-fs-", dir=os.getcwd()) as tmp:
-        asyncio.run(bench_fs(Path(tmp), sizes, results))
+    server = "none"
+    if not args.only.startswith("fs"):
+        with s3_target(args) as (target, server):
+            asyncio.run(bench_s3(target, sizes, results))
+    if not args.only or args.only.startswith("fs"):
+        with tempfile.TemporaryDirectory(prefix="notar-bench-fs-", dir=os.getcwd()) as tmp:
+            asyncio.run(bench_fs(Path(tmp), sizes, results))
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {platform.system()} {platform.release()}")
     print(f"server: {server}; fs on {os.getcwd()}")
