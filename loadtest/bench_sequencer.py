@@ -550,6 +550,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-max", type=int, default=20_000, help="largest batch (default 20,000)")
     p.add_argument("--budget", type=float, default=600.0,
                    help="no new closed-loop round starts after this many seconds (default 600)")
+    p.add_argument("--gc-threshold", type=int,
+                   help="run with gc.set_threshold(N, 20, 100) instead of CPython's default (700, 10, 10), "
+                   "to see what tuning the service's collector would give")
     p.add_argument("--workdir", type=Path, help="where the temporary RocksDB and fs store go")
     p.add_argument("--quick", action="store_true", help="small sizes for a fast look")
     p.add_argument("--seed", type=int, default=9162)
@@ -562,6 +565,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("entries", "s3_entries", "rounds", "submitters", "batch_ms", "batch_max"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.gc_threshold is not None and args.gc_threshold < 1:
+        p.error("--gc-threshold must be at least 1")
     if max(args.entries, args.s3_entries) > 5_000_000:
         p.error("--entries and --s3-entries are capped at 5,000,000 to keep the run bounded")
     if not 0 < args.duration <= 120 or not 0.001 <= args.tick <= 1:
@@ -617,9 +622,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             log("starting SeaweedFS on loopback…")
             setup = Setup(batch_ms=setup.batch_ms, batch_max=setup.batch_max,
                           s3=stack.enter_context(seaweed_bucket()))
-        res = asyncio.run(run(plan, setup, workdir, log))
+        default_gc = gc.get_threshold()
+        if args.gc_threshold is not None:
+            gc.set_threshold(args.gc_threshold, 20, 100)
+        try:
+            res = asyncio.run(run(plan, setup, workdir, log))
+        finally:
+            gc.set_threshold(*default_gc)
     print(f"Machine: {machine()}; load average {load_before:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end")
+    collector = "CPython's default" if args.gc_threshold is None else f"({args.gc_threshold}, 20, 100)"
+    print(f"Garbage collector thresholds: {collector}; the benchmark's own fixtures frozen out of it.")
     print(
         f"Closed loop: {plan.submitters} submitters of {GROUP:,}-digest groups, {plan.entries:,} entries "
         f"per run on fs, {plan.s3_entries:,} on S3, {len(res.rounds)} rounds; BATCH_MS {setup.batch_ms}, "

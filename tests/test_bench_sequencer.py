@@ -4,6 +4,7 @@ proof that leads to its signed checkpoint (never timing)."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,15 @@ def test_a_tiny_run_prints_the_tables(tmp_path: Path, capsys: pytest.CaptureFixt
     assert list(tmp_path.iterdir()) == []  # temporary storage removed
 
 
+def test_the_gc_threshold_is_restored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = gc.get_threshold()
+    args = ["--quick", "--stores", "fs", "--entries", "1000", "--rounds", "1", "--rates", "20000",
+            "--duration", "0.02", "--batch-ms", "5", "--gc-threshold", "5000", "--workdir", str(tmp_path)]
+    assert bench.main(args) == 0
+    assert "thresholds: (5000, 20, 100)" in capsys.readouterr().out
+    assert gc.get_threshold() == before
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -101,6 +111,7 @@ def test_a_tiny_run_prints_the_tables(tmp_path: Path, capsys: pytest.CaptureFixt
         ["--rates", "0"],
         ["--duration", "1000"],
         ["--entries", str(5_000_001)],
+        ["--gc-threshold", "0"],
     ],
 )
 def test_bad_flags_are_refused(bad: list[str]) -> None:
