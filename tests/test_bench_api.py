@@ -223,3 +223,38 @@ def test_receipts_body_refuses_mismatched_lengths() -> None:
         receipts_body("o", items, results[:2])
     with pytest.raises(ValueError):
         receipts_body("o", items, results, digests=["blake3:" + "0" * 64])
+
+
+# --------------------------------------------------- the bulk digest check == parse_digest
+
+
+NEAR_MISSES: list[object] = [
+    "blake3:" + "AB" * 32,  # uppercase
+    "blake3:" + "ab" * 31 + "a ",  # a space fromhex would skip
+    "blake3:" + " " + "ab" * 31 + "a",
+    "sha256:" + "ab" * 31 + "\u0661\u0662",  # non-ASCII digits
+    "SHA256:" + "ab" * 32,
+    "blake2:" + "ab" * 32,
+    "blake3-" + "ab" * 32,
+    "blake3:" + "ab" * 31 + "g0",
+    "blake3:" + "ab" * 33,
+    "blake3:" + "ab" * 31,
+    "blake3:",
+    None,
+    71,
+    ["blake3:" + "ab" * 32],
+]
+
+
+@pytest.mark.parametrize("bad", NEAR_MISSES)
+@pytest.mark.parametrize("where", [0, 5, 9])
+def test_the_bulk_digest_check_refuses_what_parse_digest_refuses(bad: object, where: int) -> None:
+    from merkle.digests import parse_digest
+    from services.ingest.app import _canonical_items
+
+    raw: list[object] = [*loadgen.random_digests(5), *("sha256:" + os.urandom(32).hex() for _ in range(5))]
+    assert _canonical_items(raw, "acme", True) == [Item("acme", parse_digest(d), True) for d in raw]
+    raw[where] = bad
+    assert _canonical_items(raw, "acme", False) is None
+    with pytest.raises(ValueError):
+        parse_digest(bad)

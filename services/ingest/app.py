@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from merkle.digests import parse_digest
+from merkle.digests import Digest, parse_digest
 from services.anchor.client import AnchorClient, Submitter
 from services.anchor.sequencer import Item
 from services.common.config import Settings
@@ -23,10 +23,31 @@ DOCUMENTS = web.AppKey("documents", Documents)
 ORIGIN = web.AppKey("origin", str)
 MAX_DIGESTS = 10_000
 MAX_DIGESTS_BODY = 2 * 1024 * 1024
+_PREFIXES = frozenset({"blake3:", "sha256:"})
+_DIGEST_TEXT = len("blake3:") + 64
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _canonical_items(raw: list[Any], tenant: str, salted: bool) -> list[Item] | None:
+    """The items of `raw` if every one is a canonical digest (SPEC §1), checked in bulk with C
+    loops: all strings of 71 characters, known prefixes, and the hex decoded at once re-encoding
+    to itself (so lowercase, no spaces). None otherwise: the caller parses one by one to name the
+    first bad position. parse_digest per digest was 18% of the event loop under bulk load."""
+    if set(map(type, raw)) != {str} or set(map(len, raw)) != {_DIGEST_TEXT} or not (
+        {d[:7] for d in raw} <= _PREFIXES
+    ):
+        return None
+    hexes = "".join([d[7:] for d in raw])
+    try:
+        values = bytes.fromhex(hexes)
+    except ValueError:
+        return None
+    if values.hex() != hexes:
+        return None
+    return [Item(tenant, Digest(d[:6], values[32 * i : 32 * i + 32]), salted) for i, d in enumerate(raw)]
 
 
 async def post_digests(request: web.Request) -> web.Response:
@@ -44,12 +65,14 @@ async def post_digests(request: web.Request) -> web.Response:
         )
     if not raw:
         raise BadRequest("no digests given", kind="invalid-request")
-    items = []
-    for i, d in enumerate(raw):
-        try:
-            items.append(Item(tenant, parse_digest(d), salted))
-        except ValueError as e:
-            raise BadRequest(f"digest {i}: {e}", kind="invalid-digest", position=i) from e
+    items = _canonical_items(raw, tenant, salted)
+    if items is None:
+        items = []
+        for i, d in enumerate(raw):
+            try:
+                items.append(Item(tenant, parse_digest(d), salted))
+            except ValueError as e:
+                raise BadRequest(f"digest {i}: {e}", kind="invalid-digest", position=i) from e
     results = await request.app[SUBMITTER].submit(items)
     # The digests were parsed from canonical text only, so `raw` is each item's str(digest).
     body = receipts_body(request.app[ORIGIN], items, results, digests=raw)
