@@ -119,6 +119,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("EVM_KEY_FILE", None, "file holding the EVM account's hex private key"),
         Setting("EVM_CONTRACT", None, "address of the NotarAnchor contract"),
         Setting("EVM_CONFIRMATIONS", "1", "blocks on top before an EVM anchor counts", _positive_int),
+        Setting("EVM_EXPLORER_URL", None, "block explorer base URL for links on /verify", _url),
         Setting("TSA_URL", None, "RFC 3161 time-stamp authority URL", _url),
         Setting("TSA_CA_FILE", None, "trust anchor (PEM) for the TSA's tokens"),
         Setting("LOG_FORMAT", "text", "log lines: text, or json with trace ids", _choice("text", "json")),
