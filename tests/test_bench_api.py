@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from collections.abc import AsyncIterator
 
 import orjson
@@ -12,12 +13,19 @@ from aiohttp.test_utils import TestServer
 
 from loadtest import bench_api as bench
 from loadtest import loadgen
+from merkle.checkpoint import Checkpoint, sign_checkpoint
+from merkle.cosignature import CosignatureSigner
 from merkle.digests import Digest
 from merkle.hashing import leaf_hashes
+from merkle.note import Signer
+from merkle.proofs import Tree
 from merkle.tiles import TileBuilder
 from merkle.tileset import TileSet
 from services.anchor.sequencer import Item, Sequenced
 from services.common.receipts import receipts_body, receipts_json
+from services.verify.logreader import LogReader
+from storage.errors import NotFoundError
+from storage.memory import MemoryStore
 
 # ------------------------------------------------------------------------------- loadgen
 
@@ -258,3 +266,61 @@ def test_the_bulk_digest_check_refuses_what_parse_digest_refuses(bad: object, wh
     assert _canonical_items(raw, "acme", False) is None
     with pytest.raises(ValueError):
         parse_digest(bad)
+
+
+# ------------------------------------------- LogReader's cached tiles == merkle's own proofs
+
+
+async def published_log(sizes: list[int]) -> tuple[MemoryStore, list[bytes]]:
+    """A store holding the tiles of a log grown through `sizes` (each partial tile at every
+    width it was published at, as the publisher leaves them), then its last checkpoint."""
+    store = MemoryStore()
+    builder = TileBuilder()
+    hashes: list[bytes] = []
+    for size in sizes:
+        new = leaf_hashes([os.urandom(40) for _ in range(size - len(hashes))])
+        hashes += new
+        for tile in builder.append(new):
+            await store.put("log/" + tile.id.path, tile.data)
+    signer = Signer.generate(ORIGIN_T)
+    note = sign_checkpoint(Checkpoint(ORIGIN_T, builder.size, builder.root()), signer,
+                           CosignatureSigner.generate("clock"), 1)
+    await store.put("log/checkpoint", note.encode())
+    return store, hashes
+
+
+ORIGIN_T = "test.notar/log"
+
+
+async def test_log_reader_proofs_are_merkle_proofs_at_every_size() -> None:
+    store, hashes = await published_log([1, 5, 256, 300, 65_536 + 700, 65_536 + 1500])
+    tree = Tree(hashes)
+    reader = LogReader(store, origin=ORIGIN_T)
+    rng = random.Random(6962)
+    sizes = [1, 2, 3, 255, 256, 257, 299, 300, 301, 511, 65_536, 65_537, 65_536 + 700, len(hashes)]
+    sizes += [rng.randrange(1, len(hashes) + 1) for _ in range(30)]
+    for size in sizes:
+        for index in {0, size - 1, size // 2, rng.randrange(size)}:
+            assert await reader.inclusion_proof(index, size) == tree.inclusion_proof(index, size)
+        for first in {0, 1, size // 3, size - 1, size}:
+            assert await reader.consistency_proof(first, size) == tree.consistency_proof(first, size)
+    with pytest.raises(NotFoundError):
+        await reader.inclusion_proof(0, len(hashes) + 1)
+
+
+async def test_log_reader_reads_each_tile_once() -> None:
+    store, hashes = await published_log([70_000])
+    reader = LogReader(store, origin=ORIGIN_T)
+    got: list[str] = []
+    real_get = store.get
+
+    async def counting_get(key: str) -> bytes:
+        got.append(key)
+        return await real_get(key)
+
+    store.get = counting_get  # type: ignore[method-assign]
+    tree = Tree(hashes)
+    for index in (0, 1, 69_999, 300, 0):
+        assert await reader.inclusion_proof(index, 70_000) == tree.inclusion_proof(index, 70_000)
+    tiles = [k for k in got if k.startswith("log/tile/")]
+    assert len(tiles) == len(set(tiles)) and tiles
