@@ -291,9 +291,11 @@ class Sequencer:
                 salts.append(b"")
         return salts
 
-    async def _sequence(self, groups: list[_Group]) -> None:
-        items = [it for g in groups for it in g.items]
-        n, first = len(items), self._size
+    def _prepare(
+        self, items: Sequence[Item], first: int
+    ) -> tuple[list[bytes], list[bytes], dict[bytes, bytes]]:
+        """The salts, the entries and the RocksDB writes of a batch starting at index `first`:
+        the tenant index, the batch's entry bundle and the last signed checkpoint."""
         salts = self._draw_salts(items)
         multihashes = [it.digest.multihash for it in items]
         entries = [m + s for m, s in zip(multihashes, salts, strict=True)]
@@ -302,21 +304,36 @@ class Sequencer:
         puts[state.batch_key(first)] = encode_bundle(entries)
         if self._last_note:
             puts[state.CHECKPOINT] = self._last_note.encode()
-        new_head = state.u64(first + n)
-        await self._write_durably(new_head, puts)
-        self._size = first + n
-        self._unpublished.append((first, n))
+        return salts, entries, puts
+
+    def _integrate(
+        self, first: int, entries: list[bytes], salts: list[bytes]
+    ) -> tuple[list[Tile], str, list[Sequenced]]:
+        """Append a durable batch to the tiles, sign the new tree head and prove every entry."""
+        size = first + len(entries)
         levels: TileLevels = {}
         changed = self._tiles.append(leaf_hashes(entries), levels=levels) + self._bundles.append(entries)
         self._held.add(changed, levels)
-        note = self._last_note = self._sign(self._size)
-        proofs = self._held.inclusion_proofs(first, n, self._size)
-        self._held.prune(self._size)
-        size = self._size
+        note = self._sign(size)
+        proofs = self._held.inclusion_proofs(first, len(entries), size)
+        self._held.prune(size)
         results = [
             Sequenced(i, e, s, size, p, note)
             for i, e, s, p in zip(range(first, size), entries, salts, proofs, strict=True)
         ]
+        return changed, note, results
+
+    async def _sequence(self, groups: list[_Group]) -> None:
+        # The CPU-bound steps run in a worker thread: the event loop then gets the interpreter at
+        # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
+        items = [it for g in groups for it in g.items]
+        n, first = len(items), self._size
+        salts, entries, puts = await asyncio.to_thread(self._prepare, items, first)
+        await self._write_durably(state.u64(first + n), puts)
+        self._size = first + n
+        self._unpublished.append((first, n))
+        changed, note, results = await asyncio.to_thread(self._integrate, first, entries, salts)
+        self._last_note = note
         now = time.monotonic()
         pos = 0
         for g in groups:
