@@ -15,6 +15,9 @@ Three measurements, every one bounded in entries and in seconds:
 3. Every acknowledgement is checked (an index for each item, no index twice, entry = multihash ||
    salt, a sample of inclusion proofs against the signed checkpoint's root): no numbers otherwise.
 
+The loops and the checks live in `loadtest.sequencer_load`; this module runs the rounds and prints
+the tables.
+
     .venv/bin/python -m loadtest.bench_sequencer               # full run, fs and SeaweedFS
     .venv/bin/python -m loadtest.bench_sequencer --quick       # a fast look
     .venv/bin/python -m loadtest.bench_sequencer --stores fs   # without SeaweedFS
@@ -27,337 +30,43 @@ import asyncio
 import contextlib
 import gc
 import os
-import random
-import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest.bench_merkle import machine, make_entries, plain_root
-from merkle.checkpoint import Checkpoint, parse_checkpoint
-from merkle.cosignature import CosignatureSigner
-from merkle.digests import Digest
-from merkle.hashing import leaf_hash
-from merkle.note import Signer, parse_note
-from merkle.proofs import verify_inclusion
-from services.anchor.keys import LogKeys, clock_key_name
-from services.anchor.sequencer import Item, Sequenced, Sequencer, SequencerConfig
-from storage.base import ObjectStore
-from storage.errors import PushbackError
-from storage.fs import FsStore
-from storage.rocks import RocksIndex
-from storage.s3 import S3Config, S3Store
+from loadtest.sequencer_load import (
+    GROUP,
+    AckCheck,
+    Latency,
+    Setup,
+    Throughput,
+    closed_loop,
+    make_items,
+    open_loop,
+    open_sequencer,
+)
+from services.anchor.sequencer import Item
+from storage.s3 import S3Config
 
-ORIGIN = "bench.notar.localhost/log"
-GROUP = 1000
 STORES = ("fs", "s3")
 STORE_NAMES = {"fs": "fs (directory)", "s3": "S3 (SeaweedFS, loopback)"}
 PLAIN = "plain hashlib loop (root only)"
 
 
-# ---------------------------------------------------------------- items and acknowledgements
-
-
-def make_items(
-    n: int, seed: int = 9162, *, tenants: int = 8, group: int = GROUP, distinct: int = 200_000
-) -> list[Item]:
-    """`n` salted BLAKE3 items; each group of `group` belongs to one of `tenants` tenants. Past
-    `distinct` items the same ones come again (a digest notarized again gets a new salt and index)."""
-    rng = random.Random(seed)
-    pool = [
-        Item(f"tenant-{(i // group) % tenants}", Digest("blake3", rng.randbytes(32)))
-        for i in range(min(n, distinct))
-    ]
-    return (pool * -(-n // len(pool)))[:n] if pool else []
-
-
-def groups_of(items: Sequence[Item], size: int = GROUP) -> list[Sequence[Item]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-class AckError(AssertionError):
-    """An acknowledgement that is not what the sequencer promised: the run's numbers are void."""
-
-
-@dataclass
-class AckCheck:
-    """Checks acknowledgements as they arrive; `finish` checks every index was given once.
-
-    Every acknowledgement's count and index are checked; its entry (multihash || salt) and its
-    inclusion proof against the signed checkpoint's root every `sample_every`-th index, so that
-    the checking client does not weigh on the sequencer it shares the process with.
-    """
-
-    sample_every: int = 97
-    indices: set[int] = field(default_factory=set)
-    checked_proofs: int = 0
-    _roots: dict[str, Checkpoint] = field(default_factory=dict)
-
-    def add(self, items: Sequence[Item], results: Sequence[Sequenced]) -> None:
-        if len(results) != len(items):
-            raise AckError(f"{len(results)} acknowledgements for {len(items)} items")
-        before = len(self.indices)
-        self.indices.update([r.index for r in results])
-        if len(self.indices) != before + len(results):
-            raise AckError("an index was given twice")
-        every = self.sample_every
-        for it, r in zip(items, results, strict=True):
-            if r.index % every == 0:
-                self._check(it, r)
-
-    def _check(self, it: Item, r: Sequenced) -> None:
-        if r.entry != it.digest.multihash + r.salt or len(r.salt) != (16 if it.salted else 0):
-            raise AckError(f"entry at index {r.index} is not the item's multihash || salt")
-        cp = self._roots.get(r.checkpoint)
-        if cp is None:
-            cp = self._roots[r.checkpoint] = parse_checkpoint(parse_note(r.checkpoint).text, origin=ORIGIN)
-        if cp.size != r.tree_size or not 0 <= r.index < cp.size:
-            raise AckError(f"index {r.index}: tree size {r.tree_size} is not its checkpoint's {cp.size}")
-        if not verify_inclusion(leaf_hash(r.entry), r.index, r.tree_size, r.inclusion, cp.root):
-            raise AckError(f"index {r.index}: the inclusion proof does not lead to the checkpoint's root")
-        self.checked_proofs += 1
-
-    def finish(self, first: int, count: int) -> None:
-        """Every index first..first+count-1 was acknowledged, and no other."""
-        if len(self.indices) != count or (
-            count and (min(self.indices), max(self.indices)) != (first, first + count - 1)
-        ):
-            raise AckError(f"acknowledged indices are not exactly {first}..{first + count - 1}")
-
-
-# ---------------------------------------------------------------- a sequencer on real storage
-
-
-@dataclass(frozen=True)
-class Setup:
-    """How each measured sequencer is built."""
-
-    batch_ms: int = 100
-    batch_max: int = 20_000
-    queue_max: int = 200_000
-    s3: S3Config | None = None
-
-
-def bench_keys() -> LogKeys:
-    return LogKeys(Signer.generate(ORIGIN), CosignatureSigner.generate(clock_key_name(ORIGIN)))
-
-
-@contextlib.asynccontextmanager
-async def open_sequencer(store_kind: str, setup: Setup, workdir: Path) -> AsyncIterator[Sequencer]:
-    """A started sequencer on a fresh RocksDB (in `workdir`) and a fresh log in the chosen store;
-    closed (everything published) and its storage removed afterwards."""
-    run = Path(tempfile.mkdtemp(prefix="seq-", dir=workdir))
-    index = RocksIndex.open(run / "index")
-    store: ObjectStore
-    if store_kind == "fs":
-        store = FsStore(run / "store")
-    elif store_kind == "s3":
-        if setup.s3 is None:
-            raise ValueError("the s3 store needs Setup.s3")
-        store = await S3Store.from_config(setup.s3)
-    else:
-        raise ValueError(f"unknown store {store_kind!r}")
-    cfg = SequencerConfig(
-        origin=ORIGIN,
-        prefix=f"{run.name}/log/",
-        batch_ms=setup.batch_ms,
-        batch_max=setup.batch_max,
-        queue_max=setup.queue_max,
-    )
-    seq = Sequencer(store=store, index=index, keys=bench_keys(), config=cfg)
-    try:
-        await seq.start()
-        yield seq
-    finally:
-        await seq.close()
-        await index.close()
-        await store.close()
-        shutil.rmtree(run, ignore_errors=True)
-
-
-async def wait_published(seq: Sequencer, size: int) -> bool:
-    """Wait until the published checkpoint covers `size` entries; False if the sequencer failed."""
-    while seq.stats.published_size < size:
-        if seq.failed is not None:
-            return False
-        await asyncio.sleep(0.005)
-    return True
-
-
-@dataclass
-class GcPauses:
-    """Seconds the cyclic garbage collector ran while this is installed (`gc.callbacks`)."""
-
-    seconds: float = 0.0
-    full: int = 0
-    _started: float = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.seconds += time.perf_counter() - self._started
-            self.full += info["generation"] == 2
-
-
-@contextlib.contextmanager
-def gc_pauses() -> Iterator[GcPauses]:
-    pauses = GcPauses()
-    gc.callbacks.append(pauses)
-    try:
-        yield pauses
-    finally:
-        gc.callbacks.remove(pauses)
-
-
-# ---------------------------------------------------------------- 1. closed-loop throughput
-
-
-@dataclass
-class Throughput:
-    entries: int
-    ack_s: float
-    """From the first submission to the last acknowledgement."""
-    published_s: float | None
-    """From the first submission until the published checkpoint covered every entry."""
-    batches: int
-    proofs_checked: int
-    gc_s: float = 0.0
-    """Garbage-collector pauses until the last acknowledgement."""
-
-    @property
-    def rate(self) -> float:
-        return self.entries / self.ack_s
-
-    @property
-    def published_rate(self) -> float | None:
-        return self.entries / self.published_s if self.published_s else None
-
-
-async def closed_loop(
-    seq: Sequencer, items: Sequence[Item], *, submitters: int = 32, check: AckCheck | None = None
-) -> Throughput:
-    """`submitters` tasks each submit the next 1,000-item group as soon as their last is acked."""
-    check = check or AckCheck()
-    groups = groups_of(items)
-    next_group = iter(range(len(groups)))
-    first, batches = seq.size, seq.stats.batches
-
-    async def submitter() -> None:
-        for g in next_group:
-            check.add(groups[g], await seq.submit(groups[g]))
-
-    gc.collect()
-    with gc_pauses() as pauses:
-        start = time.perf_counter()
-        await asyncio.gather(*(submitter() for _ in range(min(submitters, len(groups)))))
-        ack_s = time.perf_counter() - start
-        gc_s = pauses.seconds
-    try:
-        async with asyncio.timeout(600):
-            published = await wait_published(seq, first + len(items))
-    except TimeoutError:
-        published = False
-    published_s = time.perf_counter() - start if published else None
-    check.finish(first, len(items))
-    return Throughput(
-        len(items), ack_s, published_s, seq.stats.batches - batches, check.checked_proofs, gc_s
-    )
+# ---------------------------------------------------------------- the reference point
 
 
 def plain_rate(entries: Sequence[bytes]) -> float:
+    """Entries per second of `bench_merkle.plain_root`: leaf hashes and the root, nothing else."""
     gc.collect()
     start = time.perf_counter()
     plain_root(entries)
     return len(entries) / (time.perf_counter() - start)
-
-
-# ---------------------------------------------------------------- 2. open-loop latency
-
-
-@dataclass
-class Latency:
-    offered: float
-    """Entries per second the schedule offered."""
-    duration_s: float
-    acked: int
-    refused: int
-    """Entries refused with pushback (503); they count in no latency."""
-    latencies: list[float]
-    """Seconds from each group's scheduled submission to its acknowledgement."""
-    max_lag: int
-    """Largest signed size minus published size seen, in entries."""
-    end_lag: int
-    achieved: float
-    """Acknowledged entries per second, over the time from the first submission to the last ack."""
-
-    def percentile(self, q: float) -> float | None:
-        if not self.latencies:
-            return None
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def open_loop(
-    seq: Sequencer,
-    items: Sequence[Item],
-    *,
-    rate: float,
-    duration: float,
-    tick: float = 0.01,
-    check: AckCheck | None = None,
-) -> Latency:
-    """Submit `rate * tick` items every `tick` seconds for `duration` seconds (fewer if `items`
-    runs out), on schedule whatever the completions; latency counts from the scheduled time."""
-    check = check or AckCheck()
-    per_tick = max(1, round(rate * tick))
-    ticks = min(int(duration / tick), len(items) // per_tick)
-    latencies: list[float] = []
-    refused = 0
-    lag = [0]
-    first = seq.size
-
-    async def one(group: Sequence[Item], due: float) -> None:
-        nonlocal refused
-        try:
-            results = await seq.submit(group)
-        except PushbackError:
-            refused += len(group)
-            return
-        latencies.append(time.perf_counter() - due)
-        check.add(group, results)
-
-    tasks: list[asyncio.Task[None]] = []
-    gc.collect()
-    start = time.perf_counter()
-    for k in range(ticks):
-        due = start + k * tick
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        lag.append(seq.stats.signed_size - seq.stats.published_size)
-        group = items[k * per_tick : (k + 1) * per_tick]
-        tasks.append(asyncio.create_task(one(group, due)))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
-    end_lag = seq.stats.signed_size - seq.stats.published_size
-    acked = len(check.indices)
-    if not refused:
-        check.finish(first, acked)
-    return Latency(
-        offered=per_tick / tick,
-        duration_s=ticks * tick,
-        acked=acked,
-        refused=refused,
-        latencies=latencies,
-        max_lag=max(lag + [end_lag]),
-        end_lag=end_lag,
-        achieved=acked / elapsed,
-    )
 
 
 # ---------------------------------------------------------------- rounds and report

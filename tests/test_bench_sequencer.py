@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from loadtest import bench_sequencer as bench
+from loadtest import sequencer_load as load
 from merkle.digests import Digest
 from services.anchor.sequencer import Item, Sequenced
 from tests.seaweed import S3Target, s3_target  # noqa: F401 - the session fixture
@@ -17,10 +18,10 @@ from tests.seaweed import S3Target, s3_target  # noqa: F401 - the session fixtur
 
 @pytest.mark.parametrize("n", [1, 999, 2500])
 async def test_closed_loop_acknowledges_every_item_once(tmp_path: Path, n: int) -> None:
-    items = bench.make_items(n, group=300)
-    check = bench.AckCheck(sample_every=1)
-    async with bench.open_sequencer("fs", bench.Setup(batch_ms=5, batch_max=700), tmp_path) as seq:
-        t = await bench.closed_loop(seq, items, submitters=3, check=check)
+    items = load.make_items(n, group=300)
+    check = load.AckCheck(sample_every=1)
+    async with load.open_sequencer("fs", load.Setup(batch_ms=5, batch_max=700), tmp_path) as seq:
+        t = await load.closed_loop(seq, items, submitters=3, check=check)
         assert seq.stats.published_size == n
     assert t.entries == n and t.published_s is not None and t.batches >= 1
     assert check.indices == set(range(n))
@@ -28,10 +29,10 @@ async def test_closed_loop_acknowledges_every_item_once(tmp_path: Path, n: int) 
 
 
 async def test_open_loop_submits_on_schedule_and_checks_every_ack(tmp_path: Path) -> None:
-    items = bench.make_items(2000)
-    check = bench.AckCheck(sample_every=1)
-    async with bench.open_sequencer("fs", bench.Setup(batch_ms=5), tmp_path) as seq:
-        lat = await bench.open_loop(seq, items, rate=20_000, duration=0.05, tick=0.01, check=check)
+    items = load.make_items(2000)
+    check = load.AckCheck(sample_every=1)
+    async with load.open_sequencer("fs", load.Setup(batch_ms=5), tmp_path) as seq:
+        lat = await load.open_loop(seq, items, rate=20_000, duration=0.05, tick=0.01, check=check)
     assert lat.offered == 20_000 and lat.refused == 0
     assert lat.acked == 1000 and len(lat.latencies) == 5
     assert check.indices == set(range(1000)) and check.checked_proofs == 1000
@@ -39,18 +40,18 @@ async def test_open_loop_submits_on_schedule_and_checks_every_ack(tmp_path: Path
 
 
 async def test_closed_loop_on_s3(tmp_path: Path, s3_target: S3Target) -> None:  # noqa: F811
-    setup = bench.Setup(batch_ms=5, batch_max=600, s3=s3_target.config())
-    check = bench.AckCheck(sample_every=1)
-    async with bench.open_sequencer("s3", setup, tmp_path) as seq:
-        t = await bench.closed_loop(seq, bench.make_items(1500, group=500), submitters=2, check=check)
+    setup = load.Setup(batch_ms=5, batch_max=600, s3=s3_target.config())
+    check = load.AckCheck(sample_every=1)
+    async with load.open_sequencer("s3", setup, tmp_path) as seq:
+        t = await load.closed_loop(seq, load.make_items(1500, group=500), submitters=2, check=check)
     assert t.published_s is not None and check.indices == set(range(1500))
 
 
 def test_items_repeat_past_the_distinct_pool() -> None:
-    items = bench.make_items(25, group=10, tenants=2, distinct=10)
+    items = load.make_items(25, group=10, tenants=2, distinct=10)
     assert len(items) == 25 and items[10] is items[0]
     assert {it.tenant for it in items[:10]} == {"tenant-0"} and items[10].tenant == "tenant-0"
-    assert bench.make_items(0) == []
+    assert load.make_items(0) == []
 
 
 def _acks(items: list[Item], first: int = 1) -> list[Sequenced]:
@@ -64,20 +65,20 @@ def _acks(items: list[Item], first: int = 1) -> list[Sequenced]:
 
 def test_ack_check_refuses_what_the_sequencer_must_not_do() -> None:
     items = [Item("acme", Digest("blake3", bytes([i]) * 32)) for i in range(3)]
-    with pytest.raises(bench.AckError, match="2 acknowledgements for 3"):
-        bench.AckCheck(sample_every=10**9).add(items, _acks(items)[:2])
-    twice = bench.AckCheck(sample_every=10**9)
+    with pytest.raises(load.AckError, match="2 acknowledgements for 3"):
+        load.AckCheck(sample_every=10**9).add(items, _acks(items)[:2])
+    twice = load.AckCheck(sample_every=10**9)
     twice.add(items, _acks(items))
-    with pytest.raises(bench.AckError, match="twice"):
+    with pytest.raises(load.AckError, match="twice"):
         twice.add(items, _acks(items))
     wrong = _acks(items)
     wrong[0] = dataclasses.replace(wrong[0], entry=b"\x1e\x20" + b"\x01" * 48)
-    with pytest.raises(bench.AckError, match="multihash"):
-        bench.AckCheck(sample_every=1).add(items, wrong)
-    gap = bench.AckCheck(sample_every=10**9)
+    with pytest.raises(load.AckError, match="multihash"):
+        load.AckCheck(sample_every=1).add(items, wrong)
+    gap = load.AckCheck(sample_every=10**9)
     gap.add(items[:1], _acks(items[:1]))
     gap.add(items[2:], _acks(items[2:], first=3))
-    with pytest.raises(bench.AckError, match=r"not exactly 1\.\.3"):
+    with pytest.raises(load.AckError, match=r"not exactly 1\.\.3"):
         gap.finish(1, 3)
 
 
