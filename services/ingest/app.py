@@ -25,6 +25,7 @@ MAX_DIGESTS = 10_000
 MAX_DIGESTS_BODY = 2 * 1024 * 1024
 _PREFIXES = frozenset({"blake3:", "sha256:"})
 _DIGEST_TEXT = len("blake3:") + 64
+_WRITE_SLICE = 256 * 1024
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -50,7 +51,7 @@ def _canonical_items(raw: list[Any], tenant: str, salted: bool) -> list[Item] | 
     return [Item(tenant, Digest(d[:6], values[32 * i : 32 * i + 32]), salted) for i, d in enumerate(raw)]
 
 
-async def post_digests(request: web.Request) -> web.Response:
+async def post_digests(request: web.Request) -> web.StreamResponse:
     tenant = await tenant_of(request)
     body = await read_json(request, limit=MAX_DIGESTS_BODY)
     if not isinstance(body, dict) or not isinstance(body.get("digests"), list):
@@ -76,7 +77,21 @@ async def post_digests(request: web.Request) -> web.Response:
     results = await request.app[SUBMITTER].submit(items)
     # The digests were parsed from canonical text only, so `raw` is each item's str(digest).
     body = receipts_body(request.app[ORIGIN], items, results, digests=raw)
-    return web.Response(body=body, content_type="application/json")
+    if len(body) <= _WRITE_SLICE:
+        return web.Response(body=body, content_type="application/json")
+    # 10,000 receipts are ~17 MB. Handed over whole, asyncio (3.11) copies them into the
+    # transport's buffer and moves the rest down after every send: written in slices that wait
+    # for the socket, the server spends half the CPU on it (10 -> 4.5 ms per answer).
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = len(body)
+    await response.prepare(request)
+    view = memoryview(body)
+    try:
+        for at in range(0, len(body), _WRITE_SLICE):
+            await response.write(view[at : at + _WRITE_SLICE])
+    except ConnectionError:
+        pass  # the client left: aiohttp finishes the response and logs it as such
+    return response
 
 
 async def put_document(request: web.Request) -> web.Response:
