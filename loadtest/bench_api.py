@@ -58,6 +58,7 @@ from loadtest.loadgen import (
     inclusion_op,
     notar_client,
     notarize_op,
+    open_loop,
     upload_op,
 )
 from merkle.checkpoint import parse_checkpoint
@@ -257,6 +258,7 @@ class Contestant:
     max_requests: int
     pids: Callable[[], list[int]]  # server processes whose CPU counts
     during: Callable[[], AsyncIterator[dict[str, float]]] | None = None
+    rate: Callable[[], float] | None = None  # open loop at this many requests/s; else closed
 
 
 async def measure(c: Contestant, rnd: int, seconds: float) -> Sample:
@@ -271,14 +273,19 @@ async def measure(c: Contestant, rnd: int, seconds: float) -> Sample:
         async def sample() -> None:
             async for values in during():
                 for k, v in values.items():
-                    extra[k] = max(extra.get(k, v), v)
+                    extra[k] = max(extra.get(k, v), v)  # the largest seen during the run
 
         sampler_task = asyncio.create_task(sample())
     started = time.perf_counter()
     try:
-        result = await closed_loop(
-            c.op(rnd), concurrency=c.concurrency, max_requests=c.max_requests, max_seconds=seconds
-        )
+        if c.rate is None:
+            result = await closed_loop(
+                c.op(rnd), concurrency=c.concurrency, max_requests=c.max_requests, max_seconds=seconds
+            )
+        else:
+            extra["offered"] = offered = c.rate()
+            result = await open_loop(c.op(rnd), rate=offered, max_requests=c.max_requests,
+                                     max_seconds=seconds, max_in_flight=c.concurrency)
     finally:
         if sampler_task is not None:
             sampler_task.cancel()
@@ -415,13 +422,30 @@ async def _run(
             notar_client(fs.url, None, connections=sizes.proof_connections))
         plain = await stack.enter_async_context(aiohttp.ClientSession())
         sampler = ReceiptSampler(every=7, keep=40)
+        warm: dict[tuple[str, str], float] = {}
+
+        def reference(metric: str, name: str, share: float) -> Callable[[], float]:
+            """`share` of the request rate measured so far (median of the rounds, else the
+            warm-up): the offered rate of an open-loop run."""
+            def rate() -> float:
+                done = table.samples.get((metric, name))
+                base = statistics.median(s.result.rate for s in done) if done else warm[(metric, name)]
+                return max(0.5, share * base)
+            return rate
+
         contestants: list[Contestant] = []
         if "bulk" in wanted:
-            contestants.append(Contestant(
-                "bulk", NOTAR, "digests",
-                lambda r: notarize_op(bulk_client, per_request=sizes.bulk_per_request, sampler=sampler),
-                sizes.bulk_clients, big * 100, lambda: [fs.pid],
-                lambda: metric_sampler(plain, fs.url)))
+            contestants += [
+                Contestant("bulk", NOTAR, "digests",
+                           lambda r: notarize_op(bulk_client, per_request=sizes.bulk_per_request,
+                                                 sampler=sampler),
+                           sizes.bulk_clients, big * 100, lambda: [fs.pid],
+                           lambda: metric_sampler(plain, fs.url)),
+                Contestant("bulk-open", NOTAR, "digests",
+                           lambda r: notarize_op(bulk_client, per_request=sizes.bulk_per_request),
+                           sizes.bulk_clients * 4, big * 100, lambda: [fs.pid],
+                           lambda: metric_sampler(plain, fs.url), reference("bulk", NOTAR, 0.5)),
+            ]
         if "single" in wanted:
             contestants += [
                 Contestant("single", NOTAR, "requests",
@@ -430,6 +454,10 @@ async def _run(
                 Contestant("single", HELLO, "requests",
                            lambda r: notarize_op(hello_client, per_request=1, check=False),
                            sizes.single_connections, 1_000_000, lambda: [hello.pid]),
+                Contestant("single-open", NOTAR, "requests",
+                           lambda r: notarize_op(single_client, per_request=1),
+                           sizes.single_connections, 1_000_000, lambda: [fs.pid],
+                           rate=reference("single", HELLO, 1 / 3)),
             ]
         if "proofs" in wanted:
             # A tree worth proving into: at least a few full tiles at every level that matters.
@@ -449,9 +477,10 @@ async def _run(
         if s3 is not None:
             contestants += await _document_contestants(stack, sizes, s3)
 
-        # Warm-up: every contestant once, briefly, not recorded.
+        # Warm-up: every closed-loop contestant once, briefly, not recorded.
         for who in contestants:
-            await _warm(who)
+            if who.rate is None:
+                warm[(who.metric, who.name)] = await _warm(who)
         for rnd in range(sizes.rounds):
             order = contestants[rnd % len(contestants):] + contestants[: rnd % len(contestants)]
             current: dict[tuple[str, str], Sample] = {}
@@ -502,10 +531,11 @@ def _proof_op(client: NotarClient, session: aiohttp.ClientSession, url: str, rnd
     return op
 
 
-async def _warm(c: Contestant) -> None:
-    with contextlib.suppress(Exception):
-        await closed_loop(c.op(1000), concurrency=c.concurrency, max_requests=c.max_requests,
-                          max_seconds=1.0)
+async def _warm(c: Contestant) -> float:
+    """Run `c` for two seconds, unrecorded; its request rate."""
+    r = await closed_loop(c.op(1000), concurrency=c.concurrency, max_requests=c.max_requests,
+                          max_seconds=2.0)
+    return r.rate
 
 
 async def _document_contestants(stack: contextlib.AsyncExitStack, sizes: Sizes, s3: S3Side
@@ -632,8 +662,23 @@ def machine() -> str:
 def _fmt_rate(metric: str, value: float) -> str:
     if metric == "documents":
         return f"{value / 1e6:,.1f} MB/s"
-    unit = {"bulk": "digests/s", "single": "req/s", "proofs": "proofs/s"}[metric]
+    unit = {"bulk": "digests/s", "single": "req/s", "proofs": "proofs/s"}[metric.removesuffix("-open")]
     return f"{value:,.0f} {unit}"
+
+
+def _label(metric: str, sizes: Sizes, samples: Sequence[Sample]) -> str:
+    offered = statistics.median(s.extra.get("offered", 0.0) for s in samples)
+    return {
+        "bulk": f"bulk, closed loop ({sizes.bulk_per_request:,} digests/request, "
+                f"{sizes.bulk_clients} clients)",
+        "bulk-open": f"bulk, open loop at half the closed-loop rate ({offered:,.2f} requests/s of "
+                     f"{sizes.bulk_per_request:,} offered)",
+        "single": f"single digest, closed loop ({sizes.single_connections} connections)",
+        "single-open": f"single digest, open loop at 1/3 of hello world ({offered:,.0f} req/s offered)",
+        "documents": f"documents into SeaweedFS ({sizes.doc_bytes >> 20} MiB, "
+                     f"{sizes.doc_concurrency} at a time)",
+        "proofs": f"inclusion proofs ({sizes.proof_connections} connections)",
+    }[metric]
 
 
 def report(table: Table, sizes: Sizes) -> str:
@@ -642,33 +687,32 @@ def report(table: Table, sizes: Sizes) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     med = statistics.median
-    for (metric, name), samples in table.samples.items():
+    order = ("bulk", "bulk-open", "single", "single-open", "proofs", "documents")
+    for (metric, name), samples in sorted(table.samples.items(), key=lambda kv: order.index(kv[0][0])):
         rate = med(s.result.unit_rate for s in samples)
         p50 = med(s.result.quantile(0.5) for s in samples) * 1000
         p99 = med(s.result.quantile(0.99) for s in samples) * 1000
-        errors = sum(s.result.errors for s in samples)
-        label = {"bulk": f"bulk ({sizes.bulk_per_request:,} digests/request, {sizes.bulk_clients} clients)",
-                 "single": f"single digest ({sizes.single_connections} connections)",
-                 "documents": f"documents into SeaweedFS ({sizes.doc_bytes >> 20} MiB, "
-                              f"{sizes.doc_concurrency} at a time)",
-                 "proofs": f"inclusion proofs ({sizes.proof_connections} connections)"}[metric]
+        errors = sum(s.result.errors + s.result.dropped for s in samples)
+        failed = f" ({errors} failed or dropped)" if errors else ""
+        server, client = med(s.server_cores for s in samples), med(s.client_cores for s in samples)
         rows.append(
-            f"| {label} | {name}{f' ({errors} errors)' if errors else ''} | {_fmt_rate(metric, rate)} "
-            f"| {p50:,.1f} ms | {p99:,.1f} ms | {med(s.server_cores for s in samples):.2f} cores "
-            f"| {med(s.client_cores for s in samples):.2f} cores |")
+            f"| {_label(metric, sizes, samples)} | {name}{failed} | {_fmt_rate(metric, rate)} "
+            f"| {p50:,.1f} ms | {p99:,.1f} ms | {server:.2f} cores | {client:.2f} cores |")
     rows += ["", "| ratio (median of same-round ratios) | value | goal |", "| --- | ---: | --- |"]
     for (metric, base), values in table.ratios.items():
         rows.append(f"| {metric}: notar ÷ {base} | {med(values):.3f} | {GOALS[metric]} |")
-    bulk = table.samples.get(("bulk", NOTAR))
+    for metric, goal, unit in (("bulk", 100_000, "digests/s"), ("proofs", 20_000, "proofs/s")):
+        if (metric, NOTAR) in table.samples:
+            rate = med(s.result.unit_rate for s in table.samples[(metric, NOTAR)])
+            rows.append(f"| {metric}: notar ÷ {goal:,} {unit} | {rate / goal:.3f} | {GOALS[metric]} |")
+    for metric in ("bulk", "bulk-open", "single-open"):
+        if (metric, NOTAR) in table.samples:
+            p99 = med(s.result.quantile(0.99) for s in table.samples[(metric, NOTAR)]) * 1000
+            rows.append(f"| {metric}: p99 ÷ 500 ms | {p99 / 500:.2f} | < 1 |")
+    bulk = table.samples.get(("bulk", NOTAR), []) + table.samples.get(("bulk-open", NOTAR), [])
     if bulk:
-        rate = med(s.result.unit_rate for s in bulk)
-        rows.append(f"| bulk: notar ÷ 100,000 digests/s | {rate / 100_000:.3f} | {GOALS['bulk']} |")
-        lag = [s.extra.get("lag", 0.0) for s in bulk]
-        rows.append(f"| bulk: largest publication lag seen (entries) | {max(lag):,.0f} | (informative) |")
-    proofs = table.samples.get(("proofs", NOTAR))
-    if proofs:
-        rate = med(s.result.unit_rate for s in proofs)
-        rows.append(f"| proofs: notar ÷ 20,000 proofs/s | {rate / 20_000:.3f} | {GOALS['proofs']} |")
+        lag = max(s.extra.get("lag", 0.0) for s in bulk)
+        rows.append(f"| bulk: largest publication lag seen (entries) | {lag:,.0f} | (informative) |")
     return "\n".join(rows)
 
 
@@ -687,7 +731,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--bulk-size", type=int, default=10_000, help="digests per bulk request (default 10,000)")
     p.add_argument("--single-connections", type=int, default=256, help="single-digest connections (256)")
     p.add_argument("--proof-connections", type=int, default=64, help="proof connections (default 64)")
-    p.add_argument("--doc-mib", type=int, help="document size in MiB (default 16; --quick 4)")
+    p.add_argument("--doc-mib", type=int, help="document size in MiB (default 32; --quick 8)")
     p.add_argument("--doc-concurrency", type=int, default=2, help="documents at a time (default 2)")
     p.add_argument("--skip", nargs="*", default=[], choices=MEASUREMENTS, help="measurements to leave out")
     p.add_argument("--profile", type=Path, help="record the server with py-spy into this directory")
@@ -711,7 +755,7 @@ def sizes_of(ns: argparse.Namespace) -> Sizes:
         bulk_clients=ns.bulk_clients,
         bulk_per_request=ns.bulk_size,
         single_connections=ns.single_connections,
-        doc_bytes=(ns.doc_mib or (4 if ns.quick else 16)) << 20,
+        doc_bytes=(ns.doc_mib or (8 if ns.quick else 32)) << 20,
         doc_concurrency=ns.doc_concurrency,
         proof_connections=ns.proof_connections,
     )

@@ -179,7 +179,8 @@ def test_a_tiny_run_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None
             "--single-connections", "8", "--proof-connections", "4", "--skip", "documents"]
     assert bench.main(args) == 0
     out = capsys.readouterr().out
-    assert "| bulk (500 digests/request, 2 clients) | notar serve |" in out
+    assert "| bulk, closed loop (500 digests/request, 2 clients) | notar serve |" in out
+    assert "| single digest, open loop at 1/3 of hello world (" in out
     assert f"| single: notar ÷ {bench.HELLO} |" in out and f"| proofs: notar ÷ {bench.HELLO} |" in out
     assert "sampled receipts verified offline" in out and " 0 sampled" not in out
 
