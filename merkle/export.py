@@ -12,11 +12,12 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import cbor2
 
 from merkle.hashing import check_hash, leaf_hash
+from merkle.note import NoteSigner, NoteVerifier
 from merkle.proofs import root_from_inclusion
 
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
@@ -91,24 +92,6 @@ def parse_tlog_proof(text: str) -> TlogProof:
     return TlogProof(int(digits), proof, checkpoint, extra)
 
 
-class RawSigner(Protocol):
-    """An Ed25519 signer (e.g. `merkle.note.Signer`): name, key id and raw signatures."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def key_id(self) -> int: ...
-    def sign(self, message: bytes) -> bytes: ...
-
-
-class RawVerifier(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def key_id(self) -> int: ...
-    def verify(self, message: bytes, signature: bytes) -> bool: ...
-
-
 def _kid(name: str, key_id: int) -> bytes:
     return f"{name}+{key_id:08x}".encode()
 
@@ -117,7 +100,7 @@ def _sig_structure(protected: bytes, payload: bytes) -> bytes:
     return bytes(cbor2.dumps(["Signature1", protected, b"", payload], canonical=True))
 
 
-def to_cose(receipt: Mapping[str, Any], signer: RawSigner) -> bytes:
+def to_cose(receipt: Mapping[str, Any], signer: NoteSigner) -> bytes:
     """An RFC 9942 COSE_Sign1 receipt (RFC9162_SHA256 inclusion proof), detached root payload."""
     log = receipt["log"]
     entry = bytes.fromhex(receipt["entry"])
@@ -170,7 +153,7 @@ def _decode_cose(data: bytes) -> tuple[bytes, dict[Any, Any], bytes]:
     return protected, unprotected, signature
 
 
-def verify_cose(data: bytes, verifier: RawVerifier, entry: bytes | None = None) -> CoseReceipt:
+def verify_cose(data: bytes, verifier: NoteVerifier, entry: bytes | None = None) -> CoseReceipt:
     """Check a COSE receipt's signature over the root its inclusion proof implies for `entry`
     (or the receipt's own `notar.entry`). Raises ValueError when malformed or not valid."""
     protected_raw, unprotected, signature = _decode_cose(data)

@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from services.cli.serve import build_app
 from services.common.config import load_settings
 from services.common.openapi import DOCUMENT
+from tests.serving import free_port, wait_ready
 
 METHODS = {"get", "post", "put", "delete", "patch"}
 
@@ -32,14 +30,8 @@ def test_document_matches_the_routes_of_notar_serve(tmp_path: Path) -> None:
     assert routes == documented
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NOTAR_DATA_DIR": str(tmp_path), "NOTAR_BATCH_MS": "5"}
     out = subprocess.run(
         [sys.executable, "-m", "services.cli", "tenant", "add", "fuzz"],
@@ -57,16 +49,7 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_ready(url, server, timeout=30)
         st = Path(sys.executable).with_name("st")
         run = subprocess.run(
             [

@@ -7,7 +7,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,10 @@ from merkle.receipt import build_receipt, verify_receipt
 from services.anchor.keys import load_keys
 from storage.fs import FsStore
 from tests.logaudit import audit
+from tests.serving import free_port
 
 ORIGIN = "kill9.notar/log"
 KILLS = 20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(data: Path, port: int) -> subprocess.Popen[bytes]:

@@ -6,7 +6,6 @@ import copy
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.serving import free_port, wait_ready
 
 NOTAR = str(Path(sys.executable).with_name("notar"))
 
@@ -27,12 +28,6 @@ def run(
     if check:
         assert r.returncode == 0, r.stdout + r.stderr
     return r
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -50,7 +45,8 @@ def start_server(data: Path, origin: str) -> Iterator[Server]:
         **os.environ,
         "NOTAR_DATA_DIR": str(data),
         "NOTAR_ORIGIN": origin,
-        "NOTAR_BATCH_MS": "10", "NOTAR_ANCHOR_INTERVAL_S": "1",
+        "NOTAR_BATCH_MS": "10",
+        "NOTAR_ANCHOR_INTERVAL_S": "1",
         "NOTAR_URL": url,
         "NOTAR_LISTEN": f"127.0.0.1:{port}",
     }
@@ -58,16 +54,7 @@ def start_server(data: Path, origin: str) -> Iterator[Server]:
         [NOTAR, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                assert proc.poll() is None, "notar serve exited"
-                assert time.monotonic() < deadline, "notar serve not ready in 30 s"
-                time.sleep(0.1)
+        wait_ready(url, proc, timeout=30)
         with urllib.request.urlopen(url + "/v1/keys", timeout=5) as r:
             k = json.loads(r.read())
         key = run("tenant", "add", "acme", env=env, check=True).stdout.strip().splitlines()[-1]

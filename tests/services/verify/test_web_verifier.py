@@ -26,7 +26,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from services.anchor.anchors import AnchorStore
 from services.cli import main as notar_main
 from services.verify.page import build_page
 from storage.fs import FsStore
+from tests.serving import free_port, wait_ready
 from tests.tsa import Pki, make_pki
 
 REPO = Path(__file__).resolve().parents[3]
@@ -93,12 +93,6 @@ class Serve:
     clock_key: str
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def notar(*args: str, env: dict[str, str]) -> str:
     r = subprocess.run([NOTAR, *args], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -112,7 +106,7 @@ def _get(url: str) -> Any:
 
 @contextlib.contextmanager
 def serve(data: Path, origin: str) -> Iterator[Serve]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -127,16 +121,7 @@ def serve(data: Path, origin: str) -> Iterator[Serve]:
         [NOTAR, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                assert proc.poll() is None, "notar serve exited"
-                assert time.monotonic() < deadline, "notar serve not ready in 60 s"
-                time.sleep(0.1)
+        wait_ready(url, proc, timeout=60)
         keys = _get(url + "/v1/keys")
         api_key = notar("tenant", "add", "court", env=env).strip().splitlines()[-1]
         yield Serve(proc, url, {**env, "NOTAR_API_KEY": api_key}, data, keys["log"], keys["clock"])
