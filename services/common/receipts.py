@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,20 @@ def receipts_json(
     ]
 
 
+_HEAD = b'{"format":' + orjson.dumps(RECEIPT_FORMAT) + b',"digest":"'
+
+
+@functools.lru_cache(maxsize=8)
+def _at_log(origin: str) -> str:
+    return f'","log":{{"origin":{orjson.dumps(origin).decode()},"index":'
+
+
+@functools.lru_cache(maxsize=8)
+def _tail(checkpoint: str, anchors_json: bytes) -> bytes:
+    """A receipt's end, then a comma; the requests of one batch share it."""
+    return b']},"checkpoint":' + orjson.dumps(checkpoint) + b',"anchors":' + anchors_json + b"},"
+
+
 class _Quoted(dict[bytes, bytes]):
     """Each proof node as JSON bytes, made on first use: a batch's upper nodes are in every proof."""
 
@@ -72,9 +87,8 @@ def receipts_body(
     node = _Quoted().__getitem__
     join = b",".join
     texts = [str(it.digest) for it in items] if digests is None else digests
-    head = b'{"format":' + orjson.dumps(RECEIPT_FORMAT) + b',"digest":"'
-    at_log = f'","log":{{"origin":{orjson.dumps(origin).decode()},"index":'
-    anchors_json = orjson.dumps([dict(a) for a in anchors])
+    head, at_log = _HEAD, _at_log(origin)
+    anchors_json = orjson.dumps([dict(a) for a in anchors]) if anchors else b"[]"
     out = [b'{"receipts":[']
     add = out.extend
     start = 0
@@ -87,7 +101,7 @@ def receipts_body(
         ):
             end += 1
         at_size = f',"tree_size":{first.tree_size},"inclusion":['
-        tail = b']},"checkpoint":' + orjson.dumps(first.checkpoint) + b',"anchors":' + anchors_json + b"},"
+        tail = _tail(first.checkpoint, anchors_json)
         for d, r in zip(texts[start:end], results[start:end], strict=True):
             add((head, f'{d}","entry":"{r.entry.hex()}{at_log}{r.index}{at_size}'.encode(),
                  join(map(node, r.inclusion)), tail))
