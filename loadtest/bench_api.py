@@ -768,6 +768,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     sizes = sizes_of(ns)
     print(f"machine: {machine()}", flush=True)
+    load_before = os.getloadavg()
     root = Path(tempfile.mkdtemp(prefix="notar-bench-api-"))
     try:
         table = asyncio.run(run(ns, sizes, root))
@@ -775,6 +776,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     print()
     print(f"machine: {machine()}")
+    print("load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}".format(
+        *load_before, *os.getloadavg()))
     print(f"rounds: {sizes.rounds}, each run bounded to {sizes.seconds:g} s; "
           f"{table.checked} sampled receipts verified offline")
     print(report(table, sizes))
