@@ -683,8 +683,9 @@ def _label(metric: str, sizes: Sizes, samples: Sequence[Sample]) -> str:
 
 def report(table: Table, sizes: Sizes) -> str:
     rows = [
-        "| measurement | contestant | rate (median) | p50 | p99 | server CPU | client CPU |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| measurement | contestant | rate (median) | p50 | p99 | server CPU | server CPU per unit "
+        "| client CPU |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     med = statistics.median
     order = ("bulk", "bulk-open", "single", "single-open", "proofs", "documents")
@@ -695,9 +696,11 @@ def report(table: Table, sizes: Sizes) -> str:
         errors = sum(s.result.errors + s.result.dropped for s in samples)
         failed = f" ({errors} failed or dropped)" if errors else ""
         server, client = med(s.server_cores for s in samples), med(s.client_cores for s in samples)
+        per = med(s.server_cores / s.result.unit_rate for s in samples if s.result.unit_rate)
+        per_unit = f"{per * 1e6 * 1e6:,.0f} µs/MB" if metric == "documents" else f"{per * 1e6:,.1f} µs"
         rows.append(
             f"| {_label(metric, sizes, samples)} | {name}{failed} | {_fmt_rate(metric, rate)} "
-            f"| {p50:,.1f} ms | {p99:,.1f} ms | {server:.2f} cores | {client:.2f} cores |")
+            f"| {p50:,.1f} ms | {p99:,.1f} ms | {server:.2f} cores | {per_unit} | {client:.2f} cores |")
     rows += ["", "| ratio (median of same-round ratios) | value | goal |", "| --- | ---: | --- |"]
     for (metric, base), values in table.ratios.items():
         rows.append(f"| {metric}: notar ÷ {base} | {med(values):.3f} | {GOALS[metric]} |")
