@@ -5,9 +5,11 @@ Four measurements, each one bounded in requests and in seconds (loadtest/loadgen
 
 1. bulk: POST /v1/digests with 10,000 fresh digests per request from several concurrent clients
    (closed loop): digests/s, and p50/p99 of the receipt latency end to end (request sent → every
-   receipt received and parsed by the SDK).
+   receipt received and parsed by the SDK). Then open loop at half that rate: the latency of a
+   server that is not saturated.
 2. single: one digest per request, closed loop over many connections: notar beside a hello-world
-   aiohttp app answering the same SDK call with a constant body; requests/s, p50/p99.
+   aiohttp app answering the same SDK call with a constant body; requests/s, p50/p99. Then notar
+   in open loop at 1/3 of hello world's rate: can it sustain it, at which p99?
 3. documents: PUT /v1/documents of fresh bytes into `notar serve` with STORE=s3 on a SeaweedFS
    started for the run, beside aiobotocore `put_object` of the very same bytes to the same
    SeaweedFS: MB/s.
@@ -80,6 +82,7 @@ GOALS = {
     "documents": "≥ 0.9 × raw PUTs",
     "proofs": "≥ 20,000 proofs/s",
 }
+OPEN_IN_FLIGHT = 1024  # single digests, open loop: connections and requests in flight at most
 HELLO_SIZE = 1 << 20
 HELLO_PROOF = {"index": 0, "size": HELLO_SIZE, "proof": ["ab" * 32] * 20}
 
@@ -415,6 +418,8 @@ async def _run(
             notar_client(fs.url, fs_key, connections=sizes.bulk_clients, timeout_s=120))
         single_client = await stack.enter_async_context(
             notar_client(fs.url, fs_key, connections=sizes.single_connections))
+        open_client = await stack.enter_async_context(
+            notar_client(fs.url, fs_key, connections=OPEN_IN_FLIGHT))
         hello_client = await stack.enter_async_context(
             notar_client(hello.url, fs_key, connections=max(sizes.single_connections,
                                                             sizes.proof_connections)))
@@ -455,8 +460,8 @@ async def _run(
                            lambda r: notarize_op(hello_client, per_request=1, check=False),
                            sizes.single_connections, 1_000_000, lambda: [hello.pid]),
                 Contestant("single-open", NOTAR, "requests",
-                           lambda r: notarize_op(single_client, per_request=1),
-                           sizes.single_connections, 1_000_000, lambda: [fs.pid],
+                           lambda r: notarize_op(open_client, per_request=1),
+                           OPEN_IN_FLIGHT, 1_000_000, lambda: [fs.pid],
                            rate=reference("single", HELLO, 1 / 3)),
             ]
         if "proofs" in wanted:
@@ -674,7 +679,8 @@ def _label(metric: str, sizes: Sizes, samples: Sequence[Sample]) -> str:
         "bulk-open": f"bulk, open loop at half the closed-loop rate ({offered:,.2f} requests/s of "
                      f"{sizes.bulk_per_request:,} offered)",
         "single": f"single digest, closed loop ({sizes.single_connections} connections)",
-        "single-open": f"single digest, open loop at 1/3 of hello world ({offered:,.0f} req/s offered)",
+        "single-open": f"single digest, open loop at 1/3 of hello world ({offered:,.0f} req/s offered, "
+                       f"≤ {OPEN_IN_FLIGHT} in flight)",
         "documents": f"documents into SeaweedFS ({sizes.doc_bytes >> 20} MiB, "
                      f"{sizes.doc_concurrency} at a time)",
         "proofs": f"inclusion proofs ({sizes.proof_connections} connections)",
@@ -732,7 +738,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, help="bound of each run in seconds (default 8; --quick 3)")
     p.add_argument("--bulk-clients", type=int, default=4, help="concurrent bulk clients (default 4)")
     p.add_argument("--bulk-size", type=int, default=10_000, help="digests per bulk request (default 10,000)")
-    p.add_argument("--single-connections", type=int, default=256, help="single-digest connections (256)")
+    p.add_argument("--single-connections", type=int, default=512,
+                   help="single-digest connections, closed loop (default 512)")
     p.add_argument("--proof-connections", type=int, default=64, help="proof connections (default 64)")
     p.add_argument("--doc-mib", type=int, help="document size in MiB (default 32; --quick 8)")
     p.add_argument("--doc-concurrency", type=int, default=2, help="documents at a time (default 2)")
