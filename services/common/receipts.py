@@ -46,6 +46,7 @@ def receipts_json(
     ]
 
 
+_SMALL = 8
 _HEAD = b'{"format":' + orjson.dumps(RECEIPT_FORMAT) + b',"digest":"'
 
 
@@ -84,6 +85,8 @@ def receipts_body(
     are the items' digests already in canonical text (`str(item.digest)`)."""
     if len(items) != len(results) or (digests is not None and len(digests) != len(items)):
         raise ValueError(f"{len(items)} items, {len(results)} results, {len(digests or ())} digests")
+    if len(items) < _SMALL:  # the fixed cost of the fragments outweighs a few dicts
+        return orjson.dumps({"receipts": receipts_json(origin, items, results, anchors)})
     node = _Quoted().__getitem__
     join = b",".join
     texts = [str(it.digest) for it in items] if digests is None else digests
