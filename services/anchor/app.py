@@ -181,14 +181,18 @@ async def anchor_ready(app: web.Application) -> str | None:
     return None
 
 
-def setup(app: web.Application, settings: Settings) -> None:
-    """Add the anchor to `app` (after the store context)."""
+def setup(app: web.Application, settings: Settings, *, internal_routes: bool = True) -> None:
+    """Add the anchor to `app` (after the store context). `internal_routes` adds the routes
+    ingest and verify pods call (`/internal/v1/entries`: submit as any tenant, read any tenant's
+    salts, with no API key). `notar serve` leaves them out: its other roles call the sequencer
+    in process, and its port is the public one."""
     app.cleanup_ctx.append(sequencer_context(settings))
     if settings.get("ANCHORS"):
         app.cleanup_ctx.append(committer_context(settings, keys=keys_from))
     app.cleanup_ctx.append(metrics_context)
-    app.router.add_post("/internal/v1/entries", submit_entries)
-    app.router.add_get("/internal/v1/entries", lookup_entries)
+    if internal_routes:
+        app.router.add_post("/internal/v1/entries", submit_entries)
+        app.router.add_get("/internal/v1/entries", lookup_entries)
 
 
 def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:

@@ -47,7 +47,7 @@ def build_app(role: str, settings: Settings, env: Mapping[str, str]) -> web.Appl
     if role == "verify":
         return verify_app.create_app(settings, env=env)
     app = new_app(settings, env, readiness=[anchor_app.anchor_ready], client_max_size=anchor_app.MAX_BODY)
-    anchor_app.setup(app, settings)
+    anchor_app.setup(app, settings, internal_routes=False)  # the public port: no unauthenticated routes
     local = anchor_app.LocalAnchor(app)
     ingest_app.setup(app, settings, submitter=local)
     verify_app.setup(app, settings, lookup=local)

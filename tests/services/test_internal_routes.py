@@ -1,0 +1,71 @@
+"""The anchor's internal routes (no API key) are never on the public port of `notar serve`.
+
+Regression: `notar serve` (all roles in one process) used to add `/internal/v1/entries` to its
+public app, so anyone who reached the port could notarize as any tenant without an API key and
+read any tenant's indices and salts (a cross-tenant existence oracle). The anchor role keeps them:
+there a NetworkPolicy admits only ingest and verify pods (k8s/base/networkpolicies.yaml).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import blake3
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.anchor.app import create_app, ensure_keys
+from services.common.config import load_settings
+from tests.services.conftest import ORIGIN, Notar
+
+
+def b3(data: bytes) -> str:
+    return "blake3:" + blake3.blake3(data).hexdigest()
+
+
+@pytest.mark.parametrize("notar", ["fs"], indirect=True)
+async def test_notar_serve_has_no_unauthenticated_internal_routes(notar: Notar) -> None:
+    c = notar.client
+    assert c.app is not None
+    paths = {r.resource.canonical for r in c.app.router.routes() if r.resource is not None}
+    assert not [p for p in paths if p.startswith("/internal")], paths
+
+    digest = b3(os.urandom(32))
+    r = await c.post("/v1/digests", json={"digests": [digest]}, headers=notar.acme)
+    assert r.status == 200, await r.text()
+    index = (await r.json())["receipts"][0]["log"]["index"]
+
+    # The tenant's own lookup, with its key, still finds it ...
+    r = await c.get(f"/v1/receipts/{digest}", headers=notar.acme)
+    assert r.status == 200 and (await r.json())["log"]["index"] == index
+    # ... and nobody gets its salt or index, or notarizes as acme, without a key.
+    r = await c.get("/internal/v1/entries", params={"tenant": "acme", "digest": digest})
+    assert r.status == 404 and r.content_type == "application/problem+json"
+    assert "salt" not in await r.text()
+    items = [{"digest": b3(os.urandom(32)), "salt": True}]
+    r = await c.post("/internal/v1/entries", json={"tenant": "acme", "items": items})
+    assert r.status == 404 and r.content_type == "application/problem+json"
+    r = await c.get(f"/v1/receipts/{items[0]['digest']}", headers=notar.acme)
+    assert r.status == 404, "nothing was notarized in acme's name"
+
+
+async def test_the_anchor_role_keeps_its_internal_routes(tmp_path: Path) -> None:
+    settings = load_settings(
+        flags={"DATA_DIR": str(tmp_path), "ORIGIN": ORIGIN, "BATCH_MS": "10", "ANCHORS": ""},
+        env={},
+        config_file=None,
+    )
+    ensure_keys(settings)
+    client = TestClient(TestServer(create_app(settings, env={})))
+    await client.start_server()
+    try:
+        digest = b3(os.urandom(32))
+        r = await client.post(
+            "/internal/v1/entries", json={"tenant": "acme", "items": [{"digest": digest, "salt": True}]}
+        )
+        assert r.status == 200, await r.text()
+        r = await client.get("/internal/v1/entries", params={"tenant": "acme", "digest": digest})
+        assert r.status == 200 and len((await r.json())["entries"]) == 1
+    finally:
+        await client.close()
