@@ -4,7 +4,9 @@ One task per kind, so that a slow chain or a TSA that is down never holds up the
 anchors the checkpoint at ``<prefix>checkpoint`` when it is larger than the last one it anchored;
 each record is stored (``anchors.AnchorStore``) before it counts. Failures are retried with
 capped exponential backoff and show in ``status`` (metrics, readyz): never a crash, never a
-record that does not hold (each backend guarantees that).
+record that does not hold (each backend guarantees that). Given the log's key, it anchors only
+checkpoints that key signed: the object store is not trusted to say what the tree head is, so
+the local chain's log-key signature never vouches for a root this log did not sign.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from merkle.note import NoteVerifier, open_note
 from services.anchor.anchors import AnchorStore
 from services.anchor.chains import AnchorError, Backend, Target
 from services.anchor.chains.local import LocalChain
@@ -67,10 +70,12 @@ class Committer:
         backends: Sequence[Backend],
         config: CommitterConfig,
         anchors: AnchorStore | None = None,
+        log_key: NoteVerifier | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store, self._cfg, self._clock, self._sleep = store, config, clock, sleep
+        self._log_key = log_key
         self._backends = {b.kind: b for b in backends}
         self.anchors = anchors or AnchorStore(store, prefix=config.prefix)
         self.status = {k: KindStatus(k) for k in self._backends}
@@ -100,12 +105,19 @@ class Committer:
                 await b.close()
 
     async def latest(self) -> Target | None:
-        """The latest published checkpoint, or None while there is none (or it is empty)."""
+        """The latest published checkpoint, or None while there is none (or it is empty).
+        ValueError when it is malformed or, given the log key, not signed by it."""
+        where = self._cfg.prefix + "checkpoint"
         try:
-            note = (await self._store.get(self._cfg.prefix + "checkpoint")).decode("utf-8")
+            note = (await self._store.get(where)).decode("utf-8")
         except NotFoundError:
             return None
         target = Target.from_note(note)
+        if self._log_key is not None and not open_note(note, [self._log_key]).ok:
+            raise ValueError(
+                f"{where} is not signed by this anchor's log key {self._log_key.name}: not anchored "
+                "(written by someone else, or by a previous key before a rotation)"
+            )
         return target if target.size > 0 else None
 
     async def run_once(self, kind: str) -> bool:
@@ -250,10 +262,12 @@ def committer_context(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
+        log_keys = keys(settings)
         committer = Committer(
             store=store,
-            backends=build_backends(settings, store, keys(settings)),
+            backends=build_backends(settings, store, log_keys),
             config=CommitterConfig(interval_s=settings.get("ANCHOR_INTERVAL_S"), prefix=LOG_PREFIX),
+            log_key=log_keys.log.verifier(),
         )
         await committer.start()
         app[COMMITTER] = committer
