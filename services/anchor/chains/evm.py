@@ -48,11 +48,17 @@ class EvmConfig:
 
 
 def load_account(path: Path, setting: str = "EVM_KEY_FILE") -> LocalAccount:
-    """The account of a file holding one hex private key (0x optional)."""
+    """The account of a file holding one hex private key (0x optional); refused when group or
+    others may read it, as the log's signing keys are (services/anchor/keys.py)."""
     try:
         text = path.read_text(encoding="utf-8").strip()
+        mode = path.stat().st_mode
     except OSError as e:
         raise ConfigError(f"{setting}: cannot read {path}: {e.strerror}", setting=setting) from e
+    if mode & 0o077:
+        raise ConfigError(
+            f"{setting}: key file {path} is readable by others; run chmod 600 {path}", setting=setting
+        )
     try:
         key = bytes.fromhex(text.removeprefix("0x"))
         if len(key) != 32:

@@ -77,6 +77,7 @@ async def test_evm_rpc_down_then_back(
     proxy = TcpProxy(anvil.port)  # the RPC is down from the start
     key = tmp_path / "evm.key"
     key.write_text(KEY0)
+    key.chmod(0o600)
     client = await start_app(ANCHORS="local,evm", EVM_RPC=proxy.url, EVM_KEY_FILE=str(key),
                              EVM_CONTRACT=contract)
     size = await sequence(client, 1)

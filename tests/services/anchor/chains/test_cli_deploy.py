@@ -18,6 +18,7 @@ def test_deploy_prints_the_address_last(
 ) -> None:
     key = tmp_path / "evm.key"
     key.write_text("0x" + KEY0 + "\n")
+    key.chmod(0o600)
     code = main(["anchor", "deploy", "--evm-rpc", anvil.url, "--evm-key-file", str(key), "--data-dir",
                  str(tmp_path)])
     out = capsys.readouterr().out
@@ -39,5 +40,6 @@ def test_deploy_refuses_a_bad_key_file(
 ) -> None:
     key = tmp_path / "evm.key"
     key.write_text("not a key\n")
+    key.chmod(0o600)
     assert main(["anchor", "deploy", "--evm-rpc", anvil.url, "--evm-key-file", str(key)]) == 2
     assert "EVM_KEY_FILE" in capsys.readouterr().err

@@ -72,6 +72,7 @@ async def test_receipt_upgraded_with_all_three_anchors(
 ) -> None:
     key_file = tmp_path / "evm.key"
     key_file.write_text(KEY0 + "\n")
+    key_file.chmod(0o600)
     settings = load_settings(flags={
         "DATA_DIR": str(tmp_path / "data"), "ORIGIN": ORIGIN, "BATCH_MS": "10",
         "ANCHORS": "local,evm,rfc3161", "ANCHOR_INTERVAL_S": "1",
