@@ -1,13 +1,16 @@
 """A small Ethereum JSON-RPC client over aiohttp: the calls the EVM anchor needs, nothing more.
 
 Transport failures, HTTP errors and JSON-RPC errors all raise ``RpcError`` naming the endpoint and
-the method; ``code`` and ``message`` carry the node's own error when it sent one.
+the method; ``code`` and ``message`` carry the node's own error when it sent one. The endpoint is
+named by scheme, host and port only: providers put API keys in the path or query
+(``https://mainnet.infura.io/v3/<key>``), and these messages reach logs and ``/readyz``.
 """
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -26,11 +29,25 @@ def quantity(value: Any) -> int:
     return int(value, 16)
 
 
+def redact_url(url: str) -> str:
+    """``url`` without credentials, path or query: ``scheme://host:port``, then ``/…`` if it had more."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "<the configured URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    more = parts.path not in ("", "/") or parts.query or parts.fragment
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{'/…' if more else ''}"
+
+
 class JsonRpc:
     def __init__(
         self, url: str, *, session: aiohttp.ClientSession | None = None, timeout_s: float = 10.0
     ) -> None:
         self.url = url
+        self.where = redact_url(url)
         self._session, self._own = session, session is None
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._ids = itertools.count(1)
@@ -43,19 +60,20 @@ class JsonRpc:
             async with self._session.post(self.url, json=body, timeout=self._timeout) as resp:
                 if resp.status != 200:
                     raise RpcError(
-                        f"the EVM RPC at {self.url} answered HTTP {resp.status} to {method}", method=method
+                        f"the EVM RPC at {self.where} answered HTTP {resp.status} to {method}", method=method
                     )
                 answer = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-            raise RpcError(f"the EVM RPC at {self.url} failed on {method}: {e!r}", method=method) from e
+            detail = repr(e).replace(self.url, self.where)
+            raise RpcError(f"the EVM RPC at {self.where} failed on {method}: {detail}", method=method) from e
         if not isinstance(answer, dict):
-            raise RpcError(f"the EVM RPC at {self.url} sent no JSON-RPC object for {method}", method=method)
+            raise RpcError(f"the EVM RPC at {self.where} sent no JSON-RPC object for {method}", method=method)
         if answer.get("error") is not None:
             err = answer["error"] if isinstance(answer["error"], dict) else {"message": str(answer["error"])}
             msg = str(err.get("message", ""))
             code = err.get("code")
             raise RpcError(
-                f"the EVM RPC at {self.url} refused {method}: {msg}",
+                f"the EVM RPC at {self.where} refused {method}: {msg}",
                 method=method,
                 code=code if isinstance(code, int) else None,
                 node_message=msg,
