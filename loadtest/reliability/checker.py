@@ -1,0 +1,238 @@
+"""The "nothing lost" checker: holds the final published log to every promise the clients got.
+
+It trusts nothing the services say at check time. It rebuilds the log from the object store
+(every tile and entry bundle, hashed again, the root compared with the signed checkpoint), then:
+
+- every acknowledged receipt verifies (its checkpoint's signatures under the published keys,
+  its inclusion proof) and its entry is the one at its index in the final log;
+- no index was given to two acknowledged entries;
+- every checkpoint any client saw is consistent with the final one (the log never forked or
+  rewound);
+- every anchor record in the store holds: local blocks form one signed chain, RFC 3161 tokens
+  verify under the TSA's CA, and each EVM record names a transaction that is on the chain,
+  final, and carries that checkpoint.
+
+Only ``merkle`` (the verifier library a court uses) and a plain object store read are used.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from merkle import decode_bundle, leaf_hash, parse_digest, tiles_for_size, verify_inclusion
+from merkle.anchors import offline_anchor_verifiers
+from merkle.anchors.local import verify_chain
+from merkle.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
+from merkle.cosignature import CosignatureVerifier
+from merkle.note import Verifier, parse_note
+from merkle.proofs import verify_consistency
+from merkle.receipt import build_receipt, verify_receipt
+from merkle.tiles import ENTRIES, TileId, consistency_proof_from_tiles, root_from_tiles, split_hashes
+from storage.base import ObjectStore
+
+from .workload import Acked
+
+# An online check of one EVM anchor record: (ok, why) for the record and its checkpoint.
+EvmCheck = Callable[[Mapping[str, Any], Checkpoint], Awaitable[tuple[bool, str]]]
+FULL_VERIFY_SAMPLE = 2000  # receipts also put through merkle.receipt.verify_receipt whole
+
+
+@dataclass
+class AuditedLog:
+    checkpoint: Checkpoint
+    entries: list[bytes]
+    tiles: dict[TileId, bytes]
+
+    def consistent_with(self, old: Checkpoint) -> bool:
+        if old.size > self.checkpoint.size:
+            return False
+        proof = consistency_proof_from_tiles(old.size, self.checkpoint.size, self.tiles.__getitem__)
+        return verify_consistency(old.size, self.checkpoint.size, proof, old.root, self.checkpoint.root)
+
+
+async def audit(store: ObjectStore, *, prefix: str, origin: str, log_key: str, clock_key: str) -> AuditedLog:
+    """Verify the checkpoint, fetch every tile and bundle, check each level-0 hash against its entry
+    and the root against the checkpoint. AssertionError on any discrepancy."""
+    note = (await store.get(prefix + "checkpoint")).decode()
+    opened = open_checkpoint(
+        note,
+        origin=origin,
+        log_verifiers=[Verifier.from_key(log_key)],
+        clock_verifiers=[CosignatureVerifier.from_key(clock_key)],
+    )
+    assert opened.ok and opened.cosigned_time is not None, "checkpoint signatures do not verify"
+    cp = opened.checkpoint
+    tiles = {t: await store.get(prefix + t.path) for t in tiles_for_size(cp.size, entries=True)}
+    entries: list[bytes] = []
+    for tid in sorted((t for t in tiles if t.level == ENTRIES), key=lambda t: t.index):
+        entries += decode_bundle(tiles[tid], count=tid.width)
+    assert len(entries) == cp.size
+    for tid in (t for t in tiles if t.level == 0):
+        hashes = split_hashes(tiles[tid], tid.width)
+        assert hashes == [leaf_hash(e) for e in entries[tid.index * 256 : tid.index * 256 + tid.width]]
+    assert root_from_tiles(cp.size, tiles.__getitem__) == cp.root, "tiles do not hash to the checkpoint"
+    return AuditedLog(cp, entries, tiles)
+
+
+def _opened(
+    note: str, origin: str, logs: list[Verifier], clocks: list[CosignatureVerifier]
+) -> Checkpoint | None:
+    """The checkpoint of a signed note when its signatures verify (cosigned when clocks are given)."""
+    try:
+        opened = open_checkpoint(note, origin=origin, log_verifiers=logs, clock_verifiers=clocks)
+    except ValueError:
+        return None
+    if not opened.ok or (clocks and opened.cosigned_time is None):
+        return None
+    return opened.checkpoint
+
+
+@dataclass
+class Verdict:
+    """What the checker found; ``ok`` only when nothing was lost, doubled, forked or invented."""
+
+    final_size: int = 0
+    acknowledged: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicate_indices: list[int] = field(default_factory=list)
+    bad_receipts: list[str] = field(default_factory=list)
+    inconsistent_checkpoints: list[str] = field(default_factory=list)
+    anchors_checked: dict[str, int] = field(default_factory=dict)
+    bad_anchors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.lost
+            or self.duplicate_indices
+            or self.bad_receipts
+            or self.inconsistent_checkpoints
+            or self.bad_anchors
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "final_tree_size": self.final_size,
+            "acknowledged": self.acknowledged,
+            "lost": len(self.lost),
+            "duplicate_indices": len(self.duplicate_indices),
+            "bad_receipts": len(self.bad_receipts),
+            "inconsistent_checkpoints": len(self.inconsistent_checkpoints),
+            "anchors_checked": self.anchors_checked,
+            "bad_anchors": len(self.bad_anchors),
+            "examples": (self.lost + self.bad_receipts + self.inconsistent_checkpoints + self.bad_anchors)[
+                :5
+            ],
+        }
+
+
+def _check_receipts(
+    log: AuditedLog, acked: Iterable[Acked], keys: list[str], origin: str, v: Verdict
+) -> None:
+    by_index: dict[int, str] = {}
+    roots: dict[str, Checkpoint | None] = {}
+    trusted = [Verifier.from_key(keys[0])]
+    clocks = [CosignatureVerifier.from_key(keys[1])]
+    acked = list(acked)
+    sample = set(random.sample(range(len(acked)), min(FULL_VERIFY_SAMPLE, len(acked))))
+    for n, a in enumerate(acked):
+        v.acknowledged += 1
+        if a.index in by_index:  # every digest a workload sends is new
+            v.duplicate_indices.append(a.index)
+        by_index[a.index] = a.digest
+        if a.checkpoint not in roots:
+            roots[a.checkpoint] = _opened(a.checkpoint, origin, trusted, clocks)
+        cp = roots[a.checkpoint]
+        entry = bytes.fromhex(a.entry)
+        if not entry.startswith(parse_digest(a.digest).multihash):
+            v.bad_receipts.append(f"{a.digest}: its entry is not of its digest")
+        if cp is None or cp.size != a.tree_size:
+            v.bad_receipts.append(f"{a.digest}: its checkpoint does not verify or is not of its size")
+        elif not verify_inclusion(
+            leaf_hash(entry), a.index, a.tree_size, [bytes.fromhex(h) for h in a.inclusion], cp.root
+        ):
+            v.bad_receipts.append(f"{a.digest}: its inclusion proof fails")
+        if a.index >= len(log.entries) or log.entries[a.index] != entry:
+            v.lost.append(f"{a.digest}: acknowledged at index {a.index}, not in the final log")
+        if n in sample:
+            d = parse_digest(a.digest)
+            receipt = build_receipt(
+                digest=d,
+                salt=entry[len(d.multihash) :],
+                origin=origin,
+                index=a.index,
+                tree_size=a.tree_size,
+                inclusion=[bytes.fromhex(h) for h in a.inclusion],
+                checkpoint=a.checkpoint,
+            )
+            result = verify_receipt(receipt, keys=keys, digest=a.digest, origin=origin)
+            if not result.valid:
+                v.bad_receipts.append(f"{a.digest}: verify_receipt says {result.failed}")
+
+
+async def _check_anchors(
+    store: ObjectStore,
+    prefix: str,
+    keys: list[str],
+    v: Verdict,
+    *,
+    tsa_cas: Iterable[Any],
+    evm: EvmCheck | None,
+) -> None:
+    offline = offline_anchor_verifiers(keys=keys, tsa_cas=tsa_cas)
+    local_blocks = [orjson.loads(await store.get(k)) async for k in store.list(prefix + "anchors/local/")]
+    if local_blocks:
+        problems = verify_chain(sorted(local_blocks, key=lambda b: int(b["height"])), keys)
+        v.bad_anchors += [f"local chain: {p}" for p in problems]
+    async for key in store.list(prefix + "anchors/record/"):
+        record = orjson.loads(await store.get(key))
+        kind = str(record.get("type"))
+        size = int(key.split("/")[-2])
+        note = (await store.get(f"{prefix}anchors/checkpoint/{size:020d}")).decode()
+        cp = parse_checkpoint(parse_note(note).text)
+        if kind == "evm" and evm is not None:
+            ok, why = await evm(record, cp)
+        elif kind in offline:
+            ok, why = offline[kind](record, cp, note)
+        else:
+            v.bad_anchors.append(f"{key}: no way to check a {kind} record was given to the checker")
+            continue
+        v.anchors_checked[kind] = v.anchors_checked.get(kind, 0) + 1
+        if not ok:
+            v.bad_anchors.append(f"{key}: {why}")
+
+
+async def check(
+    store: ObjectStore,
+    *,
+    origin: str,
+    keys: list[str],
+    acked: Iterable[Acked],
+    checkpoints: Iterable[str],
+    prefix: str = "log/",
+    tsa_cas: Iterable[Any] = (),
+    evm: EvmCheck | None = None,
+) -> Verdict:
+    """Audit the published log in ``store`` and hold it to what the clients were given.
+    ``keys`` are the log's published [log key, clock key]."""
+    v = Verdict()
+    log = await audit(store, prefix=prefix, origin=origin, log_key=keys[0], clock_key=keys[1])
+    v.final_size = log.checkpoint.size
+    _check_receipts(log, acked, keys, origin, v)
+    trusted = [Verifier.from_key(keys[0])]
+    for note in checkpoints:
+        cp = _opened(note, origin, trusted, [])
+        if cp is None:
+            v.inconsistent_checkpoints.append(f"a checkpoint seen does not verify: {note[:80]!r}")
+            continue
+        if not log.consistent_with(cp):
+            v.inconsistent_checkpoints.append(
+                f"checkpoint of size {cp.size} is not consistent with the final log"
+            )
+    await _check_anchors(store, prefix, keys, v, tsa_cas=tsa_cas, evm=evm)
+    return v
