@@ -1,0 +1,158 @@
+"""The "nothing lost" checker can fail: a log built here with merkle/ and a memory store, then
+each kind of broken promise — a lost entry, an index given twice, a forked or forged checkpoint,
+a bad anchor record, a tampered tile — must be reported."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+
+from loadtest.reliability.checker import check
+from loadtest.reliability.workload import Acked
+from merkle import leaf_hash, make_entry, parse_digest, root
+from merkle.anchors.local import make_block
+from merkle.bundles import BundleBuilder
+from merkle.checkpoint import Checkpoint, sign_checkpoint
+from merkle.cosignature import CosignatureSigner
+from merkle.note import Signer
+from merkle.proofs import inclusion_proof
+from merkle.tiles import TileBuilder, inclusion_proof_from_tiles
+from storage.memory import MemoryStore
+
+ORIGIN = "checker.notar.test/log"
+SIZE = 600
+
+
+class Log:
+    """A published log of SIZE entries, its keys, and the receipts its clients were given."""
+
+    def __init__(self) -> None:
+        self.signer = Signer.generate(ORIGIN)
+        self.clock = CosignatureSigner.generate(ORIGIN + "/clock")
+        self.keys = [self.signer.verifier().to_key(), self.clock.verifier().to_key()]
+        self.digests = [f"sha256:{os.urandom(32).hex()}" for _ in range(SIZE)]
+        self.entries = [make_entry(parse_digest(d), os.urandom(16)) for d in self.digests]
+        self.leaves = [leaf_hash(e) for e in self.entries]
+        self.tiles: dict[str, bytes] = {}
+        for t in [*TileBuilder().append(self.leaves), *BundleBuilder().append(self.entries)]:
+            self.tiles["log/" + t.id.path] = t.data
+        self.note = self.sign(SIZE, root(self.leaves))
+        self.acked = [self.receipt(i) for i in range(SIZE)]
+
+    def sign(self, size: int, root_hash: bytes) -> str:
+        return sign_checkpoint(Checkpoint(ORIGIN, size, root_hash), self.signer, self.clock, 1_800_000_000)
+
+    def receipt(self, i: int) -> Acked:
+        fetch = {k.removeprefix("log/"): v for k, v in self.tiles.items()}
+        proof = inclusion_proof_from_tiles(i, SIZE, lambda t: fetch[t.path])
+        return Acked(
+            self.digests[i], self.entries[i].hex(), i, SIZE, tuple(h.hex() for h in proof), self.note
+        )
+
+    async def store(self) -> MemoryStore:
+        store = MemoryStore()
+        for key, data in self.tiles.items():
+            await store.put(key, data)
+        await store.put("log/checkpoint", self.note.encode())
+        return store
+
+    async def check(self, store: MemoryStore | None = None, **kw: Any) -> Any:
+        kw.setdefault("acked", self.acked)
+        kw.setdefault("checkpoints", [self.note, self.sign(300, root(self.leaves[:300]))])
+        return await check(store or await self.store(), origin=ORIGIN, keys=self.keys, **kw)
+
+
+@pytest.fixture(scope="module")
+def log() -> Log:
+    return Log()
+
+
+async def test_an_honest_log_passes(log: Log) -> None:
+    v = await log.check()
+    assert v.ok, v.summary()
+    assert (v.final_size, v.acknowledged) == (SIZE, SIZE)
+
+
+async def test_an_acknowledged_entry_missing_from_the_final_log_is_lost(log: Log) -> None:
+    # The service acknowledged entry 7 from a tree it later lost: the final log holds another.
+    forked_entries = list(log.entries)
+    other = f"sha256:{os.urandom(32).hex()}"
+    forked_entries[7] = make_entry(parse_digest(other), b"\x01" * 16)
+    leaves = [leaf_hash(e) for e in forked_entries]
+    note = log.sign(SIZE, root(leaves))
+    proof = tuple(h.hex() for h in inclusion_proof(7, SIZE, leaves))
+    acked = Acked(other, forked_entries[7].hex(), 7, SIZE, proof, note)
+    v = await log.check(acked=[*log.acked[:7], acked, *log.acked[8:]], checkpoints=[note])
+    assert not v.ok
+    assert len(v.lost) == 1 and other in v.lost[0]
+    assert v.inconsistent_checkpoints, "the checkpoint it was acknowledged under is a fork"
+    assert not v.duplicate_indices
+
+
+async def test_one_index_given_to_two_entries_is_reported(log: Log) -> None:
+    twin = replace(log.acked[3], digest=f"sha256:{os.urandom(32).hex()}")
+    v = await log.check(acked=[*log.acked, twin])
+    assert v.duplicate_indices == [3]
+
+
+async def test_a_receipt_whose_proof_does_not_verify_is_reported(log: Log) -> None:
+    bad = replace(log.acked[9], inclusion=log.acked[10].inclusion)
+    v = await log.check(acked=[bad])
+    assert len(v.bad_receipts) >= 1 and not v.lost
+
+
+async def test_a_forked_or_forged_checkpoint_seen_by_a_client_is_reported(log: Log) -> None:
+    fork = log.sign(300, os.urandom(32))
+    forged = sign_checkpoint(
+        Checkpoint(ORIGIN, 300, root(log.leaves[:300])),
+        Signer.generate(ORIGIN),
+        log.clock,
+        1_800_000_000,
+    )
+    bigger = log.sign(SIZE + 1, os.urandom(32))  # a size the final log never reached: rewound
+    v = await log.check(checkpoints=[log.note, fork, forged, bigger])
+    assert len(v.inconsistent_checkpoints) == 3, v.inconsistent_checkpoints
+
+
+async def test_bad_anchor_records_are_reported(log: Log) -> None:
+    store = await log.store()
+    cp = Checkpoint(ORIGIN, SIZE, root(log.leaves))
+    good = make_block(previous=None, time=1_800_000_000, checkpoint=cp, signer=log.signer)
+    await store.put("log/anchors/local/00000000000000000000", orjson.dumps(good))
+    await store.put(f"log/anchors/checkpoint/{SIZE:020d}", log.note.encode())
+    await store.put(f"log/anchors/record/{SIZE:020d}/local.json", orjson.dumps({"type": "local", **good}))
+    assert (await log.check(store)).ok
+
+    evm_record = {"type": "evm", "tx_hash": "0x" + "ab" * 32, "block_number": 5}
+    await store.put(f"log/anchors/record/{SIZE:020d}/evm.json", orjson.dumps(evm_record))
+    unchecked = await log.check(store)
+    assert unchecked.bad_anchors, "an evm record nobody can check is not passed"
+
+    async def not_on_chain(record: Any, cp: Checkpoint) -> tuple[bool, str]:
+        return False, "no such transaction"
+
+    async def on_chain(record: Any, cp: Checkpoint) -> tuple[bool, str]:
+        return record["tx_hash"] == evm_record["tx_hash"] and cp.size == SIZE, "checked"
+
+    assert (await log.check(store, evm=on_chain)).anchors_checked == {"local": 1, "evm": 1}
+    missing = await log.check(store, evm=not_on_chain)
+    assert any("no such transaction" in b for b in missing.bad_anchors)
+
+    forged = make_block(previous=good, time=1_800_000_001, checkpoint=cp, signer=Signer.generate(ORIGIN))
+    await store.put("log/anchors/local/00000000000000000001", orjson.dumps(forged))
+    assert any("local chain" in b for b in (await log.check(store, evm=on_chain)).bad_anchors)
+
+
+async def test_a_tampered_tile_fails_the_audit(log: Log) -> None:
+    store = MemoryStore()
+    for key, data in log.tiles.items():
+        if "/entries/" in key:
+            data = data[:-1] + bytes([data[-1] ^ 1])
+        await store.put(key, data)
+    await store.put("log/checkpoint", log.note.encode())
+    with pytest.raises(AssertionError):
+        await log.check(store)
