@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def _checkpoint_of(receipt: Any) -> Checkpoint | None:
 
 
 async def _online_evm(receipt: Any, settings: Settings) -> dict[int, tuple[bool, str]]:
-    """Check each evm anchor against the chain; results by anchor position."""
+    """Check each evm anchor against the chain; results by the record's id()."""
     from services.anchor.chains.evm import verify_online
     from services.anchor.chains.evm_rpc import JsonRpc
 
@@ -72,14 +72,14 @@ async def _online_evm(receipt: Any, settings: Settings) -> dict[int, tuple[bool,
     rpc = JsonRpc(settings.require("EVM_RPC", "to check EVM anchors with --online"))
     try:
         return {
-            i: await verify_online(
+            id(a): await verify_online(
                 a,
                 cp,
                 rpc=rpc,
                 confirmations=settings.get("EVM_CONFIRMATIONS"),
                 contract=settings.get("EVM_CONTRACT"),
             )
-            for i, a in evm
+            for _, a in evm
         }
     finally:
         await rpc.close()
@@ -93,7 +93,12 @@ async def _server_keys(settings: Settings) -> list[str]:
     return [doc["log"], doc["clock"], *doc.get("witnesses", [])]
 
 
-def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str]]:
+UNCHECKED = "NOT checked against its source, so it is no evidence here: rfc3161 needs --tsa-ca, evm --online"
+
+
+def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], frozenset[str]]:
+    """The result, notes for the reader, and the anchor kinds that were checked against their
+    source (the others only "commit to this checkpoint": anyone can write such a record)."""
     settings = settings_from(ns, dict(os.environ))
     receipt = load_receipt(ns.receipt)
     notes: list[str] = []
@@ -117,16 +122,24 @@ def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str]]:
     verifiers = offline_anchor_verifiers(keys=keys, tsa_cas=cas)
     if ns.online:
         online = asyncio.run(_online_evm(receipt, settings))
-        order = iter(sorted(online))
 
         def evm(record: Any, cp: Checkpoint, body: str) -> tuple[bool, str]:
-            return online[next(order)]
+            return online[id(record)]  # the same record objects: matched by identity, not order
 
         verifiers["evm"] = evm
     if ns.file is not None and not ns.file.is_file():
         raise ConfigError(f"{ns.file}: no such file", setting="FILE")
     document = _chunks(ns.file) if ns.file is not None else None
-    return verify_receipt(receipt, keys=keys, document=document, anchor_verifiers=verifiers), notes
+    result = verify_receipt(receipt, keys=keys, document=document, anchor_verifiers=verifiers)
+    return result, notes, frozenset(verifiers)
+
+
+def unchecked_anchors(result: ReceiptResult, checked: frozenset[str]) -> set[str]:
+    """Names of the anchor checks that passed only because their kind could not be checked."""
+    names = [f"anchor {i + 1} ({r.get('type')})" for i, r in enumerate(result.anchors)]
+    kinds = [str(r.get("type")) for r in result.anchors]
+    present = {c.name for c in result.checks}
+    return {n for n, k in zip(names, kinds, strict=True) if k not in checked and n in present}
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -135,7 +148,8 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield data
 
 
-def render(result: ReceiptResult, file_given: bool) -> str:
+def render(result: ReceiptResult, file_given: bool, unchecked: Collection[str] = ()) -> str:
+    """The verdict, then each check: ✓ holds, ✗ fails, ? an anchor that could not be checked."""
     lines = []
     if result.valid:
         lines.append("✓ VALID — every check holds.")
@@ -147,35 +161,44 @@ def render(result: ReceiptResult, file_given: bool) -> str:
         )
         if when:
             lines.append(f"  {when[0].upper()}{when[1:]}.")
+        if unchecked:
+            lines.append(
+                f"  {len(unchecked)} anchor(s) marked ? were not checked against their source "
+                "and prove nothing on their own."
+            )
     else:
         failed = result.failed[0]
         lines.append(f"✗ NOT VALID — check '{failed.name}' failed: {failed.detail}")
     lines.append("")
     width = max(len(c.name) for c in result.checks)
     for c in result.checks:
-        mark = "✓" if c.ok else "✗"
+        mark = "✗" if not c.ok else "?" if c.name in unchecked else "✓"
         lines.append(f"  {mark} {c.name:<{width}}  {c.detail}")
-        meaning = _meaning(c.name)
+        meaning = UNCHECKED if c.ok and c.name in unchecked else _meaning(c.name)
         if meaning:
             lines.append(f"    {'':<{width}}  ({meaning})")
     return "\n".join(lines)
 
 
 def verify(ns: argparse.Namespace) -> int:
-    result, notes = check(ns)
+    result, notes, checked = check(ns)
+    unchecked = unchecked_anchors(result, checked)
     if ns.json:
         print(
             orjson.dumps(
                 {
                     "valid": result.valid,
                     "notes": notes,
-                    "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks],
+                    "checks": [
+                        {"name": c.name, "ok": c.ok, "detail": c.detail, "checked": c.name not in unchecked}
+                        for c in result.checks
+                    ],
                 },
                 option=orjson.OPT_INDENT_2,
             ).decode()
         )
     else:
-        print(render(result, ns.file is not None))
+        print(render(result, ns.file is not None, unchecked))
         for n in notes:
             print(f"  note: {n}", file=sys.stderr)
     return 0 if result.valid else 1
