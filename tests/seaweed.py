@@ -198,13 +198,21 @@ def start_seaweed(*, weed: str | None = None, timeout: float = 60.0) -> Iterator
 
 def _launch(binary: str, run_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     (run_dir / "data").mkdir(parents=True)
+    ports = dict(zip(_SERVICES, free_port_pairs(len(_SERVICES)), strict=True))
+    process = spawn_weed(binary, run_dir, ports)
+    return process, f"http://127.0.0.1:{ports['s3']}"
+
+
+def spawn_weed(binary: str, run_dir: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
+    """Start `weed mini` on ``ports`` (one per name of ``_SERVICES``) with its data in
+    ``run_dir/data``, in a process group of its own, appending its output to
+    ``run_dir/weed.log``. Called again with the same arguments it restarts on the same data."""
     identities = {"identities": [{
         "name": "notar-test",
         "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }]}
     (run_dir / "s3.json").write_text(json.dumps(identities))
-    ports = dict(zip(_SERVICES, free_port_pairs(len(_SERVICES)), strict=True))
     args = [
         binary, "mini", f"-dir={run_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-master.telemetry=false",  # its default reports to an outside host
@@ -215,13 +223,12 @@ def _launch(binary: str, run_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         f"-filer.localSocket={run_dir / 'filer.sock'}", f"-s3.localSocket={run_dir / 's3.sock'}",
         "-volume.preStopSeconds=0",
     ]
-    log = open(run_dir / "weed.log", "wb")  # noqa: SIM115 - owned by the child from here on
+    log = open(run_dir / "weed.log", "ab")  # noqa: SIM115 - owned by the child from here on
     try:
-        process = subprocess.Popen(args, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(args, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     finally:
         log.close()
-    return process, f"http://127.0.0.1:{ports['s3']}"
 
 
 def _wait_ready(endpoint: str, process: subprocess.Popen[bytes], timeout: float) -> bool:
