@@ -2,19 +2,27 @@
 
 `make_pki` creates, with the openssl command line, an EC P-256 CA and a TSA certificate signed by
 it with a critical extendedKeyUsage of timeStamping alone. `LocalTsa` serves time-stamp replies on
-a free port; its `mode` turns it into a faulty TSA: "garbage" (200 with junk bytes), "error" (HTTP
-500), "refuse" (a granted-less TimeStampResp), "untrusted" (signed by a TSA the CA never certified).
+a free port; its `mode` turns it into a faulty TSA: "garbage" (200 with junk bytes), "random" (200
+with `random_bytes` fresh random bytes), "error" (HTTP 500), "refuse" (a granted-less
+TimeStampResp), "untrusted" (signed by a TSA the CA never certified), "wrong-nonce" and
+"wrong-imprint" (a sound token from the trusted TSA, but for a request with another nonce or
+another message imprint), "slow" (a sound reply after `slow_s` seconds). The default mode "ok"
+answers every request at once. `answers` counts the replies given per mode; `bad_tokens` keeps
+every token it signed in a faulty mode, so a test can check none of them was kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from asn1crypto import core, tsp
 
 TSA_CONFIG = """\
 [tsa]
@@ -81,11 +89,27 @@ def make_pki(d: Path) -> Pki:
     return Pki(d, d / "ca.crt", d / "tsa.crt", d / "tsa.key", d / "rogue.crt", d / "rogue.key", d / "ts.cnf")
 
 
+def _altered(query: bytes, mode: str) -> bytes:
+    """The TimeStampReq ``query`` with another nonce ("wrong-nonce") or imprint ("wrong-imprint")."""
+    req = tsp.TimeStampReq.load(query)
+    if mode == "wrong-nonce":
+        req["nonce"] = (int(req["nonce"].native or 0) + 1) % (1 << 63)
+    else:
+        imprint = bytes(req["message_imprint"]["hashed_message"].native)
+        req["message_imprint"]["hashed_message"] = bytes(b ^ 0xFF for b in imprint)
+    altered: bytes = req.dump(force=True)
+    return altered
+
+
 class LocalTsa:
     def __init__(self, pki: Pki) -> None:
         self.pki = pki
         self.mode = "ok"
         self.requests = 0
+        self.slow_s = 20.0  # longer than the client's timeout (Rfc3161Config.timeout_s, 15 s)
+        self.random_bytes = 512
+        self.answers: Counter[str] = Counter()  # replies given, by the mode they were given in
+        self.bad_tokens: set[bytes] = set()  # DER tokens signed in the wrong-* and untrusted modes
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -93,14 +117,23 @@ class LocalTsa:
 
     async def _reply(self, request: web.Request) -> web.Response:
         self.requests += 1
+        mode = self.mode  # as it was when the request came
         query = await request.read()
-        if self.mode == "error":
+        self.answers[mode] += 1
+        if mode == "slow":
+            await asyncio.sleep(self.slow_s)
+        if mode == "error":
             return web.Response(status=500, text="TSA on fire\n")
-        if self.mode == "garbage":
+        if mode == "garbage":
             return web.Response(body=b"\x30\x03garbage", content_type="application/timestamp-reply")
+        if mode == "random":
+            body = os.urandom(self.random_bytes)
+            return web.Response(body=body, content_type="application/timestamp-reply")
         if request.content_type != "application/timestamp-query":
             return web.Response(status=415)
-        signer = (self.pki.rogue_cert, self.pki.rogue_key) if self.mode == "untrusted" else (
+        if mode in ("wrong-nonce", "wrong-imprint"):
+            query = _altered(query, mode)
+        signer = (self.pki.rogue_cert, self.pki.rogue_key) if mode == "untrusted" else (
             self.pki.tsa_cert, self.pki.tsa_key)
         async with self._lock:
             with tempfile.TemporaryDirectory() as tmp:
@@ -115,7 +148,9 @@ class LocalTsa:
                 if proc.returncode != 0:
                     return web.Response(status=500, text=err.decode())
                 body = r.read_bytes()
-        if self.mode == "refuse":
+        if mode in ("untrusted", "wrong-nonce", "wrong-imprint"):
+            self.bad_tokens.add(core.Sequence.load(body)[1].dump())
+        if mode == "refuse":
             body = bytes.fromhex("30053003020102")  # TimeStampResp, PKIStatus rejection(2)
         return web.Response(body=body, content_type="application/timestamp-reply")
 

@@ -137,9 +137,12 @@ async def test_the_tsa_certificate_needs_a_critical_timestamping_eku_alone(
     ("mode", "why"),
     [
         ("garbage", "gave no usable token"),
+        ("random", "gave no usable token"),
         ("error", "answered HTTP 500"),
         ("refuse", "refused: rejection"),
         ("untrusted", "does not verify against TSA_CA_FILE"),
+        ("wrong-nonce", "answered with another nonce"),
+        ("wrong-imprint", "stamped another message imprint"),
     ],
 )
 async def test_a_faulty_tsa_gives_a_clear_error_and_no_record(
@@ -152,6 +155,20 @@ async def test_a_faulty_tsa_gives_a_clear_error_and_no_record(
             await c.anchor(make_target(7))
         tsa.mode = "ok"
         assert (await c.anchor(make_target(7))).record["type"] == "rfc3161"
+    finally:
+        await c.close()
+
+
+async def test_a_tsa_slower_than_the_timeout_is_a_clear_error(
+    tsa: LocalTsa, pki: Pki, make_target: MakeTarget
+) -> None:
+    tsa.mode, tsa.slow_s = "slow", 3.0
+    c = TsaClient.from_config(Rfc3161Config(url=tsa.url, ca_file=pki.ca_cert, timeout_s=0.5))
+    try:
+        with pytest.raises(AnchorError, match="unreachable: TimeoutError"):
+            await c.anchor(make_target(9))
+        tsa.mode = "ok"
+        assert (await c.anchor(make_target(9))).record["type"] == "rfc3161"
     finally:
         await c.close()
 
