@@ -77,8 +77,10 @@ async def drive(
     tsa_cas: Iterable[Any] = (),
     evm: EvmCheck | None = None,
     expect_clean_exit: bool = True,
+    timeout_s: float = 30.0,
 ) -> Outcome:
-    """Load → fault (returns its count) → ``settle_s`` of load after it → stop → check."""
+    """Load → fault (returns its count) → ``settle_s`` of load after it → stop → check.
+    ``timeout_s``: how long a client waits for an answer (``load["timeouts"]`` counts them)."""
     keys = published_keys(cluster.verify_urls[0])
     workload = Workload(
         cluster.ingest_urls,
@@ -88,6 +90,7 @@ async def drive(
         batch=batch,
         readers=readers,
         rate=rate,
+        timeout_s=timeout_s,
     )
     stop = asyncio.Event()
     started = time.monotonic()

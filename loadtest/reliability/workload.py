@@ -46,6 +46,8 @@ class Record:
     mismatches: list[str] = field(default_factory=list)  # a verify pod contradicted a receipt
     latencies: list[float] = field(default_factory=list)  # seconds, acknowledged requests only
     sent: int = 0  # digests sent in requests
+    timeouts: int = 0  # writes the client gave up on after Workload.timeout_s (also "connection")
+    bare_503: int = 0  # 503 answers to writes without Retry-After or not problem+json
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -55,6 +57,8 @@ class Record:
             "requests": dict(self.statuses),
             "reads": dict(self.reads),
             "checkpoints_seen": len(self.checkpoints),
+            "timeouts": self.timeouts,
+            "bare_503": self.bare_503,
             "p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
             "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 1) if lat else None,
         }
@@ -110,10 +114,14 @@ class Workload:
                 body = await r.read()
                 status = r.status
                 retry = r.headers.get("Retry-After")
-        except (aiohttp.ClientError, TimeoutError, OSError):
+                problem = r.content_type == "application/problem+json"
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
             self.record.statuses["connection"] += 1
+            self.record.timeouts += isinstance(e, TimeoutError)
             return 0.05
         self.record.statuses[str(status)] += 1
+        if status == 503 and not (retry and problem):
+            self.record.bare_503 += 1
         if status != 200:
             wait = float(retry) if retry and retry.isdigit() else 0.05
             return min(wait, self.retry_after_cap_s)
