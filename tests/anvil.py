@@ -40,10 +40,18 @@ def free_port() -> int:
 
 
 class Anvil:
-    def __init__(self, *, mining: bool = True) -> None:
+    """One anvil on a free port, kept across restarts. ``block_time`` (seconds, fractions allowed)
+    mines a block at that interval instead of one per transaction; ``state`` is a file the chain
+    is dumped to when anvil stops (SIGTERM) and loaded from when it starts again (``--state``)."""
+
+    def __init__(
+        self, *, mining: bool = True, block_time: float | None = None, state: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._mining = mining
+        self._block_time = block_time
+        self._state = state
         self._proc: subprocess.Popen[bytes] | None = None
         self._ids = 0
 
@@ -51,6 +59,10 @@ class Anvil:
         args = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port), "--silent"]
         if not self._mining:
             args.append("--no-mining")
+        if self._block_time is not None:
+            args += ["--block-time", f"{self._block_time:g}"]
+        if self._state is not None:
+            args += ["--state", str(self._state)]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -70,6 +82,16 @@ class Anvil:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
+
+    def kill9(self) -> None:
+        """SIGKILL: the chain since the last dump of its state is lost."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(10)
+            self._proc = None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     async def rpc(self, method: str, *params: Any) -> Any:
         self._ids += 1
