@@ -269,16 +269,18 @@ def verify_receipt(
             )
         )
         if clock_keys:
+            # A cosignature of a trusted key that fails is tampering (the signed-note spec rejects
+            # the note), even when another trusted cosignature vouches for a time.
+            trusted_clocks = {(v.name, v.key_id) for v in clock_keys}
+            bad = [s.name for s in opened.note.invalid if (s.name, s.key_id) in trusted_clocks]
             t = opened.cosigned_time
-            checks.append(
-                Check(
-                    "signed time",
-                    t is not None,
-                    f"the service vouched for this tree at {_time(t)}"
-                    if t is not None
-                    else "no valid timestamped cosignature by a trusted clock key",
-                )
-            )
+            if bad:
+                detail = f"a cosignature by trusted key {', '.join(bad)} does not verify"
+            elif t is not None:
+                detail = f"the service vouched for this tree at {_time(t)}"
+            else:
+                detail = "no valid timestamped cosignature by a trusted clock key"
+            checks.append(Check("signed time", t is not None and not bad, detail))
         for i, record in enumerate(anchors):
             checks.append(_check_anchor(i, record, cp, note, anchor_verifiers or {}))
     return ReceiptResult(

@@ -608,8 +608,13 @@ export function verifyReceipt(receipt, { keys, documentDigest = null }) {
     const holds = verifyInclusion(leafHash(r.entry), r.log.index, r.log.treeSize, r.log.inclusion, cp.root);
     checks.push(check("inclusion", holds, `entry ${r.log.index} ${holds ? "is" : "is not"} in the signed tree`));
     if (clockKeys.length) {
+      // A cosignature of a trusted key that fails is tampering, even when another one vouches.
       const t = opened.time;
-      checks.push(check("signed time", t !== null, t !== null ? `the service vouched for this tree at ${formatTime(t)}` : "no valid timestamped cosignature by a trusted clock key"));
+      const badClock = opened.invalid.filter((s) => clockKeys.some((k) => k.name === s.name && k.keyId === s.keyId));
+      const detail = badClock.length
+        ? `a cosignature by trusted key ${badClock.map((s) => s.name).join(", ")} does not verify`
+        : t !== null ? `the service vouched for this tree at ${formatTime(t)}` : "no valid timestamped cosignature by a trusted clock key";
+      checks.push(check("signed time", t !== null && !badClock.length, detail));
     }
     const split = r.checkpoint.indexOf("\n\n");
     const body = split >= 0 ? r.checkpoint.slice(0, split + 1) : r.checkpoint;

@@ -1,0 +1,62 @@
+"""What the receipt fuzzers found, each pinned by a test (and its input under tests/fuzz/corpus/,
+which every short fuzz run replays)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtest.fuzz_seeds import Seeds
+from loadtest.fuzz_targets import Targets, byte_targets, run_bytes
+from merkle.receipt import verify_receipt
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def _with_witness(seeds: Seeds) -> dict[str, Any]:
+    """The seed receipt whose checkpoint a trusted witness cosigned too, without anchors."""
+    return next(r for r in seeds.receipts if "witness" in r["checkpoint"] and not r["anchors"])
+
+
+def _edit_signature(note: str, name: str, at: int) -> str:
+    lines = note.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(f"— {name} "):
+            head, encoded = line.rsplit(" ", 1)
+            raw = bytearray(base64.b64decode(encoded))
+            raw[at] ^= 1
+            lines[i] = f"{head} {base64.b64encode(bytes(raw)).decode()}"
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("at", [4, 11, 40], ids=["timestamp-high-byte", "timestamp-low-byte", "signature"])
+def test_a_broken_clock_cosignature_fails_even_when_a_witness_vouches(seeds: Seeds, at: int) -> None:
+    # Found by Hypothesis: the clock's cosignature with its timestamp changed (so it no longer
+    # verifies) passed, because the witness's valid cosignature gave the "signed time".
+    r = copy.deepcopy(_with_witness(seeds))
+    r["checkpoint"] = _edit_signature(r["checkpoint"], "clock.fuzz.notar.test", at)
+    result = verify_receipt(r, keys=seeds.keys)
+    assert not result.valid
+    assert [(c.name, c.detail) for c in result.failed] == [
+        ("signed time", "a cosignature by trusted key clock.fuzz.notar.test does not verify")
+    ]
+    witness = copy.deepcopy(_with_witness(seeds))
+    witness["checkpoint"] = _edit_signature(witness["checkpoint"], "witness.fuzz.test", at)
+    assert [c.name for c in verify_receipt(witness, keys=seeds.keys).failed] == ["signed time"]
+    # Still valid: the untouched receipt, and one whose broken cosignature is by a key not trusted.
+    assert verify_receipt(_with_witness(seeds), keys=seeds.keys).valid
+    log_only = [k for k in seeds.keys if not k.startswith(("clock.", "witness."))]
+    assert verify_receipt(r, keys=log_only).valid
+
+
+def test_the_corpus_replays_clean(targets: Targets) -> None:
+    """Every saved input (crashes found once, seeds worth keeping) runs through its target."""
+    groups = byte_targets(targets)
+    files = sorted(p for p in CORPUS.rglob("*") if p.is_file())
+    assert files, "tests/fuzz/corpus/ is empty"
+    for path in files:
+        run_bytes(groups[path.parent.name], path.read_bytes())
