@@ -73,6 +73,17 @@ def _hex_int(value: Any) -> int:
     return int(value, 16)
 
 
+def _logs(tx_receipt: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The receipt's logs; ValueError unless a list of objects whose topics are lists (a node's
+    answer is not trusted to be well formed)."""
+    logs = tx_receipt.get("logs", [])
+    if not isinstance(logs, list) or not all(
+        isinstance(log, Mapping) and isinstance(log.get("topics", []), list) for log in logs
+    ):
+        raise ValueError("the transaction receipt's logs are not a list of log objects")
+    return logs
+
+
 def check_receipt(
     record: Mapping[str, Any],
     cp: Checkpoint,
@@ -115,7 +126,7 @@ def check_receipt(
         str(log.get("address", "")).lower() == r.contract
         and [str(t).lower() for t in log.get("topics", [])] == [ANCHORED_TOPIC, *want]
         and str(log.get("data", "")).lower() == "0x" + event_data(cp).hex()
-        for log in tx_receipt.get("logs", [])
+        for log in _logs(tx_receipt)
     )
     if not found:
         return False, "no Anchored event with this checkpoint's origin hash, tree size and root"

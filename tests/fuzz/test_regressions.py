@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from loadtest.fuzz_seeds import Seeds
+from loadtest.fuzz_seeds import CONFIRMATIONS, ChainState, Seeds, drive
 from loadtest.fuzz_targets import Targets, byte_targets, run_bytes
+from merkle.checkpoint import parse_checkpoint
 from merkle.receipt import verify_receipt
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -51,6 +52,28 @@ def test_a_broken_clock_cosignature_fails_even_when_a_witness_vouches(seeds: See
     assert verify_receipt(_with_witness(seeds), keys=seeds.keys).valid
     log_only = [k for k in seeds.keys if not k.startswith(("clock.", "witness."))]
     assert verify_receipt(r, keys=log_only).valid
+
+
+@pytest.mark.parametrize("logs", [[None], [1], "0x", 5, [{"topics": None}], [{"topics": "0xbea4"}]], ids=repr)
+def test_a_malformed_chain_answer_is_a_verdict_not_a_crash(seeds: Seeds, logs: object) -> None:
+    # Found by Hypothesis: an eth_getTransactionReceipt answer whose logs were [null] raised
+    # AttributeError out of `notar verify --online`; a node's answer is not trusted to be well formed.
+    from services.anchor.chains.evm import verify_online
+
+    record = next(a for recs in seeds.anchors.values() for a in recs if a["type"] == "evm")
+    chain = copy.deepcopy(seeds.chain)
+    chain["receipts"][record["tx_hash"]]["logs"] = logs
+    body = next(b for b, recs in seeds.anchors.items() if record in recs)
+    ok, detail = drive(
+        verify_online(record, parse_checkpoint(body), rpc=ChainState(chain), confirmations=CONFIRMATIONS)
+    )
+    assert not ok and "logs are not a list of log objects" in detail
+    ok, _ = drive(
+        verify_online(
+            record, parse_checkpoint(body), rpc=ChainState(seeds.chain), confirmations=CONFIRMATIONS
+        )
+    )
+    assert ok
 
 
 def test_the_corpus_replays_clean(targets: Targets) -> None:
