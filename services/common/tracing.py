@@ -1,0 +1,98 @@
+"""Trace propagation and the sequencer's spans: W3C `traceparent` in and out, a span per batch
+(parent: the first submission in it, links to the others) and per publication round."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence, Sized
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from services.common.telemetry import Telemetry
+
+PROPAGATOR = TraceContextTextMapPropagator()  # W3C traceparent / tracestate, nothing else
+UNTRACED_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes
+
+
+def inject_traceparent(headers: dict[str, str]) -> dict[str, str]:
+    """Add the current span's W3C `traceparent` (and `tracestate`) to `headers`."""
+    PROPAGATOR.inject(headers)
+    return headers
+
+
+class Waiting(Protocol):
+    """A submission waiting in the sequencer: the span it came from and its entries."""
+
+    @property
+    def span(self) -> SpanContext: ...
+
+    @property
+    def items(self) -> Sized: ...
+
+
+def current_span_context() -> SpanContext:
+    """The current span's context (invalid outside a trace): what a batch links back to."""
+    return trace.get_current_span().get_span_context()
+
+
+def _parent_and_links(parents: Sequence[SpanContext]) -> tuple[otel_context.Context | None, list[Link]]:
+    """The first valid context as parent (so the first caller's trace goes on into the batch and
+    the store), every other one as a link; the SDK keeps at most 128 links."""
+    valid = [p for p in parents if p.is_valid]
+    if not valid:
+        return None, []
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(valid[0]))
+    return parent, [Link(p) for p in valid[1:129]]
+
+
+class OpenSpan:
+    """A span made current until `end()`, for code that cannot be wrapped in a `with`."""
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+
+    def end(self, error: BaseException | None = None) -> None:
+        if error is not None:
+            self._span.set_status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
+        otel_context.detach(self._token)
+        self._span.end()
+
+
+class SequencerTelemetry:
+    """What the sequencer reports: a span per batch (parent: the first submission in it, links to
+    the others), a span per publication round (parent: its first batch), and batch sizes."""
+
+    def __init__(self, telemetry: Telemetry | None = None) -> None:
+        self._tracer: Tracer = telemetry.tracer if telemetry is not None else trace.NoOpTracer()
+        self._sizes = telemetry.batch_entries if telemetry is not None else None
+
+    @contextmanager
+    def batch(self, groups: Sequence[Waiting]) -> Iterator[None]:
+        entries = sum(len(g.items) for g in groups)
+        parent, links = _parent_and_links([g.span for g in groups])
+        with self._tracer.start_as_current_span(
+            "anchor.batch",
+            context=parent,
+            links=links,
+            attributes={"notar.batch.entries": entries, "notar.batch.submissions": len(groups)},
+        ):
+            yield
+        if self._sizes is not None:
+            self._sizes.record(entries)
+
+    def publishing(self, parents: Sequence[SpanContext], size: int) -> OpenSpan:
+        parent, links = _parent_and_links(parents)
+        span = self._tracer.start_span(
+            "anchor.publish",
+            context=parent,
+            links=links,
+            attributes={"notar.tree_size": size, "notar.publish.batches": len(parents)},
+        )
+        return OpenSpan(span)
+
