@@ -79,6 +79,8 @@ def parse_tlog_proof(text: str) -> TlogProof:
     extra = b""
     if pos < len(lines) and lines[pos].startswith("extra "):
         extra = _unb64(lines[pos][6:], "extra data")
+        if not extra:  # the spec omits the line when there is no extra data
+            raise ValueError("an 'extra' line of a tlog-proof carries data")
         pos += 1
     if pos >= len(lines) or not lines[pos].startswith("index "):
         raise ValueError("a tlog-proof needs an 'index N' line")
@@ -155,7 +157,12 @@ def _decode_cose(data: bytes) -> tuple[bytes, dict[Any, Any], bytes]:
 
 def verify_cose(data: bytes, verifier: NoteVerifier, entry: bytes | None = None) -> CoseReceipt:
     """Check a COSE receipt's signature over the root its inclusion proof implies for `entry`
-    (or the receipt's own `notar.entry`). Raises ValueError when malformed or not valid."""
+    (or the receipt's own `notar.entry`). Raises ValueError when malformed or not valid.
+
+    What this proves: the entry is a leaf of the tree whose root the log key signed. The tree size
+    and index returned are the receipt's claims: RFC 9942 signs the root alone, and one path leads
+    to the same root from several (index, size) pairs (index 0 of any size from 17 to 32 with a
+    5-hash path). Order and size need the signed checkpoint, as in a notar receipt."""
     protected_raw, unprotected, signature = _decode_cose(data)
     try:
         protected = cbor2.loads(protected_raw)
