@@ -173,6 +173,8 @@ def verify_cose(data: bytes, verifier: NoteVerifier, entry: bytes | None = None)
     if protected.get(COSE_HDR_VDS) != VDS_RFC9162_SHA256:
         raise ValueError("COSE receipt must use the RFC9162_SHA256 verifiable data structure")
     kid = protected.get(COSE_HDR_KID, b"")
+    if not isinstance(kid, bytes):  # bytes(kid) of a text or a huge int would raise or eat memory
+        raise ValueError("the COSE receipt's key ID (kid) must be a byte string")
     proofs = (
         unprotected.get(COSE_HDR_VDP, {}).get(VDP_INCLUSION)
         if isinstance(unprotected.get(COSE_HDR_VDP), dict)
@@ -194,7 +196,7 @@ def verify_cose(data: bytes, verifier: NoteVerifier, entry: bytes | None = None)
         leaf_hash(leaf_entry), index, size, [check_hash(p, "proof hash") for p in path]
     )
     if kid != _kid(verifier.name, verifier.key_id):
-        raise ValueError(f"COSE receipt was signed by {bytes(kid)!r}, not by {verifier.name}")
+        raise ValueError(f"COSE receipt was signed by {kid[:100]!r}, not by {verifier.name}")
     if not verifier.verify(_sig_structure(protected_raw, root), signature):
         raise ValueError("COSE receipt signature does not verify")
     return CoseReceipt(kid, size, index, list(path), root, own if isinstance(own, bytes) else None)

@@ -120,3 +120,21 @@ def test_a_cose_receipt_proves_its_root_and_entry_not_its_tree_size(seeds: Seeds
     assert (claimed.root, claimed.entry) == (original.root, original.entry)
     assert claimed.tree_size == 21
     targets.cose(relabelled)  # the oracle holds the root and entry as evidence, nothing more
+
+
+@pytest.mark.parametrize(
+    "kid", ["fuzz.notar.test/log+233a756b", 10**12, [1, 2]], ids=["text", "huge-int", "list"]
+)
+def test_a_cose_key_id_that_is_not_bytes_is_refused(seeds: Seeds, targets: Targets, kid: object) -> None:
+    # Found by atheris: a kid of another CBOR type reached bytes(kid) in the error message: a text
+    # raised TypeError, and an integer of 10**12 would have asked for a terabyte of zeros.
+    import cbor2
+
+    from merkle.export import verify_cose
+
+    protected, unprotected, payload, signature = cbor2.loads(base64.b64decode(seeds.cose[0])[1:])
+    header = cbor2.loads(protected)
+    header[4] = kid
+    forged = [cbor2.dumps(header), unprotected, payload, signature]
+    with pytest.raises(ValueError, match="kid"):
+        verify_cose(b"\xd2" + cbor2.dumps(forged), targets.cose_log)
