@@ -59,7 +59,7 @@ DICTIONARY = [
     '"sha256:"',
     '"0x"',
     '"\\xe2\\x80\\x94 "',
-    '"\\n\\n"',
+    '"\\x0a\\x0a"',
     '"\\\\u0000"',
     '"\\\\ud800"',
     '"\\\\n"',
@@ -93,18 +93,16 @@ class Outcome:
 # -- Hypothesis -----------------------------------------------------------------------------------
 
 
-def hypothesis_group(
-    group: str, targets: Any, seeds: Any, *, runs: int, seconds: float, chunk: int = 200
-) -> Outcome:
-    """Run one group's structure-aware properties in chunks of `chunk` examples until `runs`
-    executions or `seconds` have passed; stops at the first finding (already shrunk)."""
-    from hypothesis import HealthCheck, given, settings
+def hypothesis_strategies(targets: Any, seeds: Any) -> dict[str, Any]:
+    """Per target group, a strategy of thunks: each runs one structure-aware mutant through its
+    target (a Targets method)."""
     from hypothesis import strategies as st
 
     from loadtest import fuzz_mutations as fm
 
     notes = [n.encode() for n in seeds.notes]
-    strategies: dict[str, Any] = {
+    keys = [k.encode() for k in seeds.keys]
+    return {
         "receipt": st.tuples(
             fm.mutated_receipts(seeds),
             st.none() | st.sampled_from([r["digest"] for r in seeds.receipts]),
@@ -112,10 +110,8 @@ def hypothesis_group(
         "note": st.one_of(
             fm.mutated_notes(seeds).map(lambda n: lambda: targets.note(n)),
             fm.mutated_bytes(notes).map(lambda b: lambda: targets.note(b)),
-            st.builds(lambda k, d: lambda: targets.key(k), st.sampled_from(seeds.keys), st.none())
-            | fm.mutated_bytes([k.encode() for k in seeds.keys]).map(
-                lambda b: lambda: targets.key(b.decode("utf-8", "replace"))
-            ),
+            fm.mutated_text(seeds.keys).map(lambda k: lambda: targets.key(k)),
+            fm.mutated_bytes(keys).map(lambda b: lambda: targets.key(b.decode("utf-8", "replace"))),
         ),
         "anchors": st.one_of(
             fm.mutated_bytes(list(targets.tokens), 4).map(lambda b: lambda: targets.token(b)),
@@ -136,14 +132,24 @@ def hypothesis_group(
         ),
     }
 
+
+def hypothesis_group(
+    group: str, targets: Any, seeds: Any, *, runs: int, seconds: float, chunk: int = 200
+) -> Outcome:
+    """Run one group's structure-aware properties in chunks of `chunk` examples until `runs`
+    executions or `seconds` have passed; stops at the first finding (already shrunk)."""
+    from hypothesis import HealthCheck, given, settings
+
+    strategy = hypothesis_strategies(targets, seeds)[group]
+
     @settings(
-        max_examples=chunk,
+        max_examples=min(chunk, runs),
         deadline=None,
         database=None,
         report_multiple_bugs=False,
         suppress_health_check=list(HealthCheck),
     )
-    @given(strategies[group])
+    @given(strategy)
     def prop(run: Any) -> None:
         run()
 
@@ -226,7 +232,7 @@ def atheris_group(
         *args,
     ]
     start = time.monotonic()
-    log = work / f"atheris-{group}.log"
+    log = artifacts / f"atheris-{group}.log"
     with log.open("wb") as out:
         rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=seconds + 600).returncode
     text = log.read_text(errors="replace")
