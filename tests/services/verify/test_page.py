@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.verify.page import build_page, explorer_setting, verify_page
-from tests.services.verify.test_web_verifier import REPO, _in_ci
+from tests.services.verify.live import REPO, _in_ci
 
 VENDOR = REPO / "services" / "verify" / "static" / "vendor"
 

@@ -2,8 +2,8 @@
 //
 //   node tests/services/verify/web_verifier.mjs PLAN.json
 //
-// PLAN.json is written by test_web_verifier.py, which started `notar serve`, notarized the files and
-// built the corpus. This script asserts the browser cases itself (exit 1 naming the case that
+// PLAN.json is written by the web_run fixture (conftest.py), which started `notar serve`, notarized
+// the files and built the corpus. This script asserts the browser cases itself (exit 1 naming the case that
 // failed), saves a screenshot of each verdict, and writes the page's verdict on every corpus
 // receipt to plan.results for the pytest side to compare with `notar verify`.
 import assert from "node:assert/strict";

@@ -1,0 +1,176 @@
+"""A live `notar serve` and what the web verifier tests need around it: the `notar` command,
+Chromium and playwright-core, receipts anchored in the server's local blocks, and RFC 3161 tokens
+from the test TSA (openssl ts)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.anchor.anchors import AnchorStore
+from storage.fs import FsStore
+from tests.serving import free_port, wait_ready
+from tests.tsa import Pki
+
+REPO = Path(__file__).resolve().parents[3]
+DRIVER = Path(__file__).with_name("web_verifier.mjs")
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO / "build" / "verify-page"
+NOTAR = str(Path(sys.executable).with_name("notar"))
+Receipt = dict[str, Any]
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def browser_tools() -> str:
+    """The node executable; skips (fails under CI=true) when Chromium or playwright-core is missing."""
+    node = shutil.which("node")
+    missing = [
+        what
+        for what, ok in (
+            ("node (apt-get install nodejs npm)", node is not None),
+            ("/usr/bin/chromium (apt-get install -y chromium)", CHROMIUM.exists()),
+            ("node_modules/playwright-core (npm ci)", (REPO / "node_modules" / "playwright-core").is_dir()),
+        )
+        if not ok
+    ]
+    if missing:
+        message = "the web verifier tests need " + ", ".join(missing) + ": run scripts/install --test"
+        if _in_ci():
+            pytest.fail(message + "; in CI they must run, never skip")
+        pytest.skip(message)
+    assert node is not None
+    return node
+
+
+@dataclass
+class Serve:
+    proc: subprocess.Popen[str]
+    url: str
+    env: dict[str, str]
+    data: Path
+    log_key: str
+    clock_key: str
+
+
+def notar(*args: str, env: dict[str, str]) -> str:
+    r = subprocess.run([NOTAR, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+@contextlib.contextmanager
+def serve(data: Path, origin: str) -> Iterator[Serve]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "NOTAR_DATA_DIR": str(data),
+        "NOTAR_ORIGIN": origin,
+        "NOTAR_LISTEN": f"127.0.0.1:{port}",
+        "NOTAR_URL": url,
+        "NOTAR_BATCH_MS": "10",
+        "NOTAR_ANCHOR_INTERVAL_S": "1",
+    }
+    proc = subprocess.Popen(
+        [NOTAR, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        wait_ready(url, proc, timeout=60)
+        keys = _get(url + "/v1/keys")
+        api_key = notar("tenant", "add", "court", env=env).strip().splitlines()[-1]
+        yield Serve(proc, url, {**env, "NOTAR_API_KEY": api_key}, data, keys["log"], keys["clock"])
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def notarize_digest(server: Serve, digest: str, *, salt: bool) -> Receipt:
+    body = json.dumps({"digests": [digest], "salt": salt}).encode()
+    request = urllib.request.Request(
+        server.url + "/v1/digests",
+        data=body,
+        headers={
+            "Authorization": "Bearer " + server.env["NOTAR_API_KEY"],
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        receipt: Receipt = json.loads(r.read())["receipts"][0]
+    return receipt
+
+
+def anchored(server: Serve, receipt: Receipt) -> Receipt:
+    """`receipt` against the earliest checkpoint that the server anchored (its local block)."""
+    index = receipt["log"]["index"]
+
+    async def first() -> tuple[int, str, list[dict[str, Any]]]:
+        store = AnchorStore(FsStore(server.data / "store"), refresh_s=0.0)
+        deadline = time.monotonic() + 60
+        while True:
+            found = await store.first_anchored(index + 1)
+            if found is not None:
+                return found.size, found.note, list(found.records)
+            assert time.monotonic() < deadline, "no anchored checkpoint in 60 s"
+            await asyncio.sleep(0.2)
+
+    size, note, records = asyncio.run(first())
+    proof = _get(f"{server.url}/v1/proofs/inclusion?index={index}&size={size}")["proof"]
+    out = copy.deepcopy(receipt)
+    out["log"].update(tree_size=size, inclusion=proof)
+    out["checkpoint"], out["anchors"] = note, records
+    return out
+
+
+def body_of(note: str) -> str:
+    return note[: note.find("\n\n") + 1]
+
+
+def timestamp_token(pki: Pki, body: str, work: Path) -> str:
+    """A DER RFC 3161 token over SHA-256 of `body` from the test TSA (openssl ts), in base64."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "body").write_text(body, encoding="utf-8")
+    query = ["openssl", "ts", "-query", "-data", "body", "-sha256", "-cert", "-out", "q.tsq"]
+    subprocess.run(query, cwd=work, check=True, capture_output=True)
+    reply = [
+        "openssl",
+        "ts",
+        "-reply",
+        "-config",
+        str(pki.config),
+        "-queryfile",
+        "q.tsq",
+        "-signer",
+        str(pki.tsa_cert),
+        "-inkey",
+        str(pki.tsa_key),
+        "-token_out",
+        "-out",
+        "token.der",
+    ]
+    subprocess.run(reply, cwd=work, check=True, capture_output=True)
+    return base64.b64encode((work / "token.der").read_bytes()).decode()
