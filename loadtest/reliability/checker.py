@@ -7,7 +7,7 @@ It trusts nothing the services say at check time. It rebuilds the log from the o
   its inclusion proof) and its entry is the one at its index in the final log;
 - no index was given to two acknowledged entries;
 - every checkpoint any client saw is consistent with the final one (the log never forked or
-  rewound);
+  rewound), and their clock cosignatures never go back in time as the tree grows;
 - every anchor record in the store holds: local blocks form one signed chain, RFC 3161 tokens
   verify under the TSA's CA, and each EVM record names a transaction that is on the chain,
   final, and carries that checkpoint.
@@ -102,6 +102,7 @@ class Verdict:
     duplicate_indices: list[int] = field(default_factory=list)
     bad_receipts: list[str] = field(default_factory=list)
     inconsistent_checkpoints: list[str] = field(default_factory=list)
+    time_reversals: list[str] = field(default_factory=list)  # a bigger tree cosigned at an older time
     anchors_checked: dict[str, int] = field(default_factory=dict)
     bad_anchors: list[str] = field(default_factory=list)
 
@@ -112,6 +113,7 @@ class Verdict:
             or self.duplicate_indices
             or self.bad_receipts
             or self.inconsistent_checkpoints
+            or self.time_reversals
             or self.bad_anchors
         )
 
@@ -123,11 +125,16 @@ class Verdict:
             "duplicate_indices": len(self.duplicate_indices),
             "bad_receipts": len(self.bad_receipts),
             "inconsistent_checkpoints": len(self.inconsistent_checkpoints),
+            "time_reversals": len(self.time_reversals),
             "anchors_checked": self.anchors_checked,
             "bad_anchors": len(self.bad_anchors),
-            "examples": (self.lost + self.bad_receipts + self.inconsistent_checkpoints + self.bad_anchors)[
-                :5
-            ],
+            "examples": (
+                self.lost
+                + self.bad_receipts
+                + self.inconsistent_checkpoints
+                + self.time_reversals
+                + self.bad_anchors
+            )[:5],
         }
 
 
@@ -173,6 +180,32 @@ def _check_receipts(
             result = verify_receipt(receipt, keys=keys, digest=a.digest, origin=origin)
             if not result.valid:
                 v.bad_receipts.append(f"{a.digest}: verify_receipt says {result.failed}")
+
+
+def cosigned_times(notes: Iterable[str], origin: str, keys: list[str]) -> list[tuple[int, int]]:
+    """(tree size, cosigned time) of every note whose log signature and clock cosignature verify."""
+    logs, clocks = [Verifier.from_key(keys[0])], [CosignatureVerifier.from_key(keys[1])]
+    out = []
+    for note in notes:
+        try:
+            opened = open_checkpoint(note, origin=origin, log_verifiers=logs, clock_verifiers=clocks)
+        except ValueError:
+            continue
+        if opened.ok and opened.cosigned_time is not None:
+            out.append((opened.checkpoint.size, opened.cosigned_time))
+    return out
+
+
+def time_reversals(times: Iterable[tuple[int, int]]) -> list[str]:
+    """Where a bigger tree was cosigned at an earlier time than a smaller one (tlog-cosignature
+    times must not go back as the log grows, whatever the signer's wall clock did)."""
+    found, latest = [], (-1, -1)  # the latest time cosigned over a smaller or equal tree
+    for size, t in sorted(set(times)):
+        if t < latest[1] and size > latest[0]:
+            found.append(f"tree size {size} cosigned at {t}, after size {latest[0]} at {latest[1]}")
+        if t > latest[1]:
+            latest = (size, t)
+    return found
 
 
 async def _check_anchors(
@@ -221,6 +254,7 @@ async def check(
     """Audit the published log in ``store`` and hold it to what the clients were given.
     ``keys`` are the log's published [log key, clock key]."""
     v = Verdict()
+    checkpoints = list(checkpoints)
     log = await audit(store, prefix=prefix, origin=origin, log_key=keys[0], clock_key=keys[1])
     v.final_size = log.checkpoint.size
     _check_receipts(log, acked, keys, origin, v)
@@ -234,5 +268,7 @@ async def check(
             v.inconsistent_checkpoints.append(
                 f"checkpoint of size {cp.size} is not consistent with the final log"
             )
+    final = (await store.get(prefix + "checkpoint")).decode()
+    v.time_reversals = time_reversals(cosigned_times([*checkpoints, final], origin, keys))
     await _check_anchors(store, prefix, keys, v, tsa_cas=tsa_cas, evm=evm)
     return v
