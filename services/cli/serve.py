@@ -12,6 +12,7 @@ from aiohttp import web
 from services.anchor import app as anchor_app
 from services.anchor.app import ensure_keys, keys_from
 from services.common.config import SETTINGS, Settings, load_settings
+from services.common.http_server import run_app
 from services.common.resources import new_app
 from services.common.stores import data_dir
 from services.common.telemetry import TELEMETRY, AccessLogger, Telemetry, configure_logging
@@ -80,12 +81,11 @@ def serve(ns: argparse.Namespace) -> int:
             flush=True,
         )
     try:
-        web.run_app(
+        run_app(
             app,
             host=host,
             port=port,
-            print=None,
-            handle_signals=True,
+            read_timeout=settings.get("READ_TIMEOUT_S"),
             shutdown_timeout=30,
             access_log_class=AccessLogger,
         )

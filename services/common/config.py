@@ -123,6 +123,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("TSA_URL", None, "RFC 3161 time-stamp authority URL", _url),
         Setting("TSA_CA_FILE", None, "trust anchor (PEM) for the TSA's tokens"),
         Setting("LOG_FORMAT", "text", "log lines: text, or json with trace ids", _choice("text", "json")),
+        Setting(
+            "READ_TIMEOUT_S",
+            "30",
+            "seconds a client may take to send a request's head, or leave its body stalled, before "
+            "it gets 408 and is cut off (slow clients)",
+            _positive_int,
+        ),
         Setting("URL", "http://127.0.0.1:8080", "where client commands send requests", _url),
         Setting("API_KEY", None, "API key client commands send"),
     ]

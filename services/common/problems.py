@@ -91,25 +91,33 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(e.status, "http-error")
         return problem(e.status, kind, e.reason, e.text or e.reason)
+    except ConnectionError as e:
+        if request.transport is None or request.transport.is_closing():
+            # The client left midway (an upload cut off): nobody to answer, no error of ours.
+            return problem(499, "client-closed-request", "Client closed request", "the client left")
+        return to_response(e)
     except Exception as e:  # every error leaves as problem+json
         return to_response(e)
 
 
 READ_IDLE_S = 30.0  # a client that sends no body byte for this long is cut off (slow clients)
+READ_TIMEOUT = web.AppKey("read_timeout_s", float)
+"""READ_TIMEOUT_S of the app, when set: replaces READ_IDLE_S."""
 
 
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives; BadRequest 408 when it stalls for READ_IDLE_S."""
+    """The request body as it arrives; BadRequest 408 when it stalls for READ_TIMEOUT_S."""
+    idle = request.config_dict.get(READ_TIMEOUT, READ_IDLE_S)
     chunks = request.content.iter_any().__aiter__()
     while True:
         try:
-            async with asyncio.timeout(READ_IDLE_S):
+            async with asyncio.timeout(idle):
                 data = await anext(chunks)
         except StopAsyncIteration:
             return
         except TimeoutError:
             raise BadRequest(
-                f"the request body stalled for {READ_IDLE_S:g} s", kind="request-timeout", status=408
+                f"the request body stalled for {idle:g} s", kind="request-timeout", status=408
             ) from None
         yield data
 

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from services.common.config import Settings
 from services.common.openapi import openapi_json
-from services.common.problems import Unauthorized, problem_middleware
+from services.common.problems import READ_TIMEOUT, Unauthorized, problem_middleware
 from services.common.stores import open_store
 from services.common.telemetry import TELEMETRY, TracedStore, telemetry_context, telemetry_middleware
 from services.common.tenants import TenantRegistry
@@ -103,6 +103,7 @@ def new_app(
         middlewares=[telemetry_middleware, problem_middleware], client_max_size=client_max_size
     )
     env = dict(os.environ) if env is None else env
+    app[READ_TIMEOUT] = float(settings.get("READ_TIMEOUT_S"))
     app[METRICS] = [lambda: app[TELEMETRY].prometheus()]
     app[READINESS] = [store_ready, *readiness]
     app[DETAILS] = []
