@@ -86,7 +86,7 @@ def anchor_evidence(record: object) -> Evidence | None:
         return ("local", *ints, *strs)
     if kind == "rfc3161":
         token = strict_b64(record.get("token"))
-        return None if token is None else ("rfc3161", token)
+        return None if token is None else token_evidence(token)
     if kind == "evm":
         ints = [_int(record.get(k)) for k in ("chain_id", "block_number", "tree_size")]
         strs = [record.get(k) for k in ("contract", "tx_hash", "block_hash", "root")]
@@ -94,6 +94,24 @@ def anchor_evidence(record: object) -> Evidence | None:
             return None
         return ("evm", *ints, *(str(s).lower() for s in strs))
     return None
+
+
+def token_evidence(der: bytes) -> Evidence | None:
+    """What an RFC 3161 token proves: its TSTInfo and the signed attributes, as encoded. The rest
+    of a CMS SignedData is not signed (its digestAlgorithms set, version, unsigned attributes, the
+    order of its certificates): a token that differs only there is the same evidence (atheris
+    found a token with another digestAlgorithms OID that verifies, as CMS allows)."""
+    from asn1crypto import cms
+
+    try:
+        sd = cms.ContentInfo.load(der, strict=True)["content"]
+        return (
+            "rfc3161",
+            sd["encap_content_info"]["content"].contents,
+            sd["signer_infos"][0]["signed_attrs"].dump(),
+        )
+    except Exception:  # asn1crypto raises many kinds on garbage: no evidence
+        return None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from loadtest.fuzz_oracle import Oracle, anchor_evidence, key_ids, note_evidence
+from loadtest.fuzz_oracle import Oracle, anchor_evidence, key_ids, note_evidence, token_evidence
 from loadtest.fuzz_seeds import CHAIN_ID, CONFIRMATIONS, NONCE, Seeds
 from merkle.anchors.evm import check_receipt
 from merkle.anchors.rfc3161 import load_certificates, token_from_response, verify_token
@@ -134,8 +134,9 @@ class Targets:
                 verify_token(der, body=body, trusted_cas=self.cas)
             except ValueError:
                 continue
-            if der not in self.tokens:
-                raise Finding(f"a token no TSA made verifies: {_b64(der)}")
+            pool = {anchor_evidence(a) for a in self.seeds.anchors[body] if a["type"] == "rfc3161"}
+            if token_evidence(der) not in pool:
+                raise Finding(f"a token the TSA did not make for this checkpoint verifies: {_b64(der)}")
 
     def tsa_response(self, der: bytes) -> None:
         self.executions += 1

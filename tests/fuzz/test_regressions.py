@@ -138,3 +138,25 @@ def test_a_cose_key_id_that_is_not_bytes_is_refused(seeds: Seeds, targets: Targe
     forged = [cbor2.dumps(header), unprotected, payload, signature]
     with pytest.raises(ValueError, match="kid"):
         verify_cose(b"\xd2" + cbor2.dumps(forged), targets.cose_log)
+
+
+def test_a_token_changed_outside_what_the_tsa_signed_is_the_same_evidence(
+    seeds: Seeds, targets: Targets
+) -> None:
+    # Found by atheris (an oracle refinement, not a verifier bug): a token whose SignedData
+    # digestAlgorithms names another OID still verifies. CMS does not sign that set; the TSTInfo
+    # and the signed attributes, which are the evidence, are the seed's.
+    from asn1crypto import cms
+
+    from loadtest.fuzz_oracle import token_evidence
+    from merkle.anchors.rfc3161 import verify_token
+
+    token = seeds.tokens()[0]
+    ci = cms.ContentInfo.load(token)
+    ci["content"]["digest_algorithms"] = [{"algorithm": "2.16.840.1.101.11.107"}]
+    changed = ci.dump(force=True)
+    body = next(b for b, recs in seeds.anchors.items() if any(a["type"] == "rfc3161" for a in recs))
+    assert changed != token
+    verify_token(changed, body=body, trusted_cas=targets.cas)
+    assert token_evidence(changed) == token_evidence(token) is not None
+    targets.token(changed)
