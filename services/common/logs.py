@@ -48,8 +48,12 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         route = "unmatched"
-        if isinstance(request, web.Request) and request.match_info.route.resource is not None:
-            route = request.match_info.route.resource.canonical
+        try:
+            resource = request.match_info.route.resource if isinstance(request, web.Request) else None
+        except (AssertionError, AttributeError):  # refused by the parser, never routed: no match info
+            resource = None
+        if resource is not None:
+            route = resource.canonical
         if route in UNTRACED_ROUTES and response.status < 400:
             return
         self.logger.info(

@@ -140,7 +140,7 @@ async def test_a_client_that_leaves_midway_is_no_error_of_ours(served: Served) -
     traceback (the package's server refuses any traceback in its log when it stops)."""
     index = await served.marker()
     for method, route in (("POST", "/v1/digests"), ("PUT", "/v1/documents"), ("POST", "/v1/verify")):
-        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
         writer.write(
             f"{method} {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {served.acme}\r\n"
             "Content-Length: 100000\r\n\r\n".encode()
