@@ -126,6 +126,11 @@ def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
         "entries signed but not yet published to the object store",
     )
     gauge("notar_queue_depth", lambda: seq.queued, "entries waiting for a batch")
+    gauge(
+        "notar_clock_behind_seconds",
+        lambda: seq.clock_behind_s,
+        "how far the wall clock is behind the last cosigned time (checkpoints keep that time meanwhile)",
+    )
     if committer is None:
         return
     status = committer.status

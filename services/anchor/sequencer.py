@@ -31,6 +31,7 @@ from services.anchor import state
 from services.anchor.keys import LogKeys
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
+from services.anchor.signing_time import SigningTime, recorded_floor
 from services.common.telemetry import SequencerTelemetry, current_span_context
 from storage.base import Index, ObjectStore
 from storage.errors import ConflictError, NotarError, PushbackError, StorageError
@@ -112,7 +113,8 @@ class Sequencer:
         telemetry: SequencerTelemetry | None = None,
     ) -> None:
         self._store, self._index, self._keys, self._cfg = store, index, keys, config
-        self._clock, self._urandom = clock, urandom
+        self._urandom = urandom
+        self._time = SigningTime(clock)
         self._telemetry = telemetry or SequencerTelemetry()
         self._publisher = Publisher(store, prefix=config.prefix, clock=clock)
         self._pending: deque[_Group] = deque()
@@ -148,8 +150,13 @@ class Sequencer:
         self._unpublished = list(rec.batches)
         self._publisher.adopt_checkpoint_version(rec.checkpoint_version)
         self.stats.published_size = rec.published_size
+        clock_key = self._keys.clock.verifier()
+        self._time.commit(await recorded_floor(self._index, self._store, self._cfg.prefix, clock_key))
         if rec.republish or rec.checkpoint_version is None or rec.size != rec.published_size:
-            note = self._sign(self._size)
+            t = self._time.next()
+            await self._index.write_batch({state.SIGNED_TIME: state.u64(t)}, sync=True)
+            self._time.commit(t)
+            note = self._sign(self._size, t)
             await self._publisher.put_tiles(rec.republish)
             await self._publisher.put_checkpoint(note)
             await self._after_publication(self._size)
@@ -195,6 +202,11 @@ class Sequencer:
     @property
     def failed(self) -> BaseException | None:
         return self._failed
+
+    @property
+    def clock_behind_s(self) -> int:
+        """How far the wall clock was behind the last cosigned time at the latest signature."""
+        return self._time.behind_s
 
     # -- API ---------------------------------------------------------------------------------
     async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
@@ -270,9 +282,9 @@ class Sequencer:
                 g.future.set_exception(SequencerStopped(f"the sequencer stopped: {error}"))
         self._queued = 0
 
-    def _sign(self, size: int) -> str:
+    def _sign(self, size: int, timestamp: int) -> str:
         cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
-        return sign_checkpoint(cp, self._keys.log, self._keys.clock, int(self._clock()))
+        return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
 
     def _draw_salts(self, items: Sequence[Item]) -> list[bytes]:
         """One salt per item (empty when unsalted), cut from a single CSPRNG call."""
@@ -293,9 +305,10 @@ class Sequencer:
 
     def _prepare(
         self, items: Sequence[Item], first: int
-    ) -> tuple[list[bytes], list[bytes], dict[bytes, bytes]]:
-        """The salts, the entries and the RocksDB writes of a batch starting at index `first`:
-        the tenant index, the batch's entry bundle and the last signed checkpoint."""
+    ) -> tuple[list[bytes], list[bytes], dict[bytes, bytes], int]:
+        """The salts, the entries, the RocksDB writes of a batch starting at index `first` (the
+        tenant index, the batch's entry bundle, the last signed checkpoint, the time its own
+        checkpoint will carry) and that time."""
         salts = self._draw_salts(items)
         multihashes = [it.digest.multihash for it in items]
         entries = [m + s for m, s in zip(multihashes, salts, strict=True)]
@@ -304,17 +317,19 @@ class Sequencer:
         puts[state.batch_key(first)] = encode_bundle(entries)
         if self._last_note:
             puts[state.CHECKPOINT] = self._last_note.encode()
-        return salts, entries, puts
+        timestamp = self._time.next()
+        puts[state.SIGNED_TIME] = state.u64(timestamp)
+        return salts, entries, puts, timestamp
 
     def _integrate(
-        self, first: int, entries: list[bytes], salts: list[bytes]
+        self, first: int, entries: list[bytes], salts: list[bytes], timestamp: int
     ) -> tuple[list[Tile], str, list[Sequenced]]:
         """Append a durable batch to the tiles, sign the new tree head and prove every entry."""
         size = first + len(entries)
         levels: TileLevels = {}
         changed = self._tiles.append(leaf_hashes(entries), levels=levels) + self._bundles.append(entries)
         self._held.add(changed, levels)
-        note = self._sign(size)
+        note = self._sign(size, timestamp)
         proofs = self._held.inclusion_proofs(first, len(entries), size)
         self._held.prune(size)
         results = [
@@ -328,11 +343,12 @@ class Sequencer:
         # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
         items = [it for g in groups for it in g.items]
         n, first = len(items), self._size
-        salts, entries, puts = await asyncio.to_thread(self._prepare, items, first)
+        salts, entries, puts, timestamp = await asyncio.to_thread(self._prepare, items, first)
         await self._write_durably(state.u64(first + n), puts)
+        self._time.commit(timestamp)
         self._size = first + n
         self._unpublished.append((first, n))
-        changed, note, results = await asyncio.to_thread(self._integrate, first, entries, salts)
+        changed, note, results = await asyncio.to_thread(self._integrate, first, entries, salts, timestamp)
         self._last_note = note
         now = time.monotonic()
         pos = 0

@@ -4,6 +4,8 @@ h                                   -> u64be number of entries assigned an index
 b <u64be first index>               -> entry bundle of one batch (durable until published)
 t <u8 len> <tenant> <multihash> <u64be index> -> salt (16 bytes, or empty when unsalted)
 c                                   -> the last signed checkpoint note
+s                                   -> u64be the latest clock cosignature time, written before
+                                       any checkpoint carries it (times never go back)
 l                                   -> this anchor's lease holder id
 """
 
@@ -16,6 +18,7 @@ HEAD = b"h"
 BATCH = b"b"
 TENANT = b"t"
 CHECKPOINT = b"c"
+SIGNED_TIME = b"s"
 HOLDER = b"l"
 _TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
