@@ -7,8 +7,11 @@ Layout under the log's prefix (``log/``), public like the log itself, every obje
 - ``anchors/checkpoint/<size>``: that checkpoint's signed note, written after its first record,
   so that its presence means "this size has at least one anchor".
 
-Records of other kinds may still be added to an anchored size later (a TSA that was down). The
-verify service needs only this module and an object store; no committer has to run there.
+Records of other kinds may still be added to an anchored size later (an EVM transaction waiting
+for its confirmations). A receipt is upgraded to the anchored checkpoint that holds its entry and
+carries the most kinds, the earliest of those (``best_for``): a kind that skipped the entry's first
+anchored checkpoint, because it was busy or down, still reaches the receipt, on a later checkpoint.
+The verify service needs only this module and an object store; no committer has to run there.
 """
 
 from __future__ import annotations
@@ -45,9 +48,9 @@ def _kind_rank(record: Mapping[str, Any]) -> tuple[int, str]:
 
 
 class AnchorStore:
-    """Reads and writes anchored checkpoints. The sorted list of anchored sizes is cached and
-    re-listed at most every ``refresh_s`` seconds, and only when a question cannot be answered
-    from the cache (sizes only ever get added)."""
+    """Reads and writes anchored checkpoints. The sorted list of anchored sizes, and of the sizes
+    anchored by each kind, are cached and re-listed at most every ``refresh_s`` seconds, and only
+    when a question cannot be answered from the cache (sizes and records only ever get added)."""
 
     def __init__(
         self,
@@ -60,6 +63,7 @@ class AnchorStore:
         self._store, self._clock, self._refresh_s = store, clock, refresh_s
         self._dir = prefix + "anchors/"
         self._sizes: list[int] = []
+        self._kinds: dict[str, list[int]] = {}  # kind -> sizes with a record of that kind
         self._listed_at: float | None = None
         self._lock = asyncio.Lock()
 
@@ -74,9 +78,13 @@ class AnchorStore:
         The first record stored for a size and kind stays; a later one is dropped."""
         body = orjson.dumps(dict(record), option=orjson.OPT_SORT_KEYS)
         # an earlier attempt may have stored its own final record for this size: it stands
+        kind = str(record["type"])
         with contextlib.suppress(ConflictError):
-            await self._store.put_if_absent(self.record_key(size, str(record["type"])), body)
+            await self._store.put_if_absent(self.record_key(size, kind), body)
         await self.put_checkpoint(size, note)
+        sizes = self._kinds.setdefault(kind, [])
+        if not _holds(sizes, size):
+            bisect.insort(sizes, size)
 
     async def put_checkpoint(self, size: int, note: str) -> None:
         """Mark ``size`` anchored with its note (after at least one record is stored)."""
@@ -102,7 +110,17 @@ class AnchorStore:
         async with self._lock:
             base = self._dir + "checkpoint/"
             found = sorted({int(k[len(base) :]) async for k in self._store.list(base)} | set(self._sizes))
+            kinds = {k: set(v) for k, v in self._kinds.items()}
+            records = self._dir + "record/"
+            async for key in self._store.list(records):
+                size, _, name = key[len(records) :].partition("/")
+                if size.isdigit() and name.endswith(".json"):
+                    kinds.setdefault(name.removesuffix(".json"), set()).add(int(size))
+            self._kinds = {k: sorted(v) for k, v in kinds.items()}
             self._sizes, self._listed_at = found, self._clock()
+
+    def _stale(self) -> bool:
+        return self._listed_at is None or self._clock() - self._listed_at >= self._refresh_s
 
     async def anchors_for(self, size: int) -> AnchoredCheckpoint | None:
         """The anchored checkpoint of exactly ``size`` with all its records, or None."""
@@ -120,8 +138,7 @@ class AnchorStore:
 
         To upgrade the receipt of the entry at index ``i`` ask for ``min_size = i + 1``: the
         earliest anchored tree that holds the entry proves the earliest time."""
-        stale = self._listed_at is None or self._clock() - self._listed_at >= self._refresh_s
-        if (not self._sizes or self._sizes[-1] < min_size) and stale:
+        if (not self._sizes or self._sizes[-1] < min_size) and self._stale():
             await self._relist()
         pos = bisect.bisect_left(self._sizes, min_size)
         if pos == len(self._sizes):
@@ -132,8 +149,40 @@ class AnchorStore:
         sizes = await self.sizes()
         return await self.anchors_for(sizes[-1]) if sizes else None
 
+    def _richest(self, min_size: int) -> tuple[int, int] | None:
+        """(size, number of kinds) of the cached anchored checkpoint of size ``>= min_size``
+        with the most kinds, the earliest of those; None when there is none.
+
+        The candidates are the earliest anchored size and, per kind, the earliest size that kind
+        anchored: kinds join the committer's shared round targets, so the first checkpoint a kind
+        anchors after skipping some carries the other kinds too."""
+        pos = bisect.bisect_left(self._sizes, min_size)
+        candidates = set(self._sizes[pos : pos + 1])
+        for sizes in self._kinds.values():
+            at = bisect.bisect_left(sizes, min_size)
+            if at < len(sizes) and _holds(self._sizes, sizes[at]):  # with its checkpoint note
+                candidates.add(sizes[at])
+        ranked = [(sum(_holds(v, c) for v in self._kinds.values()), -c) for c in candidates]
+        if not ranked:
+            return None
+        count, size = max(ranked)
+        return -size, count
+
     async def best_for(self, index: int) -> tuple[str, list[dict[str, Any]]] | None:
-        """For the verify service's receipt upgrade: the earliest anchored checkpoint holding
-        entry ``index``, as (signed note, anchor records), or None while there is none."""
-        found = await self.first_anchored(index + 1)
+        """For the verify service's receipt upgrade: the anchored checkpoint holding entry
+        ``index`` with the most anchor kinds, the earliest of those, as (signed note, anchor
+        records); None while there is none. The entry's earliest anchored checkpoint when it
+        carries every kind; else a later one that also carries the kinds it lacks (an EVM anchor
+        busy with its confirmations, or down, when that earliest checkpoint was anchored)."""
+        min_size = index + 1
+        best = self._richest(min_size)
+        if (best is None or best[1] < len(self._kinds)) and self._stale():
+            await self._relist()
+            best = self._richest(min_size)
+        found = None if best is None else await self.anchors_for(best[0])
         return None if found is None else (found.note, list(found.records))
+
+
+def _holds(sorted_sizes: list[int], size: int) -> bool:
+    at = bisect.bisect_left(sorted_sizes, size)
+    return at < len(sorted_sizes) and sorted_sizes[at] == size

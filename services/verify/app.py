@@ -31,7 +31,8 @@ from storage.errors import ConfigError, NotFoundError, PushbackError
 
 class AnchoredCheckpoints(Protocol):
     async def best_for(self, index: int) -> tuple[str, list[dict[str, Any]]] | None:
-        """The earliest anchored checkpoint containing entry `index`: (note, anchor records)."""
+        """The anchored checkpoint containing entry `index` with the most anchor kinds, the
+        earliest of those: (note, anchor records)."""
         ...
 
 
@@ -61,7 +62,8 @@ def _int(request: web.Request, name: str) -> int:
 
 async def _receipt(app: web.Application, digest: str, index: int, salt: bytes, note: str) -> dict[str, Any]:
     """The receipt of one notarization against the latest checkpoint `note`, or against the
-    earliest anchored checkpoint containing it, with that checkpoint's anchors."""
+    anchored checkpoint containing it with the most kinds (``AnchorStore.best_for``), with that
+    checkpoint's anchors."""
     records: list[dict[str, Any]] = []
     anchored = await app[ANCHORED].best_for(index)
     if anchored is not None:
