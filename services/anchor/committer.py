@@ -216,38 +216,29 @@ def build_backends(settings: Settings, store: ObjectStore, keys: LogKeys) -> lis
     setting that is missing or wrong."""
     backends: list[Backend] = []
     for kind in settings.get("ANCHORS"):
+        why = f"with ANCHORS={kind}"
         if kind == "local":
             backends.append(LocalChain(store=store, signer=keys.log, prefix=LOG_PREFIX))
         elif kind == "evm":
             # imported here: eth-account takes seconds to import, and only EVM deployments need it
             from services.anchor.chains.evm import EvmAnchor, EvmConfig
 
-            why = "with ANCHORS=evm"
-            backends.append(
-                EvmAnchor.from_config(
-                    EvmConfig(
-                        rpc=settings.require("EVM_RPC", why),
-                        key_file=Path(settings.require("EVM_KEY_FILE", why)),
-                        contract=settings.require(
-                            "EVM_CONTRACT", why + " (deploy it with `notar anchor deploy`)"
-                        ),
-                        confirmations=settings.get("EVM_CONFIRMATIONS"),
-                        journal=data_dir(settings) / "anchors" / "evm-journal.json",
-                    )
-                )
+            deploy = why + " (deploy it with `notar anchor deploy`)"
+            evm = EvmConfig(
+                rpc=settings.require("EVM_RPC", why),
+                key_file=Path(settings.require("EVM_KEY_FILE", why)),
+                contract=settings.require("EVM_CONTRACT", deploy),
+                confirmations=settings.get("EVM_CONFIRMATIONS"),
+                journal=data_dir(settings) / "anchors" / "evm-journal.json",
             )
+            backends.append(EvmAnchor.from_config(evm))
         elif kind == "rfc3161":
             from services.anchor.chains.rfc3161 import Rfc3161Config, TsaClient
 
-            why = "with ANCHORS=rfc3161"
-            backends.append(
-                TsaClient.from_config(
-                    Rfc3161Config(
-                        url=settings.require("TSA_URL", why),
-                        ca_file=Path(settings.require("TSA_CA_FILE", why)),
-                    )
-                )
+            tsa = Rfc3161Config(
+                url=settings.require("TSA_URL", why), ca_file=Path(settings.require("TSA_CA_FILE", why))
             )
+            backends.append(TsaClient.from_config(tsa))
     return backends
 
 
