@@ -93,6 +93,11 @@ async def _file_chunks(path: Path, bar: tqdm[Any]) -> AsyncIterator[bytes]:
         f.close()
 
 
+def _progress(desc: str, total: int, *, quiet: bool, unit: str = "B") -> tqdm[Any]:
+    """A progress bar on stderr, off when `quiet`: bytes (shown as kB, MB…) unless `unit` says."""
+    return tqdm(total=total, unit=unit, unit_scale=unit == "B", desc=desc, disable=quiet, file=sys.stderr)
+
+
 async def run(ns: argparse.Namespace) -> int:
     settings = settings_from(ns, dict(os.environ))
     api_key = settings.require(
@@ -103,35 +108,21 @@ async def run(ns: argparse.Namespace) -> int:
     async with NotarClient(settings.get("URL"), api_key) as client:
         keys_doc = await client.keys()
         keys = [keys_doc["log"], keys_doc["clock"]]
-        with tqdm(
-            total=sum(j.size for j in jobs),
-            unit="B",
-            unit_scale=True,
-            desc="hashing",
-            disable=quiet,
-            file=sys.stderr,
-        ) as bar:
+        with _progress("hashing", sum(j.size for j in jobs), quiet=quiet) as bar:
             for job in jobs:
                 job.digest = await asyncio.get_running_loop().run_in_executor(None, hash_file, job.path)
                 bar.update(job.size)
         todo = [j for j in jobs if not already_done(j, keys)]
         skipped = len(jobs) - len(todo)
         if ns.upload:
-            with tqdm(
-                total=sum(j.size for j in todo),
-                unit="B",
-                unit_scale=True,
-                desc="uploading",
-                disable=quiet,
-                file=sys.stderr,
-            ) as bar:
+            with _progress("uploading", sum(j.size for j in todo), quiet=quiet) as bar:
                 for job in todo:
                     answer = await client.upload(_file_chunks(job.path, bar))
                     if answer["document"]["digest"] != job.digest:
                         raise ConfigError(f"{job.path} changed while it was uploaded", setting="PATH")
                     write_receipt(job.out, answer["receipt"])
         else:
-            with tqdm(total=len(todo), unit="file", desc="notarizing", disable=quiet, file=sys.stderr) as bar:
+            with _progress("notarizing", len(todo), quiet=quiet, unit="file") as bar:
                 for i in range(0, len(todo), ns.batch):
                     batch = todo[i : i + ns.batch]
                     receipts = await client.notarize([j.digest for j in batch], salt=not ns.no_salt)
