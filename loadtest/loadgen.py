@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import os
 import random
 import socket
@@ -171,18 +172,8 @@ async def closed_loop(
         while result.requests < max_requests and time.perf_counter() < deadline:
             k = result.requests
             result.requests += 1
-            t0 = time.perf_counter()
-            try:
-                units = await op(k)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                result.record_error(e)
-            else:
-                t1 = time.perf_counter()
-                result.latencies.append(t1 - t0)
-                result.units += units
-                last_end = max(last_end, t1)
+            answered = await _send(op, k, time.perf_counter(), result)
+            last_end = max(last_end, answered)  # read after the await: other workers move it too
 
     tasks = [asyncio.create_task(worker()) for _ in range(min(concurrency, max_requests))]
     await _finish(tasks, deadline + drain_seconds, result)
@@ -214,17 +205,8 @@ async def open_loop(
 
     async def one(k: int, due: float) -> None:
         nonlocal last_end
-        try:
-            units = await op(k)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            result.record_error(e)
-        else:
-            t1 = time.perf_counter()
-            result.latencies.append(t1 - due)
-            result.units += units
-            last_end = max(last_end, t1)
+        answered = await _send(op, k, due, result)
+        last_end = max(last_end, answered)
 
     k = 0
     while k < max_requests:
@@ -248,6 +230,22 @@ async def open_loop(
     result.elapsed = max(last_end, offered_end) - start
     result.stopped_by = "count" if k >= max_requests else "time"
     return result
+
+
+async def _send(op: Op, k: int, since: float, result: LoadResult) -> float:
+    """Request `k`, recorded in `result`: on success its latency from `since` and its units, else
+    its error. The instant it was answered, or -inf when it failed."""
+    try:
+        units = await op(k)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:
+        result.record_error(e)
+        return -math.inf
+    answered = time.perf_counter()
+    result.latencies.append(answered - since)
+    result.units += units
+    return answered
 
 
 async def _finish(tasks: list[asyncio.Task[None]], hard_deadline: float, result: LoadResult) -> None:
