@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -41,67 +42,63 @@ def _digest_param() -> dict[str, Any]:
     return {"name": "digest", "in": "path", "required": True, "schema": DIGEST}
 
 
+def _object(properties: dict[str, Any], required: Sequence[str] = ()) -> dict[str, Any]:
+    """A JSON object schema with these properties, of which `required` must be present."""
+    schema: dict[str, Any] = {"type": "object"}
+    if required:
+        schema["required"] = list(required)
+    schema["properties"] = properties
+    return schema
+
+
 def _text(description: str, media: str) -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
 
 
 SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
+    "Problem": _object(
+        {
             "type": {"type": "string"},
             "title": {"type": "string"},
             "status": {"type": "integer"},
             "detail": {"type": "string"},
             "position": {"type": "integer"},
         },
-    },
-    "Receipt": {
-        "type": "object",
-        "required": ["format", "digest", "entry", "log", "checkpoint", "anchors"],
-        "properties": {
+        ["type", "title", "status", "detail"],
+    ),
+    "Receipt": _object(
+        {
             "format": {"const": "notar.receipt.v1"},
             "digest": DIGEST,
             "entry": {"type": "string", "pattern": "^([0-9a-f]{2})*$"},
-            "log": {
-                "type": "object",
-                "required": ["origin", "index", "tree_size", "inclusion"],
-                "properties": {
+            "log": _object(
+                {
                     "origin": {"type": "string"},
                     "index": {"type": "integer"},
                     "tree_size": {"type": "integer"},
                     "inclusion": {"type": "array", "items": HEX32},
                 },
-            },
+                ["origin", "index", "tree_size", "inclusion"],
+            ),
             "checkpoint": {"type": "string"},
             "anchors": {"type": "array", "items": {"type": "object"}},
         },
-    },
-    "Proof": {
-        "type": "object",
-        "required": ["proof"],
-        "properties": {"proof": {"type": "array", "items": HEX32}},
-    },
-    "Verification": {
-        "type": "object",
-        "required": ["valid", "checks"],
-        "properties": {
+        ["format", "digest", "entry", "log", "checkpoint", "anchors"],
+    ),
+    "Proof": _object({"proof": {"type": "array", "items": HEX32}}, ["proof"]),
+    "Verification": _object(
+        {
             "valid": {"type": "boolean"},
             "checks": {
                 "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "ok", "detail"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "ok": {"type": "boolean"},
-                        "detail": {"type": "string"},
-                    },
-                },
+                "items": _object(
+                    {"name": {"type": "string"}, "ok": {"type": "boolean"}, "detail": {"type": "string"}},
+                    ["name", "ok", "detail"],
+                ),
             },
         },
-    },
+        ["valid", "checks"],
+    ),
 }
 
 PATHS: dict[str, Any] = {
@@ -113,10 +110,8 @@ PATHS: dict[str, Any] = {
                 "required": True,
                 "content": {
                     "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["digests"],
-                            "properties": {
+                        "schema": _object(
+                            {
                                 "digests": {
                                     "type": "array",
                                     "items": DIGEST,
@@ -125,17 +120,14 @@ PATHS: dict[str, Any] = {
                                 },
                                 "salt": {"type": "boolean", "default": True},
                             },
-                        }
+                            ["digests"],
+                        )
                     }
                 },
             },
             "responses": {
                 "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["receipts"],
-                        "properties": {"receipts": {"type": "array", "items": _ref("Receipt")}},
-                    }
+                    _object({"receipts": {"type": "array", "items": _ref("Receipt")}}, ["receipts"])
                 ),
                 **_problems(400, 401, 413, 503),
             },
@@ -151,22 +143,20 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "201": _json(
-                    {
-                        "type": "object",
-                        "required": ["document", "receipt"],
-                        "properties": {
-                            "document": {
-                                "type": "object",
-                                "properties": {
+                    _object(
+                        {
+                            "document": _object(
+                                {
                                     "digest": DIGEST,
                                     "sha256": HEX32,
                                     "size": {"type": "integer"},
                                     "chunks": {"type": "integer"},
-                                },
-                            },
+                                }
+                            ),
                             "receipt": _ref("Receipt"),
                         },
-                    },
+                        ["document", "receipt"],
+                    ),
                     "Created",
                 ),
                 **_problems(401, 503),
@@ -202,10 +192,7 @@ PATHS: dict[str, Any] = {
                     {
                         "oneOf": [
                             _ref("Receipt"),
-                            {
-                                "type": "object",
-                                "properties": {"receipts": {"type": "array", "items": _ref("Receipt")}},
-                            },
+                            _object({"receipts": {"type": "array", "items": _ref("Receipt")}}),
                         ]
                     }
                 ),
@@ -232,15 +219,14 @@ PATHS: dict[str, Any] = {
             "summary": "Signed-note verifier keys of the log, its clock and trusted witnesses",
             "responses": {
                 "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["log", "clock", "witnesses"],
-                        "properties": {
+                    _object(
+                        {
                             "log": {"type": "string"},
                             "clock": {"type": "string"},
                             "witnesses": {"type": "array", "items": {"type": "string"}},
                         },
-                    }
+                        ["log", "clock", "witnesses"],
+                    )
                 ),
                 **_problems(404),
             },
@@ -253,11 +239,7 @@ PATHS: dict[str, Any] = {
                 "required": True,
                 "content": {
                     "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["receipt"],
-                            "properties": {"receipt": {}, "digest": {"type": "string"}},
-                        }
+                        "schema": _object({"receipt": {}, "digest": {"type": "string"}}, ["receipt"])
                     }
                 },
             },
