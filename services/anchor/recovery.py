@@ -4,7 +4,9 @@ RocksDB says how many entries were given an index (and holds the batches not yet
 object store holds the published tiles and checkpoint. Every state a crash can leave is repaired by
 re-integrating the stored batches on top of the published tree; a state that cannot come from a
 crash (the store ahead of RocksDB, tiles that disagree with the checkpoint, a missing batch) stops
-start-up with the reason.
+start-up with the reason. The object store is not trusted to keep the log: the published tree must
+be consistent (RFC 9162) with the last checkpoint this anchor signed and kept in RocksDB, else
+whoever can write the bucket could have the anchor sign on top of a rewritten history.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from merkle.bundles import BundleBuilder, decode_bundle
-from merkle.checkpoint import parse_checkpoint
+from merkle.checkpoint import Checkpoint, parse_checkpoint
 from merkle.hashing import leaf_hashes
 from merkle.note import parse_note
+from merkle.proofs import verify_consistency
 from merkle.tiles import ENTRIES, TILE_HEIGHT, TILE_WIDTH, Tile, TileBuilder, TileId, tiles_needed
 from services.anchor import state
+from services.verify.logreader import LogReader
 from storage.base import Index, ObjectStore
 from storage.errors import NotarError, NotFoundError
 
@@ -42,6 +46,24 @@ async def _fetch_all(store: ObjectStore, prefix: str, ids: set[TileId]) -> dict[
     ids_list = sorted(ids, key=lambda t: (str(t.level), t.index, t.width))
     datas = await asyncio.gather(*(store.get(prefix + t.path) for t in ids_list))
     return dict(zip(ids_list, datas, strict=True))
+
+
+async def _check_consistent(
+    store: ObjectStore, *, prefix: str, origin: str, signed: Checkpoint, size: int, root: bytes
+) -> None:
+    """RecoveryError unless the published tree (size, root) extends the tree `signed`."""
+    where = f"the published log at {prefix} (size {size})"
+    try:
+        proof = await LogReader(store, prefix=prefix, origin=origin).consistency_proof(signed.size, size)
+        holds = verify_consistency(signed.size, size, proof, signed.root, root)
+    except (NotFoundError, ValueError) as e:
+        raise RecoveryError(f"{where}: cannot prove it extends the tree this anchor signed: {e}") from e
+    if not holds:
+        raise RecoveryError(
+            f"{where} is not consistent with the checkpoint of size {signed.size} this anchor signed: "
+            "the object store was rewritten, or holds another log. Nothing is signed on top of it; "
+            "restore the log from a copy (the receipts and anchors issued hold its checkpoints)."
+        )
 
 
 async def recover(store: ObjectStore, index: Index, *, origin: str, prefix: str) -> Recovered:
@@ -88,6 +110,8 @@ async def recover(store: ObjectStore, index: Index, *, origin: str, prefix: str)
 
     last_note = await index.get(state.CHECKPOINT)
     signed = parse_checkpoint(parse_note(last_note).text) if last_note else None
+    if signed is not None and root is not None and 0 < signed.size <= published:
+        await _check_consistent(store, prefix=prefix, origin=origin, signed=signed, size=published, root=root)
     position = published
     async for key, blob in index.scan(state.BATCH):
         first = state.batch_first(key)

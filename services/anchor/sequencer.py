@@ -29,6 +29,7 @@ from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
 from services.anchor import state
 from services.anchor.keys import LogKeys
+from services.anchor.lease import LeaseKeeper
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
 from services.anchor.signing_time import SigningTime, recorded_floor
@@ -125,6 +126,7 @@ class Sequencer:
         self._closing = False
         self._failed: BaseException | None = None
         self._holder = ""
+        self._lease: LeaseKeeper | None = None
         self._size = 0
         self._head: bytes | None = None
         self._tiles = TileBuilder()
@@ -142,7 +144,8 @@ class Sequencer:
             holder = uuid.uuid4().hex.encode()
             await self._index.write_batch({state.HOLDER: holder}, sync=True)
         self._holder = holder.decode()
-        await self._publisher.acquire_lease(self._holder, self._cfg.lease_ttl_s)
+        self._lease = LeaseKeeper(self._publisher, self._holder, self._cfg.lease_ttl_s, on_lost=self._fail)
+        await self._lease.acquire()
         rec = await recover(self._store, self._index, origin=self._cfg.origin, prefix=self._cfg.prefix)
         self._size, self._tiles, self._bundles = rec.size, rec.tiles, rec.bundles
         self._head = await self._index.get(state.HEAD)
@@ -159,7 +162,7 @@ class Sequencer:
             note = self._sign(self._size, t)
             await self._publisher.put_tiles(rec.republish)
             await self._publisher.put_checkpoint(note)
-            await self._after_publication(self._size)
+            await self._after_publication(self._size, note)
             log.info(
                 "recovered log %s at size %d (published was %d)",
                 self._cfg.origin,
@@ -170,7 +173,7 @@ class Sequencer:
         self._tasks = [
             asyncio.create_task(self._batch_loop(), name="notar-sequencer"),
             asyncio.create_task(self._publish_loop(), name="notar-publisher"),
-            asyncio.create_task(self._lease_loop(), name="notar-lease"),
+            asyncio.create_task(self._lease.run(), name="notar-lease"),
         ]
 
     async def close(self) -> None:
@@ -217,6 +220,9 @@ class Sequencer:
             raise SequencerStopped(f"the sequencer of {self._cfg.origin} is shutting down")
         if not items:
             return []
+        refused = self._refusal()
+        if refused is not None:
+            raise refused
         if self._queued + len(items) > self._cfg.queue_max:
             backlog_s = self._cfg.batch_ms / 1000 * (1 + self._queued / self._cfg.batch_max)
             raise PushbackError(
@@ -252,6 +258,12 @@ class Sequencer:
                     await asyncio.wait_for(self._wake.wait(), wait)
                 continue
             groups = self._take()
+            refused = self._refusal()
+            if refused is not None:  # nothing of these was written: the callers may retry
+                for g in groups:
+                    if not g.future.done():
+                        g.future.set_exception(refused)
+                continue
             try:
                 with self._telemetry.batch(groups):
                     await self._sequence(groups)
@@ -392,7 +404,7 @@ class Sequencer:
             try:
                 await self._publisher.put_tiles([t for j in jobs for t in j.tiles])
                 await self._publisher.put_checkpoint(jobs[-1].note)
-                await self._after_publication(jobs[-1].size)
+                await self._after_publication(jobs[-1].size, jobs[-1].note)
             except ConflictError as e:
                 self._fail(e)
                 return
@@ -401,34 +413,41 @@ class Sequencer:
                 for _ in jobs:
                     self._jobs.task_done()
 
-    async def _after_publication(self, size: int) -> None:
+    async def _after_publication(self, size: int, note: str) -> None:
+        """Drop the published batches; keep the published note, which recovery checks the store
+        against (any note this anchor signed will do: a lost write leaves an earlier one)."""
         self.stats.published_size = size
         done = [b for b in self._unpublished if b[0] + b[1] <= size]
         self._unpublished = [b for b in self._unpublished if b[0] + b[1] > size]
-        if done:
-            with contextlib.suppress(StorageError):  # kept batches are only re-read at start-up
-                await self._index.write_batch({}, [state.batch_key(f) for f, _ in done], sync=False)
+        with contextlib.suppress(StorageError):  # kept batches are only re-read at start-up
+            await self._index.write_batch(
+                {state.CHECKPOINT: note.encode()}, [state.batch_key(f) for f, _ in done], sync=False
+            )
 
-    async def _lease_loop(self) -> None:
-        """Renew the lease every third of its time; retry failures quickly; stop the log (so no
-        more entries are acknowledged) if it could lapse."""
-        period = self._cfg.lease_ttl_s / 3
-        last_ok = time.monotonic()
-        delay = period
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self._publisher.renew_lease(self._holder, self._cfg.lease_ttl_s)
-                last_ok, delay = time.monotonic(), period
-            except ConflictError as e:
-                self._fail(e)
-                return
-            except StorageError as e:
-                log.warning("lease renewal failed: %s", e)
-                if time.monotonic() - last_ok > self._cfg.lease_ttl_s * 2 / 3:
-                    self._fail(StorageError(f"the lease could not be renewed in time: {e}"))
-                    return
-                delay = min(period / 4, 0.5)
+    def _refusal(self) -> PushbackError | None:
+        """Why no entry can be acknowledged for now, as the error callers get (503 with
+        Retry-After), or None. Nothing is queued behind either condition, so no caller waits on
+        an object store that is away: the lease is lapsed (the store did not answer its renewals
+        in time), or publication is a whole backlog of batches behind."""
+        lapsed = self._lease.lapsed_s if self._lease is not None else None
+        if lapsed is not None:
+            return PushbackError(
+                f"the log's lease in the object store is {lapsed:.0f} s overdue for renewal "
+                "(is the store reachable?): no entries are acknowledged until it is renewed",
+                retry_after=5,
+            )
+        if self._jobs.full():
+            return PushbackError(
+                f"publication to the object store is {self._jobs.qsize()} batches behind",
+                retry_after=2,
+            )
+        return None
+
+    @property
+    def refusing(self) -> str | None:
+        """Why new entries are refused for now (for readiness), or None."""
+        refused = self._refusal()
+        return None if refused is None else refused.message
 
 
 class _Retryable(StorageError):
