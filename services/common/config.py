@@ -130,6 +130,12 @@ SETTINGS: dict[str, Setting] = {
             "it gets 408 and is cut off (slow clients)",
             _positive_int,
         ),
+        Setting(
+            "DOCUMENT_MAX_MB",
+            None,
+            "largest document PUT /v1/documents accepts, in MiB (none: any size)",
+            _positive_int,
+        ),
         Setting("URL", "http://127.0.0.1:8080", "where client commands send requests", _url),
         Setting("API_KEY", None, "API key client commands send"),
     ]

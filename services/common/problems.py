@@ -122,22 +122,26 @@ async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
         yield data
 
 
-async def read_json(request: web.Request, *, limit: int) -> Any:
-    """The request's JSON body, at most `limit` bytes; BadRequest otherwise."""
+async def body_at_most(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+    """`body_chunks`, refused with 413 once it exceeds `limit` bytes — at once when its declared
+    Content-Length does: never more than `limit` bytes (and one network read) are read."""
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(
             f"the body is {request.content_length} bytes; at most {limit} are accepted",
             kind="too-large",
             status=413,
         )
-    parts: list[bytes] = []
     total = 0
     async for data in body_chunks(request):
         total += len(data)
         if total > limit:
             raise BadRequest(f"the body is larger than {limit} bytes", kind="too-large", status=413)
-        parts.append(data)
-    body = b"".join(parts)
+        yield data
+
+
+async def read_json(request: web.Request, *, limit: int) -> Any:
+    """The request's JSON body, at most `limit` bytes; BadRequest otherwise."""
+    body = b"".join([data async for data in body_at_most(request, limit)])
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:

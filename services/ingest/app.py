@@ -13,7 +13,7 @@ from merkle.digests import Digest, parse_digest
 from services.anchor.client import AnchorClient, Submitter
 from services.anchor.sequencer import Item
 from services.common.config import Settings
-from services.common.problems import BadRequest, CorruptedError, body_chunks, read_json
+from services.common.problems import BadRequest, CorruptedError, body_at_most, body_chunks, read_json
 from services.common.receipts import receipts_body, receipts_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.ingest.documents import Documents
@@ -21,6 +21,7 @@ from services.ingest.documents import Documents
 SUBMITTER = web.AppKey("submitter", Submitter)
 DOCUMENTS = web.AppKey("documents", Documents)
 ORIGIN = web.AppKey("origin", str)
+DOCUMENT_MAX = web.AppKey("document_max", int)  # bytes; 0: documents of any size
 MAX_DIGESTS = 10_000
 MAX_DIGESTS_BODY = 2 * 1024 * 1024
 _PREFIXES = frozenset({"blake3:", "sha256:"})
@@ -97,7 +98,9 @@ async def post_digests(request: web.Request) -> web.StreamResponse:
 
 async def put_document(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
-    manifest = await request.app[DOCUMENTS].put(tenant, body_chunks(request))
+    limit = request.app[DOCUMENT_MAX]
+    body = body_at_most(request, limit) if limit else body_chunks(request)
+    manifest = await request.app[DOCUMENTS].put(tenant, body)
     item = Item(tenant, parse_digest(manifest.digest), True)
     results = await request.app[SUBMITTER].submit([item])
     receipt = receipts_json(request.app[ORIGIN], [item], results)[0]
@@ -157,6 +160,7 @@ def ingest_context(
 
 def setup(app: web.Application, settings: Settings, *, submitter: Submitter | None = None) -> None:
     """Add ingest routes to `app`; without `submitter`, entries go to ANCHOR_URL over HTTP."""
+    app[DOCUMENT_MAX] = (settings.get("DOCUMENT_MAX_MB") or 0) * 1024 * 1024
     app.cleanup_ctx.append(ingest_context(settings, submitter))
     app.router.add_post("/v1/digests", post_digests)
     app.router.add_put("/v1/documents", put_document)
