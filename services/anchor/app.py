@@ -174,12 +174,14 @@ async def submit_timed(app: web.Application, items: Sequence[Item]) -> list[Sequ
 
 
 async def anchor_ready(app: web.Application) -> str | None:
-    """Started, not stopped, and publication not more than a queue behind."""
+    """Started, not stopped, acknowledging entries, and publication not more than a queue behind."""
     seq = app.get(SEQUENCER)
     if seq is None:
         return "sequencer starting"
     if seq.failed is not None:
         return f"sequencer stopped: {seq.failed}"
+    if seq.refusing is not None:
+        return f"refusing entries for now: {seq.refusing}"
     lag = seq.stats.signed_size - seq.stats.published_size
     if lag > READY_LAG:
         return f"publication is {lag} entries behind"
