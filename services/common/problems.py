@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -139,10 +140,26 @@ async def body_at_most(request: web.Request, limit: int) -> AsyncIterator[bytes]
         yield data
 
 
-async def read_json(request: web.Request, *, limit: int) -> Any:
-    """The request's JSON body, at most `limit` bytes; BadRequest otherwise."""
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = dict(pairs)
+    if len(names) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"the member {name[:100]!r} appears twice in one object")
+            seen.add(name)
+    return names
+
+
+async def read_json(request: web.Request, *, limit: int, unique_names: bool = False) -> Any:
+    """The request's JSON body, at most `limit` bytes; BadRequest otherwise. With `unique_names`
+    an object naming a member twice is refused too (RFC 8259 leaves its meaning to the parser: a
+    receipt must not read one way to its verifier and another to the next tool)."""
     body = b"".join([data async for data in body_at_most(request, limit)])
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
+        value = orjson.loads(body)
+        if unique_names:
+            json.loads(body, object_pairs_hook=_no_duplicates)
+    except ValueError as e:  # orjson.JSONDecodeError is one
         raise BadRequest(f"the body is not valid JSON: {e}", kind="malformed-json") from e
+    return value

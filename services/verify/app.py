@@ -148,7 +148,7 @@ async def get_tile(request: web.Request) -> web.Response:
 
 
 async def post_verify(request: web.Request) -> web.Response:
-    body = await read_json(request, limit=MAX_VERIFY_BODY)
+    body = await read_json(request, limit=MAX_VERIFY_BODY, unique_names=True)
     if not isinstance(body, dict) or "receipt" not in body:
         raise BadRequest('expected {"receipt": {…}, "digest": "blake3:…"}', kind="invalid-request")
     digest = body.get("digest")
