@@ -227,11 +227,12 @@ async def _check_anchors(
         kind = str(record.get("type"))
         size = int(key.split("/")[-2])
         note = (await store.get(f"{prefix}anchors/checkpoint/{size:020d}")).decode()
-        cp = parse_checkpoint(parse_note(note).text)
+        body = parse_note(note).text  # what an AnchorVerifier is given, as verify_receipt does
+        cp = parse_checkpoint(body)
         if kind == "evm" and evm is not None:
             ok, why = await evm(record, cp)
         elif kind in offline:
-            ok, why = offline[kind](record, cp, note)
+            ok, why = offline[kind](record, cp, body)
         else:
             v.bad_anchors.append(f"{key}: no way to check a {kind} record was given to the checker")
             continue

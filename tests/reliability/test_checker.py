@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,13 +16,17 @@ from loadtest.reliability.checker import check
 from loadtest.reliability.workload import Acked
 from merkle import leaf_hash, make_entry, parse_digest, root
 from merkle.anchors.local import make_block
+from merkle.anchors.rfc3161 import load_certificates
 from merkle.bundles import BundleBuilder
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
 from merkle.proofs import inclusion_proof
 from merkle.tiles import TileBuilder, inclusion_proof_from_tiles
+from services.anchor.chains import Target
+from services.anchor.chains.rfc3161 import TsaClient
 from storage.memory import MemoryStore
+from tests.tsa import LocalTsa, make_pki
 
 ORIGIN = "checker.notar.test/log"
 SIZE = 600
@@ -145,6 +150,25 @@ async def test_bad_anchor_records_are_reported(log: Log) -> None:
     forged = make_block(previous=good, time=1_800_000_001, checkpoint=cp, signer=Signer.generate(ORIGIN))
     await store.put("log/anchors/local/00000000000000000001", orjson.dumps(forged))
     assert any("local chain" in b for b in (await log.check(store, evm=on_chain)).bad_anchors)
+
+
+async def test_rfc3161_records_are_checked_over_the_checkpoint_body(log: Log, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    tsa = LocalTsa(pki)
+    await tsa.start()
+    client = TsaClient(url=tsa.url, trusted_cas=load_certificates(pki.ca_cert.read_bytes()))
+    try:
+        done = await client.anchor(Target.from_note(log.note))
+    finally:
+        await client.close()
+        await tsa.stop()
+    store = await log.store()
+    await store.put(f"log/anchors/checkpoint/{SIZE:020d}", log.note.encode())
+    await store.put(f"log/anchors/record/{SIZE:020d}/rfc3161.json", orjson.dumps(done.record))
+    sound = await log.check(store, tsa_cas=load_certificates(pki.ca_cert.read_bytes()))
+    assert sound.ok and sound.anchors_checked == {"rfc3161": 1}, sound.summary()
+    other_ca = await log.check(store, tsa_cas=load_certificates((pki.dir / "rogue-ca.crt").read_bytes()))
+    assert len(other_ca.bad_anchors) == 1 and "rfc3161" in other_ca.bad_anchors[0]
 
 
 async def test_a_tampered_tile_fails_the_audit(log: Log) -> None:
