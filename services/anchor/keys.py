@@ -70,6 +70,8 @@ def generate_keys(
 ) -> list[Path]:
     """Create whichever of the two key files is missing; return the paths created."""
     log_path, clock_path = key_paths(data_dir, log_key_file, clock_key_file)
+    if log_key_file is None or clock_key_file is None:  # DATA_DIR/keys/: DATA_DIR private too
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     created = []
     if not log_path.exists():
         _write_secret(log_path, Signer.generate(origin).to_key() + "\n")

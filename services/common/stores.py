@@ -17,11 +17,18 @@ def data_dir(settings: Settings) -> Path:
     return Path(settings.get("DATA_DIR"))
 
 
+def private_dir(path: Path) -> Path:
+    """`path`, created mode 0700 when it is missing: DATA_DIR holds the signing keys, the tenant
+    index and, with STORE=fs, every tenant's documents. An existing directory is left as it is."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
 async def open_store(settings: Settings, env: Mapping[str, str]) -> ObjectStore:
     """The object store of STORE: a directory under DATA_DIR, or the S3 bucket; credentials come
     from the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the default AWS chain)."""
     if settings.get("STORE") == "fs":
-        return FsStore(data_dir(settings) / "store")
+        return FsStore(private_dir(data_dir(settings)) / "store")
     bucket = settings.require("S3_BUCKET", "when STORE=s3")
     try:
         config = S3Config(
@@ -40,4 +47,4 @@ async def open_store(settings: Settings, env: Mapping[str, str]) -> ObjectStore:
 
 
 def open_index(settings: Settings) -> RocksIndex:
-    return RocksIndex.open(data_dir(settings) / "index")
+    return RocksIndex.open(private_dir(data_dir(settings)) / "index")
