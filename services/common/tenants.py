@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 
@@ -20,6 +21,7 @@ from storage.base import ObjectStore
 from storage.errors import ConflictError, NotFoundError
 
 KEY_PREFIX = "notar_"
+KEY_SHAPE = re.compile(KEY_PREFIX + "[A-Za-z0-9_-]{43}")  # 256 bits of base64url
 _CACHE_S = 30.0
 
 
@@ -55,8 +57,9 @@ class TenantRegistry:
         return key
 
     async def resolve(self, api_key: str) -> str | None:
-        """The tenant owning `api_key`, or None."""
-        if not api_key.startswith(KEY_PREFIX) or len(api_key) > 128:
+        """The tenant owning `api_key`, or None. Only the shape `new_key` makes is looked up: a
+        header holding bytes that are not UTF-8 reaches here with surrogates, which no hash takes."""
+        if not KEY_SHAPE.fullmatch(api_key):
             return None
         digest = hash_key(api_key)
         now = time.monotonic()
