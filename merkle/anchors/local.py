@@ -80,6 +80,10 @@ def check_block(block: Mapping[str, Any]) -> None:
             raise ValueError(f"block {name} must be 64 lowercase hex digits")
     if not isinstance(block.get("origin"), str) or not block["origin"]:
         raise ValueError("block origin must be a non-empty string")
+    try:
+        block["origin"].encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no canonical bytes to check a signature over
+        raise ValueError("block origin must be valid UTF-8") from None
     sig = b64decode_canonical(block.get("sig"))  # type: ignore[arg-type]
     if len(sig) != 64:
         raise ValueError("block sig must be a base64 Ed25519 signature")

@@ -160,3 +160,15 @@ def test_a_token_changed_outside_what_the_tsa_signed_is_the_same_evidence(
     verify_token(changed, body=body, trusted_cas=targets.cas)
     assert token_evidence(changed) == token_evidence(token) is not None
     targets.token(changed)
+
+
+def test_a_local_block_whose_origin_is_not_utf8_is_malformed(seeds: Seeds) -> None:
+    # Found by Hypothesis: a lone surrogate in a local block's origin (which Python's json.loads
+    # gives for "\ud800"; orjson refuses it) raised TypeError out of verify_receipt, whose contract
+    # is never to raise for a malformed receipt.
+    r = copy.deepcopy(next(r for r in seeds.receipts if r["anchors"]))
+    r["anchors"][0]["origin"] = "\ud800" + r["anchors"][0]["origin"]
+    result = verify_receipt(r, keys=seeds.keys, anchor_verifiers=seeds.anchor_verifiers())
+    assert [(c.name, c.detail) for c in result.failed] == [
+        ("anchor 1 (local)", "malformed anchor record: block origin must be valid UTF-8")
+    ]
