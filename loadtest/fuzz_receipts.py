@@ -173,11 +173,11 @@ def _b64d(text: str) -> bytes:
 # -- atheris --------------------------------------------------------------------------------------
 
 
-def atheris_child(group: str, seeds_file: Path, libfuzzer_args: list[str]) -> None:
-    """Runs in its own process: instrument merkle/ and asn1crypto, then let libFuzzer drive."""
+def atheris_child(group: str, seeds_file: Path, instrument: list[str], libfuzzer_args: list[str]) -> None:
+    """Runs in its own process: instrument `instrument` (packages), then let libFuzzer drive."""
     import atheris  # type: ignore[import-untyped]
 
-    with atheris.instrument_imports(include=["merkle", "asn1crypto", "loadtest.fuzz_oracle"]):
+    with atheris.instrument_imports(include=instrument):
         from loadtest.fuzz_seeds import Seeds
         from loadtest.fuzz_targets import Targets, byte_targets, run_bytes
 
@@ -195,7 +195,14 @@ _STATS = re.compile(r"#(\d+)\s+(?:DONE|pulse|NEW|REDUCE|INITED)\s+cov: (\d+) ft:
 
 
 def atheris_group(
-    group: str, seeds_file: Path, work: Path, artifacts: Path, *, runs: int, seconds: float
+    group: str,
+    seeds_file: Path,
+    work: Path,
+    artifacts: Path,
+    *,
+    runs: int,
+    seconds: float,
+    instrument: str = "merkle,asn1crypto",
 ) -> Outcome:
     from loadtest.fuzz_seeds import Seeds
     from loadtest.fuzz_targets import byte_seeds
@@ -228,6 +235,8 @@ def atheris_group(
         group,
         "--seeds-file",
         str(seeds_file),
+        "--instrument",
+        instrument,
         "--",
         *args,
     ]
@@ -256,13 +265,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         split = argv.index("--")
-        atheris_child(argv[1], Path(argv[3]), argv[split + 1 :])
+        atheris_child(argv[1], Path(argv[3]), argv[5].split(","), argv[split + 1 :])
         return 0
     p = argparse.ArgumentParser(prog="python -m loadtest.fuzz_receipts", description=__doc__.split("\n")[0])
     p.add_argument("--engine", choices=["atheris", "hypothesis"], required=True)
     p.add_argument("--target", choices=[*GROUPS, "all"], default="all")
     p.add_argument("--runs", type=int, default=10_000, help="executions per target group at most")
     p.add_argument("--seconds", type=float, default=60.0, help="wall time for all groups together")
+    p.add_argument(
+        "--instrument",
+        default="merkle,asn1crypto",
+        help="packages atheris instruments for coverage (asn1crypto: the DER parser; slow to instrument)",
+    )
     p.add_argument("--artifacts", type=Path, default=Path("fuzz-artifacts"), help="crashing inputs (atheris)")
     ns = p.parse_args(argv)
     groups = list(GROUPS) if ns.target == "all" else [ns.target]
@@ -286,7 +300,13 @@ def main(argv: list[str] | None = None) -> int:
         for group in groups:
             if ns.engine == "atheris":
                 o = atheris_group(
-                    group, seeds_file, work, ns.artifacts.resolve(), runs=ns.runs, seconds=share
+                    group,
+                    seeds_file,
+                    work,
+                    ns.artifacts.resolve(),
+                    runs=ns.runs,
+                    seconds=share,
+                    instrument=ns.instrument,
                 )
             else:
                 if targets is None:
