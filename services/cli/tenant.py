@@ -1,41 +1,67 @@
-"""`notar tenant add NAME`: create a tenant and print its API key once (only its hash is kept)."""
+"""`notar tenant add NAME`: create a tenant and print its API key once (only its hash is kept);
+`key NAME` adds another key (rotation), `keys NAME` lists them by hash, `revoke NAME KEY` ends one."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import time
 
 from services.cli.serve import add_setting_flags, settings_from
 from services.common.stores import open_store
 from services.common.tenants import TenantRegistry
 from storage.errors import ConfigError
 
+ACTIONS = ("add", "key", "keys", "revoke")
 
-async def _add(ns: argparse.Namespace, rotate: bool) -> str:
+
+async def _run(ns: argparse.Namespace) -> list[str]:
+    """The lines to print for `ns.action`."""
     env = dict(os.environ)
     store = await open_store(settings_from(ns, env), env)
     try:
         registry = TenantRegistry(store)
-        return await (registry.new_key(ns.name) if rotate else registry.add(ns.name))
+        if ns.action == "keys":
+            return [
+                f"{digest}  created {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(created))}"
+                for digest, created in await registry.keys(ns.name)
+            ]
+        if ns.action == "revoke":
+            digest = await registry.revoke(ns.name, ns.key)
+            return [
+                f"revoked the API key of {ns.name} with SHA-256 {digest}; servers refuse it "
+                "within KEY_CACHE_S"
+            ]
+        what = "new API key for" if ns.action == "key" else "created tenant"
+        key = await (registry.new_key(ns.name) if ns.action == "key" else registry.add(ns.name))
+        return [f"{what} {ns.name}; the API key below is shown only once:", key]
     finally:
         await store.close()
 
 
 def tenant(ns: argparse.Namespace) -> int:
+    if (ns.action == "revoke") != (ns.key is not None):
+        raise ConfigError(
+            "give the key (or its SHA-256 from `notar tenant keys NAME`) to revoke, and only to revoke",
+            setting="KEY",
+        )
     try:
-        key = asyncio.run(_add(ns, ns.action == "key"))
+        lines = asyncio.run(_run(ns))
     except ValueError as e:
-        raise ConfigError(str(e), setting="NAME") from e
-    what = "new API key for" if ns.action == "key" else "created tenant"
-    print(f"{what} {ns.name}; the API key below is shown only once:")
-    print(key)
+        raise ConfigError(str(e), setting="NAME" if ns.action != "revoke" else "KEY") from e
+    for line in lines:
+        print(line)
     return 0
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("tenant", help="create a tenant (add) or another API key for it (key)")
-    p.add_argument("action", choices=("add", "key"))
+    p = sub.add_parser(
+        "tenant",
+        help="create a tenant (add), another API key for it (key), list its keys (keys), revoke one (revoke)",
+    )
+    p.add_argument("action", choices=ACTIONS)
     p.add_argument("name", help="tenant name: 1-64 of A-Z a-z 0-9 . _ -")
+    p.add_argument("key", nargs="?", help="revoke: the API key, or its SHA-256 as `keys` lists it")
     add_setting_flags(p)
     p.set_defaults(func=tenant)

@@ -131,6 +131,12 @@ SETTINGS: dict[str, Setting] = {
             _positive_int,
         ),
         Setting(
+            "KEY_CACHE_S",
+            "30",
+            "seconds a server trusts an API key lookup (a revoked key works that long)",
+            _positive_int,
+        ),
+        Setting(
             "DOCUMENT_MAX_MB",
             None,
             "largest document PUT /v1/documents accepts, in MiB (none: any size)",

@@ -28,7 +28,7 @@ def store_context(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = TracedStore(await open_store(settings, env), app[TELEMETRY])
         app[STORE] = store
-        app[TENANTS] = TenantRegistry(store)
+        app[TENANTS] = TenantRegistry(store, cache_s=settings.get("KEY_CACHE_S"))
         yield
         await store.close()
 
@@ -37,7 +37,10 @@ def store_context(
 
 async def tenant_of(request: web.Request) -> str:
     """The tenant of the request's `Authorization: Bearer <api key>`; 401 problem+json otherwise."""
-    header = request.headers.get("Authorization", "")
+    headers = request.headers.getall("Authorization", [])
+    if len(headers) > 1:  # which one a proxy checked and which one we would use is anyone's guess
+        raise Unauthorized("send one Authorization header, not several")
+    header = headers[0] if headers else ""
     scheme, _, key = header.partition(" ")
     tenant = None
     if scheme.lower() == "bearer" and key.strip():

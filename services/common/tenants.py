@@ -30,11 +30,13 @@ def hash_key(api_key: str) -> str:
 
 
 class TenantRegistry:
-    """Adds tenants and resolves API keys to tenant names (cached for 30 s per key hash)."""
+    """Adds tenants, their API keys and revocations, and resolves API keys to tenant names
+    (an answer is cached per key hash for `cache_s`: a revoked key works at most that long)."""
 
-    def __init__(self, store: ObjectStore, *, prefix: str = "tenants/") -> None:
+    def __init__(self, store: ObjectStore, *, prefix: str = "tenants/", cache_s: float = _CACHE_S) -> None:
         self._store = store
         self._prefix = prefix
+        self._cache_s = cache_s
         self._cache: dict[str, tuple[float, str | None]] = {}
 
     async def add(self, name: str) -> str:
@@ -56,6 +58,37 @@ class TenantRegistry:
         await self._store.put_if_absent(f"{self._prefix}keys/{hash_key(key)}", record)
         return key
 
+    async def keys(self, name: str) -> list[tuple[str, int]]:
+        """The SHA-256 (hex) and creation time of each of tenant `name`'s API keys."""
+        check_tenant(name)
+        found = []
+        async for path in self._store.list(f"{self._prefix}keys/"):
+            record = orjson.loads(await self._store.get(path))
+            if record.get("tenant") == name:
+                found.append((path.rpartition("/")[2], int(record.get("created", 0))))
+        return sorted(found, key=lambda k: k[1])
+
+    async def revoke(self, name: str, key: str) -> str:
+        """Revoke one of tenant `name`'s API keys, named by the key or by its SHA-256 (hex, as
+        `keys` lists it); its hash. NotFoundError when `name` has no such key."""
+        check_tenant(name)
+        if KEY_SHAPE.fullmatch(key):
+            digest = hash_key(key)
+        elif re.fullmatch("[0-9a-f]{64}", key):
+            digest = key
+        else:
+            raise ValueError("name the key to revoke by the key itself or by its SHA-256 in hex")
+        path = f"{self._prefix}keys/{digest}"
+        try:
+            record = orjson.loads(await self._store.get(path))
+        except NotFoundError:
+            record = {}
+        if record.get("tenant") != name:
+            raise NotFoundError(f"tenant {name!r} has no API key with SHA-256 {digest}", key=path)
+        await self._store.delete(path)
+        self._cache.pop(digest, None)
+        return digest
+
     async def resolve(self, api_key: str) -> str | None:
         """The tenant owning `api_key`, or None. Only the shape `new_key` makes is looked up: a
         header holding bytes that are not UTF-8 reaches here with surrogates, which no hash takes."""
@@ -73,7 +106,7 @@ class TenantRegistry:
             tenant = None
         if len(self._cache) > 100_000:
             self._cache.clear()
-        self._cache[digest] = (now + _CACHE_S, tenant)
+        self._cache[digest] = (now + self._cache_s, tenant)
         return tenant
 
 
