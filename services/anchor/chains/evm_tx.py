@@ -5,9 +5,11 @@ installed, as here: no node holds the key, and the account is the only one to ma
 At most one transaction is in flight. It is written to a journal (fsynced) *before* it is
 broadcast, so a restart picks it up where it was: still pending, mined, or vanished (dropped from
 the pool, or reorged out), in which case the very same signed bytes are broadcast again, or, if
-its nonce was taken meanwhile, a new transaction is signed. A new nonce is the account's count of
-mined transactions, which fills any gap left by a dropped transaction. Fees are EIP-1559 (legacy
-gasPrice on chains without a base fee), bumped by 12.5% when a transaction stays pending too long.
+its nonce was taken meanwhile, a new transaction is signed; so is one whose nonce is above the
+account's count of mined transactions (the chain lost earlier ones: it would wait for ever). A new
+nonce is the account's count of mined transactions, which fills any gap left by a dropped
+transaction. Fees are EIP-1559 (legacy gasPrice on chains without a base fee), bumped by 12.5%
+when a transaction stays pending too long.
 A transaction counts only once its block has ``confirmations`` blocks (itself included) and is
 still the canonical block at its height.
 """
@@ -213,18 +215,25 @@ class Transactor:
                     await self.rpc.block_hash(number) == str(receipt["blockHash"]).lower()
                 ):
                     return receipt
+            elif (count := await self.rpc.nonce(self.account.address, "latest")) < p.nonce:
+                # Below its nonce is a gap only this account could fill: the chain lost mined
+                # transactions of ours (a reorg deeper than the confirmations, a node that lost
+                # blocks), and it would wait behind the gap for ever. Sign it anew at the gap.
+                await self._sign_anew(p, count)
             elif any([await self.rpc.transaction(s["hash"]) for s in p.sent]):
                 if self._clock() - p.since > self._stuck:
                     await self._replace(p)
-            elif (count := await self.rpc.nonce(self.account.address, "latest")) > p.nonce:
+            elif count > p.nonce:
                 if await self._mined(p) is not None:
                     continue  # mined between the two reads
-                # vanished and its nonce taken by another transaction: sign anew
-                p.nonce = count
-                p.sent, p.since = [], self._clock()
-                p.sent.append(await self._sign(p, await self._fees()))
-                self.journal.save(p)
-                await self._broadcast(p)
+                await self._sign_anew(p, count)  # vanished and its nonce taken by another transaction
             else:  # vanished (dropped, or reorged out): the same signed bytes once more
                 await self._broadcast(p)
             await self._sleep(self._poll)
+
+    async def _sign_anew(self, p: Pending, nonce: int) -> None:
+        p.nonce = nonce
+        p.sent, p.since = [], self._clock()
+        p.sent.append(await self._sign(p, await self._fees()))
+        self.journal.save(p)
+        await self._broadcast(p)

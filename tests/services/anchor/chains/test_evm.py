@@ -146,6 +146,34 @@ async def test_anvil_reorg_replacing_the_block(
     assert await anvil.rpc("eth_getBlockByNumber", hex(done.record["block_number"]), False)
 
 
+async def test_a_reorg_deeper_than_the_confirmations_leaves_no_nonce_gap(
+    anvil: Anvil, contract: str, make_tx: MakeTransactor, make_target: MakeTarget
+) -> None:
+    """A final anchor reorged out together with the next one in flight: the one in flight is
+    above a nonce gap that only this account can fill. Found by the anvil chaos scenarios: it
+    waited in the pool for ever, and the EVM anchor never recovered."""
+    evm = EvmAnchor(tx=make_tx(anvil.url, confirmations=2), contract=contract)
+    snapshot = await anvil.rpc("evm_snapshot")
+    count = int(await anvil.rpc("eth_getTransactionCount", evm.address, "latest"), 16)
+    first = asyncio.create_task(evm.anchor(make_target(1)))
+    await until(lambda: _mined(anvil, evm))
+    await anvil.mine(1)
+    await asyncio.wait_for(first, 10)
+    second = asyncio.create_task(evm.anchor(make_target(2)))
+    await until(lambda: _mined(anvil, evm))
+    p = evm._tx.journal.load()
+    assert p is not None and p.nonce == count + 1
+    assert await anvil.rpc("evm_revert", snapshot)  # both gone: the one in flight is above a gap
+    await until(lambda: _mined(anvil, evm))  # signed anew at the gap, mined (automine)
+    await anvil.mine(2)
+    done = await asyncio.wait_for(second, 10)
+    assert done.target.size == 2
+    tx = await anvil.rpc("eth_getTransactionByHash", done.record["tx_hash"])
+    assert int(tx["nonce"], 16) == count
+    rpc = make_tx(anvil.url).rpc
+    assert (await verify_online(done.record, done.target.checkpoint, rpc=rpc, confirmations=2))[0]
+
+
 async def test_journaled_but_never_sent_is_broadcast_as_signed(
     anvil: Anvil, contract: str, make_tx: MakeTransactor, make_target: MakeTarget
 ) -> None:
