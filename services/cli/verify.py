@@ -20,6 +20,7 @@ import orjson
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
 from merkle.checkpoint import Checkpoint, parse_checkpoint
+from merkle.cosignature import verifier_from_key
 from merkle.note import parse_note
 from merkle.receipt import ReceiptResult, verify_receipt
 from services.cli.serve import add_setting_flags, settings_from
@@ -112,6 +113,11 @@ def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], frozenset[s
             )
         keys = asyncio.run(_server_keys(settings))
         notes.append(f"keys were fetched from {settings.get('URL')}: this trusts that server")
+    for key in keys:
+        try:
+            verifier_from_key(key)
+        except ValueError as e:
+            raise ConfigError(f"verifier key {key[:100]!r} is unusable: {e}", setting="KEY") from e
     cas = []
     ca_file = ns.tsa_ca or settings.get("TSA_CA_FILE")
     if ca_file:

@@ -90,3 +90,15 @@ def test_crafted_receipt_files_against_notar_verify(seeds: Seeds, tmp_path: Path
         assert all(line.startswith("  note: ") for line in done.stderr.splitlines()), what
     print(f"notar verify: {len(runs)} files, exit codes {codes}")
     assert codes[2] == len(NOT_RECEIPTS) and codes[1] >= CRAFTED // 2 and codes[0] >= 1, codes
+
+
+def test_a_malformed_key_is_a_usage_error_not_a_traceback(seeds: Seeds, tmp_path: Path) -> None:
+    # Found while fuzzing: `notar verify --key` with a malformed key string raised ValueError with
+    # a traceback (exit 1); it is a usage error like a missing key.
+    receipt = tmp_path / "r.json"
+    receipt.write_text(json.dumps(seeds.receipts[0]))
+    wrong_id = seeds.keys[0].split("+")[0] + "+00000000+" + seeds.keys[0].split("+", 2)[2]
+    for key in ("nonsense", "a+00000000+AQ==", wrong_id):
+        done = _run(["verify", str(receipt), "--key", key])
+        assert done.returncode == 2 and done.stdout == "", (key, done.stdout, done.stderr)
+        assert done.stderr.startswith("notar: verifier key ") and done.stderr.count("\n") == 1, done.stderr
