@@ -7,6 +7,7 @@ from typing import Any
 
 from merkle.digests import parse_digest
 from services.anchor.sequencer import Item, Sequenced
+from services.anchor.state import check_tenant
 from services.common.problems import BadRequest
 
 MAX_ITEMS = 10_000
@@ -24,6 +25,10 @@ def decode_request(body: Any) -> list[Item]:
     ):
         raise BadRequest('expected {"tenant": str, "items": [{"digest": str, "salt": bool}, ...]}')
     tenant, raw = body["tenant"], body["items"]
+    try:
+        check_tenant(tenant)
+    except ValueError as e:
+        raise BadRequest(str(e), kind="invalid-tenant") from e
     if len(raw) > MAX_ITEMS:
         raise BadRequest(
             f"at most {MAX_ITEMS} items per call, got {len(raw)}", kind="too-many-digests", status=413

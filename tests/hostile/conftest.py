@@ -83,12 +83,19 @@ async def _tenants(store_dir: Path) -> tuple[str, str]:
         await store.close()
 
 
-def start_served(data: Path, env_extra: dict[str, str] | None = None, **settings: str) -> Iterator[Served]:
-    """`notar serve` on a free port with `settings` (NOTAR_<NAME>) over the defaults below; on
-    exit it is stopped with SIGTERM and must exit 0 with no traceback and no API key in its log."""
+def launch(
+    data: Path,
+    *,
+    role: str = "all",
+    keys: tuple[str, str] | None = None,
+    env_extra: dict[str, str] | None = None,
+    settings: dict[str, str] | None = None,
+) -> Served:
+    """Start `notar serve --role ROLE` on a free port with `settings` (NOTAR_<NAME>) over the
+    defaults below, logging to DATA/serve-ROLE.log; tenants acme and globex are created in its
+    fs store unless `keys` are given (on S3, `ready` creates them)."""
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -99,33 +106,50 @@ def start_served(data: Path, env_extra: dict[str, str] | None = None, **settings
         "NOTAR_READ_TIMEOUT_S": str(READ_TIMEOUT_S),
         "NOTAR_KEY_CACHE_S": str(KEY_CACHE_S),
         "NOTAR_DOCUMENT_MAX_MB": str(DOCUMENT_MAX_MB),
-        **{f"NOTAR_{k}": v for k, v in settings.items()},
+        **{f"NOTAR_{k}": v for k, v in (settings or {}).items()},
         **(env_extra or {}),
     }
-    if env.get("NOTAR_STORE", "fs") == "fs":
-        acme, globex = asyncio.run(_tenants(data / "store"))
-    log = data / "serve.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([NOTAR, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        wait_ready(url, proc, timeout=60)
-        if env.get("NOTAR_STORE", "fs") != "fs":
-            acme, globex = (
-                subprocess.run(
-                    [NOTAR, "tenant", "add", name], env=env, capture_output=True, text=True, check=True
-                ).stdout.splitlines()[-1]
-                for name in ("acme", "globex")
-            )
-        served = Served(url, port, data, env, proc, log, acme, globex)
-        yield served
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
+    if keys is None and env.get("NOTAR_STORE", "fs") == "fs":
+        keys = asyncio.run(_tenants(data / "store"))
+    log = data / f"serve-{role}.log"
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(
+            [NOTAR, "serve", "--role", role], env=env, stdout=subprocess.DEVNULL, stderr=err
+        )
+    acme, globex = keys or ("", "")
+    return Served(f"http://127.0.0.1:{port}", port, data, env, proc, log, acme, globex)
+
+
+def ready(served: Served) -> Served:
+    wait_ready(served.url, served.proc, timeout=60)
+    if not served.acme:
+        served.acme, served.globex = (
+            subprocess.run(
+                [NOTAR, "tenant", "add", name], env=served.env, capture_output=True, text=True, check=True
+            ).stdout.splitlines()[-1]
+            for name in ("acme", "globex")
+        )
+    return served
+
+
+def stop(served: Served) -> None:
+    """SIGTERM; the server must exit 0 with no traceback and no API key in its log."""
+    served.proc.send_signal(signal.SIGTERM)
+    code = served.proc.wait(timeout=60)
     text = served.log_text()
     assert code == 0, f"notar serve exited {code}:\n{text[-3000:]}"
     assert "Traceback" not in text, f"the server logged a traceback:\n{text[-6000:]}"
-    for key in (acme, globex):
+    for key in (served.acme, served.globex):
         assert key not in text and key[6:] not in text, "an API key was written to the server's log"
+
+
+def start_served(data: Path, env_extra: dict[str, str] | None = None, **settings: str) -> Iterator[Served]:
+    """`notar serve` (all roles) while the caller uses it, then `stop`."""
+    served = launch(data, env_extra=env_extra, settings=settings)
+    try:
+        yield ready(served)
+    finally:
+        stop(served)
 
 
 @pytest.fixture(scope="package")
@@ -146,3 +170,22 @@ def served_s3(tmp_path_factory: pytest.TempPathFactory, s3_target: S3Target) -> 
         S3_PREFIX=f"hostile-{os.urandom(6).hex()}/",
         env_extra={"AWS_ACCESS_KEY_ID": s3_target.access_key, "AWS_SECRET_ACCESS_KEY": s3_target.secret_key},
     )
+
+
+@pytest.fixture(scope="package")
+def split_roles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Served]]:
+    """The three roles as three processes, as in Kubernetes: ingest and verify call the anchor's
+    internal routes; all share one fs store."""
+    data = tmp_path_factory.mktemp("roles") / "data"
+    anchor = launch(data, role="anchor")
+    keys = (anchor.acme, anchor.globex)
+    roles = {"anchor": anchor}
+    try:
+        for role in ("ingest", "verify"):
+            roles[role] = launch(data, role=role, keys=keys, settings={"ANCHOR_URL": anchor.url})
+        for served in roles.values():
+            ready(served)
+        yield roles
+    finally:
+        for served in roles.values():
+            stop(served)
