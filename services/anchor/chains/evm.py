@@ -114,6 +114,7 @@ class EvmAnchor:
         one first and return its record (the committer anchors the newest checkpoint next)."""
         pending = self._tx.journal.load()
         if pending is None:
+            await self._check_contract()
             pending = await self._tx.submit(
                 self.contract, anchor_calldata(target.checkpoint), {"note": target.note}
             )
@@ -143,6 +144,16 @@ class EvmAnchor:
         if not ok:
             raise AnchorError(f"the EVM anchor transaction does not hold: {detail}")
         return Anchored(done, record)
+
+    async def _check_contract(self) -> None:
+        """AnchorError, before anything is sent, when EVM_CONTRACT holds no code: a call to it
+        would succeed, emit nothing and never make a record, however often it is paid for."""
+        code = await self._tx.rpc.call("eth_getCode", self.contract, "latest")
+        if not isinstance(code, str) or not code.removeprefix("0x").strip("0"):
+            raise AnchorError(
+                f"there is no contract at EVM_CONTRACT {self.contract} on chain {await self._tx.chain_id()} "
+                "(a chain that was reset, or another chain?): deploy it with `notar anchor deploy`"
+            )
 
     async def close(self) -> None:
         await self._tx.rpc.close()

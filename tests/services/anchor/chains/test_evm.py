@@ -174,6 +174,18 @@ async def test_a_reorg_deeper_than_the_confirmations_leaves_no_nonce_gap(
     assert (await verify_online(done.record, done.target.checkpoint, rpc=rpc, confirmations=2))[0]
 
 
+async def test_no_contract_at_the_address_is_a_clear_error_and_nothing_is_sent(
+    anvil: Anvil, make_tx: MakeTransactor, make_target: MakeTarget
+) -> None:
+    """E.g. a chain restarted empty: a transaction to an address without code succeeds and emits
+    nothing, so each retry paid for a transaction that could never make a record."""
+    evm = EvmAnchor(tx=make_tx(anvil.url), contract="0x" + "5f" * 20)
+    with pytest.raises(AnchorError, match=r"no contract at EVM_CONTRACT 0x5f5f.* on chain 31337"):
+        await evm.anchor(make_target(1))
+    assert await anvil.rpc("eth_getTransactionCount", evm.address, "latest") == "0x0"
+    assert evm._tx.journal.load() is None
+
+
 async def test_journaled_but_never_sent_is_broadcast_as_signed(
     anvil: Anvil, contract: str, make_tx: MakeTransactor, make_target: MakeTarget
 ) -> None:
