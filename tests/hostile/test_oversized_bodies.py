@@ -120,6 +120,16 @@ async def test_fifty_megabytes_streamed_at_a_route_leave_memory_bounded(served: 
     assert grown_mb < 25, f"the server's peak memory grew by {grown_mb:.0f} MB for a refused body"
 
 
+async def test_a_million_key_object_is_refused_by_its_size(served: Served) -> None:
+    before = served.peak_rss_kb()
+    keys = b",".join(b'"k%d":0' % i for i in range(1_000_000))
+    body = b'{"digests": ["' + os.urandom(32).hex().encode() + b'"], ' + keys + b"}"
+    assert len(body) > 10 * MiB
+    answer = await send_chunked(served, "/v1/digests", 1, body, auth(served))
+    assert answer.status == 413 and answer.is_problem(413), answer
+    assert (served.peak_rss_kb() - before) / 1024 < 25
+
+
 @functools.cache
 def gzip_bomb() -> bytes:
     """~64 KB of gzip that inflates to 64 MB of JSON whitespace."""
