@@ -6,10 +6,12 @@ bounded in executions and time. Targets and oracle: loadtest/fuzz_targets.py, fu
     .venv/bin/python -m loadtest.fuzz_receipts --engine atheris --target anchors --seconds 60
 
 `--runs` and `--seconds` bound each target group; with several groups the seconds are shared out.
-atheris (libFuzzer, coverage-guided over merkle/ and asn1crypto, instrumented at import) mutates
-bytes from the seed corpus, each group in a child process; Hypothesis mutates structure
-(loadtest/fuzz_mutations.py). Exit status 0 when nothing was found, 1 otherwise; crashing inputs go
-to --artifacts.
+atheris (libFuzzer, coverage-guided over the packages of --instrument, by default merkle/ and
+asn1crypto) mutates bytes from the seeds and the saved inputs of tests/fuzz/corpus/<group>/, each
+group in a child process with a dictionary of receipt words; Hypothesis mutates structure
+(loadtest/fuzz_mutations.py). Exit status 0 when nothing was found, 1 otherwise; crashing inputs
+and the children's logs (libFuzzer's cov/ft figures) go to --artifacts. A crashing input that is
+worth keeping goes to tests/fuzz/corpus/<group>/, which the tests replay.
 """
 
 from __future__ import annotations
