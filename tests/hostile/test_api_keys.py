@@ -119,8 +119,6 @@ async def test_a_rotated_out_and_revoked_key_stops_working(served: Served) -> No
     assert added.returncode == 0, added.stderr
     new = added.stdout.splitlines()[-1]
     assert (await as_key(served, new)).status == 404, "the new key works (404: nothing notarized)"
-    other = cli(served, "revoke", "globex", served.acme)
-    assert other.returncode == 1 and "no API key" in other.stderr, "one tenant cannot revoke another's key"
     revoked = cli(served, "revoke", "acme", new)
     assert revoked.returncode == 0, revoked.stderr
     deadline = time.monotonic() + KEY_CACHE_S + 10
