@@ -3,7 +3,8 @@
 ``RestartableSeaweed`` runs `weed mini` (as tests/seaweed.py does) on ports chosen once and a
 data directory kept across restarts, like a pod with its volume: ``stop()`` sends SIGTERM (or
 SIGKILL, ``kill=True``) to its whole process group and waits for it to go, ``start()`` runs it
-again on the same ports and data and waits until an object can be written. Never use it on the
+again on the same ports and data and waits until an object can be written; ``freeze()`` and
+``thaw()`` SIGSTOP and SIGCONT it (a server that hangs rather than refuses). Never use it on the
 shared session ``s3_target``: other tests rely on that one staying up.
 """
 
@@ -80,6 +81,7 @@ class RestartableSeaweed:
             return
         with suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGCONT)  # a frozen one must run to end
         try:
             self.process.wait(timeout=STOP_WAIT_S)
         except subprocess.TimeoutExpired:
@@ -88,6 +90,16 @@ class RestartableSeaweed:
             self.process.wait(timeout=STOP_WAIT_S)
         with suppress(ProcessLookupError):  # anything of its group that is still there
             os.killpg(self.process.pid, signal.SIGKILL)
+
+    def freeze(self) -> None:
+        """SIGSTOP its process group: its ports still accept connections but nothing answers."""
+        assert self.process is not None and self.running(), "SeaweedFS is not running"
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT its process group after ``freeze``."""
+        assert self.process is not None, "SeaweedFS was never started"
+        os.killpg(self.process.pid, signal.SIGCONT)
 
     def log_tail(self, chars: int = 4000) -> str:
         log = self.run_dir / "weed.log"
