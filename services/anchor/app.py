@@ -20,6 +20,7 @@ from services.common.problems import BadRequest, read_json
 from services.common.resources import STORE, new_app
 from services.common.stores import data_dir, open_index
 from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
+from storage.errors import NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 MAX_BODY = 4 * 1024 * 1024
@@ -83,6 +84,9 @@ def _keys_document(keys: LogKeys) -> bytes:
 
 
 async def submit_entries(request: web.Request) -> web.Response:
+    refused = request.app[SEQUENCER].refusal()
+    if refused is not None:  # before the body is read: cheap under overload
+        raise refused
     items = decode_request(await read_json(request, limit=MAX_BODY))
     results = await submit_timed(request.app, items)
     return web.json_response(encode_results(results))
@@ -220,3 +224,6 @@ class LocalAnchor:
 
     async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
         return await self._app[SEQUENCER].lookup(tenant, digest)
+
+    def refusal(self, count: int = 1) -> NotarError | None:
+        return self._app[SEQUENCER].refusal(count)

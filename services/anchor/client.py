@@ -14,11 +14,15 @@ from merkle.digests import Digest
 from services.anchor.sequencer import Item, Sequenced
 from services.anchor.wire import decode_results, encode_request
 from services.common.telemetry import current_tracer, inject_traceparent
-from storage.errors import PushbackError, StorageError
+from storage.errors import NotarError, PushbackError, StorageError
 
 
 class Submitter(Protocol):
     async def submit(self, items: Sequence[Item]) -> list[Sequenced]: ...
+
+    def refusal(self, count: int = 1) -> NotarError | None:
+        """What `submit` of `count` entries would surely raise right now (cheap), else None."""
+        ...
 
 
 class Lookup(Protocol):
@@ -76,6 +80,9 @@ class AnchorClient:
             raise StorageError(
                 f"cannot reach the anchor at {where}: {e}", location=self._url, transient=True
             ) from e
+
+    def refusal(self, count: int = 1) -> NotarError | None:
+        return None  # only the anchor knows; it refuses before reading the body (anchor/app.py)
 
     async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
         if not items:

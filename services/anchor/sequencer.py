@@ -212,23 +212,32 @@ class Sequencer:
         return self._time.behind_s
 
     # -- API ---------------------------------------------------------------------------------
-    async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
-        """Sequence `items`; returns once they are durable and in a signed checkpoint."""
+    def refusal(self, count: int = 1) -> NotarError | None:
+        """The error `submit` of `count` entries would raise before queuing them, or None. A front
+        end asks with count 1 before it reads a request's body: under overload it refuses in
+        microseconds what it would otherwise read, parse and refuse anyway."""
         if self._failed is not None:
-            raise SequencerStopped(f"the sequencer of {self._cfg.origin} stopped: {self._failed}")
+            return SequencerStopped(f"the sequencer of {self._cfg.origin} stopped: {self._failed}")
         if self._closing:
-            raise SequencerStopped(f"the sequencer of {self._cfg.origin} is shutting down")
-        if not items:
-            return []
+            return SequencerStopped(f"the sequencer of {self._cfg.origin} is shutting down")
         refused = self._refusal()
         if refused is not None:
-            raise refused
-        if self._queued + len(items) > self._cfg.queue_max:
+            return refused
+        if self._queued + count > self._cfg.queue_max:
             backlog_s = self._cfg.batch_ms / 1000 * (1 + self._queued / self._cfg.batch_max)
-            raise PushbackError(
+            return PushbackError(
                 f"the sequencer has {self._queued} entries queued (limit {self._cfg.queue_max})",
                 retry_after=max(1.0, round(backlog_s, 1)),
             )
+        return None
+
+    async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
+        """Sequence `items`; returns once they are durable and in a signed checkpoint."""
+        if not items and self._failed is None and not self._closing:
+            return []
+        refused = self.refusal(len(items))
+        if refused is not None:
+            raise refused
         for tenant in {it.tenant for it in items}:
             state.check_tenant(tenant)
         future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()

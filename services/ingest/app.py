@@ -53,8 +53,18 @@ def _canonical_items(raw: list[Any], tenant: str, salted: bool) -> list[Item] | 
     return [Item(tenant, Digest(d[:6], values[32 * i : 32 * i + 32]), salted) for i, d in enumerate(raw)]
 
 
+def refuse_early(request: web.Request) -> None:
+    """Raise the 503 (Retry-After) the anchor would give, before the body is read, when it is
+    sure: under overload most requests are refused, and reading and parsing each first made the
+    refusals cost as much as the acknowledgements (loadtest/reliability/scenarios/overload.py)."""
+    refused = request.app[SUBMITTER].refusal()
+    if refused is not None:
+        raise refused
+
+
 async def post_digests(request: web.Request) -> web.StreamResponse:
     tenant = await tenant_of(request)
+    refuse_early(request)
     body = await read_json(request, limit=MAX_DIGESTS_BODY)
     if not isinstance(body, dict) or not isinstance(body.get("digests"), list):
         raise BadRequest('expected {"digests": ["blake3:…", …], "salt": true}', kind="invalid-request")
@@ -98,6 +108,7 @@ async def post_digests(request: web.Request) -> web.StreamResponse:
 
 async def put_document(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
+    refuse_early(request)
     limit = request.app[DOCUMENT_MAX]
     body = body_at_most(request, limit) if limit else body_chunks(request)
     manifest = await request.app[DOCUMENTS].put(tenant, body)
