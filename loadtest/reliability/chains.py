@@ -226,22 +226,40 @@ async def until(cond: Callable[[], Awaitable[bool]], seconds: float, poll_s: flo
 
 @dataclass
 class RecordWatch:
-    """Anchor records as they appear in the store. Each EVM record is checked on chain the moment
-    it is first seen (``check``): a record written before its block was final, or naming a
-    transaction not on chain, fails then, whatever happens to the chain afterwards."""
+    """Anchor records as they appear in the store. Each EVM record is checked on ``chain`` the
+    moment it is first seen: one naming a transaction not on chain, or written before its block
+    had the confirmations, fails then, whatever the chain does afterwards.
+
+    The confirmations are counted against the highest head the chain had since the previous look
+    (a rewind such as evm_revert lowers the head under a record written before it: the scenario
+    reports the head it rewound from with ``saw_head``), since the record was written then."""
 
     cluster: Cluster
-    check: Callable[[Mapping[str, Any], Checkpoint], Awaitable[tuple[bool, str]]] | None = None
+    chain: EvmChain | None = None
     poll_s: float = 0.25
     seen: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> record
     checked: int = 0
     failed: list[str] = field(default_factory=list)
+    _peak: int = 0
 
-    def sizes(self, kind: str) -> list[int]:
-        return sorted(int(k.split("/")[-2]) for k in self.seen if k.endswith(f"/{kind}.json"))
+    def saw_head(self, height: int) -> None:
+        """The chain's head was ``height`` (just before the scenario rewinds it)."""
+        self._peak = max(self._peak, height)
+
+    async def _head(self) -> int | None:
+        try:
+            return None if self.chain is None else await self.chain.head()
+        except (aiohttp.ClientError, OSError, RuntimeError, AnchorError):
+            return None  # the chain does not answer (it is down)
 
     async def _look(self, store: ObjectStore) -> None:
-        for key in sorted([k async for k in store.list(RECORDS)]):
+        before = await self._head()
+        keys = sorted([k async for k in store.list(RECORDS)])
+        after = await self._head()
+        if self.chain is not None and (before is None or after is None):
+            return  # check the records when the chain answers
+        peak, self._peak = max(self._peak, before or 0, after or 0), after or 0
+        for key in keys:
             if key in self.seen:
                 continue
             try:
@@ -250,14 +268,16 @@ class RecordWatch:
                 note = (await store.get(f"log/anchors/checkpoint/{size:020d}")).decode()
             except NotFoundError:
                 continue  # the checkpoint is written just after the first record: next time
-            if record.get("type") == "evm" and self.check is not None:
+            if record.get("type") == "evm" and self.chain is not None:
                 try:
-                    ok, why = await self.check(record, parse_checkpoint(parse_note(note).text))
+                    ok, why = await self.chain.check(record, parse_checkpoint(parse_note(note).text))
                 except AnchorError:
-                    continue  # the chain does not answer (it is down): check it when it does
+                    return  # the chain stopped answering: check it when it does
+                if not ok and why.endswith("needed"):  # all else holds, the head is lower now
+                    ok = peak - int(record["block_number"]) + 1 >= self.chain.confirmations
                 self.checked += 1
                 if not ok:
-                    self.failed.append(f"{key} when first seen: {why}")
+                    self.failed.append(f"{key} when first seen: {why} (head since the last look {peak})")
             self.seen[key] = record
 
     async def run(self, stop: asyncio.Event) -> None:

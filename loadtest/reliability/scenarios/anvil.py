@@ -56,7 +56,7 @@ def _outage(
 ) -> Fault:
     async def fault(cluster: Cluster, record: Record) -> int:
         url, verify, key = cluster.anchor.url, cluster.verify_urls[0], cluster.api_keys["acme"]
-        watch = RecordWatch(cluster, chain.check)
+        watch = RecordWatch(cluster, chain)
         stop = asyncio.Event()
         watching = asyncio.create_task(watch.run(stop))
         done = 0
@@ -108,7 +108,7 @@ def _outage(
 def _reorg(chain: EvmChain, rng: random.Random, reorgs: int, f: Findings) -> Fault:
     async def fault(cluster: Cluster, record: Record) -> int:
         journal = cluster.anchor.data / "anchors" / "evm-journal.json"
-        watch = RecordWatch(cluster, chain.check)
+        watch = RecordWatch(cluster, chain)
         stop = asyncio.Event()
         watching = asyncio.create_task(watch.run(stop))
         orphaned: list[tuple[int, str]] = []  # (tree size, block hash) of our transactions reorged out
@@ -133,6 +133,7 @@ def _reorg(chain: EvmChain, rng: random.Random, reorgs: int, f: Findings) -> Fau
                     snapshot, at = await chain.anvil.rpc("evm_snapshot"), await chain.head()
                     depth = rng.randint(1, CONFIRMATIONS - 2)
                     await until(partial(_head_reached, chain, at + depth), 10, poll_s=0.02)
+                    watch.saw_head(await chain.head() + 1)  # + a block that may come meanwhile
                     await chain.anvil.rpc("evm_revert", snapshot)
                     f.add("reorgs_evm_revert")
             if not orphaned:
