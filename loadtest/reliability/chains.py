@@ -154,6 +154,14 @@ def tsa_server(workdir: Path) -> Iterator[TsaThread]:
         server.close()
 
 
+def server_errors(load: Mapping[str, Any]) -> list[str]:
+    """Problems for the answers of an Outcome's ``load`` that were server errors other than 503
+    (pushback): a chain or TSA failing must never make the API answer 500."""
+    found = {f"POST /v1/digests {k}": n for k, n in load.get("requests", {}).items() if k[:1] == "5"}
+    found |= {f"GET /v1/receipts {k[5:]}": n for k, n in load.get("reads", {}).items() if k[:6] == "http-5"}
+    return [f"{n} answers {what}" for what, n in found.items() if not what.endswith(" 503")]
+
+
 async def _get(url: str) -> tuple[int, str]:
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as r:

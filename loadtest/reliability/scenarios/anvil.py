@@ -40,6 +40,7 @@ from ..chains import (
     metrics,
     published_size,
     readyz,
+    server_errors,
     until,
 )
 from ..cluster import Cluster, make_cluster, running
@@ -238,7 +239,7 @@ def _scenario(
                 fault = make_fault(chain, rng, ctx.long, f)
                 outcome = await drive(name, cluster, fault, settle_s=3.0, rate=50, evm=chain.check)
         outcome.extra.update(f.counts)
-        outcome.problems += f.problems
+        outcome.problems += f.problems + server_errors(outcome.load)
         return outcome
 
     return Scenario(name, doc, False, run)

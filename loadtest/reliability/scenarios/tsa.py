@@ -34,6 +34,7 @@ from ..chains import (
     kind_metric,
     metrics,
     readyz,
+    server_errors,
     tsa_server,
     until,
 )
@@ -147,7 +148,7 @@ async def run(ctx: Context) -> Outcome:
     if bad:
         f.problems.append(f"{bad} rfc3161 records hold a token the TSA signed in a faulty mode")
     outcome.extra.update(f.counts)
-    outcome.problems += f.problems
+    outcome.problems += f.problems + server_errors(outcome.load)
     return outcome
 
 
