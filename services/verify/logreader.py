@@ -114,11 +114,12 @@ class LogReader:
     async def _prove(self, proof: Callable[[NodeSource], list[bytes]], published: int) -> list[bytes]:
         """Run `proof` over the cached tiles; when some are missing, the first run (on zero
         hashes: a proof's shape does not depend on them) names them all, they are fetched at
-        once and the proof runs again."""
+        once and the proof runs again over those and the tiles the first run found held (kept
+        by the run itself: concurrent loads may evict them from the caches meanwhile)."""
         nodes = _Nodes(self, published, {})
         result = proof(nodes)
         if nodes.missing:
-            nodes = _Nodes(self, published, await self._load(nodes.missing, published))
+            nodes = _Nodes(self, published, nodes.used | await self._load(nodes.missing, published))
             result = proof(nodes)
             assert not nodes.missing, "tiles just loaded are held"
         return result
@@ -143,20 +144,24 @@ class LogReader:
 
 class _Nodes:
     """Perfect subtree hashes of the published tree (so of every smaller tree: a perfect node
-    never changes) from hashed tiles: those just `loaded`, else the reader's caches. A node of
-    a tile not held reads as zeros and the tile is noted in `missing`."""
+    never changes) from hashed tiles: those just `loaded`, else the reader's caches (each kept in
+    `used`). A node of a tile not held reads as zeros and the tile is noted in `missing`."""
 
     def __init__(self, reader: LogReader, published: int, loaded: dict[tuple[int, int], _Levels]) -> None:
-        self._reader, self._published, self._loaded = reader, published, loaded
+        self._reader, self._published = reader, published
+        self.used = dict(loaded)  # every tile this run read: those given, then those found held
         self.missing: set[tuple[int, int]] = set()
 
     def perfect(self, height: int, index: int) -> bytes:
         level, rest = divmod(height, TILE_HEIGHT)
         first = index << rest
         place = (level, first >> TILE_HEIGHT)
-        levels = self._loaded.get(place) or self._reader._held(place, self._published)
+        levels = self.used.get(place)
         if levels is None:
-            self.missing.add(place)
-            return _ZERO
+            levels = self._reader._held(place, self._published)
+            if levels is None:
+                self.missing.add(place)
+                return _ZERO
+            self.used[place] = levels
         at = ((first % TILE_WIDTH) >> rest) * HASH_SIZE
         return levels[rest][at : at + HASH_SIZE]
