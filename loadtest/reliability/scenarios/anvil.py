@@ -125,7 +125,8 @@ def _reorg(chain: EvmChain, rng: random.Random, reorgs: int, f: Findings) -> Fau
                     )
                     f.add("reorgs_at_an_anchor_transaction")
                     now = await chain.anvil.rpc("eth_getTransactionReceipt", t.tx_hash)
-                    if now is None or str(now["blockHash"]).lower() != t.block_hash:  # a block came first
+                    # still in its block when a block came between the head read and the reorg
+                    if now is None or str(now["blockHash"]).lower() != t.block_hash:
                         orphaned.append((t.size, t.block_hash))
                 elif rng.random() < 0.5:
                     await chain.anvil.rpc("anvil_reorg", rng.randint(1, CONFIRMATIONS - 1), [])
