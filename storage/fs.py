@@ -147,6 +147,9 @@ class FsStore:
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep what was written of it
+            raise
         finally:
             os.close(fd)
         return tmp

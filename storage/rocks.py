@@ -3,15 +3,27 @@
 RocksDB calls block, so they run in a small thread pool; writes, including the read-compare-write
 of ``compare_and_swap``, are serialised by one lock, which is enough because RocksDB itself lets
 only one process open the database.
+
+A write that fails (a full disk: ENOSPC) leaves RocksDB in a "background error" state in which
+it refuses every later write, even once space is freed, until the database is reopened (rocksdict
+does not expose ``Resume``). So after a failed write the index reopens the database before the
+next write, once that can work: at most once a second, and only when the disk has room for the
+flush that reopening does (reopening on a full disk fails, and the old handle still serves reads
+meanwhile). Writes in between fail at once with a transient ``StorageError``. What RocksDB had
+acknowledged was fsynced to its write-ahead log and is replayed by the reopening.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -21,14 +33,61 @@ from storage.errors import StorageError
 
 T = TypeVar("T")
 _SCAN_PAGE = 512
+_REOPEN_EVERY_S = 1.0
+_REOPEN_MARGIN = 4 * 1024 * 1024  # free bytes wanted beyond the write-ahead logs to reopen
+log = logging.getLogger("notar.storage")
+
+
+def _options() -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    return options
+
+
+class _Gate:
+    """Any number of operations at once, or the reopening of the database alone."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive)
+            self._exclusive = True
+            self._cond.wait_for(lambda: self._active == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
 
 
 class RocksIndex:
     """``Index`` on a RocksDB directory; ``open`` creates it when missing."""
 
-    def __init__(self, db: Rdict, path: Path, *, threads: int = 4) -> None:
-        self._db = db
+    def __init__(self, db: Rdict, path: Path, *, threads: int = 4, options: Options | None = None) -> None:
+        self._db: Rdict | None = db
         self.path = path
+        self._options = options or _options()
+        self._gate = _Gate()
+        self._broken: str | None = None  # why the database must be reopened before a write
+        self._reopen_at = 0.0  # monotonic: no reopening before this
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="notar-rocks")
         self._write_lock = threading.Lock()
         self._sync, self._nosync = WriteOptions(), WriteOptions()
@@ -40,8 +99,7 @@ class RocksIndex:
         """Open (creating) the database at ``path``; raise ``StorageError`` if it cannot, e.g.
         because another process holds it."""
         path = Path(path).absolute()
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
+        options = _options()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = Rdict(str(path), options)
@@ -49,22 +107,22 @@ class RocksIndex:
             hint = "; is another notar process using it?" if "lock" in str(e).lower() else ""
             raise StorageError(f"cannot open RocksDB at {path}: {e}{hint}",
                                location=str(path)) from e
-        return cls(db, path, threads=threads)
+        return cls(db, path, threads=threads, options=options)
 
     async def get(self, key: bytes) -> bytes | None:
-        return await self._run("get", lambda: self._db.get(key))
+        return await self._run("get", lambda db: db.get(key))
 
     async def multi_get(self, keys: Sequence[bytes]) -> list[bytes | None]:
         if not keys:
             return []
-        def read() -> list[bytes | None]:
-            return cast("list[bytes | None]", self._db.get(list(keys)))
+        def read(db: Rdict) -> list[bytes | None]:
+            return cast("list[bytes | None]", db.get(list(keys)))
         return await self._run("multi_get", read)
 
     async def write_batch(self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = (), *,
                           sync: bool = True) -> None:
         batch = self._batch(puts, deletes)
-        await self._run("write_batch", lambda: self._write(batch, sync))
+        await self._run("write_batch", lambda db: self._write(db, batch, sync), write=True)
 
     async def scan(self, prefix: bytes, *, start: bytes | None = None,
                    limit: int | None = None) -> AsyncIterator[tuple[bytes, bytes]]:
@@ -72,8 +130,8 @@ class RocksIndex:
         remaining = limit
         while remaining is None or remaining > 0:
             page_size = _SCAN_PAGE if remaining is None else min(_SCAN_PAGE, remaining)
-            page = await self._run("scan", functools.partial(self._page, prefix, position,
-                                                             page_size))
+            page = await self._run("scan", functools.partial(self._page, prefix=prefix,
+                                                             position=position, n=page_size))
             for item in page:
                 yield item
             if len(page) < page_size:
@@ -87,16 +145,27 @@ class RocksIndex:
                                deletes: Iterable[bytes] = (), sync: bool = True) -> bool:
         batch = self._batch({**(puts or {}), key: new}, [d for d in deletes if d != key])
 
-        def swap() -> bool:
+        def swap(db: Rdict) -> bool:
             with self._write_lock:
-                if self._db.get(key) != expected:
+                if db.get(key) != expected:
                     return False
-                self._db.write(batch, self._sync if sync else self._nosync)
+                db.write(batch, self._sync if sync else self._nosync)
                 return True
-        return await self._run("compare_and_swap", swap)
+        return await self._run("compare_and_swap", swap, write=True)
 
     async def close(self) -> None:
-        await self._run("close", self._db.close)
+        """Close the database. After a failed write RocksDB's close reports that failure again;
+        it is only logged then: what RocksDB acknowledged is in its fsynced write-ahead log."""
+        def close(db: Rdict) -> None:
+            try:
+                db.close()
+            except Exception:
+                if self._broken is None:
+                    raise
+                log.warning("RocksDB at %s closed after a failed write (%s)", self.path, self._broken)
+            self._db = None
+        if self._db is not None:
+            await self._run("close", close)
         self._pool.shutdown(wait=True)
 
     # -- internals (run in the pool) ---------------------------------------------------------
@@ -110,12 +179,13 @@ class RocksIndex:
             batch.delete(k)
         return batch
 
-    def _write(self, batch: WriteBatch, sync: bool) -> None:
+    def _write(self, db: Rdict, batch: WriteBatch, sync: bool) -> None:
         with self._write_lock:
-            self._db.write(batch, self._sync if sync else self._nosync)
+            db.write(batch, self._sync if sync else self._nosync)
 
-    def _page(self, prefix: bytes, position: bytes, n: int) -> list[tuple[bytes, bytes]]:
-        it = self._db.iter()
+    @staticmethod
+    def _page(db: Rdict, *, prefix: bytes, position: bytes, n: int) -> list[tuple[bytes, bytes]]:
+        it = db.iter()
         it.seek(position)
         page: list[tuple[bytes, bytes]] = []
         while len(page) < n and it.valid():
@@ -126,11 +196,68 @@ class RocksIndex:
             it.next()
         return page
 
-    async def _run(self, op: str, call: Callable[[], T]) -> T:
+    def _guarded(self, op: str, call: Callable[[Rdict], T], write: bool) -> T:
+        """``call`` on the open database, reopened first when a write broke it; a failed write
+        marks it broken."""
+        if self._db is None or (write and self._broken is not None):
+            self._reopen(op)
+        with self._gate.shared():
+            db = self._db
+            if db is None:
+                raise StorageError(f"RocksDB {op} at {self.path} failed: the database is closed",
+                                   location=str(self.path))
+            try:
+                return call(db)
+            except (TypeError, ValueError):
+                raise
+            except Exception as e:
+                if write and self._broken is None:
+                    self._broken = str(e)
+                raise
+
+    def _reopen(self, op: str) -> None:
+        with self._gate.exclusive():
+            if self._db is not None and self._broken is None:
+                return  # another call reopened it meanwhile
+            now = time.monotonic()
+            free, need = _free_bytes(self.path), _wal_bytes(self.path) + _REOPEN_MARGIN
+            if now < self._reopen_at or free < need:
+                raise StorageError(
+                    f"RocksDB {op} at {self.path} failed: an earlier write failed ({self._broken}); "
+                    f"the database is reopened once {need} bytes are free there ({free} now)",
+                    location=str(self.path), transient=True)
+            self._reopen_at = now + _REOPEN_EVERY_S
+            if self._db is not None:
+                with suppress(Exception):  # it reports the failure that broke it again
+                    self._db.close()
+                self._db = None
+            try:
+                self._db = Rdict(str(self.path), self._options)
+            except Exception as e:
+                self._broken = f"reopening failed: {e}"
+                raise StorageError(f"RocksDB {op} at {self.path} failed: cannot reopen it: {e}",
+                                   location=str(self.path), transient=True) from e
+            log.warning("RocksDB at %s reopened after a failed write (%s)", self.path, self._broken)
+            self._broken = None
+
+    async def _run(self, op: str, call: Callable[[Rdict], T], *, write: bool = False) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._guarded, op, call, write)
         except (StorageError, TypeError, ValueError):
             raise
         except Exception as e:
             raise StorageError(f"RocksDB {op} at {self.path} failed: {e}",
                                location=str(self.path)) from e
+
+
+def _free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def _wal_bytes(path: Path) -> int:
+    """The size of the write-ahead logs: about what reopening flushes to new files."""
+    with suppress(OSError):
+        return sum(e.stat().st_size for e in os.scandir(path) if e.name.endswith(".log"))
+    return 0
