@@ -18,6 +18,7 @@ from services.anchor.wire import decode_request, encode_results
 from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
 from services.common.resources import STORE, new_app
+from services.common.shedding import add_shedding
 from services.common.stores import data_dir, open_index
 from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
 from storage.errors import NotarError
@@ -84,9 +85,6 @@ def _keys_document(keys: LogKeys) -> bytes:
 
 
 async def submit_entries(request: web.Request) -> web.Response:
-    refused = request.app[SEQUENCER].refusal()
-    if refused is not None:  # before the body is read: cheap under overload
-        raise refused
     items = decode_request(await read_json(request, limit=MAX_BODY))
     results = await submit_timed(request.app, items)
     return web.json_response(encode_results(results))
@@ -202,6 +200,7 @@ def setup(app: web.Application, settings: Settings, *, internal_routes: bool = T
         app.cleanup_ctx.append(committer_context(settings, keys=keys_from))
     app.cleanup_ctx.append(metrics_context)
     if internal_routes:
+        add_shedding(app, [("POST", "/internal/v1/entries")], lambda a: a[SEQUENCER].refusal())
         app.router.add_post("/internal/v1/entries", submit_entries)
         app.router.add_get("/internal/v1/entries", lookup_entries)
 

@@ -127,6 +127,7 @@ class Sequencer:
         self._failed: BaseException | None = None
         self._holder = ""
         self._lease: LeaseKeeper | None = None
+        self._write_error: str | None = None  # why the last durable write failed, until one works
         self._size = 0
         self._head: bytes | None = None
         self._tiles = TileBuilder()
@@ -390,7 +391,13 @@ class Sequencer:
         try:
             ok = await self._index.compare_and_swap(state.HEAD, self._head, new_head, puts=puts, sync=True)
         except StorageError as e:
-            now = await self._index.get(state.HEAD)
+            self._write_error = str(e)
+            try:
+                now = await self._index.get(state.HEAD)
+            except StorageError:
+                # Unknown (the index is being reopened): if the batch did land after all, the
+                # next compare-and-swap finds the head moved and stops the log; nothing is lost.
+                now = self._head
             if now == new_head:
                 ok = True
             elif now == self._head:
@@ -402,6 +409,7 @@ class Sequencer:
         if not ok:
             raise RecoveryError("RocksDB's head changed under the sequencer: a second writer on this index?")
         self._head = new_head
+        self._write_error = None
 
     # -- publication ---------------------------------------------------------------------------
     async def _publish_loop(self) -> None:
@@ -457,6 +465,19 @@ class Sequencer:
         """Why new entries are refused for now (for readiness), or None."""
         refused = self._refusal()
         return None if refused is None else refused.message
+
+    async def unwritable(self) -> str | None:
+        """Why the last batch could not be written to RocksDB (a full disk...), or None once a
+        write works again. Tries an fsynced write of the holder id (unchanged) to find out, so
+        that readiness recovers by itself even when no entries come in."""
+        if self._write_error is None:
+            return None
+        try:
+            await self._index.write_batch({state.HOLDER: self._holder.encode()}, sync=True)
+        except StorageError as e:
+            return f"RocksDB cannot be written: {e}"
+        self._write_error = None
+        return None
 
 
 class _Retryable(StorageError):

@@ -16,6 +16,7 @@ from services.common.config import Settings
 from services.common.problems import BadRequest, CorruptedError, body_at_most, body_chunks, read_json
 from services.common.receipts import receipts_body, receipts_json
 from services.common.resources import STORE, new_app, tenant_of
+from services.common.shedding import add_shedding
 from services.ingest.documents import Documents
 
 SUBMITTER = web.AppKey("submitter", Submitter)
@@ -53,18 +54,8 @@ def _canonical_items(raw: list[Any], tenant: str, salted: bool) -> list[Item] | 
     return [Item(tenant, Digest(d[:6], values[32 * i : 32 * i + 32]), salted) for i, d in enumerate(raw)]
 
 
-def refuse_early(request: web.Request) -> None:
-    """Raise the 503 (Retry-After) the anchor would give, before the body is read, when it is
-    sure: under overload most requests are refused, and reading and parsing each first made the
-    refusals cost as much as the acknowledgements (loadtest/reliability/scenarios/overload.py)."""
-    refused = request.app[SUBMITTER].refusal()
-    if refused is not None:
-        raise refused
-
-
 async def post_digests(request: web.Request) -> web.StreamResponse:
     tenant = await tenant_of(request)
-    refuse_early(request)
     body = await read_json(request, limit=MAX_DIGESTS_BODY)
     if not isinstance(body, dict) or not isinstance(body.get("digests"), list):
         raise BadRequest('expected {"digests": ["blake3:…", …], "salt": true}', kind="invalid-request")
@@ -108,7 +99,6 @@ async def post_digests(request: web.Request) -> web.StreamResponse:
 
 async def put_document(request: web.Request) -> web.Response:
     tenant = await tenant_of(request)
-    refuse_early(request)
     limit = request.app[DOCUMENT_MAX]
     body = body_at_most(request, limit) if limit else body_chunks(request)
     manifest = await request.app[DOCUMENTS].put(tenant, body)
@@ -173,6 +163,8 @@ def setup(app: web.Application, settings: Settings, *, submitter: Submitter | No
     """Add ingest routes to `app`; without `submitter`, entries go to ANCHOR_URL over HTTP."""
     app[DOCUMENT_MAX] = (settings.get("DOCUMENT_MAX_MB") or 0) * 1024 * 1024
     app.cleanup_ctx.append(ingest_context(settings, submitter))
+    # refused before anything else when the anchor surely would (services/common/shedding.py)
+    add_shedding(app, [("POST", "/v1/digests"), ("PUT", "/v1/documents")], lambda a: a[SUBMITTER].refusal())
     app.router.add_post("/v1/digests", post_digests)
     app.router.add_put("/v1/documents", put_document)
     app.router.add_get("/v1/documents/{digest}", get_document)

@@ -1,4 +1,5 @@
-"""A full sequencer queue refuses new requests with 503 + Retry-After before reading their body."""
+"""A full sequencer queue refuses new requests with 503 + Retry-After before anything else,
+their body unread (services/common/shedding.py)."""
 
 from __future__ import annotations
 
@@ -81,7 +82,15 @@ async def test_a_full_queue_refuses_before_the_body_arrives(full: tuple[TestClie
     assert status.startswith(b"HTTP/1.1 503")
 
 
-async def test_unauthenticated_requests_still_get_401_first(full: tuple[TestClient, str]) -> None:  # type: ignore[type-arg]
+async def test_shed_requests_are_counted_and_nothing_else_is_looked_at(
+    full: tuple[TestClient, str],  # type: ignore[type-arg]
+) -> None:
+    """Shed first: not even the API key (a request without one gets the 503 too), and the
+    count shows in /metrics."""
     client, _ = full
     r = await client.post("/v1/digests", json={"digests": digests(200, 1)})
-    assert r.status == 401
+    assert r.status == 503 and "Retry-After" in r.headers
+    r = await client.put("/v1/documents", data=b"a document")
+    assert r.status == 503 and "Retry-After" in r.headers
+    metrics = await (await client.get("/metrics")).text()
+    assert "notar_http_shed_total 2" in metrics.splitlines()
