@@ -184,6 +184,9 @@ async def anchor_ready(app: web.Application) -> str | None:
         return f"sequencer stopped: {seq.failed}"
     if seq.refusing is not None:
         return f"refusing entries for now: {seq.refusing}"
+    unwritable = await seq.unwritable()
+    if unwritable is not None:
+        return unwritable
     lag = seq.stats.signed_size - seq.stats.published_size
     if lag > READY_LAG:
         return f"publication is {lag} entries behind"
