@@ -30,10 +30,18 @@ from merkle.anchors.local import verify_chain
 from merkle.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
 from merkle.cosignature import CosignatureVerifier
 from merkle.note import Verifier, parse_note
-from merkle.proofs import verify_consistency
+from merkle.proofs import subtree_hash, verify_consistency
 from merkle.receipt import build_receipt, verify_receipt
-from merkle.tiles import ENTRIES, TileId, consistency_proof_from_tiles, root_from_tiles, split_hashes
+from merkle.tiles import (
+    ENTRIES,
+    TileId,
+    TileSource,
+    consistency_proof_from_tiles,
+    root_from_tiles,
+    split_hashes,
+)
 from storage.base import ObjectStore
+from storage.errors import NotFoundError
 
 from .workload import Acked
 
@@ -104,6 +112,7 @@ class Verdict:
     inconsistent_checkpoints: list[str] = field(default_factory=list)
     time_reversals: list[str] = field(default_factory=list)  # a bigger tree cosigned at an older time
     anchors_checked: dict[str, int] = field(default_factory=dict)
+    orphan_records: int = 0  # anchor records whose checkpoint note was never written
     bad_anchors: list[str] = field(default_factory=list)
 
     @property
@@ -127,6 +136,7 @@ class Verdict:
             "inconsistent_checkpoints": len(self.inconsistent_checkpoints),
             "time_reversals": len(self.time_reversals),
             "anchors_checked": self.anchors_checked,
+            "orphan_anchor_records": self.orphan_records,
             "bad_anchors": len(self.bad_anchors),
             "examples": (
                 self.lost
@@ -210,6 +220,7 @@ def time_reversals(times: Iterable[tuple[int, int]]) -> list[str]:
 
 async def _check_anchors(
     store: ObjectStore,
+    log: AuditedLog,
     prefix: str,
     keys: list[str],
     v: Verdict,
@@ -218,6 +229,7 @@ async def _check_anchors(
     evm: EvmCheck | None,
 ) -> None:
     offline = offline_anchor_verifiers(keys=keys, tsa_cas=tsa_cas)
+    source = TileSource(log.checkpoint.size, log.tiles.__getitem__)
     local_blocks = [orjson.loads(await store.get(k)) async for k in store.list(prefix + "anchors/local/")]
     if local_blocks:
         problems = verify_chain(sorted(local_blocks, key=lambda b: int(b["height"])), keys)
@@ -226,9 +238,19 @@ async def _check_anchors(
         record = orjson.loads(await store.get(key))
         kind = str(record.get("type"))
         size = int(key.split("/")[-2])
-        note = (await store.get(f"{prefix}anchors/checkpoint/{size:020d}")).decode()
-        body = parse_note(note).text  # what an AnchorVerifier is given, as verify_receipt does
+        # The checkpoint of that size as the final log has it; the stored note must agree. The
+        # note is written after the first record, so an anchor killed in between leaves a record
+        # without one (counted: that anchor is never offered in receipts; later ones cover it).
+        at_size = Checkpoint(log.checkpoint.origin, size, subtree_hash(source, 0, size))
+        try:
+            body = parse_note((await store.get(f"{prefix}anchors/checkpoint/{size:020d}")).decode()).text
+        except NotFoundError:
+            v.orphan_records += 1
+            body = at_size.format()
         cp = parse_checkpoint(body)
+        if (cp.origin, cp.size, cp.root) != (at_size.origin, at_size.size, at_size.root):
+            v.bad_anchors.append(f"{key}: the anchored checkpoint of size {size} is not the final log's")
+            continue
         if kind == "evm" and evm is not None:
             ok, why = await evm(record, cp)
         elif kind in offline:
@@ -271,5 +293,5 @@ async def check(
             )
     final = (await store.get(prefix + "checkpoint")).decode()
     v.time_reversals = time_reversals(cosigned_times([*checkpoints, final], origin, keys))
-    await _check_anchors(store, prefix, keys, v, tsa_cas=tsa_cas, evm=evm)
+    await _check_anchors(store, log, prefix, keys, v, tsa_cas=tsa_cas, evm=evm)
     return v

@@ -180,3 +180,24 @@ async def test_a_tampered_tile_fails_the_audit(log: Log) -> None:
     await store.put("log/checkpoint", log.note.encode())
     with pytest.raises(AssertionError):
         await log.check(store)
+
+
+async def test_an_anchor_record_without_its_checkpoint_note_is_checked_against_the_final_log(
+    log: Log,
+) -> None:
+    # An anchor killed between writing a record and its checkpoint note leaves the record alone.
+    store = await log.store()
+    cp = Checkpoint(ORIGIN, 300, root(log.leaves[:300]))
+    block = make_block(previous=None, time=1_800_000_000, checkpoint=cp, signer=log.signer)
+    await store.put("log/anchors/local/00000000000000000000", orjson.dumps(block))
+    await store.put(f"log/anchors/record/{300:020d}/local.json", orjson.dumps({"type": "local", **block}))
+    v = await log.check(store)
+    assert v.ok and v.orphan_records == 1 and v.anchors_checked == {"local": 1}
+
+    wrong = Checkpoint(ORIGIN, 200, os.urandom(32))  # signed, but not the log's tree of size 200
+    block = make_block(previous=block, time=1_800_000_001, checkpoint=wrong, signer=log.signer)
+    await store.put("log/anchors/local/00000000000000000001", orjson.dumps(block))
+    await store.put(f"log/anchors/record/{200:020d}/local.json", orjson.dumps({"type": "local", **block}))
+    await store.put(f"log/anchors/checkpoint/{200:020d}", log.sign(200, wrong.root).encode())
+    v = await log.check(store)
+    assert any("not the final log's" in b for b in v.bad_anchors), v.bad_anchors
