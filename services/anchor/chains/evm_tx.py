@@ -104,7 +104,7 @@ class Transactor:
         confirmations: int = 1,
         poll_s: float = 1.0,
         stuck_s: float = 120.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,  # for `since`: a wall-clock step fires no timer
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.rpc, self.account, self.journal = rpc, account, journal
@@ -221,6 +221,8 @@ class Transactor:
                 # blocks), and it would wait behind the gap for ever. Sign it anew at the gap.
                 await self._sign_anew(p, count)
             elif any([await self.rpc.transaction(s["hash"]) for s in p.sent]):
+                if p.since > self._clock():  # journaled on another boot (or in wall time): restart it
+                    p.since = self._clock()
                 if self._clock() - p.since > self._stuck:
                     await self._replace(p)
             elif count > p.nonce:
