@@ -177,16 +177,17 @@ class Overload:
                 "max_requests": int(rate * self.seconds * 1.2) + 1,
             }
             self.started = time.monotonic()
+            over: Record | None = None
             try:
-                other, ran = await run_elsewhere(self.workdir, self.seconds, **spec)
+                over, ran = await run_elsewhere(self.workdir, self.seconds, **spec)
             finally:
                 self.ended = time.monotonic()
-                self.kept.append(other)
-                for other in self.kept:  # no await in between: samples see one jump, before `ended`
-                    record.acked += other.acked
-                    record.checkpoints |= other.checkpoints
+                self.kept += [over] if over is not None else []
+                for kept in self.kept:  # no await in between: samples see one jump, before `ended`
+                    record.acked += kept.acked
+                    record.checkpoints |= kept.checkpoints
                 self.kept = []
-            self._overload_figures(other, rate, ran)
+            self._overload_figures(over, rate, ran)
             return 1
 
         return inject
