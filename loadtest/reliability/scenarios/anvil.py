@@ -106,7 +106,9 @@ def _outage(
     return fault
 
 
-def _reorg(chain: EvmChain, rng: random.Random, reorgs: int, f: Findings) -> Fault:
+def _reorg(
+    chain: EvmChain, rng: random.Random, reorgs: int, between_s: tuple[float, float], f: Findings
+) -> Fault:
     async def fault(cluster: Cluster, record: Record) -> int:
         journal = cluster.anchor.data / "anchors" / "evm-journal.json"
         watch = RecordWatch(cluster, chain)
@@ -115,7 +117,7 @@ def _reorg(chain: EvmChain, rng: random.Random, reorgs: int, f: Findings) -> Fau
         orphaned: list[tuple[int, str]] = []  # (tree size, block hash) of our transactions reorged out
         try:
             for n in range(reorgs):
-                await asyncio.sleep(rng.uniform(0.2, 1.0))
+                await asyncio.sleep(rng.uniform(*between_s))
                 # the first two, and about half of the others, drop the anchor's own transaction
                 t = await _unfinal_anchor(chain, journal) if n < 2 or rng.random() < 0.5 else None
                 head = await chain.head()
@@ -251,7 +253,8 @@ def _outage_fault(chain: EvmChain, rng: random.Random, long: bool, f: Findings) 
 
 
 def _reorg_fault(chain: EvmChain, rng: random.Random, long: bool, f: Findings) -> Fault:
-    return _reorg(chain, rng, 60 if long else 6, f)
+    # the long form leaves more time between reorgs, for more records to be made among them
+    return _reorg(chain, rng, 60 if long else 6, (0.5, 2.5) if long else (0.2, 1.0), f)
 
 
 SCENARIOS = [
