@@ -28,9 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from merkle.checkpoint import parse_checkpoint
+from merkle.note import parse_note
 
 from ..cluster import Cluster, make_cluster, running
 from ..driver import Context, Fault, Outcome, drive
@@ -53,12 +57,23 @@ RECOVERY_MAX_S = 5.0
 #   (item, proof, receipt JSON): 12 MiB;
 # - a connection per writer with a request in flight (aiohttp's protocol, parser, buffers, the
 #   request and its answer), ~32 KiB each: 64 MiB for 2,048;
+# - RocksDB's memtables, which fill with what is written (tenant index, batch bundles and their
+#   deletions) until they are flushed: ~0.5 KiB per entry written since the baseline, at most its
+#   default write buffers (2 x 64 MiB); normal operation, overload or not;
 # - 32 MiB of allocator slack.
 # An unbounded queue would hold (FACTOR - 1) x capacity x seconds more entries: at ~6,000
 # digests/s that is ~70,000 entries (~200 MiB) in the 6 s of the short form, past the bound.
 ENTRY_KIB = 3
 CONNECTION_KIB = 32
 SLACK_MIB = 32
+WRITTEN_KIB = 0.5
+MEMTABLES_MIB = 128
+
+
+def tree_size(url: str) -> int:
+    """The size of the log's published checkpoint, as a verify pod serves it."""
+    with urllib.request.urlopen(url + "/log/checkpoint", timeout=10) as r:
+        return parse_checkpoint(parse_note(r.read()).text).size
 
 
 def vm_rss_kib(pid: int) -> int | None:
@@ -79,6 +94,7 @@ class Memory:
     cluster: Cluster
     baseline_kib: dict[str, int] = field(default_factory=dict)
     max_kib: dict[str, int] = field(default_factory=dict)
+    history: list[tuple[float, dict[str, int]]] = field(default_factory=list)
 
     def sample(self) -> dict[str, int]:
         now: dict[str, int] = {}
@@ -86,7 +102,22 @@ class Memory:
             if p.process is not None and p.alive() and (kib := vm_rss_kib(p.process.pid)) is not None:
                 now[f"{p.role} {p.url}"] = kib
                 self.max_kib[f"{p.role} {p.url}"] = max(kib, self.max_kib.get(f"{p.role} {p.url}", 0))
+        self.history.append((time.monotonic(), now))
         return now
+
+    def every(self, since: float, seconds: float) -> dict[str, list[float]]:
+        """The largest VmRSS (MiB) of each process in each ``seconds`` from ``since``: a bounded
+        process levels off, a leak climbs."""
+        out: dict[str, list[float]] = {}
+        for t, now in self.history:
+            if t < since:
+                continue
+            slot = int((t - since) // seconds)
+            for k, kib in now.items():
+                row = out.setdefault(k, [])
+                row += [0.0] * (slot + 1 - len(row))
+                row[slot] = max(row[slot], round(kib / 1024, 1))
+        return out
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -154,6 +185,7 @@ class Overload:
     started: float = 0.0
     ended: float = 0.0
     record: Record | None = None  # the normal load's, which the checker is given
+    baseline_size: int = 0  # entries in the log when the memory baseline was taken
 
     def fault(self, sampling: asyncio.Event) -> Fault:
         """Baseline, overload, then the other clients' promises join the normal load's record;
@@ -164,6 +196,7 @@ class Overload:
             self.sampler = asyncio.create_task(self._sampler(record, sampling))
             await asyncio.sleep(2 * WINDOW_S)  # the baseline of the normal load
             self.memory.baseline_kib = self.memory.sample()
+            self.baseline_size = await asyncio.to_thread(tree_size, cluster.verify_urls[0])
             rate = (FACTOR * self.capacity / BATCH) - self.normal_rps
             spec = {
                 "ingest": cluster.ingest_urls,
@@ -301,7 +334,11 @@ def _scenario(name: str, doc: str) -> Scenario:
             outcome.problems.append(
                 f"not back to normal within {RECOVERY_MAX_S:g} s of the overload: {figures}"
             )
-        allowance_kib = 2 * QUEUE_MAX * ENTRY_KIB + OVERLOAD_WRITERS * CONNECTION_KIB + SLACK_MIB * 1024
+        written = outcome.verdict["final_tree_size"] - o.baseline_size
+        memtables_kib = min(written * WRITTEN_KIB, MEMTABLES_MIB * 1024)
+        allowance_kib = round(
+            2 * QUEUE_MAX * ENTRY_KIB + OVERLOAD_WRITERS * CONNECTION_KIB + memtables_kib + SLACK_MIB * 1024
+        )
         bound = {k: v + allowance_kib for k, v in memory.baseline_kib.items()}
         over = {k: v for k, v in memory.max_kib.items() if v > bound.get(k, 0)}
         if over or not memory.max_kib:
@@ -314,10 +351,12 @@ def _scenario(name: str, doc: str) -> Scenario:
                 "normal_digests_per_s": round(o.normal_rps * BATCH),
                 "overload_s": overload_s,
                 "queue_max": QUEUE_MAX,
+                "entries_written_since_baseline": written,
                 "recovery_s": recovered_s,
                 "rss_baseline_mib": {k: round(v / 1024, 1) for k, v in memory.baseline_kib.items()},
                 "rss_max_mib": {k: round(v / 1024, 1) for k, v in memory.max_kib.items()},
                 "rss_bound_mib": {k: round(v / 1024, 1) for k, v in bound.items()},
+                "rss_mib_every_5s": memory.every(o.started, 5.0),
             }
         )
         return outcome
