@@ -117,6 +117,12 @@ async def drive(
         )
     if not record.acked:
         problems.append("the load never got an entry acknowledged")
+    # A sound request gets its receipt or a 503 to retry later; anything else (a 500, or a 401
+    # because the tenant's key could not be looked up) is the service failing its client.
+    errors = {k: n for k, n in record.statuses.items() if k.isdigit() and k not in ("200", "503")}
+    errors |= {k: n for k, n in record.reads.items() if k.startswith("http-")}
+    if errors:
+        problems.append(f"clients got answers other than 200 or 503 pushback: {errors}")
     store = await cluster.open_store()
     try:
         verdict: Verdict = await check(
