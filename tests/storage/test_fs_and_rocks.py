@@ -178,6 +178,7 @@ async def test_rocks_calls_leave_the_event_loop_free(tmp_path: Path) -> None:
     index = RocksIndex.open(tmp_path / "db")
     main = threading.get_ident()
     seen: list[int] = []
+    assert index._db is not None, "a freshly opened index holds its database"
     real_write = index._db.write
 
     def spy(*args: object) -> None:
