@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import subprocess
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from asn1crypto import cms
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from merkle.anchors.rfc3161 import load_certificates, rfc3161_anchor_verifier, verify_token
 from services.anchor.chains import AnchorError, Target
@@ -79,16 +81,29 @@ async def test_altered_or_untrusted_tokens_fail(tsa: LocalTsa, pki: Pki, make_ta
         verify_token(token, body=target.body, trusted_cas=[])
 
 
-def _cert(pki: Pki, name: str, ext: str) -> bytes:
-    """A certificate for the TSA's own key with other extensions, signed by the test CA."""
-    d = pki.dir
-    (d / f"{name}.ext").write_text(ext)
-    subprocess.run(["openssl", "req", "-new", "-key", "tsa.key", "-subj", "/CN=notar test TSA",
-                    "-out", f"{name}.csr"], cwd=d, check=True, capture_output=True)
-    subprocess.run(["openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                    "-CAcreateserial", "-days", "30", "-extfile", f"{name}.ext", "-outform", "DER",
-                    "-out", f"{name}.der"], cwd=d, check=True, capture_output=True)
-    return (d / f"{name}.der").read_bytes()
+def _cert(pki: Pki, token: bytes, extension: x509.ExtensionType, critical: bool,
+          starts: timedelta = timedelta(hours=-1)) -> bytes:
+    """A certificate for the TSA's own key with only ``extension``, signed by the test CA and valid
+    from ``starts`` after the token's genTime (by default an hour before it: a certificate issued
+    now could start after the token's time, both being to the second, and a token is checked at its
+    genTime)."""
+    tst = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+    gen_time: datetime = tst["gen_time"].native
+    ca_key = serialization.load_pem_private_key((pki.dir / "ca.key").read_bytes(), None)
+    tsa_key = serialization.load_pem_private_key(pki.tsa_key.read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey) and isinstance(tsa_key, ec.EllipticCurvePrivateKey)
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "notar test TSA")]))
+        .issuer_name(ca.subject)
+        .public_key(tsa_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(gen_time + starts)
+        .not_valid_after(gen_time + timedelta(days=30))
+    )
+    cert = builder.add_extension(extension, critical=critical).sign(ca_key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def _reissue(token: bytes, cert_der: bytes, key_file: Path) -> bytes:
@@ -111,26 +126,50 @@ def _reissue(token: bytes, cert_der: bytes, key_file: Path) -> bytes:
     return bytes(ci.dump(force=True))
 
 
+_TIME_STAMPING = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING])
+_STAMP_AND_SIGN = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING, ExtendedKeyUsageOID.CODE_SIGNING])
+_SIGNING_ONLY = x509.KeyUsage(
+    digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+    key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+)
+
+
 @pytest.mark.parametrize(
-    ("ext", "why"),
+    ("extension", "critical", "why"),
     [
-        ("extendedKeyUsage=critical,timeStamping\n", None),
-        ("extendedKeyUsage=timeStamping\n", "not trusted for time-stamping"),
-        ("extendedKeyUsage=critical,timeStamping,codeSigning\n", "not trusted for time-stamping"),
-        ("keyUsage=critical,digitalSignature\n", "not trusted for time-stamping"),
+        (_TIME_STAMPING, True, None),
+        (_TIME_STAMPING, False, r"not trusted for time-stamping: .*2\.5\.29\.37: .* incorrect criticality"),
+        (_STAMP_AND_SIGN, True, r"not trusted for time-stamping: .*must be timeStamping alone"),
+        (_SIGNING_ONLY, True, r"not trusted for time-stamping: .*2\.5\.29\.37: .*missing required extension"),
     ],
+    ids=["critical-timeStamping", "non-critical", "timeStamping-and-codeSigning", "no-eku"],
 )
 async def test_the_tsa_certificate_needs_a_critical_timestamping_eku_alone(
-    tsa: LocalTsa, pki: Pki, make_target: MakeTarget, ext: str, why: str | None
+    tsa: LocalTsa, pki: Pki, make_target: MakeTarget, extension: x509.ExtensionType, critical: bool,
+    why: str | None,
 ) -> None:
     target = make_target(6)
-    token = _reissue(await token_for(tsa, pki, target), _cert(pki, f"eku{len(ext)}", ext), pki.tsa_key)
+    token = await token_for(tsa, pki, target)
+    token = _reissue(token, _cert(pki, token, extension, critical), pki.tsa_key)
     cas = load_certificates(pki.ca_cert.read_bytes())
     if why is None:  # the re-issuing itself is sound: only the extension decides
         verify_token(token, body=target.body, trusted_cas=cas)
     else:
         with pytest.raises(ValueError, match=why):
             verify_token(token, body=target.body, trusted_cas=cas)
+
+
+async def test_a_certificate_that_starts_after_the_token_time_is_not_trusted(
+    tsa: LocalTsa, pki: Pki, make_target: MakeTarget
+) -> None:
+    target = make_target(6)
+    token = await token_for(tsa, pki, target)
+    cas = load_certificates(pki.ca_cert.read_bytes())
+    late = _reissue(token, _cert(pki, token, _TIME_STAMPING, True, starts=timedelta(seconds=1)), pki.tsa_key)
+    with pytest.raises(ValueError, match=r"not trusted for time-stamping: .*not valid at validation time"):
+        verify_token(late, body=target.body, trusted_cas=cas)
+    on_time = _reissue(token, _cert(pki, token, _TIME_STAMPING, True, starts=timedelta(0)), pki.tsa_key)
+    assert verify_token(on_time, body=target.body, trusted_cas=cas).tsa == "CN=notar test TSA"
 
 
 @pytest.mark.parametrize(
