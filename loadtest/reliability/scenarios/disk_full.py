@@ -23,6 +23,7 @@ import aiohttp
 
 from ..cluster import Cluster, Pod, make_cluster, running
 from ..driver import Context, Fault, Outcome, drive
+from ..probes import ready as _ready
 from ..smalldisk import cannot_mount, fill, free_bytes, small_disk
 from ..workload import Record
 from . import Scenario
@@ -31,15 +32,6 @@ SIZE_MB = 48
 HOLD_S = 5.0
 RECOVER_S = 60.0
 POLL_S = 0.25
-
-
-async def _ready(s: aiohttp.ClientSession, url: str) -> bool:
-    try:
-        async with s.get(url + "/readyz", timeout=aiohttp.ClientTimeout(total=3)) as r:
-            await r.read()
-            return r.status == 200
-    except (aiohttp.ClientError, TimeoutError, OSError):
-        return False
 
 
 class Supervisor:

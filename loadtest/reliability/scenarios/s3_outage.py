@@ -23,6 +23,7 @@ from merkle.note import parse_note
 
 from ..cluster import Cluster, S3Bucket, make_cluster, running
 from ..driver import Context, Fault, Outcome, drive
+from ..probes import ready as _ready
 from ..workload import Record
 from . import Scenario
 
@@ -30,15 +31,6 @@ BUCKET = "notar-outage"
 DOWN_S = 10.0
 RECOVER_S = 60.0  # the bound on each wait after S3 is back (readiness, acknowledgement, catch-up)
 POLL_S = 0.25
-
-
-async def _ready(s: aiohttp.ClientSession, url: str) -> bool:
-    try:
-        async with s.get(url + "/readyz", timeout=aiohttp.ClientTimeout(total=3)) as r:
-            await r.read()
-            return r.status == 200
-    except (aiohttp.ClientError, TimeoutError, OSError):
-        return False
 
 
 async def _published_size(s: aiohttp.ClientSession, url: str) -> int:
