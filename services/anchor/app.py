@@ -17,7 +17,7 @@ from services.anchor.sequencer import Item, Sequenced, Sequencer, SequencerConfi
 from services.anchor.wire import decode_request, encode_results
 from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
-from services.common.resources import STORE, new_app
+from services.common.resources import LIVENESS, STORE, new_app
 from services.common.shedding import add_shedding
 from services.common.stores import data_dir, open_index
 from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
@@ -180,8 +180,8 @@ async def anchor_ready(app: web.Application) -> str | None:
     seq = app.get(SEQUENCER)
     if seq is None:
         return "sequencer starting"
-    if seq.failed is not None:
-        return f"sequencer stopped: {seq.failed}"
+    if seq.stopped is not None:
+        return f"sequencer stopped: {seq.stopped}"
     if seq.refusing is not None:
         return f"refusing entries for now: {seq.refusing}"
     unwritable = await seq.unwritable()
@@ -193,6 +193,15 @@ async def anchor_ready(app: web.Application) -> str | None:
     return None
 
 
+def anchor_alive(app: web.Application) -> str | None:
+    """Why /healthz says the process must be restarted: its sequencer stopped for good."""
+    seq = app.get(SEQUENCER)
+    stopped = None if seq is None else seq.stopped
+    if stopped is None:
+        return None
+    return f"the sequencer stopped for good, only a restart resumes it: {stopped}"
+
+
 def setup(app: web.Application, settings: Settings, *, internal_routes: bool = True) -> None:
     """Add the anchor to `app` (after the store context). `internal_routes` adds the routes
     ingest and verify pods call (`/internal/v1/entries`: submit as any tenant, read any tenant's
@@ -202,6 +211,7 @@ def setup(app: web.Application, settings: Settings, *, internal_routes: bool = T
     if settings.get("ANCHORS"):
         app.cleanup_ctx.append(committer_context(settings, keys=keys_from))
     app.cleanup_ctx.append(metrics_context)
+    app[LIVENESS].append(anchor_alive)
     if internal_routes:
         add_shedding(app, [("POST", "/internal/v1/entries")], lambda a: a[SEQUENCER].refusal())
         app.router.add_post("/internal/v1/entries", submit_entries)

@@ -185,9 +185,10 @@ class Sequencer:
             batcher, publisher, lease = self._tasks
             with contextlib.suppress(Exception):
                 await batcher
-            if self._failed is None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._jobs.join(), timeout=60)
+            if self._failed is None:  # publish what is queued, unless the publisher died
+                joined = asyncio.ensure_future(self._jobs.join())
+                await asyncio.wait([joined, publisher], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+                joined.cancel()
             for t in (publisher, lease):
                 t.cancel()
             await asyncio.gather(publisher, lease, return_exceptions=True)
@@ -206,6 +207,22 @@ class Sequencer:
     @property
     def failed(self) -> BaseException | None:
         return self._failed
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the sequencer stopped for good, or None while it runs (or shuts down). Only a
+        restart brings it back: it lost the log to another anchor, found RocksDB's head moved
+        (both in `failed`), or one of its tasks ended. A store outage or a full disk is not this:
+        entries are refused meanwhile (`refusing`, `unwritable`) and it resumes by itself."""
+        if self._failed is not None:
+            return str(self._failed) or type(self._failed).__name__
+        if self._closing:
+            return None
+        for task in self._tasks:
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                return f"its task {task.get_name()} ended" + ("" if error is None else f": {error!r}")
+        return None
 
     @property
     def clock_behind_s(self) -> int:

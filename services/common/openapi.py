@@ -265,7 +265,12 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _text("a self-contained HTML page", "text/html")},
         }
     },
-    "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _text("ok", "text/plain")}}},
+    "/healthz": {
+        "get": {
+            "summary": "Liveness: 503 once the process stopped for good and must be restarted",
+            "responses": {"200": _text("ok", "text/plain"), **_problems(503)},
+        }
+    },
     "/readyz": {
         "get": {
             "summary": "Readiness",

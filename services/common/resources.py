@@ -9,7 +9,7 @@ from aiohttp import web
 
 from services.common.config import Settings
 from services.common.openapi import openapi_json
-from services.common.problems import READ_TIMEOUT, Unauthorized, problem_middleware
+from services.common.problems import READ_TIMEOUT, Unauthorized, problem, problem_middleware
 from services.common.stores import open_store
 from services.common.telemetry import TELEMETRY, TracedStore, telemetry_context, telemetry_middleware
 from services.common.tenants import TenantRegistry
@@ -54,7 +54,17 @@ async def tenant_of(request: web.Request) -> str:
     return tenant
 
 
+Liveness = Callable[[web.Application], str | None]
+LIVENESS = web.AppKey("liveness", list[Liveness])
+"""Checks of /healthz: each says why the process is stopped for good and must be restarted, or
+None. Only such states belong here, never one the process recovers from by itself (a store
+outage, a full disk: /readyz says those), or liveness probes would restart it for nothing."""
+
+
 async def healthz(request: web.Request) -> web.Response:
+    dead = [reason for check in request.app[LIVENESS] if (reason := check(request.app)) is not None]
+    if dead:
+        return problem(503, "stopped", "Stopped, restart needed", "; ".join(dead))
     return web.Response(text="ok\n")
 
 
@@ -100,8 +110,9 @@ def new_app(
     readiness: list[Readiness],
     client_max_size: int = 1024**2,
 ) -> web.Application:
-    """An app with the telemetry and problem+json middlewares, the store, /healthz, /readyz and
-    /metrics. Its Telemetry comes from `env` unless `app[TELEMETRY]` is set before it starts."""
+    """An app with the telemetry and problem+json middlewares, the store, /healthz (its checks in
+    `app[LIVENESS]`), /readyz and /metrics. Its Telemetry comes from `env` unless `app[TELEMETRY]`
+    is set before it starts."""
     app = web.Application(
         middlewares=[telemetry_middleware, problem_middleware], client_max_size=client_max_size
     )
@@ -109,6 +120,7 @@ def new_app(
     app[READ_TIMEOUT] = float(settings.get("READ_TIMEOUT_S"))
     app[METRICS] = [lambda: app[TELEMETRY].prometheus()]
     app[READINESS] = [store_ready, *readiness]
+    app[LIVENESS] = []
     app[DETAILS] = []
     app.cleanup_ctx.append(telemetry_context(env))
     app.cleanup_ctx.append(store_context(settings, env))
