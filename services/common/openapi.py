@@ -13,11 +13,36 @@ PROBLEM = {"$ref": "#/components/schemas/Problem"}
 SECURED: list[dict[str, list[str]]] = [{"apiKey": []}]
 
 
-def _problems(*codes: int) -> dict[str, Any]:
-    return {
-        str(c): {"description": "problem", "content": {"application/problem+json": {"schema": PROBLEM}}}
-        for c in codes
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before sending the request again",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
     }
+}
+WHY = {
+    400: "the request is malformed",
+    401: "no API key, one that is not valid, or more than one Authorization header",
+    404: "not found",
+    408: "the request's body stalled for READ_TIMEOUT_S seconds (the connection is then closed)",
+    413: "the body, or what it holds, is over its limit",
+    500: "stored data is corrupted: reported, never served",
+    503: "busy (the sequencer's queue is full: shed before the body is read) or unavailable for now "
+    "(object store, anchor): retry after Retry-After seconds",
+}
+
+
+def _problems(*codes: int, why: dict[int, str] | None = None) -> dict[str, Any]:
+    """problem+json answers with these status codes; every 503 carries Retry-After."""
+    answers: dict[str, Any] = {}
+    for c in codes:
+        answers[str(c)] = {
+            "description": (why or {}).get(c, WHY[c]),
+            "content": {"application/problem+json": {"schema": PROBLEM}},
+        }
+        if c == 503:
+            answers[str(c)]["headers"] = RETRY_AFTER
+    return answers
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -129,7 +154,9 @@ PATHS: dict[str, Any] = {
                 "200": _json(
                     _object({"receipts": {"type": "array", "items": _ref("Receipt")}}, ["receipts"])
                 ),
-                **_problems(400, 401, 413, 503),
+                **_problems(
+                    400, 401, 408, 413, 503, why={413: "more than 10,000 digests, or a body over 2 MiB"}
+                ),
             },
         }
     },
@@ -159,7 +186,9 @@ PATHS: dict[str, Any] = {
                     ),
                     "Created",
                 ),
-                **_problems(401, 503),
+                **_problems(
+                    401, 408, 413, 503, why={413: "the document is larger than DOCUMENT_MAX_MB (when set)"}
+                ),
             },
         }
     },
@@ -243,7 +272,10 @@ PATHS: dict[str, Any] = {
                     }
                 },
             },
-            "responses": {"200": _json(_ref("Verification")), **_problems(400, 413)},
+            "responses": {
+                "200": _json(_ref("Verification")),
+                **_problems(400, 408, 413, why={413: "a body over 1 MiB"}),
+            },
         }
     },
     "/log/checkpoint": {
@@ -268,7 +300,13 @@ PATHS: dict[str, Any] = {
     "/healthz": {
         "get": {
             "summary": "Liveness: 503 once the process stopped for good and must be restarted",
-            "responses": {"200": _text("ok", "text/plain"), **_problems(503)},
+            "responses": {
+                "200": _text("ok", "text/plain"),
+                "503": {
+                    "description": "stopped for good (the anchor's sequencer): restart the process",
+                    "content": {"application/problem+json": {"schema": PROBLEM}},
+                },
+            },
         }
     },
     "/readyz": {
@@ -287,7 +325,9 @@ DOCUMENT: dict[str, Any] = {
     "info": {
         "title": "notar",
         "version": "1",
-        "description": "Notarization (proof-of-existence) API, SPEC §6.",
+        "description": "Notarization (proof-of-existence) API, SPEC §6. Any request whose head "
+        "does not arrive within READ_TIMEOUT_S seconds is answered 408 problem+json and its "
+        "connection closed.",
     },
     "paths": PATHS,
     "components": {"schemas": SCHEMAS, "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
