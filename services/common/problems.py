@@ -151,6 +151,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return names
 
 
+def check_unique_names(text: bytes | str) -> None:
+    """ValueError naming a member that appears twice in one object of the JSON ``text`` (which
+    orjson read already: RFC 8259 leaves such a member's meaning to the parser, and a receipt
+    must not read one way to one tool and another way to the next). The standard library's
+    parser, which shows every pair, recurses: JSON nested deeper than it can go is refused."""
+    try:
+        json.loads(text, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise ValueError("nested too deep to check its member names") from None
+
+
 async def read_json(request: web.Request, *, limit: int, unique_names: bool = False) -> Any:
     """The request's JSON body, at most `limit` bytes; BadRequest otherwise. With `unique_names`
     an object naming a member twice is refused too (RFC 8259 leaves its meaning to the parser: a
@@ -159,7 +170,7 @@ async def read_json(request: web.Request, *, limit: int, unique_names: bool = Fa
     try:
         value = orjson.loads(body)
         if unique_names:
-            json.loads(body, object_pairs_hook=_no_duplicates)
+            check_unique_names(body)
     except ValueError as e:  # orjson.JSONDecodeError is one
         raise BadRequest(f"the body is not valid JSON: {e}", kind="malformed-json") from e
     return value

@@ -64,6 +64,13 @@ BAD_VERIFY: dict[str, bytes] = {
     "duplicate digests": b'{"receipt": {}, "digest": "' + DIGEST.encode() + b'", "digest": "x"}',
 }
 
+# Within orjson's 1,024 levels, beyond what Python 3.11's recursive parser (the check for
+# duplicate names) can go: a 500 once (RecursionError).
+DEEP_VERIFY: dict[str, bytes] = {
+    "1,000 levels under receipt": b'{"receipt": ' + deep(1_000) + b"}",
+    "1,020 levels of objects in receipt": b'{"receipt": ' + b'{"a":' * 1_020 + b"1" + b"}" * 1_021,
+}
+
 # Well-formed JSON whose receipt has the wrong shape: verification runs and fails, no error.
 WRONG_RECEIPTS: dict[str, object] = {
     "a string": "receipt",
@@ -113,6 +120,15 @@ async def test_bad_json_for_digests_is_a_400_and_sequences_nothing(served: Serve
 async def test_bad_json_for_verify_is_a_400(served: Served, name: str) -> None:
     answer = await post(served, "/v1/verify", BAD_VERIFY[name])
     assert answer.status == 400 and answer.is_problem(400), answer
+
+
+@pytest.mark.parametrize("name", list(DEEP_VERIFY))
+async def test_deep_json_for_verify_is_refused_or_fails_never_a_500(served: Served, name: str) -> None:
+    answer = await post(served, "/v1/verify", DEEP_VERIFY[name])
+    if answer.status == 400:
+        assert answer.is_problem(400) and "nested too deep" in answer.json()["detail"], answer
+    else:  # a parser that does not recurse on the stack would read it: a receipt of the wrong shape
+        assert answer.status == 200 and answer.json()["valid"] is False, answer
 
 
 @pytest.mark.parametrize("name", list(WRONG_RECEIPTS))
