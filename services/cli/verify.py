@@ -25,6 +25,7 @@ from merkle.note import parse_note
 from merkle.receipt import ReceiptResult, verify_receipt
 from services.cli.serve import add_setting_flags, settings_from
 from services.common.config import Settings
+from services.common.problems import check_unique_names
 from storage.errors import ConfigError
 
 MEANING = {
@@ -45,12 +46,22 @@ def _meaning(name: str) -> str:
 
 
 def load_receipt(path: Path) -> Any:
+    """The receipt's JSON; ConfigError (exit 2) when it is unreadable, not JSON, or names a member
+    twice in one object (refused as POST /v1/verify and the web verifier refuse it: which of the
+    two a tool reads is up to its parser)."""
     try:
-        return orjson.loads(path.read_bytes())
+        data = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read receipt {path}: {e.strerror}", setting="RECEIPT") from e
+    try:
+        receipt = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise ConfigError(f"{path} is not JSON: {e}", setting="RECEIPT") from e
+    try:
+        check_unique_names(data)
+    except ValueError as e:
+        raise ConfigError(f"{path} is not a usable receipt: {e}", setting="RECEIPT") from e
+    return receipt
 
 
 def _checkpoint_of(receipt: Any) -> Checkpoint | None:

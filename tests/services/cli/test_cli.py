@@ -142,6 +142,31 @@ def test_refusals_name_the_failing_check(server: Server, other_log: Server, tmp_
     assert bad.returncode == 2 and bad.stderr.startswith("notar: ") and len(bad.stderr.splitlines()) == 1
 
 
+def test_a_receipt_naming_a_member_twice_is_refused(server: Server, tmp_path: Path) -> None:
+    """Read last-wins, each of these would verify (the valid value comes last); another tool may
+    read the first. Refused with one line naming the member, as POST /v1/verify refuses them."""
+    f = tmp_path / "deed.txt"
+    f.write_bytes(b"the deed")
+    run("notarize", str(f), "--quiet", env=server.env, check=True)
+    receipt = json.loads((tmp_path / "deed.txt.receipt.json").read_text())
+    assert run("verify", str(tmp_path / "deed.txt.receipt.json"), str(f), *key_args(server.keys),
+               env=server.env).returncode == 0
+    text = json.dumps(receipt)
+    index = receipt["log"]["index"]
+    doubled = {
+        "digest": '{"digest": "sha256:' + "00" * 32 + '", ' + text[1:],
+        "index": text.replace(f'"index": {index}', f'"index": {index + 1}, "index": {index}', 1),
+    }
+    for name, body in doubled.items():
+        assert body != text and json.loads(body) == receipt  # last-wins reads the valid receipt
+        path = tmp_path / f"doubled-{name}.json"
+        path.write_text(body)
+        r = run("verify", str(path), str(f), *key_args(server.keys), env=server.env)
+        assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
+        assert r.stderr.startswith("notar: ") and len(r.stderr.splitlines()) == 1, r.stderr
+        assert f"the member '{name}' appears twice in one object" in r.stderr and str(path) in r.stderr
+
+
 def test_interrupted_notarize_resumes(server: Server, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "many", 60)
     proc = subprocess.Popen(
