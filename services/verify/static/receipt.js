@@ -34,7 +34,8 @@ const utf8 = new TextEncoder();
 
 // ---------------------------------------------------------------------------------------------
 // Strict JSON, as orjson reads it: integers stay integers (BigInt beyond 2^53), numbers with a
-// fraction or an exponent are JsonFloat (Python floats, never ints), objects have no prototype.
+// fraction or an exponent are JsonFloat (Python floats, never ints), objects have no prototype;
+// and, as notar verify reads a receipt, no object names a member twice.
 
 export class JsonFloat {
   constructor(value) {
@@ -83,6 +84,9 @@ export function parseJson(text) {
       ws();
       if (text[i] !== '"') fail("expected a string key");
       const key = string();
+      // JSON.parse, like orjson, keeps the last of a member named twice, and other tools may
+      // read the first: such a receipt is refused, as notar verify and POST /v1/verify do.
+      if (key in out) fail(`the member ${repr(key.slice(0, 100))} appears twice in one object`);
       ws();
       if (text[i] !== ":") fail("expected ':'");
       i++;

@@ -162,7 +162,9 @@ def tampered(base: Receipt, anchored_receipt: Receipt, foreign_token: str) -> di
     out["index-as-float"] = text.replace(index, f'"index": {log["index"]}.0')
     out["index-exponent"] = text.replace(index, f'"index": {log["index"]}e0')
     out["index-beyond-u64"] = text.replace(index, '"index": 18446744073709551616')
-    out["duplicate-key-last-wins"] = text.replace(index, f'"index": 999, {index}')
+    # Valid read last-wins (JSON.parse, orjson), invalid read first-wins: refused by both.
+    out["duplicate-name"] = text.replace(index, f'"index": 999, {index}')
+    out["duplicate-name-top-level"] = '{"digest": "sha256:' + "00" * 32 + '", ' + text[1:]
     out["not-json"] = text[:-1]
     out["bom"] = "\ufeff" + text
     out["nan-in-anchors"] = text.replace('"anchors": []', '"anchors": [{"type": "evm", "tree_size": NaN}]')

@@ -273,6 +273,11 @@ try {
     for (const item of plan.corpus) {
       const r = await verify(page, { receipt: item.receipt, document: item.document, keys: plan.keys[item.keys] });
       out[item.id] = { valid: r.valid, checks: r.checks.map(([n, ok]) => [n, ok]) };
+      if (item.id.startsWith("duplicate-name")) {
+        assert.deepEqual(failed(r), ["format"], item.id);
+        const detail = await page.textContent("#verdict-detail");
+        assert.match(detail, /the member '(index|digest)' appears twice in one object/, item.id);
+      }
     }
     writeFileSync(plan.results, JSON.stringify(out, null, 1));
     log(`${plan.corpus.length} receipts: ${Object.values(out).filter((v) => v.valid).length} valid`);
