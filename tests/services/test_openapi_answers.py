@@ -46,8 +46,14 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     """`notar serve` with a short READ_TIMEOUT_S, a DOCUMENT_MAX_MB, and batches a minute apart
     (so that QUEUE_MAX entries fill its queue until the end of the test)."""
     settings, env = settings_for(
-        "fs", tmp_path, request, READ_TIMEOUT_S="1", DOCUMENT_MAX_MB="1",
-        QUEUE_MAX=str(QUEUE_MAX), BATCH_MS="60000", BATCH_MAX="1000",
+        "fs",
+        tmp_path,
+        request,
+        READ_TIMEOUT_S="1",
+        DOCUMENT_MAX_MB="1",
+        QUEUE_MAX=str(QUEUE_MAX),
+        BATCH_MS="60000",
+        BATCH_MAX="1000",
     )
     ensure_keys(settings)
     app = build_app("all", settings, env)
@@ -63,8 +69,15 @@ def _path(path: str) -> str:
     return path.replace("{digest}", DIGEST)
 
 
-async def _raw(client: TestClient, method: str, path: str, op: dict[str, Any], key: str,  # type: ignore[type-arg]
-               length: int, body: bytes) -> tuple[int, CIMultiDict[str]]:
+async def _raw(
+    client: TestClient,  # type: ignore[type-arg]
+    method: str,
+    path: str,
+    op: dict[str, Any],
+    key: str,
+    length: int,
+    body: bytes,
+) -> tuple[int, CIMultiDict[str]]:
     """Send a head declaring `length` body bytes and `body`, no more; the status and headers of
     the answer."""
     media = next(iter(op["requestBody"]["content"]))
@@ -72,7 +85,8 @@ async def _raw(client: TestClient, method: str, path: str, op: dict[str, Any], k
     try:
         writer.write(
             f"{method} {_path(path)} HTTP/1.1\r\nHost: notar\r\nContent-Type: {media}\r\n"
-            f"Authorization: Bearer {key}\r\nContent-Length: {length}\r\n\r\n".encode() + body
+            f"Authorization: Bearer {key}\r\nContent-Length: {length}\r\n\r\n".encode()
+            + body
         )
         await writer.drain()
         async with asyncio.timeout(15):

@@ -149,8 +149,10 @@ def test_a_receipt_naming_a_member_twice_is_refused(server: Server, tmp_path: Pa
     f.write_bytes(b"the deed")
     run("notarize", str(f), "--quiet", env=server.env, check=True)
     receipt = json.loads((tmp_path / "deed.txt.receipt.json").read_text())
-    assert run("verify", str(tmp_path / "deed.txt.receipt.json"), str(f), *key_args(server.keys),
-               env=server.env).returncode == 0
+    ok = run(
+        "verify", str(tmp_path / "deed.txt.receipt.json"), str(f), *key_args(server.keys), env=server.env
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
     text = json.dumps(receipt)
     index = receipt["log"]["index"]
     doubled = {
