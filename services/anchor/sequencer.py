@@ -32,6 +32,7 @@ from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
+from services.anchor.sequenced import Item, Sequenced, SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
 from services.common.telemetry import SequencerTelemetry, current_span_context
 from storage.base import Index, ObjectStore
@@ -39,35 +40,14 @@ from storage.errors import ConflictError, NotarError, PushbackError, StorageErro
 
 log = logging.getLogger("notar.anchor")
 
-
-@dataclass(frozen=True)
-class SequencerConfig:
-    origin: str
-    prefix: str = "log/"
-    batch_ms: int = 100
-    batch_max: int = 20_000
-    queue_max: int = 200_000
-    publish_backlog: int = 64
-    lease_ttl_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class Item:
-    tenant: str
-    digest: Digest
-    salted: bool = True
-
-
-@dataclass(frozen=True)
-class Sequenced:
-    """An entry's place in the log, proven against the signed checkpoint of its batch."""
-
-    index: int
-    entry: bytes
-    salt: bytes
-    tree_size: int
-    inclusion: list[bytes]
-    checkpoint: str
+__all__ = [
+    "Item",
+    "Sequenced",
+    "Sequencer",
+    "SequencerConfig",
+    "SequencerStopped",
+    "Stats",
+]
 
 
 @dataclass
@@ -85,20 +65,6 @@ class _Job:
     size: int
     batches: list[tuple[int, int]] = field(default_factory=list)
     span: SpanContext = field(default_factory=current_span_context)  # its batch's, for the publish span
-
-
-@dataclass
-class Stats:
-    sequenced: int = 0
-    batches: int = 0
-    last_batch: int = 0
-    published_size: int = 0
-    signed_size: int = 0
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
-
-
-class SequencerStopped(NotarError):
-    """The sequencer is not accepting entries (closing, or stopped by a fatal error)."""
 
 
 class Sequencer:
