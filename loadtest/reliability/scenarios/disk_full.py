@@ -23,6 +23,7 @@ import aiohttp
 
 from ..cluster import Cluster, Pod, make_cluster, running
 from ..driver import Context, Fault, Outcome, drive
+from ..probes import pushback_problems
 from ..probes import ready as _ready
 from ..smalldisk import cannot_mount, fill, free_bytes, small_disk
 from ..workload import Record
@@ -100,13 +101,7 @@ def filler(rng: random.Random, fills: list[str], figures: list[dict[str, Any]], 
 def _problems(outcome: Outcome, figures: list[dict[str, Any]], sup: Supervisor) -> list[str]:
     found = []
     load = outcome.load
-    bad = {code: n for code, n in load["requests"].items() if code not in ("200", "503", "connection")}
-    if bad:
-        found.append(f"answers other than 200 or 503 to writes: {bad}")
-    if load["bare_503"]:
-        found.append(f"{load['bare_503']} answers were 503 without Retry-After or problem+json")
-    if load["timeouts"]:
-        found.append(f"{load['timeouts']} writes got no answer within the client's timeout")
+    found += pushback_problems(load)
     for k, f in enumerate(figures):
         if f["exits"] and f["kind"] != "restart-full":
             found.append(f"fill {k}: the server exited by itself {f['exits']} times (codes {sup.exits})")

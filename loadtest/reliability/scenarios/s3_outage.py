@@ -23,6 +23,7 @@ from merkle.note import parse_note
 
 from ..cluster import Cluster, S3Bucket, make_cluster, running
 from ..driver import Context, Fault, Outcome, drive
+from ..probes import pushback_problems
 from ..probes import ready as _ready
 from ..workload import Record
 from . import Scenario
@@ -124,13 +125,7 @@ def _problems(cluster: Cluster, outcome: Outcome, figures: list[dict[str, Any]])
     """What the outage scenario holds the service to beyond the checker."""
     found = []
     load = outcome.load
-    bad = {code: n for code, n in load["requests"].items() if code not in ("200", "503", "connection")}
-    if bad:
-        found.append(f"answers other than 200 or 503 to writes: {bad}")
-    if load["bare_503"]:
-        found.append(f"{load['bare_503']} answers were 503 without Retry-After or problem+json")
-    if load["timeouts"]:
-        found.append(f"{load['timeouts']} writes got no answer within the client's timeout")
+    found += pushback_problems(load)
     restarted = [f"{p.role} {p.url} ({p.starts} starts)" for p in cluster.pods if p.starts != 1]
     if restarted:
         found.append(f"pods were restarted: {restarted}")
