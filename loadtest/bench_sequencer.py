@@ -50,7 +50,7 @@ from loadtest.sequencer_load import (
     open_loop,
     open_sequencer,
 )
-from services.anchor.sequencer import Item
+from services.model import Item
 from storage.s3 import S3Config
 
 STORES = ("fs", "s3")

@@ -26,7 +26,8 @@ from merkle.hashing import leaf_hash
 from merkle.note import Signer, parse_note
 from merkle.proofs import verify_inclusion
 from services.anchor.keys import LogKeys, clock_key_name
-from services.anchor.sequencer import Item, Sequenced, Sequencer, SequencerConfig
+from services.anchor.sequencer import Sequencer, SequencerConfig
+from services.model import Item, Sequenced
 from storage.base import ObjectStore
 from storage.errors import PushbackError
 from storage.fs import FsStore

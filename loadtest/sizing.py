@@ -32,8 +32,9 @@ from merkle.cosignature import CosignatureSigner
 from merkle.digests import parse_digest
 from merkle.note import Signer
 from services.anchor.keys import LogKeys
-from services.anchor.sequencer import Item, Sequencer, SequencerConfig
+from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.ingest.documents import CHUNK_SIZE, Documents
+from services.model import Item
 from storage.base import ObjectStore, Versioned
 from storage.fs import FsStore
 from storage.rocks import RocksIndex

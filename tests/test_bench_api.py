@@ -21,8 +21,8 @@ from merkle.note import Signer
 from merkle.proofs import Tree
 from merkle.tiles import TileBuilder
 from merkle.tileset import TileSet
-from services.anchor.sequencer import Item, Sequenced
 from services.common.receipts import receipts_body, receipts_json
+from services.model import Item, Sequenced
 from services.verify.logreader import LogReader
 from storage.errors import NotFoundError
 from storage.memory import MemoryStore

@@ -12,7 +12,7 @@ import pytest
 from loadtest import bench_sequencer as bench
 from loadtest import sequencer_load as load
 from merkle.digests import Digest
-from services.anchor.sequencer import Item, Sequenced
+from services.model import Item, Sequenced
 from tests.seaweed import S3Target, s3_target  # noqa: F401 - the session fixture
 
 

@@ -13,14 +13,15 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from merkle.digests import Digest, parse_digest
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.keys import LogKeys, generate_keys, load_keys
-from services.anchor.sequencer import Item, Sequenced, Sequencer, SequencerConfig
-from services.anchor.wire import decode_request, encode_results
+from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
 from services.common.resources import LIVENESS, STORE, new_app
 from services.common.shedding import add_shedding
 from services.common.stores import data_dir, open_index
 from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
+from services.internal.wire import decode_request, encode_results
+from services.model import Item, Sequenced
 from storage.errors import NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)

@@ -1,12 +1,12 @@
-"""What goes into the sequencer and what comes out: its settings, an item to notarize, an entry's
-place in the log, running counts, and the error of a sequencer that takes no more entries."""
+"""The sequencer's own value types: its settings, running counts, and the error of a sequencer
+that takes no more entries (what goes in and out of it, `Item` and `Sequenced`, is in
+services.model: every service shares those)."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
 
-from merkle.digests import Digest
 from storage.errors import NotarError
 
 
@@ -19,25 +19,6 @@ class SequencerConfig:
     queue_max: int = 200_000
     publish_backlog: int = 64
     lease_ttl_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class Item:
-    tenant: str
-    digest: Digest
-    salted: bool = True
-
-
-@dataclass(frozen=True)
-class Sequenced:
-    """An entry's place in the log, proven against the signed checkpoint of its batch."""
-
-    index: int
-    entry: bytes
-    salt: bytes
-    tree_size: int
-    inclusion: list[bytes]
-    checkpoint: str
 
 
 @dataclass

@@ -32,17 +32,16 @@ from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
-from services.anchor.sequenced import Item, Sequenced, SequencerConfig, SequencerStopped, Stats
+from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
 from services.common.telemetry import SequencerTelemetry, current_span_context
+from services.model import Item, Sequenced, check_tenant
 from storage.base import Index, ObjectStore
 from storage.errors import ConflictError, NotarError, PushbackError, StorageError
 
 log = logging.getLogger("notar.anchor")
 
 __all__ = [
-    "Item",
-    "Sequenced",
     "Sequencer",
     "SequencerConfig",
     "SequencerStopped",
@@ -223,7 +222,7 @@ class Sequencer:
         if refused is not None:
             raise refused
         for tenant in {it.tenant for it in items}:
-            state.check_tenant(tenant)
+            check_tenant(tenant)
         future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
         self._pending.append(_Group(items, future, time.monotonic()))
         self._queued += len(items)

@@ -11,8 +11,9 @@ l                                   -> this anchor's lease holder id
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+
+from services.model import check_tenant
 
 HEAD = b"h"
 BATCH = b"b"
@@ -20,15 +21,6 @@ TENANT = b"t"
 CHECKPOINT = b"c"
 SIGNED_TIME = b"s"
 HOLDER = b"l"
-_TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def check_tenant(tenant: str) -> str:
-    if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
-        raise ValueError(
-            f"tenant name {tenant!r} must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit"
-        )
-    return tenant
 
 
 def u64(n: int) -> bytes:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from merkle.receipt import RECEIPT_FORMAT
-from services.anchor.sequencer import Item, Sequenced
+from services.model import Item, Sequenced
 
 
 def receipts_json(

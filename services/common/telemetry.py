@@ -4,7 +4,7 @@ One `Telemetry` per app (`TELEMETRY`), built at the entry point and passed down;
 provider is ever set, so tests run many apps side by side, each with in-memory exporters.
 
 - Traces: a server span per request (`telemetry_middleware`, W3C `traceparent` extracted), a
-  client span per call to the anchor (`traceparent` injected by `services.anchor.client`), one
+  client span per call to the anchor (`traceparent` injected by `services.internal.client`), one
   span per sequencer batch and per publication round (`SequencerTelemetry`), and a span per
   object-store call made inside a trace (`TracedStore`). Never a span per entry.
 - Metrics: OTel instruments, rendered as Prometheus text on `/metrics` by a pull reader, and

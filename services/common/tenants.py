@@ -16,7 +16,7 @@ import time
 
 import orjson
 
-from services.anchor.state import check_tenant
+from services.model import check_tenant
 from storage.base import ObjectStore
 from storage.errors import ConflictError, NotFoundError
 

@@ -10,14 +10,14 @@ import orjson
 from aiohttp import web
 
 from merkle.digests import Digest, parse_digest
-from services.anchor.client import AnchorClient, Submitter
-from services.anchor.sequencer import Item
 from services.common.config import Settings
 from services.common.problems import BadRequest, CorruptedError, body_at_most, body_chunks, read_json
 from services.common.receipts import receipts_body, receipts_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
 from services.ingest.documents import Documents
+from services.internal.client import AnchorClient
+from services.model import Item, Submitter
 
 SUBMITTER = web.AppKey("submitter", Submitter)
 DOCUMENTS = web.AppKey("documents", Documents)

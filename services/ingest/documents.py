@@ -12,8 +12,8 @@ import blake3
 import orjson
 
 from merkle.digests import Digest
-from services.anchor.state import check_tenant
 from services.common.problems import CorruptedError
+from services.model import check_tenant
 from storage.base import ObjectStore
 from storage.errors import NotFoundError
 

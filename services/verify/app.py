@@ -20,10 +20,11 @@ from merkle.note import parse_note
 from merkle.receipt import build_receipt, verify_receipt
 from merkle.tiles import ENTRIES, parse_tile_path
 from services.anchor.anchors import AnchorStore
-from services.anchor.client import AnchorClient, Lookup
 from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
 from services.common.resources import STORE, new_app, tenant_of
+from services.internal.client import AnchorClient
+from services.model import Lookup
 from services.verify.logreader import LogReader
 from services.verify.page import verify_page
 from storage.errors import ConfigError, NotFoundError, PushbackError

@@ -18,7 +18,8 @@ from merkle.note import Signer, parse_note
 from services.anchor import state
 from services.anchor.keys import LogKeys
 from services.anchor.recovery import RecoveryError
-from services.anchor.sequencer import Item, Sequencer, SequencerConfig
+from services.anchor.sequencer import Sequencer, SequencerConfig
+from services.model import Item
 from storage.memory import MemoryIndex, MemoryStore
 from tests.services.anchor.conftest import ORIGIN, MakeSequencer
 

@@ -16,7 +16,8 @@ from services.anchor import state
 from services.anchor.keys import LogKeys
 from services.anchor.publisher import LeaseHeldError
 from services.anchor.recovery import RecoveryError
-from services.anchor.sequencer import Item, Sequenced, SequencerStopped
+from services.anchor.sequencer import SequencerStopped
+from services.model import Item, Sequenced
 from storage.errors import ConflictError, PushbackError
 from storage.memory import Faults, MemoryIndex, MemoryStore
 from tests.logaudit import audit

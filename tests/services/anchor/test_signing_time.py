@@ -8,8 +8,9 @@ from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
 from services.anchor import state
 from services.anchor.keys import LogKeys
-from services.anchor.sequencer import Item, Sequencer, SequencerConfig
+from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.signing_time import SigningTime, note_time
+from services.model import Item
 from storage.memory import MemoryIndex, MemoryStore
 from tests.services.anchor.conftest import ORIGIN
 

@@ -1,4 +1,5 @@
-"""The anchor's internal HTTP wire format, shared by its route and the ingest pods' client."""
+"""The anchor's internal HTTP wire format (`/internal/v1/entries`), shared by its route and the
+client of the ingest and verify pods."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from merkle.digests import parse_digest
-from services.anchor.sequencer import Item, Sequenced
-from services.anchor.state import check_tenant
 from services.common.problems import BadRequest
+from services.model import Item, Sequenced, check_tenant
 
 MAX_ITEMS = 10_000
 

@@ -1,32 +1,20 @@
 """The anchor seen from ingest and verify pods: the same `submit` / `lookup` as the in-process
-sequencer, over the anchor's internal HTTP routes."""
+sequencer (services.model's `Submitter` and `Lookup`), over the anchor's internal HTTP routes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import orjson
 from opentelemetry.trace import SpanKind, StatusCode
 
 from merkle.digests import Digest
-from services.anchor.sequencer import Item, Sequenced
-from services.anchor.wire import decode_results, encode_request
 from services.common.telemetry import current_tracer, inject_traceparent
+from services.internal.wire import decode_results, encode_request
+from services.model import Item, Sequenced
 from storage.errors import NotarError, PushbackError, StorageError
-
-
-class Submitter(Protocol):
-    async def submit(self, items: Sequence[Item]) -> list[Sequenced]: ...
-
-    def refusal(self, count: int = 1) -> NotarError | None:
-        """What `submit` of `count` entries would surely raise right now (cheap), else None."""
-        ...
-
-
-class Lookup(Protocol):
-    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]: ...
 
 
 class AnchorClient:
