@@ -23,7 +23,7 @@ from merkle.tiles import TileBuilder
 from merkle.tileset import TileSet
 from services.common.receipts import receipts_body, receipts_json
 from services.model import Item, Sequenced
-from services.verify.logreader import LogReader
+from services.published.reader import LogReader
 from storage.errors import NotFoundError
 from storage.memory import MemoryStore
 

@@ -22,18 +22,18 @@ from services.common.stores import data_dir, open_index
 from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
 from services.internal.wire import decode_request, encode_results
 from services.model import Item, Sequenced
+from services.published import layout
 from storage.errors import NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 MAX_BODY = 4 * 1024 * 1024
-LOG_PREFIX = "log/"
 READY_LAG = 200_000  # entries signed but not yet published before /readyz says no
 
 
 def sequencer_config(settings: Settings) -> SequencerConfig:
     return SequencerConfig(
         origin=settings.get("ORIGIN"),
-        prefix=LOG_PREFIX,
+        prefix=layout.LOG_PREFIX,
         batch_ms=settings.get("BATCH_MS"),
         batch_max=settings.get("BATCH_MAX"),
         queue_max=settings.get("QUEUE_MAX"),
@@ -71,7 +71,7 @@ def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIt
         )
         try:
             await seq.start()
-            await store.put(LOG_PREFIX + "keys.json", _keys_document(keys))
+            await store.put(layout.keys_key(), _keys_document(keys))
             app[SEQUENCER] = seq
             yield
             await seq.close()

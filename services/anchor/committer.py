@@ -23,25 +23,25 @@ from pathlib import Path
 from aiohttp import web
 
 from merkle.note import NoteVerifier, open_note
-from services.anchor.anchors import AnchorStore
 from services.anchor.chains import AnchorError, Backend, Target
 from services.anchor.chains.local import LocalChain
 from services.anchor.keys import LogKeys
 from services.common.config import Settings
 from services.common.resources import DETAILS, METRICS, STORE
 from services.common.stores import data_dir
+from services.published import layout
+from services.published.anchors import AnchorStore
 from storage.base import ObjectStore
 from storage.errors import ConflictError, NotFoundError, StorageError
 
 log = logging.getLogger("notar.anchor.committer")
-LOG_PREFIX = "log/"
 RECENT = 64  # anchored sizes read at start to find where each kind stopped
 
 
 @dataclass(frozen=True)
 class CommitterConfig:
     interval_s: float = 10.0
-    prefix: str = "log/"
+    prefix: str = layout.LOG_PREFIX
     max_backoff_s: float = 300.0
 
 
@@ -107,7 +107,7 @@ class Committer:
     async def latest(self) -> Target | None:
         """The latest published checkpoint, or None while there is none (or it is empty).
         ValueError when it is malformed or, given the log key, not signed by it."""
-        where = self._cfg.prefix + "checkpoint"
+        where = layout.checkpoint_key(self._cfg.prefix)
         try:
             note = (await self._store.get(where)).decode("utf-8")
         except NotFoundError:
@@ -218,7 +218,7 @@ def build_backends(settings: Settings, store: ObjectStore, keys: LogKeys) -> lis
     for kind in settings.get("ANCHORS"):
         why = f"with ANCHORS={kind}"
         if kind == "local":
-            backends.append(LocalChain(store=store, signer=keys.log, prefix=LOG_PREFIX))
+            backends.append(LocalChain(store=store, signer=keys.log, prefix=layout.LOG_PREFIX))
         elif kind == "evm":
             # imported here: eth-account takes seconds to import, and only EVM deployments need it
             from services.anchor.chains.evm import EvmAnchor, EvmConfig
@@ -257,7 +257,7 @@ def committer_context(
         committer = Committer(
             store=store,
             backends=build_backends(settings, store, log_keys),
-            config=CommitterConfig(interval_s=settings.get("ANCHOR_INTERVAL_S"), prefix=LOG_PREFIX),
+            config=CommitterConfig(interval_s=settings.get("ANCHOR_INTERVAL_S"), prefix=layout.LOG_PREFIX),
             log_key=log_keys.log.verifier(),
         )
         await committer.start()

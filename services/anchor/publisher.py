@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import orjson
 
 from merkle.tiles import Tile
+from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import ConflictError, NotFoundError, StorageError
 
@@ -52,9 +53,6 @@ class Publisher:
         self._lease_version: str | None = None
         self.errors = 0
 
-    def key(self, path: str) -> str:
-        return self._prefix + path
-
     async def _retry(self, what: str, call: Callable[[], object]) -> object:
         delay = 0.05
         while True:
@@ -73,8 +71,9 @@ class Publisher:
         """Write every tile and bundle (immutable), concurrently; returns when all are durable."""
 
         async def one(t: Tile) -> None:
+            key = layout.tile_key(t.id, self._prefix)
             async with self._sem:
-                await self._retry(t.id.path, lambda: self._store.put_if_absent(self.key(t.id.path), t.data))
+                await self._retry(t.id.path, lambda: self._store.put_if_absent(key, t.data))
 
         await asyncio.gather(*(one(t) for t in tiles))
 
@@ -86,14 +85,14 @@ class Publisher:
 
         async def write() -> None:
             self._checkpoint_version = await self._store.put_if_version(
-                self.key("checkpoint"), note.encode(), self._checkpoint_version
+                layout.checkpoint_key(self._prefix), note.encode(), self._checkpoint_version
             )
 
         await self._retry("checkpoint", write)
 
     async def acquire_lease(self, holder: str, ttl: float) -> None:
         """Take or renew the log's lease; LeaseHeldError when another holder's lease is live."""
-        key = self.key("lease")
+        key = layout.lease_key(self._prefix)
         try:
             current = await self._store.get_versioned(key)
             lease = orjson.loads(current.data)
@@ -117,7 +116,7 @@ class Publisher:
         """Extend our lease over the version we wrote; ConflictError if someone else replaced it.
 
         A renewal that failed but was stored leaves a newer version of our own lease: adopt it."""
-        key = self.key("lease")
+        key = layout.lease_key(self._prefix)
         body = orjson.dumps({"holder": holder, "until": self._clock() + ttl})
         try:
             self._lease_version = await self._store.put_if_version(key, body, self._lease_version)
@@ -134,6 +133,6 @@ class Publisher:
     async def release_lease(self, holder: str) -> None:
         body = orjson.dumps({"holder": holder, "until": 0})
         try:
-            await self._store.put_if_version(self.key("lease"), body, self._lease_version)
+            await self._store.put_if_version(layout.lease_key(self._prefix), body, self._lease_version)
         except (StorageError, ConflictError) as e:
             log.warning("could not release the lease: %s", e)

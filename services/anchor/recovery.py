@@ -22,7 +22,8 @@ from merkle.note import parse_note
 from merkle.proofs import verify_consistency
 from merkle.tiles import ENTRIES, TILE_HEIGHT, TILE_WIDTH, Tile, TileBuilder, TileId, tiles_needed
 from services.anchor import state
-from services.verify.logreader import LogReader
+from services.published import layout
+from services.published.reader import LogReader
 from storage.base import Index, ObjectStore
 from storage.errors import NotarError, NotFoundError
 
@@ -44,7 +45,7 @@ class Recovered:
 
 async def _fetch_all(store: ObjectStore, prefix: str, ids: set[TileId]) -> dict[TileId, bytes]:
     ids_list = sorted(ids, key=lambda t: (str(t.level), t.index, t.width))
-    datas = await asyncio.gather(*(store.get(prefix + t.path) for t in ids_list))
+    datas = await asyncio.gather(*(store.get(layout.tile_key(t, prefix)) for t in ids_list))
     return dict(zip(ids_list, datas, strict=True))
 
 
@@ -70,7 +71,7 @@ async def recover(store: ObjectStore, index: Index, *, origin: str, prefix: str)
     head_raw = await index.get(state.HEAD)
     assigned = int.from_bytes(head_raw, "big") if head_raw else 0
     published, root, version = 0, None, None
-    where = f"{prefix}checkpoint"
+    where = layout.checkpoint_key(prefix)
     try:
         versioned = await store.get_versioned(where)
     except NotFoundError:

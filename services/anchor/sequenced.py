@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from services.published.layout import LOG_PREFIX
 from storage.errors import NotarError
 
 
 @dataclass(frozen=True)
 class SequencerConfig:
     origin: str
-    prefix: str = "log/"
+    prefix: str = LOG_PREFIX
     batch_ms: int = 100
     batch_max: int = 20_000
     queue_max: int = 200_000

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from merkle.cosignature import CosignatureVerifier
 from merkle.note import parse_note
 from services.anchor import state
+from services.published import layout
 from storage.base import Index, ObjectStore
 from storage.errors import NotFoundError
 
@@ -79,5 +80,5 @@ async def recorded_floor(
     floor = int.from_bytes(raw, "big") if raw else 0
     notes = [await index.get(state.CHECKPOINT)]
     with contextlib.suppress(NotFoundError):
-        notes.append(await store.get(prefix + "checkpoint"))
+        notes.append(await store.get(layout.checkpoint_key(prefix)))
     return max([floor, *(note_time(n, clock_key) for n in notes)])

@@ -13,6 +13,7 @@ from services.common.problems import READ_TIMEOUT, Unauthorized, problem, proble
 from services.common.stores import open_store
 from services.common.telemetry import TELEMETRY, TracedStore, telemetry_context, telemetry_middleware
 from services.common.tenants import TenantRegistry
+from services.published.layout import checkpoint_key
 from storage.base import ObjectStore
 from storage.errors import NotFoundError, StorageError
 
@@ -76,7 +77,7 @@ READINESS = web.AppKey("readiness", list[Readiness])
 async def store_ready(app: web.Application) -> str | None:
     """The store answers (a missing checkpoint is an answer too)."""
     try:
-        await app[STORE].get("log/checkpoint")
+        await app[STORE].get(checkpoint_key())
     except NotFoundError:
         pass
     except (StorageError, KeyError) as e:

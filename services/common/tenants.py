@@ -17,6 +17,7 @@ import time
 import orjson
 
 from services.model import check_tenant
+from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import ConflictError, NotFoundError
 
@@ -33,7 +34,9 @@ class TenantRegistry:
     """Adds tenants, their API keys and revocations, and resolves API keys to tenant names
     (an answer is cached per key hash for `cache_s`: a revoked key works at most that long)."""
 
-    def __init__(self, store: ObjectStore, *, prefix: str = "tenants/", cache_s: float = _CACHE_S) -> None:
+    def __init__(
+        self, store: ObjectStore, *, prefix: str = layout.TENANTS_PREFIX, cache_s: float = _CACHE_S
+    ) -> None:
         self._store = store
         self._prefix = prefix
         self._cache_s = cache_s
@@ -43,9 +46,8 @@ class TenantRegistry:
         """Create tenant `name` and return its API key (shown once; only its hash is kept)."""
         check_tenant(name)
         try:
-            await self._store.put_if_version(
-                f"{self._prefix}names/{name}", orjson.dumps({"name": name, "id": secrets.token_hex(8)}), None
-            )
+            record = orjson.dumps({"name": name, "id": secrets.token_hex(8)})
+            await self._store.put_if_version(layout.tenant_name_key(name, self._prefix), record, None)
         except ConflictError as e:
             raise ConflictError(f"tenant {name!r} already exists", key=e.key) from e
         return await self.new_key(name)
@@ -55,14 +57,14 @@ class TenantRegistry:
         check_tenant(name)
         key = KEY_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
         record = orjson.dumps({"tenant": name, "created": int(time.time())})
-        await self._store.put_if_absent(f"{self._prefix}keys/{hash_key(key)}", record)
+        await self._store.put_if_absent(layout.api_key_key(hash_key(key), self._prefix), record)
         return key
 
     async def keys(self, name: str) -> list[tuple[str, int]]:
         """The SHA-256 (hex) and creation time of each of tenant `name`'s API keys."""
         check_tenant(name)
         found = []
-        async for path in self._store.list(f"{self._prefix}keys/"):
+        async for path in self._store.list(layout.api_keys(self._prefix)):
             record = orjson.loads(await self._store.get(path))
             if record.get("tenant") == name:
                 found.append((path.rpartition("/")[2], int(record.get("created", 0))))
@@ -78,7 +80,7 @@ class TenantRegistry:
             digest = key
         else:
             raise ValueError("name the key to revoke by the key itself or by its SHA-256 in hex")
-        path = f"{self._prefix}keys/{digest}"
+        path = layout.api_key_key(digest, self._prefix)
         try:
             record = orjson.loads(await self._store.get(path))
         except NotFoundError:
@@ -100,7 +102,7 @@ class TenantRegistry:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            record = orjson.loads(await self._store.get(f"{self._prefix}keys/{digest}"))
+            record = orjson.loads(await self._store.get(layout.api_key_key(digest, self._prefix)))
             tenant: str | None = str(record["tenant"])
         except NotFoundError:
             tenant = None

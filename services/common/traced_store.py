@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
+from services.published.layout import LOG_PREFIX
 from storage.base import ObjectStore, Versioned
 from storage.errors import StorageError
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 def _area(key: str) -> str:
     """What a key is about, without what would identify a document: `log/tile`, `documents`…"""
     head, _, rest = key.partition("/")
-    return f"{head}/{rest.partition('/')[0]}" if head == "log" and rest else head
+    return f"{head}/{rest.partition('/')[0]}" if head + "/" == LOG_PREFIX and rest else head
 
 
 class TracedStore:

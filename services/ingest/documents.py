@@ -14,6 +14,7 @@ import orjson
 from merkle.digests import Digest
 from services.common.problems import CorruptedError
 from services.model import check_tenant
+from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import NotFoundError
 
@@ -43,14 +44,14 @@ class Documents:
     """A tenant's documents under `documents/<tenant>/` of the object store."""
 
     def __init__(
-        self, store: ObjectStore, *, chunk_size: int = CHUNK_SIZE, prefix: str = "documents/"
+        self, store: ObjectStore, *, chunk_size: int = CHUNK_SIZE, prefix: str = layout.DOCUMENTS_PREFIX
     ) -> None:
         self._store = store
         self._chunk_size = chunk_size
         self._prefix = prefix
 
     def _key(self, tenant: str, kind: str, name: str) -> str:
-        return f"{self._prefix}{check_tenant(tenant)}/{kind}/{name}"
+        return layout.document_key(check_tenant(tenant), kind, name, self._prefix)
 
     async def put(self, tenant: str, body: AsyncIterator[bytes]) -> Manifest:
         """Store a document read from `body` in bounded memory and return its manifest. The
@@ -71,7 +72,7 @@ class Documents:
                     uploads.discard(t)
                     t.result()
             uploads.add(
-                asyncio.create_task(self._store.put_if_absent(self._key(tenant, "chunks", cid), chunk))
+                asyncio.create_task(self._store.put_if_absent(self._key(tenant, layout.CHUNKS, cid), chunk))
             )
 
         try:
@@ -94,9 +95,9 @@ class Documents:
             f"blake3:{doc_b3.hexdigest()}", doc_sha.hexdigest(), size, self._chunk_size, chunks
         )
         raw = orjson.dumps(asdict(manifest))
-        await self._store.put_if_absent(self._key(tenant, "manifests", doc_b3.hexdigest()), raw)
+        await self._store.put_if_absent(self._key(tenant, layout.MANIFESTS, doc_b3.hexdigest()), raw)
         await self._store.put_if_absent(
-            self._key(tenant, "by-sha256", manifest.sha256), manifest.digest.encode()
+            self._key(tenant, layout.BY_SHA256, manifest.sha256), manifest.digest.encode()
         )
         return manifest
 
@@ -106,18 +107,18 @@ class Documents:
             b3 = digest.value.hex()
             if digest.algorithm == "sha256":
                 b3 = (
-                    (await self._store.get(self._key(tenant, "by-sha256", b3)))
+                    (await self._store.get(self._key(tenant, layout.BY_SHA256, b3)))
                     .decode()
                     .removeprefix("blake3:")
                 )
-            m = orjson.loads(await self._store.get(self._key(tenant, "manifests", b3)))
+            m = orjson.loads(await self._store.get(self._key(tenant, layout.MANIFESTS, b3)))
             return Manifest(m["digest"], m["sha256"], m["size"], m["chunk_size"], list(m["chunks"]))
         except NotFoundError:
             raise NotFoundError(f"no document {digest} for this tenant") from None
 
     async def chunk(self, tenant: str, cid: str) -> bytes:
         """One chunk, checked against its hash; CorruptedError if storage changed it."""
-        data = await self._store.get(self._key(tenant, "chunks", cid))
+        data = await self._store.get(self._key(tenant, layout.CHUNKS, cid))
         actual = await asyncio.get_running_loop().run_in_executor(
             None, lambda: blake3.blake3(data).hexdigest()
         )

@@ -19,13 +19,14 @@ from merkle.digests import parse_digest
 from merkle.note import parse_note
 from merkle.receipt import build_receipt, verify_receipt
 from merkle.tiles import ENTRIES, parse_tile_path
-from services.anchor.anchors import AnchorStore
 from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.internal.client import AnchorClient
 from services.model import Lookup
-from services.verify.logreader import LogReader
+from services.published import layout
+from services.published.anchors import AnchorStore
+from services.published.reader import LogReader
 from services.verify.page import verify_page
 from storage.errors import ConfigError, NotFoundError, PushbackError
 
@@ -127,7 +128,7 @@ async def get_keys(request: web.Request) -> web.Response:
 
 
 async def get_checkpoint(request: web.Request) -> web.Response:
-    data = await request.app[READER].raw("checkpoint")
+    data = await request.app[READER].raw(layout.CHECKPOINT)
     return web.Response(
         body=data, content_type="text/plain", charset="utf-8", headers={"Cache-Control": "public, max-age=2"}
     )

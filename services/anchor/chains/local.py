@@ -1,9 +1,10 @@
 """The `local` backend: notar's embedded hash chain of signed blocks (SPEC §4, merkle.anchors.local).
 
-Blocks are immutable objects ``<prefix>anchors/local/<height, 20 digits>`` in the object store,
-beside the log they anchor, so an auditor who mirrors the bucket can check the whole chain with
-``merkle.anchors.local.verify_chain``. One committer writes them (it runs under the log's lease);
-put-if-absent makes a second writer fail rather than fork the chain.
+Blocks are immutable objects ``<prefix>anchors/local/<height, 20 digits>`` in the object store
+(``services.published.layout.local_block_key``), beside the log they anchor, so an auditor who
+mirrors the bucket can check the whole chain with ``merkle.anchors.local.verify_chain``. One
+committer writes them (it runs under the log's lease); put-if-absent makes a second writer fail
+rather than fork the chain.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import orjson
 from merkle.anchors.local import canonical_bytes, check_block, make_block
 from merkle.note import NoteSigner
 from services.anchor.chains import Anchored, AnchorError, Target
+from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import ConflictError, NotFoundError, StorageError
-
-HEIGHT_DIGITS = 20
 
 
 class LocalChain:
@@ -31,16 +31,16 @@ class LocalChain:
         *,
         store: ObjectStore,
         signer: NoteSigner,
-        prefix: str = "log/",
+        prefix: str = layout.LOG_PREFIX,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store, self._signer, self._clock = store, signer, clock
-        self._dir = prefix + "anchors/local/"
+        self._prefix, self._dir = prefix, layout.local_chain(prefix)
         self._head: dict[str, Any] | None = None
         self._loaded = False
 
     def key(self, height: int) -> str:
-        return f"{self._dir}{height:0{HEIGHT_DIGITS}d}"
+        return layout.local_block_key(height, self._prefix)
 
     async def _load_head(self) -> None:
         heights = [int(k[len(self._dir) :]) async for k in self._store.list(self._dir)]

@@ -11,7 +11,7 @@ import hashlib
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
-from services.anchor.anchors import AnchorStore
+from services.published.anchors import AnchorStore
 from storage.memory import MemoryStore
 
 ORIGIN = "upgrade.notar.test/log"

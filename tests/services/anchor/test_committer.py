@@ -12,10 +12,10 @@ import pytest
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
-from services.anchor.anchors import AnchorStore
 from services.anchor.chains import Anchored, AnchorError, Target
 from services.anchor.chains.local import LocalChain
 from services.anchor.committer import Committer, CommitterConfig
+from services.published.anchors import AnchorStore
 from storage.errors import StorageError
 from storage.memory import MemoryStore
 

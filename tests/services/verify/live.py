@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from services.anchor.anchors import AnchorStore
+from services.published.anchors import AnchorStore
 from storage.fs import FsStore
 from tests.serving import free_port, wait_ready
 from tests.tsa import Pki

@@ -17,7 +17,7 @@ from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
 from merkle.proofs import Tree
 from merkle.tiles import TileBuilder
-from services.verify.logreader import LogReader
+from services.published.reader import LogReader
 from storage.memory import MemoryStore
 
 ORIGIN = "reader.notar.test/log"
@@ -36,8 +36,8 @@ class SlowStore(MemoryStore):
 
 
 async def test_concurrent_proofs_while_the_log_grows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("services.verify.logreader._CACHE_PARTIAL", 4)
-    monkeypatch.setattr("services.verify.logreader._CACHE_TILES", 8)
+    monkeypatch.setattr("services.published.reader._CACHE_PARTIAL", 4)
+    monkeypatch.setattr("services.published.reader._CACHE_TILES", 8)
     leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(SIZE)]
     tree = Tree(leaves)
     store = SlowStore()

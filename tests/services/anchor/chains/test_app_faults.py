@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.anchor.anchors import AnchorStore
 from services.anchor.app import create_app, ensure_keys
 from services.common.config import load_settings
 from services.common.resources import STORE
+from services.published.anchors import AnchorStore
 from storage.errors import ConfigError
 from tests.anvil import KEY0, Anvil, TcpProxy
 from tests.tsa import LocalTsa, Pki

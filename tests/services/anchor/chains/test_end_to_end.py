@@ -22,13 +22,13 @@ from merkle.checkpoint import Checkpoint, parse_checkpoint
 from merkle.digests import parse_digest
 from merkle.note import parse_note
 from merkle.receipt import AnchorVerifier, ReceiptResult, build_receipt, verify_receipt
-from services.anchor.anchors import AnchorStore
 from services.anchor.app import create_app, ensure_keys, keys_from
 from services.anchor.chains.evm import verify_online
 from services.anchor.chains.evm_rpc import JsonRpc
 from services.common.config import load_settings
 from services.common.resources import STORE
-from services.verify.logreader import LogReader
+from services.published.anchors import AnchorStore
+from services.published.reader import LogReader
 from tests.anvil import KEY0, Anvil
 from tests.tsa import LocalTsa, Pki
 

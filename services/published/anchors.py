@@ -1,6 +1,7 @@
 """Anchored checkpoints in the object store, and their lookup for receipt upgrades (SPEC §4, §5).
 
-Layout under the log's prefix (``log/``), public like the log itself, every object immutable:
+Layout under the log's prefix (``log/``; the keys are ``services.published.layout``'s), public
+like the log itself, every object immutable:
 
 - ``anchors/record/<size>/<kind>.json``: the anchor record of kind ``kind`` for the checkpoint
   of tree size ``size`` (20 decimal digits), as sorted-key JSON;
@@ -12,6 +13,7 @@ for its confirmations). A receipt is upgraded to the anchored checkpoint that ho
 carries the most kinds, the earliest of those (``best_for``): a kind that skipped the entry's first
 anchored checkpoint, because it was busy or down, still reaches the receipt, on a later checkpoint.
 The verify service needs only this module and an object store; no committer has to run there.
+The anchor's committer writes through the same class (``put``), so reads and writes agree on keys.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from typing import Any
 
 import orjson
 
+from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import ConflictError, NotFoundError
 
-SIZE_DIGITS = 20
 KIND_ORDER = ("local", "evm", "rfc3161")
 
 
@@ -56,22 +58,22 @@ class AnchorStore:
         self,
         store: ObjectStore,
         *,
-        prefix: str = "log/",
+        prefix: str = layout.LOG_PREFIX,
         refresh_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store, self._clock, self._refresh_s = store, clock, refresh_s
-        self._dir = prefix + "anchors/"
+        self._prefix = prefix
         self._sizes: list[int] = []
         self._kinds: dict[str, list[int]] = {}  # kind -> sizes with a record of that kind
         self._listed_at: float | None = None
         self._lock = asyncio.Lock()
 
     def checkpoint_key(self, size: int) -> str:
-        return f"{self._dir}checkpoint/{size:0{SIZE_DIGITS}d}"
+        return layout.anchor_checkpoint_key(size, self._prefix)
 
     def record_key(self, size: int, kind: str) -> str:
-        return f"{self._dir}record/{size:0{SIZE_DIGITS}d}/{kind}.json"
+        return layout.anchor_record_key(size, kind, self._prefix)
 
     async def put(self, size: int, note: str, record: Mapping[str, Any]) -> None:
         """Store ``record`` for the checkpoint ``note`` of tree size ``size`` (durable on return).
@@ -108,10 +110,10 @@ class AnchorStore:
 
     async def _relist(self) -> None:
         async with self._lock:
-            base = self._dir + "checkpoint/"
+            base = layout.anchor_checkpoints(self._prefix)
             found = sorted({int(k[len(base) :]) async for k in self._store.list(base)} | set(self._sizes))
             kinds = {k: set(v) for k, v in self._kinds.items()}
-            records = self._dir + "record/"
+            records = layout.anchor_records(self._prefix)
             async for key in self._store.list(records):
                 size, _, name = key[len(records) :].partition("/")
                 if size.isdigit() and name.endswith(".json"):
@@ -128,7 +130,7 @@ class AnchorStore:
             note = (await self._store.get(self.checkpoint_key(size))).decode("utf-8")
         except NotFoundError:
             return None
-        base = f"{self._dir}record/{size:0{SIZE_DIGITS}d}/"
+        base = layout.anchor_records_of(size, self._prefix)
         keys = sorted([k async for k in self._store.list(base)])
         records = [orjson.loads(await self._store.get(k)) for k in keys]
         return AnchoredCheckpoint(size, note, tuple(sorted(records, key=_kind_rank)))

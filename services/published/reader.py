@@ -21,6 +21,7 @@ from merkle.hashing import HASH_SIZE
 from merkle.note import parse_note
 from merkle.proofs import NodeSource, consistency_path, inclusion_path
 from merkle.tiles import TILE_HEIGHT, TILE_WIDTH, TileId, split_hashes, tile_levels, tile_width_at
+from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import NotFoundError
 
@@ -34,7 +35,7 @@ level one bytes string of 32-byte hashes."""
 
 class LogReader:
     def __init__(
-        self, store: ObjectStore, *, prefix: str = "log/", origin: str, checkpoint_ttl: float = 1.0
+        self, store: ObjectStore, *, prefix: str = layout.LOG_PREFIX, origin: str, checkpoint_ttl: float = 1.0
     ) -> None:
         self._store, self._prefix, self._origin = store, prefix, origin
         self._ttl = checkpoint_ttl
@@ -51,7 +52,7 @@ class LogReader:
         """The latest published checkpoint (note and parsed body), cached for a second."""
         now = time.monotonic()
         if self._checkpoint is None or self._checkpoint[0] < now:
-            note = (await self.raw("checkpoint")).decode()
+            note = (await self.raw(layout.CHECKPOINT)).decode()
             self._checkpoint = (
                 now + self._ttl,
                 note,
@@ -74,7 +75,7 @@ class LogReader:
         """The verifier keys the anchor published: {"log", "clock", "witnesses"}."""
         if self._keys is None:
             try:
-                self._keys = orjson.loads(await self.raw("keys.json"))
+                self._keys = orjson.loads(await self.raw(layout.KEYS))
             except NotFoundError:
                 raise NotFoundError("the log's keys are not published yet (no anchor has started)") from None
         return self._keys

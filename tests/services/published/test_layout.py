@@ -1,0 +1,35 @@
+"""The bucket layout is the one the published log, its anchors, documents and tenants have always
+had: deployments and mirrors read these exact keys (C2SP tlog-tiles under `log/`)."""
+
+from __future__ import annotations
+
+from merkle.tiles import TileId
+from services.published import layout
+
+
+def test_log_keys() -> None:
+    assert layout.checkpoint_key() == "log/checkpoint"
+    assert layout.keys_key() == "log/keys.json"
+    assert layout.lease_key() == "log/lease"
+    assert layout.tile_key(TileId(0, 1234, 7)) == "log/tile/0/x001/234.p/7"
+    assert layout.tile_key(TileId("entries", 5)) == "log/tile/entries/005"
+    assert layout.checkpoint_key("run-1/log/") == "run-1/log/checkpoint"
+
+
+def test_anchor_keys() -> None:
+    assert layout.anchor_checkpoints() == "log/anchors/checkpoint/"
+    assert layout.anchor_checkpoint_key(42) == "log/anchors/checkpoint/00000000000000000042"
+    assert layout.anchor_records() == "log/anchors/record/"
+    assert layout.anchor_records_of(42) == "log/anchors/record/00000000000000000042/"
+    assert layout.anchor_record_key(42, "evm") == "log/anchors/record/00000000000000000042/evm.json"
+    assert layout.local_chain() == "log/anchors/local/"
+    assert layout.local_block_key(3) == "log/anchors/local/00000000000000000003"
+
+
+def test_document_and_tenant_keys() -> None:
+    assert layout.document_key("acme", layout.CHUNKS, "ab") == "documents/acme/chunks/ab"
+    assert layout.document_key("acme", layout.MANIFESTS, "cd") == "documents/acme/manifests/cd"
+    assert layout.document_key("acme", layout.BY_SHA256, "ef") == "documents/acme/by-sha256/ef"
+    assert layout.tenant_name_key("acme") == "tenants/names/acme"
+    assert layout.api_keys() == "tenants/keys/"
+    assert layout.api_key_key("00ff") == "tenants/keys/00ff"
