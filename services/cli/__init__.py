@@ -1,15 +1,17 @@
-"""The single `notar` entry point: one subcommand per user task (SPEC §7)."""
+"""The single `notar` entry point: one subcommand per user task (SPEC §7). The command line is
+parsed with `commands` alone; only the module of the subcommand run is imported."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import aiohttp
 
-from services.cli import anchor, keygen, notarize, receipt, serve, tenant, verify
+from services.cli.commands import SUBCOMMANDS
 from services.sdk import ApiError
 from storage.errors import ConfigError, NotarError
 
@@ -29,13 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"notar {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve.add_parser(sub)
-    keygen.add_parser(sub)
-    tenant.add_parser(sub)
-    anchor.add_parser(sub)
-    notarize.add_parser(sub)
-    verify.add_parser(sub)
-    receipt.add_parser(sub)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
@@ -45,8 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command is None:
         parser.print_help()
         return 0
+    module, _, name = ns.run.partition(":")
+    run = getattr(importlib.import_module(f"services.cli.{module}"), name)  # only the one run
     try:
-        return int(ns.func(ns))
+        return int(run(ns))
     except ConfigError as e:
         print(f"notar: {e}", file=sys.stderr)
         return 2

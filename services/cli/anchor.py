@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.cli.serve import add_setting_flags, settings_from
+from services.cli.commands import settings_from
 
 if TYPE_CHECKING:
     from services.anchor.chains.evm import EvmConfig
@@ -49,11 +49,3 @@ def anchor_deploy(ns: argparse.Namespace) -> int:
     print(f"deployed; set NOTAR_EVM_CONTRACT={address} (or EVM_CONTRACT in notar.toml)")
     print(address)
     return 0
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("anchor", help="manage the EVM anchor contract")
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    d = actions.add_parser("deploy", help="deploy NotarAnchor; prints its address alone on the last line")
-    add_setting_flags(d)
-    d.set_defaults(func=anchor_deploy)

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from services.anchor.app import ensure_keys, keys_from
-from services.cli.serve import add_setting_flags, settings_from
+from services.cli.commands import settings_from
 
 
 def keygen(ns: argparse.Namespace) -> int:
@@ -17,9 +17,3 @@ def keygen(ns: argparse.Namespace) -> int:
     print(f"log   {keys.verifier_keys['log']}")
     print(f"clock {keys.verifier_keys['clock']}")
     return 0
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("keygen", help="create the log and clock signing keys (if missing) and print them")
-    add_setting_flags(p)
-    p.set_defaults(func=keygen)

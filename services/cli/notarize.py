@@ -18,8 +18,8 @@ import orjson
 from tqdm import tqdm
 
 from merkle.receipt import verify_receipt
-from services.cli.serve import add_setting_flags, settings_from
-from services.sdk import MAX_DIGESTS, NotarClient
+from services.cli.commands import settings_from
+from services.sdk import NotarClient
 from storage.errors import ConfigError
 
 RECEIPT_SUFFIX = ".receipt.json"
@@ -135,15 +135,3 @@ async def run(ns: argparse.Namespace) -> int:
 
 def notarize(ns: argparse.Namespace) -> int:
     return asyncio.run(run(ns))
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("notarize", help="notarize files or directories, writing FILE.receipt.json")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    p.add_argument("--upload", action="store_true", help="store the documents on the server too")
-    p.add_argument("--out", type=Path, help="write receipts under this directory instead of beside the files")
-    p.add_argument("--no-salt", action="store_true", help="log the bare digest (no per-entry salt)")
-    p.add_argument("--batch", type=int, default=MAX_DIGESTS, help=argparse.SUPPRESS)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_setting_flags(p)
-    p.set_defaults(func=notarize)

@@ -6,14 +6,13 @@ import argparse
 import asyncio
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from merkle.export import to_cose, to_tlog_proof
 from merkle.receipt import verify_receipt
 from services.anchor.app import keys_from
+from services.cli.commands import settings_from
 from services.cli.notarize import write_receipt
-from services.cli.serve import add_setting_flags, settings_from
 from services.cli.verify import load_receipt
 from services.sdk import NotarClient
 from storage.errors import ConfigError, VerificationError
@@ -73,20 +72,3 @@ def export(ns: argparse.Namespace) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     return 0
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("receipt", help="upgrade a receipt, or export it for other tools")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = actions.add_parser("upgrade", help="fetch the latest (anchored) version of a receipt")
-    up.add_argument("receipt", type=Path, metavar="RECEIPT")
-    up.add_argument("--out", type=Path, help="write here instead of replacing RECEIPT")
-    up.add_argument("--key", action="append", default=[], metavar="VKEY", help="trusted verifier key(s)")
-    add_setting_flags(up)
-    up.set_defaults(func=upgrade)
-    ex = actions.add_parser("export", help="export as C2SP tlog-proof or RFC 9942 COSE receipt")
-    ex.add_argument("receipt", type=Path, metavar="RECEIPT")
-    ex.add_argument("--format", required=True, choices=("tlog-proof", "cose"))
-    ex.add_argument("--out", type=Path, help="write here instead of standard output")
-    add_setting_flags(ex)
-    ex.set_defaults(func=export)

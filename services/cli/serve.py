@@ -5,38 +5,19 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from aiohttp import web
 
 from services.anchor import app as anchor_app
 from services.anchor.app import ensure_keys, keys_from
-from services.common.config import SETTINGS, Settings, load_settings
+from services.cli.commands import settings_from
+from services.common.config import Settings
 from services.common.http_server import run_app
 from services.common.resources import new_app
 from services.common.stores import data_dir
 from services.common.telemetry import TELEMETRY, AccessLogger, Telemetry, configure_logging
 from services.ingest import app as ingest_app
 from services.verify import app as verify_app
-
-ROLES = ("all", "anchor", "ingest", "verify")
-
-
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting of SPEC §8 (`--data-dir` for DATA_DIR …), winning over env and file."""
-    parser.add_argument("--config", type=Path, help="notar.toml to read (default ./notar.toml if present)")
-    for name, setting in SETTINGS.items():
-        parser.add_argument(
-            f"--{name.lower().replace('_', '-')}",
-            dest=f"setting_{name}",
-            metavar=name,
-            help=f"{setting.help} (default: {setting.default})",
-        )
-
-
-def settings_from(ns: argparse.Namespace, env: Mapping[str, str]) -> Settings:
-    flags = {name: getattr(ns, f"setting_{name}", None) for name in SETTINGS}
-    return load_settings(flags=flags, env=env, config_file=ns.config)
 
 
 def build_app(role: str, settings: Settings, env: Mapping[str, str]) -> web.Application:
@@ -92,10 +73,3 @@ def serve(ns: argparse.Namespace) -> int:
     finally:
         telemetry.shutdown()
     return 0
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("serve", help="run the notar server (all roles on the embedded default)")
-    p.add_argument("--role", choices=ROLES, default="all", help="run one service, as in Kubernetes")
-    add_setting_flags(p)
-    p.set_defaults(func=serve)

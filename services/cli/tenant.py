@@ -8,12 +8,10 @@ import asyncio
 import os
 import time
 
-from services.cli.serve import add_setting_flags, settings_from
+from services.cli.commands import settings_from
 from services.common.stores import open_store
 from services.common.tenants import TenantRegistry
 from storage.errors import ConfigError
-
-ACTIONS = ("add", "key", "keys", "revoke")
 
 
 async def _run(ns: argparse.Namespace) -> list[str]:
@@ -53,15 +51,3 @@ def tenant(ns: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     return 0
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "tenant",
-        help="create a tenant (add), another API key for it (key), list its keys (keys), revoke one (revoke)",
-    )
-    p.add_argument("action", choices=ACTIONS)
-    p.add_argument("name", help="tenant name: 1-64 of A-Z a-z 0-9 . _ -")
-    p.add_argument("key", nargs="?", help="revoke: the API key, or its SHA-256 as `keys` lists it")
-    add_setting_flags(p)
-    p.set_defaults(func=tenant)

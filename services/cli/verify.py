@@ -23,9 +23,9 @@ from merkle.checkpoint import Checkpoint, parse_checkpoint
 from merkle.cosignature import verifier_from_key
 from merkle.note import parse_note
 from merkle.receipt import ReceiptResult, verify_receipt
-from services.cli.serve import add_setting_flags, settings_from
+from services.cli.commands import settings_from
 from services.common.config import Settings
-from services.common.problems import check_unique_names
+from services.common.unique_names import check_unique_names
 from storage.errors import ConfigError
 
 MEANING = {
@@ -219,21 +219,3 @@ def verify(ns: argparse.Namespace) -> int:
         for n in notes:
             print(f"  note: {n}", file=sys.stderr)
     return 0 if result.valid else 1
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("verify", help="verify a receipt offline (and its document, if given)")
-    p.add_argument("receipt", type=Path, metavar="RECEIPT")
-    p.add_argument("file", type=Path, nargs="?", metavar="FILE", help="the document the receipt is for")
-    p.add_argument(
-        "--key",
-        action="append",
-        default=[],
-        metavar="VKEY",
-        help="a trusted verifier key (log key, clock key, witness); repeat for several",
-    )
-    p.add_argument("--tsa-ca", metavar="PEM", help="trust anchor for RFC 3161 anchors (default TSA_CA_FILE)")
-    p.add_argument("--online", action="store_true", help="also check EVM anchors on the chain (EVM_RPC)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    add_setting_flags(p)
-    p.set_defaults(func=verify)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from services.common.unique_names import check_unique_names
 from storage.errors import (
     ConfigError,
     ConflictError,
@@ -138,28 +138,6 @@ async def body_at_most(request: web.Request, limit: int) -> AsyncIterator[bytes]
         if total > limit:
             raise BadRequest(f"the body is larger than {limit} bytes", kind="too-large", status=413)
         yield data
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    names = dict(pairs)
-    if len(names) != len(pairs):
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise ValueError(f"the member {name[:100]!r} appears twice in one object")
-            seen.add(name)
-    return names
-
-
-def check_unique_names(text: bytes | str) -> None:
-    """ValueError naming a member that appears twice in one object of the JSON ``text`` (which
-    orjson read already: RFC 8259 leaves such a member's meaning to the parser, and a receipt
-    must not read one way to one tool and another way to the next). The standard library's
-    parser, which shows every pair, recurses: JSON nested deeper than it can go is refused."""
-    try:
-        json.loads(text, object_pairs_hook=_no_duplicates)
-    except RecursionError:
-        raise ValueError("nested too deep to check its member names") from None
 
 
 async def read_json(request: web.Request, *, limit: int, unique_names: bool = False) -> Any:

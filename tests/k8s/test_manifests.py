@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from services.cli.serve import ROLES
+from services.cli.commands import ROLES
 from services.common.config import ENV_PREFIX, SETTINGS, Settings, load_settings
 from tests.k8s.conftest import OVERLAYS, ROOT, Rendered, tool
 

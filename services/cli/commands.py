@@ -1,0 +1,122 @@
+"""The command line's surface: every subcommand's arguments, and the module that runs it.
+
+Only this module (argparse, the settings, no server code) is loaded to parse a command line;
+the module that runs the chosen subcommand is imported afterwards (`ns.run`, "module:function"
+under services.cli), so `notar verify` loads none of the server and `notar --help` lists all.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from services.common.config import SETTINGS, Settings, load_settings
+from services.sdk import MAX_DIGESTS
+
+ROLES = ("all", "anchor", "ingest", "verify")
+TENANT_ACTIONS = ("add", "key", "keys", "revoke")
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting of SPEC §8 (`--data-dir` for DATA_DIR …), winning over env and file."""
+    parser.add_argument("--config", type=Path, help="notar.toml to read (default ./notar.toml if present)")
+    for name, setting in SETTINGS.items():
+        parser.add_argument(
+            f"--{name.lower().replace('_', '-')}",
+            dest=f"setting_{name}",
+            metavar=name,
+            help=f"{setting.help} (default: {setting.default})",
+        )
+
+
+def settings_from(ns: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    flags = {name: getattr(ns, f"setting_{name}", None) for name in SETTINGS}
+    return load_settings(flags=flags, env=env, config_file=ns.config)
+
+
+def serve(sub: Subparsers) -> None:
+    p = sub.add_parser("serve", help="run the notar server (all roles on the embedded default)")
+    p.add_argument("--role", choices=ROLES, default="all", help="run one service, as in Kubernetes")
+    add_setting_flags(p)
+    p.set_defaults(run="serve:serve")
+
+
+def keygen(sub: Subparsers) -> None:
+    p = sub.add_parser("keygen", help="create the log and clock signing keys (if missing) and print them")
+    add_setting_flags(p)
+    p.set_defaults(run="keygen:keygen")
+
+
+def tenant(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "tenant",
+        help="create a tenant (add), another API key for it (key), list its keys (keys), revoke one (revoke)",
+    )
+    p.add_argument("action", choices=TENANT_ACTIONS)
+    p.add_argument("name", help="tenant name: 1-64 of A-Z a-z 0-9 . _ -")
+    p.add_argument("key", nargs="?", help="revoke: the API key, or its SHA-256 as `keys` lists it")
+    add_setting_flags(p)
+    p.set_defaults(run="tenant:tenant")
+
+
+def anchor(sub: Subparsers) -> None:
+    p = sub.add_parser("anchor", help="manage the EVM anchor contract")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    d = actions.add_parser("deploy", help="deploy NotarAnchor; prints its address alone on the last line")
+    add_setting_flags(d)
+    d.set_defaults(run="anchor:anchor_deploy")
+
+
+def notarize(sub: Subparsers) -> None:
+    p = sub.add_parser("notarize", help="notarize files or directories, writing FILE.receipt.json")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--upload", action="store_true", help="store the documents on the server too")
+    p.add_argument("--out", type=Path, help="write receipts under this directory instead of beside the files")
+    p.add_argument("--no-salt", action="store_true", help="log the bare digest (no per-entry salt)")
+    p.add_argument("--batch", type=int, default=MAX_DIGESTS, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_setting_flags(p)
+    p.set_defaults(run="notarize:notarize")
+
+
+def verify(sub: Subparsers) -> None:
+    p = sub.add_parser("verify", help="verify a receipt offline (and its document, if given)")
+    p.add_argument("receipt", type=Path, metavar="RECEIPT")
+    p.add_argument("file", type=Path, nargs="?", metavar="FILE", help="the document the receipt is for")
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="a trusted verifier key (log key, clock key, witness); repeat for several",
+    )
+    p.add_argument("--tsa-ca", metavar="PEM", help="trust anchor for RFC 3161 anchors (default TSA_CA_FILE)")
+    p.add_argument("--online", action="store_true", help="also check EVM anchors on the chain (EVM_RPC)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_setting_flags(p)
+    p.set_defaults(run="verify:verify")
+
+
+def receipt(sub: Subparsers) -> None:
+    p = sub.add_parser("receipt", help="upgrade a receipt, or export it for other tools")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = actions.add_parser("upgrade", help="fetch the latest (anchored) version of a receipt")
+    up.add_argument("receipt", type=Path, metavar="RECEIPT")
+    up.add_argument("--out", type=Path, help="write here instead of replacing RECEIPT")
+    up.add_argument("--key", action="append", default=[], metavar="VKEY", help="trusted verifier key(s)")
+    add_setting_flags(up)
+    up.set_defaults(run="receipt:upgrade")
+    ex = actions.add_parser("export", help="export as C2SP tlog-proof or RFC 9942 COSE receipt")
+    ex.add_argument("receipt", type=Path, metavar="RECEIPT")
+    ex.add_argument("--format", required=True, choices=("tlog-proof", "cose"))
+    ex.add_argument("--out", type=Path, help="write here instead of standard output")
+    add_setting_flags(ex)
+    ex.set_defaults(run="receipt:export")
+
+
+SUBCOMMANDS = (serve, keygen, tenant, anchor, notarize, verify, receipt)
+"""In the order `notar --help` lists them."""
