@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, aclosing, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -100,6 +102,10 @@ class S3Store:
         self.bucket = config.bucket
         self.where = f"s3 endpoint {client.meta.endpoint_url} bucket {config.bucket!r}"
         self._resources = resources
+        self.clock_offset_s: float | None = None
+        """This host's wall clock minus the server's, from the ``Date`` header of the latest
+        answer (None before one): ±0.5 s plus the round trip, as ``Date`` has whole seconds."""
+        client.meta.events.register("after-call.s3", self._saw_answer)
 
     @classmethod
     async def from_config(cls, config: S3Config, *, session: AioSession | None = None) -> S3Store:
@@ -213,6 +219,13 @@ class S3Store:
         with suppress(NotFoundError):
             await self.call("delete", key, lambda: self.client.delete_object(
                 Bucket=self.bucket, Key=self.object_key(key)))
+
+    def _saw_answer(self, parsed: Mapping[str, Any], **_: Any) -> None:
+        """Every answer, errors included (botocore's ``after-call``): note the server's clock."""
+        date = parsed.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        if date:
+            with suppress(TypeError, ValueError):
+                self.clock_offset_s = time.time() - (parsedate_to_datetime(date).timestamp() + 0.5)
 
     def object_key(self, key: str) -> str:
         """The key in the bucket: the configured prefix, then ``key`` (checked)."""

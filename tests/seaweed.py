@@ -18,7 +18,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import botocore.session
 import pytest
 
 from storage.s3 import S3Config
+from tests.serving import stop_process
 
 ACCESS_KEY = "notar-test-access"
 SECRET_KEY = "notar-test-secret-0123456789"
@@ -248,13 +248,6 @@ def _wait_ready(endpoint: str, process: subprocess.Popen[bytes], timeout: float)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            # A test server holds nothing worth a long shutdown; its volume server sometimes
-            # waits on connections the tests left behind.
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    # A test server holds nothing worth a long shutdown; its volume server sometimes waits on
+    # connections the tests left behind.
+    stop_process(process, timeout=5)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
 import urllib.request
+from contextlib import suppress
 
 
 def free_port() -> int:
@@ -30,3 +32,15 @@ def wait_ready(
         assert proc.poll() is None, f"the server behind {url} exited during start-up"
         assert time.monotonic() < deadline, f"the server behind {url} was not ready in {timeout:g} s"
         time.sleep(0.1)
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if process.poll() is None:
+        with suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

@@ -134,6 +134,17 @@ def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
         lambda: seq.clock_behind_s,
         "how far the wall clock is behind the last cosigned time (checkpoints keep that time meanwhile)",
     )
+    gauge("notar_sequencer_stopped", lambda: int(seq.stopped is not None), "1 once it stopped for good")
+    gauge("notar_sequencer_refusing", lambda: int(seq.refusing is not None), "1 while it refuses entries")
+    lease = seq.lease
+    if lease is not None:
+        counter("notar_lease_lapses", lambda: lease.lapses, "times the lease was renewed after going overdue")
+        tel.meter.create_observable_gauge(
+            "notar_lease_acquired_timestamp_seconds",
+            [lambda _: [] if lease.acquired_at is None else [Observation(lease.acquired_at)]],
+            unit="s",
+            description="when this process took the log's lease (Unix time)",
+        )
     if committer is None:
         return
     status = committer.status

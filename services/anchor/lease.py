@@ -37,6 +37,8 @@ class LeaseKeeper:
         self._publisher, self._holder, self._ttl = publisher, holder, ttl
         self._on_lost, self._monotonic = on_lost, monotonic
         self._valid_until = 0.0  # monotonic: entries may be acknowledged before this instant
+        self.acquired_at: float | None = None  # Unix time this process took the lease (metrics)
+        self.lapses = 0  # times the lease was renewed after going overdue (metrics: flapping)
 
     @property
     def lapsed_s(self) -> float | None:
@@ -49,6 +51,7 @@ class LeaseKeeper:
         sent = self._monotonic()
         await self._publisher.acquire_lease(self._holder, self._ttl)
         self._valid_until = sent + self._ttl * 2 / 3
+        self.acquired_at = time.time()
 
     async def run(self) -> None:
         """Renew every third of the lease, retry failures quickly, until cancelled or lost. Each
@@ -75,4 +78,5 @@ class LeaseKeeper:
             self._valid_until = sent + self._ttl * 2 / 3
             delay = period
             if lapsed is not None:
+                self.lapses += 1
                 log.warning("lease renewed after a lapse of %.1f s: acknowledging entries again", lapsed)

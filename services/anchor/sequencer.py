@@ -190,6 +190,11 @@ class Sequencer:
         return None
 
     @property
+    def lease(self) -> LeaseKeeper | None:
+        """The keeper of this anchor's lease on the log, once `start` took it."""
+        return self._lease
+
+    @property
     def clock_behind_s(self) -> int:
         """How far the wall clock was behind the last cosigned time at the latest signature."""
         return self._time.behind_s

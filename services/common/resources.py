@@ -16,6 +16,7 @@ from services.common.tenants import TenantRegistry
 from services.published.layout import checkpoint_key
 from storage.base import ObjectStore
 from storage.errors import NotFoundError, StorageError
+from storage.s3 import S3Store
 
 STORE = web.AppKey("store", ObjectStore)
 TENANTS = web.AppKey("tenants", TenantRegistry)
@@ -27,7 +28,10 @@ def store_context(
     """Opens the configured store (once per app, however many services share it)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        store = TracedStore(await open_store(settings, env), app[TELEMETRY])
+        opened = await open_store(settings, env)
+        if isinstance(opened, S3Store):
+            app[TELEMETRY].observe_store_clock(lambda: opened.clock_offset_s)
+        store = TracedStore(opened, app[TELEMETRY])
         app[STORE] = store
         app[TENANTS] = TenantRegistry(store, cache_s=settings.get("KEY_CACHE_S"))
         yield

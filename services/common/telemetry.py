@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
-from opentelemetry.metrics import Counter, Histogram
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from opentelemetry.sdk.resources import Resource
@@ -117,6 +117,22 @@ class Telemetry:
             unit="s",
             description="from a submission reaching the sequencer to its entries in a signed checkpoint",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+        )
+
+    def observe_store_clock(self, offset: Callable[[], float | None]) -> None:
+        """Export ``offset()`` (this pod's wall clock minus the object store's, None while
+        unknown) as ``notar_store_clock_offset_seconds``: the alerting rules compare it with
+        zero and between pods, which all see the same store."""
+
+        def read(_: CallbackOptions) -> list[Observation]:
+            value = offset()
+            return [] if value is None else [Observation(round(value, 3))]
+
+        self.meter.create_observable_gauge(
+            "notar_store_clock_offset_seconds",
+            [read],
+            unit="s",
+            description="this pod's wall clock minus the object store's (S3 Date header, latest answer)",
         )
 
     @classmethod

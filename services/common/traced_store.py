@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from services.common.telemetry import Telemetry
 
 
+OPERATIONS = ("get", "get_range", "put", "put_if_absent", "put_stream", "get_versioned", "put_if_version",
+              "list", "delete")  # fmt: skip
+
+
 def _area(key: str) -> str:
     """What a key is about, without what would identify a document: `log/tile`, `documents`…"""
     head, _, rest = key.partition("/")
@@ -31,6 +35,8 @@ class TracedStore:
     def __init__(self, store: ObjectStore, telemetry: Telemetry) -> None:
         self.inner = store
         self._tel = telemetry
+        for op in OPERATIONS:  # every series from 0, so that rate() and alerts see the first error
+            telemetry.store_errors.add(0, {"operation": op})
 
     async def _call(self, op: str, key: str, call: Awaitable[Any]) -> Any:
         start = time.perf_counter()

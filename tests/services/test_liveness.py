@@ -99,6 +99,7 @@ async def _assert_stopped(served: Served, reason: str) -> None:
     assert (await served.client.get("/readyz")).status == 503
     refused = await served.notarize(99)
     assert refused.status == 503 and "stopped" in (await refused.json())["detail"]
+    assert "notar_sequencer_stopped 1" in (await (await served.client.get("/metrics")).text()).splitlines()
 
 
 async def test_healthz_fails_once_another_anchor_wrote_the_log(served: Served) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import io
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from services.cli.serve import build_app
 from services.common.config import load_settings
 from services.common.resources import TENANTS
 from services.common.telemetry import TELEMETRY, AccessLogger, JsonFormatter, Telemetry, TracedStore
+from services.common.traced_store import OPERATIONS
 from storage.errors import NotFoundError, StorageError
 from storage.memory import Faults, MemoryStore
 
@@ -213,6 +215,7 @@ async def test_anchor_metrics_in_memory_and_on_metrics(pair: Pair) -> None:
         while not await published_and_anchored():
             await asyncio.sleep(0.05)
     assert value(reader, "notar_anchor_last_success_timestamp_seconds", kind="local").value > 0
+    assert 0 < time.time() - value(reader, "notar_lease_acquired_timestamp_seconds").value < 600
 
     text = await (await pair.anchor.get("/metrics")).text()
     lines = text.splitlines()
@@ -222,6 +225,10 @@ async def test_anchor_metrics_in_memory_and_on_metrics(pair: Pair) -> None:
         "notar_tree_size 5",
         "notar_publication_lag_entries 0",
         "notar_queue_depth 0",
+        "notar_sequencer_stopped 0",
+        "notar_sequencer_refusing 0",
+        "notar_lease_lapses_total 0",
+        'notar_store_errors_total{operation="put_if_absent"} 0',  # every operation's series from 0
         "notar_batch_entries_count 2",
         "notar_batch_entries_sum 5",
         'notar_batch_entries_bucket{le="1.0"} 0',
@@ -265,7 +272,8 @@ async def test_store_errors_are_counted_and_marked_on_their_span() -> None:
             await store.get("log/absent")
         assert [k async for k in store.list("log/")] == ["log/checkpoint"]
     assert value(reader, "notar_store_errors", operation="put").value == 2
-    assert [p.attributes for p in points(reader, "notar_store_errors")] == [{"operation": "put"}]
+    errors = {str(p.attributes["operation"]): p.value for p in points(reader, "notar_store_errors")}
+    assert errors == {op: 2 if op == "put" else 0 for op in OPERATIONS}, "a miss is no error; all start at 0"
     assert value(reader, "notar_store_operation_seconds", operation="put").count == 3
     finished = spans.get_finished_spans()
     put = one(finished, "store put")

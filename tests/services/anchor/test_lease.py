@@ -74,6 +74,7 @@ async def test_a_store_outage_past_the_lease_margin_refuses_then_resumes(
     faults.clear()
     await _submit_until_accepted(seq, acked, 5000)
     assert seq.failed is None and seq.refusing is None
+    assert seq.lease is not None and seq.lease.lapses >= 1  # notar_lease_lapses_total
     await seq.close()
     await (await make_sequencer(store, index)).close()
     await check_log(store, keys, acked, [])

@@ -1,0 +1,100 @@
+"""k8s/monitoring/ read for the tests: the rule files, their alerts, the dashboard's queries, and
+the metric names a PromQL expression uses."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.k8s.conftest import K8S, ROOT
+
+MONITORING = K8S / "monitoring"
+RULE_FILES = sorted((MONITORING / "rules").glob("*.yaml"))
+DASHBOARD = MONITORING / "dashboard.json"
+RUNBOOK = ROOT / "docs" / "runbook.md"
+PROMTOOL_TESTS = sorted((ROOT / "tests" / "k8s" / "promtool").glob("*.test.yaml"))
+SERIES_NAME = re.compile(r"\bnotar[_:][A-Za-z0-9_:]*")
+ROUTE_MATCHER = re.compile(r'\broute="([^"]+)"')
+
+
+def rules() -> list[dict[str, Any]]:
+    """Every rule (recording and alerting) of every rule file, each with its file's name."""
+    found = []
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            found += [{**rule, "file": path.name} for rule in group["rules"]]
+    return found
+
+
+def alerts() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for rule in rules():
+        if "alert" in rule:
+            assert rule["alert"] not in found, f"alert {rule['alert']} is defined twice"
+            found[rule["alert"]] = rule
+    return found
+
+
+def recorded() -> set[str]:
+    return {r["record"] for r in rules() if "record" in r}
+
+
+def dashboard_queries() -> list[str]:
+    """Every PromQL expression of the dashboard's panels, `$namespace` as "All" would make it."""
+    board = json.loads(DASHBOARD.read_text())
+    return [
+        t["expr"].replace("$namespace", ".*") for panel in board["panels"] for t in panel.get("targets", [])
+    ]
+
+
+def rule_queries() -> list[str]:
+    return [str(r["expr"]) for r in rules()]
+
+
+def series_names(expr: str) -> set[str]:
+    """notar's metric names (notar_…) and recorded series (notar:…) that ``expr`` reads,
+    including those named in a ``__name__`` matcher."""
+    return set(SERIES_NAME.findall(expr))
+
+
+def routes(expr: str) -> set[str]:
+    return set(ROUTE_MATCHER.findall(expr))
+
+
+def github_anchor(heading: str) -> str:
+    """The fragment GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to -."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def runbook_sections() -> dict[str, str]:
+    """Each `## ` section of docs/runbook.md by its anchor: its text."""
+    sections: dict[str, str] = {}
+    current = None
+    for line in RUNBOOK.read_text().splitlines():
+        if line.startswith("## "):
+            current = github_anchor(line[3:])
+            sections[current] = ""
+        elif current is not None:
+            sections[current] += line + "\n"
+    return sections
+
+
+def promtool_cases() -> list[tuple[str, str, bool]]:
+    """(test file, alert name, expected firing) of every alert_rule_test in tests/k8s/promtool."""
+    cases = []
+    for path in PROMTOOL_TESTS:
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                cases.append((path.name, case["alertname"], bool(case.get("exp_alerts"))))
+    return cases
+
+
+def promtool_rule_files() -> set[Path]:
+    found = set()
+    for path in PROMTOOL_TESTS:
+        found |= {(path.parent / f).resolve() for f in yaml.safe_load(path.read_text())["rule_files"]}
+    return found
