@@ -303,7 +303,7 @@ def _json_type(value: object) -> str:
 def _members(obj: Mapping[Any, Any], names: tuple[str, ...], prefix: str) -> None:
     unknown = [k for k in obj if k not in names]
     if unknown:
-        raise ValueError(f"unknown member {prefix}{str(unknown[0])[:60]!r}")
+        raise ValueError(f"unknown member {prefix + str(unknown[0])[:60]!r}")
     missing = [k for k in names if k not in obj]
     if missing:
         raise ValueError(f"the member '{prefix}{missing[0]}' is missing")
@@ -385,7 +385,7 @@ def write_receipts(
     join = b",".join
     out = [head]
     add = out.extend
-    last_checkpoint: str | None = None
+    last_checkpoint: object = None
     ending = b""
     for d, p in zip(digests, proven, strict=True):
         text = str(d) if isinstance(d, Digest) else d
@@ -407,7 +407,7 @@ def write_receipts(
             raise ValueError("log.index and log.tree_size must be integers from 0 to 2^63 - 1")
         if len(p.inclusion) > MAX_INCLUSION:
             raise ValueError(f"log.inclusion has more than {MAX_INCLUSION} hashes")
-        if p.checkpoint != last_checkpoint:  # a run of results shares one checkpoint: written once
+        if not ending or p.checkpoint != last_checkpoint:  # a run shares one checkpoint: written once
             if not isinstance(p.checkpoint, str):
                 raise ValueError("checkpoint must be the signed note as text")
             ending = b']},"checkpoint":' + _json_text(p.checkpoint, "checkpoint").encode() + b',"anchors":['
