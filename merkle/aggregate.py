@@ -34,7 +34,7 @@ AGGREGATE_ORIGIN = "notar.aggregate.v1"
 """The origin line of the text an RFC 3161 token stamps for an aggregate (module doc)."""
 MAX_PATH = 64
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_SHARD_SUFFIX = re.compile(r"/[0-9]+")
+_SHARD_SUFFIX = re.compile(r"/[0-9]+\Z")
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class AnchorTarget:
             return (hashlib.sha256(origin.encode("utf-8")).digest(),)
         bases = [origin]
         m = _SHARD_SUFFIX.search(origin)
-        if m is not None and m.end() == len(origin) and m.start() > 0:
+        if m is not None and m.start() > 0:
             bases.append(origin[: m.start()])
         return tuple(hashlib.sha256(f"{b}/aggregate".encode()).digest() for b in bases)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from merkle.aggregate import AnchorTarget
 from merkle.anchors.local import local_anchor_verifier
@@ -85,6 +86,14 @@ class ReceiptResult:
     @property
     def anchors(self) -> tuple[Anchor, ...]:
         return self.receipt.anchors if self.receipt else ()
+
+    def to_obj(self) -> dict[str, Any]:
+        """`{valid, checks: [{name, status, ok, detail}], unchecked: [name]}` (SPEC §6, POST /v1/verify)."""
+        return {
+            "valid": self.valid,
+            "checks": [c.to_obj() for c in self.checks],
+            "unchecked": [c.name for c in self.unchecked],
+        }
 
 
 def split_keys(keys: Iterable[str | NoteVerifier]) -> tuple[list[NoteVerifier], list[TimestampingVerifier]]:

@@ -14,6 +14,12 @@ from merkle.checkpoint import sign_checkpoint
 from merkle.cosignature import CosignatureSigner
 
 ORIGIN = "notar.localhost/log"
+MEMBER_PATHS = [
+    "format", "digest", "salt", "subject", "entry", "log", "log.origin", "log.index", "log.tree_size",
+    "log.inclusion", "checkpoint", "anchors",
+]  # fmt: skip
+"""Every member of a receipt, the log's as dotted paths."""
+DELETE = object()
 SIGNED_AT = 1_790_000_000
 SUBJECT = "acme"
 
@@ -67,3 +73,16 @@ def make_log(
     tree = Tree([leaf_hash(make_entry(d, s, SUBJECT)) for d, s in zip(digests, salts, strict=True)])
     cp = Checkpoint(origin, n, tree.root())
     return Log(origin, signer, clock, docs, salts, tree, cp, sign_checkpoint(cp, signer, clock, signed_at))
+
+
+def set_member(obj: dict[str, Any], path: str, value: Any) -> None:
+    """Set the member at a dotted `path` of a receipt object in place: to `value`, to
+    `value(old)` when it is callable, or remove it when `value` is DELETE."""
+    *parents, last = path.split(".")
+    target = obj
+    for p in parents:
+        target = target[p]
+    if value is DELETE:
+        del target[last]
+    else:
+        target[last] = value(target[last]) if callable(value) else value

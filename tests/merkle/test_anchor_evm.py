@@ -134,3 +134,20 @@ def test_an_aggregated_record_is_checked_against_the_aggregate_not_the_checkpoin
     ok, why = check_receipt(rec, target, tx_receipt=receipt(), chain_id=5, head=101, canonical_hash=BLOCK,
                             confirmations=1)
     assert not ok and "another tree" in why
+
+
+@pytest.mark.parametrize(
+    ("origin", "bases"),
+    [
+        ("notar.example.org/log", ["notar.example.org/log"]),
+        ("notar.example.org/log/3", ["notar.example.org/log/3", "notar.example.org/log"]),
+        ("notar.example.org/12/log", ["notar.example.org/12/log"]),  # only a last /<digits> names a shard
+        ("example/12/log/40", ["example/12/log/40", "example/12/log"]),
+    ],
+)
+def test_aggregate_origin_hashes(origin: str, bases: list[str]) -> None:
+    cp = Checkpoint(origin, 1, bytes(32))
+    (agg,) = make_aggregate([cp])[1]
+    got = AnchorTarget.of(cp, cp.format(), agg).evm_origin_hashes()
+    assert got == tuple(aggregate_origin_hash(b) for b in bases)
+    assert AnchorTarget.of(cp, cp.format()).evm_origin_hashes() == (origin_hash(origin),)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from merkle import RECEIPT_FORMAT, Anchor, Digest, Receipt, make_entry, write_receipts
-from tests.merkle.logs import ORIGIN, SUBJECT, Log, make_log
+from tests.merkle.logs import DELETE, MEMBER_PATHS, ORIGIN, SUBJECT, Log, make_log, set_member
 
 LOG = make_log()
 UNKNOWN = {"type": "x-future", "nested": {"z": [1, 2.5, None, True], "a": "ünïcode ✓"}, "big": 2**63}
@@ -116,18 +116,10 @@ def _obj() -> dict[str, Any]:
 
 def _with(path: str, value: Any) -> dict[str, Any]:
     obj = _obj()
-    *parents, last = path.split(".")
-    target = obj
-    for p in parents:
-        target = target[p]
-    if value is _DELETE:
-        del target[last]
-    else:
-        target[last] = value
+    set_member(obj, path, value)
     return obj
 
 
-_DELETE = object()
 TEXT = RECEIPT.to_json().decode()
 
 MALFORMED: list[tuple[str, Any, str]] = [
@@ -135,13 +127,13 @@ MALFORMED: list[tuple[str, Any, str]] = [
     ("a string", "receipt", "a JSON object, not a string"),
     ("v1", _with("format", "notar.receipt.v1"), "notar.receipt.v1 is a pre-release format"),
     ("v3", _with("format", "notar.receipt.v3"), "format 'notar.receipt.v3' is not 'notar.receipt.v2'"),
-    ("format missing", _with("format", _DELETE), "'format' is missing"),
+    ("format missing", _with("format", DELETE), "'format' is missing"),
     ("format a number", _with("format", 2), "format a number is not"),
     ("unknown member", {**_obj(), "comment": "hi"}, "unknown member 'comment'"),
-    ("salt missing", _with("salt", _DELETE), "'salt' is missing"),
-    ("anchors missing", _with("anchors", _DELETE), "'anchors' is missing"),
+    ("salt missing", _with("salt", DELETE), "'salt' is missing"),
+    ("anchors missing", _with("anchors", DELETE), "'anchors' is missing"),
     ("unknown log member", _with("log.extra", 1), "unknown member 'log.extra'"),
-    ("log index missing", _with("log.index", _DELETE), "'log.index' is missing"),
+    ("log index missing", _with("log.index", DELETE), "'log.index' is missing"),
     ("digest upper case", _with("digest", str(RECEIPT.digest).upper()), "digest: not a digest"),
     ("digest md5", _with("digest", "md5:" + "00" * 16), "digest: not a digest"),
     ("salt short", _with("salt", "00" * 15), "salt must be 32 lowercase hex"),
@@ -293,21 +285,7 @@ def test_any_receipt_round_trips_both_ways(r: Receipt) -> None:
     assert back == r and back.to_json() == data
 
 
-MEMBERS = [
-    "format",
-    "digest",
-    "salt",
-    "subject",
-    "entry",
-    "log",
-    "log.origin",
-    "log.index",
-    "log.tree_size",
-    "log.inclusion",
-    "checkpoint",
-    "anchors",
-    "new",
-]
+MEMBERS = [*MEMBER_PATHS, "new"]
 
 
 @settings(max_examples=400)

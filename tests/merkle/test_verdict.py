@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from merkle import Anchor, AnchorTarget, AnchorVerdict, Check, Receipt, Signer, Status, verify_receipt
 from merkle.checkpoint import sign_checkpoint
 from merkle.cosignature import CosignatureSigner
-from tests.merkle.logs import ORIGIN, SIGNED_AT, make_log
+from tests.merkle.logs import MEMBER_PATHS, ORIGIN, SIGNED_AT, make_log, set_member
 
 LOG = make_log()
 RECEIPT = LOG.receipt(anchors=[LOG.block()])
@@ -90,14 +90,7 @@ def test_check_model() -> None:
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def apply(r: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        target = r
-        for p in parents:
-            target = target[p]
-        target[last] = value(target[last]) if callable(value) else value
-
-    return apply
+    return lambda r: set_member(r, path, value)
 
 
 def _flip_hex(h: str) -> str:
@@ -343,24 +336,10 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
     max_leaves=10,
 )
-PATHS = [
-    "format",
-    "digest",
-    "salt",
-    "subject",
-    "entry",
-    "log",
-    "log.origin",
-    "log.index",
-    "log.tree_size",
-    "log.inclusion",
-    "checkpoint",
-    "anchors",
-]
 
 
 @settings(max_examples=300)
-@given(st.sampled_from(PATHS), json_values)
+@given(st.sampled_from(MEMBER_PATHS), json_values)
 def test_any_member_replaced_by_any_json_never_raises_and_never_passes_unless_unchanged(
     path: str, value: Any
 ) -> None:
@@ -381,3 +360,12 @@ def test_garbage_is_a_failed_format_check(value: Any) -> None:
 
 def test_receipt_type_is_accepted_as_is() -> None:
     assert isinstance(verify_receipt(RECEIPT, keys=LOG.keys).receipt, Receipt)
+
+
+def test_result_as_json() -> None:
+    r = dataclasses.replace(RECEIPT, anchors=(Anchor.from_obj({"type": "x-future"}),))
+    obj = verify_receipt(r, keys=LOG.keys).to_obj()
+    assert obj["valid"] is True and obj["unchecked"] == ["document", "anchor 1 (x-future)"]
+    assert obj["checks"][0] == {"name": "format", "status": "ok", "ok": True, "detail": "notar.receipt.v2"}
+    assert [c["status"] for c in obj["checks"]].count("not checked") == 2
+    assert orjson.loads(orjson.dumps(obj)) == obj
