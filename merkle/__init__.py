@@ -1,11 +1,24 @@
 """notar's pure Merkle library (SPEC §9): RFC 9162 trees and proofs, C2SP tiles, signed notes,
-checkpoints and receipts. No I/O, no asyncio, no environment: auditors can use it on its own.
+checkpoints, v2 log entries, receipts and their offline verification. No I/O, no asyncio, no
+environment: auditors can use it on its own.
 """
 
+from merkle.aggregate import Aggregate, AnchorTarget, make_aggregate, parse_aggregate
 from merkle.bundles import BundleBuilder, decode_bundle, encode_bundle
-from merkle.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint, sign_checkpoint
-from merkle.digests import Digest, make_entry, parse_digest, parse_entry, parse_multihash
-from merkle.export import parse_tlog_proof, to_cose, to_tlog_proof, verify_cose
+from merkle.checkpoint import Checkpoint, OpenedCheckpoint, open_checkpoint, parse_checkpoint, sign_checkpoint
+from merkle.checks import AnchorVerdict, AnchorVerifier, Check, Status
+from merkle.digests import (
+    ENTRY_NOTAR,
+    ENTRY_SCITT,
+    Digest,
+    hash_document,
+    make_entries,
+    make_entry,
+    parse_digest,
+    parse_entry,
+    parse_multihash,
+)
+from merkle.export import TlogProof, parse_tlog_proof, to_cose, to_tlog_proof, verify_cose
 from merkle.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash, root
 from merkle.note import Signer, Verifier, open_note, sign_note
 from merkle.proofs import (
@@ -16,7 +29,7 @@ from merkle.proofs import (
     verify_consistency,
     verify_inclusion,
 )
-from merkle.receipt import Check, ReceiptResult, build_receipt, verify_receipt
+from merkle.receipt import RECEIPT_FORMAT, Anchor, Proven, Receipt, write_receipts
 from merkle.tiles import (
     ENTRIES,
     Tile,
@@ -30,34 +43,51 @@ from merkle.tiles import (
     tiles_for_size,
     tiles_needed,
 )
+from merkle.verdict import ReceiptResult, verify_receipt
 
 __all__ = [
     "EMPTY_ROOT",
     "ENTRIES",
+    "ENTRY_NOTAR",
+    "ENTRY_SCITT",
     "HASH_SIZE",
+    "RECEIPT_FORMAT",
+    "Aggregate",
+    "Anchor",
+    "AnchorTarget",
+    "AnchorVerdict",
+    "AnchorVerifier",
     "BundleBuilder",
     "Check",
     "Checkpoint",
     "Digest",
+    "OpenedCheckpoint",
+    "Proven",
+    "Receipt",
     "ReceiptResult",
     "Signer",
+    "Status",
     "Tile",
     "TileBuilder",
     "TileId",
+    "TlogProof",
     "Tree",
     "Verifier",
-    "build_receipt",
     "consistency_proof",
     "consistency_proof_from_tiles",
     "decode_bundle",
     "encode_bundle",
+    "hash_document",
     "inclusion_proof",
     "inclusion_proof_from_tiles",
     "leaf_hash",
+    "make_aggregate",
+    "make_entries",
     "make_entry",
     "node_hash",
     "open_checkpoint",
     "open_note",
+    "parse_aggregate",
     "parse_checkpoint",
     "parse_digest",
     "parse_entry",
@@ -78,4 +108,5 @@ __all__ = [
     "verify_cose",
     "verify_inclusion",
     "verify_receipt",
+    "write_receipts",
 ]

@@ -94,8 +94,10 @@ class TimestampingVerifier(NoteVerifier, Protocol):
 class OpenedCheckpoint:
     """A signed checkpoint checked against trusted keys.
 
-    ``log_key_name``: the name of a trusted log key whose signature verifies, else None.
-    ``cosigned_time``: the earliest time among verified clock cosignatures, else None.
+    ``log_key_name``: the name of a trusted log key whose signature verifies and whose name is the
+    checkpoint's origin (SPEC §2: a log key signs only its own log), else None.
+    ``cosigned_time``: the earliest time among verified clock cosignatures, else None;
+    ``cosigned_by``: the name of the clock key that vouched for that time.
     ``note``: every signature, sorted into verified, unverified (unknown keys) and invalid.
     """
 
@@ -103,10 +105,11 @@ class OpenedCheckpoint:
     log_key_name: str | None
     cosigned_time: int | None
     note: OpenedNote
+    cosigned_by: str | None = None
 
     @property
     def ok(self) -> bool:
-        """A trusted log signature verifies and no signature of a trusted key fails."""
+        """A trusted log key named after the origin signed it and no trusted key's signature fails."""
         return self.log_key_name is not None and not self.note.invalid
 
 
@@ -127,7 +130,9 @@ def open_checkpoint(
     log_verifiers: Iterable[NoteVerifier],
     clock_verifiers: Iterable[TimestampingVerifier] = (),
 ) -> OpenedCheckpoint:
-    """Parse a signed checkpoint of ``origin`` and check its signatures.
+    """Parse a signed checkpoint of ``origin`` and check its signatures. Only a log key named
+    ``origin`` can sign it (``log_key_name``); clock keys may have any name (by convention
+    ``<origin>/clock``), ``cosigned_by`` says which one vouched for the time.
 
     Malformed notes or bodies and a wrong origin raise ``ValueError``; signatures that do not
     verify never raise, they show in the result: check ``ok`` before trusting the checkpoint.
@@ -136,15 +141,18 @@ def open_checkpoint(
     checkpoint = parse_checkpoint(parsed.text, origin=origin)
     logs, clocks = list(log_verifiers), list(clock_verifiers)
     opened = verify_note(parsed, [*logs, *clocks])
-    log_keys = {(v.name, v.key_id) for v in logs}
+    log_keys = {(v.name, v.key_id) for v in logs if v.name == checkpoint.origin}
     log_key_name = next((s.name for s in opened.verified if (s.name, s.key_id) in log_keys), None)
     times = [
-        clock.timestamp(sig.signature)
+        (clock.timestamp(sig.signature), sig.name)
         for sig in opened.verified
         for clock in clocks
         if (clock.name, clock.key_id) == (sig.name, sig.key_id)
     ]
-    return OpenedCheckpoint(checkpoint, log_key_name, min(times, default=None), opened)
+    first = min(times, default=None)
+    return OpenedCheckpoint(
+        checkpoint, log_key_name, first[0] if first else None, opened, first[1] if first else None
+    )
 
 
 def _decode_root(text: str) -> bytes:

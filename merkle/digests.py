@@ -1,15 +1,36 @@
-"""Digests (SPEC §1): `blake3:` / `sha256:` strings, multihash, and log entries."""
+"""Digests and log entries (SPEC §1, format v2): `blake3:` / `sha256:` strings, multihash, and the
+hiding commitment that goes into the log.
+
+    entry      = 0x02 || commitment
+    commitment = SHA-256("notar.entry.v2" || 0x00 || salt || multihash || u8(len(subject)) || subject)
+
+`salt` is always 16 bytes (there is no unsalted mode); `subject` is the tenant's name, UTF-8 of 1 to
+64 bytes. An entry hides its digest: nothing but the receipt's digest, salt and subject rebuilds it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import blake3
+
 SALT_SIZE = 16
+SUBJECT_MAX = 64
+ENTRY_NOTAR = 0x02
+"""Type byte of a notar commitment entry."""
+ENTRY_SCITT = 0x03
+"""Type byte reserved for SCITT signed statements (SPEC §12); merkle does not interpret them."""
+ENTRY_SIZE = 33
+ENTRY_DOMAIN = b"notar.entry.v2\x00"
 _CODES = {"blake3": 0x1E, "sha256": 0x12}
 _NAMES = {code: name for name, code in _CODES.items()}
 _MULTIHASH_PREFIXES = {name: bytes((code, 32)) for name, code in _CODES.items()}
 _DIGEST_RE = re.compile(r"(blake3|sha256):([0-9a-f]{64})")
+_COMMITMENT = hashlib.sha256(ENTRY_DOMAIN)  # copied per entry: the domain is hashed once
+_TYPE = bytes((ENTRY_NOTAR,))
 
 
 @dataclass(frozen=True)
@@ -45,6 +66,11 @@ def parse_digest(text: object) -> Digest:
     return Digest(m.group(1), bytes.fromhex(m.group(2)))
 
 
+def is_digest_text(text: str) -> bool:
+    """Whether `text` is a digest exactly as `str(Digest)` writes it."""
+    return _DIGEST_RE.fullmatch(text) is not None
+
+
 def parse_multihash(data: bytes) -> tuple[Digest, bytes]:
     """Split a multihash-prefixed byte string into its digest and the bytes after it."""
     if not isinstance(data, bytes) or len(data) < 34:
@@ -55,16 +81,89 @@ def parse_multihash(data: bytes) -> tuple[Digest, bytes]:
     return Digest(name, data[2:34]), data[34:]
 
 
-def make_entry(digest: Digest, salt: bytes = b"") -> bytes:
-    """entry = multihash(digest) || salt, the salt being 16 bytes or empty."""
-    if not isinstance(salt, bytes) or len(salt) not in (0, SALT_SIZE):
-        raise ValueError(f"a salt is {SALT_SIZE} bytes or empty")
-    return digest.multihash + salt
+def subject_bytes(subject: object) -> bytes:
+    """The UTF-8 of a subject (a tenant name); ValueError unless it is a str of 1 to 64 UTF-8 bytes."""
+    if not isinstance(subject, str):
+        raise ValueError(f"a subject must be a string (the tenant's name), not {type(subject).__name__}")
+    try:
+        data = subject.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        raise ValueError(f"the subject {subject[:80]!r} is not valid UTF-8") from None
+    if not 1 <= len(data) <= SUBJECT_MAX:
+        raise ValueError(f"a subject is 1 to {SUBJECT_MAX} bytes of UTF-8, not {len(data)}")
+    return data
 
 
-def parse_entry(entry: bytes) -> tuple[Digest, bytes]:
-    """The digest and salt of a log entry; ValueError for anything SPEC §1 does not allow."""
-    digest, salt = parse_multihash(entry)
-    if len(salt) not in (0, SALT_SIZE):
-        raise ValueError(f"a log entry's salt is {SALT_SIZE} bytes or empty, got {len(salt)}")
-    return digest, salt
+def _check_salt(salt: object) -> bytes:
+    if not isinstance(salt, bytes) or len(salt) != SALT_SIZE:
+        got = f"{len(salt)} bytes" if isinstance(salt, bytes) else type(salt).__name__
+        raise ValueError(f"a salt is exactly {SALT_SIZE} bytes, not {got}")
+    return salt
+
+
+def make_entry(digest: Digest, salt: bytes, subject: str) -> bytes:
+    """The 33-byte v2 log entry of `digest` notarized with `salt` by `subject` (module doc)."""
+    if not isinstance(digest, Digest):
+        raise ValueError("make_entry needs a Digest (see parse_digest)")
+    tail = subject_bytes(subject)
+    h = _COMMITMENT.copy()
+    h.update(_check_salt(salt) + digest.multihash + bytes((len(tail),)) + tail)
+    return _TYPE + h.digest()
+
+
+def make_entries(digests: Sequence[Digest], salts: Sequence[bytes], subject: str) -> list[bytes]:
+    """`make_entry` of each digest with its salt, all by one subject (one request's batch)."""
+    if len(digests) != len(salts):
+        raise ValueError(f"{len(digests)} digests but {len(salts)} salts")
+    subj = subject_bytes(subject)
+    tail = bytes((len(subj),)) + subj
+    copy = _COMMITMENT.copy
+    out = []
+    for d, s in zip(digests, salts, strict=True):
+        if type(s) is not bytes or len(s) != SALT_SIZE:
+            _check_salt(s)
+        if not isinstance(d, Digest):
+            raise ValueError("make_entries needs Digests (see parse_digest)")
+        h = copy()
+        h.update(s + _MULTIHASH_PREFIXES[d.algorithm] + d.value + tail)
+        out.append(_TYPE + h.digest())
+    return out
+
+
+def parse_entry(entry: bytes) -> int:
+    """The type byte of a log entry found in the log: `ENTRY_NOTAR` (then exactly 33 bytes) or
+    `ENTRY_SCITT` (reserved, content not interpreted here); ValueError for anything else,
+    naming a v1 entry (a bare multihash, pre-release) as such."""
+    if not isinstance(entry, bytes | bytearray | memoryview):
+        raise ValueError("a log entry must be bytes")
+    entry = bytes(entry)
+    if not entry:
+        raise ValueError("a log entry is never empty")
+    kind = entry[0]
+    if kind == ENTRY_NOTAR:
+        if len(entry) != ENTRY_SIZE:
+            raise ValueError(f"a notar entry (type 0x02) is {ENTRY_SIZE} bytes, not {len(entry)}")
+        return kind
+    if kind == ENTRY_SCITT:
+        if len(entry) < 2:
+            raise ValueError("a SCITT entry (type 0x03) carries a statement after its type byte")
+        return kind
+    if kind in _NAMES and len(entry) in (34, 34 + SALT_SIZE):
+        raise ValueError("a v1 entry (multihash || salt, no type byte) is a pre-release format")
+    raise ValueError(f"unknown log entry type 0x{kind:02x}")
+
+
+def hash_document(document: bytes | Iterable[bytes], algorithm: str) -> Digest:
+    """The digest of a document given whole or as chunks, with `algorithm` (blake3 or sha256)."""
+    chunks = [document] if isinstance(document, bytes | bytearray | memoryview) else document
+    if algorithm == "sha256":
+        s = hashlib.sha256()
+        for chunk in chunks:
+            s.update(chunk)
+        return Digest("sha256", s.digest())
+    if algorithm != "blake3":
+        raise ValueError(f"unknown digest algorithm {algorithm!r}: use blake3 or sha256")
+    b = blake3.blake3()
+    for chunk in chunks:
+        b.update(chunk)
+    return Digest("blake3", b.digest())

@@ -1,8 +1,9 @@
-"""Receipt exports for other tools: C2SP tlog-proof@v1 and RFC 9942 COSE receipts.
+"""Receipt exports for other tools (SPEC §5): C2SP tlog-proof@v1 and RFC 9942 COSE receipts.
 
-tlog-proof carries the receipt's log entry (multihash of the digest || salt) as its `extra` data, so
-a verifier holding only the document can rebuild the leaf. A COSE receipt is signed over the tree
-root by an Ed25519 key (alg EdDSA) — the log key — so it can only be made where that key lives.
+tlog-proof's `extra` data is `salt || u8(len(subject)) || subject || multihash`: a verifier holding
+only the document rebuilds the entry (SPEC §1) and its leaf. A COSE receipt is signed over the tree
+root by an Ed25519 key (alg EdDSA) — the log key — so it can only be made where that key lives, and
+only over a root that a checkpoint verified under that same key states.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from typing import Any
 
 import cbor2
 
+from merkle.checkpoint import OpenedCheckpoint
+from merkle.digests import SALT_SIZE, Digest, make_entry, parse_multihash, subject_bytes
 from merkle.hashing import check_hash, leaf_hash
 from merkle.note import NoteSigner, NoteVerifier
 from merkle.proofs import root_from_inclusion
+from merkle.receipt import Receipt
 
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 COSE_ALG_EDDSA = -8
@@ -47,26 +51,56 @@ def _unb64(text: str, what: str) -> bytes:
 
 @dataclass(frozen=True)
 class TlogProof:
+    """A notar tlog-proof: the entry's `index`, inclusion `proof`, the signed `checkpoint` note, and
+    from `extra` the digest, salt and subject that rebuild the entry."""
+
     index: int
     proof: list[bytes]
     checkpoint: str
-    extra: bytes = b""
+    extra: bytes
+    digest: Digest
+    salt: bytes
+    subject: str
+
+    @property
+    def entry(self) -> bytes:
+        """The log entry that `extra` rebuilds (SPEC §1)."""
+        return make_entry(self.digest, self.salt, self.subject)
 
 
-def to_tlog_proof(receipt: Mapping[str, Any]) -> str:
-    """The receipt as a `c2sp.org/tlog-proof@v1` text (entry as extra data)."""
-    log = receipt["log"]
-    lines = [TLOG_PROOF_HEADER]
-    entry = bytes.fromhex(receipt["entry"])
-    if entry:
-        lines.append(f"extra {_b64(entry)}")
-    lines.append(f"index {int(log['index'])}")
-    lines.extend(_b64(bytes.fromhex(h)) for h in log["inclusion"])
-    return "\n".join(lines) + "\n\n" + str(receipt["checkpoint"])
+def tlog_extra(receipt: Receipt) -> bytes:
+    """`salt || u8(len(subject)) || subject || multihash`."""
+    subject = subject_bytes(receipt.subject)
+    return receipt.salt + bytes((len(subject),)) + subject + receipt.digest.multihash
+
+
+def parse_tlog_extra(extra: bytes) -> tuple[Digest, bytes, str]:
+    """The digest, salt and subject of a notar tlog-proof's extra data; ValueError otherwise."""
+    if len(extra) < SALT_SIZE + 1:
+        raise ValueError("the extra data is too short for salt, subject and multihash")
+    n = extra[SALT_SIZE]
+    start = SALT_SIZE + 1
+    try:
+        subject = extra[start : start + n].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("the extra data's subject is not UTF-8") from None
+    subject_bytes(subject)
+    digest, rest = parse_multihash(extra[start + n :])
+    if rest:
+        raise ValueError(f"the extra data has {len(rest)} bytes after the multihash")
+    return digest, extra[:SALT_SIZE], subject
+
+
+def to_tlog_proof(receipt: Receipt) -> str:
+    """The receipt as a `c2sp.org/tlog-proof@v1` text (`tlog_extra` as extra data)."""
+    lines = [TLOG_PROOF_HEADER, f"extra {_b64(tlog_extra(receipt))}", f"index {receipt.index}"]
+    lines.extend(_b64(h) for h in receipt.inclusion)
+    return "\n".join(lines) + "\n\n" + receipt.checkpoint
 
 
 def parse_tlog_proof(text: str) -> TlogProof:
-    """Strict parser of a tlog-proof@v1 text; ValueError on anything malformed."""
+    """Strict parser of a notar tlog-proof@v1 text (its extra data as `tlog_extra` writes it);
+    ValueError on anything malformed."""
     if not isinstance(text, str):
         raise ValueError("a tlog-proof must be text")
     head, sep, checkpoint = text.partition("\n\n")
@@ -75,23 +109,19 @@ def parse_tlog_proof(text: str) -> TlogProof:
     lines = head.split("\n")
     if lines[0] != TLOG_PROOF_HEADER:
         raise ValueError(f"a tlog-proof starts with {TLOG_PROOF_HEADER!r}")
-    pos = 1
-    extra = b""
-    if pos < len(lines) and lines[pos].startswith("extra "):
-        extra = _unb64(lines[pos][6:], "extra data")
-        if not extra:  # the spec omits the line when there is no extra data
-            raise ValueError("an 'extra' line of a tlog-proof carries data")
-        pos += 1
-    if pos >= len(lines) or not lines[pos].startswith("index "):
+    if len(lines) < 2 or not lines[1].startswith("extra "):
+        raise ValueError("a notar tlog-proof has an 'extra' line: salt, subject and multihash")
+    extra = _unb64(lines[1][6:], "extra data")
+    digest, salt, subject = parse_tlog_extra(extra)
+    if len(lines) < 3 or not lines[2].startswith("index "):
         raise ValueError("a tlog-proof needs an 'index N' line")
-    digits = lines[pos][6:]
+    digits = lines[2][6:]
     if not _DECIMAL.fullmatch(digits):
         raise ValueError("the index of a tlog-proof is a decimal without leading zeros")
     proof = [
-        check_hash(_unb64(line, f"proof line {i}"), f"proof line {i}")
-        for i, line in enumerate(lines[pos + 1 :])
+        check_hash(_unb64(line, f"proof line {i}"), f"proof line {i}") for i, line in enumerate(lines[3:])
     ]
-    return TlogProof(int(digits), proof, checkpoint, extra)
+    return TlogProof(int(digits), proof, checkpoint, extra, digest, salt, subject)
 
 
 def _kid(name: str, key_id: int) -> bytes:
@@ -102,13 +132,25 @@ def _sig_structure(protected: bytes, payload: bytes) -> bytes:
     return bytes(cbor2.dumps(["Signature1", protected, b"", payload], canonical=True))
 
 
-def to_cose(receipt: Mapping[str, Any], signer: NoteSigner) -> bytes:
-    """An RFC 9942 COSE_Sign1 receipt (RFC9162_SHA256 inclusion proof), detached root payload."""
-    log = receipt["log"]
-    entry = bytes.fromhex(receipt["entry"])
-    path = [bytes.fromhex(h) for h in log["inclusion"]]
-    index, size = int(log["index"]), int(log["tree_size"])
-    root = root_from_inclusion(leaf_hash(entry), index, size, path)
+def to_cose(receipt: Receipt, checkpoint: OpenedCheckpoint, signer: NoteSigner) -> bytes:
+    """An RFC 9942 COSE_Sign1 receipt (RFC9162_SHA256 inclusion proof, detached root payload),
+    signed by `signer`, the log key, over a root that `checkpoint` states. ValueError unless
+    `checkpoint` verified under that very key (name and key ID) and states the receipt's origin,
+    tree size and the root its inclusion proof leads to: never a root from an unverified receipt."""
+    cp = checkpoint.checkpoint
+    signed_by = {(s.name, s.key_id) for s in checkpoint.note.verified}
+    if not checkpoint.ok or (signer.name, signer.key_id) not in signed_by or signer.name != cp.origin:
+        raise ValueError(
+            f"the checkpoint is not verified under the log key {signer.name}+{signer.key_id:08x}"
+        )
+    if (cp.origin, cp.size) != (receipt.origin, receipt.tree_size):
+        raise ValueError(
+            f"the receipt is of tree {receipt.tree_size} of {receipt.origin}, "
+            f"the checkpoint of tree {cp.size} of {cp.origin}"
+        )
+    index, size, path = receipt.index, receipt.tree_size, list(receipt.inclusion)
+    if root_from_inclusion(leaf_hash(receipt.entry), index, size, path) != cp.root:
+        raise ValueError("the receipt's inclusion proof does not lead to the checkpoint's root")
     protected = bytes(
         cbor2.dumps(
             {
@@ -120,8 +162,8 @@ def to_cose(receipt: Mapping[str, Any], signer: NoteSigner) -> bytes:
         )
     )
     proof = bytes(cbor2.dumps([size, index, path], canonical=True))
-    unprotected = {COSE_HDR_VDP: {VDP_INCLUSION: [proof]}, COSE_HDR_NOTAR_ENTRY: entry}
-    signature = signer.sign(_sig_structure(protected, root))
+    unprotected = {COSE_HDR_VDP: {VDP_INCLUSION: [proof]}, COSE_HDR_NOTAR_ENTRY: receipt.entry}
+    signature = signer.sign(_sig_structure(protected, cp.root))
     return bytes(cbor2.dumps(cbor2.CBORTag(_TAG_COSE_SIGN1, [protected, unprotected, None, signature])))
 
 

@@ -3,8 +3,10 @@ anchor record against JSON-RPC answers fetched by the caller (SPEC §4).
 
 ``anchor(bytes32 originHash, uint64 treeSize, bytes32 root)`` emits
 ``Anchored(bytes32 indexed originHash, uint64 treeSize, bytes32 root)`` with originHash =
-SHA-256(origin). A record is ``{type, chain_id, contract, tx_hash, block_number, block_hash,
-tree_size, root}``; hashes and addresses are 0x-prefixed hex, numbers are JSON integers.
+SHA-256(origin); for an aggregate of checkpoints (SPEC §10), originHash = SHA-256(ORIGIN +
+"/aggregate") and treeSize, root are the aggregate's. A record is ``{type, chain_id, contract,
+tx_hash, block_number, block_hash, tree_size, root}`` (plus ``aggregate`` for an aggregate); hashes
+and addresses are 0x-prefixed hex, numbers are JSON integers.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from merkle.aggregate import AnchorTarget
 from merkle.checkpoint import Checkpoint
 
 # keccak256("anchor(bytes32,uint64,bytes32)")[:4] and keccak256("Anchored(bytes32,uint64,bytes32)"),
@@ -29,9 +32,19 @@ def origin_hash(origin: str) -> bytes:
     return hashlib.sha256(origin.encode("utf-8")).digest()
 
 
+def aggregate_origin_hash(origin: str) -> bytes:
+    """The ``originHash`` of an aggregate anchored by the log ``origin``: SHA-256(origin + "/aggregate")."""
+    return origin_hash(origin + "/aggregate")
+
+
+def calldata(origin_digest: bytes, tree_size: int, root: bytes) -> bytes:
+    """The transaction data of ``anchor(originHash, treeSize, root)``."""
+    return ANCHOR_SELECTOR + origin_digest + tree_size.to_bytes(32, "big") + root
+
+
 def anchor_calldata(cp: Checkpoint) -> bytes:
     """The transaction data of ``anchor(originHash, treeSize, root)`` for ``cp``."""
-    return ANCHOR_SELECTOR + origin_hash(cp.origin) + cp.size.to_bytes(32, "big") + cp.root
+    return calldata(origin_hash(cp.origin), cp.size, cp.root)
 
 
 def event_data(cp: Checkpoint) -> bytes:
@@ -86,7 +99,7 @@ def _logs(tx_receipt: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def check_receipt(
     record: Mapping[str, Any],
-    cp: Checkpoint,
+    target: AnchorTarget,
     *,
     tx_receipt: Mapping[str, Any] | None,
     chain_id: int,
@@ -95,17 +108,18 @@ def check_receipt(
     confirmations: int,
     contract: str | None = None,
 ) -> tuple[bool, str]:
-    """Whether an evm record holds on chain, given what the chain answered: ``tx_receipt``
+    """Whether an evm record (its fields) holds on chain for ``target`` (the receipt's checkpoint,
+    or the aggregate including it), given what the chain answered: ``tx_receipt``
     (eth_getTransactionReceipt of the record's tx, None if unknown), ``chain_id`` (eth_chainId),
     ``head`` (eth_blockNumber), ``canonical_hash`` (hash of the canonical block at the record's
     height), ``confirmations`` wanted, and ``contract`` when the verifier trusts one address only.
 
     The transaction must have succeeded, be sent to the contract and emit from it an ``Anchored``
-    event with exactly the checkpoint's origin hash, tree size and root, in the record's block,
-    which is still canonical with ``confirmations`` blocks (itself included)."""
+    event with the target's origin hash (``AnchorTarget.evm_origin_hashes``), tree size and root,
+    in the record's block, which is still canonical with ``confirmations`` blocks (itself included)."""
     r = parse_record(record)
-    if (r.tree_size, r.root) != (cp.size, "0x" + cp.root.hex()):
-        return False, "the record names another checkpoint"
+    if (r.tree_size, r.root) != (target.size, "0x" + target.root.hex()):
+        return False, "the record names another tree than the one it must commit to"
     if r.chain_id != chain_id:
         return False, f"the record is on chain {r.chain_id}, the RPC serves chain {chain_id}"
     if contract is not None and r.contract != contract.lower():
@@ -121,15 +135,16 @@ def check_receipt(
         return False, f"transaction {r.tx_hash} is in block {number}, not the record's"
     if canonical_hash is None or canonical_hash.lower() != r.block_hash:
         return False, f"block {r.block_number} of the record is no longer on the canonical chain"
-    want = ["0x" + origin_hash(cp.origin).hex()]
+    topics = [[ANCHORED_TOPIC, "0x" + h.hex()] for h in target.evm_origin_hashes()]
+    data = "0x" + (target.size.to_bytes(32, "big") + target.root).hex()
     found = any(
         str(log.get("address", "")).lower() == r.contract
-        and [str(t).lower() for t in log.get("topics", [])] == [ANCHORED_TOPIC, *want]
-        and str(log.get("data", "")).lower() == "0x" + event_data(cp).hex()
+        and [str(t).lower() for t in log.get("topics", [])] in topics
+        and str(log.get("data", "")).lower() == data
         for log in _logs(tx_receipt)
     )
     if not found:
-        return False, "no Anchored event with this checkpoint's origin hash, tree size and root"
+        return False, "no Anchored event with this origin hash, tree size and root"
     depth = head - r.block_number + 1
     if depth < confirmations:
         return False, f"block {r.block_number} has {max(depth, 0)} confirmations, {confirmations} needed"

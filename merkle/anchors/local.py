@@ -1,7 +1,8 @@
 """The `local` anchor: notar's own append-only hash chain of signed blocks (SPEC §4).
 
 A block is ``{height, prev, time, origin, tree_size, root, sig}``: ``height`` counts from 0,
-``time`` is POSIX seconds, ``root`` the checkpoint's root hash in lowercase hex, ``prev`` the
+``time`` is POSIX seconds, ``root`` the checkpoint's root hash in lowercase hex (for an aggregate,
+SPEC §10: ``tree_size`` and ``root`` are the aggregate's, ``origin`` the aggregating log's), ``prev`` the
 lowercase hex SHA-256 of the previous block's canonical bytes (64 zeros for block 0), ``sig`` the
 base64 Ed25519 signature of the log key over ``SIGNING_PREFIX`` followed by the canonical bytes of
 the block without ``sig``.
@@ -25,10 +26,12 @@ from typing import Any
 
 import orjson
 
+from merkle.aggregate import AnchorTarget
 from merkle.checkpoint import Checkpoint
+from merkle.checks import AnchorVerdict, AnchorVerifier, Status
 from merkle.cosignature import CosignatureVerifier, verifier_from_key
 from merkle.note import NoteSigner, NoteVerifier, b64decode_canonical
-from merkle.receipt import AnchorVerifier
+from merkle.receipt import Anchor
 
 SIGNING_PREFIX = b"notar.local-anchor.v1\n"
 GENESIS_PREV = "0" * 64
@@ -67,10 +70,11 @@ def make_block(
 
 
 def check_block(block: Mapping[str, Any]) -> None:
-    """ValueError naming the first field that is missing or of the wrong form."""
-    extra = set(block) - set(FIELDS) - {"type"}
+    """ValueError naming the first field that is missing or of the wrong form (a receipt's record
+    may also carry ``type`` and ``aggregate``, which are not signed)."""
+    extra = set(block) - set(FIELDS) - {"type", "aggregate"}
     if extra:
-        raise ValueError(f"unknown block fields {sorted(extra)}")
+        raise ValueError(f"unknown block fields {sorted(str(k)[:40] for k in extra)}")
     for name in ("height", "time", "tree_size"):
         v = block.get(name)
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
@@ -144,22 +148,32 @@ def verify_chain(blocks: Sequence[Mapping[str, Any]], keys: Iterable[str | NoteV
 
 
 def local_anchor_verifier(keys: Iterable[str | NoteVerifier]) -> AnchorVerifier:
-    """An AnchorVerifier for ``merkle.receipt.verify_receipt``: the record (a block with
-    ``type: local``) is signed by a trusted log key and names the checkpoint's origin, size and
-    root. One block cannot show its place in the chain: ``verify_chain`` audits the whole chain."""
+    """An AnchorVerifier for ``merkle.verdict.verify_receipt``: the record (a block with ``type:
+    local``) is signed by a trusted log key named after the block's origin, and names the target's
+    tree size and root: the receipt's checkpoint (then also its origin), or the aggregate that
+    includes it (then the block's origin is the aggregating log's). Its time is the block's.
+    One block cannot show its place in the chain: ``verify_chain`` audits the whole chain."""
     trusted = _log_verifiers(keys)
 
-    def verify(record: Mapping[str, Any], cp: Checkpoint, body: str) -> tuple[bool, str]:
-        block = {k: v for k, v in record.items() if k != "type"}
+    def verify(anchor: Anchor, target: AnchorTarget) -> AnchorVerdict:
+        block = {k: v for k, v in anchor.fields().items() if k not in ("type", "aggregate")}
         name = signed_by(block, trusted)
         if name is None:
-            return False, "the block is not signed by a trusted log key"
-        if (block["origin"], block["tree_size"], block["root"]) != (cp.origin, cp.size, cp.root.hex()):
-            return False, "the block commits to another checkpoint"
+            why = "the block is not signed by a trusted key named after its origin"
+            return AnchorVerdict(Status.FAILED, why)
+        cp = target.checkpoint
+        if target.aggregate is None and block["origin"] != cp.origin:
+            return AnchorVerdict(Status.FAILED, f"the block is of log {block['origin']!r}, not {cp.origin!r}")
+        if (block["tree_size"], block["root"]) != (target.size, target.root.hex()):
+            return AnchorVerdict(Status.FAILED, "the block commits to another tree")
         try:
             when = datetime.fromtimestamp(block["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         except (OverflowError, OSError, ValueError):
             when = f"time {block['time']}"
-        return True, f"block {block['height']} of the local chain, signed by {name} at {when}"
+        of = f", for an aggregate of {target.size} checkpoints" if target.aggregate is not None else ""
+        return AnchorVerdict(
+            Status.OK, f"block {block['height']} of the local chain{of}, signed by {name} at {when}",
+            time=block["time"],
+        )
 
     return verify

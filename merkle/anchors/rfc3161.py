@@ -1,8 +1,11 @@
 """The `rfc3161` anchor: RFC 3161 time-stamp requests and offline token verification (SPEC §4).
 
 The message imprint is SHA-256 of the checkpoint body: the note text up to, not including, the
-blank line (so with its final newline). A token is accepted only when all of these hold: it is CMS
-SignedData with one signer over a TSTInfo; the TSTInfo's imprint is SHA-256 of that body; the
+blank line (so with its final newline). For an aggregate of checkpoints (SPEC §10) it is SHA-256 of
+``merkle.aggregate.aggregate_body(K, root)``, notar's choice where SPEC §4 says nothing.
+
+A token is accepted only when all of these hold: it is CMS SignedData with one signer over a
+TSTInfo; the TSTInfo's imprint is SHA-256 of that body; the
 signed attributes carry the TSTInfo's content type and digest and an ESS signing-certificate (v1
 or v2) naming the signer's certificate; the signature verifies under that certificate; the
 certificate's only extended key usage is a critical id-kp-timeStamping (RFC 3161 §2.3); and it
@@ -13,7 +16,7 @@ expires, as long-term validation of time-stamps assumes).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,9 +29,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from merkle.checkpoint import Checkpoint
+from merkle.aggregate import AnchorTarget
+from merkle.checks import AnchorVerdict, AnchorVerifier, Status
 from merkle.note import b64decode_canonical
-from merkle.receipt import AnchorVerifier
+from merkle.receipt import Anchor
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -247,17 +251,22 @@ def load_certificates(pem: bytes) -> list[x509.Certificate]:
 
 
 def rfc3161_anchor_verifier(trusted_cas: Iterable[x509.Certificate]) -> AnchorVerifier:
-    """An AnchorVerifier for records ``{type: rfc3161, tsa, token}`` (token: base64 DER)."""
+    """An AnchorVerifier for records ``{type: rfc3161, tsa, token}`` (token: base64 DER) over the
+    target's stamped text: the checkpoint body, or for an aggregated record the aggregate's text
+    (``merkle.aggregate.aggregate_body``). Its time is the token's genTime."""
     cas = list(trusted_cas)
 
-    def verify(record: Mapping[str, Any], cp: Checkpoint, body: str) -> tuple[bool, str]:
-        token = b64decode_canonical(record.get("token"))  # type: ignore[arg-type]
+    def verify(anchor: Anchor, target: AnchorTarget) -> AnchorVerdict:
+        token = b64decode_canonical(anchor.fields().get("token"))  # type: ignore[arg-type]
         try:
-            info = verify_token(token, body=body, trusted_cas=cas)
+            info = verify_token(token, body=target.stamped, trusted_cas=cas)
         except ValueError as e:
-            return False, str(e)
+            return AnchorVerdict(Status.FAILED, str(e))
         when = info.gen_time.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return True, f"time-stamped at {when} by {info.tsa} (serial {info.serial})"
+        of = f" for an aggregate of {target.size} checkpoints" if target.aggregate is not None else ""
+        return AnchorVerdict(
+            Status.OK, f"time-stamped{of} at {when} by {info.tsa} (serial {info.serial})",
+            time=int(info.gen_time.timestamp()),
+        )
 
     return verify
-

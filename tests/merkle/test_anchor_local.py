@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from merkle import Anchor, AnchorTarget, AnchorVerdict, Status
 from merkle.anchors.local import (
     GENESIS_PREV,
     block_hash,
@@ -96,15 +97,36 @@ def test_untrusted_key_fails() -> None:
     ]
 
 
+def target(size: int) -> AnchorTarget:
+    return AnchorTarget.of(cp(size), cp(size).format())
+
+
 def test_anchor_verifier_for_receipts() -> None:
     block = chain(2)[1]
     verify = local_anchor_verifier([VKEY])
-    record = {"type": "local", **block}
-    ok, detail = verify(record, cp(20), cp(20).format())
-    assert ok and detail.startswith("block 1 of the local chain, signed by local.notar.test/log at 1970")
-    assert verify(record, cp(30), cp(30).format()) == (False, "the block commits to another checkpoint")
-    assert not verify({**record, "time": 7}, cp(20), "")[0]
-    assert not local_anchor_verifier([Signer.generate(ORIGIN).verifier().to_key()])(record, cp(20), "")[0]
+    anchor = Anchor.from_obj({"type": "local", **block})
+    verdict = verify(anchor, target(20))
+    assert verdict.status is Status.OK and verdict.time == 1001
+    assert verdict.detail.startswith("block 1 of the local chain, signed by local.notar.test/log at 1970")
+    assert verify(anchor, target(30)) == AnchorVerdict(Status.FAILED, "the block commits to another tree")
+    assert verify(Anchor.from_obj({**anchor.fields(), "time": 7}), target(20)).status is Status.FAILED
+    other_key = local_anchor_verifier([Signer.generate(ORIGIN).verifier().to_key()])
+    assert other_key(anchor, target(20)).status is Status.FAILED
     with pytest.raises(ValueError, match="unknown block fields"):
-        verify({**record, "extra": 1}, cp(20), "")
+        verify(Anchor.from_obj({**anchor.fields(), "extra": 1}), target(20))
     assert orjson.loads(canonical_bytes(block)) == block
+
+
+def test_a_block_of_another_origin_commits_only_as_an_aggregate() -> None:
+    other = Signer.generate("local.notar.test/log/3")
+    theirs = Checkpoint(other.name, 20, cp(20).root)
+    block = make_block(previous=None, time=5, checkpoint=theirs, signer=other)
+    verify = local_anchor_verifier([VKEY, other.verifier().to_key()])
+    verdict = verify(Anchor.from_obj({"type": "local", **block}), target(20))
+    assert verdict.status is Status.FAILED and "of log 'local.notar.test/log/3'" in verdict.detail
+
+
+def test_a_key_signs_only_blocks_of_its_own_name() -> None:
+    impostor = Signer("other.test/log", KEY.seed)  # the same key material under another name
+    block = make_block(previous=None, time=5, checkpoint=cp(20), signer=impostor)
+    assert signed_by(block, [impostor.verifier().to_key()]) is None

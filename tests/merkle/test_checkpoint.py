@@ -20,7 +20,7 @@ from merkle.checkpoint import (
     sign_checkpoint,
 )
 from merkle.cosignature import CosignatureSigner, CosignatureVerifier, verifier_from_key
-from merkle.note import Signature, Signer, Verifier, add_signatures, parse_note, sign_note
+from merkle.note import Signature, Signer, Verifier, add_signatures, is_valid_key_name, parse_note, sign_note
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "signed_note.json").read_text(encoding="utf-8")
@@ -129,7 +129,7 @@ def test_sign_and_open() -> None:
         note, origin=ORIGIN, log_verifiers=[LOG.verifier()], clock_verifiers=[CLOCK.verifier()]
     )
     assert opened.ok and opened.checkpoint == cp
-    assert (opened.log_key_name, opened.cosigned_time) == (ORIGIN, T)
+    assert (opened.log_key_name, opened.cosigned_time, opened.cosigned_by) == (ORIGIN, T, CLOCK.name)
 
     without_clock = open_checkpoint(note, origin=ORIGIN, log_verifiers=[LOG.verifier()])
     assert without_clock.ok and without_clock.cosigned_time is None
@@ -224,7 +224,28 @@ def test_signed_round_trip(cp: Checkpoint, timestamp: int) -> None:
         log_verifiers=[LOG.verifier()],
         clock_verifiers=[CLOCK.verifier()],
     )
-    assert opened.ok and opened.checkpoint == cp and opened.cosigned_time == timestamp
+    assert opened.checkpoint == cp and opened.cosigned_time == timestamp
+    assert opened.ok is (cp.origin == ORIGIN)  # the log key signs only the log it is named after
+    if is_valid_key_name(cp.origin):
+        own = Signer(cp.origin, bytes([3]) * 32)
+        mine = open_checkpoint(sign_checkpoint(cp, own, CLOCK, timestamp), origin=cp.origin,
+                               log_verifiers=[own.verifier()])
+        assert mine.ok and mine.log_key_name == cp.origin
+
+
+def test_only_a_key_named_after_the_origin_signs_the_log() -> None:
+    """SPEC §2: the log key's name is the origin; a trusted key of another name vouches for nothing."""
+    other = Signer("other.example/log", bytes([7]) * 32)
+    note = sign_checkpoint(Checkpoint(ORIGIN, 3, ROOT), other, CLOCK, T)
+    opened = open_checkpoint(
+        note,
+        origin=ORIGIN,
+        log_verifiers=[other.verifier(), LOG.verifier()],
+        clock_verifiers=[CLOCK.verifier()],
+    )
+    assert not opened.ok and opened.log_key_name is None
+    assert [s.name for s in opened.note.verified] == ["other.example/log", CLOCK.name]
+    assert (opened.cosigned_time, opened.cosigned_by) == (T, CLOCK.name)  # any trusted clock key, named
 
 
 fragments = st.sampled_from(["\n", "0", "1", "01", "-", "=", "A", ROOT64, ORIGIN, " ", "+"])

@@ -1,19 +1,24 @@
-"""Digests (SPEC §1), multihash entries, and entry bundles."""
+"""Digests (SPEC §1), v2 log entries, and entry bundles."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from merkle import (
+    ENTRY_NOTAR,
+    ENTRY_SCITT,
     BundleBuilder,
     Digest,
     TileId,
     decode_bundle,
     encode_bundle,
+    hash_document,
+    make_entries,
     make_entry,
     parse_digest,
     parse_entry,
@@ -22,6 +27,7 @@ from merkle import (
 
 B3 = "blake3:" + "ab" * 32
 S256 = "sha256:" + "0f" * 32
+SALT = bytes(range(16))
 
 
 def test_digest_round_trip_and_multihash() -> None:
@@ -30,9 +36,67 @@ def test_digest_round_trip_and_multihash() -> None:
     assert d.multihash == b"\x1e\x20" + b"\xab" * 32
     s = parse_digest(S256)
     assert s.multihash == b"\x12\x20" + b"\x0f" * 32
-    salt = bytes(range(16))
-    assert parse_entry(make_entry(d, salt)) == (d, salt)
-    assert parse_entry(make_entry(s)) == (s, b"")
+
+
+def test_entry_is_a_typed_hiding_commitment() -> None:
+    d = parse_digest(B3)
+    entry = make_entry(d, SALT, "acme")
+    assert len(entry) == 33 and entry[0] == ENTRY_NOTAR == 0x02
+    assert d.value not in entry and b"acme" not in entry  # the digest and the tenant are hidden
+    assert parse_entry(entry) == ENTRY_NOTAR
+    # each input changes the commitment
+    others = {
+        make_entry(parse_digest(S256), SALT, "acme"),
+        make_entry(d, bytes(16), "acme"),
+        make_entry(d, SALT, "acmf"),
+        make_entry(Digest("sha256", d.value), SALT, "acme"),
+    }
+    assert entry not in others and len(others) == 4
+
+
+@pytest.mark.parametrize(
+    ("salt", "subject", "message"),
+    [
+        (b"", "acme", "exactly 16 bytes, not 0"),
+        (b"x" * 15, "acme", "not 15 bytes"),
+        (b"x" * 17, "acme", "not 17 bytes"),
+        ("0" * 16, "acme", "not str"),
+        (SALT, "", "1 to 64 bytes of UTF-8, not 0"),
+        (SALT, "é" * 33, "not 66"),
+        (SALT, "\ud800", "not valid UTF-8"),
+        (SALT, b"acme", "must be a string"),
+    ],
+)
+def test_bad_salt_or_subject_is_refused_naming_it(salt: object, subject: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_entry(parse_digest(B3), salt, subject)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        make_entries([parse_digest(B3)], [salt], subject)  # type: ignore[list-item, arg-type]
+
+
+def test_subject_limits_are_bytes_not_characters() -> None:
+    make_entry(parse_digest(B3), SALT, "é" * 32)  # 64 bytes
+    make_entry(parse_digest(B3), SALT, "x" * 64)
+    with pytest.raises(ValueError):
+        make_entry(parse_digest(B3), SALT, "x" * 65)
+
+
+@given(
+    st.lists(st.tuples(st.binary(min_size=32, max_size=32), st.binary(min_size=16, max_size=16)), max_size=9),
+    st.text(min_size=1, max_size=16),
+)
+def test_batch_helper_equals_one_by_one(pairs: list[tuple[bytes, bytes]], subject: str) -> None:
+    digests = [Digest("blake3", v) for v, _ in pairs]
+    salts = [s for _, s in pairs]
+    try:
+        want = [make_entry(d, s, subject) for d, s in zip(digests, salts, strict=True)]
+    except ValueError:  # a subject of more than 64 bytes or with a lone surrogate
+        with pytest.raises(ValueError):
+            make_entries(digests, salts, subject)
+        return
+    assert make_entries(digests, salts, subject) == want
+    with pytest.raises(ValueError, match="digests but"):
+        make_entries(digests, [*salts, SALT], subject)
 
 
 @pytest.mark.parametrize(
@@ -49,22 +113,44 @@ def test_bad_digests_are_refused(bad: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [b"", b"\x1e\x20" + b"\x00" * 31, b"\x13\x20" + b"\x00" * 32, b"\x1e\x40" + b"\x00" * 32,
-     b"\x1e\x20" + b"\x00" * 32 + b"\x01" * 15, b"\x1e\x20" + b"\x00" * 32 + b"\x01" * 17],
+    ("bad", "message"),
+    [
+        (b"", "never empty"),
+        (b"\x02" + b"\x00" * 31, "33 bytes, not 32"),
+        (b"\x02" + b"\x00" * 33, "33 bytes, not 34"),
+        (b"\x03", "carries a statement"),
+        (b"\x1e\x20" + b"\x00" * 32, "v1 entry"),
+        (b"\x12\x20" + b"\x00" * 32 + SALT, "v1 entry"),
+        (b"\x01" + b"\x00" * 32, "unknown log entry type 0x01"),
+        ("02" * 33, "must be bytes"),
+    ],
 )
-def test_bad_entries_are_refused(bad: bytes) -> None:
-    with pytest.raises(ValueError):
+def test_bad_entries_are_refused(bad: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         parse_entry(bad)
 
 
-def test_bad_salt_and_digest_values() -> None:
-    with pytest.raises(ValueError):
-        make_entry(parse_digest(B3), b"short")
+def test_scitt_entries_are_recognised_not_read() -> None:
+    assert parse_entry(b"\x03" + b"a COSE_Sign1 statement") == ENTRY_SCITT
+
+
+def test_bad_digest_values() -> None:
     with pytest.raises(ValueError):
         Digest("blake3", b"\x00" * 31)
     with pytest.raises(ValueError):
         Digest("md5", b"\x00" * 32)
+    with pytest.raises(ValueError):
+        make_entry("blake3:" + "00" * 32, SALT, "acme")  # type: ignore[arg-type]
+
+
+def test_hash_document_whole_or_in_chunks() -> None:
+    d = hash_document(b"abc", "sha256")
+    assert str(d) == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert hash_document(iter([b"a", b"bc"]), "sha256") == d
+    assert hash_document(b"abc", "blake3") == hash_document([b"ab", b"c"], "blake3") != d
+    assert hash_document(b"", "sha256").value == hashlib.sha256(b"").digest()
+    with pytest.raises(ValueError):
+        hash_document(b"abc", "md5")
 
 
 @given(st.lists(st.binary(max_size=300), max_size=50))

@@ -1,305 +1,414 @@
-"""Receipts: build, verify offline with named checks, refuse every tampering; exports."""
+"""The Receipt type (SPEC §5, §9): canonical JSON both ways, strict reading, anchors carried byte for
+byte, upgrades, and the batch writer's bytes equal to each receipt's own."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import copy
+import dataclasses
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import blake3
-import cbor2
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from merkle import Tree, leaf_hash, make_entry, parse_digest
-from merkle.checkpoint import Checkpoint, sign_checkpoint
-from merkle.cosignature import CosignatureSigner
-from merkle.export import parse_tlog_proof, to_cose, to_tlog_proof, verify_cose
-from merkle.note import Signer
-from merkle.receipt import build_receipt, hash_document, verify_receipt
-
-ORIGIN = "notar.localhost/log"
-SIGNED_AT = 1_790_000_000
-
-
-@dataclass
-class Log:
-    signer: Signer
-    clock: CosignatureSigner
-    document: bytes
-    receipt: dict[str, Any]
-
-    @property
-    def keys(self) -> list[str]:
-        return [self.signer.verifier().to_key(), self.clock.verifier().to_key()]
-
-
-def make_log(origin: str = ORIGIN, n: int = 37, index: int = 21, salt: bool = True) -> Log:
-    signer = Signer.generate(origin)
-    clock = CosignatureSigner.generate("clock.notar.localhost")
-    docs = [f"document {i}".encode() for i in range(n)]
-    digests = [parse_digest("blake3:" + blake3.blake3(d).hexdigest()) for d in docs]
-    salts = [bytes([i]) * 16 if salt else b"" for i in range(n)]
-    entries = [make_entry(d, s) for d, s in zip(digests, salts, strict=True)]
-    tree = Tree([leaf_hash(e) for e in entries])
-    cp = Checkpoint(origin, n, tree.root())
-    note = sign_checkpoint(cp, signer, clock, SIGNED_AT)
-    receipt = build_receipt(
-        digest=digests[index],
-        salt=salts[index],
-        origin=origin,
-        index=index,
-        tree_size=n,
-        inclusion=tree.inclusion_proof(index),
-        checkpoint=note,
-        anchors=[{"type": "local", "height": 3, "tree_size": n, "root": tree.root().hex()}],
-    )
-    return Log(signer, clock, docs[index], receipt)
-
+from merkle import RECEIPT_FORMAT, Anchor, Digest, Receipt, make_entry, write_receipts
+from tests.merkle.logs import DELETE, MEMBER_PATHS, ORIGIN, SUBJECT, Log, make_log, set_member
 
 LOG = make_log()
+UNKNOWN = {"type": "x-future", "nested": {"z": [1, 2.5, None, True], "a": "ünïcode ✓"}, "big": 2**63}
+RECEIPT = LOG.receipt(anchors=[LOG.block(), UNKNOWN])
 
 
-def test_valid_receipt_passes_every_check() -> None:
-    result = verify_receipt(LOG.receipt, keys=LOG.keys, document=LOG.document)
-    assert result.valid, result.failed
-    assert [c.name for c in result.checks] == [
-        "format",
-        "document",
-        "entry",
-        "checkpoint",
-        "log signature",
-        "inclusion",
-        "signed time",
-        "anchor 1 (local)",
-    ]
-    assert result.signed_time == SIGNED_AT and result.index == 21 and result.tree_size == 37
-    assert result.log_key == ORIGIN
-    # survives a JSON round trip, as it is stored and sent
-    assert verify_receipt(json.loads(json.dumps(LOG.receipt)), keys=LOG.keys).valid
+def reference_obj(r: Receipt) -> dict[str, Any]:
+    """The receipt as SPEC §5 shows it, written member by member."""
+    return {
+        "format": "notar.receipt.v2",
+        "digest": str(r.digest),
+        "salt": r.salt.hex(),
+        "subject": r.subject,
+        "entry": r.entry.hex(),
+        "log": {
+            "origin": r.origin,
+            "index": r.index,
+            "tree_size": r.tree_size,
+            "inclusion": [h.hex() for h in r.inclusion],
+        },
+        "checkpoint": r.checkpoint,
+        "anchors": [json.loads(a.raw) for a in r.anchors],
+    }
 
 
-def test_document_given_as_chunks_and_digest() -> None:
-    chunks = [LOG.document[:3], LOG.document[3:]]
-    assert verify_receipt(LOG.receipt, keys=LOG.keys, document=iter(chunks)).valid
-    assert verify_receipt(LOG.receipt, keys=LOG.keys, digest=LOG.receipt["digest"]).valid
+def test_canonical_form() -> None:
+    data = RECEIPT.to_json()
+    assert data == orjson.dumps(reference_obj(RECEIPT))
+    order: list[list[str]] = []
+
+    def pairs(members: list[tuple[str, Any]]) -> dict[str, Any]:
+        order.append([k for k, _ in members])
+        return dict(members)
+
+    json.loads(data, object_pairs_hook=pairs)
+    assert order[-1] == ["format", "digest", "salt", "subject", "entry", "log", "checkpoint", "anchors"]
+    assert ["origin", "index", "tree_size", "inclusion"] in order
+    assert list(UNKNOWN) in order  # an anchor's members in the order they came
+    assert b"\xc3\xbcn\xc3\xafcode \xe2\x9c\x93" in data  # non-ASCII as it is
+    assert b": " not in data and b", " not in data.replace(b"\n", b"")[: data.find(b'"checkpoint"')]
 
 
-def test_sha256_receipts_hash_with_sha256() -> None:
-    d = hash_document(b"abc", "sha256")
-    assert str(d) == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+def test_round_trips() -> None:
+    data = RECEIPT.to_json()
+    assert Receipt.from_json(data) == RECEIPT
+    assert Receipt.from_json(data.decode()) == RECEIPT
+    assert Receipt.from_obj(json.loads(data)) == RECEIPT
+    assert Receipt.from_json(data).to_json() == data
+    assert Receipt.from_json(data).anchors[1].fields() == UNKNOWN
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def apply(r: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        target = r
-        for p in parents:
-            target = target[p]
-        target[last] = value(target[last]) if callable(value) else value
-
-    return apply
+def test_an_unknown_anchor_is_kept_byte_for_byte() -> None:
+    raw = b'{"type":"x-future","z":1e-7,"a":[{"\xc3\xa9":-0.0}],"n":null}'
+    anchor = Anchor(raw)
+    assert anchor.type == "x-future" and anchor.raw == raw
+    r = dataclasses.replace(RECEIPT, anchors=(anchor,))
+    assert raw in r.to_json() and Receipt.from_json(r.to_json()).anchors == (anchor,)
 
 
-OTHER = make_log("other.example/log")
-WITHOUT_SALT = make_log(salt=False)
+def test_receipts_are_immutable_and_hashable() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RECEIPT.index = 3  # type: ignore[misc]
+    assert isinstance(RECEIPT.inclusion, tuple) and isinstance(RECEIPT.anchors, tuple)
+    assert len({RECEIPT, Receipt.from_json(RECEIPT.to_json())}) == 1
+    fields = RECEIPT.anchors[1].fields()
+    fields["type"] = "changed"
+    assert RECEIPT.anchors[1].type == "x-future"
 
 
-def _flip_hex(h: str) -> str:
-    return ("1" if h[0] != "1" else "2") + h[1:]
+def test_build_computes_the_entry() -> None:
+    r = LOG.receipt(index=3)
+    assert r.entry == make_entry(r.digest, r.salt, SUBJECT) and r.subject == SUBJECT
 
 
-def _tamper_clock(r: dict[str, Any]) -> None:
-    note: str = r["checkpoint"]
-    head, last = note.rstrip("\n").rsplit(" ", 1)
-    raw = bytearray(base64.b64decode(last))
-    raw[-1] ^= 1
-    r["checkpoint"] = head + " " + base64.b64encode(bytes(raw)).decode() + "\n"
+def test_upgrade_keeps_the_notarization() -> None:
+    bigger = make_log(n=40)
+    r = LOG.receipt(index=3)
+    up = r.upgraded(
+        checkpoint=bigger.note, tree_size=40, inclusion=bigger.tree.inclusion_proof(3), anchors=[UNKNOWN]
+    )
+    assert (up.digest, up.salt, up.subject, up.entry, up.origin, up.index) == (
+        r.digest,
+        r.salt,
+        r.subject,
+        r.entry,
+        r.origin,
+        r.index,
+    )
+    assert (up.tree_size, up.checkpoint, up.anchors[0].type) == (40, bigger.note, "x-future")
+    assert r.upgraded(checkpoint=r.checkpoint, tree_size=r.tree_size, inclusion=r.inclusion) == r
+    with pytest.raises(ValueError, match="smaller tree"):
+        r.upgraded(checkpoint=r.checkpoint, tree_size=36, inclusion=r.inclusion)
 
 
-TAMPERINGS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
-    ("other digest", _set("digest", "blake3:" + "00" * 32), "document"),
-    ("salt changed", _set("entry", lambda e: e[:-2] + ("00" if e[-2:] != "00" else "01")), "inclusion"),
-    ("entry for another digest", _set("entry", lambda e: e[:4] + "00" * 32 + e[68:]), "entry"),
-    ("index", _set("log.index", 20), "inclusion"),
-    ("tree size", _set("log.tree_size", 36), "checkpoint"),
-    ("inclusion hash", _set("log.inclusion", lambda p: [_flip_hex(p[0]), *p[1:]]), "inclusion"),
-    ("proof dropped", _set("log.inclusion", lambda p: p[:-1]), "inclusion"),
-    ("checkpoint of another log", _set("checkpoint", OTHER.receipt["checkpoint"]), "checkpoint"),
+def _obj() -> dict[str, Any]:
+    return copy.deepcopy(reference_obj(RECEIPT))
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    obj = _obj()
+    set_member(obj, path, value)
+    return obj
+
+
+TEXT = RECEIPT.to_json().decode()
+
+MALFORMED: list[tuple[str, Any, str]] = [
+    ("not an object", [1], "a JSON object, not a list"),
+    ("a string", "receipt", "a JSON object, not a string"),
+    ("v1", _with("format", "notar.receipt.v1"), "notar.receipt.v1 is a pre-release format"),
+    ("v3", _with("format", "notar.receipt.v3"), "format 'notar.receipt.v3' is not 'notar.receipt.v2'"),
+    ("format missing", _with("format", DELETE), "'format' is missing"),
+    ("format a number", _with("format", 2), "format a number is not"),
+    ("unknown member", {**_obj(), "comment": "hi"}, "unknown member 'comment'"),
+    ("salt missing", _with("salt", DELETE), "'salt' is missing"),
+    ("anchors missing", _with("anchors", DELETE), "'anchors' is missing"),
+    ("unknown log member", _with("log.extra", 1), "unknown member 'log.extra'"),
+    ("log index missing", _with("log.index", DELETE), "'log.index' is missing"),
+    ("digest upper case", _with("digest", str(RECEIPT.digest).upper()), "digest: not a digest"),
+    ("digest md5", _with("digest", "md5:" + "00" * 16), "digest: not a digest"),
+    ("salt short", _with("salt", "00" * 15), "salt must be 32 lowercase hex"),
+    ("salt upper", _with("salt", "AB" * 16), "salt must be 32 lowercase hex"),
+    ("salt not hex", _with("salt", "zz" * 16), "salt must be 32 lowercase hex"),
+    ("salt a number", _with("salt", 5), "salt must be 32 lowercase hex"),
+    ("subject empty", _with("subject", ""), "subject: "),
+    ("subject long", _with("subject", "x" * 65), "not 65"),
+    ("subject a list", _with("subject", ["acme"]), "subject must be a string, not a list"),
+    ("entry v1 length", _with("entry", "1e20" + "00" * 48), "entry must be 66 lowercase hex"),
+    ("entry odd", _with("entry", "0" * 65), "entry must be 66 lowercase hex"),
+    ("log not object", _with("log", []), "log must be an object, not a list"),
+    ("origin empty", _with("log.origin", ""), "log.origin must be a non-empty string"),
+    ("origin number", _with("log.origin", 1), "log.origin must be a string, not a number"),
+    ("index bool", _with("log.index", True), "log.index must be an integer, not a boolean"),
+    ("index float", _with("log.index", 21.0), "log.index must be an integer, not a number"),
+    ("index negative", _with("log.index", -1), "log.index must be an integer from 0"),
+    ("size too big", _with("log.tree_size", 2**63), "log.tree_size must be an integer from 0"),
+    ("size string", _with("log.tree_size", "37"), "log.tree_size must be an integer, not a string"),
+    ("inclusion not list", _with("log.inclusion", "ab"), "log.inclusion must be a list"),
+    ("inclusion bad hash", _with("log.inclusion", ["00" * 31]), r"log.inclusion\[0\] must be 64"),
+    ("inclusion too long", _with("log.inclusion", ["00" * 32] * 65), "more than 64 hashes"),
     (
-        "root in checkpoint",
-        _set("checkpoint", lambda n: n.replace(n.split("\n")[2], "A" * 43 + "=")),
-        "log signature",
+        "checkpoint null",
+        _with("checkpoint", None),
+        "checkpoint must be the signed note as a string, not null",
     ),
-    ("clock signature", _tamper_clock, "signed time"),
-    (
-        "anchor on another root",
-        _set("anchors", [{"type": "local", "tree_size": 37, "root": "00" * 32}]),
-        "anchor 1 (local)",
-    ),
-    ("anchor on another size", _set("anchors", [{"type": "evm", "tree_size": 36}]), "anchor 1 (evm)"),
-    ("format", _set("format", "notar.receipt.v2"), "format"),
+    ("anchors object", _with("anchors", {}), "anchors must be a list, not an object"),
+    ("17 anchors", _with("anchors", [UNKNOWN] * 17), "at most 16 anchors, not 17"),
+    ("anchor not object", _with("anchors", [1]), r"anchors\[0\]: an anchor record is a JSON object"),
+    ("anchor without type", _with("anchors", [{"x": 1}]), r"anchors\[0\]: .*'type'"),
+    ("anchor type number", _with("anchors", [UNKNOWN, {"type": 3}]), r"anchors\[1\]: .*'type'"),
+    ("anchor type empty", _with("anchors", [{"type": ""}]), r"anchors\[0\]: .*'type'"),
 ]
 
 
-@pytest.mark.parametrize(("what", "tamper", "check"), TAMPERINGS, ids=[t[0] for t in TAMPERINGS])
-def test_tampered_receipt_fails_the_named_check(
-    what: str, tamper: Callable[[dict[str, Any]], None], check: str
-) -> None:
-    r = copy.deepcopy(LOG.receipt)
-    tamper(r)
-    result = verify_receipt(r, keys=LOG.keys, document=LOG.document)
-    assert not result.valid
-    failed = result.check(check)
-    assert failed is not None and not failed.ok, [(c.name, c.ok, c.detail) for c in result.checks]
+@pytest.mark.parametrize(("what", "obj", "message"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_receipts_are_refused_naming_what(what: str, obj: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        Receipt.from_json(orjson.dumps(obj))
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=message):
+        Receipt.from_obj(obj)
 
 
-def test_changed_document_fails_document_check() -> None:
-    result = verify_receipt(LOG.receipt, keys=LOG.keys, document=LOG.document + b"!")
-    assert not result.valid and [c.name for c in result.failed] == ["document"]
-
-
-def test_wrong_key_fails_log_signature() -> None:
-    result = verify_receipt(LOG.receipt, keys=[OTHER.signer.verifier().to_key()])
-    assert [c.name for c in result.failed] == ["log signature"]
-
-
-def test_receipt_from_another_log_is_refused_even_with_its_key() -> None:
-    result = verify_receipt(OTHER.receipt, keys=OTHER.keys, origin=ORIGIN)
-    assert [c.name for c in result.failed] == ["checkpoint"]
-
-
-def test_unsalted_receipt() -> None:
-    assert len(bytes.fromhex(WITHOUT_SALT.receipt["entry"])) == 34
-    assert verify_receipt(WITHOUT_SALT.receipt, keys=WITHOUT_SALT.keys, document=WITHOUT_SALT.document).valid
-
-
-def test_anchor_verifiers_are_called_with_the_checkpoint_body() -> None:
-    seen: list[tuple[int, str]] = []
-
-    def local(record: Any, cp: Checkpoint, body: str) -> tuple[bool, str]:
-        seen.append((cp.size, body))
-        return False, "block signature does not verify"
-
-    result = verify_receipt(LOG.receipt, keys=LOG.keys, anchor_verifiers={"local": local})
-    assert seen == [(37, LOG.receipt["checkpoint"].split("\n\n")[0] + "\n")]
-    assert [c.name for c in result.failed] == ["anchor 1 (local)"]
-
-
-def test_malformed_keys_raise_value_error() -> None:
-    with pytest.raises(ValueError):
-        verify_receipt(LOG.receipt, keys=["not a key"])
-
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.text(max_size=80)
-    | st.floats(allow_nan=True),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=12,
-)
-
-
-@settings(max_examples=300)
-@given(
-    st.sampled_from(
-        [
-            "format",
-            "digest",
-            "entry",
-            "log",
-            "log.origin",
-            "log.index",
-            "log.tree_size",
-            "log.inclusion",
-            "checkpoint",
-            "anchors",
-        ]
-    ),
-    json_values,
-)
-def test_any_field_replaced_by_any_json_never_raises_and_never_passes_unless_unchanged(
-    path: str, value: Any
-) -> None:
-    r = copy.deepcopy(LOG.receipt)
-    _set(path, value)(r)
-    result = verify_receipt(r, keys=LOG.keys, document=LOG.document)
-    if result.valid:
-        assert r == LOG.receipt or path == "anchors"  # only anchors are optional evidence
-
-
-@given(json_values)
-def test_garbage_is_a_failed_format_check(value: Any) -> None:
-    result = verify_receipt(value, keys=LOG.keys)
-    assert not result.valid and result.checks[0].name == "format"
-
-
-def test_tlog_proof_export_round_trip() -> None:
-    text = to_tlog_proof(LOG.receipt)
-    assert text.startswith("c2sp.org/tlog-proof@v1\nextra ")
-    p = parse_tlog_proof(text)
-    assert p.index == 21 and p.extra.hex() == LOG.receipt["entry"]
-    assert [h.hex() for h in p.proof] == LOG.receipt["log"]["inclusion"]
-    assert p.checkpoint == LOG.receipt["checkpoint"]
-    unsalted = to_tlog_proof(WITHOUT_SALT.receipt)
-    assert parse_tlog_proof(unsalted).extra == bytes.fromhex(WITHOUT_SALT.receipt["entry"])
+def test_sixteen_anchors_are_fine() -> None:
+    assert len(Receipt.from_obj(_with("anchors", [UNKNOWN] * 16)).anchors) == 16
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("text", "member"),
     [
-        "",
-        "c2sp.org/tlog-proof@v2\nindex 1\n\nx\n",
-        "c2sp.org/tlog-proof@v1\nindex 01\n\nx\n",
-        "c2sp.org/tlog-proof@v1\nindex 1\nnotbase64\n\nx\n",
-        "c2sp.org/tlog-proof@v1\nindex 1\nAAAA\n\nx\n",
-        "c2sp.org/tlog-proof@v1\nextra !!\nindex 1\n\nx\n",
-        "c2sp.org/tlog-proof@v1\nindex 1\n",
+        (TEXT.replace('"digest":', '"digest":"blake3:' + "00" * 32 + '","digest":', 1), "digest"),
+        (TEXT.replace('"index":', '"index":1,"index":', 1), "log.index"),
+        (TEXT.replace('"type":"local"', '"type":"local","type":"evm"', 1), "anchors[0].type"),
+        (TEXT.replace('"x-future","nested":{', '"x-future","nested":{"a":0,', 1), "anchors[1].nested.a"),
     ],
 )
-def test_tlog_proof_parser_refuses_malformed(bad: str) -> None:
+def test_a_member_named_twice_anywhere_is_malformed(text: str, member: str) -> None:
+    with pytest.raises(ValueError, match="named twice") as info:
+        Receipt.from_json(text)
+    assert repr(member) in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [b"", b"{", b"\xff", b'{"format":NaN}', "[" * 2000 + "]" * 2000])
+def test_text_that_is_not_json(bad: bytes | str) -> None:
+    with pytest.raises(ValueError, match="not valid JSON"):
+        Receipt.from_json(bad)
+
+
+def test_constructor_checks_shape_too() -> None:
+    base = dataclasses.asdict(RECEIPT)
+    changes: list[tuple[dict[str, Any], str]] = [
+        ({"salt": b"x"}, "salt must be 16 bytes"),
+        ({"subject": "x" * 65}, "subject"),
+        ({"entry": RECEIPT.entry[:-1]}, "entry must be 33 bytes"),
+        ({"origin": ""}, "log.origin"),
+        ({"index": True}, "log.index"),
+        ({"inclusion": (b"x",)}, r"log.inclusion\[0\]"),
+        ({"checkpoint": "\ud800"}, "checkpoint is not valid UTF-8"),
+        ({"anchors": ({"type": "x"},)}, "Anchor records"),
+        ({"digest": str(RECEIPT.digest)}, "digest must be a Digest"),
+    ]
+    for change, message in changes:
+        kwargs: dict[str, Any] = {**base, "digest": RECEIPT.digest, "anchors": RECEIPT.anchors, **change}
+        with pytest.raises(ValueError, match=message):
+            Receipt(**kwargs)
+
+
+def test_anchor_records_hold_json_only() -> None:
+    records: list[dict[Any, Any]] = [
+        {"type": "x", "v": (1, 2)},
+        {"type": "x", "v": float("nan")},
+        {"type": "x", 1: 2},
+        {"type": "x", "v": 2**70},
+        {"type": "x", "v": b"bytes"},
+        {"type": "x", "v": "\ud800"},
+    ]
+    for bad in records:
+        with pytest.raises(ValueError):
+            Anchor.from_obj(bad)
+    with pytest.raises(ValueError, match="canonical"):
+        Anchor(b'{"type": "x"}')
     with pytest.raises(ValueError):
-        parse_tlog_proof(bad)
+        Anchor(b'["type"]')
 
 
-def test_cose_receipt_is_rfc9942_shaped_and_verifies_independently() -> None:
-    data = to_cose(LOG.receipt, LOG.signer)
-    assert data[0] == 0xD2  # tag 18, COSE_Sign1
-    protected_raw, unprotected, payload, signature = cbor2.loads(data[1:])
-    protected = cbor2.loads(protected_raw)
-    assert protected[1] == -8 and protected[395] == 1  # EdDSA, RFC9162_SHA256
-    assert payload is None  # detached: the root
-    size, index, path = cbor2.loads(unprotected[396][-1][0])
-    assert (size, index) == (37, 21) and [p.hex() for p in path] == LOG.receipt["log"]["inclusion"]
-    # Independent check with nothing but cbor2 and the Ed25519 public key (RFC 9052 Sig_structure).
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+# --------------------------------------------------------------------------- properties
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+subjects = texts.filter(lambda s: 1 <= len(s.encode()) <= 64)
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=8,
+)
+anchors = st.builds(
+    lambda kind, rest: {"type": kind, **{k: v for k, v in rest.items() if k != "type"}},
+    texts.filter(bool),
+    st.dictionaries(texts, json_values, max_size=3),
+)
+receipts = st.builds(
+    Receipt,
+    st.builds(Digest, st.sampled_from(["blake3", "sha256"]), st.binary(min_size=32, max_size=32)),
+    st.binary(min_size=16, max_size=16),
+    subjects,
+    st.binary(min_size=33, max_size=33),
+    texts.filter(bool),
+    st.integers(0, 2**63 - 1),
+    st.integers(0, 2**63 - 1),
+    st.lists(st.binary(min_size=32, max_size=32), max_size=4).map(tuple),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=60),
+    st.lists(anchors.map(Anchor.from_obj), max_size=3).map(tuple),
+)
 
-    root = base64.b64decode(LOG.receipt["checkpoint"].split("\n")[2])
-    Ed25519PublicKey.from_public_bytes(LOG.signer.verifier().public_key).verify(
-        signature, cbor2.dumps(["Signature1", protected_raw, b"", root])
-    )
-    assert verify_cose(data, LOG.signer.verifier()).root == root
+
+@settings(max_examples=200)
+@given(receipts)
+def test_any_receipt_round_trips_both_ways(r: Receipt) -> None:
+    data = r.to_json()
+    assert data == orjson.dumps(reference_obj(r))
+    back = Receipt.from_json(data)
+    assert back == r and back.to_json() == data
 
 
-def test_cose_receipt_refuses_tampering() -> None:
-    data = bytearray(to_cose(LOG.receipt, LOG.signer))
-    with pytest.raises(ValueError):
-        verify_cose(bytes(data), OTHER.signer.verifier())
-    data[-1] ^= 1
-    with pytest.raises(ValueError):
-        verify_cose(bytes(data), LOG.signer.verifier())
-    with pytest.raises(ValueError):
-        verify_cose(to_cose(LOG.receipt, LOG.signer), LOG.signer.verifier(), entry=b"\x00" * 50)
+MEMBERS = [*MEMBER_PATHS, "new"]
 
 
-@given(st.binary(max_size=400))
-def test_cose_parser_only_raises_value_error(data: bytes) -> None:
+@settings(max_examples=400)
+@given(st.sampled_from(MEMBERS), json_values)
+def test_any_json_in_any_member_reads_or_is_a_value_error(path: str, value: Any) -> None:
+    obj = _with(path, value) if path != "new" else {**_obj(), "new": value}
+    try:
+        r = Receipt.from_json(orjson.dumps(obj))
+    except ValueError as e:
+        assert "\n" not in str(e)
+        return
+    assert Receipt.from_json(r.to_json()) == r
+    assert r.to_json() == orjson.dumps(reference_obj(r))
+
+
+@given(json_values)
+def test_any_json_document_reads_or_is_a_value_error(value: Any) -> None:
     with contextlib.suppress(ValueError):
-        verify_cose(b"\xd2" + data, LOG.signer.verifier())
+        Receipt.from_json(orjson.dumps(value))
+
+
+# --------------------------------------------------------------------------- the batch writer
+OTHER = make_log(n=40)
+
+
+def _proven(log: Log, index: int) -> Receipt:
+    """A Receipt is a Proven too: it has index, entry, salt, tree_size, inclusion and checkpoint."""
+    return log.receipt(index)
+
+
+def test_batch_writer_is_byte_identical_to_each_receipt() -> None:
+    # a batch proven against two checkpoints (a request split over two sequencer batches), with anchors
+    proven = [_proven(LOG, i) for i in range(37)] + [_proven(OTHER, i) for i in range(5)]
+    anchors = [Anchor.from_obj(LOG.block()), Anchor.from_obj(UNKNOWN)]
+    want = [dataclasses.replace(p, anchors=tuple(anchors)).to_json() for p in proven]
+    body = write_receipts(
+        subject=SUBJECT,
+        origin=ORIGIN,
+        digests=[p.digest for p in proven],
+        proven=proven,
+        anchors=anchors,
+        head=b'{"receipts":[',
+        tail=b"]}",
+    )
+    assert body == b'{"receipts":[' + b",".join(want) + b"]}"
+    assert body == orjson.dumps({"receipts": [reference_obj(Receipt.from_json(w)) for w in want]})
+    as_text = write_receipts(
+        subject=SUBJECT,
+        origin=ORIGIN,
+        digests=[str(p.digest) for p in proven],
+        proven=proven,
+        anchors=anchors,
+    )
+    assert as_text == b"[" + b",".join(want) + b"]"
+    assert write_receipts(subject=SUBJECT, origin=ORIGIN, digests=[], proven=[]) == b"[]"
+
+
+def test_batch_writer_escapes_what_it_shares() -> None:
+    log = make_log('o"\\ü/log', n=3)
+    p = log.receipt(1)
+    r = dataclasses.replace(p, subject='t"\\ü')
+    got = write_receipts(
+        subject='t"\\ü', origin='o"\\ü/log', digests=[p.digest], proven=[p], head=b"", tail=b""
+    )
+    assert got == r.to_json() == orjson.dumps(reference_obj(r))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"digests": ["blake3:" + "AB" * 32]}, "not a digest"),
+        ({"digests": []}, "1 proven entries"),
+        ({"subject": ""}, "1 to 64 bytes"),
+        ({"origin": ""}, "log.origin"),
+        ({"proven": [dataclasses.replace(RECEIPT, anchors=())]}, None),
+        ({"anchors": [UNKNOWN]}, "Anchor records"),
+    ],
+)
+def test_batch_writer_refuses_bad_input(change: dict[str, Any], message: str | None) -> None:
+    kwargs: dict[str, Any] = {
+        "subject": SUBJECT,
+        "origin": ORIGIN,
+        "digests": [RECEIPT.digest],
+        "proven": [RECEIPT],
+    }
+    kwargs.update(change)
+    if message is None:
+        assert write_receipts(**kwargs) == b"[" + dataclasses.replace(RECEIPT, anchors=()).to_json() + b"]"
+    else:
+        with pytest.raises(ValueError, match=message):
+            write_receipts(**kwargs)
+
+
+@dataclasses.dataclass
+class Raw:
+    index: Any = 1
+    entry: Any = b"\x02" * 33
+    salt: Any = b"s" * 16
+    tree_size: Any = 2
+    inclusion: Any = (b"h" * 32,)
+    checkpoint: Any = "note\n"
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (Raw(salt=b"s"), "salt must be 16 bytes"),
+        (Raw(entry=b"\x02" * 34), "entry 33 bytes"),
+        (Raw(index=True), "log.index and log.tree_size"),
+        (Raw(tree_size=-1), "log.index and log.tree_size"),
+        (Raw(inclusion=(b"h" * 31,)), "32-byte hash"),
+        (Raw(inclusion=(b"h" * 32,) * 65), "more than 64"),
+        (Raw(checkpoint="\ud800"), "checkpoint is not valid UTF-8"),
+        (Raw(checkpoint=None), "checkpoint must be"),
+    ],
+)
+def test_batch_writer_checks_each_proven_entry(bad: Raw, message: str) -> None:
+    write_receipts(subject=SUBJECT, origin=ORIGIN, digests=[RECEIPT.digest], proven=[Raw()])
+    with pytest.raises(ValueError, match=message):
+        write_receipts(subject=SUBJECT, origin=ORIGIN, digests=[RECEIPT.digest], proven=[bad])
+
+
+def test_format_constant() -> None:
+    assert RECEIPT_FORMAT == "notar.receipt.v2" and RECEIPT.to_json().startswith(
+        b'{"format":"notar.receipt.v2",'
+    )

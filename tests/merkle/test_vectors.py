@@ -1,4 +1,4 @@
-"""transparency-dev/merkle RFC 6962 / 9162 golden vectors (../shared/vectors/rfc6962.json)."""
+"""transparency-dev/merkle RFC 6962 / 9162 golden vectors (vectors/rfc6962.json, see vectors/README.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from merkle import (
 )
 from merkle.proofs import LeafList, inclusion_path, subtree_hash
 
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "rfc6962.json"
+VECTORS_PATH = Path(__file__).parent / "vectors" / "rfc6962.json"
 V: dict[str, Any] = json.loads(VECTORS_PATH.read_text())
 LEAVES = [bytes.fromhex(x) for x in V["leaves"]]
 LEAF_HASHES = [leaf_hash(x) for x in LEAVES]
