@@ -35,6 +35,7 @@ SOURCE = Path(__file__).parent / "go"
 MOD_PACKAGE = "golang-golang-x-mod-dev"
 REQUESTS = (1, 37, 200, 255, 2, 70)  # digests per POST /v1/digests: 565 entries, > 2 full tiles
 ORIGIN = "conformance.notar.test/log"
+TENANT = "acme"
 
 
 def _in_ci() -> bool:
@@ -135,7 +136,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     try:
         wait_ready(url, proc, timeout=60)
         added = subprocess.run(
-            [NOTAR, "tenant", "add", "acme"], env=env, capture_output=True, text=True, timeout=60
+            [NOTAR, "tenant", "add", TENANT], env=env, capture_output=True, text=True, timeout=60
         )
         assert added.returncode == 0, added.stderr
         key = added.stdout.strip().splitlines()[-1]
@@ -181,7 +182,7 @@ def run_conformance(binary: Path, api: str, receipts: Path | None, log: str | No
     if log is not None:
         args += ["-log", log]
     if receipts is not None:
-        args += ["-receipts", str(receipts)]
+        args += ["-receipts", str(receipts), "-subject", TENANT]
     r = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert r.returncode in (0, 1), f"the Go program broke (exit {r.returncode}):\n{r.stdout}{r.stderr}"
     checks: dict[str, tuple[bool, str]] = {}
@@ -230,9 +231,10 @@ def test_consistency_proofs_pass_check_tree(conformance: Run) -> None:
 
 
 def test_entries_are_v2_commitments_that_hide_the_digest(conformance: Run, served: Served) -> None:
-    """Format v2: the receipt's entry is 0x02 || SHA-256(...) of its digest, salt and subject,
-    every published entry is such a commitment, and none holds a notarized digest in clear."""
-    assert_all_ok(conformance, "format v2", "entry v2", "hidden", count=served.count)
+    """Format v2: the receipt names the tenant as its subject, its entry is 0x02 || SHA-256(...) of
+    its digest, salt and subject, every published entry is such a commitment, and none holds a
+    notarized digest in clear."""
+    assert_all_ok(conformance, "format v2", "entry v2", "subject", "hidden", count=served.count)
     assert_all_ok(conformance, "bundles v2")
 
 

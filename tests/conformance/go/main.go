@@ -16,7 +16,8 @@
 //     authenticates every level-0 tile against it;
 //   - every entry bundle's entries hash (tlog.RecordHash) to the authenticated leaf hashes, and
 //     every entry is a format v2 commitment (33 bytes, type 0x02) revealing no notarized digest;
-//   - each receipt: format v2, its entry recomputed from digest, salt and subject, its checkpoint
+//   - each receipt: format v2, its entry recomputed from digest, salt and subject (the tenant
+//     given with -subject), its checkpoint
 //     signed by the log key, its inclusion proof (tlog.CheckRecord), its leaf in the published
 //     log, and GET /v1/proofs/inclusion equal to tlog.ProveRecord over the tiles;
 //   - GET /v1/proofs/consistency between each receipt's tree and the published one (tlog.CheckTree).
@@ -507,7 +508,7 @@ func checkLog(r *report, api, logBase string) (*logState, bool) {
 	return st, true
 }
 
-func checkReceipt(r *report, api string, st *logState, name string, data []byte, seen map[int64]tlog.Hash) {
+func checkReceipt(r *report, api string, st *logState, name, subject string, data []byte, seen map[int64]tlog.Hash) {
 	var rc receipt
 	if !r.check(name+" json", json.Unmarshal(data, &rc), "parsed") {
 		return
@@ -527,6 +528,13 @@ func checkReceipt(r *report, api string, st *logState, name string, data []byte,
 		err = fmt.Errorf("entry %s is not the v2 commitment %x of digest, salt and subject", rc.Entry, want)
 	}
 	r.check(name+" entry v2", err, "0x02 || SHA-256(notar.entry.v2, salt, multihash, subject) recomputed")
+	if subject != "" {
+		err = nil
+		if rc.Subject != subject {
+			err = fmt.Errorf("subject is %q, not the notarizing tenant %q", rc.Subject, subject)
+		}
+		r.check(name+" subject", err, "the notarizing tenant")
+	}
 
 	cp, _, err := openCheckpoint([]byte(rc.Checkpoint), st.logKey)
 	if err == nil && (cp.origin != rc.Log.Origin || cp.tree.N != rc.Log.TreeSize) {
@@ -606,9 +614,10 @@ func main() {
 	api := flag.String("api", "", "base URL of the notar server (GET /v1/keys, /v1/proofs/…)")
 	logBase := flag.String("log", "", "base URL of the published log (default <api>/log)")
 	dir := flag.String("receipts", "", "directory of receipt files (*.json), one receipt each")
+	subject := flag.String("subject", "", "the tenant that notarized the receipts (checked when given)")
 	flag.Parse()
 	if *api == "" || flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: notar-conformance -api URL [-log URL] [-receipts DIR]")
+		fmt.Fprintln(os.Stderr, "usage: notar-conformance -api URL [-log URL] [-receipts DIR [-subject TENANT]]")
 		os.Exit(2)
 	}
 	if *logBase == "" {
@@ -627,7 +636,7 @@ func main() {
 		for _, f := range files {
 			data, err := os.ReadFile(f)
 			if r.check("receipt "+filepath.Base(f)+" read", err, "read") {
-				checkReceipt(r, *api, st, "receipt "+filepath.Base(f), data, seen)
+				checkReceipt(r, *api, st, "receipt "+filepath.Base(f), *subject, data, seen)
 			}
 		}
 		checkConsistency(r, *api, st, seen)
