@@ -90,6 +90,7 @@ class Pod:
     process: Process
     container: dict[str, Any]  # the main container's spec
     manifest_env: dict[str, str]  # its environment as the manifests give it, before overrides
+    user: str  # uid:gid
     volumes: dict[str, Path]  # volume name → host directory
 
 
@@ -144,4 +145,4 @@ def start(box: Container, rendered: Rendered, role: str, *, overrides: Mapping[s
     main = spec["containers"][0]
     host, _, port = overrides["NOTAR_LISTEN"].rpartition(":")
     proc = launch(main, tmp / f"{role}.log")
-    return Pod(role, f"http://{host}:{port}", proc, main, environment(rendered, main, secrets), dirs)
+    return Pod(role, f"http://{host}:{port}", proc, main, environment(rendered, main, secrets), user, dirs)

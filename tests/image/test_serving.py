@@ -105,16 +105,11 @@ def split(box: Container, rendered: Rendered, target: S3Target, tmp: Path) -> De
                         overrides=shared | {"NOTAR_LISTEN": f"127.0.0.1:{ports[role]}"})
             pods.append(pod)
             wait_http(pod.url + "/readyz", pod.process)
-        # `notar tenant add` in the image, against the same store
-        scratch = tmp / "tenant"
-        scratch.mkdir()
-        os.chown(scratch, *box.image.user)
-        tenant_env = shared | {
-            "NOTAR_STORE": "s3", "NOTAR_S3_PATH_STYLE": "true",
-            "AWS_ACCESS_KEY_ID": target.access_key, "AWS_SECRET_ACCESS_KEY": target.secret_key,
-        }
-        key = last_line(box.check(box.image.argv(None, ["tenant", "add", "acme"]), tmp, env=tenant_env,
-                                  volumes={box.image.env["NOTAR_DATA_DIR"]: scratch}))
+        # as k8s/README.md says: `kubectl exec statefulset/notar-anchor -- notar tenant add acme`
+        anchor = pods[0]
+        data = {m["mountPath"]: anchor.volumes[m["name"]] for m in anchor.container["volumeMounts"]}
+        key = last_line(box.check(["notar", "tenant", "add", "acme"], tmp, volumes=data,
+                                  env=anchor.manifest_env | shared, user=anchor.user))
     except BaseException:
         for p in reversed(pods):
             p.process.stop()
