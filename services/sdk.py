@@ -140,6 +140,26 @@ class NotarClient:
         return result
 
 
+def trusted_keys(doc: object) -> list[str]:
+    """Every verifier key of a /v1/keys document (SPEC §6: `{"logs": [{"origin", "log", "clock",
+    …}], "witnesses": [...], "policy": …}`): each log's log and clock keys, then the witnesses.
+    ValueError when it is not of that shape."""
+    logs = doc.get("logs") if isinstance(doc, dict) else None
+    if not isinstance(logs, list) or not logs or not all(isinstance(log, dict) for log in logs):
+        raise ValueError('expected {"logs": [{"origin", "log", "clock", ...}], "witnesses": [...]}')
+    keys = []
+    for log in logs:
+        for name in ("log", "clock"):
+            key = log.get(name)
+            if not isinstance(key, str):
+                raise ValueError(f"a log's {name!r} key is not a verifier key string")
+            keys.append(key)
+    witnesses = doc.get("witnesses", []) if isinstance(doc, dict) else []
+    if not isinstance(witnesses, list) or not all(isinstance(w, str) for w in witnesses):
+        raise ValueError("'witnesses' is not a list of verifier key strings")
+    return keys + witnesses
+
+
 def _problem(status: int, raw: bytes) -> ApiError:
     try:
         p = orjson.loads(raw)

@@ -17,8 +17,9 @@ from merkle.anchors.rfc3161 import load_certificates
 from merkle.checkpoint import parse_checkpoint
 from merkle.digests import parse_digest
 from merkle.note import parse_note
-from merkle.receipt import build_receipt, verify_receipt
+from merkle.receipt import build_receipt
 from merkle.tiles import ENTRIES, parse_tile_path
+from merkle.verdict import verify_receipt
 from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
 from services.common.resources import STORE, new_app, tenant_of
@@ -27,8 +28,9 @@ from services.model import Lookup
 from services.published import layout
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
+from services.sdk import trusted_keys
 from services.verify.page import verify_page
-from storage.errors import ConfigError, NotFoundError, PushbackError
+from storage.errors import ConfigError, NotFoundError, PushbackError, StorageError
 
 
 class AnchoredCheckpoints(Protocol):
@@ -150,23 +152,29 @@ async def get_tile(request: web.Request) -> web.Response:
 
 
 async def post_verify(request: web.Request) -> web.Response:
+    """`{"receipt": …, "digest": …}` → `{"valid", "checks": [{name, status, ok, detail}],
+    "unchecked": [name]}` under the server's own published keys (SPEC §6). A malformed receipt
+    (a v1 one too) is a failed `format` check; only a body that is not a JSON object naming a
+    receipt, or that names a member twice anywhere, is a 400."""
     body = await read_json(request, limit=MAX_VERIFY_BODY, unique_names=True)
     if not isinstance(body, dict) or "receipt" not in body:
         raise BadRequest('expected {"receipt": {…}, "digest": "blake3:…"}', kind="invalid-request")
     digest = body.get("digest")
     if digest is not None and not isinstance(digest, str):
         raise BadRequest('"digest" must be a string', kind="invalid-request")
-    keys = await request.app[READER].keys()
-    trusted = [keys["log"], keys["clock"], *keys.get("witnesses", [])]
+    keys = await _trusted(request.app[READER])
     cas: list[x509.Certificate] = request.app[TSA_CAS]
-    verifiers = offline_anchor_verifiers(keys=trusted, tsa_cas=cas)
-    result = verify_receipt(body["receipt"], keys=trusted, digest=digest, anchor_verifiers=verifiers)
-    return _json(
-        {
-            "valid": result.valid,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks],
-        }
-    )
+    verifiers = offline_anchor_verifiers(keys=keys, tsa_cas=cas)
+    result = verify_receipt(body["receipt"], keys=keys, digest=digest, anchor_verifiers=verifiers)
+    return _json(result.to_obj())
+
+
+async def _trusted(reader: LogReader) -> list[str]:
+    """Every verifier key the deployment publishes (its /v1/keys document)."""
+    try:
+        return trusted_keys(await reader.keys())
+    except ValueError as e:
+        raise StorageError(f"the published keys document is unusable: {e}", key=layout.keys_key()) from e
 
 
 def _tsa_cas(settings: Settings) -> list[x509.Certificate]:
