@@ -126,8 +126,12 @@ async def test_a_receipt_whose_proof_does_not_verify_is_reported(log: Log) -> No
 async def test_a_receipt_whose_entry_is_not_its_commitment_is_reported(log: Log, member: str) -> None:
     # The entry is the log's (index 11), but the receipt names another salt, subject or digest:
     # the notarization it claims is not the one the log holds.
-    other = {"salt": "00" * 16, "subject": "globex", "digest": f"sha256:{os.urandom(32).hex()}"}[member]
-    v = await log.check(acked=[replace(log.acked[11], **{member: other})])
+    changed = {
+        "salt": replace(log.acked[11], salt="00" * 16),
+        "subject": replace(log.acked[11], subject="globex"),
+        "digest": replace(log.acked[11], digest=f"sha256:{os.urandom(32).hex()}"),
+    }
+    v = await log.check(acked=[changed[member]])
     assert v.bad_receipts and "not the commitment to its digest, salt and subject" in v.bad_receipts[0]
     assert not v.lost and not v.ok
 
