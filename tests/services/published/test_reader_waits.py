@@ -87,7 +87,7 @@ async def test_a_tile_of_a_tree_not_yet_published_waits_for_it() -> None:
     publishing = asyncio.create_task(later(log, 300, 0.2))
     got = await asyncio.gather(r.tile(partial), r.tile(bundle), r.tile(full))
     await publishing
-    assert got == [await log.store.get(layout.tile_key(t)) for t in (partial, bundle, full)]
+    assert list(got) == [await log.store.get(layout.tile_key(t)) for t in (partial, bundle, full)]
 
 
 async def test_a_tile_no_published_tree_will_have_is_404() -> None:
