@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from services.sdk import trusted_keys
 from tests.serving import free_port, wait_ready
 
 NOTAR = str(Path(sys.executable).with_name("notar"))
@@ -58,7 +59,7 @@ def start_server(data: Path, origin: str) -> Iterator[Server]:
         with urllib.request.urlopen(url + "/v1/keys", timeout=5) as r:
             k = json.loads(r.read())
         key = run("tenant", "add", "acme", env=env, check=True).stdout.strip().splitlines()[-1]
-        yield Server(url, {**env, "NOTAR_API_KEY": key}, [k["log"], k["clock"]], data)
+        yield Server(url, {**env, "NOTAR_API_KEY": key}, trusted_keys(k), data)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
