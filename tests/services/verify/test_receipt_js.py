@@ -21,7 +21,6 @@ from merkle import verify_receipt
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
 from tests.fuzz.conftest import sample
-
 from tests.services.verify.agreement import KNOWN_SIGNATURE_FAILURES, Verdict, cli_verdict, disagreement
 from tests.services.verify.corpus import Corpus, build
 from tests.services.verify.live import REPO, _in_ci
@@ -96,11 +95,11 @@ def test_the_page_and_merkle_agree_on_crafted_receipts(tmp_path: Path) -> None:
     seeds = build_seeds()
     crafted = [json.dumps(r) for r in sample(mutated_receipts(seeds), CRAFTED)]
     crafted += [d.decode() for d in sample(any_json_in_a_member(seeds), CRAFTED // 2)]
-    items = []
+    paths = []
     for i, text in enumerate([*(json.dumps(r) for r in seeds.receipts), *crafted]):
-        path = tmp_path / f"crafted-{i}.json"
-        path.write_text(text, encoding="utf-8")
-        items.append({"id": path.stem, "receipt": str(path), "document": None, "keys": seeds.keys})
+        paths.append(tmp_path / f"crafted-{i}.json")
+        paths[-1].write_text(text, encoding="utf-8")
+    items = [{"id": p.stem, "receipt": str(p), "document": None, "keys": seeds.keys} for p in paths]
     (tmp_path / "items.json").write_text(json.dumps(items))
     done = subprocess.run(
         [node(), str(NODE_RUNNER), str(tmp_path / "items.json"), str(tmp_path / "verdicts.json")],
@@ -110,15 +109,13 @@ def test_the_page_and_merkle_agree_on_crafted_receipts(tmp_path: Path) -> None:
     page: dict[str, Verdict] = json.loads((tmp_path / "verdicts.json").read_text())
     verifiers = offline_anchor_verifiers(keys=seeds.keys, tsa_cas=load_certificates(seeds.ca_pem.encode()))
     differ, statuses = {}, Counter[str]()
-    for item in items:
-        result = verify_receipt(
-            Path(item["receipt"]).read_bytes(), keys=seeds.keys, anchor_verifiers=verifiers
-        )
+    for path in paths:
+        result = verify_receipt(path.read_bytes(), keys=seeds.keys, anchor_verifiers=verifiers)
         merkle = [(c.name, c.status.value) for c in result.checks if not RFC3161.fullmatch(c.name)]
-        mine = [(n, s) for n, s in page[item["id"]]["checks"] if not RFC3161.fullmatch(n)]
+        mine = [(n, s) for n, s in page[path.stem]["checks"] if not RFC3161.fullmatch(n)]
         statuses["malformed" if not result.checks[0].ok else "valid" if result.valid else "failed"] += 1
         if mine != merkle:
-            differ[item["id"]] = (mine, merkle, Path(item["receipt"]).read_text()[:400])
+            differ[path.stem] = (mine, merkle, path.read_text()[:400])
     assert not differ, "\n".join(
         f"{k}: page {p}\n  merkle {m}\n  {t}" for k, (p, m, t) in list(differ.items())[:5]
     )
