@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,8 +48,8 @@ def node() -> str:
     return found
 
 
-def page_verdicts(corpus: Corpus, work: Path) -> dict[str, Verdict]:
-    items = [{**i, "keys": corpus.keys[i["keys"]]} for i in corpus.items]
+def page_verdicts(items: list[dict[str, Any]], work: Path) -> dict[str, Verdict]:
+    """The page's verdict on each item ({id, receipt, document, keys: [verifier key…]})."""
     (work / "items.json").write_text(json.dumps(items))
     done = subprocess.run(
         [node(), str(NODE_RUNNER), str(work / "items.json"), str(work / "verdicts.json")],
@@ -61,7 +62,7 @@ def page_verdicts(corpus: Corpus, work: Path) -> dict[str, Verdict]:
 
 def test_the_page_and_notar_verify_agree_on_the_corpus(corpus: tuple[Corpus, Path], tmp_path: Path) -> None:
     built, ca = corpus
-    page = page_verdicts(built, tmp_path)
+    page = page_verdicts([{**i, "keys": built.keys[i["keys"]]} for i in built.items], tmp_path)
     cli = {}
     for i in built.items:
         document = Path(i["document"]) if i["document"] else None
@@ -100,13 +101,7 @@ def test_the_page_and_merkle_agree_on_crafted_receipts(tmp_path: Path) -> None:
         paths.append(tmp_path / f"crafted-{i}.json")
         paths[-1].write_text(text, encoding="utf-8")
     items = [{"id": p.stem, "receipt": str(p), "document": None, "keys": seeds.keys} for p in paths]
-    (tmp_path / "items.json").write_text(json.dumps(items))
-    done = subprocess.run(
-        [node(), str(NODE_RUNNER), str(tmp_path / "items.json"), str(tmp_path / "verdicts.json")],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    page: dict[str, Verdict] = json.loads((tmp_path / "verdicts.json").read_text())
+    page = page_verdicts(items, tmp_path)
     verifiers = offline_anchor_verifiers(keys=seeds.keys, tsa_cas=load_certificates(seeds.ca_pem.encode()))
     differ, statuses = {}, Counter[str]()
     for path in paths:
