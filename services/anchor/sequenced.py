@@ -1,5 +1,5 @@
 """The sequencer's own value types: its settings, running counts, and the error of a sequencer
-that takes no more entries (what goes in and out of it, `Item` and `Sequenced`, is in
+that takes no more entries (what comes out of it, `Sequenced`, is in
 services.model: every service shares those)."""
 
 from __future__ import annotations
