@@ -340,8 +340,8 @@ class Sequencer:
         words = memoryview(randomness)[end:].cast("Q").tolist()
         order = list(range(n))
         for i in range(n - 1, 0, -1):
-            k = words[i] % (i + 1)
-            order[i], order[k] = order[k], order[i]
+            other = words[i] % (i + 1)
+            order[i], order[other] = order[other], order[i]
         rank = [0] * n
         for j, p in enumerate(order):
             rank[p] = j
