@@ -96,7 +96,7 @@ class Sequenced:
     entry: bytes
     salt: bytes
     tree_size: int
-    inclusion: list[bytes]
+    inclusion: Sequence[bytes]
     checkpoint: str
 
 

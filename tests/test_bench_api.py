@@ -224,12 +224,12 @@ def one_by_one(
 def test_the_anchors_answer_is_the_receipts_canonical_forms(before: int, n: int) -> None:
     tenant = "acme" if before % 2 else "ünïcode-tenant"
     digests, results = batch(before, n, tenant)
-    answer = encode_answer(origin="test.notar/log", tenant=tenant, digests=digests, results=results)
+    answer = encode_answer(origin="test.notar/log", tenant=tenant, digests=digests.digests(), results=results)
     assert answer == one_by_one("test.notar/log", tenant, digests, results, [])
     parsed = [Receipt.from_obj(r) for r in orjson.loads(answer)["receipts"]]
     assert [r.to_json() for r in parsed] == [orjson.dumps(r) for r in orjson.loads(answer)["receipts"]]
     single = encode_answer(
-        origin="test.notar/log", tenant=tenant, digests=Digests.parse(digests.texts[:1]), results=results[:1]
+        origin="test.notar/log", tenant=tenant, digests=digests.digests()[:1], results=results[:1]
     )
     assert one_receipt(single) == parsed[0].to_json()
 
@@ -250,9 +250,9 @@ def test_the_writer_with_anchors_and_several_checkpoints() -> None:
 def test_the_writer_refuses_mismatched_lengths() -> None:
     digests, results = batch(0, 3)
     with pytest.raises(ValueError):
-        encode_answer(origin="o", tenant="acme", digests=digests, results=results[:2])
+        encode_answer(origin="o", tenant="acme", digests=digests.digests(), results=results[:2])
     with pytest.raises(ValueError):
-        one_receipt(encode_answer(origin="o", tenant="acme", digests=digests, results=results))
+        one_receipt(encode_answer(origin="o", tenant="acme", digests=digests.digests(), results=results))
 
 
 # ------------------------------------------------ the bulk digest check == parse_digest

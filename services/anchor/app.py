@@ -187,13 +187,14 @@ async def submit_timed(app: web.Application, tenant: str, digests: Digests) -> b
     answered with the finished receipts (services.internal.wire); BadRequest for a tenant name
     that is not one."""
     seq = app[SEQUENCER]
+    parsed = digests.digests()
     start = time.perf_counter()
     try:
-        results = await seq.submit(tenant, digests.digests())
+        results = await seq.submit(tenant, parsed)
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
     app[TELEMETRY].submit_seconds.record(time.perf_counter() - start)
-    return encode_answer(origin=seq.origin, tenant=tenant, digests=digests, results=results)
+    return encode_answer(origin=seq.origin, tenant=tenant, digests=parsed, results=results)
 
 
 async def anchor_ready(app: web.Application) -> str | None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from merkle.digests import Digest
 from merkle.receipt import write_receipts
 from services.common.problems import BadRequest
 from services.model import BadDigest, Digests, Sequenced
@@ -57,12 +58,15 @@ def decode_request(body: Any) -> tuple[str, Digests]:
         raise BadRequest(str(e), kind="invalid-digest", position=e.position) from e
 
 
-def encode_answer(*, origin: str, tenant: str, digests: Digests, results: Sequence[Sequenced]) -> bytes:
-    """The answer to a submission: `{"receipts": [...]}`, one canonical receipt per digest."""
+def encode_answer(
+    *, origin: str, tenant: str, digests: Sequence[Digest], results: Sequence[Sequenced]
+) -> bytes:
+    """The answer to a submission: `{"receipts": [...]}`, one canonical receipt per digest (given
+    as the Digest objects the entries were made of: writing them is cheaper than checking text)."""
     return write_receipts(
         subject=tenant,
         origin=origin,
-        digests=digests.texts,
+        digests=digests,
         proven=results,
         head=RECEIPTS_HEAD,
         tail=RECEIPTS_TAIL,
