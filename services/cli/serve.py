@@ -43,7 +43,7 @@ def serve(ns: argparse.Namespace) -> int:
     if ns.role in ("all", "anchor"):
         created = ensure_keys(settings)
         for path in created:
-            print(f"created signing key {path} (mode 0600)", flush=True)
+            print(f"created key {path} (mode 0600)", flush=True)
         keys = keys_from(settings)
         print(f"log key:   {keys.verifier_keys['log']}", flush=True)
         print(f"clock key: {keys.verifier_keys['clock']}", flush=True)
