@@ -232,6 +232,9 @@ class MemoryIndex:
         keys = [_text(k) for k in [key, *(puts or {}), *deletes]]
         return await self.faults.run("compare_and_swap", keys, effect)
 
+    async def compact(self, ranges: Sequence[tuple[bytes, bytes]]) -> None:
+        await self.faults.run("compact", [_text(k) for r in ranges for k in r], lambda: None)
+
     async def close(self) -> None:
         pass
 

@@ -34,6 +34,7 @@ from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
 from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
+from services.anchor.tenant_index import TenantIndex
 from services.common.telemetry import SequencerTelemetry, current_span_context
 from services.model import Item, Sequenced, check_tenant
 from storage.base import Index, ObjectStore
@@ -74,11 +75,13 @@ class Sequencer:
         index: Index,
         keys: LogKeys,
         config: SequencerConfig,
+        tenant_index: TenantIndex,
         clock: Callable[[], float] = time.time,
         urandom: Callable[[int], bytes] = os.urandom,
         telemetry: SequencerTelemetry | None = None,
     ) -> None:
         self._store, self._index, self._keys, self._cfg = store, index, keys, config
+        self._rows = tenant_index
         self._urandom = urandom
         self._time = SigningTime(clock)
         self._telemetry = telemetry or SequencerTelemetry()
@@ -236,8 +239,8 @@ class Sequencer:
 
     async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
         """Every (index, salt) under which `tenant` notarized `digest`, earliest first."""
-        prefix = state.tenant_prefix(tenant, digest.multihash)
-        return [(state.tenant_key_index(k), v) async for k, v in self._index.scan(prefix)]
+        prefix = self._rows.prefix(tenant, digest.multihash)
+        return [self._rows.decode(k, v) async for k, v in self._index.scan(prefix)]
 
     # -- batching ----------------------------------------------------------------------------
     async def _batch_loop(self) -> None:
@@ -321,8 +324,8 @@ class Sequencer:
         salts = self._draw_salts(items)
         multihashes = [it.digest.multihash for it in items]
         entries = [m + s for m, s in zip(multihashes, salts, strict=True)]
-        tenant_keys = state.tenant_keys([it.tenant for it in items], multihashes, first)
-        puts = dict(zip(tenant_keys, salts, strict=True))
+        indices = range(first, first + len(items))
+        puts = self._rows.rows([it.tenant for it in items], multihashes, indices, salts)
         puts[state.batch_key(first)] = encode_bundle(entries)
         if self._last_note:
             puts[state.CHECKPOINT] = self._last_note.encode()

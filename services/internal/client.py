@@ -1,5 +1,6 @@
-"""The anchor seen from ingest and verify pods: the same `submit` / `lookup` as the in-process
-sequencer (services.model's `Submitter` and `Lookup`), over the anchor's internal HTTP routes."""
+"""The anchor seen from ingest and verify pods: the same `submit`, `lookup` and `forget` as the
+in-process anchor (services.model's `Submitter` and `Lookup`), over the anchor's internal HTTP
+routes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from merkle.digests import Digest
 from services.common.telemetry import current_tracer, inject_traceparent
-from services.internal.wire import decode_results, encode_request
+from services.internal.wire import decode_forgotten, decode_results, encode_request
 from services.model import Item, Sequenced
 from storage.errors import NotarError, PushbackError, StorageError
 
@@ -92,3 +93,12 @@ class AnchorClient:
             raise StorageError(
                 f"malformed lookup answer from the anchor at {self._url}: {e}", location=self._url
             ) from e
+
+    async def forget(self, tenant: str, digest: Digest) -> int:
+        answer = await self._call(
+            "DELETE", "/internal/v1/entries", params={"tenant": tenant, "digest": str(digest)}
+        )
+        try:
+            return decode_forgotten(answer)
+        except ValueError as e:
+            raise StorageError(f"{e} (the anchor at {self._url})", location=self._url) from e

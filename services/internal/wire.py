@@ -1,5 +1,6 @@
-"""The anchor's internal HTTP wire format (`/internal/v1/entries`), shared by its route and the
-client of the ingest and verify pods."""
+"""The anchor's internal HTTP wire format (`/internal/v1/entries`), shared by its routes and the
+client of the ingest and verify pods: POST submits items, GET looks a tenant's digest up, DELETE
+erases it (`?tenant=&digest=` for both)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,15 @@ def decode_results(items: Sequence[Item], body: Any) -> list[Sequenced]:
         return out
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"malformed answer from the anchor: {e}") from e
+
+
+def encode_forgotten(count: int) -> dict[str, Any]:
+    """The answer of `DELETE /internal/v1/entries`: how many rows were erased (0: none)."""
+    return {"erased": count}
+
+
+def decode_forgotten(body: Any) -> int:
+    count = body.get("erased") if isinstance(body, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ValueError(f"malformed erasure answer from the anchor: {str(body)[:200]}")
+    return count
