@@ -33,6 +33,7 @@ from merkle.digests import parse_digest
 from merkle.note import Signer
 from services.anchor.keys import LogKeys
 from services.anchor.sequencer import Sequencer, SequencerConfig
+from services.anchor.tenant_index import TenantIndex
 from services.ingest.documents import CHUNK_SIZE, Documents
 from services.model import Item
 from storage.base import ObjectStore, Versioned
@@ -49,7 +50,7 @@ def kind(key: str) -> str:
         name = "entry bundle" if parts[2] == "entries" else f"tile level {parts[2]}"
         return name + (" (partial)" if ".p/" in key else "")
     if key.startswith("documents/"):
-        return "document " + key.split("/")[2]
+        return "document " + key.split("/")[1]
     return key.removeprefix("log/")
 
 
@@ -124,7 +125,8 @@ async def measure(work: Path, *, entries: int, batch: int, docs: int, doc_mib: f
     index = RocksIndex.open(work / "index")
     keys = LogKeys(Signer.generate(ORIGIN), CosignatureSigner.generate(ORIGIN + "/clock"))
     config = SequencerConfig(origin=ORIGIN, batch_ms=100, batch_max=batch, queue_max=max(4 * batch, 200_000))
-    seq = Sequencer(store=store, index=index, keys=keys, config=config)
+    rows = TenantIndex(bytes(32), origin=ORIGIN)  # a fixed key: only sizes matter here
+    seq = Sequencer(store=store, index=index, keys=keys, config=config, tenant_index=rows)
     await seq.start()
     counter = iter(range(entries))
 
@@ -145,10 +147,10 @@ async def measure(work: Path, *, entries: int, batch: int, docs: int, doc_mib: f
     await index.close()
     rocksdb = tree_bytes(work / "index")
 
-    documents = Documents(store)
+    documents = Documents(store, index_key=bytes(32))
     size = int(doc_mib * 1024 * 1024)
     for n in range(docs):
-        body = os.urandom(size)  # random: chunks are content-addressed, repeats would be deduplicated
+        body = os.urandom(size)  # random: encrypted chunks would be as random anyway
 
         async def chunks(b: bytes = body) -> AsyncIterator[bytes]:
             for at in range(0, len(b), 1 << 20):
