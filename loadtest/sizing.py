@@ -75,22 +75,24 @@ class CountingStore:
     async def get_versioned(self, key: str) -> Versioned:
         return await self.inner.get_versioned(key)
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         self._count(key, len(data))
-        await self.inner.put(key, data)
+        await self.inner.put(key, data, cache_control=cache_control)
 
-    async def put_if_absent(self, key: str, data: bytes) -> None:
+    async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         self._count(key, len(data))
-        await self.inner.put_if_absent(key, data)
+        await self.inner.put_if_absent(key, data, cache_control=cache_control)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
         size = await self.inner.put_stream(key, chunks, immutable=immutable)
         self._count(key, size)
         return size
 
-    async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
+    async def put_if_version(
+        self, key: str, data: bytes, version: str | None, *, cache_control: str | None = None
+    ) -> str:
         self._count(key, len(data))
-        return await self.inner.put_if_version(key, data, version)
+        return await self.inner.put_if_version(key, data, version, cache_control=cache_control)
 
     async def list(self, prefix: str = "") -> AsyncIterator[str]:
         async for key in self.inner.list(prefix):

@@ -1,22 +1,30 @@
 """The async Python client of the notar v1 API (SPEC §6), used by the CLI and the load tests.
 
     async with NotarClient("http://127.0.0.1:8080", api_key) as notar:
-        receipts = await notar.notarize(["blake3:…"])
+        receipts = await notar.notarize(["blake3:…"])      # merkle.Receipt, in order
+        keys = trusted_keys(await notar.keys())             # every key the deployment lists
 
-Problems come back as `ApiError` (status, stable type, detail); 503 pushback is retried after its
-Retry-After, a bounded number of times.
+Receipts come back as `merkle.Receipt` (read strictly: a malformed one raises ValueError), the
+keys as the SPEC §6 document, and `trusted_keys` gives its verifier keys. Problems come back as
+`ApiError` (status, stable type, detail); 503 pushback is retried after its Retry-After, a bounded
+number of times.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 import aiohttp
 import orjson
 
+from merkle.receipt import Receipt
+from services.published.trust import trusted_keys
+
+__all__ = ["MAX_DIGESTS", "ApiError", "NotarClient", "Receipts", "Upload", "trusted_keys"]
 MAX_DIGESTS = 10_000
 
 
@@ -24,6 +32,39 @@ class ApiError(Exception):
     def __init__(self, status: int, kind: str, detail: str) -> None:
         super().__init__(f"{status} {kind}: {detail}")
         self.status, self.kind, self.detail = status, kind, detail
+
+
+class Receipts(Sequence[Receipt]):
+    """The receipts of answers, in order: each read (`Receipt.from_obj`, strict) when first
+    used, so that 10,000 of them cost one JSON parse until the caller looks at them."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self._items = items
+        self._read: dict[int, Receipt] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, i: int) -> Receipt: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Receipt]: ...
+    def __getitem__(self, i: int | slice) -> Receipt | list[Receipt]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self._items)))]
+        k = range(len(self._items))[i]
+        found = self._read.get(k)
+        if found is None:
+            found = self._read[k] = Receipt.from_obj(self._items[k])
+        return found
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What `PUT /v1/documents` answers: the stored document's summary and its receipt."""
+
+    document: dict[str, Any]
+    receipt: Receipt
 
 
 class NotarClient:
@@ -66,6 +107,7 @@ class NotarClient:
         body: bytes | None = None,
         data: Any = None,
         params: dict[str, str] | None = None,
+        parse: bool = True,
     ) -> Any:
         headers = dict(self._headers)
         if body is not None:
@@ -84,21 +126,21 @@ class NotarClient:
                     continue
                 if r.status >= 400:
                     raise _problem(r.status, raw)
-                return orjson.loads(raw) if raw and r.content_type.endswith("json") else raw
+                return orjson.loads(raw) if parse and raw and r.content_type.endswith("json") else raw
         raise AssertionError("unreachable")
 
-    async def notarize(self, digests: Sequence[str], *, salt: bool = True) -> list[dict[str, Any]]:
+    async def notarize(self, digests: Sequence[str]) -> Receipts:
         """Receipts for `digests` (any number: sent 10,000 per request), in order."""
-        out: list[dict[str, Any]] = []
+        out: list[Any] = []
         for i in range(0, len(digests), MAX_DIGESTS):
-            body = orjson.dumps({"digests": list(digests[i : i + MAX_DIGESTS]), "salt": salt})
+            body = orjson.dumps({"digests": list(digests[i : i + MAX_DIGESTS])})
             out += (await self._request("POST", "/v1/digests", body=body))["receipts"]
-        return out
+        return Receipts(out)
 
-    async def upload(self, chunks: AsyncIterable[bytes]) -> dict[str, Any]:
-        """Store and notarize a document streamed from `chunks`: {"document": …, "receipt": …}."""
-        result: dict[str, Any] = await self._request("PUT", "/v1/documents", data=chunks)
-        return result
+    async def upload(self, chunks: AsyncIterable[bytes]) -> Upload:
+        """Store and notarize a document streamed from `chunks`."""
+        answer = await self._request("PUT", "/v1/documents", data=chunks)
+        return Upload(dict(answer["document"]), Receipt.from_obj(answer["receipt"]))
 
     async def document(self, digest: str) -> AsyncIterator[bytes]:
         """The document's bytes, streamed."""
@@ -108,17 +150,17 @@ class NotarClient:
             async for chunk in r.content.iter_chunked(1 << 20):
                 yield chunk
 
-    async def receipt(self, digest: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._request("GET", f"/v1/receipts/{digest}")
-        return result
+    async def receipt(self, digest: str) -> Receipt:
+        """The receipt of the caller's first notarization of `digest`, upgraded once anchored."""
+        return Receipt.from_json(await self._request("GET", f"/v1/receipts/{digest}", parse=False))
 
-    async def receipts(self, digest: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = (
-            await self._request("GET", f"/v1/receipts/{digest}", params={"all": "true"})
-        )["receipts"]
-        return result
+    async def receipts(self, digest: str) -> list[Receipt]:
+        """Every notarization of `digest` by the caller, earliest first."""
+        answer = await self._request("GET", f"/v1/receipts/{digest}", params={"all": "true"})
+        return [Receipt.from_obj(r) for r in answer["receipts"]]
 
     async def keys(self) -> dict[str, Any]:
+        """The deployment's keys document (SPEC §6): `trusted_keys` of it gives its verifier keys."""
         result: dict[str, Any] = await self._request("GET", "/v1/keys")
         return result
 
@@ -134,8 +176,11 @@ class NotarClient:
         )
         return list(answer["proof"])
 
-    async def verify(self, receipt: Any, digest: str | None = None) -> dict[str, Any]:
-        body = orjson.dumps({"receipt": receipt, **({"digest": digest} if digest else {})})
+    async def verify(self, receipt: Receipt | Mapping[str, Any], digest: str | None = None) -> dict[str, Any]:
+        """The server's verdict on `receipt` (POST /v1/verify)."""
+        raw = receipt.to_json() if isinstance(receipt, Receipt) else orjson.dumps(receipt)
+        tail = b',"digest":' + orjson.dumps(digest) if digest else b""
+        body = b'{"receipt":' + raw + tail + b"}"
         result: dict[str, Any] = await self._request("POST", "/v1/verify", body=body)
         return result
 

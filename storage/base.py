@@ -62,6 +62,10 @@ class ObjectStore(Protocol):
     failure raises ``StorageError`` naming the store and the key. Invalid keys raise ``ValueError``.
     A key must not be a path prefix of another ("a" and "a/b"): a directory cannot hold both,
     and some S3 servers (SeaweedFS) refuse it too; the log layout never needs it.
+
+    ``cache_control`` on a write is the HTTP ``Cache-Control`` the object is served with by a
+    store that serves objects over HTTP (S3 keeps it as the object's metadata, for a CDN in front
+    of the public ``log/`` prefix); a store that serves nothing (a directory) ignores it.
     """
 
     async def get(self, key: str) -> bytes:
@@ -73,11 +77,11 @@ class ObjectStore(Protocol):
         empty) when the object ends before ``end``. Read a big object in ranges to stream it."""
         ...
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         """Store ``data`` under a mutable key, replacing whatever is there."""
         ...
 
-    async def put_if_absent(self, key: str, data: bytes) -> None:
+    async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         """Store ``data`` under an immutable key (tiles, bundles, documents)."""
         ...
 
@@ -96,7 +100,9 @@ class ObjectStore(Protocol):
         """The object and its current version token, for a later ``put_if_version``."""
         ...
 
-    async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
+    async def put_if_version(
+        self, key: str, data: bytes, version: str | None, *, cache_control: str | None = None
+    ) -> str:
         """Replace the object only if its version is still ``version`` (``None``: only if the key
         is absent) and return the new version; otherwise raise ``ConflictError``.
 

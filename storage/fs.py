@@ -33,7 +33,8 @@ _WRITE_BUFFER = 1024 * 1024
 
 class FsStore:
     """``ObjectStore`` on a directory. A key that is a path prefix of another ("a" and "a/b")
-    cannot be stored; the log layout never needs one."""
+    cannot be stored; the log layout never needs one. A directory serves nothing over HTTP:
+    ``cache_control`` is ignored (the verify service's ``/log/`` routes answer their own)."""
 
     def __init__(self, root: str | os.PathLike[str], *, threads: int = 8) -> None:
         self.root = Path(root).absolute()
@@ -67,10 +68,10 @@ class FsStore:
             return Versioned(data, "sha256:" + hashlib.sha256(data).hexdigest())
         return await self._run("get", key, read)
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         await self._run("put", key, lambda: self._install(key, self._write_tmp(data), False))
 
-    async def put_if_absent(self, key: str, data: bytes) -> None:
+    async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         await self._run("put", key, lambda: self._install(key, self._write_tmp(data), True))
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
@@ -93,7 +94,9 @@ class FsStore:
         await self._run("put", key, lambda: self._install(key, tmp, immutable))
         return size
 
-    async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
+    async def put_if_version(
+        self, key: str, data: bytes, version: str | None, *, cache_control: str | None = None
+    ) -> str:
         def swap() -> str:
             path = self._path(key)
             with open(self.root / _LOCK, "a+b") as lock:

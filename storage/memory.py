@@ -96,7 +96,8 @@ class MemoryStore:
     """``ObjectStore`` in a dict. A key written by an immutable write keeps its bytes until it
     is deleted: ``put`` or ``put_if_version`` with other bytes raise ``ConflictError``. Like the
     directory store (the default in production), it refuses a key that is a path prefix of
-    another ("a" and "a/b") with ``StorageError``."""
+    another ("a" and "a/b") with ``StorageError``. ``cache_control`` records the Cache-Control
+    each object was stored with, as S3 keeps it."""
 
     def __init__(self, *, faults: Faults | None = None) -> None:
         self.faults = faults or Faults()
@@ -105,6 +106,7 @@ class MemoryStore:
         self._immutable: set[str] = set()
         self._below: Counter[str] = Counter()  # "a/b" -> how many keys start with "a/b/"
         self._counter = itertools.count(1)
+        self.cache_control: dict[str, str] = {}  # key -> Cache-Control of its last write that gave one
 
     async def get(self, key: str) -> bytes:
         return (await self.get_versioned(key)).data
@@ -117,12 +119,13 @@ class MemoryStore:
     async def get_versioned(self, key: str) -> Versioned:
         return await self.faults.run("get", [check_key(key)], lambda: self._read(key))
 
-    async def put(self, key: str, data: bytes) -> None:
-        await self.faults.run("put", [check_key(key)], lambda: self._write(key, data, False))
+    async def put(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
+        await self.faults.run("put", [check_key(key)],
+                              lambda: self._write(key, data, False, cache_control))
 
-    async def put_if_absent(self, key: str, data: bytes) -> None:
+    async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         await self.faults.run("put_if_absent", [check_key(key)],
-                              lambda: self._write(key, data, True))
+                              lambda: self._write(key, data, True, cache_control))
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
         check_key(key)
@@ -130,14 +133,16 @@ class MemoryStore:
         await self.faults.run("put_stream", [key], lambda: self._write(key, data, immutable))
         return len(data)
 
-    async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
+    async def put_if_version(
+        self, key: str, data: bytes, version: str | None, *, cache_control: str | None = None
+    ) -> str:
         def effect() -> str:
             if self.objects.get(key) == data:
                 return self._versions[key]
             if self._versions.get(key) != version:
                 raise ConflictError(f"{key!r} in memory is no longer at version {version}",
                                     key=key)
-            return self._write(key, data, False)
+            return self._write(key, data, False, cache_control)
         return await self.faults.run("put_if_version", [check_key(key)], effect)
 
     async def list(self, prefix: str = "") -> AsyncIterator[str]:
@@ -152,6 +157,7 @@ class MemoryStore:
             if self.objects.pop(key, None) is not None:
                 self._below.subtract(_parents(key))
             self._versions.pop(key, None)
+            self.cache_control.pop(key, None)
             self._immutable.discard(key)
         await self.faults.run("delete", [check_key(key)], effect)
 
@@ -163,7 +169,7 @@ class MemoryStore:
             raise NotFoundError(f"{key!r} not found in memory store", key=key)
         return Versioned(self.objects[key], self._versions[key])
 
-    def _write(self, key: str, data: bytes, immutable: bool) -> str:
+    def _write(self, key: str, data: bytes, immutable: bool, cache_control: str | None = None) -> str:
         data = bytes(data)
         current = self.objects.get(key)
         if current is not None and current != data and (immutable or key in self._immutable):
@@ -181,6 +187,8 @@ class MemoryStore:
         if current != data or key not in self._versions:
             self.objects[key] = data
             self._versions[key] = f"v{next(self._counter)}"
+            if cache_control is not None:
+                self.cache_control[key] = cache_control
         return self._versions[key]
 
 

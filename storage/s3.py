@@ -160,12 +160,12 @@ class S3Store:
                 return Versioned(await body.read(), r["ETag"])
         return await self.call("get", key, call)
 
-    async def put(self, key: str, data: bytes) -> None:
-        await self._put(key, data)
+    async def put(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
+        await self._put(key, data, cache_control=cache_control)
 
-    async def put_if_absent(self, key: str, data: bytes) -> None:
+    async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         try:
-            await self._put(key, data, if_none_match=True)
+            await self._put(key, data, if_none_match=True, cache_control=cache_control)
         except ConflictError:
             current = await self._get_or_none(key)
             if current is None:  # SeaweedFS: a "directory" of other keys is there
@@ -176,9 +176,11 @@ class S3Store:
                 raise ConflictError(f"immutable {key!r} in {self.where} already holds "
                                     "different bytes", key=key) from None
 
-    async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
+    async def put_if_version(self, key: str, data: bytes, version: str | None, *,
+                             cache_control: str | None = None) -> str:
         try:
-            return await self._put(key, data, if_none_match=version is None, if_match=version)
+            return await self._put(key, data, if_none_match=version is None, if_match=version,
+                                   cache_control=cache_control)
         except (ConflictError, NotFoundError):  # NotFound: If-Match on a missing key
             current = await self._get_or_none(key)
             if current is not None and current.data == data:
@@ -240,7 +242,7 @@ class S3Store:
             raise self._translate(e, op, key) from e
 
     async def _put(self, key: str, data: bytes, *, if_none_match: bool = False,
-                   if_match: str | None = None) -> str:
+                   if_match: str | None = None, cache_control: str | None = None) -> str:
         checksum = base64.b64encode(await s3_multipart.sha256(data)).decode()
         request: PutObjectRequestTypeDef = {"Bucket": self.bucket, "Key": self.object_key(key),
                                             "Body": data, "ChecksumSHA256": checksum}
@@ -248,6 +250,8 @@ class S3Store:
             request["IfNoneMatch"] = "*"
         if if_match is not None:
             request["IfMatch"] = if_match
+        if cache_control is not None:
+            request["CacheControl"] = cache_control
         r = await self.call("put", key, lambda: self.client.put_object(**request))
         return r["ETag"]
 

@@ -31,12 +31,13 @@ import orjson
 from merkle.checkpoint import Checkpoint, parse_checkpoint
 from merkle.note import parse_note
 from services.anchor.chains import AnchorError
+from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import NotFoundError
 
 from .cluster import Cluster, _clean_env
 
-RECORDS = "log/anchors/record/"
+RECORDS = layout.anchor_records()
 ANCHORED = "notar_anchor_tree_size"
 RECORDS_TOTAL = "notar_anchor_records_total"
 FAILURES = "notar_anchor_failures_total"
@@ -273,7 +274,7 @@ class RecordWatch:
             try:
                 record = orjson.loads(await store.get(key))
                 size = int(key.split("/")[-2])
-                note = (await store.get(f"log/anchors/checkpoint/{size:020d}")).decode()
+                note = (await store.get(layout.anchor_checkpoint_key(size))).decode()
             except NotFoundError:
                 continue  # the checkpoint is written just after the first record: next time
             if record.get("type") == "evm" and self.chain is not None:

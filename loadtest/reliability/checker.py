@@ -40,6 +40,7 @@ from merkle.tiles import (
     root_from_tiles,
     split_hashes,
 )
+from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import NotFoundError
 
@@ -230,11 +231,11 @@ async def _check_anchors(
 ) -> None:
     offline = offline_anchor_verifiers(keys=keys, tsa_cas=tsa_cas)
     source = TileSource(log.checkpoint.size, log.tiles.__getitem__)
-    local_blocks = [orjson.loads(await store.get(k)) async for k in store.list(prefix + "anchors/local/")]
+    local_blocks = [orjson.loads(await store.get(k)) async for k in store.list(layout.local_chain(prefix))]
     if local_blocks:
         problems = verify_chain(sorted(local_blocks, key=lambda b: int(b["height"])), keys)
         v.bad_anchors += [f"local chain: {p}" for p in problems]
-    async for key in store.list(prefix + "anchors/record/"):
+    async for key in store.list(layout.anchor_records(prefix)):
         record = orjson.loads(await store.get(key))
         kind = str(record.get("type"))
         size = int(key.split("/")[-2])
@@ -243,7 +244,7 @@ async def _check_anchors(
         # without one (counted: that anchor is never offered in receipts; later ones cover it).
         at_size = Checkpoint(log.checkpoint.origin, size, subtree_hash(source, 0, size))
         try:
-            body = parse_note((await store.get(f"{prefix}anchors/checkpoint/{size:020d}")).decode()).text
+            body = parse_note((await store.get(layout.anchor_checkpoint_key(size, prefix))).decode()).text
         except NotFoundError:
             v.orphan_records += 1
             body = at_size.format()

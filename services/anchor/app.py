@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import orjson
@@ -17,6 +17,7 @@ from services.anchor.erasure import Eraser
 from services.anchor.keys import LogKeys, generate_keys, load_keys
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.tenant_index import TenantIndex
+from services.common.answers import send_json
 from services.common.config import Settings
 from services.common.index_key import ensure_index_key, load_index_key
 from services.common.problems import BadRequest, read_json
@@ -24,9 +25,10 @@ from services.common.resources import LIVENESS, STORE, new_app
 from services.common.shedding import add_shedding
 from services.common.stores import data_dir, open_index
 from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
-from services.internal.wire import decode_request, encode_forgotten, encode_results
-from services.model import Item, Sequenced
+from services.internal.wire import decode_request, encode_answer, encode_forgotten
+from services.model import Digests
 from services.published import layout
+from services.published.trust import keys_document
 from storage.errors import NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
@@ -51,7 +53,8 @@ def _key_files(settings: Settings) -> tuple[Path | None, Path | None]:
 
 
 def keys_from(settings: Settings) -> LogKeys:
-    return load_keys(data_dir(settings), *_key_files(settings))
+    """The log's signing keys; ConfigError when one is missing or not named after ORIGIN."""
+    return load_keys(data_dir(settings), settings.get("ORIGIN"), *_key_files(settings))
 
 
 def ensure_keys(settings: Settings) -> list[Path]:
@@ -63,8 +66,8 @@ def ensure_keys(settings: Settings) -> list[Path]:
 
 def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
     """Opens the index and runs the sequencer of `settings` over the app's store, and the eraser
-    of its tenant index; publishes the verifier keys next to the log (`log/keys.json`) for
-    stateless verify pods."""
+    of its tenant index; writes the keys document (services.published.trust) for stateless verify
+    pods."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         keys = keys_from(settings)
@@ -83,7 +86,7 @@ def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIt
         compacting: asyncio.Task[None] | None = None
         try:
             await seq.start()
-            await store.put(layout.keys_key(), _keys_document(keys))
+            await store.put(layout.keys_key(), _keys_document(settings.get("ORIGIN"), keys))
             app[SEQUENCER] = seq
             app[ERASER] = eraser
             compacting = asyncio.create_task(eraser.run(), name="notar-eraser")
@@ -98,14 +101,14 @@ def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIt
     return ctx
 
 
-def _keys_document(keys: LogKeys) -> bytes:
-    return orjson.dumps({**keys.verifier_keys, "witnesses": []})
+def _keys_document(origin: str, keys: LogKeys) -> bytes:
+    vkeys = keys.verifier_keys
+    return orjson.dumps(keys_document(origin=origin, log=vkeys["log"], clock=vkeys["clock"]))
 
 
-async def submit_entries(request: web.Request) -> web.Response:
-    items = decode_request(await read_json(request, limit=MAX_BODY))
-    results = await submit_timed(request.app, items)
-    return web.json_response(encode_results(results))
+async def submit_entries(request: web.Request) -> web.StreamResponse:
+    tenant, digests = decode_request(await read_json(request, limit=MAX_BODY))
+    return await send_json(request, await submit_timed(request.app, tenant, digests))
 
 
 def _tenant_and_digest(request: web.Request) -> tuple[str, Digest]:
@@ -210,12 +213,18 @@ async def metrics_context(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def submit_timed(app: web.Application, items: Sequence[Item]) -> list[Sequenced]:
-    """`Sequencer.submit`, its time (queue, batch, durable write, signature) in the histogram."""
+async def submit_timed(app: web.Application, tenant: str, digests: Digests) -> bytes:
+    """`Sequencer.submit` (its time: queue, batch, durable write, signature, in the histogram),
+    answered with the finished receipts (services.internal.wire); BadRequest for a tenant name
+    that is not one."""
+    seq = app[SEQUENCER]
     start = time.perf_counter()
-    results = await app[SEQUENCER].submit(items)
+    try:
+        results = await seq.submit(tenant, digests.digests())
+    except ValueError as e:
+        raise BadRequest(str(e), kind="invalid-tenant") from e
     app[TELEMETRY].submit_seconds.record(time.perf_counter() - start)
-    return results
+    return encode_answer(origin=seq.origin, tenant=tenant, digests=digests, results=results)
 
 
 async def anchor_ready(app: web.Application) -> str | None:
@@ -275,8 +284,8 @@ class LocalAnchor:
     def __init__(self, app: web.Application) -> None:
         self._app = app
 
-    async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
-        return await submit_timed(self._app, items)
+    async def submit(self, tenant: str, digests: Digests) -> bytes:
+        return await submit_timed(self._app, tenant, digests)
 
     async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
         return await self._app[SEQUENCER].lookup(tenant, digest)

@@ -2,8 +2,9 @@
 
 They live in DATA_DIR/keys/ (log.key, clock.key, mode 0600) or in files named by LOG_KEY_FILE and
 CLOCK_KEY_FILE (Kubernetes Secrets). Each file holds one signed-note private key string, so the
-key's name travels with it: rotating a key means a new key name, and old checkpoints still verify
-under the old published verifier key.
+key's name travels with it. The log key's name is the log's origin and the clock key's is
+`<origin>/clock` (SPEC §2): verifiers refuse a checkpoint whose origin is not its signer's name,
+so the anchor refuses at start a key named otherwise.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def generate_keys(
 
 
 def load_keys(
-    data_dir: Path, log_key_file: Path | None = None, clock_key_file: Path | None = None
+    data_dir: Path, origin: str, log_key_file: Path | None = None, clock_key_file: Path | None = None
 ) -> LogKeys:
-    """Read both keys; ConfigError naming the setting when a file is missing or wrong."""
+    """Read both keys of the log `origin`; ConfigError naming the setting and the file when one
+    is missing, wrong, or not named as SPEC §2 says (the origin, and `<origin>/clock`)."""
     log_path, clock_path = key_paths(data_dir, log_key_file, clock_key_file)
     out = []
     for path, setting, kind in (
@@ -77,4 +79,16 @@ def load_keys(
             ) from e
     log, clock = out
     assert isinstance(log, Signer) and isinstance(clock, CosignatureSigner)
+    for path, setting, key, expected in (
+        (log_path, "LOG_KEY_FILE", log, origin),
+        (clock_path, "CLOCK_KEY_FILE", clock, clock_key_name(origin)),
+    ):
+        if key.name != expected:
+            raise ConfigError(
+                f"{setting}: the key in {path} is named {key.name!r}, but the key of this log must be "
+                f"named {expected!r} (the log key is named after ORIGIN, the clock key after "
+                f"ORIGIN/clock): set ORIGIN to the log these keys sign, or point {setting} (or "
+                "DATA_DIR) at keys made for this origin by `notar keygen`",
+                setting=setting,
+            )
     return LogKeys(log, clock)

@@ -3,6 +3,8 @@
 Tiles and bundles are immutable keys (put-if-absent: a retry of identical bytes succeeds, other
 bytes are a conflict). The checkpoint is replaced only over the version this writer last wrote,
 and the lease names the one anchor allowed to write the log: a second anchor cannot corrupt it.
+Tiles, bundles and checkpoint carry the Cache-Control of `services.published.layout`; the lease
+lives in the log's private prefix.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ class Publisher:
         async def one(t: Tile) -> None:
             key = layout.tile_key(t.id, self._prefix)
             async with self._sem:
-                await self._retry(t.id.path, lambda: self._store.put_if_absent(key, t.data))
+                await self._retry(
+                    t.id.path, lambda: self._store.put_if_absent(key, t.data, cache_control=layout.IMMUTABLE)
+                )
 
         await asyncio.gather(*(one(t) for t in tiles))
 
@@ -85,7 +89,10 @@ class Publisher:
 
         async def write() -> None:
             self._checkpoint_version = await self._store.put_if_version(
-                layout.checkpoint_key(self._prefix), note.encode(), self._checkpoint_version
+                layout.checkpoint_key(self._prefix),
+                note.encode(),
+                self._checkpoint_version,
+                cache_control=layout.CHECKPOINT_CACHE,
             )
 
         await self._retry("checkpoint", write)

@@ -1,10 +1,13 @@
 """The sequencer: one writer per log, turning batches of digests into signed, published tree heads.
 
-Per batch: draw the salts in one CSPRNG call → write the entries, their indices and the tenant index
-to RocksDB atomically with fsync → append them to the tile builder → sign the checkpoint (log key and
-clock cosignature) → answer every waiting caller with its index, inclusion proof and checkpoint.
-Publication of tiles and checkpoint follows in order in the background: acknowledged entries are
-durable in RocksDB, and a restart re-integrates whatever was not yet published (`recovery`).
+Per batch: draw the salts and a random permutation in one CSPRNG call → make the v2 entries (SPEC
+§1: each a commitment to digest, salt and tenant) and place them at random indices, so that one
+request's entries are no contiguous run → write the entries in index order, and the tenant index,
+to RocksDB atomically with fsync → append them to the tile builder → sign the checkpoint (log key
+and clock cosignature) → answer every waiting caller with its index, salt, inclusion proof and
+checkpoint, in the caller's own order. Publication of tiles and checkpoint follows in order in the
+background: acknowledged entries are durable in RocksDB, and a restart re-integrates whatever was
+not yet published (`recovery`).
 """
 
 from __future__ import annotations
@@ -23,24 +26,26 @@ from opentelemetry.trace import SpanContext
 
 from merkle.bundles import BundleBuilder, encode_bundle
 from merkle.checkpoint import Checkpoint, sign_checkpoint
-from merkle.digests import SALT_SIZE, Digest
+from merkle.digests import SALT_SIZE, Digest, make_entries
 from merkle.hashing import leaf_hashes
 from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
 from services.anchor import state
 from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
+from services.anchor.logformat import check_log_format
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
 from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
 from services.anchor.tenant_index import TenantIndex
 from services.common.telemetry import SequencerTelemetry, current_span_context
-from services.model import Item, Sequenced, check_tenant
+from services.model import Sequenced, check_tenant
 from storage.base import Index, ObjectStore
 from storage.errors import ConflictError, NotarError, PushbackError, StorageError
 
 log = logging.getLogger("notar.anchor")
+_KEY_SIZE = 8  # bytes of randomness per entry that place it in its batch
 
 __all__ = [
     "Sequencer",
@@ -52,10 +57,24 @@ __all__ = [
 
 @dataclass
 class _Group:
-    items: Sequence[Item]
+    tenant: str
+    digests: Sequence[Digest]
     future: asyncio.Future[list[Sequenced]]
     arrived: float
     span: SpanContext = field(default_factory=current_span_context)  # the submitter's, for the batch span
+
+
+@dataclass
+class _Batch:
+    """A batch ready for its durable write: `entries` in index order from `first`; `order[j]` is
+    the callers' position of the entry at `first + j`, `salts` in the callers' order."""
+
+    first: int
+    order: list[int]
+    salts: list[bytes]
+    entries: list[bytes]
+    puts: dict[bytes, bytes]
+    timestamp: int
 
 
 @dataclass
@@ -107,7 +126,8 @@ class Sequencer:
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        """Take the lease, reconcile with the published log, publish what was missing, run."""
+        """Take the lease, refuse a log of another format (`logformat`), reconcile with the
+        published log, publish what was missing, run."""
         holder = await self._index.get(state.HOLDER)
         if holder is None:
             holder = uuid.uuid4().hex.encode()
@@ -115,6 +135,7 @@ class Sequencer:
         self._holder = holder.decode()
         self._lease = LeaseKeeper(self._publisher, self._holder, self._cfg.lease_ttl_s, on_lost=self._fail)
         await self._lease.acquire()
+        await check_log_format(self._store, self._index, prefix=self._cfg.prefix)
         rec = await recover(self._store, self._index, origin=self._cfg.origin, prefix=self._cfg.prefix)
         self._size, self._tiles, self._bundles = rec.size, rec.tiles, rec.bundles
         self._head = await self._index.get(state.HEAD)
@@ -163,6 +184,10 @@ class Sequencer:
             if self._failed is None:
                 await self._publisher.release_lease(self._holder)
             self._tasks = []
+
+    @property
+    def origin(self) -> str:
+        return self._cfg.origin
 
     @property
     def size(self) -> int:
@@ -222,18 +247,19 @@ class Sequencer:
             )
         return None
 
-    async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
-        """Sequence `items`; returns once they are durable and in a signed checkpoint."""
-        if not items and self._failed is None and not self._closing:
+    async def submit(self, tenant: str, digests: Sequence[Digest]) -> list[Sequenced]:
+        """Notarize `digests` as `tenant` (the entries' subject); returns once they are durable and
+        in a signed checkpoint, one result per digest in order. ValueError for a tenant name that
+        is not one (`check_tenant`)."""
+        check_tenant(tenant)
+        if not digests and self._failed is None and not self._closing:
             return []
-        refused = self.refusal(len(items))
+        refused = self.refusal(len(digests))
         if refused is not None:
             raise refused
-        for tenant in {it.tenant for it in items}:
-            check_tenant(tenant)
         future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Group(items, future, time.monotonic()))
-        self._queued += len(items)
+        self._pending.append(_Group(tenant, digests, future, time.monotonic()))
+        self._queued += len(digests)
         self._wake.set()
         return await asyncio.shield(future)
 
@@ -278,10 +304,10 @@ class Sequencer:
     def _take(self) -> list[_Group]:
         groups: list[_Group] = []
         count = 0
-        while self._pending and (not groups or count + len(self._pending[0].items) <= self._cfg.batch_max):
+        while self._pending and (not groups or count + len(self._pending[0].digests) <= self._cfg.batch_max):
             g = self._pending.popleft()
             groups.append(g)
-            count += len(g.items)
+            count += len(g.digests)
         self._queued -= count
         return groups
 
@@ -298,77 +324,87 @@ class Sequencer:
         cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
         return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
 
-    def _draw_salts(self, items: Sequence[Item]) -> list[bytes]:
-        """One salt per item (empty when unsalted), cut from a single CSPRNG call."""
-        salted = [it.salted for it in items]
-        count = sum(salted)
-        randomness = self._urandom(SALT_SIZE * count)
-        if count == len(items):
-            return [randomness[k : k + SALT_SIZE] for k in range(0, len(randomness), SALT_SIZE)]
-        salts: list[bytes] = []
-        pos = 0
-        for s in salted:
-            if s:
-                salts.append(randomness[pos : pos + SALT_SIZE])
-                pos += SALT_SIZE
-            else:
-                salts.append(b"")
-        return salts
-
-    def _prepare(
-        self, items: Sequence[Item], first: int
-    ) -> tuple[list[bytes], list[bytes], dict[bytes, bytes], int]:
-        """The salts, the entries, the RocksDB writes of a batch starting at index `first` (the
-        tenant index, the batch's entry bundle, the last signed checkpoint, the time its own
-        checkpoint will carry) and that time."""
-        salts = self._draw_salts(items)
-        multihashes = [it.digest.multihash for it in items]
-        entries = [m + s for m, s in zip(multihashes, salts, strict=True)]
-        indices = range(first, first + len(items))
-        puts = self._rows.rows([it.tenant for it in items], multihashes, indices, salts)
-        puts[state.batch_key(first)] = encode_bundle(entries)
+    def _prepare(self, groups: list[_Group], first: int) -> _Batch:
+        """A batch starting at index `first`: its salts and its random placement, cut from one
+        CSPRNG draw; its entries; its RocksDB writes (the tenant index, the entry bundle in index
+        order, the last signed checkpoint, the time its own checkpoint will carry)."""
+        n = sum(len(g.digests) for g in groups)
+        randomness = self._urandom((SALT_SIZE + _KEY_SIZE) * n)
+        end = SALT_SIZE * n
+        salts = [randomness[k : k + SALT_SIZE] for k in range(0, end, SALT_SIZE)]
+        # The permutation: positions (in the callers' order) sorted by random 8-byte keys cut from
+        # the same draw; `order[j]` is the position of the entry placed at index first + j.
+        keys = memoryview(randomness)[end:].cast("Q").tolist()
+        order = sorted(range(n), key=keys.__getitem__)
+        entries: list[bytes] = []
+        tenants: list[str] = []
+        multihashes: list[bytes] = []
+        at = 0
+        for g in groups:  # a batch mixes tenants: entries are made per group, one tenant each
+            k = len(g.digests)
+            entries += make_entries(g.digests, salts[at : at + k], g.tenant)
+            tenants += [g.tenant] * k
+            multihashes += [d.multihash for d in g.digests]
+            at += k
+        placed = [entries[p] for p in order]
+        puts = self._tenant_rows(
+            [tenants[p] for p in order],
+            [multihashes[p] for p in order],
+            range(first, first + n),
+            [salts[p] for p in order],
+        )
+        puts[state.batch_key(first)] = encode_bundle(placed)
         if self._last_note:
             puts[state.CHECKPOINT] = self._last_note.encode()
         timestamp = self._time.next()
         puts[state.SIGNED_TIME] = state.u64(timestamp)
-        return salts, entries, puts, timestamp
+        return _Batch(first, order, salts, placed, puts, timestamp)
 
-    def _integrate(
-        self, first: int, entries: list[bytes], salts: list[bytes], timestamp: int
-    ) -> tuple[list[Tile], str, list[Sequenced]]:
-        """Append a durable batch to the tiles, sign the new tree head and prove every entry."""
-        size = first + len(entries)
+    def _tenant_rows(
+        self, tenants: list[str], multihashes: list[bytes], indices: Sequence[int], salts: list[bytes]
+    ) -> dict[bytes, bytes]:
+        """The tenant-private index rows of a batch, each with the index its entry got."""
+        return self._rows.rows(tenants, multihashes, indices, salts)
+
+    def _integrate(self, batch: _Batch) -> tuple[list[Tile], str, list[Sequenced]]:
+        """Append a durable batch to the tiles, sign the new tree head and prove every entry;
+        the results in the callers' order."""
+        first, placed = batch.first, batch.entries
+        size = first + len(placed)
         levels: TileLevels = {}
-        changed = self._tiles.append(leaf_hashes(entries), levels=levels) + self._bundles.append(entries)
+        changed = self._tiles.append(leaf_hashes(placed), levels=levels) + self._bundles.append(placed)
         self._held.add(changed, levels)
-        note = self._sign(size, timestamp)
-        proofs = self._held.inclusion_proofs(first, len(entries), size)
+        note = self._sign(size, batch.timestamp)
+        proofs = self._held.inclusion_proofs(first, len(placed), size)
         self._held.prune(size)
+        # rank[p]: where the caller's entry p went (the inverse of the permutation)
+        rank = sorted(range(len(placed)), key=batch.order.__getitem__)
+        salts = batch.salts
         results = [
-            Sequenced(i, e, s, size, p, note)
-            for i, e, s, p in zip(range(first, size), entries, salts, proofs, strict=True)
+            Sequenced(first + j, placed[j], salts[p], size, proofs[j], note) for p, j in enumerate(rank)
         ]
         return changed, note, results
 
     async def _sequence(self, groups: list[_Group]) -> None:
         # The CPU-bound steps run in a worker thread: the event loop then gets the interpreter at
         # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
-        items = [it for g in groups for it in g.items]
-        n, first = len(items), self._size
-        salts, entries, puts, timestamp = await asyncio.to_thread(self._prepare, items, first)
-        await self._write_durably(state.u64(first + n), puts)
-        self._time.commit(timestamp)
+        first = self._size
+        batch = await asyncio.to_thread(self._prepare, groups, first)
+        n = len(batch.entries)
+        await self._write_durably(state.u64(first + n), batch.puts)
+        self._time.commit(batch.timestamp)
         self._size = first + n
         self._unpublished.append((first, n))
-        changed, note, results = await asyncio.to_thread(self._integrate, first, entries, salts, timestamp)
+        changed, note, results = await asyncio.to_thread(self._integrate, batch)
         self._last_note = note
         now = time.monotonic()
         pos = 0
         for g in groups:
+            k = len(g.digests)
             if not g.future.done():
-                g.future.set_result(results[pos : pos + len(g.items)])
+                g.future.set_result(results[pos : pos + k])
             self.stats.latencies.append(now - g.arrived)
-            pos += len(g.items)
+            pos += k
         self.stats.sequenced += n
         self.stats.batches += 1
         self.stats.last_batch = n

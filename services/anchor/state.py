@@ -1,7 +1,8 @@
 """The anchor's RocksDB layout: head, durable batch queue, tenant-private index, last checkpoint.
 
 h                                   -> u64be number of entries assigned an index (the head)
-b <u64be first index>               -> entry bundle of one batch (durable until published)
+b <u64be first index>               -> entry bundle of one batch, in index order (durable until
+                                       published; recovery re-reads it)
 t <name> <u64be index>              -> encrypted salt: the tenant index (tenant_index.py)
 c                                   -> the last signed checkpoint note
 s                                   -> u64be the latest clock cosignature time, written before

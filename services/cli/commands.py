@@ -79,7 +79,6 @@ def notarize(sub: Subparsers) -> None:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--upload", action="store_true", help="store the documents on the server too")
     p.add_argument("--out", type=Path, help="write receipts under this directory instead of beside the files")
-    p.add_argument("--no-salt", action="store_true", help="log the bare digest (no per-entry salt)")
     p.add_argument("--batch", type=int, default=MAX_DIGESTS, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_setting_flags(p)

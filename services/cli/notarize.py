@@ -1,6 +1,7 @@
 """`notar notarize PATH…`: hash files locally with BLAKE3, notarize the digests in bulk (or upload
-the documents with --upload) and write FILE.receipt.json beside each file or into --out DIR.
-Files whose receipt is already there and valid are skipped, so an interrupted run resumes."""
+the documents with --upload) and write FILE.receipt.json (the receipt's canonical form, SPEC §5)
+beside each file or into --out DIR. Files whose receipt is already there and valid under the
+server's keys are skipped, so an interrupted run resumes."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import blake3
-import orjson
 from tqdm import tqdm
 
-from merkle.receipt import verify_receipt
+from merkle.receipt import Receipt
+from merkle.verdict import verify_receipt
 from services.cli.commands import settings_from
-from services.sdk import NotarClient
+from services.sdk import NotarClient, trusted_keys
 from storage.errors import ConfigError
 
 RECEIPT_SUFFIX = ".receipt.json"
@@ -63,12 +64,12 @@ def hash_file(path: Path) -> str:
     return "blake3:" + h.hexdigest()
 
 
-def write_receipt(path: Path, receipt: Any) -> None:
+def write_receipt(path: Path, receipt: Receipt) -> None:
     """Atomically: a crash leaves the old file or the new one, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(orjson.dumps(receipt, option=orjson.OPT_INDENT_2))
+        f.write(receipt.to_json())
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -76,8 +77,8 @@ def write_receipt(path: Path, receipt: Any) -> None:
 
 def already_done(job: Job, keys: list[str]) -> bool:
     try:
-        receipt = orjson.loads(job.out.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        receipt = job.out.read_bytes()
+    except OSError:
         return False
     return verify_receipt(receipt, keys=keys, digest=job.digest).valid
 
@@ -106,8 +107,10 @@ async def run(ns: argparse.Namespace) -> int:
     jobs = list(find_files(ns.paths, ns.out))
     quiet = ns.quiet or not sys.stderr.isatty()
     async with NotarClient(settings.get("URL"), api_key) as client:
-        keys_doc = await client.keys()
-        keys = [keys_doc["log"], keys_doc["clock"]]
+        try:
+            keys = trusted_keys(await client.keys())
+        except ValueError as e:
+            raise ConfigError(f"URL {settings.get('URL')}: {e}", setting="URL") from e
         with _progress("hashing", sum(j.size for j in jobs), quiet=quiet) as bar:
             for job in jobs:
                 job.digest = await asyncio.get_running_loop().run_in_executor(None, hash_file, job.path)
@@ -118,14 +121,14 @@ async def run(ns: argparse.Namespace) -> int:
             with _progress("uploading", sum(j.size for j in todo), quiet=quiet) as bar:
                 for job in todo:
                     answer = await client.upload(_file_chunks(job.path, bar))
-                    if answer["document"]["digest"] != job.digest:
+                    if answer.document["digest"] != job.digest:
                         raise ConfigError(f"{job.path} changed while it was uploaded", setting="PATH")
-                    write_receipt(job.out, answer["receipt"])
+                    write_receipt(job.out, answer.receipt)
         else:
             with _progress("notarizing", len(todo), quiet=quiet, unit="file") as bar:
                 for i in range(0, len(todo), ns.batch):
                     batch = todo[i : i + ns.batch]
-                    receipts = await client.notarize([j.digest for j in batch], salt=not ns.no_salt)
+                    receipts = await client.notarize([j.digest for j in batch])
                     for job, receipt in zip(batch, receipts, strict=True):
                         write_receipt(job.out, receipt)
                     bar.update(len(batch))

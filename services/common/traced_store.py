@@ -69,11 +69,12 @@ class TracedStore:
         data: bytes = await self._call("get_range", key, self.inner.get_range(key, start, end))
         return data
 
-    async def put(self, key: str, data: bytes) -> None:
-        await self._call("put", key, self.inner.put(key, data))
+    async def put(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
+        await self._call("put", key, self.inner.put(key, data, cache_control=cache_control))
 
-    async def put_if_absent(self, key: str, data: bytes) -> None:
-        await self._call("put_if_absent", key, self.inner.put_if_absent(key, data))
+    async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
+        call = self.inner.put_if_absent(key, data, cache_control=cache_control)
+        await self._call("put_if_absent", key, call)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
         call = self.inner.put_stream(key, chunks, immutable=immutable)
@@ -84,8 +85,11 @@ class TracedStore:
         found: Versioned = await self._call("get_versioned", key, self.inner.get_versioned(key))
         return found
 
-    async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
-        new: str = await self._call("put_if_version", key, self.inner.put_if_version(key, data, version))
+    async def put_if_version(
+        self, key: str, data: bytes, version: str | None, *, cache_control: str | None = None
+    ) -> str:
+        call = self.inner.put_if_version(key, data, version, cache_control=cache_control)
+        new: str = await self._call("put_if_version", key, call)
         return new
 
     async def list(self, prefix: str = "") -> AsyncIterator[str]:

@@ -32,7 +32,7 @@ class Waiting(Protocol):
     def span(self) -> SpanContext: ...
 
     @property
-    def items(self) -> Sized: ...
+    def digests(self) -> Sized: ...
 
 
 def current_span_context() -> SpanContext:
@@ -74,7 +74,7 @@ class SequencerTelemetry:
 
     @contextmanager
     def batch(self, groups: Sequence[Waiting]) -> Iterator[None]:
-        entries = sum(len(g.items) for g in groups)
+        entries = sum(len(g.digests) for g in groups)
         parent, links = _parent_and_links([g.span for g in groups])
         with self._tracer.start_as_current_span(
             "anchor.batch",

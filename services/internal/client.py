@@ -1,10 +1,9 @@
 """The anchor seen from ingest and verify pods: the same `submit`, `lookup` and `forget` as the
 in-process anchor (services.model's `Submitter` and `Lookup`), over the anchor's internal HTTP
-routes."""
+routes (services.internal.wire)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -13,8 +12,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from merkle.digests import Digest
 from services.common.telemetry import current_tracer, inject_traceparent
-from services.internal.wire import decode_forgotten, decode_results, encode_request
-from services.model import Item, Sequenced
+from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL, decode_forgotten, encode_request
+from services.model import Digests
 from storage.errors import NotarError, PushbackError, StorageError
 
 
@@ -31,7 +30,7 @@ class AnchorClient:
     async def close(self) -> None:
         await self._session.close()
 
-    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+    async def _call(self, method: str, path: str, **kw: Any) -> bytes:
         """One call, in a client span of the serving app's trace when there is one; the W3C
         `traceparent` goes along either way, so the anchor's spans join the caller's trace."""
         tracer = current_tracer()
@@ -50,8 +49,9 @@ class AnchorClient:
                 span.set_status(StatusCode.ERROR, type(e).__name__)
                 raise
 
-    async def _send(self, method: str, path: str, headers: dict[str, str], **kw: Any) -> Any:
+    async def _send(self, method: str, path: str, headers: dict[str, str], **kw: Any) -> bytes:
         where = f"{self._url}{path}"
+        headers.update(kw.pop("headers", {}))
         try:
             async with self._session.request(method, where, headers=headers, **kw) as r:
                 body = await r.read()
@@ -64,7 +64,7 @@ class AnchorClient:
                         location=self._url,
                         transient=r.status >= 500,
                     )
-                return orjson.loads(body)
+                return body
         except aiohttp.ClientError as e:
             raise StorageError(
                 f"cannot reach the anchor at {where}: {e}", location=self._url, transient=True
@@ -73,32 +73,34 @@ class AnchorClient:
     def refusal(self, count: int = 1) -> NotarError | None:
         return None  # only the anchor knows; it refuses before reading the body (anchor/app.py)
 
-    async def submit(self, items: Sequence[Item]) -> list[Sequenced]:
-        if not items:
-            return []
-        body = encode_request(items[0].tenant, items)
-        answer = await self._call("POST", "/internal/v1/entries", json=body)
-        try:
-            return decode_results(items, answer)
-        except ValueError as e:
-            raise StorageError(str(e), location=self._url) from e
+    async def submit(self, tenant: str, digests: Digests) -> bytes:
+        """The anchor's answer, passed through as it is (its framing checked, nothing parsed)."""
+        answer = await self._call(
+            "POST",
+            "/internal/v1/entries",
+            data=encode_request(tenant, digests),
+            headers={"Content-Type": "application/json"},
+        )
+        if not (answer.startswith(RECEIPTS_HEAD) and answer.endswith(RECEIPTS_TAIL)):
+            raise StorageError(
+                f"malformed answer from the anchor at {self._url}: {answer[:80]!r}", location=self._url
+            )
+        return answer
 
     async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
-        answer = await self._call(
-            "GET", "/internal/v1/entries", params={"tenant": tenant, "digest": str(digest)}
-        )
+        query = {"tenant": tenant, "digest": str(digest)}
+        raw = await self._call("GET", "/internal/v1/entries", params=query)
         try:
-            return [(int(e["index"]), bytes.fromhex(e["salt"])) for e in answer["entries"]]
+            return [(int(e["index"]), bytes.fromhex(e["salt"])) for e in orjson.loads(raw)["entries"]]
         except (KeyError, TypeError, ValueError) as e:
             raise StorageError(
                 f"malformed lookup answer from the anchor at {self._url}: {e}", location=self._url
             ) from e
 
     async def forget(self, tenant: str, digest: Digest) -> int:
-        answer = await self._call(
-            "DELETE", "/internal/v1/entries", params={"tenant": tenant, "digest": str(digest)}
-        )
+        query = {"tenant": tenant, "digest": str(digest)}
+        raw = await self._call("DELETE", "/internal/v1/entries", params=query)
         try:
-            return decode_forgotten(answer)
+            return decode_forgotten(orjson.loads(raw))
         except ValueError as e:
             raise StorageError(f"{e} (the anchor at {self._url})", location=self._url) from e

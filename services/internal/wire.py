@@ -1,85 +1,83 @@
-"""The anchor's internal HTTP wire format (`/internal/v1/entries`), shared by its routes and the
-client of the ingest and verify pods: POST submits items, GET looks a tenant's digest up, DELETE
-erases it (`?tenant=&digest=` for both)."""
+"""The anchor's internal HTTP wire format, shared by its routes and the client of the ingest and
+verify pods. The anchor owns the log (origin, checkpoints, proofs), so it writes the receipts;
+the others pass its bytes through.
+
+``POST /internal/v1/entries`` (ingest → anchor)
+    request: ``{"tenant": "<name>", "digests": ["blake3:<64 hex>", …]}``, at most 10,000
+    digests, each as canonical text (SPEC §1), exactly as the client sent them and ingest
+    checked them. The anchor is a trust boundary: it checks them again, in bulk with C loops
+    (`services.model.Digests.parse`, one JSON parse for the whole list, no object per digest
+    until the entries are made), and the tenant name once; bad input is a 400 problem.
+    answer: 200, the finished public answer ``{"receipts": [<receipt>, …]}`` (SPEC §5's
+    canonical receipts, in the request's order, subject = the tenant, written by
+    `merkle.write_receipts`). Ingest streams it to its client without parsing it, and
+    `PUT /v1/documents` splices its one receipt (`one_receipt`) into its own answer.
+``GET /internal/v1/entries?tenant=<name>&digest=<digest>`` (verify → anchor)
+    answer: ``{"entries": [{"index": <int>, "salt": "<32 hex>"}, …]}``, earliest first.
+``DELETE /internal/v1/entries?tenant=<name>&digest=<digest>`` (verify → anchor, erasure)
+    answer: ``{"erased": <int>}``, how many of the tenant's notarizations of the digest the
+    anchor's index forgot (0: there was none).
+Errors are problem+json; 503 carries Retry-After.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from merkle.digests import parse_digest
+import orjson
+
+from merkle.receipt import write_receipts
 from services.common.problems import BadRequest
-from services.model import Item, Sequenced, check_tenant
+from services.model import BadDigest, Digests, Sequenced
 
-MAX_ITEMS = 10_000
-
-
-def encode_request(tenant: str, items: Sequence[Item]) -> dict[str, Any]:
-    return {"tenant": tenant, "items": [{"digest": str(it.digest), "salt": it.salted} for it in items]}
+MAX_DIGESTS = 10_000
+RECEIPTS_HEAD = b'{"receipts":['
+RECEIPTS_TAIL = b"]}"
 
 
-def decode_request(body: Any) -> list[Item]:
+def encode_request(tenant: str, digests: Digests) -> bytes:
+    return orjson.dumps({"tenant": tenant, "digests": list(digests.texts)})
+
+
+def decode_request(body: Any) -> tuple[str, Digests]:
+    """The tenant and the digests of a request's parsed JSON; BadRequest naming what is wrong.
+    The tenant's name is the sequencer's to check (`Sequencer.submit`)."""
     if (
         not isinstance(body, dict)
         or not isinstance(body.get("tenant"), str)
-        or not isinstance(body.get("items"), list)
+        or not isinstance(body.get("digests"), list)
     ):
-        raise BadRequest('expected {"tenant": str, "items": [{"digest": str, "salt": bool}, ...]}')
-    tenant, raw = body["tenant"], body["items"]
-    try:
-        check_tenant(tenant)
-    except ValueError as e:
-        raise BadRequest(str(e), kind="invalid-tenant") from e
-    if len(raw) > MAX_ITEMS:
+        raise BadRequest('expected {"tenant": str, "digests": ["blake3:…", …]}', kind="invalid-request")
+    raw = body["digests"]
+    if len(raw) > MAX_DIGESTS:
         raise BadRequest(
-            f"at most {MAX_ITEMS} items per call, got {len(raw)}", kind="too-many-digests", status=413
+            f"at most {MAX_DIGESTS} digests per call, got {len(raw)}", kind="too-many-digests", status=413
         )
-    items = []
-    for i, it in enumerate(raw):
-        if not isinstance(it, dict) or not isinstance(it.get("salt", True), bool):
-            raise BadRequest(
-                f"item {i} must be {{'digest': str, 'salt': bool}}", kind="invalid-digest", position=i
-            )
-        try:
-            items.append(Item(tenant, parse_digest(it.get("digest")), it.get("salt", True)))
-        except ValueError as e:
-            raise BadRequest(f"item {i}: {e}", kind="invalid-digest", position=i) from e
-    return items
-
-
-def encode_results(results: Sequence[Sequenced]) -> dict[str, Any]:
-    head = results[0] if results else None
-    return {
-        "tree_size": head.tree_size if head else 0,
-        "checkpoint": head.checkpoint if head else "",
-        "results": [
-            {"index": r.index, "salt": r.salt.hex(), "inclusion": [h.hex() for h in r.inclusion]}
-            for r in results
-        ],
-    }
-
-
-def decode_results(items: Sequence[Item], body: Any) -> list[Sequenced]:
     try:
-        rows = body["results"]
-        if len(rows) != len(items):
-            raise ValueError(f"{len(rows)} results for {len(items)} items")
-        out = []
-        for it, row in zip(items, rows, strict=True):
-            salt = bytes.fromhex(row["salt"])
-            out.append(
-                Sequenced(
-                    int(row["index"]),
-                    it.digest.multihash + salt,
-                    salt,
-                    int(body["tree_size"]),
-                    [bytes.fromhex(h) for h in row["inclusion"]],
-                    str(body["checkpoint"]),
-                )
-            )
-        return out
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"malformed answer from the anchor: {e}") from e
+        return body["tenant"], Digests.parse(raw)
+    except BadDigest as e:
+        raise BadRequest(str(e), kind="invalid-digest", position=e.position) from e
+
+
+def encode_answer(*, origin: str, tenant: str, digests: Digests, results: Sequence[Sequenced]) -> bytes:
+    """The answer to a submission: `{"receipts": [...]}`, one canonical receipt per digest."""
+    return write_receipts(
+        subject=tenant,
+        origin=origin,
+        digests=digests.texts,
+        proven=results,
+        head=RECEIPTS_HEAD,
+        tail=RECEIPTS_TAIL,
+    )
+
+
+def one_receipt(answer: bytes) -> bytes:
+    """The receipt of an answer to a one-digest submission, as bytes (no parsing: its framing is
+    this module's); ValueError when the answer is not one."""
+    if not (answer.startswith(RECEIPTS_HEAD + b"{") and answer.endswith(b"}" + RECEIPTS_TAIL)):
+        raise ValueError(f"not an answer of the anchor: {answer[:80]!r}")
+    return answer[len(RECEIPTS_HEAD) : -len(RECEIPTS_TAIL)]
 
 
 def encode_forgotten(count: int) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Anchored checkpoints in the object store, and their lookup for receipt upgrades (SPEC §4, §5).
 
-Layout under the log's prefix (``log/``; the keys are ``services.published.layout``'s), public
-like the log itself, every object immutable:
+Layout under the log's private prefix (``private/log/``; the keys are
+``services.published.layout``'s, which says why they are not under the public ``log/``), every
+object immutable:
 
 - ``anchors/record/<size>/<kind>.json``: the anchor record of kind ``kind`` for the checkpoint
   of tree size ``size`` (20 decimal digits), as sorted-key JSON;

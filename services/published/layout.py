@@ -1,9 +1,11 @@
 """The bucket's layout: every object key notar reads or writes, and nowhere else.
 
 Keys are relative to the store's own prefix (S3_PREFIX). The log's keys hang under a log prefix,
-``LOG_PREFIX`` (``log/``) unless a caller gives another (tests run several logs in one bucket).
+``LOG_PREFIX`` (``log/``) unless a caller gives another (tests run several logs in one bucket);
+its private state under ``private/`` followed by that log prefix. Only ``log/`` may be public
+(a CDN, a bucket policy): it holds nothing but the C2SP tlog-tiles files, which reveal no
+notarized digest and no tenant (SPEC §1, §2). Everything else is private.
 
-=========================================== =============================== ===================
 key                                         written by                      public or private
 =========================================== =============================== ===================
 ``log/checkpoint``                          anchor (publisher), replaced    public (C2SP
@@ -30,6 +32,46 @@ digest: BLAKE3 and SHA-256), ``<upload>`` 16 random bytes in hex and ``<position
 digits (``services/ingest/documents.py``, docs/privacy.md): no object name holds a digest.
 ``log/lease`` and ``log/keys.json`` sit under the public prefix today though only the anchor
 needs the lease: moving them is a change of this module (and of the deployments' bucket policy).
+=======
+=================================================== ============================= =================
+key                                                 written by                    public or private
+=================================================== ============================= =================
+``log/checkpoint``                                  anchor (publisher), replaced  public (C2SP
+                                                    over the version it last      tlog-tiles)
+                                                    wrote; ``CHECKPOINT_CACHE``
+``log/tile/<L>/<N>[.p/<W>]``                        anchor (publisher),           public (tlog-tiles)
+                                                    immutable; ``IMMUTABLE``
+``log/tile/entries/<N>[.p/<W>]``                    anchor (publisher),           public (tlog-tiles)
+                                                    immutable; ``IMMUTABLE``
+``private/log/format``                              anchor, when the log starts   private
+                                                    (immutable: the log's format)
+``private/log/keys.json``                           anchor, at each start         private (verify
+                                                                                  serves it: /v1/keys)
+``private/log/lease``                               anchor (one writer per log)   private
+``private/log/anchors/record/<size>/<kind>.json``   anchor (committer), immutable private (evidence:
+                                                                                  in upgraded receipts)
+``private/log/anchors/checkpoint/<size>``           anchor (committer),           private (evidence)
+                                                    immutable, after its first
+                                                    record
+``private/log/anchors/local/<height>``              anchor (committer: the local  private (evidence)
+                                                    chain's blocks), immutable
+``documents/chunks/<upload>/<position>``            ingest, immutable, encrypted  private
+``documents/manifests/<name>``                      ingest, immutable, encrypted, private
+                                                    after the chunks
+``tenants/names/<name>``                            ``notar tenant add``          private
+``tenants/keys/<sha256 of the API key>``            ``notar tenant``              private
+=================================================== ============================= =================
+
+``<size>`` and ``<height>`` are 20 decimal digits; tile paths are ``merkle.tiles.tile_path``'s.
+A document's ``<name>`` is a keyed hash of its tenant and digest (32 hex digits, one manifest per
+digest: BLAKE3 and SHA-256), ``<upload>`` 16 random bytes in hex and ``<position>`` 10 decimal
+digits (``services/ingest/documents.py``, docs/privacy.md): no object name holds a digest.
+Anchor records and the checkpoints they anchor are evidence, immutable, and reveal nothing
+private; they are kept beside the log's private state all the same, so that ``log/`` stays a
+plain tlog-tiles log that any mirror or CDN serves as it is. They reach the public inside
+upgraded receipts (``GET /v1/receipts/{digest}``). The objects of ``log/`` carry Cache-Control,
+the same values the verify service's ``/log/`` routes answer: ``CHECKPOINT_CACHE`` for the
+checkpoint, ``IMMUTABLE`` for tiles and bundles (a partial one names its width: it never changes).
 """
 
 from __future__ import annotations
@@ -37,11 +79,16 @@ from __future__ import annotations
 from merkle.tiles import TileId
 
 LOG_PREFIX = "log/"
+PRIVATE_PREFIX = "private/"
 CHECKPOINT = "checkpoint"
 """The latest signed checkpoint, relative to the log prefix (as ``LogReader.raw`` takes it)."""
 KEYS = "keys.json"
-"""The verifier keys the anchor publishes, relative to the log prefix."""
 LEASE = "lease"
+FORMAT = "format"
+CHECKPOINT_CACHE = "public, max-age=2"
+"""Cache-Control of the checkpoint: replaced by every newer tree, about once a batch."""
+IMMUTABLE = "public, max-age=31536000, immutable"
+"""Cache-Control of tiles and entry bundles, full or partial: their bytes never change."""
 SIZE_DIGITS = 20
 HEIGHT_DIGITS = 20
 DOCUMENTS_PREFIX = "documents/"
@@ -53,12 +100,23 @@ def checkpoint_key(prefix: str = LOG_PREFIX) -> str:
     return prefix + CHECKPOINT
 
 
+def private_prefix(prefix: str = LOG_PREFIX) -> str:
+    """Where the private state of the log under ``prefix`` lives (``private/log/``)."""
+    return PRIVATE_PREFIX + prefix
+
+
 def keys_key(prefix: str = LOG_PREFIX) -> str:
-    return prefix + KEYS
+    """The keys document (``services.published.trust``) the anchor writes for verify pods."""
+    return private_prefix(prefix) + KEYS
 
 
 def lease_key(prefix: str = LOG_PREFIX) -> str:
-    return prefix + LEASE
+    return private_prefix(prefix) + LEASE
+
+
+def format_key(prefix: str = LOG_PREFIX) -> str:
+    """The log's format marker, written once when the log starts (``services.anchor.logformat``)."""
+    return private_prefix(prefix) + FORMAT
 
 
 def tile_key(tile: TileId, prefix: str = LOG_PREFIX) -> str:
@@ -67,7 +125,7 @@ def tile_key(tile: TileId, prefix: str = LOG_PREFIX) -> str:
 
 def anchor_checkpoints(prefix: str = LOG_PREFIX) -> str:
     """The folder of anchored checkpoints' notes, one per anchored tree size."""
-    return prefix + "anchors/checkpoint/"
+    return private_prefix(prefix) + "anchors/checkpoint/"
 
 
 def anchor_checkpoint_key(size: int, prefix: str = LOG_PREFIX) -> str:
@@ -76,7 +134,7 @@ def anchor_checkpoint_key(size: int, prefix: str = LOG_PREFIX) -> str:
 
 def anchor_records(prefix: str = LOG_PREFIX) -> str:
     """The folder of anchor records: ``<size>/<kind>.json`` under it."""
-    return prefix + "anchors/record/"
+    return private_prefix(prefix) + "anchors/record/"
 
 
 def anchor_records_of(size: int, prefix: str = LOG_PREFIX) -> str:
@@ -90,7 +148,7 @@ def anchor_record_key(size: int, kind: str, prefix: str = LOG_PREFIX) -> str:
 
 def local_chain(prefix: str = LOG_PREFIX) -> str:
     """The folder of the local chain's blocks."""
-    return prefix + "anchors/local/"
+    return private_prefix(prefix) + "anchors/local/"
 
 
 def local_block_key(height: int, prefix: str = LOG_PREFIX) -> str:

@@ -4,6 +4,11 @@ Proofs work for any tree size up to the published one: a perfect subtree never c
 node of a smaller tree is read from the tiles of the published tree. Tiles are hashed once (their
 inner levels) and cached: full tiles never change, right-edge tiles are kept per published width.
 A proof whose tiles are all held is computed without awaiting anything.
+
+A receipt reaches its client a moment before its checkpoint is published (it is durable first):
+a question about a tree size, or a tile, that the published checkpoint does not cover yet waits
+for it, at most `WAIT_S` (SPEC §2), polling the checkpoint: all waiters share one read of it per
+`POLL_S`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from merkle.checkpoint import Checkpoint, parse_checkpoint
 from merkle.hashing import HASH_SIZE
 from merkle.note import parse_note
 from merkle.proofs import NodeSource, consistency_path, inclusion_path
-from merkle.tiles import TILE_HEIGHT, TILE_WIDTH, TileId, split_hashes, tile_levels, tile_width_at
+from merkle.tiles import ENTRIES, TILE_HEIGHT, TILE_WIDTH, TileId, split_hashes, tile_levels, tile_width_at
 from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import NotFoundError
@@ -28,6 +33,9 @@ from storage.errors import NotFoundError
 _CACHE_TILES = 4096  # full tiles, hashed: 16 KiB each with their inner levels, 64 MiB at most
 _CACHE_PARTIAL = 64  # right-edge tiles at the widths recently published
 _ZERO = bytes(HASH_SIZE)
+WAIT_S = 2.0
+"""The longest a question about a tree not yet published waits for it."""
+POLL_S = 0.05
 _Levels = list[bytes]
 """A tile's hashes and each level above them inside the tile (odd last node carried up), each
 level one bytes string of 32-byte hashes."""
@@ -39,7 +47,8 @@ class LogReader:
     ) -> None:
         self._store, self._prefix, self._origin = store, prefix, origin
         self._ttl = checkpoint_ttl
-        self._checkpoint: tuple[float, str, Checkpoint] | None = None
+        self._checkpoint: tuple[float, str, Checkpoint] | None = None  # (read at, note, body)
+        self._reading = asyncio.Lock()
         self._keys: dict[str, Any] | None = None
         self._full: OrderedDict[tuple[int, int], _Levels] = OrderedDict()
         self._partial: OrderedDict[tuple[int, int, int], _Levels] = OrderedDict()
@@ -48,34 +57,57 @@ class LogReader:
         """The published bytes at `path` under the log prefix (NotFoundError when absent)."""
         return await self._store.get(self._prefix + path)
 
-    async def checkpoint(self) -> tuple[str, Checkpoint]:
-        """The latest published checkpoint (note and parsed body), cached for a second."""
-        now = time.monotonic()
-        if self._checkpoint is None or self._checkpoint[0] < now:
-            note = (await self.raw(layout.CHECKPOINT)).decode()
-            self._checkpoint = (
-                now + self._ttl,
-                note,
-                parse_checkpoint(parse_note(note).text, origin=self._origin),
-            )
-        return self._checkpoint[1], self._checkpoint[2]
+    async def checkpoint(self, *, max_age: float | None = None) -> tuple[str, Checkpoint]:
+        """The latest published checkpoint (note and parsed body), read at most `max_age` seconds
+        ago (default: the reader's checkpoint_ttl, a second). Concurrent callers share one read."""
+        age = self._ttl if max_age is None else min(max_age, self._ttl)
+        held = self._checkpoint
+        if held is None or time.monotonic() - held[0] >= age:
+            async with self._reading:
+                held = self._checkpoint
+                if held is None or time.monotonic() - held[0] >= age:
+                    read_at = time.monotonic()
+                    note = (await self.raw(layout.CHECKPOINT)).decode()
+                    body = parse_checkpoint(parse_note(note).text, origin=self._origin)
+                    held = self._checkpoint = (read_at, note, body)
+        return held[1], held[2]
 
-    async def checkpoint_covering(self, index: int, *, wait: float = 3.0) -> tuple[str, Checkpoint]:
-        """The latest checkpoint if it contains entry `index`; waits up to `wait` seconds for
-        publication to catch up (entries are acknowledged before they are published)."""
+    async def published(self, size: int, *, wait: float = WAIT_S) -> tuple[str, Checkpoint] | None:
+        """The latest published checkpoint once it covers `size` entries, waiting up to `wait`
+        seconds for publication to catch up; None when it has not by then."""
         deadline = time.monotonic() + wait
         note, cp = await self.checkpoint()
-        while cp.size <= index and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            self._checkpoint = None
-            note, cp = await self.checkpoint()
+        while cp.size < size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            await asyncio.sleep(min(POLL_S, left))
+            note, cp = await self.checkpoint(max_age=POLL_S)
         return note, cp
 
+    async def checkpoint_covering(self, index: int) -> tuple[str, Checkpoint]:
+        """The latest checkpoint, once it contains entry `index` if that happens within `WAIT_S`."""
+        return await self.published(index + 1) or await self.checkpoint()
+
+    async def tile(self, tile: TileId) -> bytes:
+        """The published bytes of `tile`; when it is not there yet and the published checkpoint is
+        smaller than the tree it belongs to, waits up to `WAIT_S` for that tree. NotFoundError."""
+        try:
+            return await self.raw(tile.path)
+        except NotFoundError:
+            needed = (tile.index * TILE_WIDTH + tile.width) * (
+                1 if tile.level == ENTRIES else TILE_WIDTH ** int(tile.level)
+            )
+            _, cp = await self.checkpoint()
+            if cp.size >= needed or await self.published(needed) is None:
+                raise
+        return await self.raw(tile.path)
+
     async def keys(self) -> dict[str, Any]:
-        """The verifier keys the anchor published: {"log", "clock", "witnesses"}."""
+        """The keys document the anchor wrote (services.published.trust)."""
         if self._keys is None:
             try:
-                self._keys = orjson.loads(await self.raw(layout.KEYS))
+                self._keys = orjson.loads(await self._store.get(layout.keys_key(self._prefix)))
             except NotFoundError:
                 raise NotFoundError("the log's keys are not published yet (no anchor has started)") from None
         return self._keys
@@ -126,13 +158,11 @@ class LogReader:
         return result
 
     async def _published_size(self, size: int) -> int:
-        _, cp = await self.checkpoint()
-        if size > cp.size:  # the cached checkpoint may be a second old: look again before refusing
-            self._checkpoint = None
+        found = await self.published(size)
+        if found is None:
             _, cp = await self.checkpoint()
-        if size > cp.size:
             raise NotFoundError(f"the published log has {cp.size} entries; no tree of size {size} yet")
-        return cp.size
+        return found[1].size
 
     async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         published = await self._published_size(size)

@@ -15,10 +15,11 @@ from cryptography import x509
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
 from merkle.checkpoint import parse_checkpoint
-from merkle.digests import parse_digest
+from merkle.digests import Digest, parse_digest
 from merkle.note import parse_note
-from merkle.receipt import build_receipt, verify_receipt
+from merkle.receipt import Receipt
 from merkle.tiles import ENTRIES, parse_tile_path
+from merkle.verdict import verify_receipt
 from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
 from services.common.resources import STORE, new_app, tenant_of
@@ -27,6 +28,7 @@ from services.model import Lookup
 from services.published import layout
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
+from services.published.trust import trusted_keys
 from services.verify.page import verify_page
 from storage.errors import ConfigError, NotFoundError, PushbackError
 
@@ -45,7 +47,7 @@ TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
 ORIGIN = web.AppKey("verify_origin", str)
 MAX_VERIFY_BODY = 1024 * 1024
 MAX_RECEIPTS = 1000  # ?all=true lists at most this many (the earliest first)
-IMMUTABLE = "public, max-age=31536000, immutable"
+IMMUTABLE = layout.IMMUTABLE
 
 
 def _json(body: Any, *, cache: str | None = None) -> web.Response:
@@ -62,10 +64,12 @@ def _int(request: web.Request, name: str) -> int:
     return int(raw)
 
 
-async def _receipt(app: web.Application, digest: str, index: int, salt: bytes, note: str) -> dict[str, Any]:
-    """The receipt of one notarization against the latest checkpoint `note`, or against the
-    anchored checkpoint containing it with the most kinds (``AnchorStore.best_for``), with that
-    checkpoint's anchors."""
+async def _receipt(
+    app: web.Application, tenant: str, digest: Digest, index: int, salt: bytes, note: str
+) -> Receipt:
+    """The receipt of `tenant`'s notarization of `digest` at `index` with `salt`, against the
+    latest checkpoint `note`, or against the anchored checkpoint containing it with the most kinds
+    (``AnchorStore.best_for``), with that checkpoint's anchors."""
     records: list[dict[str, Any]] = []
     anchored = await app[ANCHORED].best_for(index)
     if anchored is not None:
@@ -74,9 +78,10 @@ async def _receipt(app: web.Application, digest: str, index: int, salt: bytes, n
     if index >= cp.size:
         raise PushbackError(f"entry {index} is not published yet", retry_after=1)
     proof = await app[READER].inclusion_proof(index, cp.size)
-    return build_receipt(
-        digest=parse_digest(digest),
+    return Receipt.build(
+        digest=digest,
         salt=salt,
+        subject=tenant,
         origin=app[ORIGIN],
         index=index,
         tree_size=cp.size,
@@ -99,8 +104,12 @@ async def get_receipt(request: web.Request) -> web.Response:
     every = request.query.get("all") in ("1", "true")
     chosen = found[:MAX_RECEIPTS] if every else found[:1]
     note, _ = await request.app[READER].checkpoint_covering(max(i for i, _ in chosen))
-    receipts = await asyncio.gather(*(_receipt(request.app, str(digest), i, s, note) for i, s in chosen))
-    return _json({"receipts": receipts, "truncated": len(found) > len(chosen)} if every else receipts[0])
+    receipts = await asyncio.gather(*(_receipt(request.app, tenant, digest, i, s, note) for i, s in chosen))
+    if not every:
+        return web.Response(body=receipts[0].to_json(), content_type="application/json")
+    truncated = b"true" if len(found) > len(chosen) else b"false"
+    body = b'{"receipts":[' + b",".join(r.to_json() for r in receipts) + b'],"truncated":' + truncated + b"}"
+    return web.Response(body=body, content_type="application/json")
 
 
 async def delete_receipt(request: web.Request) -> web.Response:
@@ -132,17 +141,17 @@ async def get_consistency(request: web.Request) -> web.Response:
 
 
 async def get_keys(request: web.Request) -> web.Response:
-    keys = await request.app[READER].keys()
-    return _json(
-        {"log": keys["log"], "clock": keys["clock"], "witnesses": keys.get("witnesses", [])},
-        cache="public, max-age=300",
-    )
+    """The keys document as the anchor wrote it (services.published.trust, SPEC §6)."""
+    return _json(await request.app[READER].keys(), cache="public, max-age=300")
 
 
 async def get_checkpoint(request: web.Request) -> web.Response:
     data = await request.app[READER].raw(layout.CHECKPOINT)
     return web.Response(
-        body=data, content_type="text/plain", charset="utf-8", headers={"Cache-Control": "public, max-age=2"}
+        body=data,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"Cache-Control": layout.CHECKPOINT_CACHE},
     )
 
 
@@ -152,7 +161,7 @@ async def get_tile(request: web.Request) -> web.Response:
         tid = parse_tile_path(path)
     except ValueError as e:
         raise NotFoundError(f"no such log resource: {path[:200]}") from e
-    data = await request.app[READER].raw(tid.path)
+    data = await request.app[READER].tile(tid)
     response = web.Response(
         body=data, content_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
     )
@@ -168,8 +177,7 @@ async def post_verify(request: web.Request) -> web.Response:
     digest = body.get("digest")
     if digest is not None and not isinstance(digest, str):
         raise BadRequest('"digest" must be a string', kind="invalid-request")
-    keys = await request.app[READER].keys()
-    trusted = [keys["log"], keys["clock"], *keys.get("witnesses", [])]
+    trusted = trusted_keys(await request.app[READER].keys())
     cas: list[x509.Certificate] = request.app[TSA_CAS]
     verifiers = offline_anchor_verifiers(keys=trusted, tsa_cas=cas)
     result = verify_receipt(body["receipt"], keys=trusted, digest=digest, anchor_verifiers=verifiers)

@@ -26,6 +26,7 @@ import orjson
 
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
+from services.published import layout
 
 from ..chains import (
     ANCHORED,
@@ -143,7 +144,7 @@ def _reorg(
             if not orphaned:
                 f.problems.append("no reorg dropped an anchor transaction: re-submission was not exercised")
             for size, block in orphaned:
-                key = f"log/anchors/record/{size:020d}/evm.json"
+                key = layout.anchor_record_key(size, "evm")
                 if not await until(partial(_true, watch.seen, key), 60):
                     f.problems.append(f"size {size}: its reorged-out transaction never got a record")
                 elif watch.seen[key]["block_hash"] == block:

@@ -1,8 +1,8 @@
 """The `local` backend: notar's embedded hash chain of signed blocks (SPEC §4, merkle.anchors.local).
 
-Blocks are immutable objects ``<prefix>anchors/local/<height, 20 digits>`` in the object store
-(``services.published.layout.local_block_key``), beside the log they anchor, so an auditor who
-mirrors the bucket can check the whole chain with ``merkle.anchors.local.verify_chain``. One
+Blocks are immutable objects ``private/<prefix>anchors/local/<height, 20 digits>`` in the object
+store (``services.published.layout.local_block_key``), beside the log they anchor, so an auditor
+given a copy of the bucket can check the whole chain with ``merkle.anchors.local.verify_chain``. One
 committer writes them (it runs under the log's lease); put-if-absent makes a second writer fail
 rather than fork the chain.
 """
