@@ -22,7 +22,7 @@ from storage.errors import ConflictError, NotFoundError, StorageError
 T = TypeVar("T")
 WRITES = frozenset({
     "put", "put_if_absent", "put_stream", "put_if_version", "delete",
-    "write_batch", "compare_and_swap",
+    "write_batch", "compare_and_swap", "compact",
 })
 
 

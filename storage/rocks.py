@@ -48,6 +48,12 @@ log = logging.getLogger("notar.storage")
 def _options() -> Options:
     options = Options(raw_mode=True)
     options.create_if_missing(True)
+    # The MANIFEST logs each table file's first and last key. Rewritten at every change of the
+    # file set (a flush, a compaction: a snapshot of the live files' names and boundary keys,
+    # a few hundred KB at most), it keeps no key of a file that is gone: after `compact`, a
+    # deleted key is nowhere in the directory. RocksDB's default rewrites it every 1 GB.
+    options.set_max_manifest_file_size(1)
+    options.set_manifest_preallocation_size(64 * 1024)
     return options
 
 
