@@ -19,7 +19,9 @@ from loadtest.loadgen import LoadResult, Op, closed_loop, open_loop
 from loadtest.servers import ORIGIN, cpu_seconds
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
-from merkle.receipt import verify_receipt
+from merkle.receipt import Receipt
+from merkle.verdict import verify_receipt
+from services.sdk import trusted_keys
 
 NOTAR, HELLO, RAW = "notar serve", "aiohttp hello world", "raw aiobotocore put_object"
 OPEN_IN_FLIGHT = 1024  # single digests, open loop: connections and requests in flight at most
@@ -129,9 +131,10 @@ async def published_size(session: aiohttp.ClientSession, url: str) -> int:
         return parse_checkpoint(parse_note(await r.text()).text, origin=ORIGIN).size
 
 
-def verify_samples(samples: Sequence[tuple[str, dict[str, Any]]], keys: dict[str, Any]) -> int:
-    """Verify sampled receipts offline; SystemExit on the first that fails."""
-    trusted = [keys["log"], keys["clock"], *keys.get("witnesses", [])]
+def verify_samples(samples: Sequence[tuple[str, Receipt]], keys: dict[str, Any]) -> int:
+    """Verify sampled receipts offline under the server's keys document; SystemExit on the first
+    that fails."""
+    trusted = trusted_keys(keys)
     for digest, receipt in samples:
         result = verify_receipt(receipt, keys=trusted, digest=digest)
         if not result.valid:

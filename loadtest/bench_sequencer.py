@@ -12,8 +12,9 @@ Three measurements, every one bounded in entries and in seconds:
    (10 ms) on a fixed schedule whatever the completions, at 10k, 50k and 100k entries/s offered.
    Latency counts from the scheduled instant, so a late generator is not hidden. Also the
    publication lag (signed size minus published size) seen during the run.
-3. Every acknowledgement is checked (an index for each item, no index twice, entry = multihash ||
-   salt, a sample of inclusion proofs against the signed checkpoint's root): no numbers otherwise.
+3. Every acknowledgement is checked (an index for each digest, no index twice, a sample of
+   entries against the v2 commitment to digest, salt and tenant and of inclusion proofs against
+   the signed checkpoint's root): no numbers otherwise.
 
 The loops and the checks live in `loadtest.sequencer_load`; this module runs the rounds and prints
 the tables.
@@ -42,15 +43,17 @@ from loadtest.bench_merkle import machine, make_entries, plain_root
 from loadtest.sequencer_load import (
     GROUP,
     AckCheck,
+    Group,
     Latency,
     Setup,
     Throughput,
     closed_loop,
-    make_items,
+    groups_of,
+    make_digests,
     open_loop,
     open_sequencer,
 )
-from services.model import Item
+from merkle.digests import Digest
 from storage.s3 import S3Config
 
 STORES = ("fs", "s3")
@@ -110,18 +113,18 @@ async def run(
 ) -> Results:
     res = Results()
     n_open = max((int(rate * plan.duration) + GROUP for rate in plan.rates), default=0)
-    items = make_items(max(plan.entries, plan.s3_entries, n_open), plan.seed)
+    digests = make_digests(max(plan.entries, plan.s3_entries, n_open), plan.seed)
     entries = make_entries(plan.entries, plan.seed)
     gc.freeze()  # the fixtures are the benchmark's, not the service's: keep them out of its GC
     try:
-        await _closed_rounds(plan, setup, workdir, items, entries, res, log)
+        await _closed_rounds(plan, setup, workdir, digests, entries, res, log)
         for name in plan.stores:
             for rate in plan.rates:
                 check = AckCheck()
                 async with open_sequencer(name, setup, workdir) as seq:
                     lat = await open_loop(
                         seq,
-                        items[: int(rate * plan.duration) + GROUP],
+                        digests[: int(rate * plan.duration) + GROUP],
                         rate=rate,
                         duration=plan.duration,
                         tick=plan.tick,
@@ -142,7 +145,7 @@ async def _closed_rounds(
     plan: Plan,
     setup: Setup,
     workdir: Path,
-    items: Sequence[Item],
+    digests: Sequence[Digest],
     entries: Sequence[bytes],
     res: Results,
     log: Callable[[str], None],
@@ -160,7 +163,8 @@ async def _closed_rounds(
                 continue
             n = plan.entries if name == "fs" else plan.s3_entries
             async with open_sequencer(name, setup, workdir) as seq:
-                t = await closed_loop(seq, items[:n], submitters=plan.submitters)
+                groups: list[Group] = groups_of(digests[:n])
+                t = await closed_loop(seq, groups, submitters=plan.submitters)
             measured[name] = t.rate
             res.throughput.setdefault(name, []).append(t)
             res.proofs_checked += t.proofs_checked

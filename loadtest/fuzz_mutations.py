@@ -15,11 +15,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import json
 from typing import Any
 
 from hypothesis import strategies as st
 
 from loadtest.fuzz_seeds import Seeds
+from tests.merkle.logs import MEMBER_PATHS, set_member
 
 Path = tuple[str | int, ...]
 Draw = st.DrawFn
@@ -293,6 +295,17 @@ def mutated_receipts(draw: Draw, seeds: Seeds, max_edits: int = 4) -> Any:
             break
         r = _mutate_once(draw, r, seeds)
     return r
+
+
+@st.composite
+def any_json_in_a_member(draw: Draw, seeds: Seeds) -> bytes:
+    """A seed receipt as JSON bytes with one member (any of SPEC §5's, the log's included, or a
+    new one) set to arbitrary JSON: what merkle's own property (tests/merkle/test_receipt.py) does
+    to one receipt, over every seed, for `Receipt.from_json`."""
+    r = copy.deepcopy(draw(st.sampled_from(seeds.receipts)))
+    path = draw(st.sampled_from([*MEMBER_PATHS, "new", "log.new"]))
+    set_member(r, path, draw(json_values))
+    return json.dumps(r).encode()  # the standard library writes integers beyond 64 bits too
 
 
 @st.composite

@@ -2,15 +2,18 @@
 
 Evidence is read here independently of merkle/ (plain string, int and base64 handling, no call into
 the verifier), strictly: JSON types must be exact (an index of 21.0 or true is not 21), hex and
-base64 canonical. A receipt's core evidence is its format, digest, entry, origin, index, tree size,
-inclusion proof and checkpoint body; besides, every signature line of a trusted key, and every
-anchor of a kind the verifier checks (local blocks, RFC 3161 tokens, EVM records with hex compared
-lower-case, as the chain does). `Oracle.judge` says what is wrong with a verdict of "valid", or None:
+base64 canonical. A receipt's core evidence is its format, digest, salt, subject, entry, origin,
+index, tree size, inclusion proof and checkpoint body; besides, every signature line of a trusted
+key, and every anchor of a kind the verifier checks (local blocks, RFC 3161 tokens, EVM records with
+hex compared lower-case, as the chain does, each with its `aggregate` path when it has one).
+
+A verdict has three statuses (SPEC §5): a check that was not made is not a failed one, and a receipt
+with no failed check is valid. `Oracle.judge` says what is wrong with a verdict of "valid", or None:
 
 - the core evidence must be a seed's, and the trusted signature lines a subset of that seed's (a
   witness cosignature may be dropped, an untrusted line added: verifiers ignore unknown keys);
-- each anchor of a checked kind must be one the seed's checkpoint has; an anchor of another kind
-  must be reported as not checked;
+- an anchor reported ok must be of a checked kind and one the seed's checkpoint has; an anchor of
+  another kind may be "not checked", never ok;
 - what the result reports (origin, index, size, signed time) must be what the seed says.
 """
 
@@ -70,29 +73,49 @@ def _int(v: object) -> int | None:
     return v if type(v) is int else None
 
 
+def aggregate_evidence(record: Mapping[str, Any]) -> Evidence | None:
+    """An anchor record's `aggregate` member (size, index, path) exactly, ("none",) when it has
+    none, or None when it is not of that shape."""
+    if "aggregate" not in record:
+        return ("none",)
+    value = record["aggregate"]
+    if not isinstance(value, Mapping) or set(value) != {"size", "index", "path"}:
+        return None
+    size, index, path = _int(value["size"]), _int(value["index"]), value["path"]
+    if size is None or index is None or not isinstance(path, list):
+        return None
+    if not all(isinstance(h, str) for h in path):
+        return None
+    return ("aggregate", size, index, tuple(path))
+
+
 def anchor_evidence(record: object) -> Evidence | None:
     """What an anchor record of a checked kind proves, canonically; None if it is not well formed."""
     if not isinstance(record, Mapping):
         return None
     kind = record.get("type")
+    aggregate = aggregate_evidence(record)
+    if aggregate is None:
+        return None
     if kind == "local":
-        block = {k: v for k, v in record.items() if k != "type"}
+        block = {k: v for k, v in record.items() if k not in ("type", "aggregate")}
         if set(block) != LOCAL_FIELDS:
             return None
         ints = [_int(block[k]) for k in ("height", "time", "tree_size")]
         strs = [block[k] for k in ("prev", "origin", "root", "sig")]
         if None in ints or not all(isinstance(s, str) for s in strs):
             return None
-        return ("local", *ints, *strs)
+        return ("local", *ints, *strs, aggregate)
     if kind == "rfc3161":
         token = strict_b64(record.get("token"))
-        return None if token is None else token_evidence(token)
+        evidence = None if token is None else token_evidence(token)
+        return None if evidence is None else (*evidence, aggregate)
     if kind == "evm":
         ints = [_int(record.get(k)) for k in ("chain_id", "block_number", "tree_size")]
         strs = [record.get(k) for k in ("contract", "tx_hash", "block_hash", "root")]
         if None in ints or not all(isinstance(s, str) for s in strs):
             return None
-        return ("evm", *ints, *(str(s).lower() for s in strs))
+        return ("evm", *ints, *(str(s).lower() for s in strs), aggregate)
     return None
 
 
@@ -116,15 +139,20 @@ def token_evidence(der: bytes) -> Evidence | None:
 
 @dataclass(frozen=True)
 class Core:
-    key: Evidence  # format, digest, entry, origin, index, tree size, inclusion, checkpoint body
+    key: Evidence  # format, digest, salt, subject, entry, origin, index, tree size, inclusion, body
     sigs: frozenset[str]
+
+    @property
+    def place(self) -> tuple[Any, Any, Any]:
+        """The receipt's origin, index and tree size."""
+        return self.key[5], self.key[6], self.key[7]
 
 
 def core_evidence(receipt: object, trusted: Mapping[tuple[str, int], int]) -> Core | None:
     if not isinstance(receipt, Mapping) or not isinstance(receipt.get("log"), Mapping):
         return None
     log = receipt["log"]
-    strs = [receipt.get("format"), receipt.get("digest"), receipt.get("entry"), log.get("origin")]
+    strs = [receipt.get(k) for k in ("format", "digest", "salt", "subject", "entry")] + [log.get("origin")]
     ints = [_int(log.get("index")), _int(log.get("tree_size"))]
     inclusion = log.get("inclusion")
     note = note_evidence(receipt.get("checkpoint"), trusted)
@@ -181,19 +209,20 @@ class Oracle:
             return f"valid with core evidence no seed has: {core.key[:7]!r}"
         if not core.sigs <= seed.sigs:
             return f"valid with trusted signatures no seed has: {sorted(core.sigs - seed.sigs)}"
-        log = core.key
-        if (result.origin, result.index, result.tree_size) != (log[3], log[4], log[5]):
-            return f"reports {(result.origin, result.index, result.tree_size)}, the receipt says {log[3:6]}"
+        if (result.origin, result.index, result.tree_size) != core.place:
+            return f"reports {(result.origin, result.index, result.tree_size)}, the receipt says {core.place}"
         if result.signed_time is not None and result.signed_time not in seed.times:
             return f"reports signed time {result.signed_time}, no trusted cosignature says so"
         assert isinstance(receipt, Mapping)
         for i, record in enumerate(receipt.get("anchors", [])):
             kind = record["type"]
-            if kind in self.checked:
-                if anchor_evidence(record) not in seed.anchors:
-                    return f"anchor {i + 1} ({kind}) passes, yet no seed has it: {record!r:.300}"
-                continue
-            check = result.check(f"anchor {i + 1} ({kind})")
-            if check is None or "not checked" not in check.detail:
+            check = result.check(f"anchor {i + 1} ({kind[:40]})")
+            if check is None:
+                return f"anchor {i + 1} ({kind}) has no check"
+            if check.status.value != "ok":
+                continue  # not checked (a valid receipt has no failed check)
+            if kind not in self.checked:
                 return f"anchor {i + 1} ({kind}) of an unchecked kind passes as checked"
+            if anchor_evidence(record) not in seed.anchors:
+                return f"anchor {i + 1} ({kind}) passes, yet no seed has it: {record!r:.300}"
         return None

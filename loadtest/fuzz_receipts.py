@@ -32,8 +32,14 @@ from typing import Any
 GROUPS = ("receipt", "note", "anchors", "export")
 DICTIONARY = [
     '"format"',
+    '"notar.receipt.v2"',
     '"notar.receipt.v1"',
     '"digest"',
+    '"salt"',
+    '"subject"',
+    '"aggregate"',
+    '"size"',
+    '"path"',
     '"entry"',
     '"log"',
     '"origin"',
@@ -74,6 +80,7 @@ DICTIONARY = [
     '"null"',
     '"[]"',
     '"{}"',
+    '"notar.aggregate.v1"',
     '"c2sp.org/tlog-proof@v1"',
     '"extra "',
     '"index "',
@@ -105,10 +112,13 @@ def hypothesis_strategies(targets: Any, seeds: Any) -> dict[str, Any]:
     notes = [n.encode() for n in seeds.notes]
     keys = [k.encode() for k in seeds.keys]
     return {
-        "receipt": st.tuples(
-            fm.mutated_receipts(seeds),
-            st.none() | st.sampled_from([r["digest"] for r in seeds.receipts]),
-        ).map(lambda rd: lambda: targets.receipt(rd[0], rd[1])),
+        "receipt": st.one_of(
+            st.tuples(
+                fm.mutated_receipts(seeds),
+                st.none() | st.sampled_from([r["digest"] for r in seeds.receipts]),
+            ).map(lambda rd: lambda: targets.receipt(rd[0], rd[1])),
+            fm.any_json_in_a_member(seeds).map(lambda data: lambda: targets.receipt_bytes(data)),
+        ),
         "note": st.one_of(
             fm.mutated_notes(seeds).map(lambda n: lambda: targets.note(n)),
             fm.mutated_bytes(notes).map(lambda b: lambda: targets.note(b)),

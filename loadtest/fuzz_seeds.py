@@ -1,13 +1,16 @@
-"""Seeds of the receipt fuzzers: valid receipts of two logs, signed with real keys, and what a
-verifier trusts to check them (loadtest/fuzz_receipts.py).
+"""Seeds of the receipt fuzzers: valid notar.receipt.v2 receipts of two logs, signed with real
+keys, and what a verifier trusts to check them (loadtest/fuzz_receipts.py).
 
 Log A (three checkpoints of one tree: sizes 1, 20 and 37) and log B (8 entries) sign with fixed
-Ed25519 keys, so a corpus file made today still verifies tomorrow. The checkpoint of size 37 carries
-a trusted witness's cosignature and one by a key nobody trusts, and is anchored three ways: a
-`local` block, an RFC 3161 token from `openssl ts -reply` under a throwaway CA (tests/tsa.py), and an
-`evm` record whose chain answers come from `ChainState`, a JSON-RPC node holding that one anchor
-transaction. `Seeds` is JSON-ready (`to_json`/`from_json`) so atheris children load the very seeds
-the parent made.
+Ed25519 keys, so a corpus file made today still verifies tomorrow; their entries are v2 commitments
+by two subjects (one of them not ASCII), every third of a SHA-256 digest. The checkpoint of size 37
+carries a trusted witness's cosignature and one by a key nobody trusts, and is anchored three ways:
+a `local` block, an RFC 3161 token from `openssl ts -reply` under a throwaway CA (tests/tsa.py), and
+an `evm` record whose chain answers come from `ChainState`, a JSON-RPC node holding the anchor
+transactions. Log B's checkpoint is anchored both alone (a local block) and in an aggregate with
+A's checkpoint of size 37 (SPEC §4: local, RFC 3161 and EVM records carrying `aggregate`), so
+aggregate paths are fuzzed too. `Seeds` is JSON-ready (`to_json`/`from_json`) so atheris children
+load the very seeds the parent made.
 """
 
 from __future__ import annotations
@@ -22,25 +25,29 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import blake3
+import orjson
 
+from merkle.aggregate import AnchorTarget, aggregate_body, make_aggregate
 from merkle.anchors import offline_anchor_verifiers
-from merkle.anchors.evm import ANCHORED_TOPIC, anchor_calldata, event_data, origin_hash
+from merkle.anchors.evm import ANCHORED_TOPIC, aggregate_origin_hash, calldata, origin_hash
 from merkle.anchors.local import make_block
 from merkle.anchors.rfc3161 import build_request, load_certificates, token_from_response
-from merkle.checkpoint import Checkpoint, sign_checkpoint
+from merkle.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from merkle.checks import AnchorVerdict, AnchorVerifier
 from merkle.cosignature import CosignatureSigner
-from merkle.digests import Digest, make_entry
+from merkle.digests import Digest, make_entries
 from merkle.export import to_cose, to_tlog_proof
 from merkle.hashing import leaf_hash
 from merkle.note import Signer, add_signatures
 from merkle.proofs import Tree
-from merkle.receipt import AnchorVerifier, build_receipt
+from merkle.receipt import Anchor, Receipt
 from services.anchor.chains.evm_rpc import JsonRpc, RpcError
 
 T = TypeVar("T")
 
 ORIGIN_A = "fuzz.notar.test/log"
-ORIGIN_B = "other.notar.test/log"
+ORIGIN_B = ORIGIN_A + "/1"  # another log: shard 1 of the same deployment (SPEC §10)
+SUBJECTS = {ORIGIN_A: "acme", ORIGIN_B: "Étude Müller ✓"}
 SIGNED_AT = 1_790_000_000
 CHAIN_ID = 31337
 CONFIRMATIONS = 3
@@ -71,7 +78,7 @@ def body_of(note: str) -> str:
 @dataclass
 class Seeds:
     keys: list[str]  # every trusted verifier key: log keys, clock keys, one witness
-    receipts: list[dict[str, Any]]  # valid receipts
+    receipts: list[dict[str, Any]]  # valid receipts, as JSON objects
     anchors: dict[str, list[dict[str, Any]]]  # checkpoint body -> every anchor record valid for it
     notes: list[str]  # every signed checkpoint
     ca_pem: str  # the TSA's CA, trusted for rfc3161 anchors
@@ -102,8 +109,8 @@ class Seeds:
         verifiers = offline_anchor_verifiers(keys=self.keys, tsa_cas=load_certificates(self.ca_pem.encode()))
         rpc = ChainState(self.chain)
 
-        def evm(record: Mapping[str, Any], cp: Checkpoint, body: str) -> tuple[bool, str]:
-            return drive(verify_online(record, cp, rpc=rpc, confirmations=CONFIRMATIONS))
+        def evm(anchor: Anchor, target: AnchorTarget) -> AnchorVerdict:
+            return drive(verify_online(anchor.fields(), target, rpc=rpc, confirmations=CONFIRMATIONS))
 
         verifiers["evm"] = evm
         return verifiers
@@ -140,9 +147,13 @@ class ChainState(JsonRpc):
         raise RpcError(f"method {method} is not served", method=method)
 
 
-def _evm_anchor(cp: Checkpoint, chain: dict[str, Any]) -> dict[str, Any]:
+def _evm_anchor(
+    origin_digest: bytes, size: int, root: bytes, chain: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """A transaction anchoring (origin_digest, size, root), kept in `chain`, and its record."""
     contract = _hex("contract", 20)
-    tx_hash, block_hash = _hex(f"tx {cp.size}"), _hex(f"block {cp.size}")
+    label = f"{origin_digest.hex()} {size}"
+    tx_hash, block_hash = _hex(f"tx {label}"), _hex(f"block {label}")
     number = 100 + len(chain["receipts"])
     chain["blocks"][str(number)] = block_hash
     chain["head"] = max(chain["head"], number + CONFIRMATIONS + 2)
@@ -152,12 +163,12 @@ def _evm_anchor(cp: Checkpoint, chain: dict[str, Any]) -> dict[str, Any]:
         "to": contract,
         "blockNumber": hex(number),
         "blockHash": block_hash,
-        "input": "0x" + anchor_calldata(cp).hex(),
+        "input": "0x" + calldata(origin_digest, size, root).hex(),
         "logs": [
             {
                 "address": contract,
-                "topics": [ANCHORED_TOPIC, "0x" + origin_hash(cp.origin).hex()],
-                "data": "0x" + event_data(cp).hex(),
+                "topics": [ANCHORED_TOPIC, "0x" + origin_digest.hex()],
+                "data": "0x" + (size.to_bytes(32, "big") + root).hex(),
             }
         ],
     }
@@ -168,8 +179,9 @@ def _evm_anchor(cp: Checkpoint, chain: dict[str, Any]) -> dict[str, Any]:
         "tx_hash": tx_hash,
         "block_number": number,
         "block_hash": block_hash,
-        "tree_size": cp.size,
-        "root": "0x" + cp.root.hex(),
+        "tree_size": size,
+        "root": "0x" + root.hex(),
+        **extra,
     }
 
 
@@ -199,21 +211,21 @@ def _openssl_reply(pki: Any, body: str, work: Path) -> bytes:
     return (work / "r.tsr").read_bytes()
 
 
-def _entries(n: int) -> tuple[list[Digest], list[bytes]]:
+def _entries(n: int, origin: str) -> tuple[list[Digest], list[bytes], list[bytes]]:
+    """Digests, salts and v2 entries of log `origin`'s documents (every third a SHA-256 digest)."""
     digests, salts = [], []
     for i in range(n):
         doc = f"fuzz document {i}".encode()
-        if i % 3 == 0:  # every third: SHA-256, unsalted
+        if i % 3 == 0:
             digests.append(Digest("sha256", hashlib.sha256(doc).digest()))
-            salts.append(b"")
         else:
             digests.append(Digest("blake3", blake3.blake3(doc).digest()))
-            salts.append(hashlib.sha256(b"salt %d" % i).digest()[:16])
-    return digests, salts
+        salts.append(hashlib.sha256(b"salt %d" % i).digest()[:16])
+    return digests, salts, make_entries(digests, salts, SUBJECTS[origin])
 
 
 def build_seeds() -> Seeds:
-    """Make the seeds (a second or so: openssl makes a CA, a TSA certificate and one token)."""
+    """Make the seeds (a second or so: openssl makes a CA, a TSA certificate and three tokens)."""
     from tests.tsa import make_pki
 
     log_a, clock_a = log_signer(ORIGIN_A), cosigner("clock.fuzz.notar.test")
@@ -225,58 +237,87 @@ def build_seeds() -> Seeds:
     anchors: dict[str, list[dict[str, Any]]] = {}
     notes: list[str] = []
     responses: list[str] = []
+    cose: list[str] = []
     block: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="notar-fuzz-seeds-") as tmp:
         pki = make_pki(Path(tmp) / "pki")
         ca_pem = pki.ca_cert.read_text()
+
+        def rfc3161(text: str, **extra: Any) -> dict[str, Any]:
+            reply = _openssl_reply(pki, text, Path(tmp))
+            responses.append(base64.b64encode(reply).decode())
+            token = token_from_response(reply, nonce=NONCE, body=text)
+            return {
+                "type": "rfc3161",
+                "tsa": "http://tsa.fuzz.test/",
+                "token": base64.b64encode(token).decode(),
+                **extra,
+            }
+
+        def local(cp: Checkpoint, signer: Signer, time: int, **extra: Any) -> dict[str, Any]:
+            nonlocal block
+            previous = block if block is not None and block["origin"] == cp.origin else None
+            block = make_block(previous=previous, time=time, checkpoint=cp, signer=signer)
+            return {"type": "local", **block, **extra}
+
         plan = [  # (log, clock, entries, size, indices, anchor kinds)
             (log_a, clock_a, 37, 1, [0], ()),
             (log_a, clock_a, 37, 20, [0, 19], ("local",)),
             (log_a, clock_a, 37, 37, [0, 21, 36], ("local", "rfc3161", "evm")),
             (log_b, clock_b, 8, 8, [5], ("local",)),
         ]
+        checkpoints: dict[str, tuple[Checkpoint, str, Tree, list[Digest], list[bytes]]] = {}
         for signer, clock, n, size, indices, kinds in plan:
-            digests, salts = _entries(n)
-            tree = Tree([leaf_hash(make_entry(d, s)) for d, s in zip(digests, salts, strict=True)])
+            digests, salts, entries = _entries(n, signer.name)
+            tree = Tree([leaf_hash(e) for e in entries])
             cp = Checkpoint(signer.name, size, tree.root(size))
             note = sign_checkpoint(cp, signer, clock, SIGNED_AT + size)
             if size == 37:
                 note = add_signatures(note, [witness.at(SIGNED_AT + 40), stranger.at(SIGNED_AT + 41)])
             notes.append(note)
             body = body_of(note)
+            checkpoints[signer.name] = (cp, note, tree, digests, salts)
             records: list[dict[str, Any]] = []
             for kind in kinds:
                 if kind == "local":
-                    previous = block if block is not None and block["origin"] == cp.origin else None
-                    block = make_block(previous=previous, time=SIGNED_AT + size, checkpoint=cp, signer=signer)
-                    records.append({"type": "local", **block})
+                    records.append(local(cp, signer, SIGNED_AT + size))
                 elif kind == "rfc3161":
-                    reply = _openssl_reply(pki, body, Path(tmp))
-                    responses.append(base64.b64encode(reply).decode())
-                    token = token_from_response(reply, nonce=NONCE, body=body)
-                    records.append(
-                        {
-                            "type": "rfc3161",
-                            "tsa": "http://tsa.fuzz.test/",
-                            "token": base64.b64encode(token).decode(),
-                        }
-                    )
+                    records.append(rfc3161(body))
                 else:
-                    records.append(_evm_anchor(cp, chain))
+                    records.append(_evm_anchor(origin_hash(cp.origin), cp.size, cp.root, chain))
             anchors[body] = records
             for i in indices:
                 receipts.append(
-                    build_receipt(
-                        digest=digests[i],
-                        salt=salts[i],
-                        origin=cp.origin,
-                        index=i,
-                        tree_size=size,
-                        inclusion=tree.inclusion_proof(i, size),
-                        checkpoint=note,
-                        anchors=records[: len(records) if i != 36 else 0],
+                    _receipt(
+                        digests[i], salts[i], cp, note, i, tree, records[: len(records) if i != 36 else 0]
                     )
                 )
+        # One aggregate of A's checkpoint of 37 and B's of 8, anchored by A (shard 0) three ways.
+        (cp_a, note_a, tree_a, digests_a, salts_a), (cp_b, note_b, tree_b, digests_b, salts_b) = (
+            checkpoints[ORIGIN_A],
+            checkpoints[ORIGIN_B],
+        )
+        root, proofs = make_aggregate([cp_a, cp_b])
+        shared = [  # one anchor of the aggregate per kind, its record carrying each checkpoint's path
+            local(Checkpoint(ORIGIN_A, 2, root), log_a, SIGNED_AT + 50),
+            rfc3161(aggregate_body(2, root)),
+            _evm_anchor(aggregate_origin_hash(ORIGIN_A), 2, root, chain),
+        ]
+        for (cp, note, tree, digests, salts, index), proof in zip(
+            [(cp_a, note_a, tree_a, digests_a, salts_a, 21), (cp_b, note_b, tree_b, digests_b, salts_b, 3)],
+            proofs,
+            strict=True,
+        ):
+            records = [{**r, "aggregate": proof.to_obj()} for r in shared]
+            anchors[body_of(note)].extend(records)
+            receipts.append(_receipt(digests[index], salts[index], cp, note, index, tree, records))
+        for r in receipts:
+            if r["log"]["origin"] == ORIGIN_A:
+                receipt = Receipt.from_obj(r)
+                opened = open_checkpoint(
+                    receipt.checkpoint, origin=ORIGIN_A, log_verifiers=[log_a.verifier()]
+                )
+                cose.append(base64.b64encode(to_cose(receipt, opened, log_a)).decode())
     return Seeds(
         keys=keys,
         receipts=receipts,
@@ -285,8 +326,30 @@ def build_seeds() -> Seeds:
         ca_pem=ca_pem,
         tsa_responses=responses,
         chain=chain,
-        cose=[
-            base64.b64encode(to_cose(r, log_a)).decode() for r in receipts if r["log"]["origin"] == ORIGIN_A
-        ],
-        tlog_proofs=[to_tlog_proof(r) for r in receipts],
+        cose=cose,
+        tlog_proofs=[to_tlog_proof(Receipt.from_obj(r)) for r in receipts],
     )
+
+
+def _receipt(
+    digest: Digest,
+    salt: bytes,
+    cp: Checkpoint,
+    note: str,
+    index: int,
+    tree: Tree,
+    anchors: list[dict[str, Any]],
+) -> dict[str, Any]:
+    r = Receipt.build(
+        digest=digest,
+        salt=salt,
+        subject=SUBJECTS[cp.origin],
+        origin=cp.origin,
+        index=index,
+        tree_size=cp.size,
+        inclusion=tree.inclusion_proof(index, cp.size),
+        checkpoint=note,
+        anchors=anchors,
+    )
+    obj: dict[str, Any] = orjson.loads(r.to_json())
+    return obj

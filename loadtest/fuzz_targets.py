@@ -5,8 +5,9 @@ documents none), or a `Finding`: a tampered input that verifies (see loadtest/fu
 parser that accepts something it would not write back byte for byte (parsing is meant to be
 strict). Byte-level entry points (`BYTE_TARGETS`, for atheris) pick a sub-target by the first byte.
 
-(a) receipts: `receipt` (an object, as verify_receipt gets it) and `receipt_bytes` (JSON bytes, as
-    `POST /v1/verify` and `notar verify` read them), checked with every anchor kind's verifier;
+(a) receipts: `receipt` (an object, as verify_receipt gets it) and `receipt_bytes` (JSON bytes, read
+    by `Receipt.from_json` as `notar verify` reads a file: refused with ValueError, or read into a
+    receipt that writes back and reads again to itself), checked with every anchor kind's verifier;
 (b) signed notes, checkpoints and cosignatures: `note`, and verifier key strings: `key`;
 (c) anchors: RFC 3161 tokens (`token`) and TimeStampResp (`tsa_response`) as DER, anchor records
     against each kind's verifier (`anchor_record`), and the chain's answers to the EVM check
@@ -25,13 +26,16 @@ import orjson
 
 from loadtest.fuzz_oracle import Oracle, anchor_evidence, key_ids, note_evidence, token_evidence
 from loadtest.fuzz_seeds import CHAIN_ID, CONFIRMATIONS, NONCE, Seeds
+from merkle.aggregate import AnchorTarget
 from merkle.anchors.evm import check_receipt
 from merkle.anchors.rfc3161 import load_certificates, token_from_response, verify_token
-from merkle.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
+from merkle.checkpoint import open_checkpoint, parse_checkpoint
+from merkle.checks import Status
 from merkle.cosignature import CosignatureVerifier, signature_timestamp, verifier_from_key
 from merkle.export import TLOG_PROOF_HEADER, parse_tlog_proof, verify_cose
 from merkle.note import NoteVerifier, parse_note
-from merkle.receipt import verify_receipt
+from merkle.receipt import Anchor, Receipt
+from merkle.verdict import verify_receipt
 
 
 class Finding(AssertionError):
@@ -60,14 +64,22 @@ class Targets:
             self.notes[body] = sigs
         self.times = {t for sigs in self.notes.values() for t in self.oracle.cosignature_times(sigs)}
         self.tokens = set(seeds.tokens())
+        self.stamped: dict[str, set[Any]] = {}  # text -> the evidence of the tokens stamping it
+        for body, records in seeds.anchors.items():
+            for r in records:
+                if r["type"] == "rfc3161":
+                    text = AnchorTarget.for_record(r, self.checkpoints[body], body).stamped
+                    self.stamped.setdefault(text, set()).add(token_evidence(base64.b64decode(r["token"])))
         self.cose_log = next(v for v in self.logs if v.name == seeds.receipts[0]["log"]["origin"])
         self.cose_seeds = {self._cose_evidence(base64.b64decode(c)) for c in seeds.cose}
-        self.evm_record = next(a for recs in seeds.anchors.values() for a in recs if a["type"] == "evm")
+        self.evm_record = next(
+            a for recs in seeds.anchors.values() for a in recs if a["type"] == "evm" and "aggregate" not in a
+        )
         self.executions = 0
 
     # (a) receipts ---------------------------------------------------------------------------------
 
-    def receipt(self, receipt: object, digest: str | None = None) -> None:
+    def receipt(self, receipt: Any, digest: str | None = None) -> None:
         self.executions += 1
         result = verify_receipt(receipt, keys=self.keys, digest=digest, anchor_verifiers=self.verifiers)
         problem = self.oracle.judge(receipt, result)
@@ -80,10 +92,13 @@ class Targets:
 
     def receipt_bytes(self, data: bytes) -> None:
         try:
-            receipt = orjson.loads(data)
-        except orjson.JSONDecodeError:
+            parsed = Receipt.from_json(data)
+        except ValueError:
             return
-        self.receipt(receipt)
+        again = parsed.to_json()
+        if Receipt.from_json(again) != parsed or again != Receipt.from_obj(orjson.loads(data)).to_json():
+            raise Finding(f"Receipt.from_json read {data[:300]!r} into a receipt that does not read back")
+        self.receipt(orjson.loads(data))
 
     # (b) signed notes, checkpoints, cosignatures, keys --------------------------------------------
 
@@ -128,15 +143,15 @@ class Targets:
     # (c) anchors ----------------------------------------------------------------------------------
 
     def token(self, der: bytes) -> None:
+        """Against every text a seed's token stamps (checkpoint bodies, aggregates' texts)."""
         self.executions += 1
-        for body in self.checkpoints:
+        for text, pool in self.stamped.items():
             try:
-                verify_token(der, body=body, trusted_cas=self.cas)
+                verify_token(der, body=text, trusted_cas=self.cas)
             except ValueError:
                 continue
-            pool = {anchor_evidence(a) for a in self.seeds.anchors[body] if a["type"] == "rfc3161"}
             if token_evidence(der) not in pool:
-                raise Finding(f"a token the TSA did not make for this checkpoint verifies: {_b64(der)}")
+                raise Finding(f"a token the TSA did not make for this text verifies: {_b64(der)}")
 
     def tsa_response(self, der: bytes) -> None:
         self.executions += 1
@@ -148,18 +163,25 @@ class Targets:
             self.token(token)
 
     def anchor_record(self, record: object) -> None:
-        """Every kind's verifier on the record (as if its type said so), against every checkpoint."""
+        """Every kind's verifier on the record (as if its type said so), against every checkpoint,
+        as verify_receipt calls it: for the target the record names (the checkpoint, or the
+        aggregate its path leads to), once what it states of that target fits."""
         self.executions += 1
         if not isinstance(record, dict):
             return
         for body, cp in self.checkpoints.items():
             for kind, verifier in self.verifiers.items():
+                fields = {**record, "type": kind}
                 try:
-                    ok, _ = verifier(record, cp, body)
+                    anchor = Anchor.from_obj(fields)
+                    target = AnchorTarget.for_record(fields, cp, body)
+                    if target.mismatch(fields) is not None:
+                        continue
+                    verdict = verifier(anchor, target)
                 except ValueError:
                     continue
                 pool = {anchor_evidence(a) for a in self.seeds.anchors[body]}
-                if ok and anchor_evidence({**record, "type": kind}) not in pool:
+                if verdict.status is Status.OK and anchor_evidence(fields) not in pool:
                     raise Finding(f"a {kind} anchor no seed has verifies: {record!r:.300}")
 
     def chain_answer(self, tx_receipt: object) -> None:
@@ -167,11 +189,11 @@ class Targets:
         self.executions += 1
         if not isinstance(tx_receipt, dict):
             return
-        cp: Checkpoint = next(c for c in self.checkpoints.values() if c.size == self.evm_record["tree_size"])
+        body, cp = next((b, c) for b, c in self.checkpoints.items() if c.size == self.evm_record["tree_size"])
         with contextlib.suppress(ValueError):
             check_receipt(
                 self.evm_record,
-                cp,
+                AnchorTarget.of(cp, body),
                 tx_receipt=tx_receipt,
                 chain_id=CHAIN_ID,
                 head=self.seeds.chain["head"],
@@ -187,7 +209,7 @@ class Targets:
             p = parse_tlog_proof(text)
         except ValueError:
             return
-        lines = [TLOG_PROOF_HEADER, *([f"extra {_b64(p.extra)}"] if p.extra else []), f"index {p.index}"]
+        lines = [TLOG_PROOF_HEADER, f"extra {_b64(p.extra)}", f"index {p.index}"]
         again = "\n".join([*lines, *map(_b64, p.proof)]) + "\n\n" + p.checkpoint
         if again != text:
             raise Finding(f"parse_tlog_proof accepted a text it writes back otherwise: {text[:300]!r}")

@@ -31,11 +31,11 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from merkle.receipt import Receipt
 from services.sdk import ApiError, NotarClient
 
 Op = Callable[[int], Awaitable[int]]
@@ -276,9 +276,9 @@ class ReceiptSampler:
 
     every: int = 10
     keep: int = 50
-    samples: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    samples: list[tuple[str, Receipt]] = field(default_factory=list)
 
-    def offer(self, k: int, digest: str, receipt: dict[str, Any]) -> None:
+    def offer(self, k: int, digest: str, receipt: Receipt) -> None:
         if k % self.every == 0 and len(self.samples) < self.keep:
             self.samples.append((digest, receipt))
 
@@ -296,7 +296,7 @@ def notarize_op(
             return per_request
         if len(receipts) != per_request:
             raise AssertionError(f"{len(receipts)} receipts for {per_request} digests")
-        if receipts[0].get("digest") != digests[0] or receipts[-1].get("digest") != digests[-1]:
+        if str(receipts[0].digest) != digests[0] or str(receipts[-1].digest) != digests[-1]:
             raise AssertionError("receipts are not in request order")
         if sampler is not None:
             sampler.offer(k, digests[0], receipts[0])
@@ -317,8 +317,8 @@ def upload_op(client: NotarClient, document: Callable[[int], bytes], *, piece: i
     async def op(k: int) -> int:
         data = document(k)
         answer = await client.upload(_pieces(data, piece))
-        if answer["document"]["size"] != len(data):
-            raise AssertionError(f"stored {answer['document']['size']} bytes of {len(data)}")
+        if answer.document["size"] != len(data):
+            raise AssertionError(f"stored {answer.document['size']} bytes of {len(data)}")
         return len(data)
 
     return op

@@ -1,9 +1,10 @@
 """Driving an in-process sequencer on real storage, for the benchmarks and their tests.
 
 A sequencer on a RocksIndex and an FsStore in a temporary directory or an S3Store; a closed loop
-(concurrent submitters of 1,000-digest groups, each sending its next group once the last is
-acknowledged) and an open loop (a group every tick on a fixed schedule, whatever the
-completions); and the check every acknowledgement goes through before any number counts.
+(concurrent submitters of 1,000-digest groups, each one tenant's, each submitter sending its next
+group once the last is acknowledged) and an open loop (a group every tick on a fixed schedule,
+whatever the completions); and the check every acknowledgement goes through before any number
+counts.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from pathlib import Path
 
 from merkle.checkpoint import Checkpoint, parse_checkpoint
 from merkle.cosignature import CosignatureSigner
-from merkle.digests import Digest
+from merkle.digests import Digest, make_entry
 from merkle.hashing import leaf_hash
 from merkle.note import Signer, parse_note
 from merkle.proofs import verify_inclusion
 from services.anchor.keys import LogKeys, clock_key_name
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.tenant_index import TenantIndex
-from services.model import Item, Sequenced
+from services.model import Sequenced
 from storage.base import ObjectStore
 from storage.errors import PushbackError
 from storage.fs import FsStore
@@ -39,24 +40,30 @@ ORIGIN = "bench.notar.localhost/log"
 GROUP = 1000
 
 
-# ---------------------------------------------------------------- items and acknowledgements
+# ---------------------------------------------------------------- groups and acknowledgements
 
 
-def make_items(
-    n: int, seed: int = 9162, *, tenants: int = 8, group: int = GROUP, distinct: int = 200_000
-) -> list[Item]:
-    """`n` salted BLAKE3 items; each group of `group` belongs to one of `tenants` tenants. Past
-    `distinct` items the same ones come again (a digest notarized again gets a new salt and index)."""
+@dataclass(frozen=True)
+class Group:
+    """One submission: `digests` notarized by `tenant`."""
+
+    tenant: str
+    digests: Sequence[Digest]
+
+
+def make_digests(n: int, seed: int = 9162, *, distinct: int = 200_000) -> list[Digest]:
+    """`n` BLAKE3 digests. Past `distinct` the same ones come again (a digest notarized again
+    gets a new salt and index)."""
     rng = random.Random(seed)
-    pool = [
-        Item(f"tenant-{(i // group) % tenants}", Digest("blake3", rng.randbytes(32)))
-        for i in range(min(n, distinct))
-    ]
+    pool = [Digest("blake3", rng.randbytes(32)) for _ in range(min(n, distinct))]
     return (pool * -(-n // len(pool)))[:n] if pool else []
 
 
-def groups_of(items: Sequence[Item], size: int = GROUP) -> list[Sequence[Item]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def groups_of(digests: Sequence[Digest], size: int = GROUP, *, tenants: int = 8) -> list[Group]:
+    """`digests` in submissions of `size`, the k-th by tenant `tenant-<k mod tenants>`."""
+    return [
+        Group(f"tenant-{(i // size) % tenants}", digests[i : i + size]) for i in range(0, len(digests), size)
+    ]
 
 
 class AckError(AssertionError):
@@ -67,9 +74,10 @@ class AckError(AssertionError):
 class AckCheck:
     """Checks acknowledgements as they arrive; `finish` checks every index was given once.
 
-    Every acknowledgement's count and index are checked; its entry (multihash || salt) and its
-    inclusion proof against the signed checkpoint's root every `sample_every`-th index, so that
-    the checking client does not weigh on the sequencer it shares the process with.
+    Every acknowledgement's count and index are checked; its entry (the v2 commitment to its
+    digest, salt and tenant) and its inclusion proof against the signed checkpoint's root every
+    `sample_every`-th index, so that the checking client does not weigh on the sequencer it
+    shares the process with.
     """
 
     sample_every: int = 97
@@ -77,21 +85,21 @@ class AckCheck:
     checked_proofs: int = 0
     _roots: dict[str, Checkpoint] = field(default_factory=dict)
 
-    def add(self, items: Sequence[Item], results: Sequence[Sequenced]) -> None:
-        if len(results) != len(items):
-            raise AckError(f"{len(results)} acknowledgements for {len(items)} items")
+    def add(self, group: Group, results: Sequence[Sequenced]) -> None:
+        if len(results) != len(group.digests):
+            raise AckError(f"{len(results)} acknowledgements for {len(group.digests)} digests")
         before = len(self.indices)
         self.indices.update([r.index for r in results])
         if len(self.indices) != before + len(results):
             raise AckError("an index was given twice")
         every = self.sample_every
-        for it, r in zip(items, results, strict=True):
+        for d, r in zip(group.digests, results, strict=True):
             if r.index % every == 0:
-                self._check(it, r)
+                self._check(group.tenant, d, r)
 
-    def _check(self, it: Item, r: Sequenced) -> None:
-        if r.entry != it.digest.multihash + r.salt or len(r.salt) != (16 if it.salted else 0):
-            raise AckError(f"entry at index {r.index} is not the item's multihash || salt")
+    def _check(self, tenant: str, digest: Digest, r: Sequenced) -> None:
+        if len(r.salt) != 16 or r.entry != make_entry(digest, r.salt, tenant):
+            raise AckError(f"entry at index {r.index} is not the commitment to its digest, salt and tenant")
         cp = self._roots.get(r.checkpoint)
         if cp is None:
             cp = self._roots[r.checkpoint] = parse_checkpoint(parse_note(r.checkpoint).text, origin=ORIGIN)
@@ -220,17 +228,17 @@ class Throughput:
 
 
 async def closed_loop(
-    seq: Sequencer, items: Sequence[Item], *, submitters: int = 32, check: AckCheck | None = None
+    seq: Sequencer, groups: Sequence[Group], *, submitters: int = 32, check: AckCheck | None = None
 ) -> Throughput:
-    """`submitters` tasks each submit the next 1,000-item group as soon as their last is acked."""
+    """`submitters` tasks each submit the next group as soon as their last is acknowledged."""
     check = check or AckCheck()
-    groups = groups_of(items)
-    next_group = iter(range(len(groups)))
+    next_group = iter(groups)
     first, batches = seq.size, seq.stats.batches
+    entries = sum(len(g.digests) for g in groups)
 
     async def submitter() -> None:
         for g in next_group:
-            check.add(groups[g], await seq.submit(groups[g]))
+            check.add(g, await seq.submit(g.tenant, g.digests))
 
     gc.collect()
     with gc_pauses() as pauses:
@@ -240,14 +248,12 @@ async def closed_loop(
         gc_s = pauses.seconds
     try:
         async with asyncio.timeout(600):
-            published = await wait_published(seq, first + len(items))
+            published = await wait_published(seq, first + entries)
     except TimeoutError:
         published = False
     published_s = time.perf_counter() - start if published else None
-    check.finish(first, len(items))
-    return Throughput(
-        len(items), ack_s, published_s, seq.stats.batches - batches, check.checked_proofs, gc_s
-    )
+    check.finish(first, entries)
+    return Throughput(entries, ack_s, published_s, seq.stats.batches - batches, check.checked_proofs, gc_s)
 
 
 # ---------------------------------------------------------------- 2. open-loop latency
@@ -278,29 +284,31 @@ class Latency:
 
 async def open_loop(
     seq: Sequencer,
-    items: Sequence[Item],
+    digests: Sequence[Digest],
     *,
     rate: float,
     duration: float,
     tick: float = 0.01,
     check: AckCheck | None = None,
 ) -> Latency:
-    """Submit `rate * tick` items every `tick` seconds for `duration` seconds (fewer if `items`
-    runs out), on schedule whatever the completions; latency counts from the scheduled time."""
+    """Submit `rate * tick` digests every `tick` seconds for `duration` seconds (fewer if
+    `digests` runs out), on schedule whatever the completions, each group one tenant's (as
+    `groups_of` deals them); latency counts from the scheduled time."""
     check = check or AckCheck()
     per_tick = max(1, round(rate * tick))
-    ticks = min(int(duration / tick), len(items) // per_tick)
+    ticks = min(int(duration / tick), len(digests) // per_tick)
+    groups = groups_of(digests[: ticks * per_tick], per_tick)
     latencies: list[float] = []
     refused = 0
     lag = [0]
     first = seq.size
 
-    async def one(group: Sequence[Item], due: float) -> None:
+    async def one(group: Group, due: float) -> None:
         nonlocal refused
         try:
-            results = await seq.submit(group)
+            results = await seq.submit(group.tenant, group.digests)
         except PushbackError:
-            refused += len(group)
+            refused += len(group.digests)
             return
         latencies.append(time.perf_counter() - due)
         check.add(group, results)
@@ -314,8 +322,7 @@ async def open_loop(
         if delay > 0:
             await asyncio.sleep(delay)
         lag.append(seq.stats.signed_size - seq.stats.published_size)
-        group = items[k * per_tick : (k + 1) * per_tick]
-        tasks.append(asyncio.create_task(one(group, due)))
+        tasks.append(asyncio.create_task(one(groups[k], due)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     end_lag = seq.stats.signed_size - seq.stats.published_size

@@ -35,7 +35,6 @@ from services.anchor.keys import LogKeys
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.tenant_index import TenantIndex
 from services.ingest.documents import CHUNK_SIZE, Documents
-from services.model import Item
 from storage.base import ObjectStore, Versioned
 from storage.fs import FsStore
 from storage.rocks import RocksIndex
@@ -51,6 +50,8 @@ def kind(key: str) -> str:
         return name + (" (partial)" if ".p/" in key else "")
     if key.startswith("documents/"):
         return "document " + key.split("/")[1]
+    if key.startswith("private/"):  # the log's private state: lease, keys document, format marker
+        return key.rpartition("/")[2]
     return key.removeprefix("log/")
 
 
@@ -136,10 +137,10 @@ async def measure(work: Path, *, entries: int, batch: int, docs: int, doc_mib: f
         while True:
             # random digests, as real ones are: RocksDB compresses, sequential ones would flatter it
             n = len([i for _, i in zip(range(batch), counter, strict=False)])
-            group = [Item("sizing", parse_digest("sha256:" + os.urandom(32).hex())) for _ in range(n)]
+            group = [parse_digest("sha256:" + os.urandom(32).hex()) for _ in range(n)]
             if not group:
                 return
-            await seq.submit(group)
+            await seq.submit("sizing", group)
 
     start = time.perf_counter()
     await asyncio.gather(*(submitter() for _ in range(4)))  # a queue deep enough for full batches
@@ -209,7 +210,7 @@ def report(m: Measured, *, rate: float, documents_bytes: float, doc_mib: float, 
         "| --- | --- | --- | --- | --- |",
     ]
     for k in sorted(set(m.writes) | set(m.objects)):
-        if k.startswith("document") or k in ("lease", "keys.json"):
+        if k.startswith("document") or k in ("lease", "keys.json", "format"):
             continue
         puts = m.writes[k] * scale(k)
         kept = 1.0 if k == "checkpoint" else scale(k)  # the checkpoint is replaced in place

@@ -15,14 +15,15 @@ from loadtest import bench_api as bench
 from loadtest import loadgen
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.cosignature import CosignatureSigner
-from merkle.digests import Digest
+from merkle.digests import Digest, make_entries, parse_digest
 from merkle.hashing import leaf_hashes
 from merkle.note import Signer
 from merkle.proofs import Tree
+from merkle.receipt import Anchor, Receipt, write_receipts
 from merkle.tiles import TileBuilder
 from merkle.tileset import TileSet
-from services.common.receipts import receipts_body, receipts_json
-from services.model import Item, Sequenced
+from services.internal.wire import encode_answer, one_receipt
+from services.model import BadDigest, Digests, Sequenced
 from services.published.reader import LogReader
 from storage.errors import NotFoundError
 from storage.memory import MemoryStore
@@ -138,7 +139,7 @@ async def test_the_sdk_operations_against_the_hello_world(hello: str) -> None:
         checked = await loadgen.closed_loop(
             loadgen.notarize_op(client, per_request=1), concurrency=1, max_requests=2, max_seconds=30
         )
-        assert checked.errors == 2 and checked.error_kinds == {"AssertionError": 2}  # no real receipts
+        assert checked.errors == 2 and checked.error_kinds == {"ValueError": 2}  # no receipt reads
         proofs = await loadgen.closed_loop(
             loadgen.inclusion_op(client, size=bench.HELLO_SIZE),
             concurrency=2, max_requests=10, max_seconds=30,
@@ -185,56 +186,76 @@ def test_a_tiny_run_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None
     assert "sampled receipts verified offline" in out and " 0 sampled" not in out
 
 
-# ------------------------------------------------------------------ receipts_body == orjson
+# ------------------------------- the anchor's answer == the receipts' canonical forms, joined
 
 
-def batch(size_before: int, n: int, *, salted: bool = True) -> tuple[list[Item], list[Sequenced]]:
-    """Items and their results as the sequencer makes them, for a batch after `size_before`."""
+def batch(size_before: int, n: int, tenant: str = "acme") -> tuple[Digests, list[Sequenced]]:
+    """Digests and their results as the sequencer makes them, for a batch after `size_before`."""
     builder, held = TileBuilder(), TileSet()
     if size_before:
-        held.add(builder.append(leaf_hashes([os.urandom(50) for _ in range(size_before)])))
+        held.add(builder.append(leaf_hashes([os.urandom(33) for _ in range(size_before)])))
         held.prune(size_before)
     digests = [Digest("blake3" if k % 3 else "sha256", os.urandom(32)) for k in range(n)]
-    salts = [os.urandom(16) if salted else b"" for _ in range(n)]
-    entries = [d.multihash + s for d, s in zip(digests, salts, strict=True)]
+    salts = [os.urandom(16) for _ in range(n)]
+    entries = make_entries(digests, salts, tenant)
     held.add(builder.append(leaf_hashes(entries)))
     size = size_before + n
     proofs = held.inclusion_proofs(size_before, n, size)
     note = f"test.notar/log\n{size}\nroot=\n\n— test.notar/log sig=\n— clock \"sig\"\\=\n"
-    items = [Item("acme", d, salted) for d in digests]
     results = [Sequenced(size_before + k, entries[k], salts[k], size, proofs[k], note) for k in range(n)]
-    return items, results
+    return Digests.parse([str(d) for d in digests]), results
+
+
+def one_by_one(
+    origin: str, tenant: str, digests: Digests, results: list[Sequenced], anchors: list[Anchor]
+) -> bytes:
+    """The answer made receipt by receipt with Receipt.build and Receipt.to_json."""
+    receipts = [
+        Receipt.build(
+            digest=d, salt=r.salt, subject=tenant, origin=origin, index=r.index, tree_size=r.tree_size,
+            inclusion=r.inclusion, checkpoint=r.checkpoint, anchors=anchors,
+        ).to_json()
+        for d, r in zip(digests.digests(), results, strict=True)
+    ]
+    return b'{"receipts":[' + b",".join(receipts) + b"]}"
 
 
 @pytest.mark.parametrize(("before", "n"), [(0, 1), (0, 7), (1, 1), (255, 3), (1000, 600), (70_000, 300)])
-def test_receipts_body_is_byte_for_byte_orjson_of_the_receipts(before: int, n: int) -> None:
-    items, results = batch(before, n, salted=before % 2 == 0)
-    want = orjson.dumps({"receipts": receipts_json("test.notar/log", items, results)})
-    assert receipts_body("test.notar/log", items, results) == want
-    texts = [str(it.digest) for it in items]
-    assert receipts_body("test.notar/log", items, results, digests=texts) == want
+def test_the_anchors_answer_is_the_receipts_canonical_forms(before: int, n: int) -> None:
+    tenant = "acme" if before % 2 else "ünïcode-tenant"
+    digests, results = batch(before, n, tenant)
+    answer = encode_answer(origin="test.notar/log", tenant=tenant, digests=digests, results=results)
+    assert answer == one_by_one("test.notar/log", tenant, digests, results, [])
+    parsed = [Receipt.from_obj(r) for r in orjson.loads(answer)["receipts"]]
+    assert [r.to_json() for r in parsed] == [orjson.dumps(r) for r in orjson.loads(answer)["receipts"]]
+    single = encode_answer(
+        origin="test.notar/log", tenant=tenant, digests=Digests.parse(digests.texts[:1]), results=results[:1]
+    )
+    assert one_receipt(single) == parsed[0].to_json()
 
 
-def test_receipts_body_with_anchors_and_several_checkpoints() -> None:
-    items, results = batch(100, 10)
+def test_the_writer_with_anchors_and_several_checkpoints() -> None:
+    digests, results = batch(100, 10)
     later = [Sequenced(r.index, r.entry, r.salt, r.tree_size + 5, r.inclusion, r.checkpoint + "x")
              for r in results[6:]]
     mixed = results[:6] + later
-    anchors = [{"kind": "local", "tx": "0xé\"\n", "n": 3}]
-    want = orjson.dumps({"receipts": receipts_json("ö.notar/log", items, mixed, anchors)})
-    assert receipts_body("ö.notar/log", items, mixed, anchors) == want
+    anchors = [Anchor.from_obj({"type": "local", "tx": "0xé\"\n", "n": 3})]
+    want = one_by_one("ö.notar/log", "acme", digests, mixed, anchors)
+    got = write_receipts(subject="acme", origin="ö.notar/log", digests=digests.texts, proven=mixed,
+                         anchors=anchors, head=b'{"receipts":[', tail=b"]}")
+    assert got == want
     assert orjson.loads(want)["receipts"][7]["log"]["tree_size"] == 115
 
 
-def test_receipts_body_refuses_mismatched_lengths() -> None:
-    items, results = batch(0, 3)
+def test_the_writer_refuses_mismatched_lengths() -> None:
+    digests, results = batch(0, 3)
     with pytest.raises(ValueError):
-        receipts_body("o", items, results[:2])
+        encode_answer(origin="o", tenant="acme", digests=digests, results=results[:2])
     with pytest.raises(ValueError):
-        receipts_body("o", items, results, digests=["blake3:" + "0" * 64])
+        one_receipt(encode_answer(origin="o", tenant="acme", digests=digests, results=results))
 
 
-# --------------------------------------------------- the bulk digest check == parse_digest
+# ------------------------------------------------ the bulk digest check == parse_digest
 
 
 NEAR_MISSES: list[object] = [
@@ -258,13 +279,12 @@ NEAR_MISSES: list[object] = [
 @pytest.mark.parametrize("bad", NEAR_MISSES)
 @pytest.mark.parametrize("where", [0, 5, 9])
 def test_the_bulk_digest_check_refuses_what_parse_digest_refuses(bad: object, where: int) -> None:
-    from merkle.digests import parse_digest
-    from services.ingest.app import _canonical_items
-
     raw: list[object] = [*loadgen.random_digests(5), *("sha256:" + os.urandom(32).hex() for _ in range(5))]
-    assert _canonical_items(raw, "acme", True) == [Item("acme", parse_digest(d), True) for d in raw]
+    assert Digests.parse(raw).digests() == [parse_digest(d) for d in raw]
     raw[where] = bad
-    assert _canonical_items(raw, "acme", False) is None
+    with pytest.raises(BadDigest) as e:
+        Digests.parse(raw)
+    assert e.value.position == where
     with pytest.raises(ValueError):
         parse_digest(bad)
 

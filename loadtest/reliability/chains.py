@@ -28,7 +28,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from merkle.checkpoint import Checkpoint, parse_checkpoint
+from merkle.aggregate import AnchorTarget
+from merkle.checkpoint import parse_checkpoint
+from merkle.checks import AnchorVerdict, Status
 from merkle.note import parse_note
 from services.anchor.chains import AnchorError
 from services.published import layout
@@ -72,7 +74,7 @@ class EvmChain:
             "NOTAR_EVM_CONFIRMATIONS": str(self.confirmations),
         }
 
-    async def check(self, record: Mapping[str, Any], cp: Checkpoint) -> tuple[bool, str]:
+    async def check(self, record: Mapping[str, Any], target: AnchorTarget) -> AnchorVerdict:
         """The checker's EVM check: the record holds on the chain anvil serves now."""
         from services.anchor.chains.evm import verify_online
         from services.anchor.chains.evm_rpc import JsonRpc
@@ -80,7 +82,7 @@ class EvmChain:
         rpc = JsonRpc(self.anvil.url)
         try:
             return await verify_online(
-                record, cp, rpc=rpc, confirmations=self.confirmations, contract=self.contract
+                record, target, rpc=rpc, confirmations=self.confirmations, contract=self.contract
             )
         finally:
             await rpc.close()
@@ -278,10 +280,12 @@ class RecordWatch:
             except NotFoundError:
                 continue  # the checkpoint is written just after the first record: next time
             if record.get("type") == "evm" and self.chain is not None:
+                body = parse_note(note).text
                 try:
-                    ok, why = await self.chain.check(record, parse_checkpoint(parse_note(note).text))
+                    verdict = await self.chain.check(record, AnchorTarget.of(parse_checkpoint(body), body))
                 except AnchorError:
                     return  # the chain stopped answering: check it when it does
+                ok, why = verdict.status is Status.OK, verdict.detail
                 if not ok and why.endswith("needed"):  # all else holds, the head is lower now
                     ok = peak - int(record["block_number"]) + 1 >= self.chain.confirmations
                 self.checked += 1

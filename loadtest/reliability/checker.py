@@ -3,9 +3,12 @@
 It trusts nothing the services say at check time. It rebuilds the log from the object store
 (every tile and entry bundle, hashed again, the root compared with the signed checkpoint), then:
 
-- every acknowledged receipt verifies (its checkpoint's signatures under the published keys,
-  its inclusion proof) and its entry is the one at its index in the final log;
+- every acknowledged receipt verifies (its entry is the v2 commitment to its digest, salt and
+  subject; its checkpoint's signatures under the published keys; its inclusion proof) and its
+  entry is the one at its index in the final log;
 - no index was given to two acknowledged entries;
+- no published entry bundle holds a notarized digest in clear (SPEC §1: entries hide them), and
+  every entry is a v2 one;
 - every checkpoint any client saw is consistent with the final one (the log never forked or
   rewound), and their clock cosignatures never go back in time as the tree grows;
 - every anchor record in the store holds: local blocks form one signed chain, RFC 3161 tokens
@@ -24,14 +27,28 @@ from typing import Any
 
 import orjson
 
-from merkle import decode_bundle, leaf_hash, parse_digest, tiles_for_size, verify_inclusion
+from merkle import (
+    ENTRY_NOTAR,
+    AnchorTarget,
+    Receipt,
+    Status,
+    decode_bundle,
+    leaf_hash,
+    make_entry,
+    parse_digest,
+    parse_entry,
+    tiles_for_size,
+    verify_inclusion,
+    verify_receipt,
+)
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.local import verify_chain
 from merkle.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
+from merkle.checks import AnchorVerdict
 from merkle.cosignature import CosignatureVerifier
 from merkle.note import Verifier, parse_note
 from merkle.proofs import subtree_hash, verify_consistency
-from merkle.receipt import build_receipt, verify_receipt
+from merkle.receipt import Anchor
 from merkle.tiles import (
     ENTRIES,
     TileId,
@@ -46,9 +63,10 @@ from storage.errors import NotFoundError
 
 from .workload import Acked
 
-# An online check of one EVM anchor record: (ok, why) for the record and its checkpoint.
-EvmCheck = Callable[[Mapping[str, Any], Checkpoint], Awaitable[tuple[bool, str]]]
-FULL_VERIFY_SAMPLE = 2000  # receipts also put through merkle.receipt.verify_receipt whole
+# An online check of one EVM anchor record (its fields) for what it must commit to.
+EvmCheck = Callable[[Mapping[str, Any], AnchorTarget], Awaitable[AnchorVerdict]]
+FULL_VERIFY_SAMPLE = 2000  # receipts also put through merkle.verify_receipt whole
+DIGEST_SIZE = 32
 
 
 @dataclass
@@ -115,6 +133,7 @@ class Verdict:
     anchors_checked: dict[str, int] = field(default_factory=dict)
     orphan_records: int = 0  # anchor records whose checkpoint note was never written
     bad_anchors: list[str] = field(default_factory=list)
+    in_clear: list[str] = field(default_factory=list)  # digests found in a bundle, entries not v2
 
     @property
     def ok(self) -> bool:
@@ -125,6 +144,7 @@ class Verdict:
             or self.inconsistent_checkpoints
             or self.time_reversals
             or self.bad_anchors
+            or self.in_clear
         )
 
     def summary(self) -> dict[str, Any]:
@@ -139,12 +159,14 @@ class Verdict:
             "anchors_checked": self.anchors_checked,
             "orphan_anchor_records": self.orphan_records,
             "bad_anchors": len(self.bad_anchors),
+            "in_clear": len(self.in_clear),
             "examples": (
                 self.lost
                 + self.bad_receipts
                 + self.inconsistent_checkpoints
                 + self.time_reversals
                 + self.bad_anchors
+                + self.in_clear
             )[:5],
         }
 
@@ -167,30 +189,62 @@ def _check_receipts(
             roots[a.checkpoint] = _opened(a.checkpoint, origin, trusted, clocks)
         cp = roots[a.checkpoint]
         entry = bytes.fromhex(a.entry)
-        if not entry.startswith(parse_digest(a.digest).multihash):
-            v.bad_receipts.append(f"{a.digest}: its entry is not of its digest")
+        try:
+            commits = make_entry(parse_digest(a.digest), bytes.fromhex(a.salt), a.subject) == entry
+        except ValueError:
+            commits = False
+        if not commits:
+            v.bad_receipts.append(
+                f"{a.digest}: its entry is not the commitment to its digest, salt and subject"
+            )
         if cp is None or cp.size != a.tree_size:
             v.bad_receipts.append(f"{a.digest}: its checkpoint does not verify or is not of its size")
         elif not verify_inclusion(
             leaf_hash(entry), a.index, a.tree_size, [bytes.fromhex(h) for h in a.inclusion], cp.root
         ):
             v.bad_receipts.append(f"{a.digest}: its inclusion proof fails")
-        if a.index >= len(log.entries) or log.entries[a.index] != entry:
+        if a.index >= len(log.entries) or leaf_hash(log.entries[a.index]) != leaf_hash(entry):
             v.lost.append(f"{a.digest}: acknowledged at index {a.index}, not in the final log")
         if n in sample:
-            d = parse_digest(a.digest)
-            receipt = build_receipt(
-                digest=d,
-                salt=entry[len(d.multihash) :],
-                origin=origin,
-                index=a.index,
-                tree_size=a.tree_size,
-                inclusion=[bytes.fromhex(h) for h in a.inclusion],
-                checkpoint=a.checkpoint,
-            )
+            try:
+                receipt = Receipt.build(
+                    digest=parse_digest(a.digest),
+                    salt=bytes.fromhex(a.salt),
+                    subject=a.subject,
+                    origin=origin,
+                    index=a.index,
+                    tree_size=a.tree_size,
+                    inclusion=[bytes.fromhex(h) for h in a.inclusion],
+                    checkpoint=a.checkpoint,
+                )
+            except ValueError as e:
+                v.bad_receipts.append(f"{a.digest}: not a well-formed receipt: {e}")
+                continue
             result = verify_receipt(receipt, keys=keys, digest=a.digest, origin=origin)
             if not result.valid:
                 v.bad_receipts.append(f"{a.digest}: verify_receipt says {result.failed}")
+
+
+def _check_in_clear(log: AuditedLog, acked: Iterable[Acked], v: Verdict) -> None:
+    """No entry bundle holds a notarized digest's bytes anywhere (not only where an entry starts),
+    and every entry is a v2 commitment (SPEC §1)."""
+    digests = {parse_digest(a.digest).value: a.digest for a in acked}
+    for tid in sorted((t for t in log.tiles if t.level == ENTRIES), key=lambda t: t.index):
+        data = log.tiles[tid]
+        found = {
+            digests[w]
+            for i in range(len(data) - DIGEST_SIZE + 1)
+            if (w := data[i : i + DIGEST_SIZE]) in digests
+        }
+        v.in_clear += [f"{d}: in clear in entry bundle {tid.path}" for d in sorted(found)]
+    for i, entry in enumerate(log.entries):
+        try:
+            kind = parse_entry(entry)
+        except ValueError as e:
+            kind = None
+            why = str(e)
+        if kind != ENTRY_NOTAR:
+            v.in_clear.append(f"entry {i} is not a v2 commitment: {why if kind is None else f'type {kind}'}")
 
 
 def cosigned_times(notes: Iterable[str], origin: str, keys: list[str]) -> list[tuple[int, int]]:
@@ -252,16 +306,23 @@ async def _check_anchors(
         if (cp.origin, cp.size, cp.root) != (at_size.origin, at_size.size, at_size.root):
             v.bad_anchors.append(f"{key}: the anchored checkpoint of size {size} is not the final log's")
             continue
-        if kind == "evm" and evm is not None:
-            ok, why = await evm(record, cp)
-        elif kind in offline:
-            ok, why = offline[kind](record, cp, body)
-        else:
-            v.bad_anchors.append(f"{key}: no way to check a {kind} record was given to the checker")
-            continue
+        try:
+            target = AnchorTarget.for_record(record, cp, body)
+            why = target.mismatch(record)
+            if kind == "evm" and evm is not None:
+                verdict = await evm(record, target) if why is None else None
+            elif kind in offline:
+                verdict = offline[kind](Anchor.from_obj(record), target) if why is None else None
+            else:
+                v.bad_anchors.append(f"{key}: no way to check a {kind} record was given to the checker")
+                continue
+        except ValueError as e:
+            verdict, why = None, f"malformed: {e}"
         v.anchors_checked[kind] = v.anchors_checked.get(kind, 0) + 1
-        if not ok:
-            v.bad_anchors.append(f"{key}: {why}")
+        if verdict is None:
+            v.bad_anchors.append(f"{key}: it does not commit to the checkpoint of size {size}: {why}")
+        elif verdict.status is not Status.OK:
+            v.bad_anchors.append(f"{key}: {verdict.detail}")
 
 
 async def check(
@@ -281,7 +342,9 @@ async def check(
     checkpoints = list(checkpoints)
     log = await audit(store, prefix=prefix, origin=origin, log_key=keys[0], clock_key=keys[1])
     v.final_size = log.checkpoint.size
+    acked = list(acked)
     _check_receipts(log, acked, keys, origin, v)
+    _check_in_clear(log, acked, v)
     trusted = [Verifier.from_key(keys[0])]
     for note in checkpoints:
         cp = _opened(note, origin, trusted, [])

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.sdk import trusted_keys
+
 from .checker import EvmCheck, Verdict, check
 from .cluster import Cluster
 from .workload import Record, Workload
@@ -57,10 +59,10 @@ class Outcome:
 
 
 def published_keys(url: str) -> list[str]:
-    """[log key, clock key] as /v1/keys publishes them (fetched before any fault)."""
+    """[log key, clock key] of the one log /v1/keys publishes (fetched before any fault)."""
     with urllib.request.urlopen(url + "/v1/keys", timeout=10) as r:
-        keys = json.loads(r.read())
-    return [keys["log"], keys["clock"]]
+        keys = trusted_keys(json.loads(r.read()))
+    return keys[:2]
 
 
 async def drive(

@@ -28,6 +28,8 @@ class Acked:
     """One acknowledged receipt, as the client got it (the checkpoint note shared per batch)."""
 
     digest: str
+    salt: str
+    subject: str
     entry: str
     index: int
     tree_size: int
@@ -131,7 +133,16 @@ class Workload:
             self.record.checkpoints.add(note)
             log = rc["log"]
             self.record.acked.append(
-                Acked(d, rc["entry"], log["index"], log["tree_size"], tuple(log["inclusion"]), note)
+                Acked(
+                    d,
+                    rc["salt"],
+                    rc["subject"],
+                    rc["entry"],
+                    log["index"],
+                    log["tree_size"],
+                    tuple(log["inclusion"]),
+                    note,
+                )
             )
         return 0.0
 

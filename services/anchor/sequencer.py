@@ -21,6 +21,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from opentelemetry.trace import SpanContext
 
@@ -66,13 +67,15 @@ class _Group:
 
 @dataclass
 class _Batch:
-    """A batch ready for its durable write: `entries` in index order from `first`; `order[j]` is
-    the callers' position of the entry at `first + j`, `salts` in the callers' order."""
+    """A batch ready for its durable write: `placed`, its entries in index order from `first`;
+    and in the callers' order, each entry's place in the batch (`rank`), index, entry and salt."""
 
     first: int
-    order: list[int]
-    salts: list[bytes]
+    placed: list[bytes]
+    rank: list[int]
+    indices: list[int]
     entries: list[bytes]
+    salts: list[bytes]
     puts: dict[bytes, bytes]
     timestamp: int
 
@@ -332,10 +335,19 @@ class Sequencer:
         randomness = self._urandom((SALT_SIZE + _KEY_SIZE) * n)
         end = SALT_SIZE * n
         salts = [randomness[k : k + SALT_SIZE] for k in range(0, end, SALT_SIZE)]
-        # The permutation: positions (in the callers' order) sorted by random 8-byte keys cut from
-        # the same draw; `order[j]` is the position of the entry placed at index first + j.
-        keys = memoryview(randomness)[end:].cast("Q").tolist()
-        order = sorted(range(n), key=keys.__getitem__)
+        # The placement: a Fisher-Yates shuffle driven by random 8-byte words cut from the same
+        # draw (the modulo's bias is below n / 2^64). order[j] is the callers' position of the
+        # entry placed at first + j; rank is its inverse. Everything per entry stays in the
+        # callers' order but the bundle: gathering rows into index order cost more than the rows.
+        words = memoryview(randomness)[end:].cast("Q").tolist()
+        order = list(range(n))
+        for i in range(n - 1, 0, -1):
+            k = words[i] % (i + 1)
+            order[i], order[k] = order[k], order[i]
+        rank = [0] * n
+        for j, p in enumerate(order):
+            rank[p] = j
+        indices = [first + j for j in rank]
         entries: list[bytes] = []
         tenants: list[str] = []
         multihashes: list[bytes] = []
@@ -347,21 +359,16 @@ class Sequencer:
             multihashes += [d.multihash for d in g.digests]
             at += k
         placed = [entries[p] for p in order]
-        puts = self._tenant_rows(
-            [tenants[p] for p in order],
-            [multihashes[p] for p in order],
-            range(first, first + n),
-            [salts[p] for p in order],
-        )
+        puts = self._tenant_rows(tenants, multihashes, indices, salts)
         puts[state.batch_key(first)] = encode_bundle(placed)
         if self._last_note:
             puts[state.CHECKPOINT] = self._last_note.encode()
         timestamp = self._time.next()
         puts[state.SIGNED_TIME] = state.u64(timestamp)
-        return _Batch(first, order, salts, placed, puts, timestamp)
+        return _Batch(first, placed, rank, indices, entries, salts, puts, timestamp)
 
     def _tenant_rows(
-        self, tenants: list[str], multihashes: list[bytes], indices: Sequence[int], salts: list[bytes]
+        self, tenants: list[str], multihashes: list[bytes], indices: list[int], salts: list[bytes]
     ) -> dict[bytes, bytes]:
         """The tenant-private index rows of a batch, each with the index its entry got."""
         return self._rows.rows(tenants, multihashes, indices, salts)
@@ -369,7 +376,7 @@ class Sequencer:
     def _integrate(self, batch: _Batch) -> tuple[list[Tile], str, list[Sequenced]]:
         """Append a durable batch to the tiles, sign the new tree head and prove every entry;
         the results in the callers' order."""
-        first, placed = batch.first, batch.entries
+        first, placed = batch.first, batch.placed
         size = first + len(placed)
         levels: TileLevels = {}
         changed = self._tiles.append(leaf_hashes(placed), levels=levels) + self._bundles.append(placed)
@@ -377,12 +384,17 @@ class Sequencer:
         note = self._sign(size, batch.timestamp)
         proofs = self._held.inclusion_proofs(first, len(placed), size)
         self._held.prune(size)
-        # rank[p]: where the caller's entry p went (the inverse of the permutation)
-        rank = sorted(range(len(placed)), key=batch.order.__getitem__)
-        salts = batch.salts
-        results = [
-            Sequenced(first + j, placed[j], salts[p], size, proofs[j], note) for p, j in enumerate(rank)
-        ]
+        results = list(
+            map(
+                Sequenced,
+                batch.indices,
+                batch.entries,
+                batch.salts,
+                repeat(size),
+                [proofs[j] for j in batch.rank],
+                repeat(note),
+            )
+        )
         return changed, note, results
 
     async def _sequence(self, groups: list[_Group]) -> None:
@@ -390,7 +402,7 @@ class Sequencer:
         # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
         first = self._size
         batch = await asyncio.to_thread(self._prepare, groups, first)
-        n = len(batch.entries)
+        n = len(batch.placed)
         await self._write_durably(state.u64(first + n), batch.puts)
         self._time.commit(batch.timestamp)
         self._size = first + n

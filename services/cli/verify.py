@@ -1,9 +1,12 @@
 """`notar verify RECEIPT [FILE]`: check a receipt offline, trusting only the keys given.
 
-Prints a verdict a judge can read, then every check with ✓/✗ and what it means; `--json` for
-machines. Exit status 0 only when every check holds, 1 when one fails, 2 when the input is
-unusable. No network unless `--online` (EVM anchors checked against EVM_RPC; keys fetched from
-URL when none is given — that trusts the server, and says so)."""
+Prints a verdict a judge can read, then every check — ✓ ok, ✗ failed, – not checked (with the
+reason) — and what it means; `--json` for machines (`ReceiptResult.to_obj`). The verdict never
+says "every check holds" when a check was not made: it lists what was not checked. Exit status 0
+when no check failed, 1 when one failed, 2 when the receipt is malformed or unreadable, or the
+command is unusable (no key, a malformed key). No network unless `--online` (EVM anchors checked
+against EVM_RPC; keys fetched from URL's /v1/keys when none is given — that trusts the server,
+and says so)."""
 
 from __future__ import annotations
 
@@ -11,124 +14,135 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from merkle.aggregate import AnchorTarget
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
-from merkle.checkpoint import Checkpoint, parse_checkpoint
-from merkle.cosignature import verifier_from_key
-from merkle.note import parse_note
-from merkle.receipt import ReceiptResult, verify_receipt
+from merkle.checks import AnchorVerdict, AnchorVerifier, Check, Status
+from merkle.receipt import RECEIPT_FORMAT, Anchor, Receipt
+from merkle.verdict import ReceiptResult, split_keys, verify_receipt
 from services.cli.commands import settings_from
 from services.common.config import Settings
-from services.common.unique_names import check_unique_names
 from storage.errors import ConfigError
 
 MEANING = {
     "format": "the file is a notar receipt",
     "document": "the document is the one that was notarized",
-    "entry": "the log entry is this document's digest (and a random salt)",
+    "entry": "the log entry commits to this digest, its salt and the notarizing tenant",
     "checkpoint": "the signed tree head is of this log and of the receipt's size",
     "log signature": "the tree head is signed by a log key you trust",
     "inclusion": "the entry is in that signed tree (RFC 9162 inclusion proof)",
     "signed time": "the service's clock vouched for the tree at that time",
 }
+MARKS = {Status.OK: "✓", Status.FAILED: "✗", Status.NOT_CHECKED: "–"}
+KNOWN_ANCHORS = {"local": "no verifier", "evm": "needs --online", "rfc3161": "needs --tsa-ca"}
 
 
-def _meaning(name: str) -> str:
-    if name.startswith("anchor"):
-        return "independent evidence that the tree existed then"
-    return MEANING.get(name, "")
-
-
-def load_receipt(path: Path) -> Any:
-    """The receipt's JSON; ConfigError (exit 2) when it is unreadable, not JSON, or names a member
-    twice in one object (refused as POST /v1/verify and the web verifier refuse it: which of the
-    two a tool reads is up to its parser)."""
+def load_receipt(path: Path) -> Receipt:
+    """The receipt in `path`, read strictly (`Receipt.from_json`); ConfigError (exit 2) with one
+    line when it is unreadable, not JSON, or not a well-formed notar.receipt.v2 receipt (a v1
+    receipt, a member named twice or unknown, more than 16 anchors...)."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read receipt {path}: {e.strerror}", setting="RECEIPT") from e
     try:
-        receipt = orjson.loads(data)
+        orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise ConfigError(f"{path} is not JSON: {e}", setting="RECEIPT") from e
     try:
-        check_unique_names(data)
+        return Receipt.from_json(data)
     except ValueError as e:
-        raise ConfigError(f"{path} is not a usable receipt: {e}", setting="RECEIPT") from e
-    return receipt
+        raise ConfigError(f"{path} is not a usable {RECEIPT_FORMAT} receipt: {e}", setting="RECEIPT") from e
 
 
-def _checkpoint_of(receipt: Any) -> Checkpoint | None:
-    try:
-        return parse_checkpoint(parse_note(receipt["checkpoint"]).text)
-    except (KeyError, TypeError, ValueError):
-        return None
+async def server_keys(url: str) -> list[str]:
+    """The keys `url` publishes at /v1/keys; ConfigError naming URL when they are not usable."""
+    from services.sdk import NotarClient, trusted_keys
 
-
-async def _online_evm(receipt: Any, settings: Settings) -> dict[int, tuple[bool, str]]:
-    """Check each evm anchor against the chain; results by the record's id()."""
-    from services.anchor.chains.evm import verify_online
-    from services.anchor.chains.evm_rpc import JsonRpc
-
-    cp = _checkpoint_of(receipt)
-    anchors = receipt.get("anchors", []) if isinstance(receipt, dict) else []
-    evm = [(i, a) for i, a in enumerate(anchors) if isinstance(a, dict) and a.get("type") == "evm"]
-    if cp is None or not evm:
-        return {}
-    rpc = JsonRpc(settings.require("EVM_RPC", "to check EVM anchors with --online"))
-    try:
-        return {
-            id(a): await verify_online(
-                a,
-                cp,
-                rpc=rpc,
-                confirmations=settings.get("EVM_CONFIRMATIONS"),
-                contract=settings.get("EVM_CONTRACT"),
-            )
-            for _, a in evm
-        }
-    finally:
-        await rpc.close()
-
-
-async def _server_keys(settings: Settings) -> list[str]:
-    from services.sdk import NotarClient
-
-    async with NotarClient(settings.get("URL")) as client:
+    async with NotarClient(url) as client:
         doc = await client.keys()
-    return [doc["log"], doc["clock"], *doc.get("witnesses", [])]
+    try:
+        return trusted_keys(doc)
+    except ValueError as e:
+        raise ConfigError(f"the keys URL {url} publishes are not usable: {e}", setting="URL") from e
 
 
-UNCHECKED = "NOT checked against its source, so it is no evidence here: rfc3161 needs --tsa-ca, evm --online"
-
-
-def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], frozenset[str]]:
-    """The result, notes for the reader, and the anchor kinds that were checked against their
-    source (the others only "commit to this checkpoint": anyone can write such a record)."""
-    settings = settings_from(ns, dict(os.environ))
-    receipt = load_receipt(ns.receipt)
-    notes: list[str] = []
+def trusted_keys(ns: argparse.Namespace, settings: Settings, notes: list[str]) -> list[str]:
+    """`--key` values, or with `--online` and none given, the keys URL publishes (noted); each
+    checked to be a verifier key (ConfigError, exit 2, otherwise)."""
     keys = list(ns.key)
     if not keys:
         if not ns.online:
             raise ConfigError(
                 "give the log's verifier key with --key (from the deployment's README or "
-                "GET /v1/keys); add the clock key to check the signed time",
+                "GET /v1/keys; its name is the log's origin); add the clock key to check the signed time",
                 setting="KEY",
             )
-        keys = asyncio.run(_server_keys(settings))
+        keys = asyncio.run(server_keys(settings.get("URL")))
         notes.append(f"keys were fetched from {settings.get('URL')}: this trusts that server")
     for key in keys:
         try:
-            verifier_from_key(key)
+            split_keys([key])
         except ValueError as e:
             raise ConfigError(f"verifier key {key[:100]!r} is unusable: {e}", setting="KEY") from e
+    return keys
+
+
+def online_evm(
+    receipt: Receipt, keys: list[str], verifiers: dict[str, AnchorVerifier], settings: Settings
+) -> AnchorVerifier:
+    """The `evm` verifier of `--online`: each evm anchor that commits to the receipt's checkpoint
+    (merkle decides which, and the target: the checkpoint or an aggregate including it) is
+    checked on the chain at EVM_RPC first, then its verdict is given to the verifier by anchor."""
+    wanted: dict[int, tuple[Anchor, AnchorTarget]] = {}
+
+    def collect(anchor: Anchor, target: AnchorTarget) -> AnchorVerdict:
+        wanted[id(anchor)] = (anchor, target)
+        return AnchorVerdict(Status.NOT_CHECKED, "not asked yet")
+
+    verify_receipt(receipt, keys=keys, anchor_verifiers={**verifiers, "evm": collect})
+    verdicts = asyncio.run(_on_chain(list(wanted.values()), settings)) if wanted else {}
+
+    def evm(anchor: Anchor, target: AnchorTarget) -> AnchorVerdict:
+        return verdicts[id(anchor)]  # the receipt's own Anchor objects: matched by identity
+
+    return evm
+
+
+async def _on_chain(
+    anchors: list[tuple[Anchor, AnchorTarget]], settings: Settings
+) -> dict[int, AnchorVerdict]:
+    from services.anchor.chains.evm import verify_online
+    from services.anchor.chains.evm_rpc import JsonRpc
+
+    rpc = JsonRpc(settings.require("EVM_RPC", "to check EVM anchors with --online"))
+    try:
+        return {
+            id(anchor): await verify_online(
+                anchor.fields(),
+                target,
+                rpc=rpc,
+                confirmations=settings.get("EVM_CONFIRMATIONS"),
+                contract=settings.get("EVM_CONTRACT"),
+            )
+            for anchor, target in anchors
+        }
+    finally:
+        await rpc.close()
+
+
+def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str]]:
+    """The result, notes for the reader, and the trusted keys."""
+    settings = settings_from(ns, dict(os.environ))
+    receipt = load_receipt(ns.receipt)
+    notes: list[str] = []
+    keys = trusted_keys(ns, settings, notes)
     cas = []
     ca_file = ns.tsa_ca or settings.get("TSA_CA_FILE")
     if ca_file:
@@ -138,25 +152,12 @@ def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], frozenset[s
             raise ConfigError(f"TSA_CA_FILE {ca_file}: {e}", setting="TSA_CA_FILE") from e
     verifiers = offline_anchor_verifiers(keys=keys, tsa_cas=cas)
     if ns.online:
-        online = asyncio.run(_online_evm(receipt, settings))
-
-        def evm(record: Any, cp: Checkpoint, body: str) -> tuple[bool, str]:
-            return online[id(record)]  # the same record objects: matched by identity, not order
-
-        verifiers["evm"] = evm
+        verifiers["evm"] = online_evm(receipt, keys, verifiers, settings)
     if ns.file is not None and not ns.file.is_file():
         raise ConfigError(f"{ns.file}: no such file", setting="FILE")
     document = _chunks(ns.file) if ns.file is not None else None
     result = verify_receipt(receipt, keys=keys, document=document, anchor_verifiers=verifiers)
-    return result, notes, frozenset(verifiers)
-
-
-def unchecked_anchors(result: ReceiptResult, checked: frozenset[str]) -> set[str]:
-    """Names of the anchor checks that passed only because their kind could not be checked."""
-    names = [f"anchor {i + 1} ({r.get('type')})" for i, r in enumerate(result.anchors)]
-    kinds = [str(r.get("type")) for r in result.anchors]
-    present = {c.name for c in result.checks}
-    return {n for n, k in zip(names, kinds, strict=True) if k not in checked and n in present}
+    return result, notes, keys
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -165,57 +166,86 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield data
 
 
-def render(result: ReceiptResult, file_given: bool, unchecked: Collection[str] = ()) -> str:
-    """The verdict, then each check: ✓ holds, ✗ fails, ? an anchor that could not be checked."""
+def _not_checked(c: Check, result: ReceiptResult) -> str:
+    """A few words on a check that was not made, for the verdict line."""
+    if c.name == "document":
+        return "the document (none given)"
+    if c.name == "signed time":
+        return "the signed time (no clock key)"
+    kinds = {f"anchor {i + 1} ({a.type[:40]})": a.type for i, a in enumerate(result.anchors)}
+    kind = kinds.get(c.name)
+    if kind is not None:
+        return f"{c.name[:-1]}, {KNOWN_ANCHORS.get(kind, 'unknown type')})"
+    return c.name
+
+
+def key_hint(result: ReceiptResult, keys: Sequence[str]) -> str | None:
+    """Why the log signature failed when no trusted log key is named after the receipt's origin:
+    a log key signs only the log it is named after (SPEC §2)."""
+    check = result.check("log signature")
+    if check is None or check.ok or result.origin is None:
+        return None
+    names = sorted({v.name for v in split_keys(keys)[0]})
+    if result.origin in names:
+        return None
+    given = ", ".join(names) if names else "none"
+    return (
+        f"no log key you gave (--key) is named after the receipt's origin {result.origin!r}: a log "
+        f"key's name is the origin of the log it signs (log keys given: {given})"
+    )
+
+
+def render(result: ReceiptResult, file_given: bool, keys: Sequence[str] = ()) -> str:
+    """The verdict, then each check with its mark: ✓ ok, ✗ failed, – not checked."""
     lines = []
-    if result.valid:
-        lines.append("✓ VALID — every check holds.")
-        what = "The document" if file_given else "The digest in this receipt"
-        when = next((c.detail for c in result.checks if c.name == "signed time"), "")
-        lines.append(
-            f"  {what} was entry {result.index} of the log {result.origin}, in a tree of "
-            f"{result.tree_size} entries signed by {result.log_key}."
-        )
-        if when:
-            lines.append(f"  {when[0].upper()}{when[1:]}.")
-        if unchecked:
-            lines.append(
-                f"  {len(unchecked)} anchor(s) marked ? were not checked against their source "
-                "and prove nothing on their own."
-            )
-    else:
+    if result.failed:
         failed = result.failed[0]
         lines.append(f"✗ NOT VALID — check '{failed.name}' failed: {failed.detail}")
+        hint = key_hint(result, keys)
+        if hint:
+            lines.append(f"  {hint}")
+    else:
+        unchecked = result.unchecked
+        if unchecked:
+            skipped = ", ".join(_not_checked(c, result) for c in unchecked)
+            lines.append(f"✓ VALID as far as checked — not checked: {skipped}.")
+        else:
+            lines.append("✓ VALID — every check holds.")
+        what = "The document" if file_given else "The digest in this receipt"
+        receipt = result.receipt
+        subject = f", notarized by {receipt.subject!r}," if receipt is not None else ""
+        lines.append(
+            f"  {what}{subject} was entry {result.index} of the log {result.origin}, in a tree of "
+            f"{result.tree_size} entries signed by {result.log_key}."
+        )
+        when = result.check("signed time")
+        if when is not None and when.ok:
+            lines.append(f"  {when.detail[0].upper()}{when.detail[1:]}.")
     lines.append("")
     width = max(len(c.name) for c in result.checks)
     for c in result.checks:
-        mark = "✗" if not c.ok else "?" if c.name in unchecked else "✓"
-        lines.append(f"  {mark} {c.name:<{width}}  {c.detail}")
-        meaning = UNCHECKED if c.ok and c.name in unchecked else _meaning(c.name)
+        lines.append(f"  {MARKS[c.status]} {c.name:<{width}}  {c.detail}")
+        meaning = _meaning(c)
         if meaning:
             lines.append(f"    {'':<{width}}  ({meaning})")
     return "\n".join(lines)
 
 
+def _meaning(c: Check) -> str:
+    if c.status is Status.NOT_CHECKED:
+        return "not checked: it proves nothing here" if c.name.startswith("anchor") else ""
+    if c.name.startswith("anchor"):
+        return "independent evidence that the tree existed then"
+    return MEANING.get(c.name, "")
+
+
 def verify(ns: argparse.Namespace) -> int:
-    result, notes, checked = check(ns)
-    unchecked = unchecked_anchors(result, checked)
+    result, notes, keys = check(ns)
     if ns.json:
-        print(
-            orjson.dumps(
-                {
-                    "valid": result.valid,
-                    "notes": notes,
-                    "checks": [
-                        {"name": c.name, "ok": c.ok, "detail": c.detail, "checked": c.name not in unchecked}
-                        for c in result.checks
-                    ],
-                },
-                option=orjson.OPT_INDENT_2,
-            ).decode()
-        )
+        doc: dict[str, Any] = {**result.to_obj(), "notes": notes}
+        print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     else:
-        print(render(result, ns.file is not None, unchecked))
+        print(render(result, ns.file is not None, keys))
         for n in notes:
             print(f"  note: {n}", file=sys.stderr)
     return 0 if result.valid else 1

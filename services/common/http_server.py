@@ -178,8 +178,8 @@ def run_app(
     )
 
     async def serve() -> None:
-        await runner.setup()
-        try:
+        try:  # a start-up that fails (a log refused) still closes what it opened: the store
+            await runner.setup()
             await web.TCPSite(runner, host, port).start()
             await asyncio.Event().wait()
         finally:

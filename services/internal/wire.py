@@ -74,9 +74,12 @@ def encode_answer(*, origin: str, tenant: str, digests: Digests, results: Sequen
 
 def one_receipt(answer: bytes) -> bytes:
     """The receipt of an answer to a one-digest submission, as bytes (no parsing: its framing is
-    this module's); ValueError when the answer is not one."""
-    if not (answer.startswith(RECEIPTS_HEAD + b"{") and answer.endswith(b"}" + RECEIPTS_TAIL)):
-        raise ValueError(f"not an answer of the anchor: {answer[:80]!r}")
+    this module's, and a quote outside a JSON string is never escaped, inside always is);
+    ValueError when the answer is not one receipt."""
+    if not (answer.startswith(RECEIPTS_HEAD + b"{") and answer.endswith(b"}" + RECEIPTS_TAIL)) or (
+        b'},{"format":' in answer
+    ):
+        raise ValueError(f"not the anchor's answer for one digest: {answer[:80]!r}")
     return answer[len(RECEIPTS_HEAD) : -len(RECEIPTS_TAIL)]
 
 

@@ -14,7 +14,6 @@ log and its one pair of keys; key history and external witnesses extend the list
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 ACTIVE = "active"
@@ -43,17 +42,23 @@ def policy(logs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def trusted_keys(document: Mapping[str, Any]) -> list[str]:
+def trusted_keys(document: object) -> list[str]:
     """Every verifier key of a keys document: each log's log and clock keys, then the
     witnesses'. ValueError when it is not a keys document."""
-    try:
-        keys = [entry[name] for entry in document["logs"] for name in ("log", "clock")]
-        keys += list(document.get("witnesses", []))
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"not a keys document (GET /v1/keys): {e!r}") from None
-    if not keys or not all(isinstance(k, str) for k in keys):
-        raise ValueError("a keys document lists its keys as signed-note verifier key strings")
-    return keys
+    logs = document.get("logs") if isinstance(document, dict) else None
+    if not isinstance(logs, list) or not logs or not all(isinstance(log, dict) for log in logs):
+        raise ValueError('expected {"logs": [{"origin", "log", "clock", ...}], "witnesses": [...]}')
+    keys = []
+    for log in logs:
+        for name in ("log", "clock"):
+            key = log.get(name)
+            if not isinstance(key, str):
+                raise ValueError(f"a log's {name!r} key is not a verifier key string")
+            keys.append(key)
+    witnesses = document.get("witnesses", []) if isinstance(document, dict) else []
+    if not isinstance(witnesses, list) or not all(isinstance(w, str) for w in witnesses):
+        raise ValueError("'witnesses' is not a list of verifier key strings")
+    return keys + witnesses
 
 
 def _name(vkey: str) -> str:

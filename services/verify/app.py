@@ -30,7 +30,7 @@ from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
 from services.published.trust import trusted_keys
 from services.verify.page import verify_page
-from storage.errors import ConfigError, NotFoundError, PushbackError
+from storage.errors import ConfigError, NotFoundError, PushbackError, StorageError
 
 
 class AnchoredCheckpoints(Protocol):
@@ -171,22 +171,29 @@ async def get_tile(request: web.Request) -> web.Response:
 
 
 async def post_verify(request: web.Request) -> web.Response:
+    """`{"receipt": …, "digest": …}` → `{"valid", "checks": [{name, status, ok, detail}],
+    "unchecked": [name]}` under the server's own published keys (SPEC §6). A malformed receipt
+    (a v1 one too) is a failed `format` check; only a body that is not a JSON object naming a
+    receipt, or that names a member twice anywhere, is a 400."""
     body = await read_json(request, limit=MAX_VERIFY_BODY, unique_names=True)
     if not isinstance(body, dict) or "receipt" not in body:
         raise BadRequest('expected {"receipt": {…}, "digest": "blake3:…"}', kind="invalid-request")
     digest = body.get("digest")
     if digest is not None and not isinstance(digest, str):
         raise BadRequest('"digest" must be a string', kind="invalid-request")
-    trusted = trusted_keys(await request.app[READER].keys())
+    keys = await _trusted(request.app[READER])
     cas: list[x509.Certificate] = request.app[TSA_CAS]
-    verifiers = offline_anchor_verifiers(keys=trusted, tsa_cas=cas)
-    result = verify_receipt(body["receipt"], keys=trusted, digest=digest, anchor_verifiers=verifiers)
-    return _json(
-        {
-            "valid": result.valid,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks],
-        }
-    )
+    verifiers = offline_anchor_verifiers(keys=keys, tsa_cas=cas)
+    result = verify_receipt(body["receipt"], keys=keys, digest=digest, anchor_verifiers=verifiers)
+    return _json(result.to_obj())
+
+
+async def _trusted(reader: LogReader) -> list[str]:
+    """Every verifier key the deployment publishes (its /v1/keys document)."""
+    try:
+        return trusted_keys(await reader.keys())
+    except ValueError as e:
+        raise StorageError(f"the published keys document is unusable: {e}", key=layout.keys_key()) from e
 
 
 def _tsa_cas(settings: Settings) -> list[x509.Certificate]:

@@ -1,9 +1,11 @@
 """GET /verify: the web verifier (SPEC §6), one self-contained HTML page built once at start-up.
 
-The page is the template `static/verify.html` with its style and its three ES modules inlined:
-`vendor/noble.js` (pinned @noble/hashes and @noble/curves, see `static/vendor/README.md`),
-`receipt.js` (the checks, a port of `merkle/receipt.py`) and `page.js` (the form and the verdict).
-The first two are imported through an import map of `data:` URLs, so the very same bytes work
+The page is the template `static/verify.html` with its style and its ES modules inlined:
+`vendor/noble.js` (pinned @noble/hashes and @noble/curves, see `static/vendor/README.md`), the
+checks, a port of merkle/ (`json.js` strict JSON and bytes, `log.js` proofs, notes, keys and
+checkpoints, `timestamp.js` RFC 3161 tokens, `receipt.js` the receipt and its verdict), and
+`page.js` (the form and the verdict). All but the last are imported by name through an import map
+of `data:` URLs (`MODULES`), so the very same bytes work
 served by notar, after the server is gone, and saved and opened straight from disk. Its
 Content-Security-Policy lets only those inline scripts run and the page connect only to its own
 origin (for `GET v1/keys`): the document the clerk chooses is hashed in the browser, never sent.
@@ -24,6 +26,15 @@ from typing import Any
 from aiohttp import web
 
 _MARKER = re.compile(r"\{\{([A-Z]+)\}\}")
+MODULES = {
+    "notar-noble": "vendor/noble.js",
+    "notar-json": "json.js",
+    "notar-log": "log.js",
+    "notar-timestamp": "timestamp.js",
+    "notar-receipt": "receipt.js",
+}
+"""The page's modules by the names they import one another by (tests/services/verify/receipt_node.mjs
+maps the same names)."""
 _EXPLORER = re.compile(r"https?://[^\s\"'<>]+")
 
 
@@ -50,12 +61,7 @@ def build_page(*, explorer: str | None = None) -> Page:
     transactions (`<explorer>/tx/<hash>`), ignored unless it is an http(s) URL."""
     style, script = _static("verify.css"), _static("page.js")
     importmap = json.dumps(
-        {
-            "imports": {
-                "notar-noble": _data_url(_static("vendor/noble.js")),
-                "notar-receipt": _data_url(_static("receipt.js")),
-            }
-        },
+        {"imports": {name: _data_url(_static(path)) for name, path in MODULES.items()}},
         separators=(",", ":"),
     )
     for name, text, end in (("style", style, "</style"), ("script", script, "</script")):

@@ -23,9 +23,10 @@ import pytest
 from loadtest.fuzz_mutations import mutated_receipts
 from loadtest.fuzz_oracle import Oracle
 from loadtest.fuzz_seeds import Seeds, body_of
+from merkle import verify_receipt
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
-from merkle.receipt import verify_receipt
+from services.sdk import trusted_keys
 from tests.fuzz.conftest import sample
 from tests.serving import free_port, wait_ready
 from tests.tsa import LocalTsa, make_pki
@@ -44,12 +45,10 @@ class Server:
 
 
 async def _post_digests(
-    session: aiohttp.ClientSession, url: str, api_key: str, digests: list[str], salt: bool
+    session: aiohttp.ClientSession, url: str, api_key: str, digests: list[str]
 ) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {api_key}"}
-    async with session.post(
-        url + "/v1/digests", json={"digests": digests, "salt": salt}, headers=headers
-    ) as r:
+    async with session.post(url + "/v1/digests", json={"digests": digests}, headers=headers) as r:
         assert r.status == 200, await r.text()
         receipts: list[dict[str, Any]] = (await r.json())["receipts"]
     return receipts
@@ -105,8 +104,8 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         api_key = add.stdout.strip().splitlines()[-1]
         digests = [f"blake3:{i:064x}" for i in range(1, 5)]
         async with aiohttp.ClientSession() as session:
-            first = await _post_digests(session, url, api_key, digests, True)
-            first += await _post_digests(session, url, api_key, [f"sha256:{9:064x}"], False)
+            first = await _post_digests(session, url, api_key, digests)
+            first += await _post_digests(session, url, api_key, [f"sha256:{9:064x}"])
             upgraded = [await _anchored(session, url, api_key, d) for d in (digests[0], digests[3])]
             async with session.get(url + "/v1/keys") as resp:
                 keys = await resp.json()
@@ -115,7 +114,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         for r in receipts:
             anchors.setdefault(body_of(r["checkpoint"]), []).extend(r["anchors"])
         seeds = Seeds(
-            keys=[keys["log"], keys["clock"]],
+            keys=trusted_keys(keys),
             receipts=receipts,
             anchors=anchors,
             notes=sorted({r["checkpoint"] for r in receipts}),
@@ -188,10 +187,7 @@ async def test_crafted_receipts_against_post_verify(server: Server) -> None:
             local = verify_receipt(
                 parsed["receipt"], keys=seeds.keys, digest=parsed.get("digest"), anchor_verifiers=verifiers
             )
-            assert verdict == {
-                "valid": local.valid,
-                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in local.checks],
-            }
+            assert verdict == local.to_obj()
             problem = oracle.judge(parsed["receipt"], local)
             assert problem is None, (problem, r)
             if i < len(seeds.receipts):

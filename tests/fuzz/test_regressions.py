@@ -12,8 +12,8 @@ import pytest
 
 from loadtest.fuzz_seeds import CONFIRMATIONS, ChainState, Seeds, drive
 from loadtest.fuzz_targets import Targets, byte_targets, run_bytes
+from merkle import AnchorTarget, Status, verify_receipt
 from merkle.checkpoint import parse_checkpoint
-from merkle.receipt import verify_receipt
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -64,16 +64,11 @@ def test_a_malformed_chain_answer_is_a_verdict_not_a_crash(seeds: Seeds, logs: o
     chain = copy.deepcopy(seeds.chain)
     chain["receipts"][record["tx_hash"]]["logs"] = logs
     body = next(b for b, recs in seeds.anchors.items() if record in recs)
-    ok, detail = drive(
-        verify_online(record, parse_checkpoint(body), rpc=ChainState(chain), confirmations=CONFIRMATIONS)
-    )
-    assert not ok and "logs are not a list of log objects" in detail
-    ok, _ = drive(
-        verify_online(
-            record, parse_checkpoint(body), rpc=ChainState(seeds.chain), confirmations=CONFIRMATIONS
-        )
-    )
-    assert ok
+    target = AnchorTarget.of(parse_checkpoint(body), body)
+    verdict = drive(verify_online(record, target, rpc=ChainState(chain), confirmations=CONFIRMATIONS))
+    assert verdict.status is Status.FAILED and "logs are not a list of log objects" in verdict.detail
+    verdict = drive(verify_online(record, target, rpc=ChainState(seeds.chain), confirmations=CONFIRMATIONS))
+    assert verdict.status is Status.OK
 
 
 def test_the_corpus_replays_clean(targets: Targets) -> None:
@@ -87,14 +82,15 @@ def test_the_corpus_replays_clean(targets: Targets) -> None:
 
 def test_a_tlog_proof_with_an_empty_extra_line_is_refused(seeds: Seeds) -> None:
     # Found by Hypothesis: "extra " with no data parsed as no extra data, so two texts gave one
-    # proof; the spec omits the line when there is no extra data.
+    # proof. A notar tlog-proof's extra data rebuilds the entry (salt, subject, multihash): it is
+    # never empty, and a line without it is refused.
     from merkle.export import parse_tlog_proof
 
     text = seeds.tlog_proofs[0]
     assert text.startswith("c2sp.org/tlog-proof@v1\nextra ")
     head, rest = text.split("\n", 1)
     empty = head + "\nextra \n" + rest.split("\n", 1)[1]
-    with pytest.raises(ValueError, match="carries data"):
+    with pytest.raises(ValueError, match="too short"):
         parse_tlog_proof(empty)
     assert parse_tlog_proof(text).extra
 
@@ -165,10 +161,10 @@ def test_a_token_changed_outside_what_the_tsa_signed_is_the_same_evidence(
 def test_a_local_block_whose_origin_is_not_utf8_is_malformed(seeds: Seeds) -> None:
     # Found by Hypothesis: a lone surrogate in a local block's origin (which Python's json.loads
     # gives for "\ud800"; orjson refuses it) raised TypeError out of verify_receipt, whose contract
-    # is never to raise for a malformed receipt.
+    # is never to raise for a malformed receipt. In v2 the whole receipt is malformed: an anchor
+    # record must be JSON, and such a string has no JSON form.
     r = copy.deepcopy(next(r for r in seeds.receipts if r["anchors"]))
     r["anchors"][0]["origin"] = "\ud800" + r["anchors"][0]["origin"]
     result = verify_receipt(r, keys=seeds.keys, anchor_verifiers=seeds.anchor_verifiers())
-    assert [(c.name, c.detail) for c in result.failed] == [
-        ("anchor 1 (local)", "malformed anchor record: block origin must be valid UTF-8")
-    ]
+    assert [c.name for c in result.failed] == ["format"] and len(result.checks) == 1
+    assert "anchors[0]: an anchor record holds a value that is not JSON" in result.checks[0].detail

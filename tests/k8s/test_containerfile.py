@@ -1,5 +1,5 @@
-"""The Containerfile, checked by reading (no container engine runs here): it copies what the
-package needs, runs as the non-root user the manifests expect, and starts `notar`."""
+"""The Containerfile, checked by reading: it copies what the package needs, runs as the non-root
+user the manifests expect, and starts `notar`. tests/image/ builds it and runs the image."""
 
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ def instructions() -> list[tuple[str, str]]:
 def test_two_stages_on_one_python_that_the_package_supports() -> None:
     steps = instructions()
     froms = [rest for word, rest in steps if word == "FROM"]
-    assert len(froms) == 2 and froms[0].endswith(" AS build"), froms
-    image = dict(re.findall(r"ARG (\w+)=(\S+)", CONTAINERFILE))["PYTHON_IMAGE"]
-    assert froms[0].startswith("${PYTHON_IMAGE}") and froms[1] == "${PYTHON_IMAGE}"
+    assert froms == ["${BUILD_BASE} AS build", "${RUNTIME_BASE}"], froms
+    args = dict(re.findall(r"ARG (\w+)=(\S+)", CONTAINERFILE))
+    assert args["BUILD_BASE"] == args["RUNTIME_BASE"], "one Python in both stages: the venv is copied"
+    image = args["RUNTIME_BASE"]
+    assert re.search(r":[\w.-]+@sha256:[0-9a-f]{64}$", image), "the default base is pinned by digest"
     minor = int(re.search(r"python:3\.(\d+)", image).group(1))  # type: ignore[union-attr]
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     needed = int(pyproject["project"]["requires-python"].removeprefix(">=3."))

@@ -1,6 +1,7 @@
-"""The "nothing lost" checker can fail: a log built here with merkle/ and a memory store, then
-each kind of broken promise — a lost entry, an index given twice, a forked or forged checkpoint,
-a bad anchor record, a tampered tile — must be reported."""
+"""The "nothing lost" checker can fail: a v2 log built here with merkle/ and a memory store, then
+each kind of broken promise — a lost entry, an index given twice, an entry that is not its
+receipt's commitment, a forked or forged checkpoint, a bad anchor record, a tampered tile, a
+digest published in clear — must be reported."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from loadtest.reliability.checker import check
 from loadtest.reliability.workload import Acked
-from merkle import leaf_hash, make_entry, parse_digest, root
+from merkle import AnchorTarget, AnchorVerdict, Status, leaf_hash, make_entry, parse_digest, root
 from merkle.anchors.local import make_block
 from merkle.anchors.rfc3161 import load_certificates
 from merkle.bundles import BundleBuilder
@@ -30,6 +31,7 @@ from tests.tsa import LocalTsa, make_pki
 
 ORIGIN = "checker.notar.test/log"
 SIZE = 600
+SUBJECT = "acme"
 
 
 class Log:
@@ -40,7 +42,10 @@ class Log:
         self.clock = CosignatureSigner.generate(ORIGIN + "/clock")
         self.keys = [self.signer.verifier().to_key(), self.clock.verifier().to_key()]
         self.digests = [f"sha256:{os.urandom(32).hex()}" for _ in range(SIZE)]
-        self.entries = [make_entry(parse_digest(d), os.urandom(16)) for d in self.digests]
+        self.salts = [os.urandom(16) for _ in range(SIZE)]
+        self.entries = [
+            make_entry(parse_digest(d), s, SUBJECT) for d, s in zip(self.digests, self.salts, strict=True)
+        ]
         self.leaves = [leaf_hash(e) for e in self.entries]
         self.tiles: dict[str, bytes] = {}
         for t in [*TileBuilder().append(self.leaves), *BundleBuilder().append(self.entries)]:
@@ -55,7 +60,14 @@ class Log:
         fetch = {k.removeprefix("log/"): v for k, v in self.tiles.items()}
         proof = inclusion_proof_from_tiles(i, SIZE, lambda t: fetch[t.path])
         return Acked(
-            self.digests[i], self.entries[i].hex(), i, SIZE, tuple(h.hex() for h in proof), self.note
+            self.digests[i],
+            self.salts[i].hex(),
+            SUBJECT,
+            self.entries[i].hex(),
+            i,
+            SIZE,
+            tuple(h.hex() for h in proof),
+            self.note,
         )
 
     async def store(self) -> MemoryStore:
@@ -86,11 +98,11 @@ async def test_an_acknowledged_entry_missing_from_the_final_log_is_lost(log: Log
     # The service acknowledged entry 7 from a tree it later lost: the final log holds another.
     forked_entries = list(log.entries)
     other = f"sha256:{os.urandom(32).hex()}"
-    forked_entries[7] = make_entry(parse_digest(other), b"\x01" * 16)
+    forked_entries[7] = make_entry(parse_digest(other), b"\x01" * 16, SUBJECT)
     leaves = [leaf_hash(e) for e in forked_entries]
     note = log.sign(SIZE, root(leaves))
     proof = tuple(h.hex() for h in inclusion_proof(7, SIZE, leaves))
-    acked = Acked(other, forked_entries[7].hex(), 7, SIZE, proof, note)
+    acked = Acked(other, "01" * 16, SUBJECT, forked_entries[7].hex(), 7, SIZE, proof, note)
     v = await log.check(acked=[*log.acked[:7], acked, *log.acked[8:]], checkpoints=[note])
     assert not v.ok
     assert len(v.lost) == 1 and other in v.lost[0]
@@ -108,6 +120,20 @@ async def test_a_receipt_whose_proof_does_not_verify_is_reported(log: Log) -> No
     bad = replace(log.acked[9], inclusion=log.acked[10].inclusion)
     v = await log.check(acked=[bad])
     assert len(v.bad_receipts) >= 1 and not v.lost
+
+
+@pytest.mark.parametrize("member", ["salt", "subject", "digest"])
+async def test_a_receipt_whose_entry_is_not_its_commitment_is_reported(log: Log, member: str) -> None:
+    # The entry is the log's (index 11), but the receipt names another salt, subject or digest:
+    # the notarization it claims is not the one the log holds.
+    changed = {
+        "salt": replace(log.acked[11], salt="00" * 16),
+        "subject": replace(log.acked[11], subject="globex"),
+        "digest": replace(log.acked[11], digest=f"sha256:{os.urandom(32).hex()}"),
+    }
+    v = await log.check(acked=[changed[member]])
+    assert v.bad_receipts and "not the commitment to its digest, salt and subject" in v.bad_receipts[0]
+    assert not v.lost and not v.ok
 
 
 async def test_a_forked_or_forged_checkpoint_seen_by_a_client_is_reported(log: Log) -> None:
@@ -132,16 +158,17 @@ async def test_bad_anchor_records_are_reported(log: Log) -> None:
     await store.put(f"log/anchors/record/{SIZE:020d}/local.json", orjson.dumps({"type": "local", **good}))
     assert (await log.check(store)).ok
 
-    evm_record = {"type": "evm", "tx_hash": "0x" + "ab" * 32, "block_number": 5}
+    evm_record = {"type": "evm", "tx_hash": "0x" + "ab" * 32, "block_number": 5, "tree_size": SIZE}
     await store.put(f"log/anchors/record/{SIZE:020d}/evm.json", orjson.dumps(evm_record))
     unchecked = await log.check(store)
     assert unchecked.bad_anchors, "an evm record nobody can check is not passed"
 
-    async def not_on_chain(record: Any, cp: Checkpoint) -> tuple[bool, str]:
-        return False, "no such transaction"
+    async def not_on_chain(record: Any, target: AnchorTarget) -> AnchorVerdict:
+        return AnchorVerdict(Status.FAILED, "no such transaction")
 
-    async def on_chain(record: Any, cp: Checkpoint) -> tuple[bool, str]:
-        return record["tx_hash"] == evm_record["tx_hash"] and cp.size == SIZE, "checked"
+    async def on_chain(record: Any, target: AnchorTarget) -> AnchorVerdict:
+        held = record["tx_hash"] == evm_record["tx_hash"] and target.size == SIZE
+        return AnchorVerdict(Status.OK if held else Status.FAILED, "checked")
 
     assert (await log.check(store, evm=on_chain)).anchors_checked == {"local": 1, "evm": 1}
     missing = await log.check(store, evm=not_on_chain)
@@ -201,3 +228,27 @@ async def test_an_anchor_record_without_its_checkpoint_note_is_checked_against_t
     await store.put(f"log/anchors/checkpoint/{200:020d}", log.sign(200, wrong.root).encode())
     v = await log.check(store)
     assert any("not the final log's" in b for b in v.bad_anchors), v.bad_anchors
+
+
+async def test_a_digest_published_in_clear_is_reported(log: Log) -> None:
+    """SPEC §1: an entry hides its digest. A v1 entry (multihash || salt) published it in clear; so
+    would a bundle holding a notarized digest's bytes anywhere, even in an entry of type 0x02."""
+    honest = await log.check()
+    assert honest.ok and honest.in_clear == []
+    v1 = parse_digest(log.digests[5]).multihash + log.salts[5]
+    typed = b"\x02" + parse_digest(log.digests[9]).value
+    for i, entry in ((5, v1), (9, typed)):
+        entries = list(log.entries)
+        entries[i] = entry
+        leaves = [leaf_hash(e) for e in entries]
+        store = MemoryStore()
+        for t in [*TileBuilder().append(leaves), *BundleBuilder().append(entries)]:
+            await store.put("log/" + t.id.path, t.data)
+        note = log.sign(SIZE, root(leaves))
+        await store.put("log/checkpoint", note.encode())
+        v = await log.check(store, checkpoints=[note])
+        assert not v.ok and any(
+            f.startswith(f"{log.digests[i]}: in clear in entry bundle") for f in v.in_clear
+        )
+        not_v2 = [f for f in v.in_clear if f.startswith(f"entry {i} is not a v2 commitment")]
+        assert len(not_v2) == (1 if i == 5 else 0), v.in_clear

@@ -19,8 +19,9 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from merkle.aggregate import AnchorTarget
 from merkle.anchors.evm import anchor_calldata, check_receipt
-from merkle.checkpoint import Checkpoint
+from merkle.checks import AnchorVerdict, Status
 from services.anchor.chains import Anchored, AnchorError, Target
 from services.anchor.chains.evm_rpc import JsonRpc, RpcError, quantity
 from services.anchor.chains.evm_tx import Journal, Transactor, TxFailed
@@ -133,16 +134,16 @@ class EvmAnchor:
             "tree_size": done.size,
             "root": "0x" + done.checkpoint.root.hex(),
         }
-        ok, detail = await verify_online(
+        verdict = await verify_online(
             record,
-            done.checkpoint,
+            AnchorTarget.of(done.checkpoint, done.body),
             rpc=self._tx.rpc,
             confirmations=self._tx.confirmations,
             contract=self.contract,
         )
         self._tx.journal.clear()
-        if not ok:
-            raise AnchorError(f"the EVM anchor transaction does not hold: {detail}")
+        if verdict.status is not Status.OK:
+            raise AnchorError(f"the EVM anchor transaction does not hold: {verdict.detail}")
         return Anchored(done, record)
 
     async def _check_contract(self) -> None:
@@ -161,32 +162,43 @@ class EvmAnchor:
 
 async def verify_online(
     record: Mapping[str, Any],
-    cp: Checkpoint,
+    target: AnchorTarget,
     *,
     rpc: JsonRpc,
     confirmations: int,
     contract: str | None = None,
-) -> tuple[bool, str]:
-    """Check an evm record against the chain behind ``rpc`` (``merkle.anchors.evm.check_receipt``).
-    An RPC that cannot answer raises RpcError: that is not a verdict on the record."""
+) -> AnchorVerdict:
+    """Check an evm record (its fields) against the chain behind ``rpc`` for ``target``, the
+    checkpoint or the aggregate including it (``merkle.anchors.evm.check_receipt``): the verdict
+    an AnchorVerifier gives, with the block's time when the node states it. An RPC that cannot
+    answer raises RpcError: that is not a verdict on the record."""
     try:
         tx_hash, number = str(record["tx_hash"]), int(record["block_number"])
     except (KeyError, TypeError, ValueError) as e:
-        return False, f"malformed evm record: {e}"
+        return AnchorVerdict(Status.FAILED, f"malformed evm record: {e}")
     receipt = await rpc.receipt(tx_hash)
+    block = await rpc.block(number)
     try:
-        return check_receipt(
+        ok, detail = check_receipt(
             record,
-            cp,
+            target,
             tx_receipt=receipt,
             chain_id=await rpc.chain_id(),
             head=await rpc.block_number(),
-            canonical_hash=await rpc.block_hash(number),
+            canonical_hash=str(block["hash"]).lower() if block and block.get("hash") else None,
             confirmations=confirmations,
             contract=contract,
         )
     except ValueError as e:
-        return False, f"malformed evm record or answer: {e}"
+        return AnchorVerdict(Status.FAILED, f"malformed evm record or answer: {e}")
+    if not ok:
+        return AnchorVerdict(Status.FAILED, detail)
+    stamp = block.get("timestamp") if block else None
+    try:
+        when = quantity(stamp) if stamp is not None else None
+    except ValueError:
+        when = None
+    return AnchorVerdict(Status.OK, detail, time=when)
 
 
 async def deploy(tx: Transactor) -> str:

@@ -2,7 +2,7 @@
 // reads the files the clerk chooses (the document is hashed here and never sent anywhere), fetches
 // the server's public keys once at load (GET v1/keys, when served over http), and shows the result.
 
-import { formatTime, hashBlob, parseJson, parseKeys, parseStructure, parseVerifierKey, verifyReceipt } from "notar-receipt";
+import { FAILED, NOT_CHECKED, OK, RECEIPT_FORMAT, formatTime, hashBlob, keysOfDocument, parseJson, parseKeys, parseReceipt, verifyReceipt } from "notar-receipt";
 
 const $ = (id) => document.getElementById(id);
 const app = $("app");
@@ -15,7 +15,7 @@ $("noscript").hidden = true;
 const MEANING = {
   format: "the file is a notar receipt",
   document: "the document is the one that was notarized",
-  entry: "the log entry is this document's fingerprint (and a random salt)",
+  entry: "the log entry commits to this fingerprint, its random salt and the notarizing organisation",
   checkpoint: "the signed tree head is of this log and of the receipt's size",
   "log signature": "the tree head is signed by a log key you trust",
   inclusion: "the entry is in that signed tree (RFC 9162 inclusion proof)",
@@ -32,8 +32,22 @@ const WHY_NOT = {
 };
 const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
 
-function meaning(name) {
-  return name.startsWith("anchor") ? "independent evidence that the tree existed then" : MEANING[name] ?? "";
+const MARKS = { [OK]: "✓", [FAILED]: "✗", [NOT_CHECKED]: "–" };
+const SAID = { [OK]: "holds", [FAILED]: "failed", [NOT_CHECKED]: "was not checked" };
+
+function meaning(check) {
+  if (check.status === NOT_CHECKED) return check.name.startsWith("anchor") ? "not checked: it proves nothing here" : "";
+  return check.name.startsWith("anchor") ? "independent evidence that the tree existed then" : MEANING[check.name] ?? "";
+}
+
+/** A few words on a check that was not made, for the verdict. */
+function notChecked(check, result) {
+  if (check.name === "document") return "the document (none was given)";
+  if (check.name === "signed time") return "the signed time (no clock key was given)";
+  const anchor = result.anchors.find((a) => a.check === check);
+  const kind = anchor ? anchor.record.type : "";
+  const why = { evm: "its chain is not asked in a browser", rfc3161: "the authority's signature is not checked in a browser", local: "not checked" }[kind] ?? "a kind this page does not know";
+  return `${check.name}: ${why}`;
 }
 
 function whyNot(check) {
@@ -98,9 +112,7 @@ async function loadServerKeys() {
   try {
     const res = await fetch(new URL("v1/keys", location.href), { cache: "no-store", credentials: "omit" });
     if (!res.ok) throw new Error(`the server answered ${res.status}`);
-    const doc = await res.json();
-    const texts = [doc.log, doc.clock, ...(Array.isArray(doc.witnesses) ? doc.witnesses : [])].filter((k) => typeof k === "string" && k);
-    state.serverKeys = texts.map(parseVerifierKey);
+    state.serverKeys = keysOfDocument(parseJson(await res.text()));
     $("server-keys").replaceChildren(...state.serverKeys.map(keyLine));
     setStatus("server-keys-status", "Fetched from this server when the page loaded. Trusting them means trusting this server.");
   } catch (e) {
@@ -242,7 +254,7 @@ async function verify() {
     let algorithm = null;
     if (!read.error && state.document) {
       try {
-        algorithm = parseStructure(read.value).digest.algorithm;
+        algorithm = parseReceipt(read.value).digest.algorithm;
       } catch {
         algorithm = null; // the format check fails: the document is not needed
       }
@@ -253,7 +265,7 @@ async function verify() {
     }
     if (chosen[0] !== state.receipt || chosen[1] !== state.document) return; // files changed meanwhile
     const result = read.error
-      ? { valid: false, checks: [{ name: "format", ok: false, checked: true, detail: `not a notar.receipt.v1 receipt: ${read.error}` }], anchors: [] }
+      ? { valid: false, checks: [{ name: "format", status: FAILED, ok: false, detail: `not a ${RECEIPT_FORMAT} receipt: ${read.error}` }], unchecked: [], anchors: [] }
       : verifyReceipt(read.value, { keys, documentDigest: digest });
     show(result, { document: digest !== null ? state.document : null, paste });
   } finally {
@@ -266,34 +278,37 @@ async function verify() {
 
 function show(result, { document: doc, paste }) {
   const verdict = $("verdict");
-  verdict.className = result.valid ? "valid" : "invalid";
+  const unchecked = result.checks.filter((c) => c.status === NOT_CHECKED);
+  verdict.className = result.valid ? (unchecked.length ? "valid partly" : "valid") : "invalid";
   verdict.dataset.valid = String(result.valid);
   $("result").dataset.valid = String(result.valid);
-  $("verdict-title").textContent = result.valid ? "✓ Valid" : "✗ Not valid";
+  $("verdict-title").textContent = !result.valid ? "✗ Not valid" : unchecked.length ? "✓ Valid as far as checked" : "✓ Valid: every check holds";
   const text = [];
   let detail = "";
   if (result.valid) {
     const what = doc ? `The document “${doc.name}” is exactly the one notarized by this receipt.` : "The receipt is genuine.";
     text.push(
-      `${what} Its fingerprint is entry ${result.index} of the log ${result.origin}, in a tree of ${result.treeSize} entries signed by the trusted key ${result.logKey}.`,
+      `${what} Its fingerprint was notarized by “${result.subject}” as entry ${result.index} of the log ${result.origin}, in a tree of ${result.treeSize} entries signed by the trusted key ${result.logKey}.`,
     );
     if (result.time !== null) {
       text.push(`The service's clock vouched for that tree on ${humanTime(result.time)}: the ${doc ? "document" : "notarized data"} existed then at the latest.`);
-    } else {
-      text.push("No clock key was given, so the time was not checked.");
     }
-    if (!doc) text.push("No document was checked: choose the document above to check that it is the one notarized.");
+    if (unchecked.length) text.push("Nothing failed, but these were not checked:");
   } else {
-    const failed = result.checks.find((c) => !c.ok);
+    const failed = result.checks.find((c) => c.status === FAILED);
     text.push(whyNot(failed));
     detail = `The check “${failed.name}” failed: ${failed.detail}.`;
   }
   $("verdict-text").textContent = text.join(" ");
+  const list = result.valid ? unchecked.map((c) => el("li", { text: notChecked(c, result) })) : [];
+  $("verdict-unchecked").replaceChildren(...list);
+  $("verdict-unchecked").hidden = list.length === 0;
   $("verdict-detail").textContent = detail;
   $("verdict-detail").hidden = !detail;
   const notes = [];
-  if (result.checks.some((c) => c.ok && c.checked !== true)) {
-    notes.push("Some anchors are shown but not fully checked in a browser (see below): notar verify --online --tsa-ca checks them.");
+  if (result.valid && !doc) notes.push("Choose the document above to check that it is the one notarized.");
+  if (result.valid && unchecked.some((c) => c.name.startsWith("anchor"))) {
+    notes.push("An anchor that was not checked proves nothing here: notar verify --online --tsa-ca checks EVM and RFC 3161 anchors.");
   }
   if (!paste) notes.push("The keys came from this server, so this trusts the server; for evidence, paste keys you got from a source you trust.");
   $("verdict-note").textContent = notes.join(" ");
@@ -308,19 +323,17 @@ function show(result, { document: doc, paste }) {
 }
 
 function checkItem(c) {
-  const full = c.checked === true;
-  const mark = !c.ok ? "✗" : full ? "✓" : "ℹ";
-  const said = !c.ok ? "failed" : full ? "holds" : "holds as far as a browser can check";
+  const why = meaning(c);
   return el(
     "li",
-    { "data-check": c.name, "data-ok": String(c.ok), "data-checked": String(c.checked) },
-    el("span", { class: "mark", "aria-hidden": "true", text: mark }),
+    { "data-check": c.name, "data-status": c.status, "data-ok": String(c.ok) },
+    el("span", { class: "mark", "aria-hidden": "true", text: MARKS[c.status] }),
     el(
       "div",
       {},
       el("span", { class: "check-name", text: c.name }),
-      el("span", { class: "visually-hidden", text: ` ${said}. ` }),
-      meaning(c.name) ? el("div", { class: "meaning", text: meaning(c.name) }) : null,
+      el("span", { class: "visually-hidden", text: ` ${SAID[c.status]}. ` }),
+      why ? el("div", { class: "meaning", text: why }) : null,
       el("div", { class: "detail", text: c.detail }),
     ),
   );
@@ -333,10 +346,11 @@ function facts(result, doc, paste) {
     add("Log", result.origin);
     add("Entry number", String(result.index));
     add("Tree size", `${result.treeSize} entries`);
-    const clocked = result.checks.some((c) => c.name === "signed time");
-    const untimed = clocked ? "no valid signature by a trusted clock key" : "not checked (no clock key given)";
+    const clock = result.checks.find((c) => c.name === "signed time");
+    const untimed = clock && clock.status === NOT_CHECKED ? "not checked (no clock key given)" : "no valid signature by a trusted clock key";
     add("Signed time", result.time !== null ? `${humanTime(result.time)} (${formatTime(result.time)})` : untimed);
     add("Signed by", result.logKey ?? "no trusted log key");
+    add("Notarized by", result.subject);
     add("Fingerprint", result.digest);
   }
   add("Document", doc ? `${doc.name}, ${bytesText(doc.size)}, hashed in this browser` : "not given");
@@ -380,11 +394,11 @@ function anchors(list) {
       } else {
         title = `Anchor of kind ${String(record.type)}`;
       }
-      const mark = !check.ok ? "✗" : check.checked === true ? "✓" : "ℹ";
+      if (record.aggregate !== null && typeof record.aggregate === "object") add("Aggregate", `leaf ${str(record.aggregate.index)} of ${str(record.aggregate.size)} checkpoints`);
       return el(
         "li",
-        { "data-anchor": String(record.type), "data-ok": String(check.ok) },
-        el("span", { class: "mark", "aria-hidden": "true", text: mark }),
+        { "data-anchor": String(record.type), "data-status": check.status, "data-ok": String(check.ok) },
+        el("span", { class: "mark", "aria-hidden": "true", text: MARKS[check.status] }),
         el("div", {}, el("strong", { text: title }), el("div", { class: "detail", text: check.detail }), el("dl", {}, ...rows)),
       );
     }),

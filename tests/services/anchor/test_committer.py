@@ -66,12 +66,12 @@ async def test_each_kind_anchors_the_latest_checkpoint_once() -> None:
     assert await c.run_once("local")
     assert a.calls == [5, 8] and b.calls == [5]
     assert sorted(store.objects) == [
-        "log/anchors/checkpoint/00000000000000000005",
-        "log/anchors/checkpoint/00000000000000000008",
-        "log/anchors/record/00000000000000000005/evm.json",
-        "log/anchors/record/00000000000000000005/local.json",
-        "log/anchors/record/00000000000000000008/local.json",
         "log/checkpoint",
+        "private/log/anchors/checkpoint/00000000000000000005",
+        "private/log/anchors/checkpoint/00000000000000000008",
+        "private/log/anchors/record/00000000000000000005/evm.json",
+        "private/log/anchors/record/00000000000000000005/local.json",
+        "private/log/anchors/record/00000000000000000008/local.json",
     ]
     found = await c.anchors.anchors_for(5)
     assert found is not None and found.note == note(5)
@@ -143,7 +143,7 @@ async def test_failures_back_off_show_and_never_store_a_record() -> None:
     assert st.failures == 3 and st.records == 1 and st.consecutive_failures == 0
     assert bad.calls == [7, 7, 7, 7] and good.calls == [7]
     assert 0.5 <= backoffs[0] <= 1 and 1 <= backoffs[1] <= 2 and backoffs[2] == 60, backoffs
-    stored = orjson.loads(store.objects["log/anchors/record/00000000000000000007/rfc3161.json"])
+    stored = orjson.loads(store.objects["private/log/anchors/record/00000000000000000007/rfc3161.json"])
     assert stored["n"] == 4, "only the attempt that succeeded left a record"
     metrics = "\n".join(c.metrics())
     assert 'notar_anchor_failures_total{kind="rfc3161"} 3' in metrics
@@ -214,7 +214,7 @@ async def test_failing_kind_is_visible_in_details() -> None:
         "anchor evm: failing (1 in a row): the EVM RPC at http://rpc failed on eth_chainId; "
         "anchored tree size 0"
     ]
-    assert "log/anchors/checkpoint/00000000000000000007" not in store.objects
+    assert "private/log/anchors/checkpoint/00000000000000000007" not in store.objects
     await c.close()
 
 
@@ -223,7 +223,7 @@ async def test_store_fault_after_a_record_is_retried() -> None:
     await publish(store, 3)
     local = LocalChain(store=store, signer=LOG)
     c = Committer(store=store, backends=[local], config=CommitterConfig())
-    store.faults.inject("put_if_absent", key="log/anchors/record/*")
+    store.faults.inject("put_if_absent", key="private/log/anchors/record/*")
     with pytest.raises(StorageError):
         await c.run_once("local")
     assert await c.run_once("local"), "the same checkpoint again: the head block is reused"
@@ -237,13 +237,13 @@ async def test_a_record_stored_before_a_failure_is_not_anchored_twice() -> None:
     await publish(store, 4)
     evm = Scripted("evm")
     c = Committer(store=store, backends=[evm], config=CommitterConfig())
-    store.faults.inject("put_if_absent", key="log/anchors/checkpoint/*")
+    store.faults.inject("put_if_absent", key="private/log/anchors/checkpoint/*")
     with pytest.raises(StorageError):
         await c.run_once("evm")
-    assert "log/anchors/record/00000000000000000004/evm.json" in store.objects
+    assert "private/log/anchors/record/00000000000000000004/evm.json" in store.objects
     assert not await c.run_once("evm")
     assert evm.calls == [4], "no second transaction for a size already anchored"
-    assert "log/anchors/checkpoint/00000000000000000004" in store.objects
+    assert "private/log/anchors/checkpoint/00000000000000000004" in store.objects
     assert c.status["evm"].anchored_size == 4
     await AnchorStore(store).put(4, note(4), {"type": "evm", "late": True})  # a second record: dropped
     found = await AnchorStore(store).anchors_for(4)

@@ -12,7 +12,7 @@ from services.anchor.sequencer import Sequencer
 from storage.errors import PushbackError
 from storage.memory import Faults, MemoryIndex, MemoryStore
 from tests.services.anchor.conftest import MakeSequencer
-from tests.services.anchor.test_sequencer import check_log, items
+from tests.services.anchor.test_sequencer import check_log, digests
 
 BOUND_S = 10.0  # every wait below gives up after this long
 
@@ -24,10 +24,12 @@ class HangingStore(MemoryStore):
         super().__init__()
         self.hang = False
 
-    async def put_if_version(self, key: str, data: bytes, version: str | None) -> str:
+    async def put_if_version(
+        self, key: str, data: bytes, version: str | None, *, cache_control: str | None = None
+    ) -> str:
         while self.hang and key.endswith("lease"):
             await asyncio.sleep(0.01)
-        return await super().put_if_version(key, data, version)
+        return await super().put_if_version(key, data, version, cache_control=cache_control)
 
 
 async def _submit_until_refused(seq: Sequencer, acked: dict[int, bytes], start: int) -> PushbackError:
@@ -36,7 +38,7 @@ async def _submit_until_refused(seq: Sequencer, acked: dict[int, bytes], start: 
     n = start
     while time.monotonic() < deadline:
         try:
-            done = await asyncio.wait_for(seq.submit(items(n, 10)), 2.0)
+            done = await asyncio.wait_for(seq.submit("acme", digests(n, 10)), 2.0)
         except PushbackError as e:
             assert e.retry_after >= 1
             return e
@@ -50,7 +52,7 @@ async def _submit_until_accepted(seq: Sequencer, acked: dict[int, bytes], start:
     deadline = time.monotonic() + BOUND_S
     while time.monotonic() < deadline:
         try:
-            done = await asyncio.wait_for(seq.submit(items(start, 10)), 2.0)
+            done = await asyncio.wait_for(seq.submit("acme", digests(start, 10)), 2.0)
         except PushbackError:
             await asyncio.sleep(0.05)
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from merkle import parse_digest
+from merkle import Digest, parse_digest
 from merkle.checkpoint import parse_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer, parse_note
@@ -19,14 +19,13 @@ from services.anchor import state
 from services.anchor.keys import LogKeys
 from services.anchor.recovery import RecoveryError
 from services.anchor.sequencer import Sequencer, SequencerConfig
-from services.model import Item
 from storage.memory import MemoryIndex, MemoryStore
 from tests.services.anchor.conftest import ORIGIN, MakeSequencer, tenant_index
 
 
-def items(start: int, n: int, seed: int = 0) -> list[Item]:
+def items(start: int, n: int, seed: int = 0) -> list[Digest]:
     return [
-        Item("acme", parse_digest("blake3:" + (seed * 10**6 + i).to_bytes(32, "big").hex()))
+        parse_digest("blake3:" + (seed * 10**6 + i).to_bytes(32, "big").hex())
         for i in range(start, start + n)
     ]
 
@@ -48,11 +47,11 @@ async def published(store: MemoryStore) -> tuple[int, bytes]:
 async def test_a_rewritten_history_of_the_same_size_stops_start_up(make_sequencer: MakeSequencer) -> None:
     store, index = MemoryStore(), MemoryIndex()
     honest = await make_sequencer(store, index)
-    await honest.submit(items(0, 300))
+    await honest.submit("acme", items(0, 300))
     await honest.close()
     other = MemoryStore()
     forger = await make_sequencer(other)  # any key will do: recovery used to check no signature
-    await forger.submit(items(0, 300, seed=1))
+    await forger.submit("acme", items(0, 300, seed=1))
     await forger.close()
 
     swap_log(store, other)
@@ -65,8 +64,8 @@ async def test_the_check_reaches_back_to_an_earlier_signed_checkpoint(make_seque
     """RocksDB may keep only an earlier note (a lost write): the store must still extend it."""
     store, index = MemoryStore(), MemoryIndex()
     seq = await make_sequencer(store, index)
-    first = await seq.submit(items(0, 100))
-    await seq.submit(items(100, 200))
+    first = await seq.submit("acme", items(0, 100))
+    await seq.submit("acme", items(100, 200))
     await seq.close()
     await index.write_batch({state.CHECKPOINT: first[0].checkpoint.encode()})
 
@@ -77,7 +76,7 @@ async def test_the_check_reaches_back_to_an_earlier_signed_checkpoint(make_seque
 
     other = MemoryStore()
     forger = await make_sequencer(other)
-    await forger.submit(items(0, 300, seed=2))
+    await forger.submit("acme", items(0, 300, seed=2))
     await forger.close()
     swap_log(store, other)
     with pytest.raises(RecoveryError, match="size 100"):
@@ -88,7 +87,7 @@ async def test_key_rotation_still_starts(make_sequencer: MakeSequencer) -> None:
     """The check is about the tree, not the signature: checkpoints of a previous key are fine."""
     store, index = MemoryStore(), MemoryIndex()
     old = await make_sequencer(store, index)
-    await old.submit(items(0, 50))
+    await old.submit("acme", items(0, 50))
     await old.close()
     new_keys = LogKeys(Signer.generate(ORIGIN), CosignatureSigner.generate(ORIGIN + "/clock"))
     seq = Sequencer(
@@ -100,7 +99,7 @@ async def test_key_rotation_still_starts(make_sequencer: MakeSequencer) -> None:
     )
     await seq.start()
     try:
-        got = await seq.submit(items(50, 5))
-        assert got[0].index == 50 and new_keys.log.name in got[0].checkpoint
+        got = await seq.submit("acme", items(50, 5))
+        assert sorted(r.index for r in got) == list(range(50, 55)) and new_keys.log.name in got[0].checkpoint
     finally:
         await seq.close()

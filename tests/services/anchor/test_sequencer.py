@@ -1,4 +1,5 @@
-"""The sequencer: durable batches, signed checkpoints, proofs, publication, recovery, one writer."""
+"""The sequencer: v2 entries at random places of their batch, durable batches, signed checkpoints,
+proofs, publication, recovery, one writer, and the format of the log it writes to."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import random
 
 import pytest
 
-from merkle import parse_digest
+from merkle import Digest, Receipt, make_entry, parse_digest, verify_receipt
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
-from merkle.receipt import build_receipt, verify_receipt
 from services.anchor import state
 from services.anchor.keys import LogKeys
 from services.anchor.publisher import LeaseHeldError
 from services.anchor.recovery import RecoveryError
 from services.anchor.sequencer import SequencerStopped
-from services.model import Item, Sequenced
+from services.model import Sequenced
+from services.published import layout
 from storage.errors import ConflictError, PushbackError
 from storage.memory import Faults, MemoryIndex, MemoryStore
 from tests.logaudit import audit
@@ -28,14 +29,15 @@ def digest(i: int) -> str:
     return "blake3:" + i.to_bytes(32, "big").hex()
 
 
-def items(start: int, n: int, tenant: str = "acme", salted: bool = True) -> list[Item]:
-    return [Item(tenant, parse_digest(digest(i)), salted) for i in range(start, start + n)]
+def digests(start: int, n: int) -> list[Digest]:
+    return [parse_digest(digest(i)) for i in range(start, start + n)]
 
 
-def receipt_of(item: Item, s: Sequenced) -> dict[str, object]:
-    return build_receipt(
-        digest=item.digest,
+def receipt_of(tenant: str, d: Digest, s: Sequenced) -> Receipt:
+    return Receipt.build(
+        digest=d,
         salt=s.salt,
+        subject=tenant,
         origin=ORIGIN,
         index=s.index,
         tree_size=s.tree_size,
@@ -67,30 +69,29 @@ async def test_concurrent_submissions_get_unique_indices_and_valid_receipts(
 ) -> None:
     store = MemoryStore()
     seq = await make_sequencer(store)
-    groups = [items(g * 1000, random.randint(1, 700)) for g in range(12)]
-    results = await asyncio.gather(*(seq.submit(g) for g in groups))
+    groups = [(f"tenant-{g % 3}", digests(g * 1000, random.randint(1, 700))) for g in range(12)]
+    results = await asyncio.gather(*(seq.submit(t, ds) for t, ds in groups))
     acked: dict[int, bytes] = {}
-    for g, res in zip(groups, results, strict=True):
-        assert len(res) == len(g)
-        for it, s in zip(g, res, strict=True):
-            assert s.entry == it.digest.multihash + s.salt and len(s.salt) == 16
+    salts: set[bytes] = set()
+    for (tenant, ds), res in zip(groups, results, strict=True):
+        assert len(res) == len(ds)
+        for d, s in zip(ds, res, strict=True):
+            assert len(s.salt) == 16 and s.entry == make_entry(d, s.salt, tenant)
             assert s.index not in acked
             acked[s.index] = s.entry
+            salts.add(s.salt)
             if s.index % 97 == 0:
-                v = verify_receipt(receipt_of(it, s), keys=keys.verifier_keys.values())
+                v = verify_receipt(receipt_of(tenant, d, s), keys=keys.verifier_keys.values())
                 assert v.valid, v.failed
-    assert sorted(acked) == list(range(sum(map(len, groups))))
-    salts = [e[34:] for e in acked.values()]
-    assert len(set(salts)) == len(salts)
+    assert sorted(acked) == list(range(sum(len(ds) for _, ds in groups)))
+    assert len(salts) == len(acked)
     await seq.close()
     await check_log(store, keys, acked, [r[0].checkpoint for r in results])
 
 
-async def test_salts_come_from_one_csprng_call_per_batch(
-    make_sequencer: MakeSequencer, keys: LogKeys
-) -> None:
+async def test_salts_and_places_come_from_one_csprng_call_per_batch(make_sequencer: MakeSequencer) -> None:
     calls: list[int] = []
-    seq = await make_sequencer(start=False)
+    seq = await make_sequencer(start=False, batch_ms=50)
 
     def counting_urandom(n: int) -> bytes:
         calls.append(n)
@@ -98,19 +99,49 @@ async def test_salts_come_from_one_csprng_call_per_batch(
 
     seq._urandom = counting_urandom
     await seq.start()
-    res = await seq.submit(items(0, 300) + items(300, 50, salted=False))
-    assert calls == [300 * 16]
-    assert all(r.salt == b"" for r in res[300:]) and len(res[299].entry) == 50
+    a, b = await asyncio.gather(seq.submit("acme", digests(0, 300)), seq.submit("globex", digests(300, 50)))
+    assert calls == [350 * (16 + 8)]  # one batch: 16 bytes of salt and 8 of placement per entry
+    assert len({r.salt for r in a + b}) == 350
+    assert all(r.entry == make_entry(d, r.salt, "globex") for d, r in zip(digests(300, 50), b, strict=True))
+
+
+async def test_the_entries_of_one_batch_are_placed_at_random(make_sequencer: MakeSequencer) -> None:
+    """Placement is the CSPRNG's: the same draw gives the same places, and each caller still gets
+    its results in its own order. Two requests of one batch interleave: with 300 and 200 entries
+    placed uniformly, a contiguous or sorted run happens with probability ~1/C(500, 200)."""
+    draw = os.urandom(500 * 24)
+    seq = await make_sequencer(start=False, batch_ms=50)
+    seq._urandom = lambda n: draw[:n]
+    await seq.start()
+    a, b = await asyncio.gather(seq.submit("acme", digests(0, 300)), seq.submit("globex", digests(300, 200)))
+    mine, theirs = [r.index for r in a], [r.index for r in b]
+    assert sorted(mine + theirs) == list(range(500))
+    assert mine != sorted(mine) and theirs != sorted(theirs)
+    assert min(theirs) < max(mine) and min(mine) < max(theirs)  # neither is a run before the other
+    runs = sum(1 for i in range(1, 500) if (i in set(mine)) != (i - 1 in set(mine)))
+    assert runs > 100  # ~240 switches between the two requests' entries when placed at random
+    # The batch bundle kept in RocksDB is in index order, as recovery re-reads it.
+    bundle = await seq._index.get(state.batch_key(0))
+    by_index = {r.index: r.entry for r in a + b}
+    assert bundle is not None and bundle == b"".join(b"\x00\x21" + by_index[i] for i in range(500))
+    # The same draw on a fresh log gives the same places: nothing but the draw decides them.
+    again = await make_sequencer(start=False, batch_ms=50)
+    again._urandom = lambda n: draw[:n]
+    await again.start()
+    a2, b2 = await asyncio.gather(
+        again.submit("acme", digests(0, 300)), again.submit("globex", digests(300, 200))
+    )
+    assert [r.index for r in a2] == mine and [r.index for r in b2] == theirs
 
 
 async def test_restart_continues_the_log(make_sequencer: MakeSequencer, keys: LogKeys) -> None:
     store, index = MemoryStore(), MemoryIndex()
     first = await make_sequencer(store, index)
-    a = await first.submit(items(0, 300))
+    a = await first.submit("acme", digests(0, 300))
     await first.close()
     second = await make_sequencer(store, index)
-    b = await second.submit(items(300, 10))
-    assert b[0].index == 300
+    b = await second.submit("acme", digests(300, 10))
+    assert sorted(r.index for r in b) == list(range(300, 310))
     await second.close()
     await check_log(store, keys, {s.index: s.entry for s in a + b}, [a[0].checkpoint, b[0].checkpoint])
 
@@ -118,9 +149,9 @@ async def test_restart_continues_the_log(make_sequencer: MakeSequencer, keys: Lo
 async def test_crash_before_publication_loses_nothing(make_sequencer: MakeSequencer, keys: LogKeys) -> None:
     store, index = MemoryStore(), MemoryIndex()
     seq = await make_sequencer(store, index)
-    await seq.submit(items(0, 5))
+    await seq.submit("acme", digests(0, 5))
     store.faults.inject("put_if_absent", "log/tile/*", times=10**9)  # publication stalls
-    acked = await seq.submit(items(5, 600))
+    acked = await seq.submit("acme", digests(5, 600))
     # "kill -9": abandon the sequencer without closing it
     for t in seq._tasks:
         t.cancel()
@@ -139,7 +170,7 @@ async def test_crash_before_publication_loses_nothing(make_sequencer: MakeSequen
         ("put_if_absent", "log/tile/0/*"),
         ("put_if_absent", "log/tile/entries/*"),
         ("put_if_version", "log/checkpoint"),
-        ("put_if_version", "log/lease"),
+        ("put_if_version", "private/log/lease"),
         ("write_batch", "b*"),
         ("compare_and_swap", "h"),
     ],
@@ -156,7 +187,7 @@ async def test_faults_at_every_step_lose_nothing(
     faults.inject(op, key, stored=stored, skip=1, times=2)
     for round_ in range(6):
         try:
-            res = await seq.submit(items(round_ * 100, 100))
+            res = await seq.submit("acme", digests(round_ * 100, 100))
         except Exception:  # a batch that certainly was not written may be refused: the client retries
             assert op == "compare_and_swap" and not stored
             continue
@@ -172,19 +203,19 @@ async def test_faults_at_every_step_lose_nothing(
 
 async def test_pushback_past_the_queue_bound(make_sequencer: MakeSequencer) -> None:
     seq = await make_sequencer(batch_ms=200, queue_max=1000)
-    first = asyncio.create_task(seq.submit(items(0, 900)))
+    first = asyncio.create_task(seq.submit("acme", digests(0, 900)))
     await asyncio.sleep(0)
     with pytest.raises(PushbackError) as e:
-        await seq.submit(items(900, 200))
+        await seq.submit("acme", digests(900, 200))
     assert e.value.retry_after >= 1
     assert len(await first) == 900
-    assert len(await seq.submit(items(900, 200))) == 200  # recovered once drained
+    assert len(await seq.submit("acme", digests(900, 200))) == 200  # recovered once drained
 
 
 async def test_second_anchor_on_the_same_log_is_refused(make_sequencer: MakeSequencer) -> None:
     store = MemoryStore()
     a = await make_sequencer(store)
-    await a.submit(items(0, 10))
+    await a.submit("acme", digests(0, 10))
     with pytest.raises(LeaseHeldError, match="one writer per log"):
         await make_sequencer(store, MemoryIndex())
 
@@ -194,7 +225,7 @@ async def test_a_writer_that_lost_the_log_stops_without_corrupting_it(
 ) -> None:
     store = MemoryStore()
     a = await make_sequencer(store, lease_ttl_s=60)
-    acked = await a.submit(items(0, 10))
+    acked = await a.submit("acme", digests(0, 10))
     while a.stats.published_size < 10:
         await asyncio.sleep(0.01)
     # Someone overwrites the checkpoint behind A's back (say, an operator error).
@@ -203,7 +234,7 @@ async def test_a_writer_that_lost_the_log_stops_without_corrupting_it(
     store._versions["log/checkpoint"] = "stolen"
     with pytest.raises((SequencerStopped, ConflictError)):
         for i in range(5):
-            await a.submit(items(100 + i * 10, 10))
+            await a.submit("acme", digests(100 + i * 10, 10))
             await asyncio.sleep(0.05)
     assert isinstance(a.failed, ConflictError)
     await check_log(store, keys, {s.index: s.entry for s in acked}, [])
@@ -212,7 +243,7 @@ async def test_a_writer_that_lost_the_log_stops_without_corrupting_it(
 async def test_refuses_to_start_when_the_store_is_ahead_of_rocksdb(make_sequencer: MakeSequencer) -> None:
     store = MemoryStore()
     a = await make_sequencer(store)
-    await a.submit(items(0, 10))
+    await a.submit("acme", digests(0, 10))
     await a.close()
     with pytest.raises(RecoveryError, match="assigned only 0"):
         await make_sequencer(store, MemoryIndex())
@@ -221,7 +252,7 @@ async def test_refuses_to_start_when_the_store_is_ahead_of_rocksdb(make_sequence
 async def test_refuses_to_start_when_tiles_disagree_with_checkpoint(make_sequencer: MakeSequencer) -> None:
     store, index = MemoryStore(), MemoryIndex()
     a = await make_sequencer(store, index)
-    await a.submit(items(0, 10))
+    await a.submit("acme", digests(0, 10))
     await a.close()
     store.objects["log/tile/0/000.p/10"] = bytes(320)
     with pytest.raises(RecoveryError, match="do not hash to the published checkpoint"):
@@ -231,9 +262,28 @@ async def test_refuses_to_start_when_tiles_disagree_with_checkpoint(make_sequenc
 async def test_tenant_private_index(make_sequencer: MakeSequencer) -> None:
     seq = await make_sequencer()
     d = parse_digest(digest(7))
-    a = await seq.submit([Item("acme", d)])
-    b = await seq.submit([Item("acme", d), Item("globex", d)])
+    a = await seq.submit("acme", [d])
+    b, c = await asyncio.gather(seq.submit("acme", [d, *digests(100, 50)]), seq.submit("globex", [d]))
     assert await seq.lookup("acme", d) == [(a[0].index, a[0].salt), (b[0].index, b[0].salt)]
-    assert await seq.lookup("globex", d) == [(b[1].index, b[1].salt)]
+    assert await seq.lookup("globex", d) == [(c[0].index, c[0].salt)]
     assert await seq.lookup("initech", d) == []
-    assert state.tenant_prefix("acme") != state.tenant_prefix("acme2")[: len(state.tenant_prefix("acme"))]
+    for other, s in zip(digests(100, 50), b[1:], strict=True):  # each row names its entry's own index
+        assert await seq.lookup("acme", other) == [(s.index, s.salt)]
+    with pytest.raises(ValueError, match="tenant name"):
+        await seq.submit("not a tenant", [d])
+
+
+async def test_published_objects_carry_cache_control_and_the_lease_is_private(
+    make_sequencer: MakeSequencer,
+) -> None:
+    store = MemoryStore()
+    seq = await make_sequencer(store)
+    await seq.submit("acme", digests(0, 300))
+    await seq.close()
+    public = [k for k in store.objects if k.startswith("log/")]
+    assert "log/checkpoint" in public and "log/tile/0/000" in public and "log/tile/entries/001.p/44" in public
+    for key in public:
+        expected = layout.CHECKPOINT_CACHE if key == "log/checkpoint" else layout.IMMUTABLE
+        assert store.cache_control.get(key) == expected, key
+    assert all(k.startswith(("log/checkpoint", "log/tile/")) for k in public)  # tlog-tiles and nothing else
+    assert {"private/log/lease", "private/log/format"} <= set(store.objects)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from merkle import parse_digest
+from merkle import Digest, parse_digest
 from merkle.checkpoint import open_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
@@ -10,7 +10,6 @@ from services.anchor import state
 from services.anchor.keys import LogKeys
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.signing_time import SigningTime, note_time
-from services.model import Item
 from storage.memory import MemoryIndex, MemoryStore
 from tests.services.anchor.conftest import ORIGIN, tenant_index
 
@@ -26,9 +25,9 @@ class Clock:
         return self.now
 
 
-def items(start: int, n: int) -> list[Item]:
+def items(start: int, n: int) -> list[Digest]:
     return [
-        Item("acme", parse_digest("blake3:" + i.to_bytes(32, "big").hex())) for i in range(start, start + n)
+        parse_digest("blake3:" + i.to_bytes(32, "big").hex()) for i in range(start, start + n)
     ]
 
 
@@ -58,7 +57,7 @@ async def test_a_clock_stepped_back_keeps_the_last_signed_time(keys: LogKeys) ->
     times = []
     for n, now in enumerate([T0, T0 + HOUR, T0 - HOUR, T0 + 10, T0 + HOUR + 5]):
         clock.now = now
-        times.append(cosigned((await seq.submit(items(n * 10, 10)))[0].checkpoint, keys))
+        times.append(cosigned((await seq.submit("acme", items(n * 10, 10)))[0].checkpoint, keys))
         if now == T0 - HOUR:
             assert seq.clock_behind_s == 2 * HOUR
     await seq.close()
@@ -73,7 +72,7 @@ async def test_a_restart_behind_the_clock_resumes_from_the_recorded_time(keys: L
     first = sequencer(store, index, keys, clock)
     await first.start()
     store.faults.inject("put_if_absent", "log/tile/*", times=10**9)  # publication stalls
-    acked = cosigned((await first.submit(items(0, 50)))[0].checkpoint, keys)
+    acked = cosigned((await first.submit("acme", items(0, 50)))[0].checkpoint, keys)
     for t in first._tasks:  # "kill -9": abandon it
         t.cancel()
     first._tasks = []
@@ -82,7 +81,7 @@ async def test_a_restart_behind_the_clock_resumes_from_the_recorded_time(keys: L
     second = sequencer(store, index, keys, clock)
     await second.start()
     recovered = cosigned((await store.get("log/checkpoint")).decode(), keys)
-    later = cosigned((await second.submit(items(50, 5)))[0].checkpoint, keys)
+    later = cosigned((await second.submit("acme", items(50, 5)))[0].checkpoint, keys)
     await second.close()
     assert acked == (50, T0 + HOUR)
     assert recovered == (50, T0 + HOUR) and later == (55, T0 + HOUR)
@@ -96,7 +95,7 @@ async def test_a_checkpoint_in_the_store_moves_the_time_only_if_this_clock_key_s
     store, index, clock = MemoryStore(), MemoryIndex(), Clock(T0)
     seq = sequencer(store, index, keys, clock)
     await seq.start()
-    await seq.submit(items(0, 3))
+    await seq.submit("acme", items(0, 3))
     await seq.close()
     note = await store.get("log/checkpoint")
     assert note_time(note, keys.clock.verifier()) == T0

@@ -60,8 +60,12 @@ def _note(edit: Callable[[str, list[str]], tuple[str, list[str]]]) -> Callable[[
     return apply
 
 
-def tampered(base: Receipt, anchored_receipt: Receipt, foreign_token: str) -> dict[str, Receipt | str]:
-    """Receipts that differ from a valid one in one way each (str: raw JSON text)."""
+def tampered(
+    base: Receipt, anchored_receipt: Receipt, foreign_token: str, aggregated: Receipt | None = None
+) -> dict[str, Receipt | str]:
+    """Receipts that differ from a valid one in one way each (str: raw JSON text): `base` has no
+    anchors, `anchored_receipt` has [local, rfc3161, evm], `aggregated` the same kinds, each with an
+    `aggregate` member (SPEC §4), in that order."""
     log = base["log"]
     witness = "— witness.example/w " + base64.b64encode(os.urandom(4 + 64)).decode()
 
@@ -81,13 +85,23 @@ def tampered(base: Receipt, anchored_receipt: Receipt, foreign_token: str) -> di
         return lambda r: r["anchors"][i].update(kv)
 
     text_lines = base["checkpoint"].split("\n")
+    other_subject = base["subject"] + "-x" if len(base["subject"]) < 60 else "other"
     edits: dict[str, Callable[[Receipt], None]] = {
         "digest-hex": set_top(digest=_flip_hex(base["digest"], 10)),
         "digest-algorithm": set_top(digest="sha256:" + base["digest"].split(":")[1]),
-        "entry-digest-byte": set_top(entry=_flip_hex(base["entry"], 8)),
-        "entry-salt-byte": set_top(entry=_flip_hex(base["entry"], 80)),
-        "entry-short-salt": set_top(entry=base["entry"][:-2]),
+        "entry-commitment-byte": set_top(entry=_flip_hex(base["entry"], 8)),
+        "entry-last-byte": set_top(entry=_flip_hex(base["entry"], 65)),
+        "entry-type-03": set_top(entry="03" + base["entry"][2:]),
+        "entry-short": set_top(entry=base["entry"][:-2]),
         "entry-upper-case": set_top(entry=base["entry"].upper()),
+        "entry-v1-multihash": set_top(entry="1e20" + base["digest"].split(":")[1]),
+        "salt-flipped": set_top(salt=_flip_hex(base["salt"], 3)),
+        "salt-short": set_top(salt=base["salt"][:-2]),
+        "salt-upper-case": set_top(salt=base["salt"].upper()),
+        "subject-changed": set_top(subject=other_subject),
+        "subject-empty": set_top(subject=""),
+        "subject-65-bytes": set_top(subject="é" * 32 + "x"),
+        "subject-number": set_top(subject=7),
         "index-plus-one": set_log(index=log["index"] + 1),
         "index-is-size": set_log(index=log["tree_size"]),
         "size-plus-one": set_log(tree_size=log["tree_size"] + 1),
@@ -99,16 +113,26 @@ def tampered(base: Receipt, anchored_receipt: Receipt, foreign_token: str) -> di
         "proof-upper-case": set_log(inclusion=[h.upper() for h in log["inclusion"]]),
         "log-origin": set_log(origin="elsewhere.example/log"),
         "log-origin-empty": set_log(origin=""),
-        "format-v2": set_top(format="notar.receipt.v2"),
+        "format-v1": set_top(format="notar.receipt.v1"),
+        "format-v3": set_top(format="notar.receipt.v3"),
         "negative-index": set_log(index=-1),
         "index-as-string": set_log(index=str(log["index"])),
         "index-true": set_log(index=True),
         "size-u64-max": set_log(tree_size=2**64 - 1),
+        "size-2-63": set_log(tree_size=2**63),
         "anchors-not-a-list": set_top(anchors={}),
         "anchor-without-type": set_top(anchors=[{"kind": "local"}]),
         "anchor-type-number": set_top(anchors=[{"type": 5}]),
+        "anchor-type-empty": set_top(anchors=[{"type": ""}]),
+        "anchor-not-an-object": set_top(anchors=["local"]),
         "anchor-unknown-kind": set_top(anchors=[{"type": "carrier-pigeon", "note": "on its way"}]),
+        "anchors-16-unknown": set_top(anchors=[{"type": f"x-{i}"} for i in range(16)]),
+        "anchors-17": set_top(anchors=[{"type": f"x-{i}"} for i in range(17)]),
         "extra-top-level-field": set_top(comment="filed with the court"),
+        "extra-log-field": set_log(shard=0),
+        "missing-salt": lambda r: r.pop("salt"),
+        "missing-anchors": lambda r: r.pop("anchors"),
+        "missing-log-inclusion": lambda r: r["log"].pop("inclusion"),
         "checkpoint-root-zero": text_edit(
             lambda t: "\n".join([*t.split("\n")[:2], base64.b64encode(bytes(32)).decode(), ""])
         ),
@@ -155,6 +179,26 @@ def tampered(base: Receipt, anchored_receipt: Receipt, foreign_token: str) -> di
         "evm-size": anchor_edit(2, tree_size=1),
     }
     out.update({f"anchored-{name}": _with(anchored_receipt, edit) for name, edit in a_edits.items()})
+    if aggregated is not None:
+        path = aggregated["anchors"][0]["aggregate"]["path"]
+
+        def aggregate_edit(i: int, **kv: Any) -> Callable[[Receipt], None]:
+            return lambda r: r["anchors"][i]["aggregate"].update(kv)
+
+        g_edits: dict[str, Callable[[Receipt], None]] = {
+            "path-flipped": aggregate_edit(0, path=[_flip_hex(path[0]), *path[1:]]),
+            "path-dropped": aggregate_edit(0, path=path[:-1]),
+            "index-other": aggregate_edit(0, index=(aggregated["anchors"][0]["aggregate"]["index"] + 1) % 3),
+            "index-outside": aggregate_edit(0, index=3),
+            "size-zero": aggregate_edit(0, size=0),
+            "extra-member": aggregate_edit(0, note="x"),
+            "not-an-object": anchor_edit(0, aggregate=[1, 2]),
+            "removed": lambda r: r["anchors"][0].pop("aggregate"),
+            "evm-root": anchor_edit(2, root="0x" + "11" * 32),
+            "evm-path-flipped": aggregate_edit(2, path=[_flip_hex(path[0]), *path[1:]]),
+            "rfc3161-of-the-checkpoint": anchor_edit(1, token=anchored_receipt["anchors"][1]["token"]),
+        }
+        out.update({f"aggregated-{name}": _with(aggregated, edit) for name, edit in g_edits.items()})
 
     text = json.dumps(base)
     index = f'"index": {log["index"]}'
@@ -165,6 +209,9 @@ def tampered(base: Receipt, anchored_receipt: Receipt, foreign_token: str) -> di
     # Valid read last-wins (JSON.parse, orjson), invalid read first-wins: refused by both.
     out["duplicate-name"] = text.replace(index, f'"index": 999, {index}')
     out["duplicate-name-top-level"] = '{"digest": "sha256:' + "00" * 32 + '", ' + text[1:]
+    out["duplicate-name-in-anchor"] = text.replace(
+        '"anchors": []', '"anchors": [{"type": "x-future", "type": "local"}]'
+    )
     out["not-json"] = text[:-1]
     out["bom"] = "\ufeff" + text
     out["nan-in-anchors"] = text.replace('"anchors": []', '"anchors": [{"type": "evm", "tree_size": NaN}]')

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.verify.page import build_page, explorer_setting, verify_page
+from services.verify.page import MODULES, build_page, explorer_setting, verify_page
 from tests.services.verify.live import REPO, _in_ci
 
 VENDOR = REPO / "services" / "verify" / "static" / "vendor"
@@ -46,7 +46,12 @@ def test_the_page_is_one_file_whose_csp_allows_exactly_its_inline_code() -> None
     assert "unsafe-inline" not in page.csp and "unsafe-eval" not in page.csp
     assert page.csp.replace("'", "&#x27;") in text, "the same policy is in the page, for copies on disk"
     modules = json.loads(importmap)["imports"]
-    assert set(modules) == {"notar-noble", "notar-receipt"}
+    assert set(modules) == set(MODULES) >= {"notar-noble", "notar-receipt"}
+    for name, path in MODULES.items():
+        source = base64.b64decode(modules[name].removeprefix("data:text/javascript;base64,")).decode()
+        assert source == (VENDOR.parent / path).read_text(encoding="utf-8")
+        imported = set(re.findall(r'from "(notar-[a-z]+)"', source))
+        assert imported <= set(MODULES), f"{path} imports {imported - set(MODULES)}: not in the import map"
     noble = base64.b64decode(modules["notar-noble"].removeprefix("data:text/javascript;base64,")).decode()
     assert noble == (VENDOR / "noble.js").read_text(encoding="utf-8")
     assert "MIT License" in noble.splitlines()[3]

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.anchor.app import create_app, ensure_keys
 from services.common.config import load_settings
 from services.common.resources import STORE
+from services.published import layout
 from services.published.anchors import AnchorStore
 from storage.errors import ConfigError
 from tests.anvil import KEY0, Anvil, TcpProxy
@@ -44,11 +45,11 @@ async def start_app(tmp_path: Path) -> AsyncIterator[Start]:
 
 
 async def sequence(client: TestClient, n: int) -> int:  # type: ignore[type-arg]
-    items = [{"digest": "blake3:" + f"{n:064x}", "salt": True}]
-    resp = await client.post("/internal/v1/entries", json={"tenant": "acme", "items": items})
+    digests = ["blake3:" + f"{n:064x}"]
+    resp = await client.post("/internal/v1/entries", json={"tenant": "acme", "digests": digests})
     assert resp.status == 200, "sequencing goes on whatever the anchors do"
     body: dict[str, Any] = await resp.json()
-    return int(body["tree_size"])
+    return int(body["receipts"][0]["log"]["tree_size"])
 
 
 async def metric(client: TestClient, name: str) -> float:  # type: ignore[type-arg]
@@ -62,7 +63,7 @@ async def metric(client: TestClient, name: str) -> float:  # type: ignore[type-a
 async def records(client: TestClient, kind: str) -> list[str]:  # type: ignore[type-arg]
     assert client.app is not None
     store = client.app[STORE]
-    return [k async for k in store.list("log/anchors/record/") if k.endswith(f"/{kind}.json")]
+    return [k async for k in store.list(layout.anchor_records()) if k.endswith(f"/{kind}.json")]
 
 
 async def wait_for(cond: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:

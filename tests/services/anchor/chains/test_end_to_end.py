@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import copy
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from merkle import Anchor, AnchorTarget, AnchorVerdict, AnchorVerifier, Receipt, ReceiptResult, verify_receipt
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
-from merkle.checkpoint import Checkpoint, parse_checkpoint
-from merkle.digests import parse_digest
+from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
-from merkle.receipt import AnchorVerifier, ReceiptResult, build_receipt, verify_receipt
 from services.anchor.app import create_app, ensure_keys, keys_from
 from services.anchor.chains.evm import verify_online
 from services.anchor.chains.evm_rpc import JsonRpc
@@ -53,16 +52,18 @@ async def miner(anvil: Anvil) -> AsyncIterator[None]:
         await task
 
 
-async def online_verifiers(receipt: dict[str, Any], rpc: JsonRpc) -> dict[str, AnchorVerifier]:
+async def online_verifiers(receipt: Receipt, rpc: JsonRpc) -> dict[str, AnchorVerifier]:
     """What `notar verify --online` does: check each evm record on chain first, then answer."""
-    cp = parse_checkpoint(parse_note(receipt["checkpoint"]).text)
+    body = parse_note(receipt.checkpoint).text
+    cp = parse_checkpoint(body)
     verdicts = {}
-    for record in receipt["anchors"]:
-        if record["type"] == "evm":
-            verdicts[id(record)] = await verify_online(record, cp, rpc=rpc, confirmations=2)
+    for anchor in receipt.anchors:
+        if anchor.type == "evm":
+            target = AnchorTarget.for_record(anchor.fields(), cp, body)
+            verdicts[anchor.raw] = await verify_online(anchor.fields(), target, rpc=rpc, confirmations=2)
 
-    def evm(record: Any, _cp: Checkpoint, _body: str) -> tuple[bool, str]:
-        return verdicts[id(record)]
+    def evm(anchor: Anchor, _target: AnchorTarget) -> AnchorVerdict:
+        return verdicts[anchor.raw]
 
     return {"evm": evm}
 
@@ -85,11 +86,10 @@ async def test_receipt_upgraded_with_all_three_anchors(
     await client.start_server()
     rpc = JsonRpc(anvil.url)
     try:
-        resp = await client.post("/internal/v1/entries",
-                                 json={"tenant": "acme", "items": [{"digest": DIGEST, "salt": True}]})
+        resp = await client.post("/internal/v1/entries", json={"tenant": "acme", "digests": [DIGEST]})
         assert resp.status == 200
-        sequenced = await resp.json()
-        index, salt = sequenced["results"][0]["index"], bytes.fromhex(sequenced["results"][0]["salt"])
+        sequenced = Receipt.from_obj((await resp.json())["receipts"][0])
+        index = sequenced.index
         assert client.app is not None
         store = client.app[STORE]
         anchors = AnchorStore(store, refresh_s=0.1)
@@ -105,12 +105,11 @@ async def test_receipt_upgraded_with_all_three_anchors(
         assert [r["type"] for r in found.records] == ["local", "evm", "rfc3161"]
         assert await anchors.best_for(index) == (found.note, list(found.records))
         proof = await LogReader(store, origin=ORIGIN).inclusion_proof(index, found.size)
-        receipt = build_receipt(digest=parse_digest(DIGEST), salt=salt, origin=ORIGIN, index=index,
-                                tree_size=found.size, inclusion=proof, checkpoint=found.note,
-                                anchors=found.records)
+        receipt = sequenced.upgraded(checkpoint=found.note, tree_size=found.size, inclusion=proof,
+                                     anchors=found.records)
         offline = offline_anchor_verifiers(keys=keys, tsa_cas=load_certificates(pki.ca_cert.read_bytes()))
 
-        async def check(r: dict[str, Any]) -> ReceiptResult:
+        async def check(r: Receipt) -> ReceiptResult:
             return verify_receipt(r, keys=keys, digest=DIGEST,
                                   anchor_verifiers={**offline, **await online_verifiers(r, rpc)})
 
@@ -131,11 +130,11 @@ async def test_receipt_upgraded_with_all_three_anchors(
             (2, lambda r: r.update(tsa="http://elsewhere/", token=_other_token(r["token"]))),
         ]
         for position, alter in alterations:
-            changed = copy.deepcopy(receipt)
-            alter(changed["anchors"][position])
-            bad = await check(changed)
+            records = [a.fields() for a in receipt.anchors]
+            alter(records[position])
+            bad = await check(dataclasses.replace(receipt, anchors=tuple(map(Anchor.from_obj, records))))
             assert not bad.valid
-            kind = changed["anchors"][position]["type"]
+            kind = records[position]["type"]
             assert [c.name for c in bad.failed] == [f"anchor {position + 1} ({kind})"]
 
         metrics = await (await client.get("/metrics")).text()

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from merkle.aggregate import AnchorTarget
 from merkle.anchors.evm import ANCHORED_TOPIC, origin_hash
+from merkle.checks import AnchorVerdict, Status
 from services.anchor.chains import AnchorError, Target
 from services.anchor.chains.evm import EvmAnchor, verify_online
 from services.anchor.chains.evm_tx import Pending, TxFailed
@@ -18,6 +20,15 @@ from tests.anvil import KEY0, Anvil, TcpProxy
 from tests.services.anchor.chains.conftest import MakeTransactor
 
 MakeTarget = Callable[[int], Target]
+
+
+def at(target: Target) -> AnchorTarget:
+    """What an anchor of `target` commits to: its checkpoint (no aggregate)."""
+    return AnchorTarget.of(target.checkpoint, target.body)
+
+
+def held(verdict: AnchorVerdict) -> bool:
+    return verdict.status is Status.OK
 
 
 async def until(cond: Callable[[], Awaitable[bool]]) -> None:
@@ -41,19 +52,22 @@ async def test_anchor_emits_the_event_and_verifies_online(
     assert log["topics"] == [ANCHORED_TOPIC, "0x" + origin_hash(target.checkpoint.origin).hex()]
     assert int(log["data"][2:66], 16) == 42 and log["data"][66:] == target.checkpoint.root.hex()
     rpc = make_tx(anvil.url).rpc
-    assert await verify_online(r, target.checkpoint, rpc=rpc, confirmations=1, contract=contract) == (
-        True, f"anchored on chain 31337 in block {r['block_number']} (1 confirmations)")
-    ok, why = await verify_online(r, target.checkpoint, rpc=rpc, confirmations=5)
-    assert not ok and "confirmations" in why
-    other = make_target(43).checkpoint
-    assert not (await verify_online(r, other, rpc=rpc, confirmations=1))[0]
-    assert not (await verify_online({**r, "contract": "0x" + "11" * 20}, target.checkpoint, rpc=rpc,
-                                    confirmations=1))[0]
-    assert not (await verify_online({**r, "block_hash": "0x" + "22" * 32}, target.checkpoint, rpc=rpc,
-                                    confirmations=1))[0]
-    assert not (await verify_online({**r, "tx_hash": "0x" + "33" * 32}, target.checkpoint, rpc=rpc,
-                                    confirmations=1))[0]
-    assert not (await verify_online({**r, "chain_id": 1}, target.checkpoint, rpc=rpc, confirmations=1))[0]
+    verdict = await verify_online(r, at(target), rpc=rpc, confirmations=1, contract=contract)
+    assert (verdict.status, verdict.detail) == (
+        Status.OK, f"anchored on chain 31337 in block {r['block_number']} (1 confirmations)")
+    block = await anvil.rpc("eth_getBlockByNumber", hex(r["block_number"]), False)
+    assert verdict.time == int(block["timestamp"], 16), "the block's time is the anchor's"
+    deep = await verify_online(r, at(target), rpc=rpc, confirmations=5)
+    assert deep.status is Status.FAILED and "confirmations" in deep.detail
+    other = at(make_target(43))
+    assert not held(await verify_online(r, other, rpc=rpc, confirmations=1))
+    assert not held(await verify_online({**r, "contract": "0x" + "11" * 20}, at(target), rpc=rpc,
+                                    confirmations=1))
+    assert not held(await verify_online({**r, "block_hash": "0x" + "22" * 32}, at(target), rpc=rpc,
+                                    confirmations=1))
+    assert not held(await verify_online({**r, "tx_hash": "0x" + "33" * 32}, at(target), rpc=rpc,
+                                    confirmations=1))
+    assert not held(await verify_online({**r, "chain_id": 1}, at(target), rpc=rpc, confirmations=1))
     assert not (tmp := make_tx(anvil.url)).journal.load(), f"journal left behind: {tmp.journal.path}"
 
 
@@ -123,7 +137,7 @@ async def test_reorged_out_transaction_is_sent_again(
     done = await asyncio.wait_for(task, 10)
     assert done.record["block_hash"] != orphan
     rpc = make_tx(anvil.url).rpc
-    assert (await verify_online(done.record, done.target.checkpoint, rpc=rpc, confirmations=3))[0]
+    assert held(await verify_online(done.record, at(done.target), rpc=rpc, confirmations=3))
 
 
 async def test_anvil_reorg_replacing_the_block(
@@ -171,7 +185,7 @@ async def test_a_reorg_deeper_than_the_confirmations_leaves_no_nonce_gap(
     tx = await anvil.rpc("eth_getTransactionByHash", done.record["tx_hash"])
     assert int(tx["nonce"], 16) == count
     rpc = make_tx(anvil.url).rpc
-    assert (await verify_online(done.record, done.target.checkpoint, rpc=rpc, confirmations=2))[0]
+    assert held(await verify_online(done.record, at(done.target), rpc=rpc, confirmations=2))
 
 
 async def test_no_contract_at_the_address_is_a_clear_error_and_nothing_is_sent(
@@ -208,7 +222,7 @@ async def test_nonce_taken_meanwhile_signs_anew(
     await anvil.rpc("eth_sendRawTransaction", "0x" + other.raw_transaction.hex().removeprefix("0x"))
     done = await evm.anchor(make_target(4))
     assert done.target.size == 3 and done.record["tx_hash"] != p.sent[0]["hash"]
-    assert (await verify_online(done.record, done.target.checkpoint, rpc=tx.rpc, confirmations=1))[0]
+    assert held(await verify_online(done.record, at(done.target), rpc=tx.rpc, confirmations=1))
 
 
 async def test_nonce_gap_is_filled(

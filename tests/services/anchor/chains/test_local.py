@@ -30,7 +30,7 @@ async def test_blocks_form_a_verifiable_chain(log_signer: Signer, make_target: M
     assert all(r["type"] == "local" for r in records)
     blocks = await local.blocks()
     assert blocks == [{k: v for k, v in r.items() if k != "type"} for r in records]
-    assert sorted(store.objects) == [f"log/anchors/local/{h:020d}" for h in range(3)]
+    assert sorted(store.objects) == [f"private/log/anchors/local/{h:020d}" for h in range(3)]
     assert verify_chain(blocks, [log_signer.verifier().to_key()]) == []
     again = await local.anchor(make_target(27))
     assert again.record == records[-1] and len(store.objects) == 3, "the same checkpoint twice: no new block"
