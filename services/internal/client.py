@@ -49,9 +49,9 @@ class AnchorClient:
                 span.set_status(StatusCode.ERROR, type(e).__name__)
                 raise
 
-    async def _send(self, method: str, path: str, headers: dict[str, str], **kw: Any) -> bytes:
+    async def _send(self, method: str, path: str, trace: dict[str, str], **kw: Any) -> bytes:
         where = f"{self._url}{path}"
-        headers.update(kw.pop("headers", {}))
+        headers = {**trace, **kw.pop("headers", {})}
         try:
             async with self._session.request(method, where, headers=headers, **kw) as r:
                 body = await r.read()

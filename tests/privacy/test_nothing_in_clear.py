@@ -126,13 +126,23 @@ def rocksdb(index_dir: Path) -> dict[str, bytes]:
     return {**directory(index_dir), **asyncio.run(read())}
 
 
-async def bucket(store: S3Store) -> dict[str, bytes]:
-    """Every object of the store: its key and its body."""
+async def bucket(target: S3Target, prefix: str, control: bytes = b"") -> dict[str, bytes]:
+    """Every object under `prefix` of the bucket: its key and its body; with `control`, one more
+    object holding it (in its body, and in its key as hex), deleted afterwards."""
+    store = await S3Store.from_config(target.config(prefix=prefix))
     blobs: dict[str, bytes] = {}
-    async for key in store.list(""):
-        blobs[f"key {key}"] = key.encode()
-        blobs[key] = await store.get(key)
-    return blobs
+    key = f"documents/control-{control[:32].hex()}"
+    try:
+        if control:
+            await store.put(key, control)
+        async for name in store.list(""):
+            blobs[f"key {name}"] = name.encode()
+            blobs[name] = await store.get(name)
+        return blobs
+    finally:
+        if control:
+            await store.delete(key)
+        await store.close()
 
 
 # -- talking to the servers -------------------------------------------------------------------
@@ -355,12 +365,7 @@ def test_split_roles_on_s3_keep_nothing_in_clear(
         kept = exercise(servers[1].url, servers[2].url, acme, globex)
     finally:
         stop(servers)
-    store = asyncio.run(S3Store.from_config(s3_target.config(prefix=prefix)))
-
-    async def objects() -> dict[str, bytes]:
-        return await bucket(store)
-
-    everything = asyncio.run(objects())
+    everything = asyncio.run(bucket(s3_target, prefix))
     assert [k for k in everything if k.startswith("documents/")], "the documents are searched"
     everything |= directory(tmp_path)  # the pods' data directories and logs
     everything |= {f"index {k}": v for k, v in rocksdb(tmp_path / "anchor" / "index").items()}
@@ -371,14 +376,6 @@ def test_split_roles_on_s3_keep_nothing_in_clear(
 
     control_in_index(tmp_path / "anchor" / "index", kept.secrets)
 
-    async def control() -> dict[str, bytes]:
-        key = "documents/control-" + next(iter(kept.secrets.needles.values())).hex()
-        await store.put(key, b"".join(kept.secrets.needles.values()))
-        try:
-            return await bucket(store)
-        finally:
-            await store.delete(key)
-            await store.close()
-
-    hits = {n for n, _ in found(asyncio.run(control()), kept.secrets.needles)}
+    control = asyncio.run(bucket(s3_target, prefix, b"".join(kept.secrets.needles.values())))
+    hits = {n for n, _ in found(control, kept.secrets.needles)}
     assert hits == set(kept.secrets.needles)
