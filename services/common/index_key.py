@@ -38,15 +38,19 @@ def index_key_path(settings: Settings) -> Path:
     return Path(named) if named else Path(settings.get("DATA_DIR")) / "keys" / "index.key"
 
 
+def create_index_key(path: Path) -> bool:
+    """Write a new index key (32 bytes from the OS's CSPRNG) to `path`, mode 0600, unless a file
+    is there; whether it did. Its directory is created 0700 when missing."""
+    return not path.exists() and write_secret(path, os.urandom(SIZE).hex() + "\n")
+
+
 def ensure_index_key(settings: Settings) -> Path | None:
-    """Create the index key file when it is missing (32 bytes from the OS's CSPRNG); its path
-    when this call created it, else None."""
+    """Create the index key file of `settings` when it is missing; its path when this call
+    created it, else None."""
     path = index_key_path(settings)
-    if path.exists():
-        return None
-    if not settings.get(SETTING):  # DATA_DIR/keys/: DATA_DIR private too
+    if not settings.get(SETTING) and not path.exists():  # DATA_DIR/keys/: DATA_DIR private too
         path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path if write_secret(path, os.urandom(SIZE).hex() + "\n") else None
+    return path if create_index_key(path) else None
 
 
 def load_index_key(settings: Settings) -> bytes:
