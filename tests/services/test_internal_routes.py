@@ -61,11 +61,52 @@ async def test_the_anchor_role_keeps_its_internal_routes(tmp_path: Path) -> None
     await client.start_server()
     try:
         digest = b3(os.urandom(32))
-        r = await client.post(
-            "/internal/v1/entries", json={"tenant": "acme", "items": [{"digest": digest, "salt": True}]}
-        )
+        r = await client.post("/internal/v1/entries", json={"tenant": "acme", "digests": [digest]})
         assert r.status == 200, await r.text()
         r = await client.get("/internal/v1/entries", params={"tenant": "acme", "digest": digest})
         assert r.status == 200 and len((await r.json())["entries"]) == 1
     finally:
         await client.close()
+
+
+async def test_the_anchor_role_erases_one_tenants_rows(tmp_path: Path) -> None:
+    """DELETE /internal/v1/entries: what DELETE /v1/receipts asks of the anchor (verify pods)."""
+    settings = load_settings(
+        flags={"DATA_DIR": str(tmp_path), "ORIGIN": ORIGIN, "BATCH_MS": "10", "ANCHORS": ""},
+        env={},
+        config_file=None,
+    )
+    ensure_keys(settings)
+    client = TestClient(TestServer(create_app(settings, env={})))
+    await client.start_server()
+    try:
+        digest = b3(os.urandom(32))
+        for tenant in ("acme", "acme", "globex"):
+            r = await client.post("/internal/v1/entries", json={"tenant": tenant, "digests": [digest]})
+            assert r.status == 200, await r.text()
+        query = {"tenant": "acme", "digest": digest}
+        r = await client.delete("/internal/v1/entries", params=query)
+        assert r.status == 200 and await r.json() == {"erased": 2}
+        r = await client.get("/internal/v1/entries", params=query)
+        assert (await r.json())["entries"] == []
+        r = await client.get("/internal/v1/entries", params={"tenant": "globex", "digest": digest})
+        assert len((await r.json())["entries"]) == 1
+        r = await client.delete("/internal/v1/entries", params=query)
+        assert await r.json() == {"erased": 0}
+        for bad, kind in (({"tenant": "../x", "digest": digest}, "invalid-tenant"),
+                          ({"tenant": "acme", "digest": "blake3:00"}, "invalid-digest"),
+                          ({"tenant": "acme"}, "invalid-digest")):
+            r = await client.delete("/internal/v1/entries", params=bad)
+            assert r.status == 400 and (await r.json())["type"].endswith(kind), bad
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("notar", ["fs"], indirect=True)
+async def test_notar_serve_erases_only_with_a_key(notar: Notar) -> None:
+    digest = b3(os.urandom(32))
+    r = await notar.client.post("/v1/digests", json={"digests": [digest]}, headers=notar.acme)
+    assert r.status == 200
+    r = await notar.client.delete("/internal/v1/entries", params={"tenant": "acme", "digest": digest})
+    assert r.status in (404, 405) and r.content_type == "application/problem+json"
+    assert (await notar.client.get(f"/v1/receipts/{digest}", headers=notar.acme)).status == 200
