@@ -9,6 +9,7 @@ from aiohttp import web
 
 DIGEST = {"type": "string", "pattern": "^(blake3|sha256):[0-9a-f]{64}$", "example": "blake3:" + "ab" * 32}
 HEX32 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+VKEY = {"type": "string", "description": "a signed-note verifier key: name+hexkeyid+base64key"}
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 SECURED: list[dict[str, list[str]]] = [{"apiKey": []}]
 
@@ -30,6 +31,9 @@ WHY = {
     503: "busy (the sequencer's queue is full: shed before the body is read) or unavailable for now "
     "(object store, anchor): retry after Retry-After seconds",
 }
+
+
+NOT_YET = {404: "no tree of that size is published, after waiting up to 2 s for it to be"}
 
 
 def _problems(*codes: int, why: dict[int, str] | None = None) -> dict[str, Any]:
@@ -93,9 +97,11 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Receipt": _object(
         {
-            "format": {"const": "notar.receipt.v1"},
+            "format": {"const": "notar.receipt.v2"},
             "digest": DIGEST,
-            "entry": {"type": "string", "pattern": "^([0-9a-f]{2})*$"},
+            "salt": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "subject": {"type": "string", "minLength": 1, "description": "the notarizing tenant"},
+            "entry": {"type": "string", "pattern": "^02[0-9a-f]{64}$"},
             "log": _object(
                 {
                     "origin": {"type": "string"},
@@ -106,9 +112,30 @@ SCHEMAS: dict[str, Any] = {
                 ["origin", "index", "tree_size", "inclusion"],
             ),
             "checkpoint": {"type": "string"},
-            "anchors": {"type": "array", "items": {"type": "object"}},
+            "anchors": {"type": "array", "maxItems": 16, "items": {"type": "object"}},
         },
-        ["format", "digest", "entry", "log", "checkpoint", "anchors"],
+        ["format", "digest", "salt", "subject", "entry", "log", "checkpoint", "anchors"],
+    ),
+    "Keys": _object(
+        {
+            "logs": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "origin": {"type": "string"},
+                        "log": VKEY,
+                        "clock": VKEY,
+                        "state": {"enum": ["active", "frozen", "retired"]},
+                        "from_size": {"type": "integer", "minimum": 0},
+                        "until_size": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                    ["origin", "log", "clock", "state", "from_size", "until_size"],
+                ),
+            },
+            "witnesses": {"type": "array", "items": VKEY},
+            "policy": {"type": "string", "description": "a C2SP tlog-policy text: the keys and the quorum"},
+        },
+        ["logs", "witnesses", "policy"],
     ),
     "Proof": _object({"proof": {"type": "array", "items": HEX32}}, ["proof"]),
     "Verification": _object(
@@ -129,7 +156,8 @@ SCHEMAS: dict[str, Any] = {
 PATHS: dict[str, Any] = {
     "/v1/digests": {
         "post": {
-            "summary": "Notarize up to 10,000 digests; answers once they are in a signed checkpoint",
+            "summary": "Notarize up to 10,000 digests; answers once they are in a signed checkpoint. "
+            'Every notarization is salted: a body naming "salt" (the unsalted mode of format v1) is a 400',
             "security": SECURED,
             "requestBody": {
                 "required": True,
@@ -143,7 +171,6 @@ PATHS: dict[str, Any] = {
                                     "minItems": 1,
                                     "maxItems": 10000,
                                 },
-                                "salt": {"type": "boolean", "default": True},
                             },
                             ["digests"],
                         )
@@ -155,7 +182,15 @@ PATHS: dict[str, Any] = {
                     _object({"receipts": {"type": "array", "items": _ref("Receipt")}}, ["receipts"])
                 ),
                 **_problems(
-                    400, 401, 408, 413, 503, why={413: "more than 10,000 digests, or a body over 2 MiB"}
+                    400,
+                    401,
+                    408,
+                    413,
+                    503,
+                    why={
+                        400: 'the request is malformed, or names "salt" (removed in format v2)',
+                        413: "more than 10,000 digests, or a body over 2 MiB",
+                    },
                 ),
             },
         }
@@ -255,30 +290,21 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "RFC 9162 inclusion proof of entry `index` in the tree of `size`",
             "parameters": [_query("index", "entry index"), _query("size", "tree size")],
-            "responses": {"200": _json(_ref("Proof")), **_problems(400, 404)},
+            "responses": {"200": _json(_ref("Proof")), **_problems(400, 404, why=NOT_YET)},
         }
     },
     "/v1/proofs/consistency": {
         "get": {
             "summary": "RFC 9162 consistency proof between tree sizes `from` and `to`",
             "parameters": [_query("from", "old tree size"), _query("to", "new tree size")],
-            "responses": {"200": _json(_ref("Proof")), **_problems(400, 404)},
+            "responses": {"200": _json(_ref("Proof")), **_problems(400, 404, why=NOT_YET)},
         }
     },
     "/v1/keys": {
         "get": {
-            "summary": "Signed-note verifier keys of the log, its clock and trusted witnesses",
+            "summary": "Every verifier key of the deployment, per log, and its trust policy",
             "responses": {
-                "200": _json(
-                    _object(
-                        {
-                            "log": {"type": "string"},
-                            "clock": {"type": "string"},
-                            "witnesses": {"type": "array", "items": {"type": "string"}},
-                        },
-                        ["log", "clock", "witnesses"],
-                    )
-                ),
+                "200": _json(_ref("Keys")),
                 **_problems(404),
             },
         }
@@ -310,7 +336,11 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "A C2SP tlog-tiles tile or entry bundle",
             "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": _text("tile bytes", "application/octet-stream"), **_problems(404)},
+            "responses": {
+                "200": _text("tile bytes", "application/octet-stream"),
+                **_problems(404, why={404: "no such tile, after waiting up to 2 s for it when it belongs "
+                                      "to a tree larger than the published one"}),
+            },
         }
     },
     "/verify": {

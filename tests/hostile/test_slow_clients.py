@@ -40,7 +40,7 @@ async def legit(served: Served) -> None:
     assert a.status == 200, a
     assert len(a.json()["receipts"]) == 1
     a = await exchange(served.port, request("GET", "/v1/keys"), within=15)
-    assert a.status == 200 and "log" in a.json()
+    assert a.status == 200 and "logs" in a.json()
 
 
 async def test_two_hundred_slow_clients_neither_block_others_nor_stay(served: Served) -> None:

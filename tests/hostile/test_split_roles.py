@@ -18,24 +18,25 @@ D = "sha256:" + "ab" * 32
 ENTRIES = "/internal/v1/entries"
 
 BODIES: dict[str, object] = {
-    "a tenant that climbs": {"tenant": "../../etc", "items": [{"digest": D}]},
-    "an empty tenant": {"tenant": "", "items": [{"digest": D}]},
-    "a 1,000-character tenant": {"tenant": "a" * 1000, "items": [{"digest": D}]},
-    "a NUL in the tenant": {"tenant": "a\x00b", "items": [{"digest": D}]},
-    "a non-ASCII tenant": {"tenant": "é", "items": [{"digest": D}]},
-    "a tenant with a slash": {"tenant": "acme/x", "items": [{"digest": D}]},
-    "a number for the tenant": {"tenant": 5, "items": [{"digest": D}]},
-    "a string for items": {"tenant": "acme", "items": D},
-    "a list for an item": {"tenant": "acme", "items": [[D]]},
-    "a string for salt": {"tenant": "acme", "items": [{"digest": D, "salt": "x"}]},
-    "a number for a digest": {"tenant": "acme", "items": [{"digest": 5}]},
-    "10,001 items": {"tenant": "acme", "items": [{"digest": D}] * 10_001},
+    "a tenant that climbs": {"tenant": "../../etc", "digests": [D]},
+    "an empty tenant": {"tenant": "", "digests": [D]},
+    "a 1,000-character tenant": {"tenant": "a" * 1000, "digests": [D]},
+    "a NUL in the tenant": {"tenant": "a\x00b", "digests": [D]},
+    "a non-ASCII tenant": {"tenant": "é", "digests": [D]},
+    "a tenant with a slash": {"tenant": "acme/x", "digests": [D]},
+    "a number for the tenant": {"tenant": 5, "digests": [D]},
+    "a string for digests": {"tenant": "acme", "digests": D},
+    "a list for a digest": {"tenant": "acme", "digests": [[D]]},
+    "format v1's items": {"tenant": "acme", "digests": [{"digest": D, "salt": True}]},
+    "a number for a digest": {"tenant": "acme", "digests": [5]},
+    "an upper-case digest among ten": {"tenant": "acme", "digests": [D] * 9 + [D.upper()]},
+    "10,001 digests": {"tenant": "acme", "digests": [D] * 10_001},
     "a list": [{"tenant": "acme"}],
 }
 
 
 def status_ok(answer_status: int, name: str) -> bool:
-    return answer_status == (413 if name == "10,001 items" else 400)
+    return answer_status == (413 if name == "10,001 digests" else 400)
 
 
 @pytest.mark.parametrize("name", list(BODIES))
@@ -50,7 +51,7 @@ async def test_the_anchor_refuses_hostile_entries(split_roles: dict[str, Served]
 
 async def test_the_anchor_refuses_hostile_json_and_lookups(split_roles: dict[str, Served]) -> None:
     anchor = split_roles["anchor"]
-    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"tenant": "acme", "items": [NaN]}', b"\xff", b""):
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"tenant": "acme", "digests": [NaN]}', b"\xff", b""):
         answer = await exchange(anchor.port, request("POST", ENTRIES, body=body))
         assert answer.status == 400 and answer.is_problem(400), answer
     big = request("POST", ENTRIES, headers={"Content-Length": str(4 * 1024 * 1024 + 1)})

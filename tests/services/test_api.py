@@ -1,4 +1,5 @@
-"""SPEC §6 end to end on one `notar serve` app, on the fs store and on SeaweedFS."""
+"""SPEC §6 end to end on one `notar serve` app, on the fs store and on SeaweedFS: receipts v2
+written by the anchor, /v1/keys, publication waits and Cache-Control, the private prefix."""
 
 from __future__ import annotations
 
@@ -9,12 +10,22 @@ import os
 from typing import Any
 
 import blake3
+import orjson
 import pytest
 
-from merkle import leaf_hash, verify_consistency, verify_inclusion
+from merkle import (
+    Receipt,
+    leaf_hash,
+    make_entry,
+    parse_digest,
+    verify_consistency,
+    verify_inclusion,
+    verify_receipt,
+)
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
-from merkle.receipt import verify_receipt
+from services.published import layout
+from services.published.trust import trusted_keys
 from tests.services.conftest import Notar
 
 
@@ -39,14 +50,19 @@ async def problem(r: Any, status: int, kind: str) -> dict[str, Any]:
 async def test_digests_give_valid_receipts_in_order(notar: Notar) -> None:
     docs = [os.urandom(100) for _ in range(5)]
     digests = [b3(d) for d in docs] + ["sha256:" + hashlib.sha256(b"x").hexdigest()]
-    receipts = await notarize(notar, digests)
+    r = await notar.client.post("/v1/digests", json={"digests": digests}, headers=notar.acme)
+    raw = await r.read()
+    receipts = orjson.loads(raw)["receipts"]
     assert [r["digest"] for r in receipts] == digests
     assert len({r["log"]["index"] for r in receipts}) == 6
     for d, r in zip(docs, receipts, strict=False):
         result = verify_receipt(r, keys=notar.keys, document=d)
         assert result.valid, result.failed
-    unsalted = await notarize(notar, digests[:1], salt=False)
-    assert len(bytes.fromhex(unsalted[0]["entry"])) == 34
+    typed = [Receipt.from_obj(r) for r in receipts]
+    assert raw == b'{"receipts":[' + b",".join(t.to_json() for t in typed) + b"]}"  # canonical, as is
+    for digest, t in zip(digests, typed, strict=True):
+        assert t.subject == "acme" and len(t.salt) == 16
+        assert t.entry == make_entry(parse_digest(digest), t.salt, "acme") and t.entry[0] == 2
 
 
 async def test_auth_is_required_and_checked(notar: Notar) -> None:
@@ -78,11 +94,13 @@ async def test_bad_requests(notar: Notar) -> None:
     )
     await problem(await c.post("/v1/digests", data=b"{not json", headers=h), 400, "malformed-json")
     await problem(await c.post("/v1/digests", json={"digest": "x"}, headers=h), 400, "invalid-request")
-    await problem(
-        await c.post("/v1/digests", json={"digests": [b3(b"a")], "salt": "yes"}, headers=h),
-        400,
-        "invalid-request",
-    )
+    for salt in (True, False, "yes"):  # the unsalted mode is gone: naming it at all is refused
+        body = await problem(
+            await c.post("/v1/digests", json={"digests": [b3(b"a")], "salt": salt}, headers=h),
+            400,
+            "invalid-request",
+        )
+        assert "unsalted mode was removed in format v2" in body["detail"], body
     await problem(await c.get("/v1/nothing-here"), 404, "not-found")
 
 
@@ -108,6 +126,7 @@ async def test_documents_round_trip_and_stay_private(notar: Notar) -> None:
         "chunks": 3,
     }
     assert verify_receipt(answer["receipt"], keys=notar.keys, document=data).valid
+    assert answer["receipt"]["subject"] == "acme" and answer["receipt"]["digest"] == b3(data)
     got = await c.get(f"/v1/documents/{doc['digest']}", headers=notar.acme)
     assert got.status == 200 and await got.read() == data
     by_sha = await c.get(f"/v1/documents/sha256:{doc['sha256']}", headers=notar.acme)
@@ -158,13 +177,18 @@ async def test_receipts_first_and_all_and_tenant_isolation(notar: Notar) -> None
     await notarize(notar, [d], headers=notar.globex)
     r = await c.get(f"/v1/receipts/{d}", headers=notar.acme)
     assert r.status == 200
-    got = await r.json()
+    raw = await r.read()
+    got = orjson.loads(raw)
     assert got["log"]["index"] == first["log"]["index"] and got["entry"] == first["entry"]
+    assert got["salt"] == first["salt"] and got["subject"] == "acme"
     assert verify_receipt(got, keys=notar.keys, document=b"contract").valid
+    assert Receipt.from_json(raw).to_json() == raw  # canonical
     every = (await (await c.get(f"/v1/receipts/{d}?all=true", headers=notar.acme)).json())["receipts"]
     assert len(every) == 2 and every[0]["log"]["index"] == first["log"]["index"]
     theirs = await (await c.get(f"/v1/receipts/{d}", headers=notar.globex)).json()
     assert theirs["entry"] not in {x["entry"] for x in every}  # salts are per notarization
+    assert theirs["subject"] == "globex"
+    assert verify_receipt(theirs, keys=notar.keys, document=b"contract").valid
     await problem(await c.get(f"/v1/receipts/{b3(b'never')}", headers=notar.acme), 404, "not-found")
     await problem(await c.get(f"/v1/receipts/{d}"), 401, "unauthorized")
 
@@ -172,8 +196,19 @@ async def test_receipts_first_and_all_and_tenant_isolation(notar: Notar) -> None
 async def test_proofs_keys_and_published_log(notar: Notar) -> None:
     c = notar.client
     receipts = await notarize(notar, [f"sha256:{i:064x}" for i in range(700)])
-    keys = await (await c.get("/v1/keys")).json()
-    assert [keys["log"], keys["clock"]] == notar.keys and keys["witnesses"] == []
+    keys_answer = await c.get("/v1/keys")
+    keys = await keys_answer.json()
+    assert trusted_keys(keys) == notar.keys and keys["witnesses"] == []
+    origin = notar.keys[0].split("+")[0]  # the log key is named after the origin
+    assert keys["logs"] == [
+        {"origin": origin, "log": notar.keys[0], "clock": notar.keys[1], "state": "active", "from_size": 0,
+         "until_size": None}
+    ]
+    clock_name = notar.keys[1].split("+")[0]
+    assert keys["policy"] == (
+        f"log {notar.keys[0]}\nwitness {clock_name} {notar.keys[1]}\nquorum {clock_name}\n"
+    )
+    assert keys_answer.headers["Cache-Control"] == "public, max-age=300"
     r = receipts[500]
     deadline = asyncio.get_running_loop().time() + 10
     while True:  # receipts are acknowledged before the tiles are published: wait for them
@@ -208,11 +243,17 @@ async def test_proofs_keys_and_published_log(notar: Notar) -> None:
     assert await bundle.read() == await notar.store.get("log/tile/entries/000")
     for bad in ("index=5&size=5", "index=-1&size=5", "index=01&size=5", "size=5", "index=a&size=b"):
         await problem(await c.get(f"/v1/proofs/inclusion?{bad}"), 400, "invalid-parameter")
+    started = asyncio.get_running_loop().time()
     await problem(await c.get(f"/v1/proofs/inclusion?index=0&size={cp.size + 1000}"), 404, "not-found")
+    assert asyncio.get_running_loop().time() - started >= 1.9  # it waited for that tree, 2 s at most
     await problem(await c.get("/v1/proofs/consistency?from=9&to=3"), 400, "invalid-parameter")
     for path in ("/log/tile/../keys.json", "/log/tile/0/%2e%2e/x", "/log/tile/0/1", "/log/tile/entries/999"):
         r2 = await c.get(path)
         assert r2.status == 404, path
+    public = [k async for k in notar.store.list("log/")]  # tlog-tiles, nothing else: no lease, keys
+    assert "log/checkpoint" in public
+    assert all(k == "log/checkpoint" or k.startswith("log/tile/") for k in public)
+    assert await notar.store.get(layout.lease_key()) and await notar.store.get(layout.keys_key())
 
 
 async def test_post_verify_names_each_check(notar: Notar) -> None:

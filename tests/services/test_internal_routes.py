@@ -15,6 +15,7 @@ import blake3
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from merkle import Receipt
 from services.anchor.app import create_app, ensure_keys
 from services.common.config import load_settings
 from tests.services.conftest import ORIGIN, Notar
@@ -43,10 +44,10 @@ async def test_notar_serve_has_no_unauthenticated_internal_routes(notar: Notar) 
     r = await c.get("/internal/v1/entries", params={"tenant": "acme", "digest": digest})
     assert r.status == 404 and r.content_type == "application/problem+json"
     assert "salt" not in await r.text()
-    items = [{"digest": b3(os.urandom(32)), "salt": True}]
-    r = await c.post("/internal/v1/entries", json={"tenant": "acme", "items": items})
+    digests = [b3(os.urandom(32))]
+    r = await c.post("/internal/v1/entries", json={"tenant": "acme", "digests": digests})
     assert r.status == 404 and r.content_type == "application/problem+json"
-    r = await c.get(f"/v1/receipts/{items[0]['digest']}", headers=notar.acme)
+    r = await c.get(f"/v1/receipts/{digests[0]}", headers=notar.acme)
     assert r.status == 404, "nothing was notarized in acme's name"
 
 
@@ -60,11 +61,29 @@ async def test_the_anchor_role_keeps_its_internal_routes(tmp_path: Path) -> None
     client = TestClient(TestServer(create_app(settings, env={})))
     await client.start_server()
     try:
-        digest = b3(os.urandom(32))
-        r = await client.post("/internal/v1/entries", json={"tenant": "acme", "digests": [digest]})
+        digests = [b3(os.urandom(32)) for _ in range(9)]
+        r = await client.post("/internal/v1/entries", json={"tenant": "acme", "digests": digests})
         assert r.status == 200, await r.text()
-        r = await client.get("/internal/v1/entries", params={"tenant": "acme", "digest": digest})
-        assert r.status == 200 and len((await r.json())["entries"]) == 1
+        receipts = [Receipt.from_obj(x) for x in (await r.json())["receipts"]]  # finished receipts
+        assert [str(x.digest) for x in receipts] == digests and {x.subject for x in receipts} == {"acme"}
+        r = await client.get("/internal/v1/entries", params={"tenant": "acme", "digest": digests[4]})
+        assert r.status == 200
+        assert (await r.json())["entries"] == [{"index": receipts[4].index, "salt": receipts[4].salt.hex()}]
+        # The anchor is a trust boundary: it checks what ingest sends again, and says what is wrong.
+        bad_bodies = [
+            ({"tenant": "acme", "digests": [*digests[:8], "blake3:" + "AB" * 32]}, "invalid-digest"),
+            ({"tenant": "acme", "digests": ["sha256:00"]}, "invalid-digest"),
+            ({"tenant": "not a name", "digests": digests}, "invalid-tenant"),
+            ({"tenant": "acme", "items": [{"digest": digests[0], "salt": True}]}, "invalid-request"),
+            ({"digests": digests}, "invalid-request"),
+            ({"tenant": "acme", "digests": [digests[0]] * 10_001}, "too-many-digests"),
+        ]
+        for body, kind in bad_bodies:
+            r = await client.post("/internal/v1/entries", json=body)
+            assert r.status in (400, 413) and r.content_type == "application/problem+json", body
+            assert (await r.json())["type"].endswith(kind), await r.text()
+        r = await client.get("/internal/v1/entries", params={"tenant": "acme", "digest": digests[0]})
+        assert len((await r.json())["entries"]) == 1  # nothing of the refused bodies was notarized
     finally:
         await client.close()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from merkle import verify_receipt
 from merkle.anchors import offline_anchor_verifiers
-from merkle.receipt import verify_receipt
 from services.anchor.app import ensure_keys, keys_from
 from services.cli.serve import build_app
 from services.common.resources import TENANTS
@@ -40,6 +40,8 @@ async def test_receipts_upgrade_once_anchored(tmp_path: Path, request: pytest.Fi
             await asyncio.sleep(0.1)
         assert upgraded is not None, "no anchored receipt within 10 s"
         assert upgraded["entry"] == first["entry"] and upgraded["log"]["index"] == first["log"]["index"]
+        assert (upgraded["salt"], upgraded["subject"]) == (first["salt"], "acme")
+        assert upgraded["log"]["tree_size"] >= first["log"]["tree_size"]
         assert [a["type"] for a in upgraded["anchors"]] == ["local"]
         result = verify_receipt(
             upgraded, keys=keys, digest=digest, anchor_verifiers=offline_anchor_verifiers(keys=keys)

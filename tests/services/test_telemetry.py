@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from merkle.receipt import verify_receipt
+from merkle import verify_receipt
 from services.anchor.app import ensure_keys, keys_from
 from services.cli.serve import build_app
 from services.common.config import load_settings

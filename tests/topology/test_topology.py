@@ -29,13 +29,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from merkle import leaf_hash, verify_inclusion
+from merkle import Receipt, decode_bundle, leaf_hash, verify_inclusion, verify_receipt
 from merkle.anchors import offline_anchor_verifiers
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
-from merkle.receipt import verify_receipt
 from services.common.index_key import create_index_key
-from services.sdk import NotarClient
+from services.published import layout
+from services.sdk import NotarClient, trusted_keys
 from storage.s3 import S3Store
 from tests.seaweed import S3Target, free_ports
 
@@ -239,7 +239,7 @@ async def notar(topology: Topology) -> AsyncIterator[TopologyNotar]:
             yield TopologyNotar(
                 client,
                 store,
-                [keys["log"], keys["clock"]],
+                trusted_keys(keys),
                 {"Authorization": f"Bearer {topology.keys['acme']}"},
                 {"Authorization": f"Bearer {topology.keys['globex']}"},
             )
@@ -254,25 +254,25 @@ async def notar(topology: Topology) -> AsyncIterator[TopologyNotar]:
 
 async def test_each_ingest_notarizes_and_each_verify_serves_every_receipt(topology: Topology) -> None:
     acme = topology.keys["acme"]
-    made: dict[str, dict[str, Any]] = {}
+    made: dict[str, Receipt] = {}
     for pod in topology.of("ingest"):
         async with NotarClient(pod.url, acme) as c:
             digests = [f"sha256:{os.urandom(32).hex()}" for _ in range(50)]  # new to the log
             made |= dict(zip(digests, await c.notarize(digests), strict=True))
     for pod in topology.of("verify"):
         async with NotarClient(pod.url, acme) as v:
-            keys = await v.keys()
-            trusted = [keys["log"], keys["clock"]]
+            trusted = trusted_keys(await v.keys())
             for digest, first in made.items():
                 got = await v.receipt(digest)  # retries 503 until this pod sees the entry published
-                assert got["log"]["index"] == first["log"]["index"] and got["entry"] == first["entry"]
+                assert (got.index, got.entry, got.salt) == (first.index, first.entry, first.salt)
+                assert got.subject == "acme"
                 assert verify_receipt(got, keys=trusted, digest=digest).valid
             digest, receipt = next(iter(made.items()))
             assert (await v.verify(receipt, digest))["valid"] is True
-            size, index = receipt["log"]["tree_size"], receipt["log"]["index"]
+            size, index = receipt.tree_size, receipt.index
             proof = [bytes.fromhex(h) for h in await v.inclusion_proof(index, size)]
-            root = parse_checkpoint(parse_note(receipt["checkpoint"]).text).root
-            assert verify_inclusion(leaf_hash(bytes.fromhex(receipt["entry"])), index, size, proof, root)
+            root = parse_checkpoint(parse_note(receipt.checkpoint).text).root
+            assert verify_inclusion(leaf_hash(receipt.entry), index, size, proof, root)
 
 
 async def test_a_document_stored_through_one_ingest_is_served_by_the_other(topology: Topology) -> None:
@@ -288,7 +288,7 @@ async def test_a_document_stored_through_one_ingest_is_served_by_the_other(topol
         NotarClient(second.url, topology.keys["acme"]) as b,
     ):
         up = await a.upload(body())
-        got = b"".join([chunk async for chunk in b.document(up["document"]["digest"])])
+        got = b"".join([chunk async for chunk in b.document(up.document["digest"])])
     assert got == data
 
 
@@ -364,18 +364,85 @@ async def test_every_verify_pod_serves_the_receipt_upgraded_once_the_anchor_anch
     digest = f"sha256:{os.urandom(32).hex()}"
     async with NotarClient(topology.of("ingest")[1].url, topology.keys["acme"]) as c:
         first = (await c.notarize([digest]))[0]
-    assert first["anchors"] == []
+    assert first.anchors == ()
     for pod in topology.of("verify"):
         async with NotarClient(pod.url, topology.keys["acme"]) as v:
-            keys = await v.keys()
-            trusted = [keys["log"], keys["clock"]]
+            trusted = trusted_keys(await v.keys())
             async with asyncio.timeout(30):  # ANCHOR_INTERVAL_S=1
-                while not (got := await v.receipt(digest))["anchors"]:
+                while not (got := await v.receipt(digest)).anchors:
                     await asyncio.sleep(0.2)
-            assert got["entry"] == first["entry"] and got["log"]["index"] == first["log"]["index"]
-            assert [a["type"] for a in got["anchors"]] == ["local"]
+            assert (got.entry, got.index, got.salt) == (first.entry, first.index, first.salt)
+            assert [a.type for a in got.anchors] == ["local"]
             result = verify_receipt(
                 got, keys=trusted, digest=digest, anchor_verifiers=offline_anchor_verifiers(keys=trusted)
             )
             assert result.valid, result.failed
             assert (await v.verify(got, digest))["valid"] is True
+
+
+# -- format v2 over the wire between the pods, and the bucket's prefixes -------------------------------
+
+
+async def test_one_request_is_no_contiguous_run_and_interleaves_with_another(topology: Topology) -> None:
+    """Two 1,000-digest requests through the two ingest pods and the internal wire: in one batch
+    (same checkpoint), their entries interleave; placed in request order they would be two runs.
+    The chance that uniform random placement gives fewer than 400 switches between them is
+    below 10^-100; that either request comes out sorted, 1/1000!."""
+    first, second = topology.of("ingest")
+    async with (
+        NotarClient(first.url, topology.keys["acme"]) as a,
+        NotarClient(second.url, topology.keys["globex"]) as b,
+    ):
+        for _ in range(20):  # until both land in one batch (BATCH_MS=20)
+            digests = [[f"blake3:{os.urandom(32).hex()}" for _ in range(1000)] for _ in range(2)]
+            mine, theirs = await asyncio.gather(a.notarize(digests[0]), b.notarize(digests[1]))
+            if mine[0].checkpoint == theirs[0].checkpoint:
+                break
+        else:
+            raise AssertionError("two concurrent requests never shared a batch")
+    ours, other = [r.index for r in mine], [r.index for r in theirs]
+    assert ours != sorted(ours) and other != sorted(other)
+    placed = sorted((i, who) for who, indices in ((0, ours), (1, other)) for i in indices)
+    switches = sum(1 for (_, x), (_, y) in itertools.pairwise(placed) if x != y)
+    assert switches > 400  # ~1,000 expected; two contiguous runs would give 1
+    assert {r.subject for r in mine} == {"acme"} and {r.subject for r in theirs} == {"globex"}
+
+
+async def test_the_bucket_holds_no_notarized_digest_and_only_tlog_tiles_are_public(
+    topology: Topology,
+) -> None:
+    digests = [f"{('sha256', 'blake3')[k % 2]}:{os.urandom(32).hex()}" for k in range(300)]
+    async with NotarClient(topology.of("ingest")[0].url, topology.keys["acme"]) as c:
+        receipts = await c.notarize(digests)
+    size = receipts[0].tree_size
+    store = await S3Store.from_config(topology.target.config(prefix=topology.prefix))
+    session = aiohttp.ClientSession()
+    try:
+        async with asyncio.timeout(30):
+            while parse_checkpoint(parse_note(await store.get("log/checkpoint")).text).size < size:
+                await asyncio.sleep(0.1)
+        public = [k async for k in store.list("log/")]
+        assert all(k == "log/checkpoint" or k.startswith("log/tile/") for k in public), public
+        blobs = {k: await store.get(k) for k in public}
+        for digest in digests:
+            value = bytes.fromhex(digest.split(":")[1])
+            for key, blob in blobs.items():
+                assert value not in blob and digest.split(":")[1].encode() not in blob, (digest, key)
+        for key, blob in blobs.items():
+            if key.startswith("log/tile/entries/"):
+                assert all(len(e) == 33 and e[0] == 2 for e in decode_bundle(blob)), key
+        private = {k async for k in store.list(layout.private_prefix())}
+        assert {layout.lease_key(), layout.keys_key(), layout.format_key()} <= private
+        for key, want in (
+            ("log/checkpoint", layout.CHECKPOINT_CACHE),
+            ("log/tile/0/000", layout.IMMUTABLE),
+            (next(k for k in public if ".p/" in k), layout.IMMUTABLE),
+            (next(k for k in public if k.startswith("log/tile/entries/")), layout.IMMUTABLE),
+        ):
+            head = await store.client.head_object(Bucket=store.bucket, Key=store.object_key(key))
+            assert head.get("CacheControl") == want, key
+            async with session.get(topology.of("verify")[0].url + "/" + key) as r:
+                assert r.headers["Cache-Control"] == want, key  # the verify pods answer the same
+    finally:
+        await session.close()
+        await store.close()

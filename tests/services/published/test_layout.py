@@ -1,5 +1,5 @@
-"""The bucket layout is the one the published log, its anchors, documents and tenants have always
-had: deployments and mirrors read these exact keys (C2SP tlog-tiles under `log/`)."""
+"""The bucket layout: deployments and mirrors read these exact keys (C2SP tlog-tiles under `log/`,
+nothing else there); the log's private state, its anchors included, under `private/log/`."""
 
 from __future__ import annotations
 
@@ -9,21 +9,23 @@ from services.published import layout
 
 def test_log_keys() -> None:
     assert layout.checkpoint_key() == "log/checkpoint"
-    assert layout.keys_key() == "log/keys.json"
-    assert layout.lease_key() == "log/lease"
+    assert layout.keys_key() == "private/log/keys.json"
+    assert layout.lease_key() == "private/log/lease"
+    assert layout.format_key() == "private/log/format"
+    assert layout.lease_key("run-1/log/") == "private/run-1/log/lease"
     assert layout.tile_key(TileId(0, 1234, 7)) == "log/tile/0/x001/234.p/7"
     assert layout.tile_key(TileId("entries", 5)) == "log/tile/entries/005"
     assert layout.checkpoint_key("run-1/log/") == "run-1/log/checkpoint"
 
 
 def test_anchor_keys() -> None:
-    assert layout.anchor_checkpoints() == "log/anchors/checkpoint/"
-    assert layout.anchor_checkpoint_key(42) == "log/anchors/checkpoint/00000000000000000042"
-    assert layout.anchor_records() == "log/anchors/record/"
-    assert layout.anchor_records_of(42) == "log/anchors/record/00000000000000000042/"
-    assert layout.anchor_record_key(42, "evm") == "log/anchors/record/00000000000000000042/evm.json"
-    assert layout.local_chain() == "log/anchors/local/"
-    assert layout.local_block_key(3) == "log/anchors/local/00000000000000000003"
+    assert layout.anchor_checkpoints() == "private/log/anchors/checkpoint/"
+    assert layout.anchor_checkpoint_key(42) == "private/log/anchors/checkpoint/00000000000000000042"
+    assert layout.anchor_records() == "private/log/anchors/record/"
+    assert layout.anchor_records_of(42) == "private/log/anchors/record/00000000000000000042/"
+    assert layout.anchor_record_key(42, "evm") == "private/log/anchors/record/00000000000000000042/evm.json"
+    assert layout.local_chain() == "private/log/anchors/local/"
+    assert layout.local_block_key(3) == "private/log/anchors/local/00000000000000000003"
 
 
 def test_document_and_tenant_keys() -> None:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from merkle import Anchor, AnchorTarget, Status
 from merkle.anchors.rfc3161 import load_certificates, rfc3161_anchor_verifier, verify_token
 from services.anchor.chains import AnchorError, Target
 from services.anchor.chains.rfc3161 import Rfc3161Config, TsaClient
@@ -56,11 +57,11 @@ async def test_token_over_the_checkpoint_body_verifies_offline(
     info = verify_token(token, body=target.body, trusted_cas=cas)
     assert info.tsa == "CN=notar test TSA"
     verify = rfc3161_anchor_verifier(cas)
-    ok, detail = verify(done.record, target.checkpoint, target.body)
-    assert ok and "by CN=notar test TSA" in detail
+    verdict = verify(Anchor.from_obj(done.record), AnchorTarget.of(target.checkpoint, target.body))
+    assert verdict.status is Status.OK and "by CN=notar test TSA" in verdict.detail
     other = make_target(101)
-    ok, detail = verify(done.record, other.checkpoint, other.body)
-    assert not ok and "imprint" in detail
+    verdict = verify(Anchor.from_obj(done.record), AnchorTarget.of(other.checkpoint, other.body))
+    assert verdict.status is Status.FAILED and "imprint" in verdict.detail
 
 
 async def test_altered_or_untrusted_tokens_fail(tsa: LocalTsa, pki: Pki, make_target: MakeTarget) -> None:
