@@ -237,9 +237,9 @@ def report(m: Measured, *, rate: float, documents_bytes: float, doc_mib: float, 
         f"| checkpoints signed per day (one per batch) | {fmt(batches_per_day)} |",
         f"| log PUT requests/s (all kinds) | {log_puts / DAY:,.0f} |",
         f"| documents for {fmt_bytes(documents_bytes)} at {doc_mib:g} MiB each | {fmt(doc_count)} |",
-        f"| objects per document ({CHUNK_SIZE // 2**20} MiB chunks, manifest, link) | {doc_objects:g} |",
+        f"| objects per document ({CHUNK_SIZE // 2**20} MiB chunks, two manifests) | {doc_objects:g} |",
         f"| document objects for {fmt_bytes(documents_bytes)} | {fmt(doc_count * doc_objects)} |",
-        f"| document metadata bytes (manifests, links) | {fmt_bytes(doc_count * doc_meta)} |",
+        f"| document metadata bytes (manifests) | {fmt_bytes(doc_count * doc_meta)} |",
         f"| anchor pods (logs) for {fmt(rate)} entries/s at the measured rate | {anchors} |",
     ]
     return "\n".join(lines)
