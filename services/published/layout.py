@@ -6,33 +6,6 @@ its private state under ``private/`` followed by that log prefix. Only ``log/`` 
 (a CDN, a bucket policy): it holds nothing but the C2SP tlog-tiles files, which reveal no
 notarized digest and no tenant (SPEC §1, §2). Everything else is private.
 
-key                                         written by                      public or private
-=========================================== =============================== ===================
-``log/checkpoint``                          anchor (publisher), replaced    public (C2SP
-                                            over the version it last wrote  tlog-tiles)
-``log/tile/<L>/<N>[.p/<W>]``                anchor (publisher), immutable   public (tlog-tiles)
-``log/tile/entries/<N>[.p/<W>]``            anchor (publisher), immutable   public (tlog-tiles)
-``log/keys.json``                           anchor, at each start           public (verifier keys)
-``log/lease``                               anchor (one writer per log)     private bookkeeping
-``log/anchors/record/<size>/<kind>.json``   anchor (committer), immutable   public
-``log/anchors/checkpoint/<size>``           anchor (committer), immutable,  public
-                                            after its first record
-``log/anchors/local/<height>``              anchor (committer: the local    public
-                                            chain's blocks), immutable
-``documents/chunks/<upload>/<position>``    ingest, immutable, encrypted    private
-``documents/manifests/<name>``              ingest, immutable, encrypted,   private
-                                            after the chunks
-``tenants/names/<name>``                    ``notar tenant add``            private
-``tenants/keys/<sha256 of the API key>``    ``notar tenant``                private
-=========================================== =============================== ===================
-
-``<size>`` and ``<height>`` are 20 decimal digits; tile paths are ``merkle.tiles.tile_path``'s.
-A document's ``<name>`` is a keyed hash of its tenant and digest (32 hex digits, one manifest per
-digest: BLAKE3 and SHA-256), ``<upload>`` 16 random bytes in hex and ``<position>`` 10 decimal
-digits (``services/ingest/documents.py``, docs/privacy.md): no object name holds a digest.
-``log/lease`` and ``log/keys.json`` sit under the public prefix today though only the anchor
-needs the lease: moving them is a change of this module (and of the deployments' bucket policy).
-=======
 =================================================== ============================= =================
 key                                                 written by                    public or private
 =================================================== ============================= =================

@@ -117,8 +117,14 @@ async def test_the_anchor_refuses_hostile_erasures(split_roles: dict[str, Served
     """DELETE /internal/v1/entries (erasure, no API key: verify pods call it) takes the look-up's
     query and refuses the same hostile ones; through verify, only the key's tenant is erased."""
     anchor, ingest, verify = split_roles["anchor"], split_roles["ingest"], split_roles["verify"]
-    for query in (f"tenant=../x&digest={D}", f"tenant=%ff&digest={D}", "tenant=acme&digest=../x",
-                  "tenant=acme", f"tenant={'a' * 5000}&digest={D}", f"digest={D}"):
+    for query in (
+        f"tenant=../x&digest={D}",
+        f"tenant=%ff&digest={D}",
+        "tenant=acme&digest=../x",
+        "tenant=acme",
+        f"tenant={'a' * 5000}&digest={D}",
+        f"digest={D}",
+    ):
         answer = await exchange(anchor.port, request("DELETE", f"{ENTRIES}?{query}"))
         assert answer.status == 400 and answer.is_problem(400), (query, answer)
     digest = "sha256:" + os.urandom(32).hex()

@@ -66,10 +66,14 @@ def test_two_processes_starting_at_once_read_the_same_whole_key(tmp_path: Path) 
 
 
 def test_keygen_makes_it_and_an_ingest_pod_without_it_stops_saying_why(tmp_path: Path) -> None:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NOTAR_")},
-           "NOTAR_DATA_DIR": str(tmp_path / "ingest"), "NOTAR_LISTEN": "127.0.0.1:1"}
-    run = subprocess.run([NOTAR, "serve", "--role", "ingest"], env=env, capture_output=True, text=True,
-                         timeout=60)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NOTAR_")},
+        "NOTAR_DATA_DIR": str(tmp_path / "ingest"),
+        "NOTAR_LISTEN": "127.0.0.1:1",
+    }
+    run = subprocess.run(
+        [NOTAR, "serve", "--role", "ingest"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 2, run
     assert run.stderr.strip().count("\n") == 0 and "INDEX_KEY_FILE" in run.stderr
     assert not (tmp_path / "ingest" / "keys" / "index.key").exists()
