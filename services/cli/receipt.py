@@ -15,8 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-import orjson
-
 from merkle.checkpoint import Checkpoint, open_checkpoint
 from merkle.export import to_cose, to_tlog_proof
 from merkle.proofs import verify_consistency
@@ -93,12 +91,11 @@ async def _upgrade(ns: argparse.Namespace, old: Receipt) -> tuple[Receipt, list[
             except ValueError as e:
                 raise ConfigError(f"the keys URL publishes are not usable: {e}", setting="URL") from e
             notes.append(f"checked under the keys {settings.get('URL')} publishes: this trusts that server")
-        candidates = await client.receipts(str(old.digest))
-        for obj in candidates:
-            try:
-                new = Receipt.from_obj(obj)
-            except ValueError as e:
-                raise VerificationError(f"the server answered a malformed receipt: {e}") from e
+        try:
+            candidates = await client.receipts(str(old.digest))  # read strictly by the SDK
+        except ValueError as e:
+            raise VerificationError(f"the server answered a malformed receipt: {e}") from e
+        for new in candidates:
             if new.entry != old.entry:
                 continue
             proof: list[str] = []
@@ -124,7 +121,7 @@ def upgrade(ns: argparse.Namespace) -> int:
         if out == ns.receipt and new.tree_size != old.tree_size:
             kept = keep_previous(ns.receipt, old)
             notes.append(f"the previous receipt (the earliest evidence) is kept as {kept}")
-        write_receipt(out, orjson.loads(new.to_json()))
+        write_receipt(out, new)
         print(f"upgraded {ns.receipt}: tree size {old.tree_size} -> {new.tree_size}, anchors: {kinds}")
     for note in notes:
         print(f"  note: {note}", file=sys.stderr)
@@ -136,7 +133,7 @@ def keep_previous(path: Path, old: Receipt) -> Path:
     file); named so that `notar notarize` on the folder takes it for a receipt, not a document."""
     stem = path.name.removesuffix(".json").removesuffix(".receipt")
     kept = path.with_name(f"{stem}.tree-{old.tree_size}.receipt.json")
-    write_receipt(kept, orjson.loads(old.to_json()))
+    write_receipt(kept, old)
     return kept
 
 

@@ -140,16 +140,22 @@ SCHEMAS: dict[str, Any] = {
     "Proof": _object({"proof": {"type": "array", "items": HEX32}}, ["proof"]),
     "Verification": _object(
         {
-            "valid": {"type": "boolean"},
+            "valid": {"type": "boolean", "description": "no check failed (see unchecked)"},
             "checks": {
                 "type": "array",
                 "items": _object(
-                    {"name": {"type": "string"}, "ok": {"type": "boolean"}, "detail": {"type": "string"}},
-                    ["name", "ok", "detail"],
+                    {
+                        "name": {"type": "string"},
+                        "status": {"enum": ["ok", "failed", "not checked"]},
+                        "ok": {"type": "boolean", "description": "true only for status ok"},
+                        "detail": {"type": "string"},
+                    },
+                    ["name", "status", "ok", "detail"],
                 ),
             },
+            "unchecked": {"type": "array", "items": {"type": "string"}, "description": "checks not made"},
         },
-        ["valid", "checks"],
+        ["valid", "checks", "unchecked"],
     ),
 }
 

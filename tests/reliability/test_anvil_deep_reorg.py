@@ -23,6 +23,7 @@ from loadtest.reliability.chains import anchor_kinds, evm_chain, until
 from loadtest.reliability.checker import check
 from loadtest.reliability.cluster import Cluster, make_cluster, running
 from loadtest.reliability.driver import published_keys
+from merkle import AnchorTarget, Status
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
 
@@ -69,9 +70,11 @@ async def test_a_record_reorged_out_deeper_than_the_confirmations_is_detected(tm
                 assert await until(partial(_served_with_evm, cluster, digest), 60)
                 receipt = await _receipt(s, cluster, digest)
                 (record,) = [a for a in receipt["anchors"] if a["type"] == "evm"]
-                cp = parse_checkpoint(parse_note(receipt["checkpoint"]).text)
-                ok, _ = await chain.check(record, cp)
-                assert ok, "final and on chain before the reorg"
+                body = parse_note(receipt["checkpoint"]).text
+                cp = parse_checkpoint(body)
+                target = AnchorTarget.of(cp, body)
+                verdict = await chain.check(record, target)
+                assert verdict.status is Status.OK, "final and on chain before the reorg"
                 saved = tmp_path / "receipt.json"
                 saved.write_text(json.dumps(receipt))
                 assert _verify_online(saved, keys, chain.anvil.url, chain.contract).returncode == 0
@@ -80,8 +83,8 @@ async def test_a_record_reorged_out_deeper_than_the_confirmations_is_detected(tm
                 assert depth > CONFIRMATIONS
                 await chain.anvil.rpc("anvil_reorg", depth, [])
 
-                ok, why = await chain.check(record, cp)
-                assert not ok and "not on chain" in why, why
+                verdict = await chain.check(record, target)
+                assert verdict.status is Status.FAILED and "not on chain" in verdict.detail, verdict
                 done = _verify_online(saved, keys, chain.anvil.url, chain.contract)
                 assert done.returncode != 0, done.stdout
                 assert "anchor 2 (evm)" in done.stdout and "not on chain" in done.stdout, done.stdout
@@ -95,13 +98,13 @@ async def test_a_record_reorged_out_deeper_than_the_confirmations_is_detected(tm
 
         store = await cluster.open_store()
         try:
-            verdict = await check(store, origin=cluster.origin, keys=keys, acked=[], checkpoints=[],
+            checked = await check(store, origin=cluster.origin, keys=keys, acked=[], checkpoints=[],
                                   evm=chain.check)  # fmt: skip
         finally:
             await store.close()
         key = f"log/anchors/record/{size:020d}/evm.json"
-        assert [b for b in verdict.bad_anchors if b.startswith(key)], verdict.summary()
-        assert all("/evm.json" in b for b in verdict.bad_anchors), "only EVM records are hit"
+        assert [b for b in checked.bad_anchors if b.startswith(key)], checked.summary()
+        assert all("/evm.json" in b for b in checked.bad_anchors), "only EVM records are hit"
 
 
 async def _evm_anchored_beyond(cluster: Cluster, size: int) -> bool:

@@ -11,6 +11,8 @@ import pytest
 
 from storage.base import ObjectStore, Versioned
 from storage.errors import ConflictError, NotFoundError
+from storage.memory import MemoryStore
+from storage.s3 import S3Store
 
 BIG = 11 * 1024 * 1024 + 12345  # above two S3 parts of 5 MiB, with an odd tail
 
@@ -246,3 +248,26 @@ async def test_invalid_keys_are_refused_before_any_io(store: ObjectStore, key: s
     with pytest.raises(ValueError):
         await store.put_stream(key, stream(b"x"), immutable=True)
     assert await keys_of(store) == []
+
+
+async def test_every_write_takes_a_cache_control_and_keeps_the_bytes(store: ObjectStore) -> None:
+    """S3 keeps it as the object's metadata (what a CDN in front of the bucket serves), the memory
+    fake records it, a directory has nowhere to keep it; the bytes are the same everywhere."""
+    immutable, short = "public, max-age=31536000, immutable", "public, max-age=2"
+    await store.put_if_absent("tile/0/000", b"hashes", cache_control=immutable)
+    await store.put_if_absent("tile/0/000", b"hashes", cache_control=immutable)  # a retry
+    version = await store.put_if_version("checkpoint", b"size 1", None, cache_control=short)
+    await store.put_if_version("checkpoint", b"size 2", version, cache_control=short)
+    await store.put("keys", b"{}", cache_control=short)
+    assert [await store.get(k) for k in ("tile/0/000", "checkpoint", "keys")] == [b"hashes", b"size 2", b"{}"]
+    kept: dict[str, str | None]
+    if isinstance(store, S3Store):
+        heads = [await store.client.head_object(Bucket=store.bucket, Key=store.object_key(k))
+                 for k in ("tile/0/000", "checkpoint", "keys")]
+        kept = dict(zip(("tile/0/000", "checkpoint", "keys"), [h.get("CacheControl") for h in heads],
+                        strict=True))
+    elif isinstance(store, MemoryStore):
+        kept = dict(store.cache_control)
+    else:
+        return
+    assert kept == {"tile/0/000": immutable, "checkpoint": short, "keys": short}

@@ -6,7 +6,8 @@ export const utf8 = new TextEncoder();
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 // Strict JSON, as orjson reads it: integers stay integers (BigInt beyond 2^53), numbers with a
-// fraction or an exponent are JsonFloat (Python floats, never ints), objects have no prototype;
+// fraction or an exponent, and integers beyond 64 bits, are JsonFloat (Python floats, never ints);
+// a number that is infinite as a double is refused; objects have no prototype;
 // and, as notar verify reads a receipt, no object names a member twice.
 
 export class JsonFloat {
@@ -143,18 +144,20 @@ export function parseJson(text) {
     }
     return out;
   };
+  const NUMBER = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
   const number = () => {
-    const m = /^-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
+    NUMBER.lastIndex = i;
+    const m = NUMBER.exec(text);
     if (!m) fail("bad number");
     i += m[0].length;
-    if (m[1] !== undefined || m[2] !== undefined) {
-      const f = Number(m[0]);
-      if (!Number.isFinite(f)) fail("number out of range");
-      return new JsonFloat(f);
+    const big = m[1] === undefined && m[2] === undefined ? BigInt(m[0]) : null;
+    if (big !== null && big >= -(1n << 63n) && big <= (1n << 64n) - 1n) {
+      return Number.isSafeInteger(Number(big)) ? Number(big) : big;
     }
-    const big = BigInt(m[0]);
-    if (big < -(1n << 63n) || big > (1n << 64n) - 1n) fail("integer exceeds 64-bit range");
-    return Number.isSafeInteger(Number(big)) ? Number(big) : big;
+    // As orjson: a fraction, an exponent, or an integer beyond 64 bits is a double, if finite.
+    const f = Number(m[0]);
+    if (!Number.isFinite(f)) fail("number is infinity when parsed as a double");
+    return new JsonFloat(f);
   };
   const v = value(0);
   ws();

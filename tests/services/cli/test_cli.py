@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from services.sdk import trusted_keys
 from tests.serving import free_port, wait_ready
 
 NOTAR = str(Path(sys.executable).with_name("notar"))
@@ -56,9 +57,9 @@ def start_server(data: Path, origin: str) -> Iterator[Server]:
     try:
         wait_ready(url, proc, timeout=30)
         with urllib.request.urlopen(url + "/v1/keys", timeout=5) as r:
-            k = json.loads(r.read())
+            keys = trusted_keys(json.loads(r.read()))
         key = run("tenant", "add", "acme", env=env, check=True).stdout.strip().splitlines()[-1]
-        yield Server(url, {**env, "NOTAR_API_KEY": key}, [k["log"], k["clock"]], data)
+        yield Server(url, {**env, "NOTAR_API_KEY": key}, keys, data)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -99,7 +100,7 @@ def test_notarize_a_directory_and_verify_each_file(server: Server, tmp_path: Pat
         receipt = f.with_name(f.name + ".receipt.json")
         v = run("verify", str(receipt), str(f), *key_args(server.keys), env=server.env)
         assert v.returncode == 0, v.stdout + v.stderr
-        assert v.stdout.startswith("✓ VALID") and "signed time" in v.stdout
+        assert v.stdout.startswith("✓ VALID — every check holds.") and "✓ signed time" in v.stdout
     again = run("notarize", str(tmp_path / "docs"), "--quiet", env=server.env, check=True)
     assert "notarized 0 file(s), 7 already had a valid receipt" in again.stdout
 
@@ -123,6 +124,9 @@ def test_refusals_name_the_failing_check(server: Server, other_log: Server, tmp_
 
     wrong = run("verify", str(receipt_file), *key_args(other_log.keys), env=server.env)
     assert wrong.returncode == 1 and "check 'log signature' failed" in wrong.stdout
+    assert (
+        "no log key you gave (--key) is named after the receipt's origin 'cli.notar.test/log'" in wrong.stdout
+    )
 
     g = tmp_path / "elsewhere.txt"
     g.write_bytes(b"notarized by another log")
@@ -134,8 +138,14 @@ def test_refusals_name_the_failing_check(server: Server, other_log: Server, tmp_
 
     j = run("verify", str(tmp_path / "t.json"), *key_args(server.keys), "--json", env=server.env)
     doc = json.loads(j.stdout)
-    assert j.returncode == 1 and doc["valid"] is False
-    assert [c["name"] for c in doc["checks"] if not c["ok"]] == ["inclusion"]
+    assert j.returncode == 1 and doc["valid"] is False and doc["unchecked"] == ["document"]
+    assert [c["name"] for c in doc["checks"] if c["status"] == "failed"] == ["inclusion"]
+
+    v1 = {**receipt, "format": "notar.receipt.v1"}
+    (tmp_path / "v1.json").write_text(json.dumps(v1))
+    old = run("verify", str(tmp_path / "v1.json"), *key_args(server.keys), env=server.env)
+    assert old.returncode == 2 and old.stdout == "" and old.stderr.count("\n") == 1, old.stderr
+    assert "notar.receipt.v1 is a pre-release format that is not accepted" in old.stderr
 
     assert run("verify", str(receipt_file), env=server.env).returncode == 2  # no key, no network
     bad = run("verify", str(tmp_path / "missing.json"), *key_args(server.keys), env=server.env)
@@ -166,7 +176,8 @@ def test_a_receipt_naming_a_member_twice_is_refused(server: Server, tmp_path: Pa
         r = run("verify", str(path), str(f), *key_args(server.keys), env=server.env)
         assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
         assert r.stderr.startswith("notar: ") and len(r.stderr.splitlines()) == 1, r.stderr
-        assert f"the member '{name}' appears twice in one object" in r.stderr and str(path) in r.stderr
+        member = "log.index" if name == "index" else name
+        assert f"the member '{member}' is named twice in one object" in r.stderr and str(path) in r.stderr
 
 
 def test_interrupted_notarize_resumes(server: Server, tmp_path: Path) -> None:
@@ -217,7 +228,10 @@ def test_upload_then_receipt_upgrade_and_exports(server: Server, tmp_path: Path)
             break
         time.sleep(0.5)
     assert "upgraded" in up.stdout and "anchors: local" in up.stdout and after["entry"] == before["entry"]
-    assert after["log"]["tree_size"] >= before["log"]["tree_size"]
+    assert after["log"]["tree_size"] > before["log"]["tree_size"]
+    kept = tmp_path / "out" / f"scan.bin.tree-{before['log']['tree_size']}.receipt.json"
+    assert json.loads(kept.read_text()) == before, "the previous receipt is kept (SPEC §5)"
+    assert f"kept as {kept}" in up.stderr
     v = run("verify", str(receipt_file), str(f), *key_args(server.keys), env=server.env)
     assert v.returncode == 0 and "✓ anchor 1 (local)" in v.stdout
     proof = run("receipt", "export", "--format", "tlog-proof", str(receipt_file), env=server.env, check=True)

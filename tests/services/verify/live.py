@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from services.published.anchors import AnchorStore
+from services.sdk import trusted_keys
 from storage.fs import FsStore
 from tests.serving import free_port, wait_ready
 from tests.tsa import Pki
@@ -100,17 +101,17 @@ def serve(data: Path, origin: str) -> Iterator[Serve]:
     )
     try:
         wait_ready(url, proc, timeout=60)
-        keys = _get(url + "/v1/keys")
+        log_key, clock_key = trusted_keys(_get(url + "/v1/keys"))[:2]  # one log: its two keys
         api_key = notar("tenant", "add", "court", env=env).strip().splitlines()[-1]
-        yield Serve(proc, url, {**env, "NOTAR_API_KEY": api_key}, data, keys["log"], keys["clock"])
+        yield Serve(proc, url, {**env, "NOTAR_API_KEY": api_key}, data, log_key, clock_key)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
 
 
-def notarize_digest(server: Serve, digest: str, *, salt: bool) -> Receipt:
-    body = json.dumps({"digests": [digest], "salt": salt}).encode()
+def notarize_digest(server: Serve, digest: str) -> Receipt:
+    body = json.dumps({"digests": [digest]}).encode()
     request = urllib.request.Request(
         server.url + "/v1/digests",
         data=body,

@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from loadtest.fuzz_mutations import any_json_in_a_member, mutated_receipts
+from loadtest.fuzz_seeds import build_seeds
+from merkle import verify_receipt
+from merkle.anchors import offline_anchor_verifiers
+from merkle.anchors.rfc3161 import load_certificates
+from tests.fuzz.conftest import sample
 from tests.services.verify.agreement import KNOWN_SIGNATURE_FAILURES, Verdict, cli_verdict, disagreement
 from tests.services.verify.corpus import Corpus, build
 from tests.services.verify.live import REPO, _in_ci
 from tests.tsa import make_pki
 
 NODE_RUNNER = Path(__file__).with_name("receipt_node.mjs")
+CRAFTED = 600
+RFC3161 = re.compile(r"anchor \d+ \(rfc3161\)")
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +48,8 @@ def node() -> str:
     return found
 
 
-def page_verdicts(corpus: Corpus, work: Path) -> dict[str, Verdict]:
-    items = [{**i, "keys": corpus.keys[i["keys"]]} for i in corpus.items]
+def page_verdicts(items: list[dict[str, Any]], work: Path) -> dict[str, Verdict]:
+    """The page's verdict on each item ({id, receipt, document, keys: [verifier key…]})."""
     (work / "items.json").write_text(json.dumps(items))
     done = subprocess.run(
         [node(), str(NODE_RUNNER), str(work / "items.json"), str(work / "verdicts.json")],
@@ -51,7 +62,7 @@ def page_verdicts(corpus: Corpus, work: Path) -> dict[str, Verdict]:
 
 def test_the_page_and_notar_verify_agree_on_the_corpus(corpus: tuple[Corpus, Path], tmp_path: Path) -> None:
     built, ca = corpus
-    page = page_verdicts(built, tmp_path)
+    page = page_verdicts([{**i, "keys": built.keys[i["keys"]]} for i in built.items], tmp_path)
     cli = {}
     for i in built.items:
         document = Path(i["document"]) if i["document"] else None
@@ -74,3 +85,33 @@ def test_the_page_and_notar_verify_agree_on_the_corpus(corpus: tuple[Corpus, Pat
     assert len(built.items) >= 120 and len(valid) >= 20, (len(built.items), len(valid))
     for name in KNOWN_SIGNATURE_FAILURES:
         assert not cli[name]["valid"] and page[name]["valid"], (page[name], cli[name])
+
+
+def test_the_page_and_merkle_agree_on_crafted_receipts(tmp_path: Path) -> None:
+    """The fuzzers' mutants of their seed receipts (loadtest/fuzz_mutations.py: every member near
+    its value, arbitrary JSON in any member, signed notes edited line by line...) through the
+    page's checks and merkle's verify_receipt: the same checks with the same statuses. RFC 3161
+    anchors are left out of the comparison (the page does not check their signatures, and reads
+    their DER with its own small parser)."""
+    seeds = build_seeds()
+    crafted = [json.dumps(r) for r in sample(mutated_receipts(seeds), CRAFTED)]
+    crafted += [d.decode() for d in sample(any_json_in_a_member(seeds), CRAFTED // 2)]
+    paths = []
+    for i, text in enumerate([*(json.dumps(r) for r in seeds.receipts), *crafted]):
+        paths.append(tmp_path / f"crafted-{i}.json")
+        paths[-1].write_text(text, encoding="utf-8")
+    items = [{"id": p.stem, "receipt": str(p), "document": None, "keys": seeds.keys} for p in paths]
+    page = page_verdicts(items, tmp_path)
+    verifiers = offline_anchor_verifiers(keys=seeds.keys, tsa_cas=load_certificates(seeds.ca_pem.encode()))
+    differ, statuses = {}, Counter[str]()
+    for path in paths:
+        result = verify_receipt(path.read_bytes(), keys=seeds.keys, anchor_verifiers=verifiers)
+        merkle = [(c.name, c.status.value) for c in result.checks if not RFC3161.fullmatch(c.name)]
+        mine = [(n, s) for n, s in page[path.stem]["checks"] if not RFC3161.fullmatch(n)]
+        statuses["malformed" if not result.checks[0].ok else "valid" if result.valid else "failed"] += 1
+        if mine != merkle:
+            differ[path.stem] = (mine, merkle, path.read_text()[:400])
+    assert not differ, "\n".join(
+        f"{k}: page {p}\n  merkle {m}\n  {t}" for k, (p, m, t) in list(differ.items())[:5]
+    )
+    assert statuses["valid"] >= len(seeds.receipts) and statuses["failed"] >= CRAFTED // 4, statuses

@@ -1,0 +1,74 @@
+"""POST /v1/verify (SPEC §6) on a running `notar serve` app: merkle's verdict under the server's own
+published keys, `{"valid", "checks": [{name, status, ok, detail}], "unchecked"}`; `ok` only for
+status ok, `valid` when no check failed; a malformed receipt (a v1 one too) is a failed format
+check, a body that is not a verification request a 400."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import blake3
+
+from merkle import verify_receipt
+from tests.services.conftest import Notar
+
+
+def b3(data: bytes) -> str:
+    return "blake3:" + blake3.blake3(data).hexdigest()
+
+
+async def verify(notar: Notar, body: Any) -> dict[str, Any]:
+    r = await notar.client.post("/v1/verify", json=body)
+    assert r.status == 200, await r.text()
+    answer: dict[str, Any] = await r.json()
+    return answer
+
+
+async def test_the_answer_is_merkles_verdict_with_three_statuses(notar: Notar) -> None:
+    digest = b3(b"the will")
+    r = await notar.client.post("/v1/digests", json={"digests": [digest]}, headers=notar.acme)
+    receipt = (await r.json())["receipts"][0]
+
+    whole = await verify(notar, {"receipt": receipt, "digest": digest})
+    assert whole == verify_receipt(receipt, keys=notar.keys, digest=digest).to_obj()
+    assert whole["valid"] is True and whole["unchecked"] == []
+    assert all(c["status"] == "ok" and c["ok"] for c in whole["checks"])
+
+    no_digest = await verify(notar, {"receipt": receipt})
+    document = next(c for c in no_digest["checks"] if c["name"] == "document")
+    assert no_digest["valid"] is True and no_digest["unchecked"] == ["document"]
+    assert document["status"] == "not checked" and document["ok"] is False
+
+    unknown = copy.deepcopy(receipt)
+    unknown["anchors"] = [{"type": "x-future", "proof": "…"}]
+    answer = await verify(notar, {"receipt": unknown, "digest": digest})
+    assert answer["valid"] is True and answer["unchecked"] == ["anchor 1 (x-future)"]
+
+    tampered = copy.deepcopy(receipt)
+    tampered["subject"] = "globex"
+    answer = await verify(notar, {"receipt": tampered, "digest": digest})
+    assert answer["valid"] is False and [c["name"] for c in answer["checks"] if c["status"] == "failed"] == [
+        "entry"
+    ]
+
+
+async def test_a_malformed_receipt_is_a_failed_format_check(notar: Notar) -> None:
+    digest = b3(b"the deed")
+    r = await notar.client.post("/v1/digests", json={"digests": [digest]}, headers=notar.acme)
+    receipt = (await r.json())["receipts"][0]
+    malformed = {
+        "v1": ({**receipt, "format": "notar.receipt.v1"}, "notar.receipt.v1 is a pre-release format"),
+        "unknown member": ({**receipt, "comment": "x"}, "unknown member 'comment'"),
+        "17 anchors": ({**receipt, "anchors": [{"type": "x"}] * 17}, "at most 16 anchors"),
+        "not an object": ([1, 2], "a receipt is a JSON object"),
+    }
+    for what, (body, why) in malformed.items():
+        answer = await verify(notar, {"receipt": body})
+        assert answer["valid"] is False and len(answer["checks"]) == 1, what
+        check = answer["checks"][0]
+        assert (check["name"], check["status"], check["ok"]) == ("format", "failed", False), what
+        assert why in check["detail"], (what, check["detail"])
+    doubled = b'{"receipt": {"format": "notar.receipt.v2", "format": "notar.receipt.v2"}}'
+    r = await notar.client.post("/v1/verify", data=doubled, headers={"Content-Type": "application/json"})
+    assert r.status == 400 and r.content_type == "application/problem+json"
