@@ -112,4 +112,10 @@ class Submitter(Protocol):
 
 
 class Lookup(Protocol):
+    """The tenant-private index, as ingest and verify reach it."""
+
     async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]: ...
+
+    async def forget(self, tenant: str, digest: Digest) -> int:
+        """Erase every notarization of `digest` by `tenant` from the index; how many (0: none)."""
+        ...

@@ -176,6 +176,12 @@ class Index(Protocol):
         write nothing and return ``False``. Meant for a small head record (the log's size)."""
         ...
 
+    async def compact(self, ranges: Sequence[tuple[bytes, bytes]]) -> None:
+        """Make the values deleted under each key range ``[start, end)`` unreadable from the
+        index's files too, not only hidden: RocksDB keeps a deleted value in its write-ahead log
+        and table files until a compaction meets it with its deletion (erasure needs it gone)."""
+        ...
+
     async def close(self) -> None:
         """Flush and release the index; it is unusable afterwards."""
         ...

@@ -22,7 +22,7 @@ from storage.errors import ConflictError, NotFoundError, StorageError
 T = TypeVar("T")
 WRITES = frozenset({
     "put", "put_if_absent", "put_stream", "put_if_version", "delete",
-    "write_batch", "compare_and_swap",
+    "write_batch", "compare_and_swap", "compact",
 })
 
 
@@ -239,6 +239,9 @@ class MemoryIndex:
             return True
         keys = [_text(k) for k in [key, *(puts or {}), *deletes]]
         return await self.faults.run("compare_and_swap", keys, effect)
+
+    async def compact(self, ranges: Sequence[tuple[bytes, bytes]]) -> None:
+        await self.faults.run("compact", [_text(k) for r in ranges for k in r], lambda: None)
 
     async def close(self) -> None:
         pass

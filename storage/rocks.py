@@ -27,7 +27,14 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar, cast
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    BottommostLevelCompaction,
+    CompactOptions,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
 
 from storage.errors import StorageError
 
@@ -41,6 +48,12 @@ log = logging.getLogger("notar.storage")
 def _options() -> Options:
     options = Options(raw_mode=True)
     options.create_if_missing(True)
+    # The MANIFEST logs each table file's first and last key. Rewritten at every change of the
+    # file set (a flush, a compaction: a snapshot of the live files' names and boundary keys,
+    # a few hundred KB at most), it keeps no key of a file that is gone: after `compact`, a
+    # deleted key is nowhere in the directory. RocksDB's default rewrites it every 1 GB.
+    options.set_max_manifest_file_size(1)
+    options.set_manifest_preallocation_size(64 * 1024)
     return options
 
 
@@ -152,6 +165,20 @@ class RocksIndex:
                 db.write(batch, self._sync if sync else self._nosync)
                 return True
         return await self._run("compare_and_swap", swap, write=True)
+
+    async def compact(self, ranges: Sequence[tuple[bytes, bytes]]) -> None:
+        """Flush the memtable (its write-ahead log is then dropped), then compact each range down
+        to the last level, where a deletion and the value it deletes are both dropped. RocksDB
+        releases the GIL meanwhile; other writes go on (the compaction is not exclusive)."""
+        options = CompactOptions()
+        options.set_exclusive_manual_compaction(False)
+        options.set_bottommost_level_compaction(BottommostLevelCompaction.force_optimized())
+
+        def compact(db: Rdict) -> None:
+            db.flush(True)
+            for start, end in ranges:
+                db.compact_range(start, end, options)
+        await self._run("compact", compact, write=True)
 
     async def close(self) -> None:
         """Close the database. After a failed write RocksDB's close reports that failure again;

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.common.index_key import create_index_key
 from storage.base import ObjectStore
 from storage.fs import FsStore
 from storage.s3 import S3Config, S3Store
@@ -248,6 +249,9 @@ def make_cluster(
             "AWS_ACCESS_KEY_ID": bucket.access_key,
             "AWS_SECRET_ACCESS_KEY": bucket.secret_key,
         }
+        # one index key for every pod, as a Kubernetes Secret would be (ingest never makes one)
+        create_index_key(workdir / "index.key")
+        base["NOTAR_INDEX_KEY_FILE"] = str(workdir / "index.key")
     ports = _free_ports(len(roles))
     anchor_port = ports[roles.index("anchor")] if "anchor" in roles else ports[0]
     pods = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -12,22 +13,26 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from merkle.digests import Digest, parse_digest
 from services.anchor.committer import COMMITTER, committer_context
+from services.anchor.erasure import Eraser
 from services.anchor.keys import LogKeys, generate_keys, load_keys
 from services.anchor.sequencer import Sequencer, SequencerConfig
+from services.anchor.tenant_index import TenantIndex
 from services.common.answers import send_json
 from services.common.config import Settings
+from services.common.index_key import ensure_index_key, load_index_key
 from services.common.problems import BadRequest, read_json
 from services.common.resources import LIVENESS, STORE, new_app
 from services.common.shedding import add_shedding
 from services.common.stores import data_dir, open_index
 from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
-from services.internal.wire import decode_request, encode_answer
+from services.internal.wire import decode_request, encode_answer, encode_forgotten
 from services.model import Digests
 from services.published import layout
 from services.published.trust import keys_document
 from storage.errors import NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
+ERASER = web.AppKey("eraser", Eraser)
 MAX_BODY = 4 * 1024 * 1024
 READY_LAG = 200_000  # entries signed but not yet published before /readyz says no
 
@@ -53,16 +58,20 @@ def keys_from(settings: Settings) -> LogKeys:
 
 
 def ensure_keys(settings: Settings) -> list[Path]:
-    """Create the signing keys that are missing; the paths created."""
-    return generate_keys(data_dir(settings), settings.get("ORIGIN"), *_key_files(settings))
+    """Create the signing keys and the index key that are missing; the paths created."""
+    created = generate_keys(data_dir(settings), settings.get("ORIGIN"), *_key_files(settings))
+    index_key = ensure_index_key(settings)
+    return created if index_key is None else [*created, index_key]
 
 
 def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Opens the index and runs the sequencer of `settings` over the app's store; writes the keys
-    document (services.published.trust) for stateless verify pods."""
+    """Opens the index and runs the sequencer of `settings` over the app's store, and the eraser
+    of its tenant index; writes the keys document (services.published.trust) for stateless verify
+    pods."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         keys = keys_from(settings)
+        rows = TenantIndex(load_index_key(settings), origin=settings.get("ORIGIN"))
         store = app[STORE]
         index = open_index(settings)
         seq = Sequencer(
@@ -70,15 +79,23 @@ def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIt
             index=index,
             keys=keys,
             config=sequencer_config(settings),
+            tenant_index=rows,
             telemetry=SequencerTelemetry(app[TELEMETRY]),
         )
+        eraser = Eraser(index=index, tenant_index=rows)
+        compacting: asyncio.Task[None] | None = None
         try:
             await seq.start()
             await store.put(layout.keys_key(), _keys_document(settings.get("ORIGIN"), keys))
             app[SEQUENCER] = seq
+            app[ERASER] = eraser
+            compacting = asyncio.create_task(eraser.run(), name="notar-eraser")
             yield
             await seq.close()
         finally:
+            if compacting is not None:
+                compacting.cancel()
+                await asyncio.gather(compacting, return_exceptions=True)
             await index.close()
 
     return ctx
@@ -94,17 +111,31 @@ async def submit_entries(request: web.Request) -> web.StreamResponse:
     return await send_json(request, await submit_timed(request.app, tenant, digests))
 
 
-async def lookup_entries(request: web.Request) -> web.Response:
+def _tenant_and_digest(request: web.Request) -> tuple[str, Digest]:
+    """`?tenant=&digest=` of the look-up and erasure routes (the tenant is checked where used)."""
     try:
-        digest = parse_digest(request.query.get("digest"))
+        return request.query.get("tenant", ""), parse_digest(request.query.get("digest"))
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-digest") from e
-    tenant = request.query.get("tenant", "")
+
+
+async def lookup_entries(request: web.Request) -> web.Response:
+    tenant, digest = _tenant_and_digest(request)
     try:
         found = await request.app[SEQUENCER].lookup(tenant, digest)
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
     return web.json_response({"entries": [{"index": i, "salt": s.hex()} for i, s in found]})
+
+
+async def forget_entries(request: web.Request) -> web.Response:
+    """Erasure: deletes the tenant-index rows of that tenant's notarizations of that digest."""
+    tenant, digest = _tenant_and_digest(request)
+    try:
+        count = await request.app[ERASER].forget(tenant, digest.multihash)
+    except ValueError as e:
+        raise BadRequest(str(e), kind="invalid-tenant") from e
+    return web.json_response(encode_forgotten(count))
 
 
 def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
@@ -226,8 +257,8 @@ def anchor_alive(app: web.Application) -> str | None:
 
 def setup(app: web.Application, settings: Settings, *, internal_routes: bool = True) -> None:
     """Add the anchor to `app` (after the store context). `internal_routes` adds the routes
-    ingest and verify pods call (`/internal/v1/entries`: submit as any tenant, read any tenant's
-    salts, with no API key). `notar serve` leaves them out: its other roles call the sequencer
+    ingest and verify pods call (`/internal/v1/entries`: submit as any tenant, read or erase any
+    tenant's salts, with no API key). `notar serve` leaves them out: its other roles call the sequencer
     in process, and its port is the public one."""
     app.cleanup_ctx.append(sequencer_context(settings))
     if settings.get("ANCHORS"):
@@ -238,6 +269,7 @@ def setup(app: web.Application, settings: Settings, *, internal_routes: bool = T
         add_shedding(app, [("POST", "/internal/v1/entries")], lambda a: a[SEQUENCER].refusal())
         app.router.add_post("/internal/v1/entries", submit_entries)
         app.router.add_get("/internal/v1/entries", lookup_entries)
+        app.router.add_delete("/internal/v1/entries", forget_entries)
 
 
 def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:
@@ -258,6 +290,9 @@ class LocalAnchor:
 
     async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
         return await self._app[SEQUENCER].lookup(tenant, digest)
+
+    async def forget(self, tenant: str, digest: Digest) -> int:
+        return await self._app[ERASER].forget(tenant, digest.multihash)
 
     def refusal(self, count: int = 1) -> NotarError | None:
         return self._app[SEQUENCER].refusal(count)

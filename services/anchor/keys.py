@@ -9,12 +9,12 @@ so the anchor refuses at start a key named otherwise.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
+from services.common.keyfiles import read_secret, write_secret
 from storage.errors import ConfigError
 
 
@@ -32,33 +32,6 @@ def clock_key_name(origin: str) -> str:
     return f"{origin}/clock"
 
 
-def _write_secret(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _read_key(path: Path, setting: str) -> str:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as e:
-        raise ConfigError(f"{setting}: cannot read key file {path}: {e.strerror}", setting=setting) from e
-    if path.stat().st_mode & 0o077:
-        raise ConfigError(
-            f"{setting}: key file {path} is readable by others; run chmod 600 {path}", setting=setting
-        )
-    return text
-
-
 def key_paths(data_dir: Path, log_key_file: Path | None, clock_key_file: Path | None) -> tuple[Path, Path]:
     return (
         log_key_file or data_dir / "keys" / "log.key",
@@ -74,12 +47,12 @@ def generate_keys(
     if log_key_file is None or clock_key_file is None:  # DATA_DIR/keys/: DATA_DIR private too
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     created = []
-    if not log_path.exists():
-        _write_secret(log_path, Signer.generate(origin).to_key() + "\n")
+    if not log_path.exists() and write_secret(log_path, Signer.generate(origin).to_key() + "\n"):
         created.append(log_path)
     if not clock_path.exists():
-        _write_secret(clock_path, CosignatureSigner.generate(clock_key_name(origin)).to_key() + "\n")
-        created.append(clock_path)
+        clock = CosignatureSigner.generate(clock_key_name(origin)).to_key()
+        if write_secret(clock_path, clock + "\n"):
+            created.append(clock_path)
     return created
 
 
@@ -99,7 +72,7 @@ def load_keys(
                 f"{setting}: no key at {path}; run `notar keygen` or set {setting}", setting=setting
             )
         try:
-            out.append(kind.from_key(_read_key(path, setting)))
+            out.append(kind.from_key(read_secret(path, setting)))
         except ValueError as e:
             raise ConfigError(
                 f"{setting}: {path} does not hold a valid key of its kind: {e}", setting=setting

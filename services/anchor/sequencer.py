@@ -39,6 +39,7 @@ from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
 from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
+from services.anchor.tenant_index import TenantIndex
 from services.common.telemetry import SequencerTelemetry, current_span_context
 from services.model import Sequenced, check_tenant
 from storage.base import Index, ObjectStore
@@ -97,11 +98,13 @@ class Sequencer:
         index: Index,
         keys: LogKeys,
         config: SequencerConfig,
+        tenant_index: TenantIndex,
         clock: Callable[[], float] = time.time,
         urandom: Callable[[int], bytes] = os.urandom,
         telemetry: SequencerTelemetry | None = None,
     ) -> None:
         self._store, self._index, self._keys, self._cfg = store, index, keys, config
+        self._rows = tenant_index
         self._urandom = urandom
         self._time = SigningTime(clock)
         self._telemetry = telemetry or SequencerTelemetry()
@@ -266,8 +269,8 @@ class Sequencer:
 
     async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
         """Every (index, salt) under which `tenant` notarized `digest`, earliest first."""
-        prefix = state.tenant_prefix(tenant, digest.multihash)
-        return [state.tenant_row(k, v) async for k, v in self._index.scan(prefix)]
+        prefix = self._rows.prefix(tenant, digest.multihash)
+        return [self._rows.decode(k, v) async for k, v in self._index.scan(prefix)]
 
     # -- batching ----------------------------------------------------------------------------
     async def _batch_loop(self) -> None:
@@ -370,7 +373,7 @@ class Sequencer:
         self, tenants: list[str], multihashes: list[bytes], indices: list[int], salts: list[bytes]
     ) -> dict[bytes, bytes]:
         """The tenant-private index rows of a batch, each with the index its entry got."""
-        return state.tenant_rows(tenants, multihashes, indices, salts)
+        return self._rows.rows(tenants, multihashes, indices, salts)
 
     def _integrate(self, batch: _Batch) -> tuple[list[Tile], str, list[Sequenced]]:
         """Append a durable batch to the tiles, sign the new tree head and prove every entry;

@@ -46,7 +46,10 @@ def serve(sub: Subparsers) -> None:
 
 
 def keygen(sub: Subparsers) -> None:
-    p = sub.add_parser("keygen", help="create the log and clock signing keys (if missing) and print them")
+    p = sub.add_parser(
+        "keygen",
+        help="create the log and clock signing keys and the index key (if missing); print the verifier keys",
+    )
     add_setting_flags(p)
     p.set_defaults(run="keygen:keygen")
 

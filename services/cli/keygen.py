@@ -1,4 +1,5 @@
-"""`notar keygen`: create the log and clock signing keys and print their verifier keys."""
+"""`notar keygen`: create the log and clock signing keys and the index key (when missing) and
+print the verifier keys."""
 
 from __future__ import annotations
 

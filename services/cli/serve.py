@@ -13,6 +13,7 @@ from services.anchor.app import ensure_keys, keys_from
 from services.cli.commands import settings_from
 from services.common.config import Settings
 from services.common.http_server import run_app
+from services.common.index_key import load_index_key
 from services.common.resources import new_app
 from services.common.stores import data_dir
 from services.common.telemetry import TELEMETRY, AccessLogger, Telemetry, configure_logging
@@ -43,10 +44,12 @@ def serve(ns: argparse.Namespace) -> int:
     if ns.role in ("all", "anchor"):
         created = ensure_keys(settings)
         for path in created:
-            print(f"created signing key {path} (mode 0600)", flush=True)
+            print(f"created key {path} (mode 0600)", flush=True)
         keys = keys_from(settings)
         print(f"log key:   {keys.verifier_keys['log']}", flush=True)
         print(f"clock key: {keys.verifier_keys['clock']}", flush=True)
+    if ns.role in ("all", "anchor", "ingest"):
+        load_index_key(settings)  # an ingest pod never makes one: without it, stop here and say so
     host, port = settings.get("LISTEN")
     app = build_app(ns.role, settings, env)
     telemetry = app[TELEMETRY] = Telemetry.from_env(env, service=f"notar-{ns.role}")

@@ -115,6 +115,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("ANCHOR_URL", "http://127.0.0.1:8080", "where ingest pods reach the anchor", _url),
         Setting("LOG_KEY_FILE", None, "log signing key file (default DATA_DIR/keys/log.key)"),
         Setting("CLOCK_KEY_FILE", None, "clock cosigning key file (default DATA_DIR/keys/clock.key)"),
+        Setting(
+            "INDEX_KEY_FILE",
+            None,
+            "index key file: keys the tenant index and stored documents; the same on every anchor "
+            "and ingest pod (default DATA_DIR/keys/index.key)",
+        ),
         Setting("EVM_RPC", None, "EVM JSON-RPC URL", _url),
         Setting("EVM_KEY_FILE", None, "file holding the EVM account's hex private key"),
         Setting("EVM_CONTRACT", None, "address of the NotarAnchor contract"),

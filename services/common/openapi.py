@@ -242,7 +242,17 @@ PATHS: dict[str, Any] = {
                 "200": _text("the document", "application/octet-stream"),
                 **_problems(400, 401, 404, 500),
             },
-        }
+        },
+        "delete": {
+            "summary": "Erasure: delete the stored document of the caller's tenant (its receipts stay valid)",
+            "security": SECURED,
+            "parameters": [_digest_param()],
+            "responses": {
+                "204": {"description": "deleted: its chunks and both its manifests"},
+                **_problems(400, 401, 503),
+                **_problems(404, why={404: "this tenant has no such document (any more)"}),
+            },
+        },
     },
     "/v1/receipts/{digest}": {
         "get": {
@@ -268,7 +278,19 @@ PATHS: dict[str, Any] = {
                 ),
                 **_problems(400, 401, 404, 503),
             },
-        }
+        },
+        "delete": {
+            "summary": "Erasure: the service forgets every notarization of the digest by the caller's tenant",
+            "description": "The salts leave the service's index; the log keeps its unlinkable "
+            "commitments, and every receipt already issued keeps verifying offline.",
+            "security": SECURED,
+            "parameters": [_digest_param()],
+            "responses": {
+                "204": {"description": "forgotten"},
+                **_problems(400, 401, 503),
+                **_problems(404, why={404: "this tenant has no notarization of the digest (any more)"}),
+            },
+        },
     },
     "/v1/proofs/inclusion": {
         "get": {

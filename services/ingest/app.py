@@ -1,4 +1,4 @@
-"""The ingest service: `POST /v1/digests`, `PUT /v1/documents`, `GET /v1/documents/{digest}`."""
+"""The ingest service: `POST /v1/digests`, `PUT /v1/documents`, `GET|DELETE /v1/documents/{digest}`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 import orjson
 from aiohttp import web
 
-from merkle.digests import parse_digest
+from merkle.digests import Digest, parse_digest
 from services.common.answers import send_json
 from services.common.config import Settings
+from services.common.index_key import load_index_key
 from services.common.problems import BadRequest, CorruptedError, body_at_most, body_chunks, read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
@@ -18,6 +19,7 @@ from services.ingest.documents import Documents
 from services.internal.client import AnchorClient
 from services.internal.wire import one_receipt
 from services.model import BadDigest, Digests, Submitter
+from storage.errors import NotFoundError
 
 SUBMITTER = web.AppKey("submitter", Submitter)
 DOCUMENTS = web.AppKey("documents", Documents)
@@ -64,15 +66,19 @@ async def put_document(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def get_document(request: web.Request) -> web.StreamResponse:
-    tenant = await tenant_of(request)
+def _digest(request: web.Request) -> Digest:
     try:
-        digest = parse_digest(request.match_info["digest"])
+        return parse_digest(request.match_info["digest"])
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-digest") from e
+
+
+async def get_document(request: web.Request) -> web.StreamResponse:
+    tenant = await tenant_of(request)
+    digest = _digest(request)
     docs = request.app[DOCUMENTS]
     manifest = await docs.manifest(tenant, digest)
-    first = await docs.chunk(tenant, manifest.chunks[0]) if manifest.chunks else b""
+    first = await docs.chunk(tenant, manifest, 0) if manifest.chunks else b""
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/octet-stream",
@@ -83,10 +89,10 @@ async def get_document(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     await response.write(first)
-    for cid in manifest.chunks[1:]:
+    for position in range(1, len(manifest.chunks)):
         try:
-            data = await docs.chunk(tenant, cid)
-        except CorruptedError:
+            data = await docs.chunk(tenant, manifest, position)
+        except (CorruptedError, NotFoundError):
             # Headers are gone: cut the connection so the client sees a short body, never bad bytes.
             if request.transport is not None:
                 request.transport.close()
@@ -96,11 +102,20 @@ async def get_document(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def delete_document(request: web.Request) -> web.Response:
+    """Erasure: the stored bytes of the caller's document go; its receipts stay valid."""
+    tenant = await tenant_of(request)
+    digest = _digest(request)
+    if not await request.app[DOCUMENTS].delete(tenant, digest):
+        raise NotFoundError(f"no document {digest} for this tenant")
+    return web.Response(status=204)
+
+
 def ingest_context(
     settings: Settings, submitter: Submitter | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[DOCUMENTS] = Documents(app[STORE])
+        app[DOCUMENTS] = Documents(app[STORE], index_key=load_index_key(settings))
         client = None
         if submitter is None:
             client = AnchorClient(settings.get("ANCHOR_URL"))
@@ -123,6 +138,7 @@ def setup(app: web.Application, settings: Settings, *, submitter: Submitter | No
     app.router.add_post("/v1/digests", post_digests)
     app.router.add_put("/v1/documents", put_document)
     app.router.add_get("/v1/documents/{digest}", get_document)
+    app.router.add_delete("/v1/documents/{digest}", delete_document)
 
 
 def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:

@@ -1,6 +1,6 @@
-"""The anchor seen from ingest and verify pods: the same `submit` / `lookup` as the in-process
-anchor (services.model's `Submitter` and `Lookup`), over the anchor's internal HTTP routes
-(services.internal.wire)."""
+"""The anchor seen from ingest and verify pods: the same `submit`, `lookup` and `forget` as the
+in-process anchor (services.model's `Submitter` and `Lookup`), over the anchor's internal HTTP
+routes (services.internal.wire)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from merkle.digests import Digest
 from services.common.telemetry import current_tracer, inject_traceparent
-from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL, encode_request
+from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL, decode_forgotten, encode_request
 from services.model import Digests
 from storage.errors import NotarError, PushbackError, StorageError
 
@@ -96,3 +96,11 @@ class AnchorClient:
             raise StorageError(
                 f"malformed lookup answer from the anchor at {self._url}: {e}", location=self._url
             ) from e
+
+    async def forget(self, tenant: str, digest: Digest) -> int:
+        query = {"tenant": tenant, "digest": str(digest)}
+        raw = await self._call("DELETE", "/internal/v1/entries", params=query)
+        try:
+            return decode_forgotten(orjson.loads(raw))
+        except ValueError as e:
+            raise StorageError(f"{e} (the anchor at {self._url})", location=self._url) from e

@@ -14,6 +14,9 @@ the others pass its bytes through.
     `PUT /v1/documents` splices its one receipt (`one_receipt`) into its own answer.
 ``GET /internal/v1/entries?tenant=<name>&digest=<digest>`` (verify → anchor)
     answer: ``{"entries": [{"index": <int>, "salt": "<32 hex>"}, …]}``, earliest first.
+``DELETE /internal/v1/entries?tenant=<name>&digest=<digest>`` (verify → anchor, erasure)
+    answer: ``{"erased": <int>}``, how many of the tenant's notarizations of the digest the
+    anchor's index forgot (0: there was none).
 Errors are problem+json; 503 carries Retry-After.
 """
 
@@ -82,3 +85,15 @@ def one_receipt(answer: bytes) -> bytes:
     ):
         raise ValueError(f"not the anchor's answer for one digest: {answer[:80]!r}")
     return answer[len(RECEIPTS_HEAD) : -len(RECEIPTS_TAIL)]
+
+
+def encode_forgotten(count: int) -> dict[str, Any]:
+    """The answer of `DELETE /internal/v1/entries`: how many rows were erased (0: none)."""
+    return {"erased": count}
+
+
+def decode_forgotten(body: Any) -> int:
+    count = body.get("erased") if isinstance(body, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ValueError(f"malformed erasure answer from the anchor: {str(body)[:200]}")
+    return count

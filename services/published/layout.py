@@ -28,14 +28,17 @@ key                                                 written by                  
                                                     record
 ``private/log/anchors/local/<height>``              anchor (committer: the local  private (evidence)
                                                     chain's blocks), immutable
-``documents/<tenant>/chunks/<blake3>``              ingest, immutable             private (tenant's)
-``documents/<tenant>/manifests/<blake3>``           ingest, written after chunks  private (tenant's)
-``documents/<tenant>/by-sha256/<sha256>``           ingest                        private (tenant's)
+``documents/chunks/<upload>/<position>``            ingest, immutable, encrypted  private
+``documents/manifests/<name>``                      ingest, immutable, encrypted, private
+                                                    after the chunks
 ``tenants/names/<name>``                            ``notar tenant add``          private
 ``tenants/keys/<sha256 of the API key>``            ``notar tenant``              private
 =================================================== ============================= =================
 
 ``<size>`` and ``<height>`` are 20 decimal digits; tile paths are ``merkle.tiles.tile_path``'s.
+A document's ``<name>`` is a keyed hash of its tenant and digest (32 hex digits, one manifest per
+digest: BLAKE3 and SHA-256), ``<upload>`` 16 random bytes in hex and ``<position>`` 10 decimal
+digits (``services/ingest/documents.py``, docs/privacy.md): no object name holds a digest.
 Anchor records and the checkpoints they anchor are evidence, immutable, and reveal nothing
 private; they are kept beside the log's private state all the same, so that ``log/`` stays a
 plain tlog-tiles log that any mirror or CDN serves as it is. They reach the public inside
@@ -62,7 +65,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 SIZE_DIGITS = 20
 HEIGHT_DIGITS = 20
 DOCUMENTS_PREFIX = "documents/"
-CHUNKS, MANIFESTS, BY_SHA256 = "chunks", "manifests", "by-sha256"
+POSITION_DIGITS = 10
 TENANTS_PREFIX = "tenants/"
 
 
@@ -125,10 +128,18 @@ def local_block_key(height: int, prefix: str = LOG_PREFIX) -> str:
     return f"{local_chain(prefix)}{height:0{HEIGHT_DIGITS}d}"
 
 
-def document_key(tenant: str, kind: str, name: str, prefix: str = DOCUMENTS_PREFIX) -> str:
-    """A tenant's document object: ``kind`` is CHUNKS, MANIFESTS or BY_SHA256. ``tenant`` must
-    have passed ``services.model.check_tenant``."""
-    return f"{prefix}{tenant}/{kind}/{name}"
+def document_manifest_key(name: str, prefix: str = DOCUMENTS_PREFIX) -> str:
+    """A document's manifest under one of its keyed names (32 hex digits)."""
+    return f"{prefix}manifests/{name}"
+
+
+def document_chunks(upload: str, prefix: str = DOCUMENTS_PREFIX) -> str:
+    """The folder of the chunks of one upload (its id: 32 hex digits)."""
+    return f"{prefix}chunks/{upload}/"
+
+
+def document_chunk_key(upload: str, position: int, prefix: str = DOCUMENTS_PREFIX) -> str:
+    return f"{document_chunks(upload, prefix)}{position:0{POSITION_DIGITS}d}"
 
 
 def tenant_name_key(name: str, prefix: str = TENANTS_PREFIX) -> str:

@@ -112,6 +112,18 @@ async def get_receipt(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
+async def delete_receipt(request: web.Request) -> web.Response:
+    """Erasure: the service forgets every notarization of the digest by the caller's tenant."""
+    tenant = await tenant_of(request)
+    try:
+        digest = parse_digest(request.match_info["digest"])
+    except ValueError as e:
+        raise BadRequest(str(e), kind="invalid-digest") from e
+    if not await request.app[LOOKUP].forget(tenant, digest):
+        raise NotFoundError(f"this tenant has no notarization of {digest} to erase")
+    return web.Response(status=204)
+
+
 async def get_inclusion(request: web.Request) -> web.Response:
     index, size = _int(request, "index"), _int(request, "size")
     if index >= size:
@@ -220,6 +232,7 @@ def setup(app: web.Application, settings: Settings, *, lookup: Lookup | None = N
     """Add the verify routes to `app`; without `lookup`, tenant lookups go to ANCHOR_URL."""
     app.cleanup_ctx.append(verify_context(settings, lookup))
     app.router.add_get("/v1/receipts/{digest}", get_receipt)
+    app.router.add_delete("/v1/receipts/{digest}", delete_receipt)
     app.router.add_get("/v1/proofs/inclusion", get_inclusion)
     app.router.add_get("/v1/proofs/consistency", get_consistency)
     app.router.add_get("/v1/keys", get_keys)

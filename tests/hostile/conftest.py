@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common.index_key import create_index_key
 from services.common.tenants import TenantRegistry
 from storage.fs import FsStore
 from tests.hostile.rawhttp import exchange, request
@@ -177,6 +178,7 @@ def split_roles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     """The three roles as three processes, as in Kubernetes: ingest and verify call the anchor's
     internal routes; all share one fs store."""
     data = tmp_path_factory.mktemp("roles") / "data"
+    create_index_key(data / "keys" / "index.key")  # before ingest starts: it never makes one
     anchor = launch(data, role="anchor")
     keys = (anchor.acme, anchor.globex)
     roles = {"anchor": anchor}

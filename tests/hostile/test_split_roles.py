@@ -111,3 +111,33 @@ async def hardened(served: Served) -> None:
 
 async def test_every_role_runs_the_hardened_server(split_roles: dict[str, Served]) -> None:
     await asyncio.gather(*(hardened(served) for served in split_roles.values()))
+
+
+async def test_the_anchor_refuses_hostile_erasures(split_roles: dict[str, Served]) -> None:
+    """DELETE /internal/v1/entries (erasure, no API key: verify pods call it) takes the look-up's
+    query and refuses the same hostile ones; through verify, only the key's tenant is erased."""
+    anchor, ingest, verify = split_roles["anchor"], split_roles["ingest"], split_roles["verify"]
+    for query in (
+        f"tenant=../x&digest={D}",
+        f"tenant=%ff&digest={D}",
+        "tenant=acme&digest=../x",
+        "tenant=acme",
+        f"tenant={'a' * 5000}&digest={D}",
+        f"digest={D}",
+    ):
+        answer = await exchange(anchor.port, request("DELETE", f"{ENTRIES}?{query}"))
+        assert answer.status == 400 and answer.is_problem(400), (query, answer)
+    digest = "sha256:" + os.urandom(32).hex()
+    body = json.dumps({"digests": [digest]}).encode()
+    for key in (ingest.acme, ingest.globex):
+        auth = {"Authorization": f"Bearer {key}"}
+        answer = await exchange(ingest.port, request("POST", "/v1/digests", headers=auth, body=body))
+        assert answer.status == 200, answer
+    acme = {"Authorization": f"Bearer {ingest.acme}"}
+    answer = await exchange(verify.port, request("DELETE", f"/v1/receipts/{digest}", headers=acme))
+    assert answer.status == 204, answer
+    answer = await exchange(verify.port, request("DELETE", f"/v1/receipts/{digest}", headers=acme))
+    assert answer.status == 404 and answer.is_problem(404), answer
+    globex = {"Authorization": f"Bearer {ingest.globex}"}
+    answer = await exchange(verify.port, request("GET", f"/v1/receipts/{digest}", headers=globex))
+    assert answer.status == 200, answer

@@ -4,8 +4,9 @@ end to end through it over HTTP, and the receipts checked offline with the host'
 - all-in-one: the image's own ENTRYPOINT + CMD (`notar serve`), its data directory a host
   directory owned by the image's user;
 - dev, prod: the anchor, ingest and verify pods of that overlay, run from the rendered manifests
-  (tests/image/pods.py) against the test SeaweedFS; in prod the signing keys come from a Secret
-  made with `notar keygen` in the image and pass through the `install-keys` init container.
+  (tests/image/pods.py) against the test SeaweedFS; in prod the signing keys and the index key
+  come from Secrets made with `notar keygen` in the image and pass through the `install-keys` and
+  `install-index-key` init containers.
 Every process runs on the container's read-only root, so a write outside the volumes fails.
 """
 
@@ -89,6 +90,7 @@ def split(box: Container, rendered: Rendered, target: S3Target, tmp: Path) -> De
         assert set(signing) == {"log", "clock"}, printed
         secrets["notar-signing-keys"] = {f"{k}.key": (keydir / "keys" / f"{k}.key").read_bytes()
                                          for k in ("log", "clock")}
+        secrets["notar-index-key"] = {"index.key": (keydir / "keys" / "index.key").read_bytes()}
     ports = dict(zip(("anchor", "ingest", "verify"), free_ports(3), strict=True))
     shared = {
         "NOTAR_S3_ENDPOINT": target.endpoint,

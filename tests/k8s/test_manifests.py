@@ -187,6 +187,7 @@ def test_secrets_are_generated_in_dev_and_never_shipped_in_prod(rendered: Render
     if rendered.overlay == "prod":
         assert not secrets, "prod must not carry Secrets: `kubectl apply` would overwrite the real ones"
         assert {("notar-signing-keys", "log.key"), ("notar-signing-keys", "clock.key")} <= wanted
+        assert ("notar-index-key", "index.key") in wanted
     else:
         for name, key in wanted:
             assert name in secrets and key in secrets[name]["data"], f"{rendered.overlay}: {name}/{key}"
@@ -213,6 +214,30 @@ def test_signing_keys_reach_the_anchor_owner_only(rendered: Rendered) -> None:
     for v in volumes.values():
         if "secret" in v:
             assert v["secret"]["defaultMode"] == 0o400, v["name"]
+
+
+def test_the_index_key_reaches_anchor_and_ingest_the_same_and_owner_only(rendered: Rendered) -> None:
+    """One index key for every anchor and ingest pod (services/common/index_key.py: an ingest
+    pod never makes one), from one Secret, copied 0400 into memory like the signing keys."""
+    sources = set()
+    for role in ("anchor", "ingest"):
+        w = notar_workloads(rendered)[role]
+        settings, _ = role_settings(rendered, w)
+        spec = pod_spec(w)
+        path = Path(settings.get("INDEX_KEY_FILE"))
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+        volume = volumes[mounts[str(path.parent)]]
+        assert volume["emptyDir"]["medium"] == "Memory", f"{role}: the index key never touches a disk"
+        init = {c["name"]: c for c in spec["initContainers"]}["install-index-key"]
+        assert f"install -m 0400 /etc/notar/secrets/index/index.key {path}" in init["args"][0]
+        from_secret = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}["/etc/notar/secrets/index"]
+        secret = volumes[from_secret]
+        assert secret["secret"]["defaultMode"] == 0o400 and not secret["secret"].get("optional"), role
+        sources.add(secret["secret"]["secretName"])
+    assert len(sources) == 1, f"{rendered.overlay}: anchor and ingest read {sources}"
+    verify = pod_spec(notar_workloads(rendered)["verify"])
+    assert "index" not in str(verify.get("volumes", [])), "verify pods need no index key"
 
 
 # -- pods ----------------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ async def test_notar_serve_creates_a_private_data_dir(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert mode(data) == 0o700, oct(mode(data))
-    assert (data / "store" / "documents" / "acme").is_dir(), "the document is under DATA_DIR"
+    assert (data / "store" / "documents" / "manifests").is_dir(), "the document is under DATA_DIR"
+    assert mode(data / "keys" / "index.key") == 0o600
 
 
 async def test_store_and_index_alone_create_it_private(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ there a NetworkPolicy admits only ingest and verify pods (k8s/base/networkpolici
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import blake3
@@ -51,7 +52,9 @@ async def test_notar_serve_has_no_unauthenticated_internal_routes(notar: Notar) 
     assert r.status == 404, "nothing was notarized in acme's name"
 
 
-async def test_the_anchor_role_keeps_its_internal_routes(tmp_path: Path) -> None:
+@pytest.fixture
+async def anchor_role(tmp_path: Path) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    """`notar serve --role anchor`: its internal routes, no API key."""
     settings = load_settings(
         flags={"DATA_DIR": str(tmp_path), "ORIGIN": ORIGIN, "BATCH_MS": "10", "ANCHORS": ""},
         env={},
@@ -61,28 +64,68 @@ async def test_the_anchor_role_keeps_its_internal_routes(tmp_path: Path) -> None
     client = TestClient(TestServer(create_app(settings, env={})))
     await client.start_server()
     try:
-        digests = [b3(os.urandom(32)) for _ in range(9)]
-        r = await client.post("/internal/v1/entries", json={"tenant": "acme", "digests": digests})
-        assert r.status == 200, await r.text()
-        receipts = [Receipt.from_obj(x) for x in (await r.json())["receipts"]]  # finished receipts
-        assert [str(x.digest) for x in receipts] == digests and {x.subject for x in receipts} == {"acme"}
-        r = await client.get("/internal/v1/entries", params={"tenant": "acme", "digest": digests[4]})
-        assert r.status == 200
-        assert (await r.json())["entries"] == [{"index": receipts[4].index, "salt": receipts[4].salt.hex()}]
-        # The anchor is a trust boundary: it checks what ingest sends again, and says what is wrong.
-        bad_bodies = [
-            ({"tenant": "acme", "digests": [*digests[:8], "blake3:" + "AB" * 32]}, "invalid-digest"),
-            ({"tenant": "acme", "digests": ["sha256:00"]}, "invalid-digest"),
-            ({"tenant": "not a name", "digests": digests}, "invalid-tenant"),
-            ({"tenant": "acme", "items": [{"digest": digests[0], "salt": True}]}, "invalid-request"),
-            ({"digests": digests}, "invalid-request"),
-            ({"tenant": "acme", "digests": [digests[0]] * 10_001}, "too-many-digests"),
-        ]
-        for body, kind in bad_bodies:
-            r = await client.post("/internal/v1/entries", json=body)
-            assert r.status in (400, 413) and r.content_type == "application/problem+json", body
-            assert (await r.json())["type"].endswith(kind), await r.text()
-        r = await client.get("/internal/v1/entries", params={"tenant": "acme", "digest": digests[0]})
-        assert len((await r.json())["entries"]) == 1  # nothing of the refused bodies was notarized
+        yield client
     finally:
         await client.close()
+
+
+async def test_the_anchor_role_keeps_its_internal_routes(anchor_role: TestClient) -> None:  # type: ignore[type-arg]
+    client = anchor_role
+    digests = [b3(os.urandom(32)) for _ in range(9)]
+    r = await client.post("/internal/v1/entries", json={"tenant": "acme", "digests": digests})
+    assert r.status == 200, await r.text()
+    receipts = [Receipt.from_obj(x) for x in (await r.json())["receipts"]]  # finished receipts
+    assert [str(x.digest) for x in receipts] == digests and {x.subject for x in receipts} == {"acme"}
+    r = await client.get("/internal/v1/entries", params={"tenant": "acme", "digest": digests[4]})
+    assert r.status == 200
+    assert (await r.json())["entries"] == [{"index": receipts[4].index, "salt": receipts[4].salt.hex()}]
+    # The anchor is a trust boundary: it checks what ingest sends again, and says what is wrong.
+    bad_bodies = [
+        ({"tenant": "acme", "digests": [*digests[:8], "blake3:" + "AB" * 32]}, "invalid-digest"),
+        ({"tenant": "acme", "digests": ["sha256:00"]}, "invalid-digest"),
+        ({"tenant": "not a name", "digests": digests}, "invalid-tenant"),
+        ({"tenant": "acme", "items": [{"digest": digests[0], "salt": True}]}, "invalid-request"),
+        ({"digests": digests}, "invalid-request"),
+        ({"tenant": "acme", "digests": [digests[0]] * 10_001}, "too-many-digests"),
+    ]
+    for body, kind in bad_bodies:
+        r = await client.post("/internal/v1/entries", json=body)
+        assert r.status in (400, 413) and r.content_type == "application/problem+json", body
+        assert (await r.json())["type"].endswith(kind), await r.text()
+    r = await client.get("/internal/v1/entries", params={"tenant": "acme", "digest": digests[0]})
+    assert len((await r.json())["entries"]) == 1  # nothing of the refused bodies was notarized
+
+
+async def test_the_anchor_role_erases_one_tenants_rows(anchor_role: TestClient) -> None:  # type: ignore[type-arg]
+    """DELETE /internal/v1/entries: what DELETE /v1/receipts asks of the anchor (verify pods)."""
+    client = anchor_role
+    digest = b3(os.urandom(32))
+    for tenant in ("acme", "acme", "globex"):
+        r = await client.post("/internal/v1/entries", json={"tenant": tenant, "digests": [digest]})
+        assert r.status == 200, await r.text()
+    query = {"tenant": "acme", "digest": digest}
+    r = await client.delete("/internal/v1/entries", params=query)
+    assert r.status == 200 and await r.json() == {"erased": 2}
+    r = await client.get("/internal/v1/entries", params=query)
+    assert (await r.json())["entries"] == []
+    r = await client.get("/internal/v1/entries", params={"tenant": "globex", "digest": digest})
+    assert len((await r.json())["entries"]) == 1
+    r = await client.delete("/internal/v1/entries", params=query)
+    assert await r.json() == {"erased": 0}
+    for bad, kind in (
+        ({"tenant": "../x", "digest": digest}, "invalid-tenant"),
+        ({"tenant": "acme", "digest": "blake3:00"}, "invalid-digest"),
+        ({"tenant": "acme"}, "invalid-digest"),
+    ):
+        r = await client.delete("/internal/v1/entries", params=bad)
+        assert r.status == 400 and (await r.json())["type"].endswith(kind), bad
+
+
+@pytest.mark.parametrize("notar", ["fs"], indirect=True)
+async def test_notar_serve_erases_only_with_a_key(notar: Notar) -> None:
+    digest = b3(os.urandom(32))
+    r = await notar.client.post("/v1/digests", json={"digests": [digest]}, headers=notar.acme)
+    assert r.status == 200
+    r = await notar.client.delete("/internal/v1/entries", params={"tenant": "acme", "digest": digest})
+    assert r.status in (404, 405) and r.content_type == "application/problem+json"
+    assert (await notar.client.get(f"/v1/receipts/{digest}", headers=notar.acme)).status == 200

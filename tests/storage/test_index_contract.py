@@ -119,3 +119,13 @@ def test_every_driver_agrees_with_a_dict(batches: list[tuple[dict[bytes, bytes],
                 assert await index.multi_get(keys) == [model.get(k) for k in keys]
                 await index.close()
     asyncio.run(run())
+
+
+async def test_compact_keeps_what_is_live(index: Index) -> None:
+    await index.write_batch({b"t/a": b"1", b"t/b": b"2", b"t/c": b"3", b"u/a": b"4"})
+    await index.write_batch({}, [b"t/b"])
+    await index.compact([(b"t/", b"t0"), (b"u/", b"u0")])
+    await index.compact([])
+    assert await scan_all(index, b"") == [(b"t/a", b"1"), (b"t/c", b"3"), (b"u/a", b"4")]
+    await index.write_batch({b"t/b": b"again"})
+    assert await index.get(b"t/b") == b"again"

@@ -33,6 +33,7 @@ from merkle import Receipt, decode_bundle, leaf_hash, verify_inclusion, verify_r
 from merkle.anchors import offline_anchor_verifiers
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
+from services.common.index_key import create_index_key
 from services.published import layout
 from services.sdk import NotarClient, trusted_keys
 from storage.s3 import S3Store
@@ -142,6 +143,8 @@ def topology(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> I
         "AWS_ACCESS_KEY_ID": s3_target.access_key,
         "AWS_SECRET_ACCESS_KEY": s3_target.secret_key,
     }
+    create_index_key(tmp / "index.key")  # one for every pod, as a Kubernetes Secret would be
+    base["NOTAR_INDEX_KEY_FILE"] = str(tmp / "index.key")
     ports = free_ports(5)
     anchor_url = f"http://127.0.0.1:{ports[0]}"
     pods: list[Pod] = []

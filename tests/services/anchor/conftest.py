@@ -9,10 +9,16 @@ from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
 from services.anchor.keys import LogKeys
 from services.anchor.sequencer import Sequencer, SequencerConfig
+from services.anchor.tenant_index import TenantIndex
 from storage.base import Index, ObjectStore
 from storage.memory import MemoryIndex, MemoryStore
 
 ORIGIN = "test.notar/log"
+INDEX_KEY = bytes(range(32))
+
+
+def tenant_index() -> TenantIndex:
+    return TenantIndex(INDEX_KEY, origin=ORIGIN)
 
 
 @pytest.fixture
@@ -31,7 +37,13 @@ async def make_sequencer(keys: LogKeys) -> AsyncIterator[MakeSequencer]:
         store: ObjectStore | None = None, index: Index | None = None, *, start: bool = True, **config: object
     ) -> Sequencer:
         cfg = SequencerConfig(origin=ORIGIN, **{"batch_ms": 5, **config})  # type: ignore[arg-type]
-        seq = Sequencer(store=store or MemoryStore(), index=index or MemoryIndex(), keys=keys, config=cfg)
+        seq = Sequencer(
+            store=store or MemoryStore(),
+            index=index or MemoryIndex(),
+            keys=keys,
+            config=cfg,
+            tenant_index=tenant_index(),
+        )
         if start:
             await seq.start()
         made.append(seq)

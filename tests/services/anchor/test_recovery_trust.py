@@ -20,7 +20,7 @@ from services.anchor.keys import LogKeys
 from services.anchor.recovery import RecoveryError
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from storage.memory import MemoryIndex, MemoryStore
-from tests.services.anchor.conftest import ORIGIN, MakeSequencer
+from tests.services.anchor.conftest import ORIGIN, MakeSequencer, tenant_index
 
 
 def items(start: int, n: int, seed: int = 0) -> list[Digest]:
@@ -91,7 +91,11 @@ async def test_key_rotation_still_starts(make_sequencer: MakeSequencer) -> None:
     await old.close()
     new_keys = LogKeys(Signer.generate(ORIGIN), CosignatureSigner.generate(ORIGIN + "/clock"))
     seq = Sequencer(
-        store=store, index=index, keys=new_keys, config=SequencerConfig(origin=ORIGIN, batch_ms=5)
+        store=store,
+        index=index,
+        keys=new_keys,
+        config=SequencerConfig(origin=ORIGIN, batch_ms=5),
+        tenant_index=tenant_index(),
     )
     await seq.start()
     try:

@@ -11,7 +11,7 @@ from services.anchor.keys import LogKeys
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.signing_time import SigningTime, note_time
 from storage.memory import MemoryIndex, MemoryStore
-from tests.services.anchor.conftest import ORIGIN
+from tests.services.anchor.conftest import ORIGIN, tenant_index
 
 HOUR = 3600
 T0 = 1_800_000_000
@@ -41,7 +41,12 @@ def cosigned(note: str, keys: LogKeys) -> tuple[int, int]:
 
 def sequencer(store: MemoryStore, index: MemoryIndex, keys: LogKeys, clock: Clock) -> Sequencer:
     return Sequencer(
-        store=store, index=index, keys=keys, config=SequencerConfig(origin=ORIGIN, batch_ms=5), clock=clock
+        store=store,
+        index=index,
+        keys=keys,
+        config=SequencerConfig(origin=ORIGIN, batch_ms=5),
+        tenant_index=tenant_index(),
+        clock=clock,
     )
 
 

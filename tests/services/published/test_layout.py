@@ -29,9 +29,9 @@ def test_anchor_keys() -> None:
 
 
 def test_document_and_tenant_keys() -> None:
-    assert layout.document_key("acme", layout.CHUNKS, "ab") == "documents/acme/chunks/ab"
-    assert layout.document_key("acme", layout.MANIFESTS, "cd") == "documents/acme/manifests/cd"
-    assert layout.document_key("acme", layout.BY_SHA256, "ef") == "documents/acme/by-sha256/ef"
+    assert layout.document_manifest_key("ab" * 16) == "documents/manifests/" + "ab" * 16
+    assert layout.document_chunks("cd" * 16) == "documents/chunks/" + "cd" * 16 + "/"
+    assert layout.document_chunk_key("cd" * 16, 7) == "documents/chunks/" + "cd" * 16 + "/0000000007"
     assert layout.tenant_name_key("acme") == "tenants/names/acme"
     assert layout.api_keys() == "tenants/keys/"
     assert layout.api_key_key("00ff") == "tenants/keys/00ff"

@@ -1,0 +1,97 @@
+"""Erasure from the tenant index (SPEC §1, `DELETE /v1/receipts/{digest}`): the rows of a
+tenant's notarizations of a digest are deleted, then compacted out of RocksDB's files.
+
+A RocksDB delete only writes a tombstone: the deleted value stays in the write-ahead log, the
+memtable and the table files until a compaction meets it with its tombstone, which on a quiet log
+may take months. So `forget` writes, in one fsynced batch, the deletes and a mark
+`e <8 random bytes> -> name` (the rows' keyed name); the eraser's task flushes and compacts the
+key range of every marked name, deletes the marks and compacts those away too. `forget` waits
+for that pass (at most `WAIT_S`), so that once it returns the rows are gone from the files, not
+only hidden. A mark left by a crash is compacted after the next start. A retry after any failure
+converges: the deletes are atomic, and a mark stays until its range is compacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+from services.anchor.tenant_index import TENANT, TenantIndex
+from storage.base import Index
+from storage.errors import StorageError
+
+log = logging.getLogger("notar.anchor")
+
+PENDING = b"e"
+BULK = 64  # marks from which the whole tenant index is compacted at once, not range by range
+RETRY_S = 10.0  # after a failed compaction
+WAIT_S = 10.0  # the longest `forget` waits for the compaction of its rows
+
+
+def after(prefix: bytes) -> bytes:
+    """The first key after every key that starts with `prefix` (which is not all 0xff)."""
+    kept = prefix.rstrip(b"\xff")
+    return kept[:-1] + bytes([kept[-1] + 1])
+
+
+class Eraser:
+    """Deletes tenant-index rows and keeps their values off disk: one per anchor, beside its
+    sequencer, on the same index; `run` is its task."""
+
+    def __init__(self, *, index: Index, tenant_index: TenantIndex, bulk: int = BULK) -> None:
+        self._index, self._rows, self._bulk = index, tenant_index, bulk
+        self._wake = asyncio.Event()
+        self._wake.set()  # marks a crash left behind are compacted first
+        self._marked = 0  # marks this process wrote
+        self._compacted = 0  # of those, the ones a finished pass covered
+        self._passes = asyncio.Condition()
+
+    async def forget(self, tenant: str, multihash: bytes, *, wait_s: float = WAIT_S) -> int:
+        """Delete every row of `tenant`'s notarizations of `multihash` and return how many there
+        were (0: none, nothing written), once they are compacted away or `wait_s` passed (they
+        are deleted either way). ValueError when the tenant name is not valid."""
+        prefix = self._rows.prefix(tenant, multihash)
+        keys = [k async for k, _ in self._index.scan(prefix)]
+        if not keys:
+            return 0
+        mark = PENDING + os.urandom(8)
+        await self._index.write_batch({mark: prefix[len(TENANT) :]}, keys, sync=True)
+        self._marked += 1
+        mine = self._marked
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s), self._passes:
+                await self._passes.wait_for(lambda: self._compacted >= mine)
+        return len(keys)
+
+    async def compact_pending(self) -> int:
+        """One pass: compact the range of every marked name, delete those marks and compact them
+        away too; how many marks it took."""
+        seen = self._marked  # every mark counted here is in the index: the scan below sees it
+        marks = dict([item async for item in self._index.scan(PENDING)])
+        if marks:
+            if len(marks) >= self._bulk:
+                ranges = [(TENANT, after(TENANT))]
+            else:
+                ranges = [(TENANT + name, after(TENANT + name)) for name in marks.values()]
+            await self._index.compact(ranges)
+            await self._index.write_batch({}, list(marks), sync=True)
+            await self._index.compact([(PENDING, after(PENDING))])
+        async with self._passes:
+            self._compacted = max(self._compacted, seen)
+            self._passes.notify_all()
+        return len(marks)
+
+    async def run(self) -> None:
+        """Compact whatever `forget` marked, for as long as the anchor runs."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.compact_pending()
+            except StorageError as e:
+                log.warning("compacting erased rows failed, retrying in %.0f s: %s", RETRY_S, e)
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
