@@ -152,6 +152,20 @@ def test_refusals_name_the_failing_check(server: Server, other_log: Server, tmp_
     assert bad.returncode == 2 and bad.stderr.startswith("notar: ") and len(bad.stderr.splitlines()) == 1
 
 
+def test_online_without_keys_trusts_the_servers_published_keys_and_says_so(
+    server: Server, tmp_path: Path
+) -> None:
+    f = tmp_path / "memo.txt"
+    f.write_bytes(b"a memo")
+    run("notarize", str(f), "--quiet", env=server.env, check=True)
+    receipt = tmp_path / "memo.txt.receipt.json"
+    v = run("verify", str(receipt), str(f), "--online", env=server.env)  # URL is the server's
+    assert v.returncode == 0 and v.stdout.startswith("✓ VALID — every check holds."), v.stdout + v.stderr
+    assert f"note: keys were fetched from {server.url}: this trusts that server" in v.stderr
+    elsewhere = run("verify", str(receipt), "--online", env={**server.env, "NOTAR_URL": "http://127.0.0.1:9"})
+    assert elsewhere.returncode != 0 and elsewhere.stdout == "" and "Traceback" not in elsewhere.stderr
+
+
 def test_a_receipt_naming_a_member_twice_is_refused(server: Server, tmp_path: Path) -> None:
     """Read last-wins, each of these would verify (the valid value comes last); another tool may
     read the first. Refused with one line naming the member, as POST /v1/verify refuses them."""
