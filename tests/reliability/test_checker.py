@@ -26,6 +26,7 @@ from merkle.proofs import inclusion_proof
 from merkle.tiles import TileBuilder, inclusion_proof_from_tiles
 from services.anchor.chains import Target
 from services.anchor.chains.rfc3161 import TsaClient
+from services.published import layout
 from storage.memory import MemoryStore
 from tests.tsa import LocalTsa, make_pki
 
@@ -153,13 +154,13 @@ async def test_bad_anchor_records_are_reported(log: Log) -> None:
     store = await log.store()
     cp = Checkpoint(ORIGIN, SIZE, root(log.leaves))
     good = make_block(previous=None, time=1_800_000_000, checkpoint=cp, signer=log.signer)
-    await store.put("log/anchors/local/00000000000000000000", orjson.dumps(good))
-    await store.put(f"log/anchors/checkpoint/{SIZE:020d}", log.note.encode())
-    await store.put(f"log/anchors/record/{SIZE:020d}/local.json", orjson.dumps({"type": "local", **good}))
+    await store.put(layout.local_block_key(0), orjson.dumps(good))
+    await store.put(layout.anchor_checkpoint_key(SIZE), log.note.encode())
+    await store.put(layout.anchor_record_key(SIZE, "local"), orjson.dumps({"type": "local", **good}))
     assert (await log.check(store)).ok
 
     evm_record = {"type": "evm", "tx_hash": "0x" + "ab" * 32, "block_number": 5, "tree_size": SIZE}
-    await store.put(f"log/anchors/record/{SIZE:020d}/evm.json", orjson.dumps(evm_record))
+    await store.put(layout.anchor_record_key(SIZE, "evm"), orjson.dumps(evm_record))
     unchecked = await log.check(store)
     assert unchecked.bad_anchors, "an evm record nobody can check is not passed"
 
@@ -175,7 +176,7 @@ async def test_bad_anchor_records_are_reported(log: Log) -> None:
     assert any("no such transaction" in b for b in missing.bad_anchors)
 
     forged = make_block(previous=good, time=1_800_000_001, checkpoint=cp, signer=Signer.generate(ORIGIN))
-    await store.put("log/anchors/local/00000000000000000001", orjson.dumps(forged))
+    await store.put(layout.local_block_key(1), orjson.dumps(forged))
     assert any("local chain" in b for b in (await log.check(store, evm=on_chain)).bad_anchors)
 
 
@@ -190,8 +191,8 @@ async def test_rfc3161_records_are_checked_over_the_checkpoint_body(log: Log, tm
         await client.close()
         await tsa.stop()
     store = await log.store()
-    await store.put(f"log/anchors/checkpoint/{SIZE:020d}", log.note.encode())
-    await store.put(f"log/anchors/record/{SIZE:020d}/rfc3161.json", orjson.dumps(done.record))
+    await store.put(layout.anchor_checkpoint_key(SIZE), log.note.encode())
+    await store.put(layout.anchor_record_key(SIZE, "rfc3161"), orjson.dumps(done.record))
     sound = await log.check(store, tsa_cas=load_certificates(pki.ca_cert.read_bytes()))
     assert sound.ok and sound.anchors_checked == {"rfc3161": 1}, sound.summary()
     other_ca = await log.check(store, tsa_cas=load_certificates((pki.dir / "rogue-ca.crt").read_bytes()))
@@ -216,16 +217,16 @@ async def test_an_anchor_record_without_its_checkpoint_note_is_checked_against_t
     store = await log.store()
     cp = Checkpoint(ORIGIN, 300, root(log.leaves[:300]))
     block = make_block(previous=None, time=1_800_000_000, checkpoint=cp, signer=log.signer)
-    await store.put("log/anchors/local/00000000000000000000", orjson.dumps(block))
-    await store.put(f"log/anchors/record/{300:020d}/local.json", orjson.dumps({"type": "local", **block}))
+    await store.put(layout.local_block_key(0), orjson.dumps(block))
+    await store.put(layout.anchor_record_key(300, "local"), orjson.dumps({"type": "local", **block}))
     v = await log.check(store)
     assert v.ok and v.orphan_records == 1 and v.anchors_checked == {"local": 1}
 
     wrong = Checkpoint(ORIGIN, 200, os.urandom(32))  # signed, but not the log's tree of size 200
     block = make_block(previous=block, time=1_800_000_001, checkpoint=wrong, signer=log.signer)
-    await store.put("log/anchors/local/00000000000000000001", orjson.dumps(block))
-    await store.put(f"log/anchors/record/{200:020d}/local.json", orjson.dumps({"type": "local", **block}))
-    await store.put(f"log/anchors/checkpoint/{200:020d}", log.sign(200, wrong.root).encode())
+    await store.put(layout.local_block_key(1), orjson.dumps(block))
+    await store.put(layout.anchor_record_key(200, "local"), orjson.dumps({"type": "local", **block}))
+    await store.put(layout.anchor_checkpoint_key(200), log.sign(200, wrong.root).encode())
     v = await log.check(store)
     assert any("not the final log's" in b for b in v.bad_anchors), v.bad_anchors
 

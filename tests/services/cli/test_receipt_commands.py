@@ -118,7 +118,9 @@ def test_cose_export_signs_only_a_root_its_own_checkpoint_states(
     forgeries = {
         "signed by another key of the log's name": receipt(Signer.generate(ORIGIN), clock, tree, 37),
         "of another log": receipt(Signer.generate("elsewhere.example/log"), clock, tree, 37),
-        "whose proof leads elsewhere": dataclasses.replace(genuine, inclusion=tuple(made_up.inclusion_proof(9))),
+        "whose proof leads elsewhere": dataclasses.replace(
+            genuine, inclusion=tuple(made_up.inclusion_proof(9))
+        ),
     }
     for what, forged in forgeries.items():
         path.write_bytes(forged.to_json())

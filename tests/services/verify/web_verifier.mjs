@@ -244,7 +244,7 @@ try {
     assert.equal(await page.evaluate(() => document.activeElement.id), "keys-paste");
     assert.ok(await page.isChecked("#keys-paste"));
     await tabTo("pasted-keys");
-    await page.keyboard.insertText(plan.keys.main.join("\n"));
+    await page.keyboard.insertText(plan.keys.live.join("\n"));
     await tabTo("verify");
     await page.keyboard.press("Enter");
     await page.waitForSelector("#result[data-valid]:not([hidden])");
@@ -277,9 +277,9 @@ try {
     const page = await newPage(pathToFileURL(plan.page_file).href);
     assert.ok(await page.isDisabled("#keys-server"), "no server to ask from a file");
     assert.match(await page.textContent("#server-keys-status"), /opened from a file/);
-    const r = await verify(page, { ...c.valid, keys: plan.keys.main });
+    const r = await verify(page, { ...c.valid, keys: plan.keys.live });
     assert.ok(r.valid, r.verdict);
-    const r2 = await verify(page, { ...c.changed, keys: plan.keys.main });
+    const r2 = await verify(page, { ...c.changed, keys: plan.keys.live });
     assert.deepEqual(failed(r2), ["document"]);
     await shot(page, "from-disk");
     await page.close();
