@@ -9,6 +9,7 @@ seconds) is at most 2^63 - 1. Signers and verifiers plug into ``merkle.note``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import (
@@ -19,6 +20,9 @@ from merkle.note import (
     parse_verifier_key,
 )
 
+if TYPE_CHECKING:
+    from merkle.mldsa import MLDSA44CosignatureVerifier
+
 SIG_COSIGNATURE_V1 = 0x04
 MAX_TIMESTAMP = 2**63 - 1
 _SIGNATURE_SIZE = 8 + 64
@@ -27,7 +31,7 @@ _SIGNATURE_SIZE = 8 + 64
 def cosigned_message(text: str, timestamp: int) -> bytes:
     """The bytes an Ed25519 v1 cosignature signs; ``ValueError`` unless ``text`` is a
     checkpoint body and ``timestamp`` is in [0, 2^63 - 1]."""
-    _check_timestamp(timestamp)
+    check_timestamp(timestamp)
     parse_checkpoint(text)
     return f"cosignature/v1\ntime {timestamp}\n{text}".encode()
 
@@ -85,7 +89,7 @@ class CosignatureSigner(Ed25519SignerKey):
 
     def at(self, timestamp: int) -> TimedCosigner:
         """A note signer that cosigns as of ``timestamp`` (POSIX seconds)."""
-        _check_timestamp(timestamp)
+        check_timestamp(timestamp)
         return TimedCosigner(self, timestamp)
 
     def verifier(self) -> CosignatureVerifier:
@@ -117,15 +121,21 @@ def generate_cosigner(name: str) -> tuple[str, str]:
     return signer.to_key(), signer.verifier().to_key()
 
 
-def verifier_from_key(vkey: str) -> Verifier | CosignatureVerifier:
-    """A verifier for a vkey of type 0x01 (Ed25519) or 0x04 (cosignature/v1); else ``ValueError``."""
+def verifier_from_key(vkey: str) -> Verifier | CosignatureVerifier | MLDSA44CosignatureVerifier:
+    """A verifier for a vkey of type 0x01 (Ed25519), 0x04 (Ed25519 cosignature/v1) or 0x06 (ML-DSA-44
+    cosignature, when ``cryptography`` has ML-DSA); else ``ValueError``."""
+    from merkle.mldsa import SIG_COSIGNATURE_MLDSA44, MLDSA44CosignatureVerifier  # it imports this module
+
     sig_type = parse_verifier_key(vkey).sig_type
     if sig_type == SIG_COSIGNATURE_V1:
         return CosignatureVerifier.from_key(vkey)
+    if sig_type == SIG_COSIGNATURE_MLDSA44:
+        return MLDSA44CosignatureVerifier.from_key(vkey)
     return Verifier.from_key(vkey)
 
 
-def _check_timestamp(timestamp: int) -> None:
+def check_timestamp(timestamp: int) -> None:
+    """``ValueError`` unless ``timestamp`` is an int in [0, 2^63 - 1]."""
     if isinstance(timestamp, bool) or not isinstance(timestamp, int):
         raise ValueError(f"cosignature timestamp {timestamp!r} is not an int")
     if not 0 <= timestamp <= MAX_TIMESTAMP:

@@ -23,7 +23,7 @@ SIG_ED25519 = 0x01
 MAX_SIGNATURES = 100  # as golang.org/x/mod/sumdb/note; the spec asks to accept at least 16
 
 _DASH = "— "  # em dash U+2014, space
-_PRIVATE = "PRIVATE+KEY+"
+PRIVATE_KEY_PREFIX = _PRIVATE = "PRIVATE+KEY+"  # signer key strings start with it
 _HEX_KEY_ID = re.compile(r"[0-9a-f]{8}")
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")  # ASCII controls other than newline
