@@ -105,7 +105,7 @@ class StateStore:
     @staticmethod
     def _write(directory: Path, name: str, text: str) -> None:
         if not directory.is_dir():
-            directory.mkdir(mode=0o700)
+            directory.mkdir(mode=0o700, parents=True)
             fsync_dir(directory.parent)
         tmp = directory / f"{_TMP}{uuid.uuid4().hex}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
