@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,3 +216,14 @@ def test_arbitrary_bytes_never_crash_the_parser(raw: bytes) -> None:
         read_rotation(raw)
     except ValueError as e:
         assert type(e) is ValueError or isinstance(e, UnicodeError)
+
+
+def test_the_documented_example_is_a_valid_statement() -> None:
+    """docs/witness.md shows a statement and its signature: they must stay valid."""
+    doc = (Path(__file__).parents[2] / "docs" / "witness.md").read_text(encoding="utf-8")
+    start = doc.index("    notar.key-rotation.v1\n    origin example.org/log")
+    block = doc[start : doc.index("\n\n", doc.index("\n    — ", start)) + 1]
+    note = "".join(line.removeprefix("    ") + "\n" for line in block.splitlines())
+    old = read_rotation(note).old_log
+    assert open_rotation(note, old) == parse_rotation(parse_note(note).text)
+    assert KeyHistory.from_statements(old, [note]).current.from_size == 1234

@@ -164,3 +164,12 @@ def test_quorum_matches_the_reference(data: st.DataObject) -> None:
     status = check_witnesses(note, policy).status
     assert status is (Status.NOT_CHECKED if quorum == NONE else Status.OK if expected else Status.FAILED)
     assert parse_note(note).text == parse_note(NOTE).text
+
+
+def test_the_documented_policy_parses() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "witness.md").read_text(encoding="utf-8")
+    start = doc.index("    # example.org/log before and after")
+    block = doc[start : doc.index("quorum all-of-it", start) + len("quorum all-of-it")]
+    policy = parse_policy(block)
+    assert len(policy.logs) == 2 and policy.quorum == "all-of-it"
+    assert policy.quorum_met(["clock-2", "w2"]) and not policy.quorum_met(["clock-1", "clock-2"])
