@@ -32,7 +32,7 @@ from merkle.note import (
     parse_verifier_key,
 )
 
-try:  # cryptography >= 50 with an OpenSSL >= 3.5 (or AWS-LC) backend
+try:  # cryptography 50 has these names; its backend needs OpenSSL >= 3.5 (or AWS-LC) for ML-DSA
     from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey, MLDSA44PublicKey
 except ImportError:  # pragma: no cover - older cryptography
     MLDSA44PrivateKey = MLDSA44PublicKey = None  # type: ignore[assignment,misc]
@@ -228,6 +228,6 @@ class TimedMLDSA44Cosigner:
 def _require() -> None:
     if not mldsa44_available():
         raise ValueError(
-            "ML-DSA-44 is not available: it needs the Python package cryptography >= 50 built with "
-            "OpenSSL >= 3.5 (pip's wheels are)"
+            "ML-DSA-44 is not available: it needs a Python package cryptography with ML-DSA-44 (50.0 "
+            "has it) built with OpenSSL >= 3.5 (pip's wheels are)"
         )

@@ -34,7 +34,7 @@ def generate_key(data_dir: Path, name: str, alg: str) -> Cosigner:
     if alg == "ml-dsa-44" and not mldsa44_available():
         raise ConfigError(
             "--alg ml-dsa-44: the installed Python package cryptography has no ML-DSA-44 "
-            "(it needs cryptography >= 50 with OpenSSL >= 3.5); use --alg ed25519",
+            "(cryptography 50.0 with OpenSSL >= 3.5 has it); use --alg ed25519",
             setting="ALG",
         )
     path = key_path(data_dir, alg)
