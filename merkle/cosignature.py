@@ -9,7 +9,7 @@ seconds) is at most 2^63 - 1. Signers and verifiers plug into ``merkle.note``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import (
@@ -36,10 +36,13 @@ def cosigned_message(text: str, timestamp: int) -> bytes:
     return f"cosignature/v1\ntime {timestamp}\n{text}".encode()
 
 
-def signature_timestamp(signature: bytes) -> int:
-    """The timestamp inside Ed25519 v1 cosignature bytes (after the key ID); not verified."""
-    if len(signature) != _SIGNATURE_SIZE:
-        raise ValueError(f"an Ed25519 cosignature is {_SIGNATURE_SIZE} bytes, not {len(signature)}")
+def signature_timestamp(
+    signature: bytes, size: int = _SIGNATURE_SIZE, what: str = "an Ed25519 cosignature"
+) -> int:
+    """The timestamp inside cosignature bytes (after the key ID) of ``size`` bytes (Ed25519 v1 by
+    default); not verified."""
+    if len(signature) != size:
+        raise ValueError(f"{what} is {size} bytes, not {len(signature)}")
     timestamp = int.from_bytes(signature[:8], "big")
     if timestamp > MAX_TIMESTAMP:
         raise ValueError(f"cosignature timestamp {timestamp} exceeds 2^63 - 1")
@@ -80,11 +83,7 @@ class CosignatureSigner(Ed25519SignerKey):
 
     def sign_at(self, message: bytes, timestamp: int) -> bytes:
         """``u64be(timestamp) || signature``; ``ValueError`` unless ``message`` is a checkpoint."""
-        try:
-            text = message.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError("a cosigned checkpoint must be valid UTF-8") from None
-        signed = cosigned_message(text, timestamp)
+        signed = cosigned_message(checkpoint_text(message), timestamp)
         return timestamp.to_bytes(8, "big") + self._key.sign(signed)
 
     def at(self, timestamp: int) -> TimedCosigner:
@@ -96,11 +95,21 @@ class CosignatureSigner(Ed25519SignerKey):
         return CosignatureVerifier(self.name, self.public_key)
 
 
+class SignsAt(Protocol):
+    """A cosigner: its key's name and ID, and signatures as of a time."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def key_id(self) -> int: ...
+    def sign_at(self, message: bytes, timestamp: int) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class TimedCosigner:
-    """A ``CosignatureSigner`` bound to one timestamp: a ``NoteSigner``."""
+    """A cosigner (Ed25519 or ML-DSA-44) bound to one timestamp: a ``NoteSigner``."""
 
-    cosigner: CosignatureSigner
+    cosigner: SignsAt
     timestamp: int
 
     @property
@@ -132,6 +141,14 @@ def verifier_from_key(vkey: str) -> Verifier | CosignatureVerifier | MLDSA44Cosi
     if sig_type == SIG_COSIGNATURE_MLDSA44:
         return MLDSA44CosignatureVerifier.from_key(vkey)
     return Verifier.from_key(vkey)
+
+
+def checkpoint_text(message: bytes) -> str:
+    """The note text a cosigner signs, as a str; ``ValueError`` unless valid UTF-8."""
+    try:
+        return message.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("a cosigned checkpoint must be valid UTF-8") from None
 
 
 def check_timestamp(timestamp: int) -> None:

@@ -15,7 +15,6 @@ it, building a signer or verifier raises ``ValueError`` saying so.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Self
@@ -23,14 +22,14 @@ from typing import Any, Self
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from merkle.checkpoint import parse_checkpoint
-from merkle.cosignature import MAX_TIMESTAMP, check_timestamp
-from merkle.note import (
-    PRIVATE_KEY_PREFIX,
-    compute_key_id,
-    is_valid_key_name,
-    parse_signer_key,
-    parse_verifier_key,
+from merkle.cosignature import (
+    MAX_TIMESTAMP,
+    TimedCosigner,
+    check_timestamp,
+    checkpoint_text,
+    signature_timestamp,
 )
+from merkle.note import compute_key_id, format_key, is_valid_key_name, load_signer, read_key
 
 try:  # cryptography 50 has these names; its backend needs OpenSSL >= 3.5 (or AWS-LC) for ML-DSA
     from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey, MLDSA44PublicKey
@@ -111,14 +110,11 @@ class MLDSA44CosignatureVerifier:
 
     @classmethod
     def from_key(cls, vkey: str) -> Self:
-        parsed = parse_verifier_key(vkey)
-        if parsed.sig_type != cls.SIG_TYPE:
-            raise ValueError(f"key {parsed.name!r} is type {parsed.sig_type}, not {cls.SIG_TYPE}")
+        parsed = read_key(vkey, cls.SIG_TYPE)
         return cls(parsed.name, parsed.key)
 
     def to_key(self) -> str:
-        material = base64.b64encode(bytes([self.SIG_TYPE]) + self.public_key).decode("ascii")
-        return f"{self.name}+{self.key_id:08x}+{material}"
+        return format_key(self.name, self.key_id, self.SIG_TYPE, self.public_key)
 
     def verify_timestamp(self, message: bytes, signature: bytes) -> int | None:
         """The signed time if ``signature`` is valid over the checkpoint body ``message``."""
@@ -137,12 +133,7 @@ class MLDSA44CosignatureVerifier:
 
     def timestamp(self, signature: bytes) -> int:
         """The time inside a signature, not verified."""
-        if len(signature) != SIGNATURE_SIZE:
-            raise ValueError(f"an ML-DSA-44 cosignature is {SIGNATURE_SIZE} bytes, not {len(signature)}")
-        timestamp = int.from_bytes(signature[:8], "big")
-        if timestamp > MAX_TIMESTAMP:
-            raise ValueError(f"cosignature timestamp {timestamp} exceeds 2^63 - 1")
-        return timestamp
+        return signature_timestamp(signature, SIGNATURE_SIZE, "an ML-DSA-44 cosignature")
 
 
 @dataclass(frozen=True)
@@ -171,13 +162,7 @@ class MLDSA44CosignatureSigner:
 
     @classmethod
     def from_key(cls, skey: str) -> Self:
-        parsed = parse_signer_key(skey)
-        if parsed.sig_type != cls.SIG_TYPE:
-            raise ValueError(f"key {parsed.name!r} is type {parsed.sig_type}, not {cls.SIG_TYPE}")
-        signer = cls(parsed.name, parsed.key)
-        if signer.key_id != parsed.key_id:
-            raise ValueError(f"signer key {parsed.name!r}: key ID does not match the key")
-        return signer
+        return load_signer(cls, skey, cls.SIG_TYPE)
 
     @classmethod
     def generate(cls, name: str) -> Self:
@@ -186,43 +171,19 @@ class MLDSA44CosignatureSigner:
 
     def to_key(self) -> str:
         """The signer key string: secret, keep it private."""
-        material = base64.b64encode(bytes([self.SIG_TYPE]) + self.seed).decode("ascii")
-        return f"{PRIVATE_KEY_PREFIX}{self.name}+{self.key_id:08x}+{material}"
+        return format_key(self.name, self.key_id, self.SIG_TYPE, self.seed, private=True)
 
     def sign_at(self, message: bytes, timestamp: int) -> bytes:
         """``u64be(timestamp) || signature`` over the checkpoint body ``message``."""
-        try:
-            text = message.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError("a cosigned checkpoint must be valid UTF-8") from None
-        signed = checkpoint_message(self.name, text, timestamp)
+        signed = checkpoint_message(self.name, checkpoint_text(message), timestamp)
         return timestamp.to_bytes(8, "big") + bytes(self._key.sign(signed))
 
-    def at(self, timestamp: int) -> TimedMLDSA44Cosigner:
+    def at(self, timestamp: int) -> TimedCosigner:
         check_timestamp(timestamp)
-        return TimedMLDSA44Cosigner(self, timestamp)
+        return TimedCosigner(self, timestamp)
 
     def verifier(self) -> MLDSA44CosignatureVerifier:
         return MLDSA44CosignatureVerifier(self.name, self.public_key)
-
-
-@dataclass(frozen=True)
-class TimedMLDSA44Cosigner:
-    """An ``MLDSA44CosignatureSigner`` bound to one timestamp: a ``NoteSigner``."""
-
-    cosigner: MLDSA44CosignatureSigner
-    timestamp: int
-
-    @property
-    def name(self) -> str:
-        return self.cosigner.name
-
-    @property
-    def key_id(self) -> int:
-        return self.cosigner.key_id
-
-    def sign(self, message: bytes) -> bytes:
-        return self.cosigner.sign_at(message, self.timestamp)
 
 
 def _require() -> None:

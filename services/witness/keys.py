@@ -15,6 +15,7 @@ from merkle.cosignature import CosignatureSigner, verifier_from_key
 from merkle.keyhistory import LogKey
 from merkle.mldsa import MLDSA44CosignatureSigner, mldsa44_available
 from storage.errors import ConfigError
+from storage.fs import fsync_dir
 
 ALGORITHMS = ("ed25519", "ml-dsa-44")
 Cosigner = CosignatureSigner | MLDSA44CosignatureSigner
@@ -110,12 +111,3 @@ def read_logs_file(path: Path) -> dict[str, LogKey]:
     if not logs:
         raise ConfigError(f"--logs: {path} lists no log verifier key", setting="LOGS")
     return logs
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make the entries of ``directory`` (a new or renamed file) durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -21,8 +21,8 @@ from merkle.checkpoint import Checkpoint, parse_checkpoint
 from merkle.keyhistory import KeyHistory, LogKey, read_rotation
 from merkle.note import parse_note
 from merkle.witness import origin_hash
-from services.witness.keys import fsync_dir
 from storage.errors import ConfigError
+from storage.fs import fsync_dir
 
 log = logging.getLogger("notar.witness")
 _TMP = ".tmp-"
