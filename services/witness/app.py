@@ -72,6 +72,15 @@ class Witness:
 
     async def add_checkpoint(self, request: AddCheckpoint) -> str | Refused:
         """The cosignature lines for ``request``'s checkpoint, once its state is durable."""
+        # Shielded: a cancelled handler must not release the lock while its save still runs in a
+        # thread, or a later save could land first and this one then roll the state back.
+        return await asyncio.shield(self._add_checkpoint(request))
+
+    async def rotate(self, statement: str) -> str | Refused:
+        """Accept a rotation statement; a sentence saying which key the log now uses."""
+        return await asyncio.shield(self._rotate(statement))
+
+    async def _add_checkpoint(self, request: AddCheckpoint) -> str | Refused:
         origin = request.checkpoint.origin
         entry = self.logs.get(origin)
         if entry is None:
@@ -100,8 +109,7 @@ class Witness:
             entry.state = replace(state, note=note, checkpoint=decision.checkpoint)
             return lines
 
-    async def rotate(self, statement: str) -> str | Refused:
-        """Accept a rotation statement; a sentence saying which key the log now uses."""
+    async def _rotate(self, statement: str) -> str | Refused:
         try:
             origin = read_rotation(statement).origin
         except ValueError as e:
