@@ -1,6 +1,6 @@
 """notar's pure Merkle library (SPEC §9): RFC 9162 trees and proofs, C2SP tiles, signed notes,
-checkpoints, v2 log entries, receipts and their offline verification. No I/O, no asyncio, no
-environment: auditors can use it on its own.
+checkpoints, v2 log entries, receipts and their offline verification, key histories, the witness
+protocol and witness policies. No I/O, no asyncio, no environment: auditors can use it on its own.
 """
 
 from merkle.aggregate import Aggregate, AnchorTarget, make_aggregate, parse_aggregate
@@ -20,7 +20,10 @@ from merkle.digests import (
 )
 from merkle.export import TlogProof, parse_tlog_proof, to_cose, to_tlog_proof, verify_cose
 from merkle.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash, root
+from merkle.keyhistory import KeyHistory, KeyPeriod, Rotation, open_rotation, parse_rotation, read_rotation
+from merkle.mldsa import MLDSA44CosignatureSigner, MLDSA44CosignatureVerifier, mldsa44_available
 from merkle.note import Signer, Verifier, open_note, sign_note
+from merkle.policy import Policy, PolicyVerdict, check_witnesses, parse_policy
 from merkle.proofs import (
     Tree,
     consistency_proof,
@@ -44,6 +47,15 @@ from merkle.tiles import (
     tiles_needed,
 )
 from merkle.verdict import ReceiptResult, verify_receipt
+from merkle.witness import (
+    AddCheckpoint,
+    Outcome,
+    WitnessAnswer,
+    add_checkpoint_body,
+    merge_cosignatures,
+    parse_add_checkpoint,
+    read_answer,
+)
 
 __all__ = [
     "EMPTY_ROOT",
@@ -52,6 +64,7 @@ __all__ = [
     "ENTRY_SCITT",
     "HASH_SIZE",
     "RECEIPT_FORMAT",
+    "AddCheckpoint",
     "Aggregate",
     "Anchor",
     "AnchorTarget",
@@ -61,10 +74,18 @@ __all__ = [
     "Check",
     "Checkpoint",
     "Digest",
+    "KeyHistory",
+    "KeyPeriod",
+    "MLDSA44CosignatureSigner",
+    "MLDSA44CosignatureVerifier",
     "OpenedCheckpoint",
+    "Outcome",
+    "Policy",
+    "PolicyVerdict",
     "Proven",
     "Receipt",
     "ReceiptResult",
+    "Rotation",
     "Signer",
     "Status",
     "Tile",
@@ -73,6 +94,9 @@ __all__ = [
     "TlogProof",
     "Tree",
     "Verifier",
+    "WitnessAnswer",
+    "add_checkpoint_body",
+    "check_witnesses",
     "consistency_proof",
     "consistency_proof_from_tiles",
     "decode_bundle",
@@ -84,16 +108,24 @@ __all__ = [
     "make_aggregate",
     "make_entries",
     "make_entry",
+    "merge_cosignatures",
+    "mldsa44_available",
     "node_hash",
     "open_checkpoint",
     "open_note",
+    "open_rotation",
+    "parse_add_checkpoint",
     "parse_aggregate",
     "parse_checkpoint",
     "parse_digest",
     "parse_entry",
     "parse_multihash",
+    "parse_policy",
+    "parse_rotation",
     "parse_tile_path",
     "parse_tlog_proof",
+    "read_answer",
+    "read_rotation",
     "root",
     "root_from_inclusion",
     "root_from_tiles",

@@ -9,6 +9,7 @@ seconds) is at most 2^63 - 1. Signers and verifiers plug into ``merkle.note``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import (
@@ -19,6 +20,9 @@ from merkle.note import (
     parse_verifier_key,
 )
 
+if TYPE_CHECKING:
+    from merkle.mldsa import MLDSA44CosignatureVerifier
+
 SIG_COSIGNATURE_V1 = 0x04
 MAX_TIMESTAMP = 2**63 - 1
 _SIGNATURE_SIZE = 8 + 64
@@ -27,15 +31,18 @@ _SIGNATURE_SIZE = 8 + 64
 def cosigned_message(text: str, timestamp: int) -> bytes:
     """The bytes an Ed25519 v1 cosignature signs; ``ValueError`` unless ``text`` is a
     checkpoint body and ``timestamp`` is in [0, 2^63 - 1]."""
-    _check_timestamp(timestamp)
+    check_timestamp(timestamp)
     parse_checkpoint(text)
     return f"cosignature/v1\ntime {timestamp}\n{text}".encode()
 
 
-def signature_timestamp(signature: bytes) -> int:
-    """The timestamp inside Ed25519 v1 cosignature bytes (after the key ID); not verified."""
-    if len(signature) != _SIGNATURE_SIZE:
-        raise ValueError(f"an Ed25519 cosignature is {_SIGNATURE_SIZE} bytes, not {len(signature)}")
+def signature_timestamp(
+    signature: bytes, size: int = _SIGNATURE_SIZE, what: str = "an Ed25519 cosignature"
+) -> int:
+    """The timestamp inside cosignature bytes (after the key ID) of ``size`` bytes (Ed25519 v1 by
+    default); not verified."""
+    if len(signature) != size:
+        raise ValueError(f"{what} is {size} bytes, not {len(signature)}")
     timestamp = int.from_bytes(signature[:8], "big")
     if timestamp > MAX_TIMESTAMP:
         raise ValueError(f"cosignature timestamp {timestamp} exceeds 2^63 - 1")
@@ -76,27 +83,33 @@ class CosignatureSigner(Ed25519SignerKey):
 
     def sign_at(self, message: bytes, timestamp: int) -> bytes:
         """``u64be(timestamp) || signature``; ``ValueError`` unless ``message`` is a checkpoint."""
-        try:
-            text = message.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError("a cosigned checkpoint must be valid UTF-8") from None
-        signed = cosigned_message(text, timestamp)
+        signed = cosigned_message(checkpoint_text(message), timestamp)
         return timestamp.to_bytes(8, "big") + self._key.sign(signed)
 
     def at(self, timestamp: int) -> TimedCosigner:
         """A note signer that cosigns as of ``timestamp`` (POSIX seconds)."""
-        _check_timestamp(timestamp)
+        check_timestamp(timestamp)
         return TimedCosigner(self, timestamp)
 
     def verifier(self) -> CosignatureVerifier:
         return CosignatureVerifier(self.name, self.public_key)
 
 
+class SignsAt(Protocol):
+    """A cosigner: its key's name and ID, and signatures as of a time."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def key_id(self) -> int: ...
+    def sign_at(self, message: bytes, timestamp: int) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class TimedCosigner:
-    """A ``CosignatureSigner`` bound to one timestamp: a ``NoteSigner``."""
+    """A cosigner (Ed25519 or ML-DSA-44) bound to one timestamp: a ``NoteSigner``."""
 
-    cosigner: CosignatureSigner
+    cosigner: SignsAt
     timestamp: int
 
     @property
@@ -117,15 +130,29 @@ def generate_cosigner(name: str) -> tuple[str, str]:
     return signer.to_key(), signer.verifier().to_key()
 
 
-def verifier_from_key(vkey: str) -> Verifier | CosignatureVerifier:
-    """A verifier for a vkey of type 0x01 (Ed25519) or 0x04 (cosignature/v1); else ``ValueError``."""
+def verifier_from_key(vkey: str) -> Verifier | CosignatureVerifier | MLDSA44CosignatureVerifier:
+    """A verifier for a vkey of type 0x01 (Ed25519), 0x04 (Ed25519 cosignature/v1) or 0x06 (ML-DSA-44
+    cosignature, when ``cryptography`` has ML-DSA); else ``ValueError``."""
+    from merkle.mldsa import SIG_COSIGNATURE_MLDSA44, MLDSA44CosignatureVerifier  # it imports this module
+
     sig_type = parse_verifier_key(vkey).sig_type
     if sig_type == SIG_COSIGNATURE_V1:
         return CosignatureVerifier.from_key(vkey)
+    if sig_type == SIG_COSIGNATURE_MLDSA44:
+        return MLDSA44CosignatureVerifier.from_key(vkey)
     return Verifier.from_key(vkey)
 
 
-def _check_timestamp(timestamp: int) -> None:
+def checkpoint_text(message: bytes) -> str:
+    """The note text a cosigner signs, as a str; ``ValueError`` unless valid UTF-8."""
+    try:
+        return message.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("a cosigned checkpoint must be valid UTF-8") from None
+
+
+def check_timestamp(timestamp: int) -> None:
+    """``ValueError`` unless ``timestamp`` is an int in [0, 2^63 - 1]."""
     if isinstance(timestamp, bool) or not isinstance(timestamp, int):
         raise ValueError(f"cosignature timestamp {timestamp!r} is not an int")
     if not 0 <= timestamp <= MAX_TIMESTAMP:

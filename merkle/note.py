@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, Self
+from typing import ClassVar, Protocol, Self, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -23,7 +23,7 @@ SIG_ED25519 = 0x01
 MAX_SIGNATURES = 100  # as golang.org/x/mod/sumdb/note; the spec asks to accept at least 16
 
 _DASH = "— "  # em dash U+2014, space
-_PRIVATE = "PRIVATE+KEY+"
+PRIVATE_KEY_PREFIX = "PRIVATE+KEY+"  # signer key strings start with it
 _HEX_KEY_ID = re.compile(r"[0-9a-f]{8}")
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")  # ASCII controls other than newline
@@ -229,9 +229,42 @@ def parse_verifier_key(vkey: str) -> KeyString:
 
 def parse_signer_key(skey: str) -> KeyString:
     """Decode ``PRIVATE+KEY+name+hexid+base64(type||secret)``; the key ID is not checked here."""
-    if not isinstance(skey, str) or not skey.startswith(_PRIVATE):
+    if not isinstance(skey, str) or not skey.startswith(PRIVATE_KEY_PREFIX):
         raise ValueError("a signer key must be a str starting with PRIVATE+KEY+")
-    return _split_key(skey[len(_PRIVATE) :])
+    return _split_key(skey[len(PRIVATE_KEY_PREFIX) :])
+
+
+def read_key(text: str, sig_type: int, *, private: bool = False) -> KeyString:
+    """A verifier key string (or, ``private``, a signer key string) of the signature type
+    ``sig_type``; ``ValueError`` for another type. A signer key's ID is not checked here."""
+    parsed = parse_signer_key(text) if private else parse_verifier_key(text)
+    if parsed.sig_type != sig_type:
+        raise ValueError(f"key {parsed.name!r} is type {parsed.sig_type}, not {sig_type}")
+    return parsed
+
+
+def format_key(name: str, key_id: int, sig_type: int, material: bytes, *, private: bool = False) -> str:
+    """``name+hexid+base64(type||material)``, after ``PRIVATE+KEY+`` for a signer key."""
+    encoded = base64.b64encode(bytes([sig_type]) + material).decode("ascii")
+    return f"{PRIVATE_KEY_PREFIX if private else ''}{name}+{key_id:08x}+{encoded}"
+
+
+class _HasKeyId(Protocol):
+    @property
+    def key_id(self) -> int: ...
+
+
+SignerT = TypeVar("SignerT", bound=_HasKeyId)
+
+
+def load_signer(make: Callable[[str, bytes], SignerT], skey: str, sig_type: int) -> SignerT:
+    """``make(name, secret)`` from a signer key string of ``sig_type``; ``ValueError`` when the
+    string is malformed, of another type, or states another key ID than its key has."""
+    parsed = read_key(skey, sig_type, private=True)
+    signer = make(parsed.name, parsed.key)
+    if signer.key_id != parsed.key_id:
+        raise ValueError(f"signer key {parsed.name!r}: key ID does not match the key")
+    return signer
 
 
 def ed25519_verify(key: Ed25519PublicKey, message: bytes, signature: bytes) -> bool:
@@ -266,15 +299,12 @@ class Ed25519VerifierKey:
     @classmethod
     def from_key(cls, vkey: str) -> Self:
         """From a verifier key string ``name+hexid+base64(SIG_TYPE||public key)``."""
-        parsed = parse_verifier_key(vkey)
-        if parsed.sig_type != cls.SIG_TYPE:
-            raise ValueError(f"key {parsed.name!r} is type {parsed.sig_type}, not {cls.SIG_TYPE}")
+        parsed = read_key(vkey, cls.SIG_TYPE)
         return cls(parsed.name, parsed.key)
 
     def to_key(self) -> str:
         """The verifier key string."""
-        material = base64.b64encode(bytes([self.SIG_TYPE]) + self.public_key).decode("ascii")
-        return f"{self.name}+{self.key_id:08x}+{material}"
+        return format_key(self.name, self.key_id, self.SIG_TYPE, self.public_key)
 
 
 @dataclass(frozen=True)
@@ -302,13 +332,7 @@ class Ed25519SignerKey:
     @classmethod
     def from_key(cls, skey: str) -> Self:
         """From ``PRIVATE+KEY+name+hexid+base64(SIG_TYPE||seed)``, checking the key ID."""
-        parsed = parse_signer_key(skey)
-        if parsed.sig_type != cls.SIG_TYPE:
-            raise ValueError(f"key {parsed.name!r} is type {parsed.sig_type}, not {cls.SIG_TYPE}")
-        signer = cls(parsed.name, parsed.key)
-        if signer.key_id != parsed.key_id:
-            raise ValueError(f"signer key {parsed.name!r}: key ID does not match the key")
-        return signer
+        return load_signer(cls, skey, cls.SIG_TYPE)
 
     @classmethod
     def generate(cls, name: str) -> Self:
@@ -317,8 +341,7 @@ class Ed25519SignerKey:
 
     def to_key(self) -> str:
         """The signer key string: secret, keep it private."""
-        material = base64.b64encode(bytes([self.SIG_TYPE]) + self.seed).decode("ascii")
-        return f"{_PRIVATE}{self.name}+{self.key_id:08x}+{material}"
+        return format_key(self.name, self.key_id, self.SIG_TYPE, self.seed, private=True)
 
 
 @dataclass(frozen=True)

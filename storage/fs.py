@@ -40,8 +40,8 @@ class FsStore:
         self.root = Path(root).absolute()
         self._tmp = self.root / _TMP
         self._tmp.mkdir(parents=True, exist_ok=True)
-        _fsync_dir(self.root.parent)
-        _fsync_dir(self.root)
+        fsync_dir(self.root.parent)
+        fsync_dir(self.root)
         self._dirs: set[Path] = {self.root}
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="notar-fs")
         now = time.time()
@@ -131,7 +131,7 @@ class FsStore:
                 path.unlink()
             except (FileNotFoundError, NotADirectoryError):
                 return
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         await self._run("delete", key, remove)
 
     async def close(self) -> None:
@@ -174,7 +174,7 @@ class FsStore:
                                             "already holds different bytes", key=key) from None
             # The entry in the directory is durable only once the directory is fsynced, also
             # when identical bytes were already there (written by a writer that then crashed).
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -191,7 +191,7 @@ class FsStore:
             except FileExistsError:
                 if not d.is_dir():
                     raise
-            _fsync_dir(d.parent)
+            fsync_dir(d.parent)
             self._dirs.add(d)
 
     async def _run(self, op: str, key: str, call: Callable[[], T]) -> T:
@@ -209,7 +209,8 @@ class FsStore:
                                transient=e.errno in (errno.EAGAIN, errno.EINTR)) from e
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (a new, renamed or removed file) durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -24,6 +24,7 @@ FORBIDDEN_MODULES = {  # under this folder (or file) -> no import of these modul
     "services/common": SERVICES,
     "services/internal": SERVICES,
     "services/published": SERVICES,
+    "services/witness": SERVICES,
     "services/model.py": ("services",),
 }
 SERVER_MODULES = (

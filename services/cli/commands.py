@@ -120,5 +120,21 @@ def receipt(sub: Subparsers) -> None:
     ex.set_defaults(run="receipt:export")
 
 
-SUBCOMMANDS = (serve, keygen, tenant, anchor, notarize, verify, receipt)
+def witness(sub: Subparsers) -> None:
+    p = sub.add_parser("witness", help="run a C2SP tlog-witness that cosigns logs' checkpoints")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    k = actions.add_parser("keygen", help="create the witness key; prints its verifier key on the last line")
+    k.add_argument("--data-dir", required=True, type=Path, metavar="DIR", help="the witness's directory")
+    k.add_argument("--name", help="the key's name, a schema-less URL (default: <hostname>/witness)")
+    k.add_argument("--alg", choices=("ed25519", "ml-dsa-44"), default="ed25519", help="cosignature type")
+    k.set_defaults(run="witness:keygen")
+    s = actions.add_parser("serve", help="serve POST /add-checkpoint and GET /<origin hash>/checkpoint")
+    s.add_argument("--data-dir", required=True, type=Path, metavar="DIR", help="its keys and state")
+    s.add_argument("--listen", default="127.0.0.1:8090", metavar="ADDR", help="HOST:PORT (127.0.0.1:8090)")
+    s.add_argument("--logs", required=True, type=Path, metavar="FILE", help="trusted log keys, one per line")
+    s.add_argument("--log-format", choices=("text", "json"), default="text", help="format of its own logs")
+    s.set_defaults(run="witness:serve")
+
+
+SUBCOMMANDS = (serve, keygen, tenant, anchor, notarize, verify, receipt, witness)
 """In the order `notar --help` lists them."""

@@ -28,71 +28,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance.gobuild import build
 from tests.serving import free_port, wait_ready
 
 NOTAR = str(Path(sys.executable).with_name("notar"))
 SOURCE = Path(__file__).parent / "go"
-MOD_PACKAGE = "golang-golang-x-mod-dev"
 REQUESTS = (1, 37, 200, 255, 2, 70)  # digests per POST /v1/digests: 565 entries, > 2 full tiles
 ORIGIN = "conformance.notar.test/log"
 TENANT = "acme"
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
-
-
-def _missing(message: str) -> None:
-    if _in_ci():
-        pytest.fail(message + "; in CI this test must run, never skip")
-    pytest.skip(message)
-
-
-def gocode_root() -> Path:
-    """The GOPATH root of Debian's golang.org/x/mod (…/src/golang.org/x/mod/sumdb/tlog inside it)."""
-    try:
-        files = subprocess.run(
-            ["dpkg", "-L", MOD_PACKAGE], capture_output=True, text=True, timeout=30
-        ).stdout.splitlines()
-    except OSError:
-        files = []
-    marker = "/src/golang.org/x/mod/sumdb/tlog"
-    for f in files:
-        if f.endswith(marker):
-            return Path(f[: -len(marker)])
-    _missing(f"{MOD_PACKAGE} is not installed (run scripts/install --test)")
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture(scope="module")
 def conformance_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Go program, built offline in GOPATH mode."""
-    root = gocode_root()
-    out = tmp_path_factory.mktemp("go")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(out),
-        "GO111MODULE": "off",
-        "GOPATH": str(root),
-        "GOCACHE": str(out / "cache"),
-        "GOPROXY": "off",
-        "GOFLAGS": "",
-        "CGO_ENABLED": "0",
-    }
-    binary = out / "notar-conformance"
-    try:
-        r = subprocess.run(
-            ["go", "build", "-o", str(binary), "."],
-            cwd=SOURCE,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    except FileNotFoundError:
-        _missing("go is not installed (run scripts/install --test)")
-    assert r.returncode == 0, f"go build failed:\n{r.stdout}{r.stderr}"
-    return binary
+    return build(SOURCE, tmp_path_factory.mktemp("go"), "notar-conformance")
 
 
 @dataclass
