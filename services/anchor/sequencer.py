@@ -359,10 +359,14 @@ class Sequencer:
             tenants += [g.tenant] * k
             multihashes += [d.multihash for d in g.digests]
             at += k
-        placed = [entries[p] for p in order]
         puts = self._tenant_rows(tenants, multihashes, indices, salts)
-        # encode_bundle(placed), framed by one join: every v2 entry is ENTRY_SIZE bytes
-        puts[state.batch_key(first)] = _FRAME + _FRAME.join(placed)
+        # encode_bundle of the entries in index order, framed by one join (every v2 entry is
+        # ENTRY_SIZE bytes); then the entries cut from it again, so that the passes over them in
+        # index order (leaf hashes, tile bundles) read memory in order, not at random.
+        bundle = _FRAME + _FRAME.join([entries[p] for p in order])
+        puts[state.batch_key(first)] = bundle
+        step = len(_FRAME) + ENTRY_SIZE
+        placed = [bundle[k : k + ENTRY_SIZE] for k in range(len(_FRAME), len(bundle), step)]
         if self._last_note:
             puts[state.CHECKPOINT] = self._last_note.encode()
         timestamp = self._time.next()
