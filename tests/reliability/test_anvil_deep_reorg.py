@@ -26,6 +26,7 @@ from loadtest.reliability.driver import published_keys
 from merkle import AnchorTarget, Status
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
+from services.published import layout
 
 CONFIRMATIONS = 2
 
@@ -102,7 +103,7 @@ async def test_a_record_reorged_out_deeper_than_the_confirmations_is_detected(tm
                                   evm=chain.check)  # fmt: skip
         finally:
             await store.close()
-        key = f"log/anchors/record/{size:020d}/evm.json"
+        key = layout.anchor_record_key(size, "evm")
         assert [b for b in checked.bad_anchors if b.startswith(key)], checked.summary()
         assert all("/evm.json" in b for b in checked.bad_anchors), "only EVM records are hit"
 
@@ -110,7 +111,7 @@ async def test_a_record_reorged_out_deeper_than_the_confirmations_is_detected(tm
 async def _evm_anchored_beyond(cluster: Cluster, size: int) -> bool:
     store = await cluster.open_store()
     try:
-        keys = [k async for k in store.list("log/anchors/record/")]
+        keys = [k async for k in store.list(layout.anchor_records())]
     finally:
         await store.close()
     return any(k.endswith("/evm.json") and int(k.split("/")[-2]) > size for k in keys)
