@@ -215,12 +215,12 @@ class Targets:
             raise Finding(f"parse_tlog_proof accepted a text it writes back otherwise: {text[:300]!r}")
 
     def _cose_evidence(self, data: bytes) -> tuple[Any, ...]:
-        """The root and entry of a COSE receipt that verifies. Its tree size and index are not in
-        the evidence: RFC 9942 signs the root alone, and one path leads to the same root from
-        several (index, size) pairs (index 0 of any size from 17 to 32 with a 5-hash path), so
-        they are claims, not proof (see merkle.export.verify_cose)."""
+        """The root, entry and tree size of a COSE receipt that verifies. The size is signed in
+        notar's profile (merkle.cose); RFC 9942 signs the root alone, and one path leads to the
+        same root from several (index, size) pairs (index 0 of any size from 17 to 32 with a
+        5-hash path), so the index in the proof stays a claim."""
         c = verify_cose(data, self.cose_log)
-        return (c.root, c.entry)
+        return (c.root, c.entry, c.tree_size)
 
     def cose(self, data: bytes) -> None:
         self.executions += 1

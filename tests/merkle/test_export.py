@@ -4,6 +4,7 @@ receipts signed only over a root that a verified checkpoint of the same log stat
 from __future__ import annotations
 
 import base64
+import hashlib
 import contextlib
 import dataclasses
 
@@ -110,6 +111,11 @@ def test_cose_receipt_is_rfc9942_shaped_and_verifies_independently() -> None:
     protected_raw, unprotected, payload, signature = cbor2.loads(data[1:])
     protected = cbor2.loads(protected_raw)
     assert protected[1] == -8 and protected[395] == 1  # EdDSA, RFC9162_SHA256
+    assert protected["notar.tree_size"] == 37  # the size is signed
+    # kid: the RFC 9679 thumbprint of the log key, as an OKP COSE key {1: 1, -1: 6, -2: x}
+    okp = cbor2.dumps({1: 1, -1: 6, -2: LOG.signer.verifier().public_key})
+    assert protected[4] == hashlib.sha256(okp).digest()
+    assert protected[15] == {1: ORIGIN, 2: ORIGIN}  # iss and sub: the log (no clock key given)
     assert payload is None  # detached: the root
     size, index, path = cbor2.loads(unprotected[396][-1][0])
     assert (size, index) == (37, 21) and tuple(path) == RECEIPT.inclusion
@@ -138,6 +144,29 @@ def test_cose_export_signs_only_a_root_a_verified_checkpoint_states() -> None:
     wrong_index = dataclasses.replace(RECEIPT, index=20)
     with pytest.raises(ValueError, match="does not lead"):
         to_cose(wrong_index, opened(), LOG.signer)
+
+
+def test_cose_receipt_carries_the_clock_time_when_the_checkpoint_was_opened_with_it() -> None:
+    clocked = open_checkpoint(
+        LOG.note,
+        origin=ORIGIN,
+        log_verifiers=[LOG.signer.verifier()],
+        clock_verifiers=[LOG.clock.verifier()],
+    )
+    data = to_cose(RECEIPT, clocked, LOG.signer)
+    assert clocked.cosigned_time is not None
+    assert verify_cose(data, LOG.signer.verifier()).issued_at == clocked.cosigned_time
+
+
+def test_a_cose_receipt_relabelled_to_another_tree_size_is_refused() -> None:
+    # RFC 9942 signs the root alone: one path leads to the same root from (index 21, size 37) and
+    # other pairs. The size signed in the protected header pins it down.
+    protected, unprotected, payload, signature = cbor2.loads(to_cose(RECEIPT, opened(), LOG.signer)[1:])
+    size, index, path = cbor2.loads(unprotected[396][-1][0])
+    unprotected[396] = {-1: [cbor2.dumps([size + 1, index, path])]}
+    relabelled = b"\xd2" + cbor2.dumps([protected, unprotected, payload, signature])
+    with pytest.raises(ValueError, match="signed tree size is 37"):
+        verify_cose(relabelled, LOG.signer.verifier())
 
 
 def test_cose_receipt_refuses_tampering() -> None:
