@@ -8,14 +8,14 @@ holds a v1 log, and says to start a new one; the old log's tiles stay readable f
 A new log gets a marker object (`services.published.layout.format_key`, private) when it starts,
 so that later starts read one small object. A log without the marker (one written before it
 existed) is judged by its entries: the first published entry bundle, and the batches RocksDB
-still holds. v2 entries are 33 bytes starting with 0x02 (SPEC §1).
+still holds. v2 entries are 33 bytes starting with 0x02, or 0x03 for SCITT statements (SPEC §1).
 """
 
 from __future__ import annotations
 
 from merkle.bundles import decode_bundle
 from merkle.checkpoint import parse_checkpoint
-from merkle.digests import ENTRY_NOTAR, ENTRY_SIZE
+from merkle.digests import ENTRY_NOTAR, ENTRY_SCITT, ENTRY_SIZE
 from merkle.note import parse_note
 from merkle.tiles import ENTRIES, TILE_WIDTH, TileId
 from services.anchor import state
@@ -36,7 +36,7 @@ def _new_log(what: str) -> ConfigError:
 
 
 def _is_v2(entries: list[bytes]) -> bool:
-    return all(len(e) == ENTRY_SIZE and e[0] == ENTRY_NOTAR for e in entries)
+    return all(len(e) == ENTRY_SIZE and e[0] in (ENTRY_NOTAR, ENTRY_SCITT) for e in entries)
 
 
 async def check_log_format(store: ObjectStore, index: Index, *, prefix: str) -> None:

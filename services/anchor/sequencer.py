@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanContext
 
 from merkle.bundles import BundleBuilder
 from merkle.checkpoint import Checkpoint, sign_checkpoint
-from merkle.digests import ENTRY_SIZE, SALT_SIZE, Digest, make_entries
+from merkle.digests import ENTRY_SCITT, ENTRY_SIZE, SALT_SIZE, Digest, make_entries
 from merkle.hashing import leaf_hashes
 from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
@@ -64,6 +64,11 @@ class _Group:
     future: asyncio.Future[list[Sequenced]]
     arrived: float
     span: SpanContext = field(default_factory=current_span_context)  # the submitter's, for the batch span
+    made: Sequence[bytes] | None = None  # pre-made entries (`submit_entries`), in place of digests
+
+    @property
+    def size(self) -> int:
+        return len(self.digests) if self.made is None else len(self.made)
 
 
 @dataclass
@@ -267,6 +272,30 @@ class Sequencer:
         self._wake.set()
         return await asyncio.shield(future)
 
+    async def submit_entries(self, entries: Sequence[bytes]) -> list[Sequenced]:
+        """Sequence pre-made entries as they are (SCITT statements: type 0x03, 33 bytes): no salt
+        (`Sequenced.salt` is empty), no tenant row; each one's index is written under
+        `state.entry_key` in its batch's durable write. Returns as `submit` does. ValueError for
+        an entry of another shape."""
+        for entry in entries:
+            if len(entry) != ENTRY_SIZE or entry[0] != ENTRY_SCITT:
+                raise ValueError(f"a pre-made entry is 33 bytes of type 0x03, not {bytes(entry[:1]).hex()!r}")
+        if not entries and self._failed is None and not self._closing:
+            return []
+        refused = self.refusal(len(entries))
+        if refused is not None:
+            raise refused
+        future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Group("", (), future, time.monotonic(), made=entries))
+        self._queued += len(entries)
+        self._wake.set()
+        return await asyncio.shield(future)
+
+    async def entry_index(self, entry: bytes) -> int | None:
+        """The index of a pre-made entry (the first, when it was sequenced twice), or None."""
+        found = await self._index.get(state.entry_key(entry))
+        return None if found is None else int.from_bytes(found, "big")
+
     async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
         """Every (index, salt) under which `tenant` notarized `digest`, earliest first."""
         prefix = self._rows.prefix(tenant, digest.multihash)
@@ -308,10 +337,10 @@ class Sequencer:
     def _take(self) -> list[_Group]:
         groups: list[_Group] = []
         count = 0
-        while self._pending and (not groups or count + len(self._pending[0].digests) <= self._cfg.batch_max):
+        while self._pending and (not groups or count + self._pending[0].size <= self._cfg.batch_max):
             g = self._pending.popleft()
             groups.append(g)
-            count += len(g.digests)
+            count += g.size
         self._queued -= count
         return groups
 
@@ -332,7 +361,7 @@ class Sequencer:
         """A batch starting at index `first`: its salts and its random placement, cut from one
         CSPRNG draw; its entries; its RocksDB writes (the tenant index, the entry bundle in index
         order, the last signed checkpoint, the time its own checkpoint will carry)."""
-        n = sum(len(g.digests) for g in groups)
+        n = sum(g.size for g in groups)
         randomness = self._urandom((SALT_SIZE + _KEY_SIZE) * n)
         end = SALT_SIZE * n
         salts = [randomness[k : k + SALT_SIZE] for k in range(0, end, SALT_SIZE)]
@@ -352,14 +381,23 @@ class Sequencer:
         entries: list[bytes] = []
         tenants: list[str] = []
         multihashes: list[bytes] = []
+        made: list[int] = []  # the callers' positions of pre-made entries
         at = 0
         for g in groups:  # a batch mixes tenants: entries are made per group, one tenant each
+            if g.made is not None:
+                made += range(at, at + len(g.made))
+                entries += g.made
+                at += len(g.made)
+                continue
             k = len(g.digests)
             entries += make_entries(g.digests, salts[at : at + k], g.tenant)
             tenants += [g.tenant] * k
             multihashes += [d.multihash for d in g.digests]
             at += k
-        puts = self._tenant_rows(tenants, multihashes, indices, salts)
+        if made:
+            puts = self._rows_with_made(made, entries, tenants, multihashes, indices, salts)
+        else:
+            puts = self._tenant_rows(tenants, multihashes, indices, salts)
         # encode_bundle of the entries in index order, framed by one join (every v2 entry is
         # ENTRY_SIZE bytes); then the entries cut from it again, so that the passes over them in
         # index order (leaf hashes, tile bundles) read memory in order, not at random.
@@ -378,6 +416,26 @@ class Sequencer:
     ) -> dict[bytes, bytes]:
         """The tenant-private index rows of a batch, each with the index its entry got."""
         return self._rows.rows(tenants, multihashes, indices, salts)
+
+    def _rows_with_made(
+        self,
+        made: list[int],
+        entries: list[bytes],
+        tenants: list[str],
+        multihashes: list[bytes],
+        indices: list[int],
+        salts: list[bytes],
+    ) -> dict[bytes, bytes]:
+        """A batch's rows when it holds pre-made entries: the tenant rows of the others, and each
+        pre-made entry's (lowest) index; their salts, drawn with the others', are dropped."""
+        skip = set(made)
+        others = [i for i in range(len(entries)) if i not in skip]
+        kept_indices, kept_salts = [indices[i] for i in others], [salts[i] for i in others]
+        puts = self._tenant_rows(tenants, multihashes, kept_indices, kept_salts)
+        for i in sorted(made, key=indices.__getitem__):
+            puts.setdefault(state.entry_key(entries[i]), state.u64(indices[i]))
+            salts[i] = b""
+        return puts
 
     def _integrate(self, batch: _Batch) -> tuple[list[Tile], str, list[Sequenced]]:
         """Append a durable batch to the tiles, sign the new tree head and prove every entry;
@@ -420,7 +478,7 @@ class Sequencer:
         now = time.monotonic()
         pos = 0
         for g in groups:
-            k = len(g.digests)
+            k = g.size
             if not g.future.done():
                 g.future.set_result(results[pos : pos + k])
             self.stats.latencies.append(now - g.arrived)

@@ -4,6 +4,9 @@ h                                   -> u64be number of entries assigned an index
 b <u64be first index>               -> entry bundle of one batch, in index order (durable until
                                        published; recovery re-reads it)
 t <name> <u64be index>              -> encrypted salt: the tenant index (tenant_index.py)
+e <entry, 33 bytes>                 -> u64be index of a pre-made entry (a SCITT statement's):
+                                       written with its batch (Sequencer.submit_entries)
+r <entry, 33 bytes>                 -> its COSE receipt, written once signed (registrar.py)
 c                                   -> the last signed checkpoint note
 s                                   -> u64be the latest clock cosignature time, written before
                                        any checkpoint carries it (times never go back)
@@ -17,6 +20,8 @@ BATCH = b"b"
 CHECKPOINT = b"c"
 SIGNED_TIME = b"s"
 HOLDER = b"l"
+ENTRY = b"e"
+RECEIPT = b"r"
 
 
 def u64(n: int) -> bytes:
@@ -29,3 +34,11 @@ def batch_key(first: int) -> bytes:
 
 def batch_first(key: bytes) -> int:
     return int.from_bytes(key[len(BATCH) :], "big")
+
+
+def entry_key(entry: bytes) -> bytes:
+    return ENTRY + entry
+
+
+def receipt_key(entry: bytes) -> bytes:
+    return RECEIPT + entry

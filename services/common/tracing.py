@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence, Sized
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,7 +32,9 @@ class Waiting(Protocol):
     def span(self) -> SpanContext: ...
 
     @property
-    def digests(self) -> Sized: ...
+    def size(self) -> int:
+        """How many entries it holds."""
+        ...
 
 
 def current_span_context() -> SpanContext:
@@ -74,7 +76,7 @@ class SequencerTelemetry:
 
     @contextmanager
     def batch(self, groups: Sequence[Waiting]) -> Iterator[None]:
-        entries = sum(len(g.digests) for g in groups)
+        entries = sum(g.size for g in groups)
         parent, links = _parent_and_links([g.span for g in groups])
         with self._tracer.start_as_current_span(
             "anchor.batch",

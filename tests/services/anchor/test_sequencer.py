@@ -17,6 +17,7 @@ from services.anchor.keys import LogKeys
 from services.anchor.publisher import LeaseHeldError
 from services.anchor.recovery import RecoveryError
 from services.anchor.sequencer import SequencerStopped
+from services.anchor.tenant_index import TENANT
 from services.model import Sequenced
 from services.published import layout
 from storage.errors import ConflictError, PushbackError
@@ -287,3 +288,34 @@ async def test_published_objects_carry_cache_control_and_the_lease_is_private(
         assert store.cache_control.get(key) == expected, key
     assert all(k.startswith(("log/checkpoint", "log/tile/")) for k in public)  # tlog-tiles and nothing else
     assert {"private/log/lease", "private/log/format"} <= set(store.objects)
+
+
+async def test_pre_made_entries_are_sequenced_as_they_are_beside_notarizations(
+    make_sequencer: MakeSequencer, keys: LogKeys
+) -> None:
+    """SCITT entries (type 0x03) go into the same batches as v2 ones, unsalted and without a
+    tenant row; each one's index is written durably with its batch (state.entry_key)."""
+    index = MemoryIndex()
+    store = MemoryStore()
+    seq = await make_sequencer(store, index)
+    made = [bytes([0x03]) + os.urandom(32) for _ in range(5)]
+    ds = digests(0, 20)
+    ours, theirs = await asyncio.gather(seq.submit_entries(made), seq.submit("acme", ds))
+    assert [s.entry for s in ours] == made and all(s.salt == b"" for s in ours)
+    assert all(len(s.salt) == 16 for s in theirs)  # the notarizations are salted as ever
+    assert len({s.index for s in [*ours, *theirs]}) == 25
+    for entry, s in zip(made, ours, strict=True):
+        assert await seq.entry_index(entry) == s.index
+    assert await seq.entry_index(bytes([0x03]) + bytes(32)) is None
+    tenant_rows = [k async for k, _ in index.scan(TENANT)]
+    assert len(tenant_rows) == 20  # one per notarization, none for the SCITT entries
+    acked = {s.index: s.entry for s in [*ours, *theirs]}
+    await seq.close()
+    await check_log(store, keys, acked, [ours[0].checkpoint])
+
+
+async def test_pre_made_entries_of_another_shape_are_refused(make_sequencer: MakeSequencer) -> None:
+    seq = await make_sequencer()
+    for bad in (bytes([0x02]) + bytes(32), bytes([0x03]) + bytes(31), b""):
+        with pytest.raises(ValueError, match="type 0x03"):
+            await seq.submit_entries([bad])
