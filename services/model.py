@@ -1,5 +1,6 @@
-"""What every service shares: a request's digests, an entry's place in the log, the two things
-ingest and verify ask of the anchor (`Submitter`, `Lookup`), and the rule for tenant names.
+"""What every service shares: a request's digests, an entry's place in the log, what ingest, verify
+and the SCITT routes ask of the anchor (`Submitter`, `Lookup`, `Registrations`), and the rule for
+tenant names.
 
 Only merkle, storage and the standard library are imported here: ingest, verify, common and the
 anchor all depend on this module, and it depends on none of them.
@@ -118,4 +119,22 @@ class Lookup(Protocol):
 
     async def forget(self, tenant: str, digest: Digest) -> int:
         """Erase every notarization of `digest` by `tenant` from the index; how many (0: none)."""
+        ...
+
+
+class Registrations(Protocol):
+    """The anchor's SCITT registrations (SPEC §12), as the SCITT routes reach them."""
+
+    async def register(self, entry: bytes, wait_s: float) -> bytes | None:
+        """The COSE receipt of the statement whose log entry is `entry` (type 0x03, 33 bytes),
+        registering it unless it was (then its first receipt); None when it is not sequenced
+        within `wait_s` seconds (it goes on: `receipt` tells later)."""
+        ...
+
+    async def receipt(self, entry: bytes) -> bytes | None:
+        """The receipt of a registered entry; None while it is being sequenced; NotFoundError."""
+        ...
+
+    def refusal(self, count: int = 1) -> NotarError | None:
+        """What `register` would surely raise right now (cheap), else None."""
         ...

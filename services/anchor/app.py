@@ -15,6 +15,7 @@ from merkle.digests import Digest, parse_digest
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
 from services.anchor.keys import LogKeys, generate_keys, load_keys
+from services.anchor.registrar import Registrar
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.tenant_index import TenantIndex
 from services.common.answers import send_json
@@ -25,14 +26,24 @@ from services.common.resources import LIVENESS, STORE, new_app
 from services.common.shedding import add_shedding
 from services.common.stores import data_dir, open_index
 from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
-from services.internal.wire import decode_request, encode_answer, encode_forgotten
+from services.internal.wire import (
+    PENDING,
+    SCITT_ENTRIES,
+    decode_request,
+    decode_scitt_entry,
+    decode_wait_ms,
+    encode_answer,
+    encode_forgotten,
+)
 from services.model import Digests
 from services.published import layout
+from services.published.reader import LogReader
 from services.published.trust import keys_document
 from storage.errors import NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 ERASER = web.AppKey("eraser", Eraser)
+REGISTRAR = web.AppKey("registrar", Registrar)
 MAX_BODY = 4 * 1024 * 1024
 READY_LAG = 200_000  # entries signed but not yet published before /readyz says no
 
@@ -83,12 +94,15 @@ def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIt
             telemetry=SequencerTelemetry(app[TELEMETRY]),
         )
         eraser = Eraser(index=index, tenant_index=rows)
+        reader = LogReader(store, origin=settings.get("ORIGIN"))
+        registrar = Registrar(sequencer=seq, index=index, keys=keys, reader=reader)
         compacting: asyncio.Task[None] | None = None
         try:
             await seq.start()
             await store.put(layout.keys_key(), _keys_document(settings.get("ORIGIN"), keys))
             app[SEQUENCER] = seq
             app[ERASER] = eraser
+            app[REGISTRAR] = registrar
             compacting = asyncio.create_task(eraser.run(), name="notar-eraser")
             yield
             await seq.close()
@@ -136,6 +150,23 @@ async def forget_entries(request: web.Request) -> web.Response:
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
     return web.json_response(encode_forgotten(count))
+
+
+async def register_statement(request: web.Request) -> web.Response:
+    """A SCITT entry to sequence (services.internal.wire): its receipt, or PENDING."""
+    wait_s = decode_wait_ms(request.query.get("wait_ms"))
+    entry = decode_scitt_entry(await request.read())
+    answer = await request.app[REGISTRAR].register(entry, wait_s)
+    return web.Response(body=answer or PENDING, content_type="application/cose")
+
+
+async def statement_receipt(request: web.Request) -> web.Response:
+    try:
+        entry = decode_scitt_entry(bytes.fromhex(request.match_info["entry"]))
+    except ValueError as e:
+        raise BadRequest(str(e), kind="invalid-entry") from e
+    answer = await request.app[REGISTRAR].receipt(entry)
+    return web.Response(body=answer or PENDING, content_type="application/cose")
 
 
 def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
@@ -270,6 +301,9 @@ def setup(app: web.Application, settings: Settings, *, internal_routes: bool = T
         app.router.add_post("/internal/v1/entries", submit_entries)
         app.router.add_get("/internal/v1/entries", lookup_entries)
         app.router.add_delete("/internal/v1/entries", forget_entries)
+        add_shedding(app, [("POST", SCITT_ENTRIES)], lambda a: a[SEQUENCER].refusal())
+        app.router.add_post(SCITT_ENTRIES, register_statement)
+        app.router.add_get(SCITT_ENTRIES + "/{entry}", statement_receipt)
 
 
 def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:
@@ -280,7 +314,8 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> w
 
 
 class LocalAnchor:
-    """The in-process anchor (`notar serve`): the app's sequencer as Submitter and Lookup."""
+    """The in-process anchor (`notar serve`): the app's sequencer as Submitter, Lookup and
+    Registrations."""
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
@@ -296,3 +331,9 @@ class LocalAnchor:
 
     def refusal(self, count: int = 1) -> NotarError | None:
         return self._app[SEQUENCER].refusal(count)
+
+    async def register(self, entry: bytes, wait_s: float) -> bytes | None:
+        return await self._app[REGISTRAR].register(entry, wait_s)
+
+    async def receipt(self, entry: bytes) -> bytes | None:
+        return await self._app[REGISTRAR].receipt(entry)

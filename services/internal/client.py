@@ -12,9 +12,15 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from merkle.digests import Digest
 from services.common.telemetry import current_tracer, inject_traceparent
-from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL, decode_forgotten, encode_request
+from services.internal.wire import (
+    RECEIPTS_HEAD,
+    RECEIPTS_TAIL,
+    SCITT_ENTRIES,
+    decode_forgotten,
+    encode_request,
+)
 from services.model import Digests
-from storage.errors import NotarError, PushbackError, StorageError
+from storage.errors import NotarError, NotFoundError, PushbackError, StorageError
 
 
 class AnchorClient:
@@ -58,6 +64,8 @@ class AnchorClient:
                 if r.status == 503:
                     retry = float(r.headers.get("Retry-After", "1"))
                     raise PushbackError(f"the anchor at {self._url} is busy", retry_after=retry)
+                if r.status == 404:
+                    raise NotFoundError(f"the anchor at {self._url} has no {path}")
                 if r.status != 200:
                     raise StorageError(
                         f"the anchor at {where} answered {r.status}: {body[:300]!r}",
@@ -86,6 +94,21 @@ class AnchorClient:
                 f"malformed answer from the anchor at {self._url}: {answer[:80]!r}", location=self._url
             )
         return answer
+
+    async def register(self, entry: bytes, wait_s: float) -> bytes | None:
+        """services.model.Registrations over `POST /internal/v1/scitt/entries`."""
+        answer = await self._call(
+            "POST",
+            SCITT_ENTRIES,
+            params={"wait_ms": str(round(wait_s * 1000))},
+            data=entry,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=aiohttp.ClientTimeout(total=wait_s + 30, sock_connect=5),
+        )
+        return answer or None
+
+    async def receipt(self, entry: bytes) -> bytes | None:
+        return await self._call("GET", f"{SCITT_ENTRIES}/{entry.hex()}") or None
 
     async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
         query = {"tenant": tenant, "digest": str(digest)}

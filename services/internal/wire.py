@@ -17,6 +17,13 @@ the others pass its bytes through.
 ``DELETE /internal/v1/entries?tenant=<name>&digest=<digest>`` (verify → anchor, erasure)
     answer: ``{"erased": <int>}``, how many of the tenant's notarizations of the digest the
     anchor's index forgot (0: there was none).
+``POST /internal/v1/scitt/entries?wait_ms=<ms>`` (SCITT routes → anchor)
+    request: the 33-byte log entry of a signed statement (type 0x03), as
+    ``application/octet-stream``; the SCITT routes checked the statement and its issuer.
+    answer: 200 with the statement's COSE receipt (``application/cose``), or 200 with an empty
+    body when it is not sequenced within ``wait_ms`` (``PENDING``: the anchor goes on).
+``GET /internal/v1/scitt/entries/<entry, 66 hex>`` (SCITT routes → anchor)
+    answer: 200 with the receipt, 200 empty while it is being sequenced, 404 when unknown.
 Errors are problem+json; 503 carries Retry-After.
 """
 
@@ -33,6 +40,9 @@ from services.common.problems import BadRequest
 from services.model import BadDigest, Digests, Sequenced
 
 MAX_DIGESTS = 10_000
+SCITT_ENTRIES = "/internal/v1/scitt/entries"
+PENDING = b""  # the answer about a SCITT entry that is still being sequenced
+SCITT_ENTRY_SIZE = 33
 RECEIPTS_HEAD = b'{"receipts":['
 RECEIPTS_TAIL = b"]}"
 
@@ -97,3 +107,19 @@ def decode_forgotten(body: Any) -> int:
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise ValueError(f"malformed erasure answer from the anchor: {str(body)[:200]}")
     return count
+
+
+def decode_scitt_entry(entry: bytes) -> bytes:
+    """A SCITT entry as the anchor takes it; BadRequest when it is not 33 bytes of type 0x03."""
+    if len(entry) != SCITT_ENTRY_SIZE or entry[0] != 0x03:
+        raise BadRequest("a SCITT entry is 33 bytes of type 0x03", kind="invalid-entry")
+    return entry
+
+
+def decode_wait_ms(raw: str | None) -> float:
+    """The `wait_ms` query parameter in seconds (0 to 60 s); BadRequest otherwise."""
+    if raw is None or not raw.isdigit() or len(raw) > 6 or int(raw) > 60_000:
+        raise BadRequest(
+            "wait_ms must be a whole number of milliseconds up to 60000", kind="invalid-parameter"
+        )
+    return int(raw) / 1000
