@@ -16,7 +16,12 @@ from services.common.config import SETTINGS, Settings, load_settings
 from services.sdk import MAX_DIGESTS
 
 ROLES = ("all", "anchor", "ingest", "verify")
-TENANT_ACTIONS = ("add", "key", "keys", "revoke")
+TENANT_ACTIONS = {
+    "add": "create a tenant; prints its API key once, alone on the last line",
+    "key": "another API key for the tenant (rotation)",
+    "keys": "list the tenant's API keys by SHA-256",
+    "revoke": "revoke one of the tenant's API keys",
+}
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -57,13 +62,37 @@ def keygen(sub: Subparsers) -> None:
 def tenant(sub: Subparsers) -> None:
     p = sub.add_parser(
         "tenant",
-        help="create a tenant (add), another API key for it (key), list its keys (keys), revoke one (revoke)",
+        help="create a tenant (add), another API key for it (key), list its keys (keys), revoke one "
+        "(revoke); its SCITT issuers (issuer add|list|revoke)",
     )
-    p.add_argument("action", choices=TENANT_ACTIONS)
-    p.add_argument("name", help="tenant name: 1-64 of A-Z a-z 0-9 . _ -")
-    p.add_argument("key", nargs="?", help="revoke: the API key, or its SHA-256 as `keys` lists it")
-    add_setting_flags(p)
-    p.set_defaults(run="tenant:tenant")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    name_help = "tenant name: 1-64 of A-Z a-z 0-9 . _ -"
+    for action, what in TENANT_ACTIONS.items():
+        a = actions.add_parser(action, help=what)
+        a.add_argument("name", help=name_help)
+        if action == "revoke":
+            a.add_argument("key", help="the API key, or its SHA-256 as `keys` lists it")
+        add_setting_flags(a)
+        a.set_defaults(run="tenant:tenant")
+    issuer = actions.add_parser("issuer", help="SCITT issuers registered to a tenant: add, list, revoke")
+    kinds = issuer.add_subparsers(dest="issuer_action", metavar="ACTION", required=True)
+    add = kinds.add_parser("add", help="register an issuer key (ES256, ES384 or EdDSA); prints its kid")
+    add.add_argument("name", metavar="TENANT", help=name_help)
+    add.add_argument("--iss", required=True, help="the issuer, as statements name it in their CWT claim iss")
+    add.add_argument(
+        "--key", dest="issuer_key", required=True, type=Path, metavar="PEM", help="its public key (PEM file)"
+    )
+    add.add_argument(
+        "--x5-anchor", type=Path, metavar="PEM", help="an X.509 trust anchor for statements with x5chain"
+    )
+    listed = kinds.add_parser("list", help="list the tenant's issuer keys")
+    listed.add_argument("name", metavar="TENANT", help=name_help)
+    revoke = kinds.add_parser("revoke", help="revoke an issuer key, named by its kid")
+    revoke.add_argument("name", metavar="TENANT", help=name_help)
+    revoke.add_argument("kid", help="the key's kid (64 hex digits, as `list` shows)")
+    for a in (add, listed, revoke):
+        add_setting_flags(a)
+        a.set_defaults(run="tenant:issuer")
 
 
 def anchor(sub: Subparsers) -> None:

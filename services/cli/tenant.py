@@ -1,5 +1,6 @@
 """`notar tenant add NAME`: create a tenant and print its API key once (only its hash is kept);
-`key NAME` adds another key (rotation), `keys NAME` lists them by hash, `revoke NAME KEY` ends one."""
+`key NAME` adds another key (rotation), `keys NAME` lists them by hash, `revoke NAME KEY` ends one.
+`notar tenant issuer add|list|revoke TENANT` manages the SCITT issuer keys registered to it."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import argparse
 import asyncio
 import os
 import time
+from pathlib import Path
 
 from services.cli.commands import settings_from
+from services.common.issuers import Issuer, IssuerRegistry
 from services.common.stores import open_store
 from services.common.tenants import TenantRegistry
-from storage.errors import ConfigError
+from storage.errors import ConfigError, NotFoundError
 
 
 async def _run(ns: argparse.Namespace) -> list[str]:
@@ -39,7 +42,7 @@ async def _run(ns: argparse.Namespace) -> list[str]:
 
 
 def tenant(ns: argparse.Namespace) -> int:
-    if (ns.action == "revoke") != (ns.key is not None):
+    if (ns.action == "revoke") != (getattr(ns, "key", None) is not None):
         raise ConfigError(
             "give the key (or its SHA-256 from `notar tenant keys NAME`) to revoke, and only to revoke",
             setting="KEY",
@@ -48,6 +51,60 @@ def tenant(ns: argparse.Namespace) -> int:
         lines = asyncio.run(_run(ns))
     except ValueError as e:
         raise ConfigError(str(e), setting="NAME" if ns.action != "revoke" else "KEY") from e
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _describe(issuer: Issuer) -> str:
+    anchor = "" if issuer.x5_anchor is None else f"  x5 anchor {issuer.x5_anchor.subject.rfc4514_string()}"
+    when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(issuer.created))
+    return f"{issuer.kid.hex()}  iss {issuer.iss}  created {when}{anchor}"
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the {what} {path}: {e.strerror}", setting="KEY") from e
+
+
+async def _issuer(ns: argparse.Namespace) -> list[str]:
+    env = dict(os.environ)
+    store = await open_store(settings_from(ns, env), env)
+    try:
+        registry = IssuerRegistry(store)
+        if ns.issuer_action == "list":
+            return [_describe(i) for i in await registry.registered(ns.name)]
+        if ns.issuer_action == "revoke":
+            gone = await registry.revoke(ns.name, ns.kid)
+            return [
+                f"revoked issuer key {gone.kid.hex()} (iss {gone.iss}) of {ns.name}; "
+                "servers refuse it within KEY_CACHE_S"
+            ]
+        key = _read(ns.issuer_key, "issuer key")
+        anchor = _read(ns.x5_anchor, "trust anchor") if ns.x5_anchor is not None else None
+        try:
+            added = await registry.add(ns.name, ns.iss, key, anchor)
+        except NotFoundError:
+            raise ConfigError(
+                f"there is no tenant {ns.name!r}: notar tenant add {ns.name}", setting="NAME"
+            ) from None
+        return [
+            f"registered an issuer key of {ns.name} for iss {added.iss}; its kid, which statements name:",
+            added.kid.hex(),
+        ]
+    finally:
+        await store.close()
+
+
+def issuer(ns: argparse.Namespace) -> int:
+    """`notar tenant issuer add|list|revoke`: one line per result; the kid alone on the last line
+    of `add`."""
+    try:
+        lines = asyncio.run(_issuer(ns))
+    except ValueError as e:
+        raise ConfigError(str(e), setting="KEY" if ns.issuer_action == "add" else "NAME") from e
     for line in lines:
         print(line)
     return 0

@@ -33,11 +33,13 @@ key                                                 written by                  
                                                     after the chunks
 ``tenants/names/<name>``                            ``notar tenant add``          private
 ``tenants/keys/<sha256 of the API key>``            ``notar tenant``              private
+``tenants/issuers/<tenant>/<kid>``                  ``notar tenant issuer add``   private
 =================================================== ============================= =================
 
 ``<size>`` and ``<height>`` are 20 decimal digits; tile paths are ``merkle.tiles.tile_path``'s.
 A document's ``<name>`` is a keyed hash of its tenant and digest (32 hex digits, one manifest per
-digest: BLAKE3 and SHA-256), ``<upload>`` 16 random bytes in hex and ``<position>`` 10 decimal
+digest: BLAKE3 and SHA-256), an issuer's ``<kid>`` the SHA-256 of its key (64 hex digits, SPEC §12),
+``<upload>`` 16 random bytes in hex and ``<position>`` 10 decimal
 digits (``services/ingest/documents.py``, docs/privacy.md): no object name holds a digest.
 Anchor records and the checkpoints they anchor are evidence, immutable, and reveal nothing
 private; they are kept beside the log's private state all the same, so that ``log/`` stays a
@@ -153,3 +155,12 @@ def api_keys(prefix: str = TENANTS_PREFIX) -> str:
 
 def api_key_key(key_hash: str, prefix: str = TENANTS_PREFIX) -> str:
     return api_keys(prefix) + key_hash
+
+
+def issuers(tenant: str, prefix: str = TENANTS_PREFIX) -> str:
+    """The folder of a tenant's SCITT issuer keys, one record per key (services.common.issuers)."""
+    return f"{prefix}issuers/{tenant}/"
+
+
+def issuer_key(tenant: str, kid_hex: str, prefix: str = TENANTS_PREFIX) -> str:
+    return issuers(tenant, prefix) + kid_hex
