@@ -1,8 +1,9 @@
 """DESIGN rule 1: dependencies point services -> storage -> merkle; merkle and storage read no environment.
 
-Inside services: ingest, verify and common share only services.model (types), services.internal
-(the anchor's wire contract and client) and services.published (the bucket layout and its read
-side), never one another's or the anchor's modules; `notar verify` loads none of the server."""
+Inside services: ingest, verify, scitt and common share only services.model (types),
+services.internal (the anchor's wire contract and client) and services.published (the bucket layout
+and its read side), never one another's or the anchor's modules; `notar verify` loads none of the
+server."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ FORBIDDEN = {
     "merkle": {"aiohttp", "aiobotocore", "botocore", "rocksdict", "asyncio", "storage", "services", "os"},
     "storage": {"services"},
 }
-SERVICES = ("services.anchor", "services.ingest", "services.verify", "services.cli")
+SERVICES = ("services.anchor", "services.ingest", "services.verify", "services.scitt", "services.cli")
 FORBIDDEN_MODULES = {  # under this folder (or file) -> no import of these modules or their submodules
-    "services/ingest": ("services.anchor",),
-    "services/verify": ("services.ingest", "services.anchor"),
+    "services/ingest": ("services.anchor", "services.scitt"),
+    "services/verify": ("services.ingest", "services.anchor", "services.scitt"),
+    "services/scitt": ("services.ingest", "services.anchor", "services.verify"),
     "services/common": SERVICES,
     "services/internal": SERVICES,
     "services/published": SERVICES,

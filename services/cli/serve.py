@@ -18,15 +18,19 @@ from services.common.resources import new_app
 from services.common.stores import data_dir
 from services.common.telemetry import TELEMETRY, AccessLogger, Telemetry, configure_logging
 from services.ingest import app as ingest_app
+from services.scitt import app as scitt_app
 from services.verify import app as verify_app
 
 
 def build_app(role: str, settings: Settings, env: Mapping[str, str]) -> web.Application:
-    """The app of one role, or of all three sharing one store and the in-process sequencer."""
+    """The app of one role, or of all three sharing one store and the in-process sequencer. The
+    SCITT routes go with ingest (over ANCHOR_URL) or with all (in process)."""
     if role == "anchor":
         return anchor_app.create_app(settings, env=env)
     if role == "ingest":
-        return ingest_app.create_app(settings, env=env)
+        app = ingest_app.create_app(settings, env=env)
+        scitt_app.setup(app, settings)  # SCITT registrations are writes too: beside ingest's
+        return app
     if role == "verify":
         return verify_app.create_app(settings, env=env)
     app = new_app(settings, env, readiness=[anchor_app.anchor_ready], client_max_size=anchor_app.MAX_BODY)
@@ -34,6 +38,7 @@ def build_app(role: str, settings: Settings, env: Mapping[str, str]) -> web.Appl
     local = anchor_app.LocalAnchor(app)
     ingest_app.setup(app, settings, submitter=local)
     verify_app.setup(app, settings, lookup=local)
+    scitt_app.setup(app, settings, registrations=local)
     return app
 
 

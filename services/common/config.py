@@ -148,6 +148,16 @@ SETTINGS: dict[str, Setting] = {
             "largest document PUT /v1/documents accepts, in MiB (none: any size)",
             _positive_int,
         ),
+        Setting(
+            "SCITT_WAIT_MS",
+            "3000",
+            "how long POST /entries waits for a statement's receipt before it answers 303 with a "
+            "Location to poll",
+            _positive_int,
+        ),
+        Setting(
+            "SCITT_MAX_KB", "1024", "largest signed statement POST /entries accepts, in KiB", _positive_int
+        ),
         Setting("URL", "http://127.0.0.1:8080", "where client commands send requests", _url),
         Setting("API_KEY", None, "API key client commands send"),
     ]

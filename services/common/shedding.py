@@ -24,9 +24,15 @@ Refusal = Callable[[web.Application], NotarError | None]
 SHED = web.AppKey("shed", list[int])  # one counter per app: [requests shed]
 
 
-def add_shedding(app: web.Application, routes: Collection[tuple[str, str]], refusal: Refusal) -> None:
+def add_shedding(
+    app: web.Application,
+    routes: Collection[tuple[str, str]],
+    refusal: Refusal,
+    answer: Callable[[BaseException], web.Response] = to_response,
+) -> None:
     """Shed requests to ``routes`` ((method, route template) pairs) while ``refusal(app)`` says
-    why; call during setup, before the app starts."""
+    why, answered by ``answer`` (problem+json unless told); call during setup, before the app
+    starts."""
     if SHED not in app:
         app[SHED] = [0]
         app[METRICS].append(
@@ -41,7 +47,7 @@ def add_shedding(app: web.Application, routes: Collection[tuple[str, str]], refu
             refused = refusal(request.app)
             if refused is not None:
                 request.app[SHED][0] += 1
-                return to_response(refused)
+                return answer(refused)
         return await handler(request)
 
     app.middlewares.insert(0, shed)

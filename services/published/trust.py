@@ -61,6 +61,13 @@ def trusted_keys(document: object) -> list[str]:
     return keys + witnesses
 
 
+def log_keys(document: object) -> list[str]:
+    """The log verifier keys of a keys document, in its order (its logs' `log` keys, and any
+    history their entries carry). ValueError when it is not a keys document."""
+    trusted_keys(document)  # refuses what is not a keys document
+    return [log["log"] for log in document["logs"]]  # type: ignore[index]  # checked just above
+
+
 def _name(vkey: str) -> str:
     """The key name of a verifier key `name+hexid+base64key` (a name holds no '+'; base64 may)."""
     return vkey.split("+", 1)[0]

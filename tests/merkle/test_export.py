@@ -4,9 +4,9 @@ receipts signed only over a root that a verified checkpoint of the same log stat
 from __future__ import annotations
 
 import base64
-import hashlib
 import contextlib
 import dataclasses
+import hashlib
 
 import cbor2
 import pytest

@@ -1,0 +1,307 @@
+"""SCITT on a real `notar serve` (SPEC §12): issuers registered with `notar tenant issuer`, signed
+statements built by third-party COSE code (pycose), POST /entries, GET /entries/{id}, the key set,
+receipts checked by scitt-cose and pycose, and every bad input answered by a 400 concise problem."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import cbor2
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from tests.services.scitt.thirdparty import (
+    IssuerKey,
+    certificate_chain,
+    check_receipt,
+    cose_key_thumbprint,
+    entry_of,
+    statement,
+)
+from tests.serving import free_port, wait_ready
+
+NOTAR = str(Path(sys.executable).with_name("notar"))
+ISS = "https://issuer.example"
+CONCISE = "application/concise-problem-details+cbor"
+
+
+@dataclass
+class Served:
+    url: str
+    env: dict[str, str]
+    api_key: str
+    keys: dict[str, IssuerKey]
+    x5: IssuerKey
+    x5_leaf_der: bytes
+
+
+def notar(*args: str, env: dict[str, str]) -> str:
+    r = subprocess.run([NOTAR, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def serve(tmp: Path, **settings: str) -> Iterator[Served]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "NOTAR_DATA_DIR": str(tmp / "data"),
+        "NOTAR_ORIGIN": "scitt.notar.test/log",
+        "NOTAR_LISTEN": f"127.0.0.1:{port}",
+        "NOTAR_BATCH_MS": "20",
+        "NOTAR_KEY_CACHE_S": "1",
+        **{f"NOTAR_{k}": v for k, v in settings.items()},
+    }
+    proc = subprocess.Popen([NOTAR, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(url, proc, timeout=60)
+        api_key = notar("tenant", "add", "acme", env=env).strip().splitlines()[-1]
+        keys = {alg: IssuerKey.generate(alg) for alg in ("ES256", "ES384", "EdDSA")}
+        for alg, key in keys.items():
+            pem = tmp / f"{alg}.pem"
+            pem.write_bytes(key.pem)
+            out = notar("tenant", "issuer", "add", "acme", "--iss", ISS, "--key", str(pem), env=env)
+            assert out.strip().splitlines()[-1] == key.kid.hex()  # SHA-256 of its SubjectPublicKeyInfo
+        x5 = IssuerKey.generate("ES256")
+        ca, leaf = certificate_chain(x5)
+        (tmp / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        (tmp / "x5.pem").write_bytes(x5.pem)
+        args = [
+            "--iss",
+            "https://x5.example",
+            "--key",
+            str(tmp / "x5.pem"),
+            "--x5-anchor",
+            str(tmp / "ca.pem"),
+        ]
+        notar("tenant", "issuer", "add", "acme", *args, env=env)
+        yield Served(url, env, api_key, keys, x5, leaf.public_bytes(serialization.Encoding.DER))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert b"Traceback" not in err, err.decode()[-2000:]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from serve(tmp_path_factory.mktemp("scitt"), SCITT_MAX_KB="2")
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server whose batches take longer than POST /entries waits: registrations answer 303."""
+    yield from serve(tmp_path_factory.mktemp("slow"), BATCH_MS="1500", SCITT_WAIT_MS="50")
+
+
+async def post(
+    s: Served, body: bytes, *, key: str | None = None, ctype: str = "application/cose"
+) -> aiohttp.ClientResponse:
+    headers = {"Content-Type": ctype, "Authorization": f"Bearer {key or s.api_key}"}
+    async with aiohttp.ClientSession() as http:
+        r = await http.post(s.url + "/entries", data=body, headers=headers, allow_redirects=False)
+        await r.read()
+        return r
+
+
+async def get(s: Served, path: str) -> aiohttp.ClientResponse:
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(s.url + path, allow_redirects=False)
+        await r.read()
+        return r
+
+
+async def log_key(s: Served) -> dict[int, Any]:
+    r = await get(s, "/.well-known/scitt-keys")
+    assert r.status == 200 and r.content_type == "application/cbor"
+    (key,) = cbor2.loads(await r.read())
+    return dict(key)
+
+
+def problem(body: bytes) -> tuple[str, str]:
+    value = cbor2.loads(body)
+    return value[-1], value[-2]
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "EdDSA"])
+async def test_a_statement_is_registered_and_its_receipt_checks_out_with_third_party_code(
+    served: Served, alg: str
+) -> None:
+    signed = statement(served.keys[alg], b'{"sbom": "' + alg.encode() + b'"}')
+    r = await post(served, signed)
+    assert r.status == 201, await r.read()
+    assert r.content_type == "application/cose"
+    receipt = await r.read()
+    entry = entry_of(signed)
+    assert r.headers["Location"] == f"/entries/{entry[1:].hex()}"
+    protected = check_receipt(receipt, signed, await log_key(served))
+    assert protected[15][1] == "scitt.notar.test/log" and protected[395] == 1 and protected[1] == -8
+    assert isinstance(protected[15][6], int) and abs(protected[15][6] - time.time()) < 300  # iat
+    again = await get(served, r.headers["Location"])
+    assert again.status == 200 and await again.read() == receipt
+    # The same statement again, even with something in its unprotected header: the first receipt.
+    resent = cbor2.loads(signed)
+    resent.value[1] = {"note": "sent again"}
+    r2 = await post(served, cbor2.dumps(resent))
+    assert r2.status == 201 and await r2.read() == receipt
+
+
+async def test_the_key_set_lists_the_log_key_under_its_rfc9679_thumbprint(served: Served) -> None:
+    key = await log_key(served)
+    assert key[1] == 1 and key[-1] == 6 and len(key[-2]) == 32  # OKP, Ed25519
+    assert key[2] == cose_key_thumbprint(key)
+    kid = base64.urlsafe_b64encode(key[2]).rstrip(b"=").decode()
+    one = await get(served, f"/.well-known/scitt-keys/{kid}")
+    assert one.status == 200 and dict(cbor2.loads(await one.read())) == key
+    for missing in ("A" * 43, "nothing-like-a-kid"):
+        r = await get(served, f"/.well-known/scitt-keys/{missing}")
+        assert r.status == 404 and r.content_type == CONCISE
+        assert problem(await r.read())[0] == "No such key"
+
+
+async def test_a_hash_envelope_is_registered(served: Served) -> None:
+    digest = hashlib.sha256(b"the artifact").digest()
+    header = {3: None, 258: -16, 259: "application/spdx+json", 260: "https://example.org/sbom.json"}
+    signed = statement(served.keys["ES256"], digest, protected=header)
+    r = await post(served, signed)
+    assert r.status == 201, await r.read()
+    check_receipt(await r.read(), signed, await log_key(served))
+
+
+async def test_an_x5chain_issuer_is_checked_against_its_trust_anchor(served: Served) -> None:
+    x5t = [-16, hashlib.sha256(served.x5_leaf_der).digest()]
+    ok = statement(
+        served.x5,
+        b"{}",
+        iss="https://x5.example",
+        kid=False,
+        protected={34: x5t},
+        unprotected={33: served.x5_leaf_der},
+    )
+    r = await post(served, ok)
+    assert r.status == 201, await r.read()
+    check_receipt(await r.read(), ok, await log_key(served))
+    no_x5t = statement(
+        served.x5, b"{1}", iss="https://x5.example", kid=False, unprotected={33: served.x5_leaf_der}
+    )
+    r = await post(served, no_x5t)
+    assert r.status == 400 and problem(await r.read())[0] == "Rejected"
+    stranger = IssuerKey.generate("ES256")
+    wrong_x5t = statement(
+        stranger,
+        b"{}",
+        iss="https://x5.example",
+        kid=False,
+        protected={34: x5t},
+        unprotected={33: served.x5_leaf_der},
+    )
+    r = await post(served, wrong_x5t)
+    assert r.status == 400 and problem(await r.read())[0] == "Bad Signature"
+
+
+def _bad_inputs(s: Served) -> dict[str, tuple[bytes, str]]:
+    es256 = s.keys["ES256"]
+    good = statement(es256, b"{}")
+    protected, unprotected, payload, signature = cbor2.loads(good).value
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    es512 = cbor2.dumps({**cbor2.loads(protected), 1: -36})
+    return {
+        "malformed CBOR": (b"\xd2\x84\x58", "Malformed request"),
+        "not CBOR at all": (b"<xml/>", "Not a COSE_Sign1"),
+        "wrong tag": (
+            cbor2.dumps(cbor2.CBORTag(17, [protected, {}, payload, signature])),
+            "Not a COSE_Sign1",
+        ),
+        "untagged": (cbor2.dumps([protected, {}, payload, signature]), "Not a COSE_Sign1"),
+        "three elements": (cbor2.dumps(cbor2.CBORTag(18, [protected, {}, payload])), "Malformed request"),
+        "unsupported alg": (
+            cbor2.dumps(cbor2.CBORTag(18, [es512, {}, payload, signature])),
+            "Bad Signature Algorithm",
+        ),
+        "missing claims": (statement(es256, b"{}", protected={15: {1: ISS}}), "Missing Claims"),
+        "no claims": (statement(es256, b"{}", protected={15: None}), "Missing Claims"),
+        "unregistered kid": (statement(IssuerKey.generate("ES256"), b"{}"), "Unknown Issuer Key"),
+        "kid of another iss": (statement(es256, b"{}", iss="https://other.example"), "Unknown Issuer Key"),
+        "bad signature": (
+            cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, payload, flipped])),
+            "Bad Signature",
+        ),
+        "detached payload": (statement(es256, None), "Payload Missing"),
+        "no key named": (statement(es256, b"{}", kid=False), "Rejected"),
+        "unknown critical header": (statement(es256, b"{}", protected={2: [-70000], -70000: 1}), "Rejected"),
+        "hash envelope of the wrong size": (
+            statement(es256, b"short", protected={3: None, 258: -16}),
+            "Malformed request",
+        ),
+        "oversized": (statement(es256, b"x" * 3000), "Statement Too Large"),
+    }
+
+
+async def test_bad_statements_are_refused_with_a_concise_problem_naming_the_reason(served: Served) -> None:
+    for what, (body, title) in _bad_inputs(served).items():
+        r = await post(served, body)
+        assert r.status == 400, (what, r.status, await r.read())
+        assert r.content_type == CONCISE, what
+        got, detail = problem(await r.read())
+        assert got == title, (what, got, detail)
+        assert detail, what
+
+
+async def test_requests_that_are_not_registrations_are_refused_in_cbor(served: Served) -> None:
+    signed = statement(served.keys["ES256"], b"{}")
+    r = await post(served, signed, ctype="application/json")
+    assert r.status == 415 and r.content_type == CONCISE
+    r = await post(served, signed, key="notar_" + "A" * 43)
+    assert r.status == 401 and r.content_type == CONCISE and problem(await r.read())[0] == "Unauthorized"
+    r = await get(served, "/entries/" + "ab" * 32)
+    assert r.status == 404 and r.content_type == CONCISE and problem(await r.read())[0] == "Not Found"
+    r = await get(served, "/entries/not-an-id")
+    assert r.status == 400 and problem(await r.read())[0] == "Invalid locator"
+    r = await get(served, "/v1/receipts/blake3:00")  # the rest of the API keeps problem+json
+    assert r.content_type == "application/problem+json"
+
+
+async def test_a_revoked_issuer_key_is_refused(served: Served, tmp_path: Path) -> None:
+    key = IssuerKey.generate("EdDSA")
+    (tmp_path / "k.pem").write_bytes(key.pem)
+    notar("tenant", "issuer", "add", "acme", "--iss", ISS, "--key", str(tmp_path / "k.pem"), env=served.env)
+    assert key.kid.hex() in notar("tenant", "issuer", "list", "acme", env=served.env)
+    r = await post(served, statement(key, b'{"before": 1}'))
+    assert r.status == 201
+    notar("tenant", "issuer", "revoke", "acme", key.kid.hex(), env=served.env)
+    await asyncio.sleep(1.2)  # KEY_CACHE_S=1
+    r = await post(served, statement(key, b'{"after": 1}'))
+    assert r.status == 400 and problem(await r.read())[0] == "Unknown Issuer Key"
+
+
+async def test_a_registration_not_sequenced_in_time_is_polled_to_its_receipt(slow: Served) -> None:
+    signed = statement(slow.keys["EdDSA"], b'{"slow": true}')
+    r = await post(slow, signed)
+    assert r.status == 303, await r.read()
+    location = r.headers["Location"]
+    assert location == f"/entries/{entry_of(signed)[1:].hex()}" and int(r.headers["Retry-After"]) >= 1
+    first = await get(slow, location)
+    assert first.status == 302 and first.headers["Location"] == location and "Retry-After" in first.headers
+    too_soon = await get(slow, location)
+    assert too_soon.status == 429 and too_soon.content_type == CONCISE and "Retry-After" in too_soon.headers
+    deadline = time.monotonic() + 20
+    while True:
+        await asyncio.sleep(float(first.headers["Retry-After"]))
+        polled = await get(slow, location)
+        if polled.status == 200:
+            break
+        assert polled.status == 302 and time.monotonic() < deadline
+    check_receipt(await polled.read(), signed, await log_key(slow))
