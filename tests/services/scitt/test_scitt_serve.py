@@ -305,3 +305,53 @@ async def test_a_registration_not_sequenced_in_time_is_polled_to_its_receipt(slo
             break
         assert polled.status == 302 and time.monotonic() < deadline
     check_receipt(await polled.read(), signed, await log_key(slow))
+
+
+def test_split_roles_register_through_the_anchors_internal_routes(tmp_path: Path) -> None:
+    """An ingest pod serves the SCITT routes and reaches the anchor pod over its internal routes
+    (services.internal.wire), as in Kubernetes; one store (a shared directory) between them."""
+    anchor_port, ingest_port = free_port(), free_port()
+    base = {
+        **os.environ,
+        "NOTAR_DATA_DIR": str(tmp_path / "data"),
+        "NOTAR_ORIGIN": "split.notar.test/log",
+        "NOTAR_BATCH_MS": "20",
+        "NOTAR_ANCHOR_URL": f"http://127.0.0.1:{anchor_port}",
+    }
+    procs = []
+    try:
+        for role, port in (("anchor", anchor_port), ("ingest", ingest_port)):
+            env = {**base, "NOTAR_LISTEN": f"127.0.0.1:{port}"}
+            procs.append(
+                subprocess.Popen(
+                    [NOTAR, "serve", "--role", role],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+            )
+            wait_ready(f"http://127.0.0.1:{port}", procs[-1], timeout=60)
+        api_key = notar("tenant", "add", "acme", env=base).strip().splitlines()[-1]
+        key = IssuerKey.generate("ES256")
+        (tmp_path / "k.pem").write_bytes(key.pem)
+        notar("tenant", "issuer", "add", "acme", "--iss", ISS, "--key", str(tmp_path / "k.pem"), env=base)
+        s = Served(f"http://127.0.0.1:{ingest_port}", base, api_key, {"ES256": key}, key, b"")
+        signed = statement(key, b'{"split": true}')
+
+        async def run() -> None:
+            r = await post(s, signed)
+            assert r.status == 201, await r.read()
+            receipt = await r.read()
+            check_receipt(receipt, signed, await log_key(s))
+            again = await get(s, r.headers["Location"])
+            assert again.status == 200 and await again.read() == receipt
+            assert (await post(s, signed)).status == 201
+            missing = await get(s, "/entries/" + "cd" * 32)
+            assert missing.status == 404 and problem(await missing.read())[0] == "Not Found"
+
+        asyncio.run(run())
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=60)
+            assert b"Traceback" not in err, err.decode()[-2000:]
