@@ -115,9 +115,26 @@ def notarize(sub: Subparsers) -> None:
 
 
 def verify(sub: Subparsers) -> None:
-    p = sub.add_parser("verify", help="verify a receipt offline (and its document, if given)")
-    p.add_argument("receipt", type=Path, metavar="RECEIPT")
-    p.add_argument("file", type=Path, nargs="?", metavar="FILE", help="the document the receipt is for")
+    p = sub.add_parser(
+        "verify",
+        help="verify a receipt offline (and its document, if given), or a SCITT transparent statement",
+    )
+    p.add_argument(
+        "receipt", type=Path, metavar="RECEIPT", help="a receipt, or a SCITT statement or COSE receipt"
+    )
+    p.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        metavar="FILE",
+        help="the document the receipt is for (for a COSE receipt: its signed statement)",
+    )
+    p.add_argument(
+        "--issuer-key",
+        type=Path,
+        metavar="PEM",
+        help="SCITT: also check the statement's signature under this key",
+    )
     p.add_argument(
         "--key",
         action="append",

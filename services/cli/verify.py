@@ -240,6 +240,10 @@ def _meaning(c: Check) -> str:
 
 
 def verify(ns: argparse.Namespace) -> int:
+    from services.cli.verify_scitt import is_cose, verify_statement
+
+    if is_cose(ns.receipt):  # a SCITT statement or COSE receipt, not a JSON receipt
+        return verify_statement(ns)
     result, notes, keys = check(ns)
     if ns.json:
         doc: dict[str, Any] = {**result.to_obj(), "notes": notes}

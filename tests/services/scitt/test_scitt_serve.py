@@ -22,6 +22,7 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from merkle.note import Signer
 from tests.services.scitt.thirdparty import (
     IssuerKey,
     certificate_chain,
@@ -355,3 +356,41 @@ def test_split_roles_register_through_the_anchors_internal_routes(tmp_path: Path
             p.send_signal(signal.SIGTERM)
             _, err = p.communicate(timeout=60)
             assert b"Traceback" not in err, err.decode()[-2000:]
+
+
+async def test_notar_verify_checks_transparent_statements_offline(served: Served, tmp_path: Path) -> None:
+    key = served.keys["ES384"]
+    signed = statement(key, b'{"verify": "offline"}')
+    r = await post(served, signed)
+    assert r.status == 201
+    receipt = await r.read()
+    async with aiohttp.ClientSession() as http, http.get(served.url + "/v1/keys") as k:
+        vkey = (await k.json())["logs"][0]["log"]
+    (tmp_path / "statement.cose").write_bytes(signed)
+    (tmp_path / "receipt.cose").write_bytes(receipt)
+    protected, _, payload, signature = cbor2.loads(signed).value
+    transparent = cbor2.dumps(cbor2.CBORTag(18, [protected, {394: [receipt]}, payload, signature]))
+    (tmp_path / "transparent.cose").write_bytes(transparent)
+    (tmp_path / "issuer.pem").write_bytes(key.pem)
+    (tmp_path / "other.pem").write_bytes(IssuerKey.generate("ES384").pem)
+
+    def verify(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTAR_")}
+        return subprocess.run([NOTAR, "verify", *args], env=env, capture_output=True, text=True, timeout=60)
+
+    apart = verify(str(tmp_path / "receipt.cose"), str(tmp_path / "statement.cose"), "--key", vkey)
+    assert apart.returncode == 0, apart.stdout + apart.stderr
+    assert "VALID as far as checked — not checked: issuer signature" in apart.stdout
+    whole = verify(
+        str(tmp_path / "transparent.cose"), "--key", vkey, "--issuer-key", str(tmp_path / "issuer.pem")
+    )
+    assert whole.returncode == 0 and "✓ VALID — every check holds." in whole.stdout, whole.stdout
+    wrong = verify(
+        str(tmp_path / "transparent.cose"), "--key", vkey, "--issuer-key", str(tmp_path / "other.pem")
+    )
+    assert wrong.returncode == 1 and "check 'issuer signature' failed" in wrong.stdout
+    other_log = Signer.generate("scitt.notar.test/log").verifier().to_key()  # the log's name, not its key
+    untrusted = verify(str(tmp_path / "transparent.cose"), "--key", other_log)
+    assert untrusted.returncode == 1 and "which is not trusted" in untrusted.stdout
+    bare = verify(str(tmp_path / "statement.cose"), "--key", vkey, "--json")
+    assert bare.returncode == 1 and '"name": "receipt"' in bare.stdout
