@@ -133,7 +133,7 @@ def parse_statement(data: bytes, *, max_size: int = 1 << 20) -> Statement:
             PAYLOAD_MISSING, "the payload is detached (nil): notar needs it attached to check the signature"
         )
     alg = protected.get(HDR_ALG)
-    if alg not in ALGORITHMS or isinstance(alg, bool) or not isinstance(alg, int):
+    if isinstance(alg, bool) or not isinstance(alg, int) or alg not in ALGORITHMS:
         raise StatementError(
             BAD_ALGORITHM,
             f"the protected header's alg (1) is {alg!r:.40}; accepted: ES256 (-7), ES384 (-35), EdDSA (-8)",
@@ -185,6 +185,8 @@ def _check_crit(protected: dict[object, object]) -> None:
     if not isinstance(crit, list) or not crit:
         raise StatementError(MALFORMED, "crit (2) must be a non-empty array of labels")
     for label in crit:
+        if isinstance(label, bool) or not isinstance(label, int | str):
+            raise StatementError(MALFORMED, "crit (2) must list header labels: integers or text")
         if label not in protected:
             raise StatementError(MALFORMED, f"crit (2) names {label!r:.40}, which the protected header lacks")
         if label not in UNDERSTOOD:

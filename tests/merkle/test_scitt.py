@@ -104,3 +104,18 @@ def test_a_sha256_hash_envelope_parses() -> None:
 def test_the_parser_only_raises_statement_errors(data: bytes) -> None:
     with contextlib.suppress(StatementError):
         parse_statement(b"\xd2" + data)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{1: [-7]}, {1: {-7: 1}}, {2: [[4]]}, {2: [{1: 2}]}],
+    ids=["alg an array", "alg a map", "crit lists an array", "crit lists a map"],
+)
+def test_a_header_value_that_cannot_be_a_label_is_refused_not_raised(header: dict[object, object]) -> None:
+    # Found by the statement fuzz target (loadtest/fuzz_targets.py): `alg not in ALGORITHMS` and
+    # `label in protected` raised TypeError (unhashable) for an array or a map, a 500 on POST /entries.
+    key = IssuerKey.generate("ES256")
+    protected, _, payload, signature = cbor2.loads(statement(key, b"{}")).value
+    edited = cbor2.dumps({**cbor2.loads(protected), **header})
+    with pytest.raises(StatementError):
+        parse_statement(cbor2.dumps(cbor2.CBORTag(18, [edited, {}, payload, signature])))
