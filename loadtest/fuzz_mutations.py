@@ -389,3 +389,43 @@ def mutated_cose(draw: Draw, values: list[bytes]) -> bytes:
     with contextlib.suppress(TypeError, ValueError, cbor2.CBOREncodeError):
         unprotected[396] = {-1: [cbor2.dumps([size, index, path])]}
     return b"\xd2" + bytes(cbor2.dumps([protected, unprotected, payload, signature]))
+
+
+@st.composite
+def mutated_statements(draw: Draw, values: list[bytes]) -> bytes:
+    """A SCITT statement edited inside its CBOR: a protected header's value, key or bytes, the
+    unprotected header, the payload, the signature, the tag or the array's length."""
+    import cbor2
+
+    tag = cbor2.loads(draw(st.sampled_from(values)))
+    protected, unprotected, payload, signature = tag.value
+    header = cbor2.loads(protected)
+    op = draw(
+        st.sampled_from(
+            ["value", "drop", "add", "bytes", "unprotected", "payload", "signature", "tag", "shape"]
+        )
+    )
+    if op in ("value", "drop") and header:
+        label = draw(st.sampled_from(sorted(header, key=repr)))
+        if op == "drop":
+            del header[label]
+        else:
+            header[label] = draw(json_values | st.binary(max_size=40) | st.integers(-(2**70), 2**70))
+    if op == "add":
+        header[draw(st.integers(-300, 300) | st.text(max_size=4))] = draw(json_values | st.binary(max_size=8))
+    if op in ("value", "drop", "add"):
+        with contextlib.suppress(TypeError, ValueError, cbor2.CBOREncodeError):
+            protected = cbor2.dumps(header)
+    if op == "bytes":
+        protected = byte_edit(draw, protected)
+    if op == "unprotected":
+        unprotected = {draw(st.integers(-3, 400)): draw(json_values | st.binary(max_size=8))}
+    if op == "payload":
+        payload = draw(st.none() | st.binary(max_size=64))
+    if op == "signature":
+        signature = byte_edit(draw, signature)
+    parts: list[Any] = [protected, unprotected, payload, signature]
+    if op == "shape":
+        parts = parts[: draw(st.integers(0, 5))]
+    number = draw(st.sampled_from([16, 17, 19, 98])) if op == "tag" else 18
+    return bytes(cbor2.dumps(cbor2.CBORTag(number, parts)))

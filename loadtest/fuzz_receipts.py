@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-GROUPS = ("receipt", "note", "anchors", "export")
+GROUPS = ("receipt", "note", "anchors", "export", "statement")
 DICTIONARY = [
     '"format"',
     '"notar.receipt.v2"',
@@ -141,6 +141,14 @@ def hypothesis_strategies(targets: Any, seeds: Any) -> dict[str, Any]:
             fm.mutated_text(seeds.tlog_proofs).map(lambda t: lambda: targets.tlog_proof(t)),
             fm.mutated_bytes([_b64d(c) for c in seeds.cose]).map(lambda b: lambda: targets.cose(b)),
             fm.mutated_cose([_b64d(c) for c in seeds.cose]).map(lambda b: lambda: targets.cose(b)),
+        ),
+        "statement": st.one_of(
+            fm.mutated_bytes([_b64d(b) for b in seeds.statements]).map(
+                lambda b: lambda: targets.statement(b)
+            ),
+            fm.mutated_statements([_b64d(b) for b in seeds.statements]).map(
+                lambda b: lambda: targets.statement(b)
+            ),
         ),
     }
 

@@ -20,7 +20,7 @@ import hashlib
 import subprocess
 import tempfile
 from collections.abc import Coroutine, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,6 +86,8 @@ class Seeds:
     chain: dict[str, Any]  # what ChainState answers: chain_id, head, receipts by tx hash, block hashes
     cose: list[str]  # base64 COSE receipts of `receipts`, by log A's key
     tlog_proofs: list[str]  # tlog-proof texts of `receipts`
+    statements: list[str] = field(default_factory=list)  # base64 SCITT signed statements
+    issuer_keys: list[str] = field(default_factory=list)  # PEM public keys that signed them
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -328,7 +330,54 @@ def build_seeds() -> Seeds:
         chain=chain,
         cose=cose,
         tlog_proofs=[to_tlog_proof(Receipt.from_obj(r)) for r in receipts],
+        **_statements(),
     )
+
+
+def _statements() -> dict[str, list[str]]:
+    """SCITT signed statements (SPEC §12) by three issuer keys, one per algorithm, made from fixed
+    seeds: with kid, with a hash envelope, with x5chain and x5t, with crit, with receipts."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    from merkle.cbor import Tag, encode
+    from merkle.cose import sig_structure
+    from merkle.scitt import key_id
+
+    p256 = ec.derive_private_key(int.from_bytes(_seed("issuer p-256"), "big") % (2**255), ec.SECP256R1())
+    p384 = ec.derive_private_key(int.from_bytes(_seed("issuer p-384"), "big"), ec.SECP384R1())
+    eddsa = ed25519.Ed25519PrivateKey.from_private_bytes(_seed("issuer ed25519"))
+
+    def sign(key: Any, alg: int, payload: bytes, extra: dict[Any, Any], unprotected: dict[Any, Any]) -> str:
+        header = {1: alg, 4: key_id(key.public_key()), 15: {1: "https://issuer.fuzz.test", 2: "pkg:fuzz/x@1"}}
+        protected = encode({**header, **extra})
+        message = sig_structure(protected, payload)
+        if alg == -8:
+            signature = key.sign(message)
+        else:
+            r, s_ = decode_dss_signature(
+                key.sign(message, ec.ECDSA(hashes.SHA256() if alg == -7 else hashes.SHA384()))
+            )
+            width = 32 if alg == -7 else 48
+            signature = r.to_bytes(width, "big") + s_.to_bytes(width, "big")
+        return base64.b64encode(encode(Tag(18, [protected, unprotected, payload, signature]))).decode()
+
+    digest = hashlib.sha256(b"artifact").digest()
+    cert = b"\x30\x03\x02\x01\x01"  # not a certificate: parse_statement does not read x5chain
+    statements = [
+        sign(p256, -7, b'{"sbom": 1}', {3: "application/json"}, {}),
+        sign(p384, -35, b"\x00" * 40, {3: 0, 34: [-16, hashlib.sha256(cert).digest()]}, {33: cert}),
+        sign(eddsa, -8, digest, {258: -16, 259: "application/spdx+json", 260: "https://x.test/a"}, {}),
+        sign(p256, -7, b"x", {2: [3], 3: "text/plain", 34: [-16, digest]}, {33: [b"\x30\x00"], 394: [b"r"]}),
+    ]
+    pems = [
+        k.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        for k in (p256, p384, eddsa)
+    ]
+    return {"statements": statements, "issuer_keys": [p.decode() for p in pems]}
 
 
 def _receipt(

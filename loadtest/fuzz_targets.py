@@ -12,16 +12,20 @@ strict). Byte-level entry points (`BYTE_TARGETS`, for atheris) pick a sub-target
 (c) anchors: RFC 3161 tokens (`token`) and TimeStampResp (`tsa_response`) as DER, anchor records
     against each kind's verifier (`anchor_record`), and the chain's answers to the EVM check
     (`chain_answer`: what a hostile JSON-RPC node could send `notar verify --online`);
-(d) exports: `tlog_proof` texts and COSE receipts (`cose`).
+(d) exports: `tlog_proof` texts and COSE receipts (`cose`);
+(e) SCITT signed statements (`statement`): the parser of POST /entries, the entry, and issuer
+    signatures (a statement no seed signed must not verify under the seeds' issuer keys).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import cbor2
 import orjson
 
 from loadtest.fuzz_oracle import Oracle, anchor_evidence, key_ids, note_evidence, token_evidence
@@ -29,12 +33,14 @@ from loadtest.fuzz_seeds import CHAIN_ID, CONFIRMATIONS, NONCE, Seeds
 from merkle.aggregate import AnchorTarget
 from merkle.anchors.evm import check_receipt
 from merkle.anchors.rfc3161 import load_certificates, token_from_response, verify_token
+from merkle.cbor import Tag, encode
 from merkle.checkpoint import open_checkpoint, parse_checkpoint
 from merkle.checks import Status
 from merkle.cosignature import CosignatureVerifier, signature_timestamp, verifier_from_key
 from merkle.export import TLOG_PROOF_HEADER, parse_tlog_proof, verify_cose
-from merkle.note import NoteVerifier, parse_note
+from merkle.note import NoteVerifier, Verifier, parse_note
 from merkle.receipt import Anchor, Receipt
+from merkle.scitt import StatementError, load_issuer_key, parse_statement, verify_signature
 from merkle.verdict import verify_receipt
 
 
@@ -70,11 +76,15 @@ class Targets:
                 if r["type"] == "rfc3161":
                     text = AnchorTarget.for_record(r, self.checkpoints[body], body).stamped
                     self.stamped.setdefault(text, set()).add(token_evidence(base64.b64decode(r["token"])))
-        self.cose_log = next(v for v in self.logs if v.name == seeds.receipts[0]["log"]["origin"])
+        self.cose_log = next(
+            v for v in self.logs if isinstance(v, Verifier) and v.name == seeds.receipts[0]["log"]["origin"]
+        )
         self.cose_seeds = {self._cose_evidence(base64.b64decode(c)) for c in seeds.cose}
         self.evm_record = next(
             a for recs in seeds.anchors.values() for a in recs if a["type"] == "evm" and "aggregate" not in a
         )
+        self.issuer_keys = [load_issuer_key(k.encode()) for k in seeds.issuer_keys]
+        self.signed = {_signed_parts(base64.b64decode(b)) for b in seeds.statements}
         self.executions = 0
 
     # (a) receipts ---------------------------------------------------------------------------------
@@ -231,6 +241,39 @@ class Targets:
         if evidence not in self.cose_seeds:
             raise Finding(f"a COSE receipt no seed has verifies: {evidence!r:.300}")
 
+    # (e) SCITT statements ----------------------------------------------------------------------------
+    def statement(self, data: bytes) -> None:
+        """A statement is refused with StatementError, or parsed into one whose entry is that of
+        its deterministic re-encoding without the unprotected header, and whose re-encoding with it
+        parses again to the same entry; and it verifies
+        under an issuer key only if a seed with its signed parts was signed by it."""
+        self.executions += 1
+        try:
+            s = parse_statement(data, max_size=1 << 16)
+        except StatementError:
+            return
+        bare = encode(Tag(18, [s.protected_raw, {}, s.payload, s.signature]))
+        # The same statement in cbor2's canonical encoding (the unprotected header may hold what
+        # merkle.cbor never encodes: floats, tags), which must parse to the same entry.
+        try:
+            again = cbor2.dumps(cbor2.loads(data), canonical=True)
+        except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError):
+            again = bare
+        if s.entry != b"\x03" + hashlib.sha256(bare).digest() or parse_statement(again).entry != s.entry:
+            raise Finding(f"a statement's entry is not that of its re-encoding: {data[:200]!r}")
+        for key in self.issuer_keys:
+            try:
+                verify_signature(s, key)
+            except StatementError:
+                continue
+            if (s.protected_raw, s.payload, s.signature) not in self.signed:
+                raise Finding(f"a statement no seed has verifies under an issuer key: {data[:300]!r}")
+
+
+def _signed_parts(data: bytes) -> tuple[bytes, bytes, bytes]:
+    s = parse_statement(data)
+    return (s.protected_raw, s.payload, s.signature)
+
 
 def _json(fn: Callable[[object], None]) -> Callable[[bytes], None]:
     def run(data: bytes) -> None:
@@ -261,6 +304,7 @@ def byte_targets(t: Targets) -> dict[str, list[Callable[[bytes], None]]]:
         "note": [t.note, _text(t.key)],
         "anchors": [t.token, t.tsa_response, _json(t.anchor_record), _json(t.chain_answer)],
         "export": [_text(t.tlog_proof), t.cose],
+        "statement": [t.statement],
     }
 
 
@@ -277,6 +321,7 @@ def byte_seeds(seeds: Seeds) -> dict[str, list[bytes]]:
         + [b"\x03" + orjson.dumps(r) for r in seeds.chain["receipts"].values()],
         "export": [b"\x00" + t.encode() for t in seeds.tlog_proofs]
         + [b"\x01" + base64.b64decode(c) for c in seeds.cose],
+        "statement": [base64.b64decode(b) for b in seeds.statements],
     }
 
 

@@ -14,7 +14,7 @@ from loadtest.fuzz_receipts import GROUPS, hypothesis_group
 from loadtest.fuzz_seeds import Seeds
 from loadtest.fuzz_targets import Targets
 
-EXAMPLES = {"receipt": 300, "note": 300, "anchors": 150, "export": 300}
+EXAMPLES = {"receipt": 300, "note": 300, "anchors": 150, "export": 300, "statement": 300}
 
 
 @pytest.mark.parametrize("group", GROUPS)
