@@ -3,6 +3,7 @@
 // the server's public keys once at load (GET v1/keys, when served over http), and shows the result.
 
 import { FAILED, NOT_CHECKED, OK, RECEIPT_FORMAT, formatTime, hashBlob, keysOfDocument, parseJson, parseKeys, parseReceipt, verifyReceipt } from "notar-receipt";
+import { isCose, verifyTransparent } from "notar-scitt";
 
 const $ = (id) => document.getElementById(id);
 const app = $("app");
@@ -20,6 +21,7 @@ const MEANING = {
   "log signature": "the tree head is signed by a log key you trust",
   inclusion: "the entry is in that signed tree (RFC 9162 inclusion proof)",
   "signed time": "the service's clock vouched for the tree at that time",
+  "issuer signature": "the issuer you trust signed this statement",
 };
 const WHY_NOT = {
   format: "This file is not a notar receipt, or it is damaged.",
@@ -36,6 +38,7 @@ const MARKS = { [OK]: "✓", [FAILED]: "✗", [NOT_CHECKED]: "–" };
 const SAID = { [OK]: "holds", [FAILED]: "failed", [NOT_CHECKED]: "was not checked" };
 
 function meaning(check) {
+  if (check.name.startsWith("receipt") && check.status !== NOT_CHECKED) return "the statement is registered in a log you trust (RFC 9942 COSE receipt)";
   if (check.status === NOT_CHECKED) return check.name.startsWith("anchor") ? "not checked: it proves nothing here" : "";
   return check.name.startsWith("anchor") ? "independent evidence that the tree existed then" : MEANING[check.name] ?? "";
 }
@@ -249,6 +252,12 @@ async function verify() {
   $("result").setAttribute("aria-busy", "true");
   const chosen = [state.receipt, state.document];
   try {
+    if (isCose(new Uint8Array(await state.receipt.slice(0, 1).arrayBuffer()))) {
+      const result = await checkTransparent(keys);
+      if (chosen[0] !== state.receipt || chosen[1] !== state.document) return; // files changed meanwhile
+      showTransparent(result, paste);
+      return;
+    }
     const read = await readReceipt(state.receipt);
     let digest = null;
     let algorithm = null;
@@ -274,6 +283,61 @@ async function verify() {
     button.textContent = "Verify";
     $("result").removeAttribute("aria-busy");
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCITT transparent statements (scitt.js): a statement carrying its receipts in the receipt slot,
+// or a COSE receipt there and its statement in the document slot.
+
+async function checkTransparent(keys) {
+  const bytes = async (file) => new Uint8Array(await file.arrayBuffer());
+  if (state.receipt.size > MAX_RECEIPT) return verifyTransparent(new Uint8Array(0), { keys });
+  const first = await bytes(state.receipt);
+  const doc = state.document;
+  if (doc && doc.size <= MAX_RECEIPT) {
+    const statement = await bytes(doc);
+    if (isCose(statement)) return verifyTransparent(statement, { keys, receipts: [first] });
+  }
+  return verifyTransparent(first, { keys });
+}
+
+function showTransparent(result, paste) {
+  const unchecked = result.checks.filter((c) => c.status === NOT_CHECKED);
+  $("verdict").className = result.valid ? (unchecked.length ? "valid partly" : "valid") : "invalid";
+  $("verdict").dataset.valid = String(result.valid);
+  $("result").dataset.valid = String(result.valid);
+  $("verdict-title").textContent = !result.valid ? "✗ Not valid" : unchecked.length ? "✓ Valid as far as checked" : "✓ Valid: every check holds";
+  let text;
+  let detail = "";
+  if (result.valid) {
+    const r = result.receipts[0];
+    text = `The signed statement of “${result.issuer}” about “${result.subject}” is registered as entry ${r.index} of the log ${r.issuer}, in a tree of ${r.treeSize} entries signed by the trusted key ${r.logKey}.`;
+  } else {
+    const failed = result.checks.find((c) => c.status === FAILED);
+    text = failed.name === "format" ? "This file is not a SCITT signed statement notar accepts, or it is damaged." : "A receipt does not hold for this statement: the statement or the receipt was altered, or the receipt comes from a log you do not trust.";
+    detail = `The check “${failed.name}” failed: ${failed.detail}.`;
+  }
+  $("verdict-text").textContent = text;
+  $("verdict-unchecked").replaceChildren(...(result.valid ? unchecked.map((c) => el("li", { text: `${c.name}: ${c.detail}` })) : []));
+  $("verdict-unchecked").hidden = !result.valid || unchecked.length === 0;
+  $("verdict-detail").textContent = detail;
+  $("verdict-detail").hidden = !detail;
+  $("verdict-note").textContent = paste ? "" : "The keys came from this server, so this trusts the server; for evidence, paste keys you got from a source you trust.";
+  $("verdict-note").hidden = paste;
+  $("checks").replaceChildren(...result.checks.map(checkItem));
+  const rows = [];
+  const add = (k, v) => rows.push(el("dt", { text: k }), el("dd", { text: v }));
+  if (result.issuer !== null) {
+    add("Issuer", result.issuer);
+    add("Subject", result.subject);
+  }
+  for (const r of result.receipts) add("Registered", `entry ${r.index} of ${r.issuer}, tree of ${r.treeSize} entries, signed by ${r.logKey}`);
+  add("Keys", paste ? "pasted by you" : "published by this server");
+  $("facts").replaceChildren(...rows);
+  anchors([]);
+  $("result").hidden = false;
+  app.dataset.runs = String(Number(app.dataset.runs || "0") + 1);
+  $("verdict-title").focus();
 }
 
 function show(result, { document: doc, paste }) {

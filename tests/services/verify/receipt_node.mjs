@@ -2,7 +2,8 @@
 //
 //   node tests/services/verify/receipt_node.mjs ITEMS.json VERDICTS.json
 //
-// ITEMS.json is [{id, receipt: path, document: path or null, keys: [verifier key…]}]; each receipt
+// ITEMS.json is [{id, receipt: path, document: path or null, keys: [verifier key…]}] (or, for a
+// SCITT transparent statement, {id, statement: path, receipts: [path…], keys}); each receipt
 // is read as the page reads a file (UTF-8, the byte-order mark kept, parseJson), its document
 // hashed with the receipt's algorithm as the page hashes it (hashBlob), then verifyReceipt. The
 // verdicts ({id: {valid, checks: [[name, status]…]}}) are compared with merkle's by
@@ -21,6 +22,7 @@ const MODULES = {
   "notar-log": "log.js",
   "notar-timestamp": "timestamp.js",
   "notar-receipt": "receipt.js",
+  "notar-scitt": "scitt.js",
 };
 
 /** Copies of the page's modules whose bare imports name the copies, in a temporary folder. */
@@ -37,10 +39,20 @@ function importMap(dir) {
 
 const dir = mkdtempSync(join(tmpdir(), "notar-receipt-js-"));
 try {
-  const m = await import(importMap(dir)["notar-receipt"]);
+  const urls = importMap(dir);
+  const m = await import(urls["notar-receipt"]);
+  const scitt = await import(urls["notar-scitt"]);
   const items = JSON.parse(readFileSync(process.argv[2], "utf8"));
   const out = {};
   for (const item of items) {
+    if (item.statement) {
+      // A SCITT transparent statement (scitt.js), with COSE receipts given beside it or none.
+      const receipts = (item.receipts ?? []).map((path) => new Uint8Array(readFileSync(path)));
+      const keys = item.keys.map(m.parseVerifierKey);
+      const r = scitt.verifyTransparent(new Uint8Array(readFileSync(item.statement)), { keys, receipts });
+      out[item.id] = { valid: r.valid, checks: r.checks.map((c) => [c.name, c.status]), detail: r.checks.find((c) => c.status === "failed")?.detail ?? null };
+      continue;
+    }
     let value;
     try {
       value = m.parseJson(new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(readFileSync(item.receipt)));
