@@ -30,6 +30,7 @@ from tests.services.scitt.thirdparty import (
     cose_key_thumbprint,
     entry_of,
     statement,
+    statement_by_cwt,
 )
 from tests.serving import free_port, wait_ready
 
@@ -160,6 +161,19 @@ async def test_a_statement_is_registered_and_its_receipt_checks_out_with_third_p
     assert r2.status == 201 and await r2.read() == receipt
 
 
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "EdDSA"])
+async def test_a_statement_signed_by_cwt_is_registered(served: Served, alg: str) -> None:
+    signed = statement_by_cwt(served.keys[alg], b'{"by": "cwt"}', iss=ISS, sub="pkg:npm/example@2")
+    r = await post(served, signed)
+    assert r.status == 201, await r.read()
+    assert r.headers["Location"] == f"/entries/{entry_of(signed)[1:].hex()}"
+    check_receipt(await r.read(), signed, await log_key(served))
+    # the receipt does not hold for another statement
+    other = statement_by_cwt(served.keys[alg], b'{"by": "cwt", "n": 2}', iss=ISS, sub="pkg:npm/example@2")
+    with pytest.raises(AssertionError):
+        check_receipt(await r.read(), other, await log_key(served))
+
+
 async def test_the_key_set_lists_the_log_key_under_its_rfc9679_thumbprint(served: Served) -> None:
     key = await log_key(served)
     assert key[1] == 1 and key[-1] == 6 and len(key[-2]) == 32  # OKP, Ed25519
@@ -259,6 +273,52 @@ async def test_bad_statements_are_refused_with_a_concise_problem_naming_the_reas
         got, detail = problem(await r.read())
         assert got == title, (what, got, detail)
         assert detail, what
+
+
+TITLES = {
+    "Malformed request",
+    "Not a COSE_Sign1",
+    "Bad Signature Algorithm",
+    "Payload Missing",
+    "Missing Claims",
+    "Rejected",
+    "Unknown Issuer Key",
+    "Bad Signature",
+    "Statement Too Large",
+}
+
+
+async def test_mutated_statements_get_201_or_a_concise_400_never_a_500(served: Served) -> None:
+    """300 statements edited inside their CBOR and byte by byte (the fuzz target's mutations,
+    loadtest/fuzz_mutations.py), posted to the real server: each is registered or refused with a
+    400 concise problem of a known title."""
+    from hypothesis import strategies as st
+
+    from loadtest.fuzz_mutations import mutated_bytes, mutated_statements
+    from tests.fuzz.conftest import sample
+
+    x5t = [-16, hashlib.sha256(served.x5_leaf_der).digest()]
+    good = [statement(served.keys[alg], b'{"fuzz": "' + alg.encode() + b'"}') for alg in served.keys]
+    good.append(
+        statement(
+            served.x5,
+            b"{}",
+            iss="https://x5.example",
+            kid=False,
+            protected={34: x5t},
+            unprotected={33: served.x5_leaf_der},
+        )
+    )
+    seen: dict[int, int] = {}
+    for body in sample(st.one_of(mutated_statements(good), mutated_bytes(good)), 300):
+        r = await post(served, body)
+        seen[r.status] = seen.get(r.status, 0) + 1
+        assert r.status in (201, 400), (r.status, await r.read(), body)
+        if r.status == 400:
+            assert r.content_type == CONCISE
+            title, detail = problem(await r.read())
+            assert title in TITLES and detail, (title, detail)
+    assert seen.get(400, 0) > 100, seen
 
 
 async def test_requests_that_are_not_registrations_are_refused_in_cbor(served: Served) -> None:

@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
+from cwt import COSE, COSEKey
 from pycose.keys import EC2Key, OKPKey
 from pycose.messages import Sign1Message
 from scitt_cose import verify_receipt as scitt_cose_verify_receipt
@@ -96,6 +97,21 @@ def statement(
     return encoded
 
 
+def statement_by_cwt(key: IssuerKey, payload: bytes, *, iss: str, sub: str) -> bytes:
+    """A signed statement made by the `cwt` package's COSE_Sign1 (another implementation than
+    pycose): alg, content type, the key's kid and the CWT claims in the protected header."""
+    pem = key.private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    signer = COSEKey.from_pem(pem, alg=key.alg, kid=key.kid)
+    header = {1: ALGS[key.alg], 3: "application/json", 4: key.kid, 15: {1: iss, 2: sub}}
+    signed = COSE.new(alg_auto_inclusion=False, kid_auto_inclusion=False).encode_and_sign(
+        payload, key=signer, protected=header
+    )
+    assert isinstance(signed, bytes)
+    return signed
+
+
 def entry_of(signed: bytes) -> bytes:
     """SPEC §12's entry, computed with cbor2: 0x03 || SHA-256(18([protected, {}, payload, signature]))."""
     protected, _, payload, signature = cbor2.loads(signed).value
@@ -114,8 +130,9 @@ def log_public_pem(key: dict[int, Any]) -> bytes:
 
 
 def check_receipt(receipt: bytes, signed: bytes, log_key: dict[int, Any]) -> dict[Any, Any]:
-    """The receipt checked by scitt-cose (RFC9162_SHA256 proof and EdDSA over the root) and by
-    pycose (COSE_Sign1 over the detached root); its protected header. AssertionError otherwise."""
+    """The receipt checked by scitt-cose (RFC9162_SHA256 proof and EdDSA over the root), and by
+    pycose and cwt (COSE_Sign1 over the detached root); its protected header. AssertionError (or
+    cwt's VerifyError) otherwise."""
     entry = entry_of(signed)
     result = scitt_cose_verify_receipt(
         receipt, leaf_entry_hex=entry.hex(), log_public_key_pem=log_public_pem(log_key)
@@ -124,6 +141,9 @@ def check_receipt(receipt: bytes, signed: bytes, log_key: dict[int, Any]) -> dic
     message = Sign1Message.decode(receipt)
     message.key = OKPKey(crv="ED25519", x=log_key[-2])
     assert message.verify_signature(detached_payload=bytes.fromhex(result.root))
+    # cwt too (it raises when the signature does not verify)
+    cwt_key = COSEKey.new({1: 1, 2: cose_key_thumbprint(log_key), -1: 6, -2: log_key[-2], 3: -8})
+    COSE.new().decode(receipt, cwt_key, detached_payload=bytes.fromhex(result.root))
     protected = cbor2.loads(cbor2.loads(receipt).value[0])
     assert protected[4] == cose_key_thumbprint(log_key) == log_key[2]
     size, index, _ = cbor2.loads(cbor2.loads(receipt).value[1][396][-1][0])
