@@ -20,7 +20,7 @@ from services.anchor.tenant_index import TenantIndex
 from services.common.answers import send_json
 from services.common.config import Settings
 from services.common.index_key import ensure_index_key, load_index_key
-from services.common.problems import BadRequest, read_json
+from services.common.problems import read_json
 from services.common.resources import LIVENESS, STORE, new_app
 from services.common.shedding import add_shedding
 from services.common.stores import data_dir, open_index
@@ -29,7 +29,7 @@ from services.internal.wire import decode_request, encode_answer, encode_forgott
 from services.model import Digests
 from services.published import layout
 from services.published.trust import keys_document
-from storage.errors import NotarError
+from storage.errors import BadRequest, NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 ERASER = web.AppKey("eraser", Eraser)

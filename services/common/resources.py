@@ -9,13 +9,13 @@ from aiohttp import web
 
 from services.common.config import Settings
 from services.common.openapi import openapi_json
-from services.common.problems import READ_TIMEOUT, Unauthorized, problem, problem_middleware
+from services.common.problems import READ_TIMEOUT, problem, problem_middleware
 from services.common.stores import open_store
 from services.common.telemetry import TELEMETRY, TracedStore, telemetry_context, telemetry_middleware
 from services.common.tenants import TenantRegistry
 from services.published.layout import checkpoint_key
 from storage.base import ObjectStore
-from storage.errors import NotFoundError, StorageError
+from storage.errors import NotFoundError, StorageError, Unauthorized
 from storage.s3 import S3Store
 
 STORE = web.AppKey("store", ObjectStore)

@@ -12,14 +12,14 @@ from merkle.digests import Digest, parse_digest
 from services.common.answers import send_json
 from services.common.config import Settings
 from services.common.index_key import load_index_key
-from services.common.problems import BadRequest, CorruptedError, body_at_most, body_chunks, read_json
+from services.common.problems import body_at_most, body_chunks, read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
 from services.ingest.documents import Documents
 from services.internal.client import AnchorClient
 from services.internal.wire import one_receipt
 from services.model import BadDigest, Digests, Submitter
-from storage.errors import NotFoundError
+from storage.errors import BadRequest, CorruptedError, NotFoundError
 
 SUBMITTER = web.AppKey("submitter", Submitter)
 DOCUMENTS = web.AppKey("documents", Documents)

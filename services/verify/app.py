@@ -21,7 +21,7 @@ from merkle.receipt import Receipt
 from merkle.tiles import ENTRIES, parse_tile_path
 from merkle.verdict import verify_receipt
 from services.common.config import Settings
-from services.common.problems import BadRequest, read_json
+from services.common.problems import read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.internal.client import AnchorClient
 from services.model import Lookup
@@ -30,7 +30,7 @@ from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
 from services.published.trust import trusted_keys
 from services.verify.page import verify_page
-from storage.errors import ConfigError, NotFoundError, PushbackError, StorageError
+from storage.errors import BadRequest, ConfigError, NotFoundError, PushbackError, StorageError
 
 
 class AnchoredCheckpoints(Protocol):
