@@ -96,6 +96,7 @@ class PushbackError(NotarError):
     """Too much work queued: the caller should come back after ``retry_after`` seconds."""
 
     kind, title = "pushback", "Busy, retry later"
+    retry_after: float
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)

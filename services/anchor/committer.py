@@ -18,7 +18,6 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 
@@ -26,9 +25,8 @@ from merkle.note import NoteVerifier, open_note
 from services.anchor.chains import AnchorError, Backend, Target
 from services.anchor.chains.local import LocalChain
 from services.anchor.keys import LogKeys
-from services.common.config import Settings
+from services.common.components import ChainsConfig, CommitterConfig
 from services.common.resources import DETAILS, METRICS, STORE
-from services.common.stores import data_dir
 from services.published import layout
 from services.published.anchors import AnchorStore
 from storage.base import ObjectStore
@@ -36,13 +34,6 @@ from storage.errors import ConflictError, NotFoundError, StorageError
 
 log = logging.getLogger("notar.anchor.committer")
 RECENT = 64  # anchored sizes read at start to find where each kind stopped
-
-
-@dataclass(frozen=True)
-class CommitterConfig:
-    interval_s: float = 10.0
-    prefix: str = layout.LOG_PREFIX
-    max_backoff_s: float = 300.0
 
 
 @dataclass
@@ -211,11 +202,13 @@ class Committer:
         return lines
 
 
-def build_backends(settings: Settings, store: ObjectStore, keys: LogKeys) -> list[Backend]:
+def build_backends(
+    kinds: Sequence[str], chains: ChainsConfig, store: ObjectStore, keys: LogKeys
+) -> list[Backend]:
     """One backend per kind of ANCHORS, each from its frozen config; ConfigError names the
     setting that is missing or wrong."""
     backends: list[Backend] = []
-    for kind in settings.get("ANCHORS"):
+    for kind in kinds:
         why = f"with ANCHORS={kind}"
         if kind == "local":
             backends.append(LocalChain(store=store, signer=keys.log, prefix=layout.LOG_PREFIX))
@@ -225,19 +218,17 @@ def build_backends(settings: Settings, store: ObjectStore, keys: LogKeys) -> lis
 
             deploy = why + " (deploy it with `notar anchor deploy`)"
             evm = EvmConfig(
-                rpc=settings.require("EVM_RPC", why),
-                key_file=Path(settings.require("EVM_KEY_FILE", why)),
-                contract=settings.require("EVM_CONTRACT", deploy),
-                confirmations=settings.get("EVM_CONFIRMATIONS"),
-                journal=data_dir(settings) / "anchors" / "evm-journal.json",
+                rpc=chains.evm_rpc.need(why),
+                key_file=chains.evm_key_file.need(why),
+                contract=chains.evm_contract.need(deploy),
+                confirmations=chains.evm_confirmations,
+                journal=chains.evm_journal,
             )
             backends.append(EvmAnchor.from_config(evm))
         elif kind == "rfc3161":
             from services.anchor.chains.rfc3161 import Rfc3161Config, TsaClient
 
-            tsa = Rfc3161Config(
-                url=settings.require("TSA_URL", why), ca_file=Path(settings.require("TSA_CA_FILE", why))
-            )
+            tsa = Rfc3161Config(url=chains.tsa_url.need(why), ca_file=chains.tsa_ca_file.need(why))
             backends.append(TsaClient.from_config(tsa))
     return backends
 
@@ -246,18 +237,19 @@ COMMITTER = web.AppKey("committer", Committer)
 
 
 def committer_context(
-    settings: Settings, *, keys: Callable[[Settings], LogKeys]
+    config: CommitterConfig, chains: ChainsConfig, *, keys: Callable[[], LogKeys]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context running the committer of ``settings`` over the app's store; add it after
-    the sequencer's, so that it stops first. Its metrics join the app's /metrics."""
+    """A cleanup context running the committer of ``config`` (its kinds built from ``chains``)
+    over the app's store; add it after the sequencer's, so that it stops first. Its metrics join
+    the app's /metrics."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
-        log_keys = keys(settings)
+        log_keys = keys()
         committer = Committer(
             store=store,
-            backends=build_backends(settings, store, log_keys),
-            config=CommitterConfig(interval_s=settings.get("ANCHOR_INTERVAL_S"), prefix=layout.LOG_PREFIX),
+            backends=build_backends(config.kinds, chains, store, log_keys),
+            config=config,
             log_key=log_keys.log.verifier(),
         )
         await committer.start()

@@ -14,7 +14,8 @@ from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
 from services.anchor.chains import Anchored, AnchorError, Target
 from services.anchor.chains.local import LocalChain
-from services.anchor.committer import Committer, CommitterConfig
+from services.anchor.committer import Committer
+from services.common.components import CommitterConfig
 from services.published.anchors import AnchorStore
 from storage.errors import StorageError
 from storage.memory import MemoryStore
