@@ -20,13 +20,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
+from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 
 from merkle.note import NoteVerifier, open_note
 from services.anchor.chains import AnchorError, Backend, Target
 from services.anchor.chains.local import LocalChain
 from services.anchor.keys import LogKeys
 from services.common.components import ChainsConfig, CommitterConfig
-from services.common.resources import DETAILS, METRICS, STORE
+from services.common.resources import DETAILS, STORE
+from services.common.telemetry import TELEMETRY
 from services.published import layout
 from services.published.anchors import AnchorStore
 from storage.base import ObjectStore
@@ -64,6 +66,7 @@ class Committer:
         log_key: NoteVerifier | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        meter: Meter | None = None,
     ) -> None:
         self._store, self._cfg, self._clock, self._sleep = store, config, clock, sleep
         self._log_key = log_key
@@ -73,6 +76,34 @@ class Committer:
         self._wake = {k: asyncio.Event() for k in self._backends}
         self._target: Target | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._instruments(meter or NoOpMeter("notar"))
+
+    def _instruments(self, meter: Meter) -> None:
+        """Its metrics, one series per kind, as instruments of `meter` (the app's Telemetry):
+        counters added to as it goes (from 0, so that every kind's series exists at once), gauges
+        read from `status` at each collection."""
+        self._records = meter.create_counter(
+            "notar_anchor_records", unit="1", description="anchor records stored, per kind"
+        )
+        self._failures = meter.create_counter(
+            "notar_anchor_failures", unit="1", description="anchoring attempts that failed, per kind"
+        )
+        for kind in self._backends:
+            self._records.add(0, {"kind": kind})
+            self._failures.add(0, {"kind": kind})
+
+        def gauge(name: str, read: Callable[[KindStatus], int], what: str) -> None:
+            def observe(_: CallbackOptions) -> list[Observation]:
+                return [Observation(read(st), {"kind": k}) for k, st in self.status.items()]
+
+            meter.create_observable_gauge(name, [observe], unit="1", description=what)
+
+        gauge("notar_anchor_tree_size", lambda st: st.anchored_size, "largest tree size anchored, per kind")
+        gauge(
+            "notar_anchor_consecutive_failures",
+            lambda st: st.consecutive_failures,
+            "failed anchoring attempts since the last success, per kind",
+        )
 
     async def start(self) -> None:
         """Find what each kind anchored last (among the latest anchored sizes), then run the
@@ -128,6 +159,7 @@ class Committer:
         await self.anchors.put(done.target.size, done.target.note, done.record)
         st.anchored_size = max(st.anchored_size, done.target.size)
         st.records += 1
+        self._records.add(1, {"kind": kind})
         st.last_success = self._clock()
         log.info("anchored tree size %d to %s", done.target.size, kind)
         return True
@@ -176,22 +208,10 @@ class Committer:
                 log.exception("anchoring to %s failed unexpectedly", kind)
                 delay = self._cfg.max_backoff_s
             st.failures += 1
+            self._failures.add(1, {"kind": kind})
             st.consecutive_failures += 1
             await self._sleep(delay)
             wake.set()  # retry, with the round's target of then
-
-    def metrics(self) -> list[str]:
-        """Prometheus lines, one series per kind."""
-        out: list[str] = []
-        for name, kind_, attr in (
-            ("notar_anchor_tree_size", "gauge", "anchored_size"),
-            ("notar_anchor_records_total", "counter", "records"),
-            ("notar_anchor_failures_total", "counter", "failures"),
-            ("notar_anchor_consecutive_failures", "gauge", "consecutive_failures"),
-        ):
-            out.append(f"# TYPE {name} {kind_}")
-            out += [f'{name}{{kind="{k}"}} {getattr(s, attr)}' for k, s in self.status.items()]
-        return out
 
     def details(self) -> list[str]:
         """One human line per kind for /readyz."""
@@ -240,8 +260,8 @@ def committer_context(
     config: CommitterConfig, chains: ChainsConfig, *, keys: Callable[[], LogKeys]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context running the committer of ``config`` (its kinds built from ``chains``)
-    over the app's store; add it after the sequencer's, so that it stops first. Its metrics join
-    the app's /metrics."""
+    over the app's store; add it after the sequencer's, so that it stops first. Its metrics are
+    instruments of the app's Telemetry."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
@@ -251,10 +271,10 @@ def committer_context(
             backends=build_backends(config.kinds, chains, store, log_keys),
             config=config,
             log_key=log_keys.log.verifier(),
+            meter=app[TELEMETRY].meter,
         )
         await committer.start()
         app[COMMITTER] = committer
-        app[METRICS].append(committer.metrics)
         app[DETAILS].append(committer.details)
         try:
             yield
