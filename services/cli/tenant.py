@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from services.cli.commands import settings_from
+from services.cli.commands import config_from
 from services.common.issuers import Issuer, IssuerRegistry
 from services.common.stores import open_store
 from services.common.tenants import TenantRegistry
@@ -20,7 +20,7 @@ from storage.errors import ConfigError, NotFoundError
 async def _run(ns: argparse.Namespace) -> list[str]:
     """The lines to print for `ns.action`."""
     env = dict(os.environ)
-    store = await open_store(settings_from(ns, env), env)
+    store = await open_store(config_from(ns, env).store, env)
     try:
         registry = TenantRegistry(store)
         if ns.action == "keys":
@@ -71,7 +71,7 @@ def _read(path: Path, what: str) -> bytes:
 
 async def _issuer(ns: argparse.Namespace) -> list[str]:
     env = dict(os.environ)
-    store = await open_store(settings_from(ns, env), env)
+    store = await open_store(config_from(ns, env).store, env)
     try:
         registry = IssuerRegistry(store)
         if ns.issuer_action == "list":

@@ -17,7 +17,7 @@ from merkle.note import Verifier
 from merkle.scitt import load_issuer_key
 from merkle.transparent import TransparentResult, verify_transparent
 from merkle.verdict import split_keys
-from services.cli.commands import settings_from
+from services.cli.commands import config_from
 from services.cli.verify import MARKS, trusted_keys
 from storage.errors import ConfigError
 
@@ -52,7 +52,7 @@ def _is_receipt(data: bytes) -> bool:
 
 
 def check(ns: argparse.Namespace) -> TransparentResult:
-    settings = settings_from(ns, dict(os.environ))
+    config = config_from(ns, dict(os.environ))
     files = [ns.receipt, *([ns.file] if ns.file is not None else [])]
     blobs = [_read(p, "file") for p in files]
     statements = [b for b in blobs if not _is_receipt(b)]
@@ -62,7 +62,7 @@ def check(ns: argparse.Namespace) -> TransparentResult:
             setting="RECEIPT",
         )
     notes: list[str] = []
-    keys = trusted_keys(ns, settings, notes)
+    keys = trusted_keys(ns, config.client.url, notes)
     log_keys = [k for k in split_keys(keys)[0] if isinstance(k, Verifier)]
     issuer_key = None
     if ns.issuer_key is not None:

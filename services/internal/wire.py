@@ -36,8 +36,8 @@ import orjson
 
 from merkle.digests import Digest
 from merkle.receipt import write_receipts
-from services.common.problems import BadRequest
 from services.model import BadDigest, Digests, Sequenced
+from storage.errors import BadRequest
 
 MAX_DIGESTS = 10_000
 SCITT_ENTRIES = "/internal/v1/scitt/entries"

@@ -17,12 +17,11 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 
 from merkle.scitt import TOO_LARGE, StatementError
-from services.common.config import Settings
+from services.common.components import NotarConfig, ScittConfig
 from services.common.issuers import IssuerRegistry
 from services.common.problems import BadRequest, body_at_most
 from services.common.resources import STORE, tenant_of
@@ -40,21 +39,6 @@ CBOR = "application/cbor"
 RETRY_S = 1
 _ID = re.compile("[0-9a-f]{64}")
 _POLLS = 100_000  # pending entries whose last poll is remembered (for 429)
-
-
-@dataclass(frozen=True)
-class ScittConfig:
-    max_bytes: int
-    wait_s: float
-    key_cache_s: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ScittConfig:
-        return cls(
-            max_bytes=settings.get("SCITT_MAX_KB") * 1024,
-            wait_s=settings.get("SCITT_WAIT_MS") / 1000,
-            key_cache_s=float(settings.get("KEY_CACHE_S")),
-        )
 
 
 class Polls:
@@ -169,15 +153,14 @@ async def get_key(request: web.Request) -> web.StreamResponse:
 
 
 def scitt_context(
-    settings: Settings, registrations: Registrations | None
+    config: NotarConfig, registrations: Registrations | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        config = app[CONFIG]
-        app[ISSUERS] = IssuerRegistry(app[STORE], cache_s=config.key_cache_s)
-        app[KEYS_READER] = LogReader(app[STORE], origin=settings.get("ORIGIN"))
+        app[ISSUERS] = IssuerRegistry(app[STORE], cache_s=float(config.http.key_cache_s))
+        app[KEYS_READER] = LogReader(app[STORE], origin=config.sequencer.origin)
         client = None
         if registrations is None:
-            client = AnchorClient(settings.get("ANCHOR_URL"))
+            client = AnchorClient(config.http.anchor_url)
             app[REGISTRATIONS] = client
         else:
             app[REGISTRATIONS] = registrations
@@ -188,11 +171,11 @@ def scitt_context(
     return ctx
 
 
-def setup(app: web.Application, settings: Settings, *, registrations: Registrations | None = None) -> None:
+def setup(app: web.Application, config: NotarConfig, *, registrations: Registrations | None = None) -> None:
     """Add the SCITT routes to `app`; without `registrations`, they go to ANCHOR_URL over HTTP."""
-    app[CONFIG] = ScittConfig.from_settings(settings)
+    app[CONFIG] = config.scitt
     app[POLLS] = Polls()
-    app.cleanup_ctx.append(scitt_context(settings, registrations))
+    app.cleanup_ctx.append(scitt_context(config, registrations))
     add_shedding(app, [("POST", "/entries")], lambda a: a[REGISTRATIONS].refusal(), answer=to_concise)
     app.router.add_post("/entries", post_entries)
     app.router.add_get("/entries/{id}", get_entry)

@@ -16,8 +16,7 @@ from aiohttp import web
 
 from merkle.cbor import encode
 from merkle.scitt import StatementError
-from services.common.problems import BadRequest, Unauthorized
-from storage.errors import ConfigError, NotarError, NotFoundError, PushbackError, StorageError
+from storage.errors import BadRequest, NotarError
 
 log = logging.getLogger("notar.scitt")
 CONCISE_PROBLEM = "application/concise-problem-details+cbor"
@@ -26,38 +25,37 @@ TITLE, DETAIL = -1, -2
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ScittProblem(NotarError):
-    """An answer of the SCITT routes other than a statement refused: status, title, detail."""
+class ScittProblem(Exception):
+    """An answer of the SCITT routes other than a statement refused: status, title, detail (and
+    Retry-After). Raised by their handlers only, so not a NotarError kind: `concise` answers it."""
 
     def __init__(self, status: int, title: str, detail: str, *, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.retry_after = status, title, detail, retry_after
 
 
-def concise_problem(status: int, title: str, detail: str, retry_after: int | None = None) -> web.Response:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+def concise_problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None
+) -> web.Response:
     body = encode({TITLE: title, DETAIL: detail})
     return web.Response(status=status, body=body, content_type=CONCISE_PROBLEM, headers=headers)
 
 
 def to_concise(error: BaseException) -> web.Response:
-    """The concise problem of an error raised by a SCITT handler."""
+    """The concise problem of an error raised by a SCITT handler: a refused statement as 400 with
+    its reason, a bad request as SCRAPI's "Malformed request", any other notar error with the
+    status, title and headers its kind carries (storage.errors), anything else a logged 500."""
     if isinstance(error, StatementError):
         return concise_problem(400, error.title, error.detail)
     if isinstance(error, ScittProblem):
-        return concise_problem(error.status, error.title, error.detail, error.retry_after)
-    if isinstance(error, Unauthorized):
-        response = concise_problem(401, "Unauthorized", error.message)
-        response.headers["WWW-Authenticate"] = 'Bearer realm="notar"'
-        return response
+        after = None if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+        return concise_problem(error.status, error.title, error.detail, after)
     if isinstance(error, BadRequest):
-        return concise_problem(error.status, "Malformed request", error.message)
-    if isinstance(error, NotFoundError):
-        return concise_problem(404, "Not Found", error.message)
-    if isinstance(error, PushbackError):
-        return concise_problem(503, "Busy", error.message, max(1, round(error.retry_after)))
-    if isinstance(error, StorageError | ConfigError | NotarError):
-        return concise_problem(503, "Service Unavailable", error.message, 5)
+        return concise_problem(error.status, "Malformed request", error.message, error.headers())
+    if isinstance(error, NotarError):
+        if error.log_level is not None:
+            log.log(error.log_level, "%s: %s", error.title, error.message)
+        return concise_problem(error.status, error.title, error.message, error.headers())
     if isinstance(error, web.HTTPException) and error.status >= 400:
         return concise_problem(error.status, error.reason, error.text or error.reason)
     log.exception("unexpected error on a SCITT route", exc_info=error)

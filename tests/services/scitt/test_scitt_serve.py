@@ -328,7 +328,7 @@ async def test_requests_that_are_not_registrations_are_refused_in_cbor(served: S
     r = await post(served, signed, key="notar_" + "A" * 43)
     assert r.status == 401 and r.content_type == CONCISE and problem(await r.read())[0] == "Unauthorized"
     r = await get(served, "/entries/" + "ab" * 32)
-    assert r.status == 404 and r.content_type == CONCISE and problem(await r.read())[0] == "Not Found"
+    assert r.status == 404 and r.content_type == CONCISE and problem(await r.read())[0] == "Not found"
     r = await get(served, "/entries/not-an-id")
     assert r.status == 400 and problem(await r.read())[0] == "Invalid locator"
     r = await get(served, "/v1/receipts/blake3:00")  # the rest of the API keeps problem+json
@@ -408,7 +408,7 @@ def test_split_roles_register_through_the_anchors_internal_routes(tmp_path: Path
             assert again.status == 200 and await again.read() == receipt
             assert (await post(s, signed)).status == 201
             missing = await get(s, "/entries/" + "cd" * 32)
-            assert missing.status == 404 and problem(await missing.read())[0] == "Not Found"
+            assert missing.status == 404 and problem(await missing.read())[0] == "Not found"
 
         asyncio.run(run())
     finally:
