@@ -454,3 +454,47 @@ async def test_notar_verify_checks_transparent_statements_offline(served: Served
     assert untrusted.returncode == 1 and "which is not trusted" in untrusted.stdout
     bare = verify(str(tmp_path / "statement.cose"), "--key", vkey, "--json")
     assert bare.returncode == 1 and '"name": "receipt"' in bare.stdout
+
+
+def test_issuer_commands_refuse_bad_input_in_one_line(served: Served, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    rsa_pem = tmp_path / "rsa.pem"
+    rsa_pem.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    (tmp_path / "junk.pem").write_text("not a key\n")
+    good = tmp_path / "good.pem"
+    good.write_bytes(IssuerKey.generate("EdDSA").pem)
+    cases = {
+        "an RSA key": ["add", "acme", "--iss", ISS, "--key", str(rsa_pem)],
+        "not a PEM key": ["add", "acme", "--iss", ISS, "--key", str(tmp_path / "junk.pem")],
+        "a missing file": ["add", "acme", "--iss", ISS, "--key", str(tmp_path / "none.pem")],
+        "an unknown tenant": ["add", "nobody", "--iss", ISS, "--key", str(good)],
+        "an empty iss": ["add", "acme", "--iss", "", "--key", str(good)],
+        "a malformed kid": ["revoke", "acme", "not-a-kid"],
+        "an unknown kid": ["revoke", "acme", "ab" * 32],  # not found: exit 1, as for any NotarError
+    }
+    for what, args in cases.items():
+        r = subprocess.run(
+            [NOTAR, "tenant", "issuer", *args], env=served.env, capture_output=True, text=True, timeout=120
+        )
+        assert r.returncode == (1 if what == "an unknown kid" else 2), (
+            what,
+            r.returncode,
+            r.stdout,
+            r.stderr,
+        )
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("notar: ") and "Traceback" not in r.stderr, (
+            what,
+            r.stderr,
+        )
+    assert (
+        "P-256"
+        in subprocess.run(
+            [NOTAR, "tenant", "issuer", *cases["an RSA key"]], env=served.env, capture_output=True, text=True
+        ).stderr
+    )
