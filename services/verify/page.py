@@ -30,6 +30,8 @@ MODULES = {
     "notar-noble": "vendor/noble.js",
     "notar-json": "json.js",
     "notar-log": "log.js",
+    "notar-der": "der.js",
+    "notar-x509": "x509.js",
     "notar-timestamp": "timestamp.js",
     "notar-receipt": "receipt.js",
 }
