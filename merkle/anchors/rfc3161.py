@@ -254,6 +254,26 @@ def verify_token(token: bytes, *, body: str, trusted_cas: Sequence[x509.Certific
                      str(tst["policy"].native))
 
 
+def read_token(token: bytes) -> TokenInfo:
+    """What a DER token claims, checking nothing (for a report of a token no CA was given for):
+    its genTime, its signer's name, serial and policy; TokenError when it does not read."""
+    try:
+        ci = cms.ContentInfo.load(token, strict=True)
+        tst = _tst_info(ci)
+        sd: cms.SignedData = ci["content"]
+        try:
+            cert = _signer_cert(sd, sd["signer_infos"][0])
+            tsa = x509.load_der_x509_certificate(cert.dump()).subject.rfc4514_string()
+        except Exception:  # no signer, or its certificate is missing or unreadable: the claim has no name
+            tsa = "an unnamed TSA"
+        serial, policy = int(tst["serial_number"].native), str(tst["policy"].native)
+        return TokenInfo(tst["gen_time"].native, tsa, serial, policy)
+    except TokenError:
+        raise
+    except Exception as e:  # asn1crypto raises many kinds on malformed input
+        raise TokenError(f"malformed time-stamp token: {e}") from e
+
+
 def load_certificates(pem: bytes) -> list[x509.Certificate]:
     """Every certificate of a PEM file; ValueError when there is none."""
     certs = x509.load_pem_x509_certificates(pem)

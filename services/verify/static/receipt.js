@@ -420,7 +420,7 @@ function localAnchor(record, target, logKeys) {
     status: OK,
     detail: `block ${block.height} of the local chain${of}, signed by ${signer.name} at ${when}`,
     time: big(block.time),
-    info: { height: String(block.height), time: when, signer: signer.name },
+    info: { height: String(block.height), time: when, seconds: Number(block.time), signer: signer.name },
   };
 }
 

@@ -24,6 +24,7 @@ const MODULES = {
   "notar-x509": "x509.js",
   "notar-timestamp": "timestamp.js",
   "notar-receipt": "receipt.js",
+  "notar-timeline": "timeline.js",
 };
 
 /** Copies of the page's modules whose bare imports name the copies, in a temporary folder. */
