@@ -34,7 +34,8 @@ def test_the_page_and_notar_verify_agree_on_every_receipt(web_run: WebRun) -> No
     assert valid == corpus.expected_valid, valid ^ corpus.expected_valid
     assert len(corpus.items) >= 180 and len(valid) >= 40, (len(corpus.items), len(valid))
     live = [k for k in cli if k.startswith("live-")]
-    assert len(live) >= 12 and {"live-valid-anchored-local", "live-v1", "live-salt-flipped"} <= set(live)
+    stamped = {"live-valid-anchored-local-and-rfc3161", "live-rfc3161-flipped", "live-rfc3161-untrusted-tsa"}
+    assert len(live) >= 14 and {"live-v1", "live-salt-flipped", *stamped} <= set(live)
     tsa = {k: [s for n, s in v["checks"] if "(rfc3161)" in n] for k, v in page.items() if "rfc3161-" in k[:8]}
     assert len(tsa) >= 35 and {s for v in tsa.values() for s in v} == {"ok", "failed"}, tsa
 
