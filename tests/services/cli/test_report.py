@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import blake3
-import pytest
-from PIL import Image
 
 from merkle import Receipt
 from merkle.anchors.local import make_block
@@ -29,8 +26,9 @@ from merkle.note import Signer
 from merkle.proofs import Tree
 from services.cli import main
 from services.cli.report import printable
+from tests.poppler import GREEN, count, heading_band, near, pages, picture, poppler, text_of
 from tests.services.verify import tokens
-from tests.services.verify.live import NOTAR, _in_ci
+from tests.services.verify.live import NOTAR
 
 ORIGIN = "court.notar.test/log"
 LOG = Signer.generate(ORIGIN)
@@ -38,16 +36,7 @@ CLOCK = CosignatureSigner.generate(ORIGIN + "/clock")
 KEYS = [LOG.verifier().to_key(), CLOCK.verifier().to_key()]
 SIGNED_AT = 1_700_000_000
 SUBJECT = "Étude Müller & Associés ✓"
-GREEN, RED = (17, 99, 41), (164, 14, 38)
-
-
-def poppler() -> None:
-    missing = [t for t in ("pdfinfo", "pdftotext", "pdftoppm") if shutil.which(t) is None]
-    if missing:
-        message = f"{', '.join(missing)} missing: scripts/install --test installs Debian's poppler-utils"
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+RED = (164, 14, 38)  # the report's and the page's red (#a40e26)
 
 
 @dataclass
@@ -98,48 +87,6 @@ def make_case(tmp: Path, anchors: str = "all", *, document_name: str = "contrat 
 def verify(case: Case, pdf: Path, *extra: str, document: bool = True) -> int:
     args = ["verify", str(case.receipt), *([str(case.document)] if document else []), "--report", str(pdf)]
     return main([*args, *extra, *(a for k in KEYS for a in ("--key", k))])
-
-
-def pages(pdf: Path) -> int:
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-    found = re.search(r"^Pages:\s+(\d+)$", info, re.M)
-    assert found, info
-    return int(found.group(1))
-
-
-def run(*args: str) -> str:
-    return subprocess.run(list(args), capture_output=True, text=True, check=True).stdout
-
-
-def text_of(pdf: Path) -> str:
-    return run("pdftotext", "-layout", str(pdf), "-")
-
-
-def picture(pdf: Path, tmp: Path, dpi: int = 60) -> Image.Image:
-    """The page as pixels, rendered by pdftoppm."""
-    run("pdftoppm", "-r", str(dpi), "-png", "-singlefile", str(pdf), str(tmp / "page"))
-    return Image.open(tmp / "page.png").convert("RGB")
-
-
-def heading_band(pdf: Path, top: str, bottom: str) -> tuple[float, float]:
-    """Where, as fractions of the page's height, the words `top` and `bottom` stand (pdftotext -bbox)."""
-    html = run("pdftotext", "-bbox", str(pdf), "-")
-    height = float(re.search(r'<page width="[\d.]+" height="([\d.]+)"', html).group(1))  # type: ignore[union-attr]
-    ys = {}
-    for word in (top, bottom):
-        found = re.search(rf'yMin="([\d.]+)" xMax="[\d.]+" yMax="[\d.]+">{word}</word>', html)
-        assert found, f"{word!r} is not on the page"
-        ys[word] = float(found.group(1)) / height
-    return ys[top], ys[bottom]
-
-
-def near(pixel: tuple[int, int, int], colour: tuple[int, int, int]) -> bool:
-    return sum(abs(a - b) for a, b in zip(pixel, colour, strict=True)) < 60
-
-
-def count(img: Image.Image, box: tuple[int, int, int, int], test: Any) -> int:
-    data = img.crop(box).tobytes()
-    return sum(1 for p in zip(data[0::3], data[1::3], data[2::3], strict=True) if test(p))
 
 
 def statuses(text: str) -> dict[str, str]:
