@@ -7,6 +7,7 @@ the band between the "Timeline" and "Each check" headings)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import subprocess
 from dataclasses import dataclass
@@ -120,6 +121,13 @@ def test_the_report_of_a_valid_receipt_is_one_readable_page(tmp_path: Path) -> N
     }  # fmt: skip
     assert statuses(text) == want, text
     assert "not independent evidence" in words, "the local chain is called what it is"
+    local, stamped = (datetime.fromtimestamp(SIGNED_AT + s, UTC) for s in (4, 60))  # make_case's anchors
+    assert f"block 0 of the local chain, signed by {ORIGIN} at {local:%Y-%m-%dT%H:%M:%SZ}" in words
+    assert f"time-stamped at {stamped:%Y-%m-%dT%H:%M:%SZ} by CN=Court test TSA (serial" in words
+    assert "no chain was asked" in words, "the EVM anchor, with why it was not checked"
+    for t in (local, stamped):
+        assert f"{t:%H:%M:%S} UTC" in text, f"the timeline shows the anchor at {t}"
+    assert hashlib.sha256(case.receipt.read_bytes()).hexdigest() in flat, "the receipt file's SHA-256"
     for key in KEYS:
         assert key.split("+")[0] in text
     assert "CN=Court test TSA root" in text
