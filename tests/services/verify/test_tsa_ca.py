@@ -12,14 +12,14 @@ from cryptography import x509
 
 from services.anchor.app import ensure_keys
 from services.cli.serve import build_app
-from tests.services.conftest import settings_for
+from tests.services.conftest import config_for
 from tests.tsa import make_pki
 
 
 async def tsa_ca(tmp: Path, request: pytest.FixtureRequest, **extra: str) -> tuple[int, str, bytes]:
-    settings, env = settings_for("fs", tmp, request, **extra)
-    ensure_keys(settings)
-    async with TestClient(TestServer(build_app("all", settings, env))) as client:
+    config, env = config_for("fs", tmp, request, **extra)
+    ensure_keys(config.keys)
+    async with TestClient(TestServer(build_app("all", config, env))) as client:
         r = await client.get("/v1/tsa-ca")
         return r.status, r.content_type, await r.read()
 
