@@ -507,6 +507,28 @@ function printed(result, doc) {
 
 $("print").addEventListener("click", () => window.print());
 
+const SHEET_PX = ((297 - 2 * 10) * 96) / 25.4; // an A4 sheet's height inside verify.css's @page margins
+
+/** The print view (verify.css, html.paper) on or off; on, zoomed down to one sheet when the
+ * verdict would spill onto a second (many anchors, long details): measured, not guessed. */
+function paper(on) {
+  const root = document.documentElement;
+  root.classList.toggle("paper", on);
+  root.style.removeProperty("--paper-zoom");
+  if (!on) return;
+  let zoom = 1;
+  for (let i = 0; i < 4; i++) {
+    const height = app.getBoundingClientRect().height; // in page pixels, zoom included
+    if (height <= SHEET_PX) break;
+    zoom *= (SHEET_PX - 4) / height;
+    root.style.setProperty("--paper-zoom", zoom.toFixed(4));
+  }
+  app.dataset.paperZoom = zoom.toFixed(2);
+}
+addEventListener("beforeprint", () => paper(true));
+addEventListener("afterprint", () => paper(matchMedia("print").matches));
+matchMedia("print").addEventListener("change", (e) => paper(e.matches));
+
 // ---------------------------------------------------------------------------------------------
 
 if (!fromDisk) {

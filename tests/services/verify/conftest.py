@@ -63,6 +63,7 @@ class WebRun:
     server_exit: int | None  # None when the driver failed before stopping the server
     results: Path  # the page's verdict on every corpus receipt, written by the driver
     printed: Path  # the print view of an anchored receipt, as the browser prints it to PDF
+    printed_many: Path  # the print view of a receipt with sixteen anchors
 
 
 def _flip(h: str) -> str:
@@ -187,6 +188,7 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
             "results": str(tmp_path / "results.json"),
             "server_tsa_ca": str(pki.ca_cert),
             "printed": str(SCREENSHOTS / "print-view.pdf"),
+            "printed_many": str(SCREENSHOTS / "print-view-sixteen-anchors.pdf"),
             "markers": markers,
             "keys": corpus.keys,
             "corpus": corpus.items,
@@ -207,6 +209,7 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
                     "tx_hash": corpus.anchored["anchors"][2]["tx_hash"],
                 },
                 "aggregated": case(by_id["valid-aggregated-all-kinds"], None, corpus.keys["main"]),
+                "sixteen": case(by_id["valid-sixteen-anchors"], None, corpus.keys["main"]),
             },
         }
         (tmp_path / "plan.json").write_text(json.dumps(plan, indent=1, default=str))
@@ -220,5 +223,5 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
         # The driver stops the server with SIGTERM as one of its cases; it has if all passed.
         server_exit = main.proc.wait(timeout=60) if run.returncode == 0 else None
 
-    printed = SCREENSHOTS / "print-view.pdf"
-    return WebRun(corpus, pki.ca_cert, run, server_exit, tmp_path / "results.json", printed)
+    printed = (SCREENSHOTS / "print-view.pdf", SCREENSHOTS / "print-view-sixteen-anchors.pdf")
+    return WebRun(corpus, pki.ca_cert, run, server_exit, tmp_path / "results.json", *printed)

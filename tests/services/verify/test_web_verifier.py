@@ -76,3 +76,15 @@ def test_the_print_view_is_one_page_with_the_evidence(web_run: WebRun, tmp_path:
     top, bottom = heading_band(pdf, "Timeline", "Each")
     band = (0, int(top * height), width, int(bottom * height))
     assert count(img, band, lambda p: near(p, GREEN)) > 40, "the timeline's markers are drawn, in green"
+
+
+def test_the_print_view_of_sixteen_anchors_is_zoomed_down_to_one_page(web_run: WebRun) -> None:
+    """Twenty-three checks and sixteen anchors: the page measures itself and zooms down to one sheet."""
+    poppler()
+    assert web_run.driver.returncode == 0, "the driver failed: see test_web_verifier_in_chromium"
+    pdf = web_run.printed_many
+    assert pages(pdf) == 1, "one page a court can file, even then"
+    found = re.findall(r"([✓✗–])[ \t]+(anchor \d+ \([a-z0-9-]+\))", text_of(pdf))
+    kinds = [("✓", "local")] * 8 + [("–", f"x-{j}") for j in range(8)]  # the corpus's valid-sixteen-anchors
+    want = [(mark, f"anchor {i + 1} ({kind})") for i, (mark, kind) in enumerate(kinds)]
+    assert sorted(found, key=lambda f: int(f[1].split()[1])) == want, "every anchor, with its mark"

@@ -392,6 +392,15 @@ try {
     assert.match(await page.textContent("#print-keys"), /time-stamp authority's CA \(published by this server\): CN=notar test CA/);
     await shot(page, "print-view");
     await page.pdf({ path: plan.printed, format: "A4", printBackground: true });
+    assert.equal(await page.getAttribute("#app", "data-paper-zoom"), "1.00", "it fits as it is");
+    await page.emulateMedia({ media: "screen" });
+    assert.ok(await page.isVisible("#form") && !(await page.isVisible("#print-head")), "back on the screen");
+    const many = await verify(page, { ...c.sixteen, ca: "server" });
+    assert.ok(many.valid && many.checks.length === 7 + 16, many.verdict);
+    await page.emulateMedia({ media: "print" });
+    const zoom = Number(await page.getAttribute("#app", "data-paper-zoom"));
+    assert.ok(zoom < 0.9 && zoom > 0.4, `sixteen anchors are zoomed down to one sheet: ${zoom}`);
+    await page.pdf({ path: plan.printed_many, format: "A4", printBackground: true });
     await page.close();
   });
 
