@@ -61,11 +61,13 @@ function node(tag, attrs, text) {
 }
 
 /** Draw `events` into the <svg> element `svg` (its viewBox is set here): up to six side by side,
- * more alternately above and below the axis. */
+ * more alternately above and below the axis, wider than 720 units when they would overlap. */
 export function drawTimeline(svg, events) {
-  const width = 720;
   const n = events.length;
   const stagger = n > 6;
+  // Staggered, the labels on one side are two steps apart: at least 92 units, or they overlap
+  // (the picture is drawn smaller instead: it keeps the width of the page).
+  const width = Math.max(720, 2 * 50 + (n - 1) * (stagger ? 46 : 0));
   const height = stagger ? 170 : 110;
   const axis = stagger ? 85 : 50;
   const left = 50;
