@@ -395,6 +395,15 @@ try {
     assert.equal(await page.getAttribute("#app", "data-paper-zoom"), "1.00", "it fits as it is");
     await page.emulateMedia({ media: "screen" });
     assert.ok(await page.isVisible("#form") && !(await page.isVisible("#print-head")), "back on the screen");
+    await verify(page, { ...c.anchored, keys: c.anchored.keys, ca: "none" });
+    await page.emulateMedia({ media: "print" });
+    const claimed = page.locator('#anchors li[data-anchor="rfc3161"]');
+    assert.ok(await claimed.isVisible(), "the token is on the paper");
+    assert.match(await claimed.textContent(), /Claims, not checked/, "without a CA, as a claim");
+    assert.equal(await page.getAttribute('#checks li[data-check="anchor 2 (rfc3161)"]', "data-status"), "not checked");
+    assert.match(await page.textContent("#timeline"), /\(claimed\)/, "its time on the timeline is claimed");
+    assert.match(await page.textContent("#print-keys"), /no time-stamp authority's CA/);
+    await page.emulateMedia({ media: "screen" });
     const many = await verify(page, { ...c.sixteen, ca: "server" });
     assert.ok(many.valid && many.checks.length === 7 + 16, many.verdict);
     await page.emulateMedia({ media: "print" });
