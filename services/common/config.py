@@ -33,6 +33,17 @@ def _positive_int(name: str, value: str) -> int:
     return n
 
 
+def _whole(name: str, value: str) -> int:
+    """A whole number, 0 or more (0: off, where the setting says so)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}", setting=name) from None
+    if n < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {n}", setting=name)
+    return n
+
+
 def _bool(name: str, value: str) -> bool:
     low = value.strip().lower()
     if low in {"1", "true", "yes", "on"}:
@@ -148,6 +159,19 @@ SETTINGS: dict[str, Setting] = {
             "largest document PUT /v1/documents accepts, in MiB (none: any size)",
             _positive_int,
         ),
+        Setting(
+            "DRAIN_S",
+            "10",
+            "seconds a stopping server gives requests in flight to finish before it closes them",
+            _positive_int,
+        ),
+        Setting(
+            "BACKUP_INTERVAL_S",
+            "3600",
+            "seconds between backups of the anchor's index to the object store (0: none)",
+            _whole,
+        ),
+        Setting("BACKUP_KEEP", "24", "backups of the anchor's index kept (older ones are deleted)", _positive_int),
         Setting("URL", "http://127.0.0.1:8080", "where client commands send requests", _url),
         Setting("API_KEY", None, "API key client commands send"),
     ]
