@@ -223,9 +223,24 @@ def _empty(path: Path) -> bool:
     return not path.exists() or (path.is_dir() and not any(path.iterdir()))
 
 
+async def _holds_nothing(target: Path, open_index: Callable[[Path], Index]) -> bool:
+    """``target`` is missing, empty, or an index that never assigned an entry (the one an anchor
+    made when it started on a new volume, and refused to run on). StorageError when it is in use."""
+    if await asyncio.to_thread(_empty, target):
+        return True
+    index = open_index(target)
+    try:
+        return {k async for k, _ in index.scan(b"", limit=len(_FRESH) + 1)} <= _FRESH
+    finally:
+        await index.close()
+
+
+_FRESH = frozenset({state.HOLDER, state.SIGNED_TIME})
+"""What an anchor writes into a new index before it refuses a published log it has no part of."""
+
+
 def _install(work: Path, target: Path) -> None:
-    if target.exists():
-        target.rmdir()  # empty: checked before the download
+    shutil.rmtree(target, ignore_errors=True)  # nothing in it: checked before the download
     work.rename(target)
 
 
@@ -240,10 +255,11 @@ async def restore(
     """Restore the newest complete backup (or ``backup``) into the directory ``target``, which
     must be missing or empty (ConfigError otherwise), and mark it restored; the manifest.
     BackupError when a file does not match the manifest; nothing is left at ``target`` then."""
-    if not await asyncio.to_thread(_empty, target):
+    if not await _holds_nothing(target, open_index):
         raise ConfigError(
-            f"{target} is not empty: a restore never overwrites an index. Stop the anchor and move "
-            "it away first (it may be the only copy of salts newer than any backup)",
+            f"{target} is not empty: a restore never overwrites an index that has assigned entries. "
+            "Stop the anchor and move it away first (it may be the only copy of salts newer than "
+            "any backup)",
             setting="DATA_DIR",
         )
     complete, _ = await list_backups(store, prefix)

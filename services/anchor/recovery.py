@@ -137,7 +137,8 @@ async def recover(store: ObjectStore, index: Index, *, origin: str, prefix: str)
         raise RecoveryError(
             f"the published log {where} has {published} entries but the anchor's RocksDB has assigned only "
             f"{assigned}: this RocksDB is not the one that wrote the log (or lost data). "
-            "Restore DATA_DIR/index, or point ORIGIN / the store prefix at a new log."
+            "Restore DATA_DIR/index from a backup (`notar backup restore`: docs/backups.md), or point "
+            "ORIGIN / the store prefix at a new log."
         )
     fetch_ids = tiles_needed(lambda f: TileBuilder.from_tiles(published, f))
     if published % TILE_WIDTH:

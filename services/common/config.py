@@ -171,7 +171,9 @@ SETTINGS: dict[str, Setting] = {
             "seconds between backups of the anchor's index to the object store (0: none)",
             _whole,
         ),
-        Setting("BACKUP_KEEP", "24", "backups of the anchor's index kept (older ones are deleted)", _positive_int),
+        Setting(
+            "BACKUP_KEEP", "24", "backups of the anchor's index kept (older ones are deleted)", _positive_int
+        ),
         Setting("URL", "http://127.0.0.1:8080", "where client commands send requests", _url),
         Setting("API_KEY", None, "API key client commands send"),
     ]

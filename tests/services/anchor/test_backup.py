@@ -6,6 +6,7 @@ gives an index twice and erases again what was erased after the backup."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -111,6 +112,7 @@ async def test_a_restore_refuses_a_used_directory_an_unknown_id_and_a_damaged_fi
     with pytest.raises(ConfigError, match="no complete backup"):
         await restore(store, tmp_path / "restored", open_index=RocksIndex.open)
     try:
+        await index.write_batch({state.HEAD: state.u64(1), state.HOLDER: b"old"})
         manifest = await backups(store, index, tmp_path).take()
     finally:
         await index.close()
@@ -124,6 +126,25 @@ async def test_a_restore_refuses_a_used_directory_an_unknown_id_and_a_damaged_fi
     with pytest.raises(BackupError, match="damaged"):
         await restore(store, tmp_path / "restored", open_index=RocksIndex.open)
     assert not (tmp_path / "restored").exists() and not (tmp_path / "restored.restoring").exists()
+
+
+async def test_a_restore_replaces_an_index_that_never_assigned_an_entry(tmp_path: Path) -> None:
+    """What an anchor started on a new, empty volume made before it refused the published log."""
+    store, index = MemoryStore(), RocksIndex.open(tmp_path / "index")
+    try:
+        await index.write_batch({state.HEAD: state.u64(5)})
+        await backups(store, index, tmp_path).take()
+    finally:
+        await index.close()
+    fresh = RocksIndex.open(tmp_path / "new")
+    await fresh.write_batch({state.HOLDER: b"the new pod"})
+    await fresh.close()
+    assert (await restore(store, tmp_path / "new", open_index=RocksIndex.open)).entries == 5
+    copy = RocksIndex.open(tmp_path / "new")
+    try:
+        assert await copy.get(state.HEAD) == state.u64(5) and await copy.get(state.HOLDER) is None
+    finally:
+        await copy.close()
 
 
 async def test_a_restored_anchor_takes_the_published_log_and_reports_the_lost_salts(
@@ -188,3 +209,31 @@ def test_backup_ids_sort_as_their_times() -> None:
     ids = [backup_id(t) for t in times]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert ids[1] == time.strftime("%Y%m%dT%H%M%S", time.gmtime(times[1])) + "500Z"
+
+
+async def test_a_start_that_fails_after_taking_the_lease_gives_it_back(
+    tmp_path: Path, make_sequencer: MakeSequencer
+) -> None:
+    """An anchor on a new, empty volume is refused; the restored one then starts at once."""
+    store, index = MemoryStore(), RocksIndex.open(tmp_path / "index")
+    seq = await make_sequencer(store, index)
+    await seq.submit("acme", [KEPT])
+    await backups(store, index, tmp_path).take()
+    await seq.close()
+    await index.close()
+    empty = RocksIndex.open(tmp_path / "new")
+    try:
+        with pytest.raises(RecoveryError, match="notar backup restore"):
+            await make_sequencer(store, empty)
+    finally:
+        await empty.close()
+    lease = json.loads(await store.get(layout.lease_key()))
+    assert lease["until"] == 0  # released
+    await restore(store, tmp_path / "new", open_index=RocksIndex.open)
+    restored = RocksIndex.open(tmp_path / "new")
+    seq = await make_sequencer(store, restored)
+    try:
+        assert seq.size == 1
+    finally:
+        await seq.close()
+        await restored.close()
