@@ -7,6 +7,7 @@ setting raises ConfigError naming it and saying how to fix it.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from urllib.parse import urlparse
 from storage.errors import ConfigError
 
 ENV_PREFIX = "NOTAR_"
+OTHER_VARIABLES = ("CONFIG", "IMAGE", "IMAGE_CACHE", "TEST_*")
+"""NOTAR_* variables that are not settings: the config file's name, scripts/build-image's, the
+test suite's (``TEST_*``)."""
 
 
 def _text(name: str, value: str) -> str:
@@ -223,6 +227,22 @@ class Settings:
                 setting=name,
             )
         return value
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """A warning for each NOTAR_* variable of `env` that is no setting (a typo silently leaves the
+    setting at its default), naming the setting it most likely meant."""
+    warnings = []
+    for variable in sorted(env):
+        name = variable.removeprefix(ENV_PREFIX)
+        if name == variable or name in SETTINGS:
+            continue
+        if any(name == o or (o.endswith("*") and name.startswith(o[:-1])) for o in OTHER_VARIABLES):
+            continue
+        close = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.6)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"unknown setting {variable}{hint}: it is ignored")
+    return warnings
 
 
 def load_settings(

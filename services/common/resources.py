@@ -9,7 +9,14 @@ from aiohttp import web
 
 from services.common.config import Settings
 from services.common.openapi import openapi_json
-from services.common.problems import READ_TIMEOUT, Unauthorized, problem, problem_middleware
+from services.common.problems import (
+    READ_TIMEOUT,
+    UPLOADS,
+    Unauthorized,
+    Uploads,
+    problem,
+    problem_middleware,
+)
 from services.common.stores import open_store
 from services.common.telemetry import TELEMETRY, TracedStore, telemetry_context, telemetry_middleware
 from services.common.tenants import TenantRegistry
@@ -29,6 +36,11 @@ def store_context(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         opened = await open_store(settings, env)
+        try:
+            await _answers(opened)
+        except BaseException:
+            await opened.close()
+            raise
         if isinstance(opened, S3Store):
             app[TELEMETRY].observe_store_clock(lambda: opened.clock_offset_s)
         store = TracedStore(opened, app[TELEMETRY])
@@ -38,6 +50,16 @@ def store_context(
         await store.close()
 
     return ctx
+
+
+async def _answers(store: ObjectStore) -> None:
+    """StorageError, saying so, unless the store answers a read (a missing object is an answer)."""
+    try:
+        await store.get(checkpoint_key())
+    except NotFoundError:
+        pass
+    except StorageError as e:
+        raise StorageError(f"the object store does not answer: {e}", location=e.location) from e
 
 
 async def tenant_of(request: web.Request) -> str:
@@ -123,6 +145,7 @@ def new_app(
     )
     env = dict(os.environ) if env is None else env
     app[READ_TIMEOUT] = float(settings.get("READ_TIMEOUT_S"))
+    app[UPLOADS] = Uploads()
     app[METRICS] = [lambda: app[TELEMETRY].prometheus()]
     app[READINESS] = [store_ready, *readiness]
     app[LIVENESS] = []
