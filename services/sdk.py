@@ -150,6 +150,15 @@ class NotarClient:
             async for chunk in r.content.iter_chunked(1 << 20):
                 yield chunk
 
+    async def stored(self, digest: str) -> bool:
+        """Whether the server stores the caller's document `digest` (HEAD /v1/documents/{digest})."""
+        async with self._session.head(f"{self.url}/v1/documents/{digest}", headers=self._headers) as r:
+            if r.status == 404:
+                return False
+            if r.status >= 400:
+                raise _problem(r.status, await r.read())
+            return True
+
     async def receipt(self, digest: str) -> Receipt:
         """The receipt of the caller's first notarization of `digest`, upgraded once anchored."""
         return Receipt.from_json(await self._request("GET", f"/v1/receipts/{digest}", parse=False))

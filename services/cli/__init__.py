@@ -70,6 +70,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except (NotarError, ApiError) as e:
         print(f"notar: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # our reader left (`| head`): `main` ends quietly
     except (aiohttp.ClientError, OSError) as e:
         print(f"notar: cannot reach the server or read a file: {e}", file=sys.stderr)
         return 1
