@@ -68,6 +68,16 @@ class Upload:
 
 
 class NotarClient:
+    """An async client of one notar deployment at `url`, as the tenant of `api_key` (the reads
+    of `/v1/keys` and proofs need none). Use it as an async context manager, or `close()` it;
+    pass `session` to share an aiohttp session (it is then not closed). A 503 with Retry-After
+    (pushback) is retried `retries` times, except uploads (their body is consumed); other
+    problems raise `ApiError`.
+
+        async with NotarClient("http://127.0.0.1:8080", api_key) as notar:
+            receipts = await notar.notarize(["blake3:…"])
+    """
+
     def __init__(
         self,
         url: str,
