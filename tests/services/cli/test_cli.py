@@ -332,3 +332,28 @@ def test_tenant_add_names_its_store_and_warns_when_no_server_ran_on_it(
     assert "no server has run on the directory store" in lost.stderr
     assert "will not know this key" in lost.stderr
     assert str(tmp_path / "not-the-servers" / "store") in lost.stdout
+
+
+def test_the_readmes_sdk_example_runs(server: Server, tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "http://127.0.0.1:8080" in example
+    (tmp_path / "example.py").write_text(example.replace("http://127.0.0.1:8080", server.url))
+    (tmp_path / "contract.pdf").write_bytes(b"%PDF-1.7 the example's contract")
+    r = subprocess.run(
+        [sys.executable, str(tmp_path / "example.py")],
+        cwd=tmp_path,
+        env={**server.env, "PYTHONPATH": str(Path(__file__).parents[3])},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0 and r.stdout == "True\n", r.stdout + r.stderr
+    v = run(
+        "verify",
+        str(tmp_path / "contract.pdf.receipt.json"),
+        str(tmp_path / "contract.pdf"),
+        *key_args(server.keys),
+        env=server.env,
+    )
+    assert v.returncode == 0, v.stdout + v.stderr
