@@ -10,8 +10,8 @@ import os
 import time
 
 from services.anchor.backup import Manifest, list_backups, restore
-from services.cli.commands import settings_from
-from services.common.stores import data_dir, open_store, private_dir
+from services.cli.commands import config_from
+from services.common.stores import open_store, private_dir
 from storage.rocks import RocksIndex
 
 
@@ -22,7 +22,7 @@ def _line(m: Manifest) -> str:
 
 async def _list(ns: argparse.Namespace) -> list[str]:
     env = dict(os.environ)
-    store = await open_store(settings_from(ns, env), env)
+    store = await open_store(config_from(ns, env).store, env)
     try:
         complete, incomplete = await list_backups(store)
     finally:
@@ -39,9 +39,9 @@ def list_command(ns: argparse.Namespace) -> int:
 
 async def _restore(ns: argparse.Namespace) -> list[str]:
     env = dict(os.environ)
-    settings = settings_from(ns, env)
-    target = private_dir(data_dir(settings)) / "index"
-    store = await open_store(settings, env)
+    config = config_from(ns, env).store
+    target = private_dir(config.data_dir) / "index"
+    store = await open_store(config, env)
     try:
         manifest = await restore(store, target, open_index=RocksIndex.open, backup=ns.backup)
     finally:
