@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -115,3 +116,44 @@ def test_sigterm_mid_upload_answers_503_and_exits_within_the_drain_time(
     assert "unknown setting NOTAR_STOR (did you mean NOTAR_STORE?)" in err
     last = out.strip().splitlines()[-1]
     assert last.startswith("notar all stopped after ") and "requests served" in last, out
+
+
+def test_drain_s_bounds_how_long_a_request_in_flight_holds_the_exit(tmp_path: Path) -> None:
+    """A download whose client stopped reading is still in flight at SIGTERM: the server gives it
+    DRAIN_S (2 s here), then closes it and exits, instead of the default 10 s."""
+    port = free_port()
+    env = _env(tmp_path, port, DRAIN_S="2")
+    proc = subprocess.Popen(
+        [NOTAR, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, timeout=60)
+        key = run("tenant", "add", "acme", env=env, check=True).stdout.strip().splitlines()[-1]
+        document = tmp_path / "big.bin"
+        document.write_bytes(os.urandom(64 << 20))  # more than the socket buffers hold
+        run(
+            "notarize",
+            str(document),
+            "--upload",
+            "--quiet",
+            env={**env, "NOTAR_URL": url, "NOTAR_API_KEY": key},
+            check=True,
+        )
+        digest = json.loads((tmp_path / "big.bin.receipt.json").read_text())["digest"]
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as download:
+            download.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            head = f"GET /v1/documents/{digest} HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer {key}\r\n\r\n"
+            download.sendall(head.encode())
+            assert download.recv(4096).startswith(b"HTTP/1.1 200 ")  # and no more: the handler blocks
+            time.sleep(1)
+            proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            proc.wait(timeout=DRAIN_S_DEFAULT + 20)
+            exited = time.monotonic() - signalled
+        assert proc.returncode == 0
+        assert 2 <= exited < DRAIN_S_DEFAULT, exited  # it waited DRAIN_S for the download, no longer
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
