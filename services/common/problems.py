@@ -86,6 +86,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 READ_IDLE_S = 30.0  # a client that sends no body byte for this long is cut off (slow clients)
 READ_TIMEOUT = web.AppKey("read_timeout_s", float)
 """READ_TIMEOUT_S of the app, when set: replaces READ_IDLE_S."""
+
+
 class Uploads:
     """The request bodies `body_chunks` is reading, so that a stopping server can refuse them at
     once (`drain`) rather than wait for clients to finish sending."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import suppress
 
 from aiohttp import web
 
@@ -29,8 +30,11 @@ def store_context(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         opened = await open_store(config.store, env)
-        try:
-            await _answers(opened)
+        try:  # before "listening": a store that does not answer stops start-up, said in one line
+            await _read_checkpoint(opened)
+        except StorageError as e:
+            await opened.close()
+            raise StorageError(f"the object store does not answer: {e}", location=e.location) from e
         except BaseException:
             await opened.close()
             raise
@@ -45,14 +49,10 @@ def store_context(
     return ctx
 
 
-async def _answers(store: ObjectStore) -> None:
-    """StorageError, saying so, unless the store answers a read (a missing object is an answer)."""
-    try:
+async def _read_checkpoint(store: ObjectStore) -> None:
+    """StorageError unless the store answers a read (a missing checkpoint is an answer too)."""
+    with suppress(NotFoundError):
         await store.get(checkpoint_key())
-    except NotFoundError:
-        pass
-    except StorageError as e:
-        raise StorageError(f"the object store does not answer: {e}", location=e.location) from e
 
 
 async def tenant_of(request: web.Request) -> str:
@@ -96,9 +96,7 @@ READINESS = web.AppKey("readiness", list[Readiness])
 async def store_ready(app: web.Application) -> str | None:
     """The store answers (a missing checkpoint is an answer too)."""
     try:
-        await app[STORE].get(checkpoint_key())
-    except NotFoundError:
-        pass
+        await _read_checkpoint(app[STORE])
     except (StorageError, KeyError) as e:
         return f"object store unreachable: {e}"
     return None
