@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
@@ -147,6 +148,19 @@ async def get_keys(request: web.Request) -> web.Response:
     return _json(await request.app[READER].keys(), cache="public, max-age=300")
 
 
+async def get_tsa_ca(request: web.Request) -> web.Response:
+    """The TSA CA certificates this server checks RFC 3161 anchors against (TSA_CA_FILE), as PEM,
+    for the web verifier and anyone who chooses to trust this server's word on its TSA."""
+    cas: list[x509.Certificate] = request.app[TSA_CAS]
+    if not cas:
+        raise NotFoundError("this server names no TSA CA (TSA_CA_FILE is not set)")
+    return web.Response(
+        body=b"".join(c.public_bytes(Encoding.PEM) for c in cas),
+        content_type="application/pem-certificate-chain",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
 async def get_checkpoint(request: web.Request) -> web.Response:
     data = await request.app[READER].raw(layout.CHECKPOINT)
     return web.Response(
@@ -239,6 +253,7 @@ def setup(app: web.Application, config: NotarConfig, *, lookup: Lookup | None = 
     app.router.add_get("/v1/proofs/inclusion", get_inclusion)
     app.router.add_get("/v1/proofs/consistency", get_consistency)
     app.router.add_get("/v1/keys", get_keys)
+    app.router.add_get("/v1/tsa-ca", get_tsa_ca)
     app.router.add_post("/v1/verify", post_verify)
     app.router.add_get("/log/checkpoint", get_checkpoint)
     app.router.add_get("/log/tile/{path:.+}", get_tile)
