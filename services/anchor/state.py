@@ -4,13 +4,19 @@ h                                   -> u64be number of entries assigned an index
 b <u64be first index>               -> entry bundle of one batch, in index order (durable until
                                        published; recovery re-reads it)
 t <name> <u64be index>              -> encrypted salt: the tenant index (tenant_index.py)
-e <entry, 33 bytes>                 -> u64be index of a pre-made entry (a SCITT statement's):
+i <entry, 33 bytes>                 -> u64be index of a pre-made entry (a SCITT statement's):
                                        written with its batch (Sequencer.submit_entries)
-r <entry, 33 bytes>                 -> its COSE receipt, written once signed (registrar.py)
+k <entry, 33 bytes>                 -> its COSE receipt, written once signed (registrar.py)
 c                                   -> the last signed checkpoint note
 s                                   -> u64be the latest clock cosignature time, written before
                                        any checkpoint carries it (times never go back)
 l                                   -> this anchor's lease holder id
+r                                   -> the backup this index was restored from (JSON), until the
+                                       anchor started on it and replayed the erasure journal
+e <8 random bytes>                  -> a row name whose erased rows await compaction (erasure.py)
+
+Every kind has its own first byte (tests/services/anchor/test_sequencer.py checks it): a prefix
+scan of one kind meets no row of another.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ BATCH = b"b"
 CHECKPOINT = b"c"
 SIGNED_TIME = b"s"
 HOLDER = b"l"
-ENTRY = b"e"
-RECEIPT = b"r"
+RESTORED = b"r"
+ENTRY = b"i"  # not "e": erasure.PENDING scans that prefix
+RECEIPT = b"k"
 
 
 def u64(n: int) -> bytes:

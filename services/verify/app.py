@@ -29,6 +29,7 @@ from services.model import Lookup
 from services.published import layout
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
+from services.published.restores import LostSalts
 from services.published.trust import trusted_keys
 from services.verify.page import verify_page
 from storage.errors import BadRequest, ConfigError, NotFoundError, PushbackError, StorageError
@@ -43,6 +44,7 @@ class AnchoredCheckpoints(Protocol):
 
 READER = web.AppKey("reader", LogReader)
 LOOKUP = web.AppKey("lookup", Lookup)
+LOST = web.AppKey("lost", LostSalts)
 ANCHORED = web.AppKey("anchored", AnchoredCheckpoints)
 TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
 ORIGIN = web.AppKey("verify_origin", str)
@@ -101,7 +103,7 @@ async def get_receipt(request: web.Request) -> web.Response:
         raise BadRequest(str(e), kind="invalid-digest") from e
     found = await request.app[LOOKUP].lookup(tenant, digest)
     if not found:
-        raise NotFoundError(f"this tenant has not notarized {digest}")
+        raise NotFoundError(f"this tenant has not notarized {digest}{await request.app[LOST].explain()}")
     every = request.query.get("all") in ("1", "true")
     chosen = found[:MAX_RECEIPTS] if every else found[:1]
     note, _ = await request.app[READER].checkpoint_covering(max(i for i, _ in chosen))
@@ -228,6 +230,7 @@ def verify_context(
         app[ORIGIN] = origin
         app[READER] = LogReader(app[STORE], origin=origin)
         app[ANCHORED] = AnchorStore(app[STORE])
+        app[LOST] = LostSalts(app[STORE])
         app[TSA_CAS] = _tsa_cas(config.chains.tsa_ca_file.value)
         client = None
         if lookup is None:

@@ -319,3 +319,24 @@ async def test_pre_made_entries_of_another_shape_are_refused(make_sequencer: Mak
     for bad in (bytes([0x02]) + bytes(32), bytes([0x03]) + bytes(31), b""):
         with pytest.raises(ValueError, match="type 0x03"):
             await seq.submit_entries([bad])
+
+
+def test_every_rocksdb_prefix_of_the_anchor_is_its_own() -> None:
+    """The anchor's RocksDB rows of each kind start with their own byte: a scan of one kind's
+    prefix (erasure marks, the tenant index…) never meets another kind's rows. SCITT's entry
+    index once shared "e" with the erasure marks, whose compaction deletes every row it scans."""
+    from services.anchor import erasure, state, tenant_index
+
+    prefixes = {
+        "head": state.HEAD,
+        "batch": state.BATCH,
+        "checkpoint": state.CHECKPOINT,
+        "signed time": state.SIGNED_TIME,
+        "holder": state.HOLDER,
+        "restored": state.RESTORED,
+        "scitt entry": state.ENTRY,
+        "scitt receipt": state.RECEIPT,
+        "erasure mark": erasure.PENDING,
+        "tenant index": tenant_index.TENANT,
+    }
+    assert len(set(prefixes.values())) == len(prefixes), prefixes
