@@ -46,6 +46,7 @@ from merkle.tiles import (
     tiles_for_size,
     tiles_needed,
 )
+from merkle.trust import Trust
 from merkle.verdict import ReceiptResult, verify_receipt
 from merkle.witness import (
     AddCheckpoint,
@@ -92,6 +93,7 @@ __all__ = [
     "TileBuilder",
     "TileId",
     "TlogProof",
+    "Trust",
     "Tree",
     "Verifier",
     "WitnessAnswer",
