@@ -29,6 +29,7 @@ from merkle.bundles import BundleBuilder
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.digests import ENTRY_SIZE, SALT_SIZE, Digest, make_entries
 from merkle.hashing import leaf_hashes
+from merkle.keyhistory import KeyHistory
 from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
 from services.anchor import state
@@ -102,8 +103,10 @@ class Sequencer:
         clock: Callable[[], float] = time.time,
         urandom: Callable[[int], bytes] = os.urandom,
         telemetry: SequencerTelemetry | None = None,
+        history: KeyHistory | None = None,
     ) -> None:
         self._store, self._index, self._keys, self._cfg = store, index, keys, config
+        self._history = history
         self._rows = tenant_index
         self._urandom = urandom
         self._time = SigningTime(clock)
@@ -149,7 +152,7 @@ class Sequencer:
         self.stats.published_size = rec.published_size
         clock_key = self._keys.clock.verifier()
         self._time.commit(await recorded_floor(self._index, self._store, self._cfg.prefix, clock_key))
-        if rec.republish or rec.checkpoint_version is None or rec.size != rec.published_size:
+        if rec.must_sign(self._keys.log.verifier(), self._history):
             t = self._time.next()
             await self._index.write_batch({state.SIGNED_TIME: state.u64(t)}, sync=True)
             self._time.commit(t)
@@ -186,7 +189,8 @@ class Sequencer:
                 t.cancel()
             await asyncio.gather(publisher, lease, return_exceptions=True)
             if self._failed is None:
-                await self._publisher.release_lease(self._holder)
+                done = self.stats.published_size == self._size
+                await self._publisher.release_lease(self._holder, published=self._size if done else None)
             self._tasks = []
 
     @property

@@ -86,6 +86,39 @@ def _origin(name: str, value: str) -> str:
 
 
 @dataclass(frozen=True)
+class Witness:
+    """One entry of WITNESSES: a C2SP tlog-witness's verifier key and its URL."""
+
+    vkey: str
+    url: str
+
+
+def _witnesses(name: str, value: str) -> tuple[Witness, ...]:
+    # imported here: the table is read by every command, merkle.note only by those that set witnesses
+    from merkle.note import parse_verifier_key
+
+    out: list[Witness] = []
+    for item in (i.strip() for i in value.split(",")):
+        if not item:
+            continue
+        vkey, at, url = item.partition("@")
+        try:
+            if not at:
+                raise ValueError("it has no @URL")
+            parse_verifier_key(vkey)
+            out.append(Witness(vkey, _url(name, url)))
+        except (ValueError, ConfigError) as e:
+            raise ConfigError(
+                f"{name} lists {item[:120]!r}, not a VKEY@URL (a witness's verifier key, @, its "
+                f"http(s) URL): {e}",
+                setting=name,
+            ) from None
+    if len({w.vkey for w in out}) != len(out):
+        raise ConfigError(f"{name} lists a witness key twice", setting=name)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Setting:
     name: str
     default: str | None
@@ -146,6 +179,24 @@ SETTINGS: dict[str, Setting] = {
             "DOCUMENT_MAX_MB",
             None,
             "largest document PUT /v1/documents accepts, in MiB (none: any size)",
+            _positive_int,
+        ),
+        Setting(
+            "WITNESSES",
+            "",
+            "comma-separated C2SP tlog-witnesses as VKEY@URL the anchor submits checkpoints to",
+            _witnesses,
+        ),
+        Setting(
+            "WITNESS_QUORUM",
+            None,
+            "how many of WITNESSES must cosign a checkpoint (default: all of them)",
+            _positive_int,
+        ),
+        Setting(
+            "WITNESS_INTERVAL_S",
+            "10",
+            "the anchor submits its latest checkpoint to the witnesses at most this often, in seconds",
             _positive_int,
         ),
         Setting("URL", "http://127.0.0.1:8080", "where client commands send requests", _url),
