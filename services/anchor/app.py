@@ -15,8 +15,10 @@ from merkle.digests import Digest, parse_digest
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
 from services.anchor.keys import LogKeys, generate_keys, load_keys
+from services.anchor.rotation import HISTORY, load_history
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.tenant_index import TenantIndex
+from services.anchor.witnesses import witness_context
 from services.common.answers import send_json
 from services.common.config import Settings
 from services.common.index_key import ensure_index_key, load_index_key
@@ -73,6 +75,11 @@ def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIt
         keys = keys_from(settings)
         rows = TenantIndex(load_index_key(settings), origin=settings.get("ORIGIN"))
         store = app[STORE]
+        history = await load_history(store, keys)  # ConfigError unless keys are its current ones
+        witnesses = settings.get("WITNESSES")
+        quorum = settings.get("WITNESS_QUORUM") or len(witnesses)
+        # before the sequencer signs with keys a rotation introduced: verify pods know them first
+        await store.put(layout.keys_key(), orjson.dumps(keys_document([history], witnesses, quorum)))
         index = open_index(settings)
         seq = Sequencer(
             store=store,
@@ -81,12 +88,13 @@ def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIt
             config=sequencer_config(settings),
             tenant_index=rows,
             telemetry=SequencerTelemetry(app[TELEMETRY]),
+            history=history,
         )
         eraser = Eraser(index=index, tenant_index=rows)
         compacting: asyncio.Task[None] | None = None
         try:
             await seq.start()
-            await store.put(layout.keys_key(), _keys_document(settings.get("ORIGIN"), keys))
+            app[HISTORY] = history
             app[SEQUENCER] = seq
             app[ERASER] = eraser
             compacting = asyncio.create_task(eraser.run(), name="notar-eraser")
@@ -99,11 +107,6 @@ def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIt
             await index.close()
 
     return ctx
-
-
-def _keys_document(origin: str, keys: LogKeys) -> bytes:
-    vkeys = keys.verifier_keys
-    return orjson.dumps(keys_document(origin=origin, log=vkeys["log"], clock=vkeys["clock"]))
 
 
 async def submit_entries(request: web.Request) -> web.StreamResponse:
@@ -263,6 +266,8 @@ def setup(app: web.Application, settings: Settings, *, internal_routes: bool = T
     app.cleanup_ctx.append(sequencer_context(settings))
     if settings.get("ANCHORS"):
         app.cleanup_ctx.append(committer_context(settings, keys=keys_from))
+    if settings.get("WITNESSES"):
+        app.cleanup_ctx.append(witness_context(settings, keys=keys_from))
     app.cleanup_ctx.append(metrics_context)
     app[LIVENESS].append(anchor_alive)
     if internal_routes:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from aiohttp import web
 
 from merkle.checkpoint import parse_checkpoint
 from merkle.cosignature import CosignatureSigner
@@ -33,6 +34,9 @@ from services.published.history import add_rotation, read_stored, write_first
 from storage.base import ObjectStore
 from storage.errors import ConfigError, ConflictError, NotFoundError, StorageError
 from storage.rocks import RocksIndex
+
+HISTORY = web.AppKey("key_history", KeyHistory)
+"""The log's key history, once the anchor's sequencer context loaded it."""
 
 
 async def load_history(store: ObjectStore, keys: LogKeys, prefix: str = layout.LOG_PREFIX) -> KeyHistory:

@@ -24,17 +24,22 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp import web
 
 from merkle.cosignature import verifier_from_key
 from merkle.note import parse_note, verify_note
 from merkle.policy import WitnessKey
 from merkle.witness import AddCheckpoint, Outcome, merge_cosignatures, read_answer
 from services.anchor.chains import Target
-from services.common.config import Witness
+from services.anchor.committer import COMMITTER, latest_target
+from services.anchor.keys import LogKeys
+from services.anchor.rotation import HISTORY
+from services.common.config import Settings, Witness
+from services.common.resources import DETAILS, METRICS, STORE
 from services.published import layout
 from services.published.reader import LogReader
 from services.published.trust import witness_names
@@ -285,3 +290,47 @@ def _text(body: bytes) -> str:
     with contextlib.suppress(UnicodeDecodeError):
         return body[:300].decode("utf-8").strip()
     return f"{len(body)} bytes"
+
+
+WITNESSES = web.AppKey("witnesses", WitnessClient)
+
+
+def witness_context(
+    settings: Settings, *, keys: Callable[[Settings], LogKeys]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running the witness client of ``settings`` over the app's store; add it
+    after the sequencer's and the committer's (it follows the committer's rounds when there is
+    one). Its metrics join /metrics, its lines /readyz."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = app[STORE]
+        witnesses: tuple[Witness, ...] = settings.get("WITNESSES")
+        log_key = keys(settings).log.verifier()
+        committer = app.get(COMMITTER)
+
+        async def target() -> Target | None:
+            if committer is not None:
+                return await committer.round_target()
+            return await latest_target(store, layout.LOG_PREFIX, log_key)
+
+        client = WitnessClient(
+            witnesses=witnesses,
+            reader=LogReader(store, origin=settings.get("ORIGIN")),
+            witnessed=WitnessedStore(store),
+            target=target,
+            statements=app[HISTORY].statements,
+            config=WitnessClientConfig(
+                interval_s=settings.get("WITNESS_INTERVAL_S"),
+                quorum=settings.get("WITNESS_QUORUM") or len(witnesses),
+            ),
+        )
+        await client.start()
+        app[WITNESSES] = client
+        app[METRICS].append(client.metrics)
+        app[DETAILS].append(client.details)
+        try:
+            yield
+        finally:
+            await client.close()
+
+    return ctx
