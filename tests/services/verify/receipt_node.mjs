@@ -2,7 +2,8 @@
 //
 //   node tests/services/verify/receipt_node.mjs ITEMS.json VERDICTS.json
 //
-// ITEMS.json is [{id, receipt: path, document: path or null, keys: [verifier key…]}]; each receipt
+// ITEMS.json is [{id, receipt: path, document: path or null, keys: [verifier key…], policy: a
+// tlog-policy text or a /v1/keys document's JSON text, optional, in place of keys}]; each receipt
 // is read as the page reads a file (UTF-8, the byte-order mark kept, parseJson), its document
 // hashed with the receipt's algorithm as the page hashes it (hashBlob), then verifyReceipt. The
 // verdicts ({id: {valid, checks: [[name, status]…]}}) are compared with merkle's by
@@ -20,6 +21,7 @@ const MODULES = {
   "notar-json": "json.js",
   "notar-log": "log.js",
   "notar-timestamp": "timestamp.js",
+  "notar-trust": "trust.js",
   "notar-receipt": "receipt.js",
 };
 
@@ -58,7 +60,16 @@ try {
       }
       if (algorithm) digest = await m.hashBlob(new Blob([readFileSync(item.document)]), algorithm);
     }
-    const r = m.verifyReceipt(value, { keys: item.keys.map(m.parseVerifierKey), documentDigest: digest });
+    let keys = item.keys.map(m.parseVerifierKey);
+    if (item.policy) {
+      try {
+        keys = item.policy.trim().startsWith("{") ? m.trustOfDocument(JSON.parse(item.policy)) : m.trustOfPolicy(item.policy);
+      } catch (e) {
+        out[item.id] = { error: e.message };
+        continue;
+      }
+    }
+    const r = m.verifyReceipt(value, { keys, documentDigest: digest });
     out[item.id] = { valid: r.valid, checks: r.checks.map((c) => [c.name, c.status]), detail: r.checks.find((c) => c.status === "failed")?.detail ?? null };
   }
   writeFileSync(process.argv[3], JSON.stringify(out));
