@@ -186,8 +186,12 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
                     "tx_hash": corpus.anchored["anchors"][2]["tx_hash"],
                 },
                 "aggregated": case(by_id["valid-aggregated-all-kinds"], None, corpus.keys["main"]),
-                "witness_policy": {"policy": policy, "plain": by_id[f"live-valid-{base_file.stem}"],
-                                   "witnessed": witnessed, "document": str(base_file)},
+                "witness_policy": {
+                    "policy": policy,
+                    "plain": by_id[f"live-valid-{base_file.stem}"],
+                    "witnessed": witnessed,
+                    "document": str(base_file),
+                },
             },
         }
         (tmp_path / "plan.json").write_text(json.dumps(plan, indent=1, default=str))

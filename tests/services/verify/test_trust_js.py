@@ -16,7 +16,8 @@ from merkle import Receipt, Trust, verify_receipt
 from merkle.keyhistory import Rotation
 from merkle.note import Signer, add_signatures
 from services.published.trust import document_trust
-from tests.merkle.test_trust import CLOCKS, LOGS, ORIGIN, SIGNED_AT, STATEMENTS, WITNESS, policy, receipt
+from tests.merkle.logs import ORIGIN, SIGNED_AT
+from tests.merkle.test_trust import CLOCKS, LOGS, STATEMENTS, WITNESS, policy, receipt
 from tests.services.verify.test_receipt_js import page_verdicts
 
 WITNESSES = f"witness w1 {WITNESS.verifier().to_key()}\ngroup all-of-it all clock w1\n"
@@ -40,7 +41,10 @@ CASES: dict[str, tuple[Receipt, str]] = {
     "old clock, new log key": (receipt(20, LOGS[1], CLOCKS[0]), policy()),
     "quorum not met": (receipt(40, LOGS[2], CLOCKS[2]), policy("all-of-it", WITNESSES)),
     "quorum met": (witnessed(receipt(40, LOGS[2], CLOCKS[2])), policy("all-of-it", WITNESSES)),
-    "witness forged": (witnessed(receipt(40, LOGS[2], CLOCKS[2]), tamper=True), policy("all-of-it", WITNESSES)),
+    "witness forged": (
+        witnessed(receipt(40, LOGS[2], CLOCKS[2]), tamper=True),
+        policy("all-of-it", WITNESSES),
+    ),
     "quorum none": (receipt(40, LOGS[2], CLOCKS[2]), policy("none")),
 }
 
@@ -71,7 +75,7 @@ def test_the_page_applies_key_periods_and_witness_policies_as_merkle_does(tmp_pa
     assert not want["old key past its period (document)"].valid
     assert want["old key past its period (policy)"].valid
     assert [c.name for c in want["quorum met (document)"].failed] == []
-    assert want["witness forged (document)"].check("witnesses").status.value == "failed"  # type: ignore[union-attr]
+    assert want["witness forged (document)"].check("witnesses").status.value == "failed"
 
 
 @pytest.mark.parametrize(
@@ -94,7 +98,9 @@ def test_a_malformed_policy_is_refused_with_the_same_words(text: str, tmp_path: 
         Trust.from_policy(text)
     path = tmp_path / "r.json"
     path.write_bytes(receipt(5, LOGS[0], CLOCKS[0]).to_json())
-    got = page_verdicts([{"id": "x", "receipt": str(path), "document": None, "keys": [], "policy": text}], tmp_path)
+    got = page_verdicts(
+        [{"id": "x", "receipt": str(path), "document": None, "keys": [], "policy": text}], tmp_path
+    )
     assert got["x"]["error"].split(":")[0] == str(python.value).split(":")[0]  # "policy line N"
 
 
@@ -107,7 +113,7 @@ def test_a_broken_statement_chain_is_refused_by_both(tmp_path: Path) -> None:
     }
     path = tmp_path / "r.json"
     path.write_bytes(receipt(5, LOGS[0], CLOCKS[0]).to_json())
-    items = [
+    items: list[dict[str, Any]] = [
         {"id": k, "receipt": str(path), "document": None, "keys": [], "policy": document(policy(), c)}
         for k, c in chains.items()
     ]
