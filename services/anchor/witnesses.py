@@ -26,6 +26,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -49,6 +50,12 @@ from storage.errors import ConfigError, NotarError, StorageError
 log = logging.getLogger("notar.anchor.witnesses")
 MAX_ANSWER = 64 * 1024
 RESYNCS = 3  # 409s followed in one submission before it counts as a failure
+
+
+class Prover(Protocol):
+    """Where consistency proofs come from: the published log (``LogReader``)."""
+
+    async def consistency_proof(self, size1: int, size2: int) -> list[bytes]: ...
 
 
 class WitnessError(NotarError):
@@ -95,7 +102,7 @@ class WitnessClient:
         self,
         *,
         witnesses: Sequence[Witness],
-        reader: LogReader,
+        reader: Prover,
         witnessed: WitnessedStore,
         target: Callable[[], Awaitable[Target | None]],
         statements: Sequence[str] = (),
