@@ -39,7 +39,7 @@ from services.anchor.chains import Target
 from services.anchor.committer import COMMITTER, latest_target
 from services.anchor.keys import LogKeys
 from services.anchor.rotation import HISTORY
-from services.common.config import Settings, Witness
+from services.common.components import Witness, WitnessesConfig
 from services.common.resources import DETAILS, METRICS, STORE
 from services.published import layout
 from services.published.reader import LogReader
@@ -303,16 +303,15 @@ WITNESSES = web.AppKey("witnesses", WitnessClient)
 
 
 def witness_context(
-    settings: Settings, *, keys: Callable[[Settings], LogKeys]
+    config: WitnessesConfig, origin: str, *, keys: Callable[[], LogKeys]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context running the witness client of ``settings`` over the app's store; add it
-    after the sequencer's and the committer's (it follows the committer's rounds when there is
-    one). Its metrics join /metrics, its lines /readyz."""
+    """A cleanup context running the witness client of ``config`` for the log ``origin`` over the
+    app's store; add it after the sequencer's and the committer's (it follows the committer's
+    rounds when there is one). Its metrics join /metrics, its lines /readyz."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
-        witnesses: tuple[Witness, ...] = settings.get("WITNESSES")
-        log_key = keys(settings).log.verifier()
+        log_key = keys().log.verifier()
         committer = app.get(COMMITTER)
 
         async def target() -> Target | None:
@@ -321,15 +320,12 @@ def witness_context(
             return await latest_target(store, layout.LOG_PREFIX, log_key)
 
         client = WitnessClient(
-            witnesses=witnesses,
-            reader=LogReader(store, origin=settings.get("ORIGIN")),
+            witnesses=config.witnesses,
+            reader=LogReader(store, origin=origin),
             witnessed=WitnessedStore(store),
             target=target,
             statements=app[HISTORY].statements,
-            config=WitnessClientConfig(
-                interval_s=settings.get("WITNESS_INTERVAL_S"),
-                quorum=settings.get("WITNESS_QUORUM") or len(witnesses),
-            ),
+            config=WitnessClientConfig(interval_s=config.interval_s, quorum=config.quorum),
         )
         await client.start()
         app[WITNESSES] = client

@@ -16,22 +16,20 @@ from pathlib import Path
 from services.anchor import rotation
 from services.anchor.app import keys_from
 from services.anchor.keys import LogKeys, key_paths
-from services.cli.commands import settings_from
-from services.common.config import Settings
-from services.common.stores import data_dir, open_store
+from services.cli.commands import config_from
+from services.common.components import NotarConfig
+from services.common.stores import open_store
 
 
 def rotate(ns: argparse.Namespace) -> int:
-    settings = settings_from(ns, dict(os.environ))
-    keys = keys_from(settings)  # ConfigError (exit 2) when they are missing or misnamed
-    files = [settings.get("LOG_KEY_FILE"), settings.get("CLOCK_KEY_FILE")]
-    log_file, clock_file = (None if f is None else Path(f) for f in files)
-    paths = key_paths(data_dir(settings), log_file, clock_file)
-    index = data_dir(settings) / "index"  # the anchor's RocksDB, when this is its DATA_DIR
-    done = asyncio.run(_rotate(settings, keys, paths, index if index.is_dir() else None))
+    config = config_from(ns, dict(os.environ))
+    keys = keys_from(config.keys)  # ConfigError (exit 2) when they are missing or misnamed
+    paths = key_paths(config.keys.data_dir, config.keys.log_key_file, config.keys.clock_key_file)
+    index = config.store.data_dir / "index"  # the anchor's RocksDB, when this is its DATA_DIR
+    done = asyncio.run(_rotate(config, keys, paths, index if index.is_dir() else None))
     print(done.statement, end="")
     print(
-        f"stored as rotation statement {done.seq} of {settings.get('ORIGIN')}, from tree size {done.size}; "
+        f"stored as rotation statement {done.seq} of {config.keys.origin}, from tree size {done.size}; "
         f"the old key files are kept as {done.retired[0]} and {done.retired[1]}: archive or destroy them"
     )
     print("start the anchor with the new keys: it signs the tree head again with them before anything else")
@@ -41,11 +39,11 @@ def rotate(ns: argparse.Namespace) -> int:
 
 
 async def _rotate(
-    settings: Settings, keys: LogKeys, paths: tuple[Path, Path], index: Path | None
+    config: NotarConfig, keys: LogKeys, paths: tuple[Path, Path], index: Path | None
 ) -> rotation.Rotated:
-    store = await open_store(settings, dict(os.environ))
+    store = await open_store(config.store, dict(os.environ))
     try:
         size = await rotation.handover_size(store, index)
-        return await rotation.rotate(store, keys, paths, origin=settings.get("ORIGIN"), size=size)
+        return await rotation.rotate(store, keys, paths, origin=config.keys.origin, size=size)
     finally:
         await store.close()

@@ -17,7 +17,7 @@ from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer, parse_note, verify_note
 from services.anchor.chains import Target
 from services.anchor.witnesses import WitnessClient, WitnessClientConfig, WitnessFork
-from services.common.config import Witness
+from services.common.components import Witness
 from services.published.witnessed import WitnessedStore
 from storage.fs import FsStore
 from tests.services.witness.harness import TestLog, WitnessProcess, keygen
