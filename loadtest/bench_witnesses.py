@@ -25,7 +25,7 @@ import statistics
 import subprocess
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,25 +57,33 @@ def metrics(url: str) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def serve(name: str, root: Path, env: dict[str, str], logs_file: Path | None) -> Iterator[Contestant]:
-    """`notar serve` of ``name``; with ``logs_file`` its log key is written there before it starts."""
+def serve(
+    name: str, root: Path, env: dict[str, str], witnesses: Sequence[WitnessPod] = ()
+) -> Iterator[Contestant]:
+    """`notar serve` of ``name``; with ``witnesses`` they are started first, its log key in their
+    logs file, so that the anchor finds them up."""
     data = root / name
     data.mkdir()
     common = ["--data-dir", str(data), "--origin", ORIGIN]
     made = subprocess.run(
         notar_command("keygen", *common), env=env, capture_output=True, text=True, timeout=60, check=True
     )
-    if logs_file is not None:
-        logs_file.write_text(made.stdout.splitlines()[-2].split()[-1] + "\n")
-    key = add_tenant(common, env, data)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = notar_command("serve", "--listen", f"127.0.0.1:{port}", *common)
-    server = start_server(name, command, url, env, data)
     try:
-        yield Contestant(name, server, key)
+        for w in witnesses:
+            w.logs_file.write_text(made.stdout.splitlines()[-2].split()[-1] + "\n")
+            w.start()
+            w.wait_ready()
+        key = add_tenant(common, env, data)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = start_server(name, notar_command("serve", "--listen", url[7:], *common), url, env, data)
+        try:
+            yield Contestant(name, server, key)
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        for w in witnesses:
+            w.terminate()
 
 
 async def one_run(c: Contestant, mode: str, seconds: float) -> None:
@@ -114,12 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             "NOTAR_WITNESS_QUORUM": "2",
             "NOTAR_WITNESS_INTERVAL_S": "1",
         }
-        none = stack.enter_context(serve("none", root, base, None))
-        witnessed = stack.enter_context(serve("witnessed", root, witnessed_env, logs_file))
-        for w in witnesses:
-            stack.callback(w.terminate)
-            w.start()
-            w.wait_ready()
+        none = stack.enter_context(serve("none", root, base))
+        witnessed = stack.enter_context(serve("witnessed", root, witnessed_env, witnesses))
         contestants = [none, witnessed]
         for rnd in range(ns.rounds):
             print(f"round {rnd + 1} of {ns.rounds}", flush=True)

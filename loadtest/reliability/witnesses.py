@@ -26,7 +26,7 @@ from merkle.witness import checkpoint_path
 from services.published import layout
 from storage.base import ObjectStore
 
-from .cluster import READY_S
+from .cluster import READY_S, terminate, wait_ready
 
 
 @dataclass
@@ -79,29 +79,10 @@ class WitnessPod:
         self.process.wait(timeout=30)
 
     def terminate(self) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.terminate()
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            return None
+        return terminate(self.process, 30.0)
 
     def wait_ready(self, timeout: float = READY_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"witness {self.name} exited:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"witness {self.name} not ready in {timeout:g} s\n{self.tail()}")
+        wait_ready(self.url, self.process, f"witness {self.name}", self.tail, timeout)
 
     def latest(self, origin: str) -> str | None:
         """The checkpoint of ``origin`` it cosigned last, or None (none yet, or it is down)."""

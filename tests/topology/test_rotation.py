@@ -27,7 +27,7 @@ import pytest
 from merkle import Receipt
 from services.common.index_key import create_index_key
 from tests.seaweed import S3Target, free_ports
-from tests.topology.test_topology import START_S, Pod, run_notar, stop, wait_ready
+from tests.topology.test_topology import START_S, Pod, pod_env, run_notar, stop, wait_ready
 
 ORIGIN = "rotation.notar.test/log"
 WAIT_S = 60.0
@@ -73,21 +73,7 @@ def install_secret(src: Path, secret: Path) -> None:
 
 @pytest.fixture
 def cluster(s3_target: S3Target, tmp_path: Path) -> Iterator[tuple[dict[str, str], list[Pod], Path]]:
-    base = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("NOTAR_", "AWS_", "OTEL_"))},
-        "PYTHONUNBUFFERED": "1",
-        "NOTAR_STORE": "s3",
-        "NOTAR_S3_ENDPOINT": s3_target.endpoint,
-        "NOTAR_S3_BUCKET": s3_target.bucket,
-        "NOTAR_S3_REGION": s3_target.region,
-        "NOTAR_S3_PREFIX": f"rotation-{uuid.uuid4().hex[:12]}/",
-        "NOTAR_ORIGIN": ORIGIN,
-        "NOTAR_BATCH_MS": "20",
-        "NOTAR_ANCHORS": "local",
-        "NOTAR_ANCHOR_INTERVAL_S": "1",
-        "AWS_ACCESS_KEY_ID": s3_target.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_target.secret_key,
-    }
+    base = pod_env(s3_target, f"rotation-{uuid.uuid4().hex[:12]}/", ORIGIN)
     create_index_key(tmp_path / "index.key")
     base["NOTAR_INDEX_KEY_FILE"] = str(tmp_path / "index.key")
     # the operator's keys, as `notar keygen` made them for the Secret (k8s/README.md, Deploy)
