@@ -189,6 +189,7 @@ function makeTrust(logs, clocks, histories, policy) {
   return {
     policy,
     histories,
+    keys: [...logs, ...clocks], // trusted at every size, outside any key history
     logKeys: (origin, size) => [...logs, ...at(origin, size).map((p) => p.log)],
     clockKeys: (origin, size) => [...clocks, ...at(origin, size).filter((p) => p.clock).map((p) => p.clock)],
     allLogKeys: () => [...logs, ...histories.flatMap((h) => h.periods.map((p) => p.log))],

@@ -3,9 +3,10 @@
 //   node tests/services/verify/receipt_node.mjs ITEMS.json VERDICTS.json
 //
 // ITEMS.json is [{id, receipt: path, document: path or null, keys: [verifier key…], policy: a
-// tlog-policy text or a /v1/keys document's JSON text, optional, in place of keys}]; each receipt
-// is read as the page reads a file (UTF-8, the byte-order mark kept, parseJson), its document
-// hashed with the receipt's algorithm as the page hashes it (hashBlob), then verifyReceipt. The
+// tlog-policy text or a /v1/keys document's JSON text, optional, in place of keys, tsa_ca: PEM
+// path or null}]; each receipt is read as the page reads a file (UTF-8, the byte-order mark kept,
+// parseJson), its document hashed with the receipt's algorithm as the page hashes it (hashBlob),
+// then verifyReceipt, with the TSA CA certificates when one is named (WebCrypto, as in a browser). The
 // verdicts ({id: {valid, checks: [[name, status]…]}}) are compared with merkle's by
 // test_receipt_js.py. The page's modules are imported as the page imports them: the bare names of
 // its import map ("notar-noble", "notar-receipt"…) stand for the files services/verify/page.py inlines.
@@ -20,9 +21,12 @@ const MODULES = {
   "notar-noble": "vendor/noble.js",
   "notar-json": "json.js",
   "notar-log": "log.js",
+  "notar-der": "der.js",
+  "notar-x509": "x509.js",
   "notar-timestamp": "timestamp.js",
   "notar-trust": "trust.js",
   "notar-receipt": "receipt.js",
+  "notar-timeline": "timeline.js",
 };
 
 /** Copies of the page's modules whose bare imports name the copies, in a temporary folder. */
@@ -69,8 +73,9 @@ try {
         continue;
       }
     }
-    const r = m.verifyReceipt(value, { keys, documentDigest: digest });
-    out[item.id] = { valid: r.valid, checks: r.checks.map((c) => [c.name, c.status]), detail: r.checks.find((c) => c.status === "failed")?.detail ?? null };
+    const tsaCas = item.tsa_ca ? m.parsePemCertificates(readFileSync(item.tsa_ca, "utf8")) : null;
+    const r = await m.verifyReceipt(value, { keys, documentDigest: digest, tsaCas });
+    out[item.id] = { valid: r.valid, checks: r.checks.map((c) => [c.name, c.status]), detail: r.checks.find((c) => c.status === "failed")?.detail ?? null, details: r.checks.map((c) => c.detail) };
   }
   writeFileSync(process.argv[3], JSON.stringify(out));
 } finally {
