@@ -27,7 +27,8 @@ from opentelemetry.trace import SpanContext
 
 from merkle.bundles import BundleBuilder
 from merkle.checkpoint import Checkpoint, sign_checkpoint
-from merkle.digests import ENTRY_SIZE, SALT_SIZE, Digest, make_entries
+from merkle.digests import ENTRY_SIZE, SALT_SIZE, Digest, entries_of
+from merkle.digests import multihashes as digest_multihashes  # `multihashes`: the batch's, below
 from merkle.hashing import leaf_hashes
 from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
@@ -355,9 +356,10 @@ class Sequencer:
         at = 0
         for g in groups:  # a batch mixes tenants: entries are made per group, one tenant each
             k = len(g.digests)
-            entries += make_entries(g.digests, salts[at : at + k], g.tenant)
+            mine = digest_multihashes(g.digests)
+            entries += entries_of(mine, salts[at : at + k], g.tenant)
             tenants += [g.tenant] * k
-            multihashes += [d.multihash for d in g.digests]
+            multihashes += mine
             at += k
         puts = self._tenant_rows(tenants, multihashes, indices, salts)
         # encode_bundle of the entries in index order, framed by one join (every v2 entry is
