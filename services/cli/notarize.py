@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from merkle.receipt import Receipt
 from merkle.verdict import verify_receipt
-from services.cli.commands import settings_from
+from services.cli.commands import config_from
 from services.sdk import NotarClient, trusted_keys
 from storage.errors import ConfigError
 
@@ -100,17 +100,18 @@ def _progress(desc: str, total: int, *, quiet: bool, unit: str = "B") -> tqdm[An
 
 
 async def run(ns: argparse.Namespace) -> int:
-    settings = settings_from(ns, dict(os.environ))
-    api_key = settings.require(
-        "API_KEY", "to notarize (create one with `notar tenant add NAME` on the server)"
+    client_config = config_from(ns, dict(os.environ)).client
+    url = client_config.url
+    api_key = client_config.api_key.need(
+        "to notarize (create one with `notar tenant add NAME` on the server)"
     )
     jobs = list(find_files(ns.paths, ns.out))
     quiet = ns.quiet or not sys.stderr.isatty()
-    async with NotarClient(settings.get("URL"), api_key) as client:
+    async with NotarClient(url, api_key) as client:
         try:
             keys = trusted_keys(await client.keys())
         except ValueError as e:
-            raise ConfigError(f"URL {settings.get('URL')}: {e}", setting="URL") from e
+            raise ConfigError(f"URL {url}: {e}", setting="URL") from e
         with _progress("hashing", sum(j.size for j in jobs), quiet=quiet) as bar:
             for job in jobs:
                 job.digest = await asyncio.get_running_loop().run_in_executor(None, hash_file, job.path)

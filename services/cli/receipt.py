@@ -21,7 +21,7 @@ from merkle.proofs import verify_consistency
 from merkle.receipt import Receipt
 from merkle.verdict import split_keys, verify_receipt
 from services.anchor.app import keys_from
-from services.cli.commands import settings_from
+from services.cli.commands import config_from
 from services.cli.notarize import write_receipt
 from services.cli.verify import load_receipt
 from services.sdk import NotarClient, trusted_keys
@@ -80,17 +80,17 @@ def accept_upgrade(old: Receipt, new: Receipt, keys: list[str], consistency: lis
 
 async def _upgrade(ns: argparse.Namespace, old: Receipt) -> tuple[Receipt, list[str]]:
     """The server's upgraded receipt of `old`, accepted, and notes for the reader."""
-    settings = settings_from(ns, dict(os.environ))
-    api_key = settings.require("API_KEY", "to fetch receipts (the tenant's key)")
+    config = config_from(ns, dict(os.environ)).client
+    api_key = config.api_key.need("to fetch receipts (the tenant's key)")
     notes = []
-    async with NotarClient(settings.get("URL"), api_key) as client:
+    async with NotarClient(config.url, api_key) as client:
         keys = list(ns.key)
         if not keys:
             try:
                 keys = trusted_keys(await client.keys())
             except ValueError as e:
                 raise ConfigError(f"the keys URL publishes are not usable: {e}", setting="URL") from e
-            notes.append(f"checked under the keys {settings.get('URL')} publishes: this trusts that server")
+            notes.append(f"checked under the keys {config.url} publishes: this trusts that server")
         try:
             candidates = await client.receipts(str(old.digest))  # read strictly by the SDK
         except ValueError as e:
@@ -142,9 +142,9 @@ def export(ns: argparse.Namespace) -> int:
     if ns.format == "tlog-proof":
         data = to_tlog_proof(receipt).encode()
     else:
-        settings = settings_from(ns, dict(os.environ))
+        keys = config_from(ns, dict(os.environ)).keys
         try:
-            signer = keys_from(settings).log
+            signer = keys_from(keys).log
         except ConfigError as e:
             raise ConfigError(
                 f"a COSE receipt is signed by the log key, so export it where the log's keys are "

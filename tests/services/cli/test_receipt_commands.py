@@ -18,7 +18,7 @@ from services.anchor.app import ensure_keys, keys_from
 from services.cli import main
 from services.cli.receipt import accept_upgrade, keep_previous
 from services.cli.verify import load_receipt
-from services.common.config import load_settings
+from services.common.components import load
 from storage.errors import VerificationError
 
 ORIGIN = "export.notar.test/log"
@@ -90,11 +90,11 @@ def test_the_previous_receipt_is_kept_beside_the_upgraded_one(
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> tuple[Path, Signer, CosignatureSigner]:
-    settings = load_settings(
+    config = load(
         flags={"DATA_DIR": str(tmp_path / "data"), "ORIGIN": ORIGIN}, env={}, config_file=None
     )
-    ensure_keys(settings)
-    keys = keys_from(settings)
+    ensure_keys(config.keys)
+    keys = keys_from(config.keys)
     return tmp_path / "data", keys.log, keys.clock
 
 
