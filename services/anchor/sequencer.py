@@ -390,20 +390,12 @@ class Sequencer:
         changed = self._tiles.append(leaf_hashes(placed), levels=levels) + self._bundles.append(placed)
         self._held.add(changed, levels)
         note = self._sign(size, batch.timestamp)
-        proofs = self._held.inclusion_proofs(first, len(placed), size)
+        # The proofs made in the callers' order: the receipt writer reads them in that order, and
+        # reading them at random in index order's memory cost it more than making them so.
+        proofs = self._held.inclusion_proofs(first, len(placed), size, order=batch.rank)
         self._held.prune(size)
-        # Each proof copied into the callers' order: the receipt writer reads them in that order,
-        # and reading them in index order's memory at random cost it more than the copy.
         results = list(
-            map(
-                Sequenced,
-                batch.indices,
-                batch.entries,
-                batch.salts,
-                repeat(size),
-                [tuple(proofs[j]) for j in batch.rank],
-                repeat(note),
-            )
+            map(Sequenced, batch.indices, batch.entries, batch.salts, repeat(size), proofs, repeat(note))
         )
         return changed, note, results
 
