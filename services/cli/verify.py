@@ -6,7 +6,8 @@ says "every check holds" when a check was not made: it lists what was not checke
 when no check failed, 1 when one failed, 2 when the receipt is malformed or unreadable, or the
 command is unusable (no key, a malformed key). No network unless `--online` (EVM anchors checked
 against EVM_RPC; keys fetched from URL's /v1/keys when none is given — that trusts the server,
-and says so)."""
+and says so). `--report FILE.pdf` also writes the verdict as a one-page PDF a court can file
+(services/cli/report.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography import x509
 
 from merkle.aggregate import AnchorTarget
 from merkle.anchors import offline_anchor_verifiers
@@ -137,8 +139,8 @@ async def _on_chain(
         await rpc.close()
 
 
-def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str]]:
-    """The result, notes for the reader, and the trusted keys."""
+def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str], list[x509.Certificate]]:
+    """The result, notes for the reader, the trusted keys and the trusted TSA CAs."""
     config = config_from(ns, dict(os.environ))
     receipt = load_receipt(ns.receipt)
     notes: list[str] = []
@@ -157,7 +159,7 @@ def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str]]:
         raise ConfigError(f"{ns.file}: no such file", setting="FILE")
     document = _chunks(ns.file) if ns.file is not None else None
     result = verify_receipt(receipt, keys=keys, document=document, anchor_verifiers=verifiers)
-    return result, notes, keys
+    return result, notes, keys, cas
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -239,8 +241,26 @@ def _meaning(c: Check) -> str:
     return MEANING.get(c.name, "")
 
 
+def write_report(ns: argparse.Namespace, result: ReceiptResult, notes: list[str], keys: list[str],
+                 cas: list[x509.Certificate]) -> None:
+    """`--report FILE.pdf`: the one-page evidence report; ConfigError (exit 2) when unwritable."""
+    from services.cli.evidence import gather
+    from services.cli.report import write_report as draw
+
+    receipt = ns.receipt.read_bytes()
+    evidence = gather(result, receipt_file=ns.receipt, receipt_bytes=receipt, document=ns.file, keys=keys,
+                      tsa_cas=cas, notes=notes)  # fmt: skip
+    try:
+        draw(ns.report, evidence)
+    except OSError as e:
+        raise ConfigError(f"cannot write the report {ns.report}: {e.strerror or e}", setting="REPORT") from e
+    print(f"  note: report written to {ns.report}", file=sys.stderr)
+
+
 def verify(ns: argparse.Namespace) -> int:
-    result, notes, keys = check(ns)
+    result, notes, keys, cas = check(ns)
+    if ns.report is not None:
+        write_report(ns, result, notes, keys, cas)
     if ns.json:
         doc: dict[str, Any] = {**result.to_obj(), "notes": notes}
         print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())

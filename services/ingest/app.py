@@ -78,7 +78,8 @@ async def get_document(request: web.Request) -> web.StreamResponse:
     digest = _digest(request)
     docs = request.app[DOCUMENTS]
     manifest = await docs.manifest(tenant, digest)
-    first = await docs.chunk(tenant, manifest, 0) if manifest.chunks else b""
+    head = request.method == "HEAD"  # is it stored? (`notar notarize --upload`): no chunk is read
+    first = await docs.chunk(tenant, manifest, 0) if manifest.chunks and not head else b""
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/octet-stream",
@@ -88,6 +89,9 @@ async def get_document(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
+    if head:
+        await response.write_eof()
+        return response
     await response.write(first)
     for position in range(1, len(manifest.chunks)):
         try:

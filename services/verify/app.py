@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
@@ -28,6 +29,7 @@ from services.model import Lookup
 from services.published import layout
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
+from services.published.restores import LostSalts
 from services.published.trust import trusted_keys
 from services.verify.page import verify_page
 from storage.errors import BadRequest, ConfigError, NotFoundError, PushbackError, StorageError
@@ -42,6 +44,7 @@ class AnchoredCheckpoints(Protocol):
 
 READER = web.AppKey("reader", LogReader)
 LOOKUP = web.AppKey("lookup", Lookup)
+LOST = web.AppKey("lost", LostSalts)
 ANCHORED = web.AppKey("anchored", AnchoredCheckpoints)
 TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
 ORIGIN = web.AppKey("verify_origin", str)
@@ -100,7 +103,7 @@ async def get_receipt(request: web.Request) -> web.Response:
         raise BadRequest(str(e), kind="invalid-digest") from e
     found = await request.app[LOOKUP].lookup(tenant, digest)
     if not found:
-        raise NotFoundError(f"this tenant has not notarized {digest}")
+        raise NotFoundError(f"this tenant has not notarized {digest}{await request.app[LOST].explain()}")
     every = request.query.get("all") in ("1", "true")
     chosen = found[:MAX_RECEIPTS] if every else found[:1]
     note, _ = await request.app[READER].checkpoint_covering(max(i for i, _ in chosen))
@@ -143,6 +146,19 @@ async def get_consistency(request: web.Request) -> web.Response:
 async def get_keys(request: web.Request) -> web.Response:
     """The keys document as the anchor wrote it (services.published.trust, SPEC §6)."""
     return _json(await request.app[READER].keys(), cache="public, max-age=300")
+
+
+async def get_tsa_ca(request: web.Request) -> web.Response:
+    """The TSA CA certificates this server checks RFC 3161 anchors against (TSA_CA_FILE), as PEM,
+    for the web verifier and anyone who chooses to trust this server's word on its TSA."""
+    cas: list[x509.Certificate] = request.app[TSA_CAS]
+    if not cas:
+        raise NotFoundError("this server names no TSA CA (TSA_CA_FILE is not set)")
+    return web.Response(
+        body=b"".join(c.public_bytes(Encoding.PEM) for c in cas),
+        content_type="application/pem-certificate-chain",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 async def get_checkpoint(request: web.Request) -> web.Response:
@@ -214,6 +230,7 @@ def verify_context(
         app[ORIGIN] = origin
         app[READER] = LogReader(app[STORE], origin=origin)
         app[ANCHORED] = AnchorStore(app[STORE])
+        app[LOST] = LostSalts(app[STORE])
         app[TSA_CAS] = _tsa_cas(config.chains.tsa_ca_file.value)
         client = None
         if lookup is None:
@@ -236,6 +253,7 @@ def setup(app: web.Application, config: NotarConfig, *, lookup: Lookup | None = 
     app.router.add_get("/v1/proofs/inclusion", get_inclusion)
     app.router.add_get("/v1/proofs/consistency", get_consistency)
     app.router.add_get("/v1/keys", get_keys)
+    app.router.add_get("/v1/tsa-ca", get_tsa_ca)
     app.router.add_post("/v1/verify", post_verify)
     app.router.add_get("/log/checkpoint", get_checkpoint)
     app.router.add_get("/log/tile/{path:.+}", get_tile)
