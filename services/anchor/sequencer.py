@@ -27,7 +27,8 @@ from opentelemetry.trace import SpanContext
 
 from merkle.bundles import BundleBuilder
 from merkle.checkpoint import Checkpoint, sign_checkpoint
-from merkle.digests import ENTRY_SIZE, SALT_SIZE, Digest, make_entries
+from merkle.digests import ENTRY_SIZE, SALT_SIZE, Digest, entries_of
+from merkle.digests import multihashes as digest_multihashes  # `multihashes`: the batch's, below
 from merkle.hashing import leaf_hashes
 from merkle.keyhistory import KeyHistory
 from merkle.tiles import Tile, TileBuilder, TileLevels
@@ -368,9 +369,10 @@ class Sequencer:
         at = 0
         for g in groups:  # a batch mixes tenants: entries are made per group, one tenant each
             k = len(g.digests)
-            entries += make_entries(g.digests, salts[at : at + k], g.tenant)
+            mine = digest_multihashes(g.digests)
+            entries += entries_of(mine, salts[at : at + k], g.tenant)
             tenants += [g.tenant] * k
-            multihashes += [d.multihash for d in g.digests]
+            multihashes += mine
             at += k
         puts = self._tenant_rows(tenants, multihashes, indices, salts)
         # encode_bundle of the entries in index order, framed by one join (every v2 entry is
@@ -401,20 +403,12 @@ class Sequencer:
         changed = self._tiles.append(leaf_hashes(placed), levels=levels) + self._bundles.append(placed)
         self._held.add(changed, levels)
         note = self._sign(size, batch.timestamp)
-        proofs = self._held.inclusion_proofs(first, len(placed), size)
+        # The proofs made in the callers' order: the receipt writer reads them in that order, and
+        # reading them at random in index order's memory cost it more than making them so.
+        proofs = self._held.inclusion_proofs(first, len(placed), size, order=batch.rank)
         self._held.prune(size)
-        # Each proof copied into the callers' order: the receipt writer reads them in that order,
-        # and reading them in index order's memory at random cost it more than the copy.
         results = list(
-            map(
-                Sequenced,
-                batch.indices,
-                batch.entries,
-                batch.salts,
-                repeat(size),
-                [tuple(proofs[j]) for j in batch.rank],
-                repeat(note),
-            )
+            map(Sequenced, batch.indices, batch.entries, batch.salts, repeat(size), proofs, repeat(note))
         )
         return changed, note, results
 
