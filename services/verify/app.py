@@ -20,6 +20,7 @@ from merkle.digests import Digest, parse_digest
 from merkle.note import parse_note
 from merkle.receipt import Receipt
 from merkle.tiles import ENTRIES, parse_tile_path
+from merkle.trust import Trust
 from merkle.verdict import verify_receipt
 from services.common.components import NotarConfig
 from services.common.problems import read_json
@@ -30,7 +31,8 @@ from services.published import layout
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
 from services.published.restores import LostSalts
-from services.published.trust import trusted_keys
+from services.published.trust import document_trust
+from services.published.witnessed import Upgrades, WitnessedStore
 from services.verify.page import verify_page
 from storage.errors import BadRequest, ConfigError, NotFoundError, PushbackError, StorageError
 
@@ -197,17 +199,17 @@ async def post_verify(request: web.Request) -> web.Response:
     digest = body.get("digest")
     if digest is not None and not isinstance(digest, str):
         raise BadRequest('"digest" must be a string', kind="invalid-request")
-    keys = await _trusted(request.app[READER])
+    trust = await _trusted(request.app[READER])
     cas: list[x509.Certificate] = request.app[TSA_CAS]
-    verifiers = offline_anchor_verifiers(keys=keys, tsa_cas=cas)
-    result = verify_receipt(body["receipt"], keys=keys, digest=digest, anchor_verifiers=verifiers)
+    verifiers = offline_anchor_verifiers(keys=trust.all_log_keys(), tsa_cas=cas)
+    result = verify_receipt(body["receipt"], keys=trust, digest=digest, anchor_verifiers=verifiers)
     return _json(result.to_obj())
 
 
-async def _trusted(reader: LogReader) -> list[str]:
-    """Every verifier key the deployment publishes (its /v1/keys document)."""
+async def _trusted(reader: LogReader) -> Trust:
+    """What the deployment's /v1/keys document says to trust: its policy, each key in its period."""
     try:
-        return trusted_keys(await reader.keys())
+        return document_trust(await reader.keys())
     except ValueError as e:
         raise StorageError(f"the published keys document is unusable: {e}", key=layout.keys_key()) from e
 
@@ -229,7 +231,7 @@ def verify_context(
         origin = config.sequencer.origin
         app[ORIGIN] = origin
         app[READER] = LogReader(app[STORE], origin=origin)
-        app[ANCHORED] = AnchorStore(app[STORE])
+        app[ANCHORED] = Upgrades(AnchorStore(app[STORE]), WitnessedStore(app[STORE]))
         app[LOST] = LostSalts(app[STORE])
         app[TSA_CAS] = _tsa_cas(config.chains.tsa_ca_file.value)
         client = None

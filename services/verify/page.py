@@ -3,8 +3,9 @@
 The page is the template `static/verify.html` with its style and its ES modules inlined:
 `vendor/noble.js` (pinned @noble/hashes and @noble/curves, see `static/vendor/README.md`), the
 checks, a port of merkle/ (`json.js` strict JSON and bytes, `log.js` proofs, notes, keys and
-checkpoints, `timestamp.js` RFC 3161 tokens, `receipt.js` the receipt and its verdict, `scitt.js` SCITT
-transparent statements and COSE receipts), and
+checkpoints, `timestamp.js` RFC 3161 tokens, `trust.js` key histories and witness policies,
+`receipt.js` the receipt and its verdict, `scitt.js` SCITT transparent statements and COSE
+receipts), and
 `page.js` (the form and the verdict). All but the last are imported by name through an import map
 of `data:` URLs (`MODULES`), so the very same bytes work
 served by notar, after the server is gone, and saved and opened straight from disk. Its
@@ -33,6 +34,7 @@ MODULES = {
     "notar-der": "der.js",
     "notar-x509": "x509.js",
     "notar-timestamp": "timestamp.js",
+    "notar-trust": "trust.js",
     "notar-receipt": "receipt.js",
     "notar-timeline": "timeline.js",
     "notar-scitt": "scitt.js",
