@@ -10,6 +10,9 @@
 - Requests aiohttp's parser refuses (a 100 KB header, 10,000 headers, bytes that are not HTTP)
   are answered in problem+json like every other error, and logged in one line that never quotes
   the request: the parser's own message quotes it, with any API key on the offending line.
+
+Every answer, those refusals included, carries `X-Content-Type-Options: nosniff`: a browser
+never takes a receipt, a tile or a stored document for HTML or a script.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ from aiohttp.web_protocol import RequestHandler
 from services.common.problems import PROBLEM_JSON, TYPE_BASE, problem
 
 log = logging.getLogger("notar.http")
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+
+
+async def nosniff(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """`on_response_prepare` signal: the header on every answer of the app."""
+    response.headers[NOSNIFF[0]] = NOSNIFF[1]
 
 
 def refusal(exc: HttpProcessingError) -> str:
@@ -111,6 +120,7 @@ class NotarRequestHandler(RequestHandler):
             transport.write(
                 b"HTTP/1.1 408 Request Timeout\r\nContent-Type: "
                 + PROBLEM_JSON.encode()
+                + f"\r\n{NOSNIFF[0]}: {NOSNIFF[1]}".encode()
                 + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
                 + body
             )
@@ -136,7 +146,7 @@ class NotarRequestHandler(RequestHandler):
             log.error("unexpected error answering a request from %s", request.remote, exc_info=exc)
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had already begun; the connection is cut instead")
-        response = problem(status, kind, title, detail)
+        response = problem(status, kind, title, detail, headers=dict([NOSNIFF]))
         response.force_close()
         return response
 
@@ -164,6 +174,7 @@ def run_app(
 ) -> None:
     """Serve `app` on host:port until SIGINT or SIGTERM, as `web.run_app` does: on a signal the
     app's cleanup contexts run first (the sequencer finishes), then the remaining tasks stop."""
+    app.on_response_prepare.append(nosniff)
     loop = asyncio.new_event_loop()
     runner = _Runner(
         app,
