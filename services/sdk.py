@@ -187,6 +187,20 @@ class NotarClient:
         result: dict[str, Any] = await self._request("GET", "/v1/keys")
         return result
 
+    async def anchors(self, origin: str, size: int) -> dict[str, Any] | None:
+        """The anchored checkpoint covering the checkpoint of size `size` of log `origin`
+        (`GET /v1/anchors`, no API key needed): `{"origin", "size", "checkpoint", "anchors"}`, or
+        None while there is none."""
+        try:
+            answer: dict[str, Any] = await self._request(
+                "GET", "/v1/anchors", params={"origin": origin, "size": str(size)}
+            )
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        return answer
+
     async def inclusion_proof(self, index: int, size: int) -> list[str]:
         answer = await self._request(
             "GET", "/v1/proofs/inclusion", params={"index": str(index), "size": str(size)}

@@ -79,11 +79,11 @@ class NotarProcess:
 
 @contextmanager
 def notar_serve(
-    data: Path, origin: str, *, tenant: str | None = "acme", **settings: str
+    data: Path, origin: str, *, tenant: str | None = "acme", role: str = "all", **settings: str
 ) -> Iterator[NotarProcess]:
-    """`notar serve` on a free loopback port with `data` as DATA_DIR, batches of 10 ms, anchors
-    every second and `settings` (NAME=value, as NOTAR_NAME), a tenant made with `notar tenant
-    add`; stopped (SIGTERM) on exit."""
+    """`notar serve --role ROLE` on a free loopback port with `data` as DATA_DIR, batches of 10 ms,
+    anchors every second and `settings` (NAME=value, as NOTAR_NAME), a tenant made with `notar
+    tenant add`; stopped (SIGTERM) on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -97,7 +97,9 @@ def notar_serve(
         **{f"NOTAR_{name}": value for name, value in settings.items()},
     }
     env.pop("NOTAR_API_KEY", None)
-    proc = subprocess.Popen([NOTAR, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [NOTAR, "serve", "--role", role], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_ready(url, proc)
         with urllib.request.urlopen(url + "/v1/keys", timeout=10) as r:

@@ -74,6 +74,24 @@ def anchor(sub: Subparsers) -> None:
     d.set_defaults(run="anchor:anchor_deploy")
 
 
+def add_trust_flags(parser: argparse.ArgumentParser) -> None:
+    """--key / --policy of the client commands: trust exactly these, not DATA_DIR's trust file."""
+    parser.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="trust this verifier key (the log's, its clock's) instead of the keys pinned in "
+        "DATA_DIR/trust.json; repeat for several",
+    )
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="trust the log and clock keys of this tlog-policy (/v1/keys' policy)",
+    )
+
+
 def notarize(sub: Subparsers) -> None:
     p = sub.add_parser("notarize", help="notarize files or directories, writing FILE.receipt.json")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -81,6 +99,7 @@ def notarize(sub: Subparsers) -> None:
     p.add_argument("--out", type=Path, help="write receipts under this directory instead of beside the files")
     p.add_argument("--batch", type=int, default=MAX_DIGESTS, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_trust_flags(p)
     add_setting_flags(p)
     p.set_defaults(run="notarize:notarize")
 
@@ -106,10 +125,14 @@ def verify(sub: Subparsers) -> None:
 def receipt(sub: Subparsers) -> None:
     p = sub.add_parser("receipt", help="upgrade a receipt, or export it for other tools")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = actions.add_parser("upgrade", help="fetch the latest (anchored) version of a receipt")
+    up = actions.add_parser(
+        "upgrade",
+        help="fetch the anchored version of a receipt (no API key needed); written beside it as "
+        "NAME.receipt.<tree size>.json, RECEIPT is kept",
+    )
     up.add_argument("receipt", type=Path, metavar="RECEIPT")
-    up.add_argument("--out", type=Path, help="write here instead of replacing RECEIPT")
-    up.add_argument("--key", action="append", default=[], metavar="VKEY", help="trusted verifier key(s)")
+    up.add_argument("--out", type=Path, help="write the upgrade here instead (never over an existing file)")
+    add_trust_flags(up)
     add_setting_flags(up)
     up.set_defaults(run="receipt:upgrade")
     ex = actions.add_parser("export", help="export as C2SP tlog-proof or RFC 9942 COSE receipt")
@@ -136,5 +159,18 @@ def witness(sub: Subparsers) -> None:
     s.set_defaults(run="witness:serve")
 
 
-SUBCOMMANDS = (serve, keygen, tenant, anchor, notarize, verify, receipt, witness)
+def trust(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "trust", help="the keys the client commands pinned (DATA_DIR/trust.json): show, add or remove them"
+    )
+    p.add_argument("action", choices=("show", "add", "remove"))
+    p.add_argument("items", nargs="*", metavar="VKEY|ORIGIN", help="add: verifier keys; remove: origins")
+    p.add_argument(
+        "--policy", type=Path, metavar="FILE", help="add: the log and clock keys of this tlog-policy"
+    )
+    add_setting_flags(p)
+    p.set_defaults(run="trust:trust")
+
+
+SUBCOMMANDS = (serve, keygen, tenant, anchor, notarize, verify, receipt, trust, witness)
 """In the order `notar --help` lists them."""

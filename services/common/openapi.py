@@ -138,6 +138,15 @@ SCHEMAS: dict[str, Any] = {
         ["logs", "witnesses", "policy"],
     ),
     "Proof": _object({"proof": {"type": "array", "items": HEX32}}, ["proof"]),
+    "Anchored": _object(
+        {
+            "origin": {"type": "string"},
+            "size": {"type": "integer", "description": "the anchored checkpoint's tree size"},
+            "checkpoint": {"type": "string", "description": "the anchored checkpoint's signed note"},
+            "anchors": {"type": "array", "items": {"type": "object"}, "description": "its anchor records"},
+        },
+        ["origin", "size", "checkpoint", "anchors"],
+    ),
     "Verification": _object(
         {
             "valid": {"type": "boolean", "description": "no check failed (see unchecked)"},
@@ -304,6 +313,23 @@ PATHS: dict[str, Any] = {
             "summary": "RFC 9162 consistency proof between tree sizes `from` and `to`",
             "parameters": [_query("from", "old tree size"), _query("to", "new tree size")],
             "responses": {"200": _json(_ref("Proof")), **_problems(400, 404, why=NOT_YET)},
+        }
+    },
+    "/v1/anchors": {
+        "get": {
+            "summary": "The anchored checkpoint that covers a checkpoint, with its anchor records",
+            "description": "Public: the anchored checkpoint of log `origin` of size `size` or more with "
+            "the most anchor kinds (the earliest of those), so that anyone holding a receipt of that "
+            "log and size upgrades it, with an inclusion proof and a consistency proof, without an "
+            "API key (after an erasure too).",
+            "parameters": [
+                {"name": "origin", "in": "query", "required": True, "schema": {"type": "string"}},
+                _query("size", "the tree size of the receipt's checkpoint"),
+            ],
+            "responses": {
+                "200": _json(_ref("Anchored")),
+                **_problems(400, 404, why={404: "no anchored checkpoint covers it yet, or no such log"}),
+            },
         }
     },
     "/v1/keys": {

@@ -140,6 +140,27 @@ async def get_consistency(request: web.Request) -> web.Response:
     return _json({"from": first, "to": second, "proof": [h.hex() for h in proof]}, cache=IMMUTABLE)
 
 
+async def get_anchors(request: web.Request) -> web.Response:
+    """`?origin=O&size=N` (public, SPEC §6): the anchored checkpoint of log O that covers its
+    checkpoint of size N — of size N or more, the one with the most anchor kinds, the earliest of
+    those (``AnchorStore.best_for``) — as `{"origin", "size", "checkpoint", "anchors"}`: with it,
+    an inclusion proof and a consistency proof, anyone holding a receipt of O of size N upgrades it,
+    with no API key and after the tenant's erasure too. 404 while no anchored checkpoint covers N."""
+    origin = request.query.get("origin")
+    if origin is None:
+        raise BadRequest("query parameter 'origin' is required", kind="invalid-parameter")
+    size = _int(request, "size")
+    if origin != request.app[ORIGIN]:
+        raise NotFoundError(f"this service has no log {origin[:200]!r}")
+    found = await request.app[ANCHORED].best_for(size - 1)  # best_for takes an entry's index
+    if found is None:
+        raise NotFoundError(f"no anchored checkpoint of {origin} covers tree size {size} yet")
+    note, records = found
+    anchored = parse_checkpoint(parse_note(note).text, origin=origin).size
+    body = {"origin": origin, "size": anchored, "checkpoint": note, "anchors": records}
+    return _json(body, cache="public, max-age=10")  # a later kind may still join it
+
+
 async def get_keys(request: web.Request) -> web.Response:
     """The keys document as the anchor wrote it (services.published.trust, SPEC §6)."""
     return _json(await request.app[READER].keys(), cache="public, max-age=300")
@@ -236,6 +257,7 @@ def setup(app: web.Application, settings: Settings, *, lookup: Lookup | None = N
     app.router.add_get("/v1/proofs/inclusion", get_inclusion)
     app.router.add_get("/v1/proofs/consistency", get_consistency)
     app.router.add_get("/v1/keys", get_keys)
+    app.router.add_get("/v1/anchors", get_anchors)
     app.router.add_post("/v1/verify", post_verify)
     app.router.add_get("/log/checkpoint", get_checkpoint)
     app.router.add_get("/log/tile/{path:.+}", get_tile)
