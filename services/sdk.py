@@ -177,10 +177,16 @@ class NotarClient:
         """The receipt of the caller's first notarization of `digest`, upgraded once anchored."""
         return Receipt.from_json(await self._request("GET", f"/v1/receipts/{digest}", parse=False))
 
-    async def receipts(self, digest: str) -> list[Receipt]:
-        """Every notarization of `digest` by the caller, earliest first."""
-        answer = await self._request("GET", f"/v1/receipts/{digest}", params={"all": "true"})
-        return [Receipt.from_obj(r) for r in answer["receipts"]]
+    async def receipts(self, digest: str, *, page: int = 1000) -> list[Receipt]:
+        """Every notarization of `digest` by the caller, earliest first (`page` a request)."""
+        out: list[Receipt] = []
+        params = {"all": "true", "limit": str(page)}
+        while True:
+            answer = await self._request("GET", f"/v1/receipts/{digest}", params=params)
+            out += [Receipt.from_obj(r) for r in answer["receipts"]]
+            if answer.get("next") is None:
+                return out
+            params["cursor"] = str(answer["next"])
 
     async def keys(self) -> dict[str, Any]:
         """The deployment's keys document (SPEC §6): `trusted_keys` of it gives its verifier keys."""

@@ -267,10 +267,16 @@ class Sequencer:
         self._wake.set()
         return await asyncio.shield(future)
 
-    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
-        """Every (index, salt) under which `tenant` notarized `digest`, earliest first."""
+    async def lookup(
+        self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        """(index, salt) under which `tenant` notarized `digest`, earliest first (`Lookup`): a
+        prefix scan of the tenant index from the row after `after`, stopped after `limit` rows."""
         prefix = self._rows.prefix(tenant, digest.multihash)
-        return [self._rows.decode(k, v) async for k, v in self._index.scan(prefix)]
+        if after is not None and after + 1 >= 1 << 64:
+            return []  # no index comes after the last one
+        start = prefix + (after + 1).to_bytes(8, "big") if after is not None else None
+        return [self._rows.decode(k, v) async for k, v in self._index.scan(prefix, start=start, limit=limit)]
 
     # -- batching ----------------------------------------------------------------------------
     async def _batch_loop(self) -> None:

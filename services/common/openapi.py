@@ -275,13 +275,36 @@ PATHS: dict[str, Any] = {
                     "required": False,
                     "schema": {"type": "string", "enum": ["true", "false"]},
                 },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "description": "with all=true: receipts in a page (default 100)",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "required": False,
+                    "description": "with all=true: the `next` of the page before",
+                    "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,18})$"},
+                },
             ],
             "responses": {
                 "200": _json(
                     {
                         "oneOf": [
                             _ref("Receipt"),
-                            _object({"receipts": {"type": "array", "items": _ref("Receipt")}}),
+                            _object(
+                                {
+                                    "receipts": {"type": "array", "items": _ref("Receipt")},
+                                    "next": {
+                                        "type": ["string", "null"],
+                                        "description": "the next page's cursor",
+                                    },
+                                },
+                                ["receipts", "next"],
+                            ),
                         ]
                     }
                 ),
@@ -370,8 +393,13 @@ PATHS: dict[str, Any] = {
             "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {
                 "200": _text("tile bytes", "application/octet-stream"),
-                **_problems(404, why={404: "no such tile, after waiting up to 2 s for it when it belongs "
-                                      "to a tree larger than the published one"}),
+                **_problems(
+                    404,
+                    why={
+                        404: "no such tile, after waiting up to 2 s for it when it belongs "
+                        "to a tree larger than the published one"
+                    },
+                ),
             },
         }
     },

@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from merkle.digests import Digest
 from services.common.telemetry import current_tracer, inject_traceparent
-from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL, decode_forgotten, encode_request
+from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL, decode_forgotten, encode_page, encode_request
 from services.model import Digests
 from storage.errors import NotarError, PushbackError, StorageError
 
@@ -87,8 +87,10 @@ class AnchorClient:
             )
         return answer
 
-    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
-        query = {"tenant": tenant, "digest": str(digest)}
+    async def lookup(
+        self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        query = {"tenant": tenant, "digest": str(digest), **encode_page(limit, after)}
         raw = await self._call("GET", "/internal/v1/entries", params=query)
         try:
             return [(int(e["index"]), bytes.fromhex(e["salt"])) for e in orjson.loads(raw)["entries"]]

@@ -46,7 +46,8 @@ ANCHORED = web.AppKey("anchored", AnchoredCheckpoints)
 TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
 ORIGIN = web.AppKey("verify_origin", str)
 MAX_VERIFY_BODY = 1024 * 1024
-MAX_RECEIPTS = 1000  # ?all=true lists at most this many (the earliest first)
+MAX_RECEIPTS = 1000  # ?all=true lists at most this many a page (the earliest first)
+PAGE_SIZE = 100  # ... and this many when the request does not say
 IMMUTABLE = layout.IMMUTABLE
 
 
@@ -92,24 +93,39 @@ async def _receipt(
 
 
 async def get_receipt(request: web.Request) -> web.Response:
+    """The receipt of the tenant's first notarization of the digest (one row of the index is
+    read, however many there are); with `?all=true`, a page of every notarization, earliest first:
+    `{"receipts": [...], "next": <cursor> | null}`, at most `limit` (default 100, at most 1,000)
+    after `cursor` (the `next` of the page before)."""
     tenant = await tenant_of(request)
     raw = request.match_info["digest"]
     try:
         digest = parse_digest(raw)
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-digest") from e
-    found = await request.app[LOOKUP].lookup(tenant, digest)
-    if not found:
-        raise NotFoundError(f"this tenant has not notarized {digest}")
     every = request.query.get("all") in ("1", "true")
-    chosen = found[:MAX_RECEIPTS] if every else found[:1]
+    limit, after = (_page(request) if every else (1, None))
+    found = await request.app[LOOKUP].lookup(tenant, digest, limit=limit + 1 if every else 1, after=after)
+    if not found:
+        if after is not None:
+            return web.Response(body=b'{"receipts":[],"next":null}', content_type="application/json")
+        raise NotFoundError(f"this tenant has not notarized {digest}")
+    chosen = found[:limit]
     note, _ = await request.app[READER].checkpoint_covering(max(i for i, _ in chosen))
     receipts = await asyncio.gather(*(_receipt(request.app, tenant, digest, i, s, note) for i, s in chosen))
     if not every:
         return web.Response(body=receipts[0].to_json(), content_type="application/json")
-    truncated = b"true" if len(found) > len(chosen) else b"false"
-    body = b'{"receipts":[' + b",".join(r.to_json() for r in receipts) + b'],"truncated":' + truncated + b"}"
+    cursor = orjson.dumps(str(chosen[-1][0]) if len(found) > limit else None)
+    body = b'{"receipts":[' + b",".join(r.to_json() for r in receipts) + b'],"next":' + cursor + b"}"
     return web.Response(body=body, content_type="application/json")
+
+
+def _page(request: web.Request) -> tuple[int, int | None]:
+    """(limit, index after which the page starts) of `?all=true&limit=&cursor=`."""
+    limit = _int(request, "limit") if "limit" in request.query else PAGE_SIZE
+    if not 1 <= limit <= MAX_RECEIPTS:
+        raise BadRequest(f"'limit' must be from 1 to {MAX_RECEIPTS}", kind="invalid-parameter")
+    return limit, _int(request, "cursor") if "cursor" in request.query else None
 
 
 async def delete_receipt(request: web.Request) -> web.Response:
