@@ -128,6 +128,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("EVM_EXPLORER_URL", None, "block explorer base URL for links on /verify", _url),
         Setting("TSA_URL", None, "RFC 3161 time-stamp authority URL", _url),
         Setting("TSA_CA_FILE", None, "trust anchor (PEM) for the TSA's tokens"),
+        Setting(
+            "VERIFY_WORKERS", "1", "processes verifying receipts for POST /v1/verify", _positive_int
+        ),
+        Setting(
+            "VERIFY_QUEUE", "16", "POST /v1/verify requests waiting at most before new ones get 503",
+            _positive_int,
+        ),
         Setting("LOG_FORMAT", "text", "log lines: text, or json with trace ids", _choice("text", "json")),
         Setting(
             "READ_TIMEOUT_S",

@@ -12,17 +12,16 @@ import orjson
 from aiohttp import web
 from cryptography import x509
 
-from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
 from merkle.checkpoint import parse_checkpoint
 from merkle.digests import Digest, parse_digest
 from merkle.note import parse_note
 from merkle.receipt import Receipt
 from merkle.tiles import ENTRIES, parse_tile_path
-from merkle.verdict import verify_receipt
 from services.common.config import Settings
 from services.common.problems import BadRequest, read_json
 from services.common.resources import STORE, new_app, tenant_of
+from services.common.shedding import add_shedding
 from services.internal.client import AnchorClient
 from services.model import Lookup
 from services.published import layout
@@ -30,6 +29,7 @@ from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
 from services.published.trust import trusted_keys
 from services.verify.page import verify_page
+from services.verify.pool import VerifyPool
 from storage.errors import ConfigError, NotFoundError, PushbackError, StorageError
 
 
@@ -43,8 +43,8 @@ class AnchoredCheckpoints(Protocol):
 READER = web.AppKey("reader", LogReader)
 LOOKUP = web.AppKey("lookup", Lookup)
 ANCHORED = web.AppKey("anchored", AnchoredCheckpoints)
-TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
 ORIGIN = web.AppKey("verify_origin", str)
+POOL = web.AppKey("verify_pool", VerifyPool)
 MAX_VERIFY_BODY = 1024 * 1024
 MAX_RECEIPTS = 1000  # ?all=true lists at most this many a page (the earliest first)
 PAGE_SIZE = 100  # ... and this many when the request does not say
@@ -209,9 +209,10 @@ async def get_tile(request: web.Request) -> web.Response:
 
 async def post_verify(request: web.Request) -> web.Response:
     """`{"receipt": …, "digest": …}` → `{"valid", "checks": [{name, status, ok, detail}],
-    "unchecked": [name]}` under the server's own published keys (SPEC §6). A malformed receipt
-    (a v1 one too) is a failed `format` check; only a body that is not a JSON object naming a
-    receipt, or that names a member twice anywhere, is a 400."""
+    "unchecked": [name]}` under the server's own published keys (SPEC §6), worked out in the
+    verify pool (services/verify/pool.py: 503 when it is full). A malformed receipt (a v1 one too)
+    is a failed `format` check; only a body that is not a JSON object naming a receipt, or that
+    names a member twice anywhere, is a 400."""
     body = await read_json(request, limit=MAX_VERIFY_BODY, unique_names=True)
     if not isinstance(body, dict) or "receipt" not in body:
         raise BadRequest('expected {"receipt": {…}, "digest": "blake3:…"}', kind="invalid-request")
@@ -219,10 +220,12 @@ async def post_verify(request: web.Request) -> web.Response:
     if digest is not None and not isinstance(digest, str):
         raise BadRequest('"digest" must be a string', kind="invalid-request")
     keys = await _trusted(request.app[READER])
-    cas: list[x509.Certificate] = request.app[TSA_CAS]
-    verifiers = offline_anchor_verifiers(keys=keys, tsa_cas=cas)
-    result = verify_receipt(body["receipt"], keys=keys, digest=digest, anchor_verifiers=verifiers)
-    return _json(result.to_obj())
+    return _json(await request.app[POOL].verify(body["receipt"], keys=keys, digest=digest))
+
+
+def _verify_refusal(app: web.Application) -> PushbackError | None:
+    pool = app.get(POOL)
+    return None if pool is None else pool.refusal()
 
 
 async def _trusted(reader: LogReader) -> list[str]:
@@ -251,7 +254,11 @@ def verify_context(
         app[ORIGIN] = settings.get("ORIGIN")
         app[READER] = LogReader(app[STORE], origin=settings.get("ORIGIN"))
         app[ANCHORED] = AnchorStore(app[STORE])
-        app[TSA_CAS] = _tsa_cas(settings)
+        app[POOL] = VerifyPool(
+            workers=int(settings.get("VERIFY_WORKERS")),
+            queue=int(settings.get("VERIFY_QUEUE")),
+            tsa_cas=_tsa_cas(settings),
+        )
         client = None
         if lookup is None:
             client = AnchorClient(settings.get("ANCHOR_URL"))
@@ -259,6 +266,7 @@ def verify_context(
         else:
             app[LOOKUP] = lookup
         yield
+        app[POOL].close()
         if client is not None:
             await client.close()
 
@@ -275,6 +283,7 @@ def setup(app: web.Application, settings: Settings, *, lookup: Lookup | None = N
     app.router.add_get("/v1/keys", get_keys)
     app.router.add_get("/v1/anchors", get_anchors)
     app.router.add_post("/v1/verify", post_verify)
+    add_shedding(app, [("POST", "/v1/verify")], _verify_refusal)
     app.router.add_get("/log/checkpoint", get_checkpoint)
     app.router.add_get("/log/tile/{path:.+}", get_tile)
     app.router.add_get("/verify", verify_page(settings.values))
