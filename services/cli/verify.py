@@ -24,6 +24,7 @@ from merkle.aggregate import AnchorTarget
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
 from merkle.checks import AnchorVerdict, AnchorVerifier, Check, Status
+from merkle.note import parse_note
 from merkle.receipt import RECEIPT_FORMAT, Anchor, Receipt
 from merkle.verdict import ReceiptResult, split_keys, verify_receipt
 from services.cli.commands import settings_from
@@ -39,6 +40,18 @@ MEANING = {
     "inclusion": "the entry is in that signed tree (RFC 9162 inclusion proof)",
     "signed time": "the service's clock vouched for the tree at that time",
 }
+FAILED_MEANING = {  # what a failed check means, where MEANING says what it would have shown
+    "format": "this file is not a notar receipt, or it is damaged",
+    "document": "the document is not the one that was notarized: it was changed, or it is another file",
+    "entry": "the receipt was altered: its log entry does not commit to the digest, salt and tenant it names",
+    "checkpoint": "the receipt's signed tree head is damaged, or belongs to another log or tree",
+    "log signature": "no log key you trust signed this tree head: the receipt was altered, comes from "
+    "another log, or the key you gave is not this log's",
+    "inclusion": "the receipt was altered: it does not show its entry in the signed tree",
+    "signed time": "a clock signature you trust does not verify: the time is not vouched for",
+}
+ANCHOR_FAILED = "this anchor does not hold for this tree head: it proves nothing, and may have been altered"
+LOCAL_MEANING = "the service's own chain, signed by its own log key: its word, not independent evidence"
 MARKS = {Status.OK: "✓", Status.FAILED: "✗", Status.NOT_CHECKED: "–"}
 KNOWN_ANCHORS = {"local": "no verifier", "evm": "needs --online", "rfc3161": "needs --tsa-ca"}
 
@@ -52,13 +65,35 @@ def load_receipt(path: Path) -> Receipt:
     except OSError as e:
         raise ConfigError(f"cannot read receipt {path}: {e.strerror}", setting="RECEIPT") from e
     try:
-        orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise ConfigError(f"{path} is not JSON: {e}", setting="RECEIPT") from e
+    saved = saved_answer(value)
+    if saved is not None:
+        raise ConfigError(
+            f"{path} is a saved API answer, not a receipt: {saved}; extract it with: "
+            f"jq '.{'receipt' if 'receipt' in value else 'receipts[0]'}' {path} > receipt.json",
+            setting="RECEIPT",
+        )
     try:
         return Receipt.from_json(data)
     except ValueError as e:
         raise ConfigError(f"{path} is not a usable {RECEIPT_FORMAT} receipt: {e}", setting="RECEIPT") from e
+
+
+def saved_answer(value: Any) -> str | None:
+    """Where the receipt is, when `value` is an API answer saved whole (`{"receipt": …}` of
+    PUT /v1/documents, `{"receipts": […]}` of POST /v1/digests or ?all=true), or None."""
+    if not isinstance(value, dict) or "format" in value:
+        return None
+    if isinstance(value.get("receipt"), dict):
+        return 'the receipt is its "receipt" member'
+    receipts = value.get("receipts")
+    if isinstance(receipts, list) and receipts and all(isinstance(r, dict) for r in receipts):
+        if len(receipts) == 1:
+            return 'the receipt is the one in its "receipts" list'
+        return f'its "receipts" list holds {len(receipts)} receipts, one per digest in the order sent'
+    return None
 
 
 async def server_keys(url: str) -> list[str]:
@@ -180,19 +215,29 @@ def _not_checked(c: Check, result: ReceiptResult) -> str:
 
 
 def key_hint(result: ReceiptResult, keys: Sequence[str]) -> str | None:
-    """Why the log signature failed when no trusted log key is named after the receipt's origin:
-    a log key signs only the log it is named after (SPEC §2)."""
+    """Why the log signature failed: which keys did sign the tree head (none of them trusted), and
+    when no trusted log key is named after the receipt's origin, that a log key signs only the log
+    it is named after (SPEC §2)."""
     check = result.check("log signature")
-    if check is None or check.ok or result.origin is None:
+    if check is None or check.ok or result.origin is None or result.receipt is None:
         return None
-    names = sorted({v.name for v in split_keys(keys)[0]})
+    trusted, clocks = split_keys(keys)
+    known = {(v.name, v.key_id) for v in [*trusted, *clocks]}
+    try:
+        signatures = parse_note(result.receipt.checkpoint).signatures
+    except ValueError:
+        signatures = ()
+    others = [f"{s.name} (key ID {s.key_id:08x})" for s in signatures if (s.name, s.key_id) not in known]
+    signed = f"The tree head is signed by {', '.join(others)}, which you do not trust" if others else ""
+    names = sorted({v.name for v in trusted})
     if result.origin in names:
-        return None
+        return signed or None
     given = ", ".join(names) if names else "none"
-    return (
+    named = (
         f"no log key you gave (--key) is named after the receipt's origin {result.origin!r}: a log "
         f"key's name is the origin of the log it signs (log keys given: {given})"
     )
+    return f"{signed}; {named}" if signed else named
 
 
 def render(result: ReceiptResult, file_given: bool, keys: Sequence[str] = ()) -> str:
@@ -200,7 +245,8 @@ def render(result: ReceiptResult, file_given: bool, keys: Sequence[str] = ()) ->
     lines = []
     if result.failed:
         failed = result.failed[0]
-        lines.append(f"✗ NOT VALID — check '{failed.name}' failed: {failed.detail}")
+        lines.append(f"✗ NOT VALID — {_failed_meaning(failed)}.")
+        lines.append(f"  The check '{failed.name}' failed: {failed.detail}")
         hint = key_hint(result, keys)
         if hint:
             lines.append(f"  {hint}")
@@ -214,9 +260,10 @@ def render(result: ReceiptResult, file_given: bool, keys: Sequence[str] = ()) ->
         what = "The document" if file_given else "The digest in this receipt"
         receipt = result.receipt
         subject = f", notarized by {receipt.subject!r}," if receipt is not None else ""
+        entries = "entry" if result.tree_size == 1 else "entries"
         lines.append(
             f"  {what}{subject} was entry {result.index} of the log {result.origin}, in a tree of "
-            f"{result.tree_size} entries signed by {result.log_key}."
+            f"{result.tree_size} {entries} signed by {result.log_key}."
         )
         when = result.check("signed time")
         if when is not None and when.ok:
@@ -225,18 +272,29 @@ def render(result: ReceiptResult, file_given: bool, keys: Sequence[str] = ()) ->
     width = max(len(c.name) for c in result.checks)
     for c in result.checks:
         lines.append(f"  {MARKS[c.status]} {c.name:<{width}}  {c.detail}")
-        meaning = _meaning(c)
+        meaning = _meaning(c, result)
         if meaning:
             lines.append(f"    {'':<{width}}  ({meaning})")
     return "\n".join(lines)
 
 
-def _meaning(c: Check) -> str:
+def _meaning(c: Check, result: ReceiptResult) -> str:
+    """What the check's outcome means to a reader: what it shows when it holds, what its failure
+    means when it failed (never its claim), nothing but that when it was not made."""
+    if c.status is Status.FAILED:
+        return "what this means: " + _failed_meaning(c)
     if c.status is Status.NOT_CHECKED:
         return "not checked: it proves nothing here" if c.name.startswith("anchor") else ""
     if c.name.startswith("anchor"):
+        kinds = {f"anchor {i + 1} ({a.type[:40]})": a.type for i, a in enumerate(result.anchors)}
+        if kinds.get(c.name) == "local":
+            return LOCAL_MEANING
         return "independent evidence that the tree existed then"
     return MEANING.get(c.name, "")
+
+
+def _failed_meaning(c: Check) -> str:
+    return ANCHOR_FAILED if c.name.startswith("anchor") else FAILED_MEANING.get(c.name, "a check failed")
 
 
 def verify(ns: argparse.Namespace) -> int:

@@ -35,9 +35,13 @@ const MONTHS = ["January", "February", "March", "April", "May", "June", "July", 
 const MARKS = { [OK]: "✓", [FAILED]: "✗", [NOT_CHECKED]: "–" };
 const SAID = { [OK]: "holds", [FAILED]: "failed", [NOT_CHECKED]: "was not checked" };
 
-function meaning(check) {
+function meaning(check, result) {
   if (check.status === NOT_CHECKED) return check.name.startsWith("anchor") ? "not checked: it proves nothing here" : "";
-  return check.name.startsWith("anchor") ? "independent evidence that the tree existed then" : MEANING[check.name] ?? "";
+  if (!check.name.startsWith("anchor")) return MEANING[check.name] ?? "";
+  const anchor = result?.anchors.find((a) => a.check === check);
+  return anchor?.record.type === "local"
+    ? "the service's own chain, signed by its own log key: its word, not independent evidence"
+    : "independent evidence that the tree existed then";
 }
 
 /** A few words on a check that was not made, for the verdict. */
@@ -288,7 +292,7 @@ function show(result, { document: doc, paste }) {
   if (result.valid) {
     const what = doc ? `The document “${doc.name}” is exactly the one notarized by this receipt.` : "The receipt is genuine.";
     text.push(
-      `${what} Its fingerprint was notarized by “${result.subject}” as entry ${result.index} of the log ${result.origin}, in a tree of ${result.treeSize} entries signed by the trusted key ${result.logKey}.`,
+      `${what} Its fingerprint was notarized by “${result.subject}” as entry ${result.index} of the log ${result.origin}, in a tree of ${result.treeSize} ${String(result.treeSize) === "1" ? "entry" : "entries"} signed by the trusted key ${result.logKey}.`,
     );
     if (result.time !== null) {
       text.push(`The service's clock vouched for that tree on ${humanTime(result.time)}: the ${doc ? "document" : "notarized data"} existed then at the latest.`);
@@ -314,7 +318,7 @@ function show(result, { document: doc, paste }) {
   $("verdict-note").textContent = notes.join(" ");
   $("verdict-note").hidden = notes.length === 0;
 
-  $("checks").replaceChildren(...result.checks.map(checkItem));
+  $("checks").replaceChildren(...result.checks.map((c) => checkItem(c, result)));
   facts(result, doc, paste);
   anchors(result.anchors);
   $("result").hidden = false;
@@ -322,8 +326,8 @@ function show(result, { document: doc, paste }) {
   $("verdict-title").focus();
 }
 
-function checkItem(c) {
-  const why = meaning(c);
+function checkItem(c, result) {
+  const why = meaning(c, result);
   return el(
     "li",
     { "data-check": c.name, "data-status": c.status, "data-ok": String(c.ok) },
