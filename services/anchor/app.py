@@ -15,21 +15,21 @@ from merkle.digests import Digest, parse_digest
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
 from services.anchor.keys import LogKeys, generate_keys, load_keys
-from services.anchor.sequencer import Sequencer, SequencerConfig
+from services.anchor.sequencer import Sequencer
 from services.anchor.tenant_index import TenantIndex
 from services.common.answers import send_json
-from services.common.config import Settings
+from services.common.components import KeysConfig, NotarConfig
 from services.common.index_key import ensure_index_key, load_index_key
-from services.common.problems import BadRequest, read_json
+from services.common.problems import read_json
 from services.common.resources import LIVENESS, STORE, new_app
 from services.common.shedding import add_shedding
-from services.common.stores import data_dir, open_index
+from services.common.stores import open_index
 from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
 from services.internal.wire import decode_page, decode_request, encode_answer, encode_forgotten
 from services.model import Digests
 from services.published import layout
 from services.published.trust import keys_document
-from storage.errors import NotarError
+from storage.errors import BadRequest, NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 ERASER = web.AppKey("eraser", Eraser)
@@ -37,48 +37,33 @@ MAX_BODY = 4 * 1024 * 1024
 READY_LAG = 200_000  # entries signed but not yet published before /readyz says no
 
 
-def sequencer_config(settings: Settings) -> SequencerConfig:
-    return SequencerConfig(
-        origin=settings.get("ORIGIN"),
-        prefix=layout.LOG_PREFIX,
-        batch_ms=settings.get("BATCH_MS"),
-        batch_max=settings.get("BATCH_MAX"),
-        queue_max=settings.get("QUEUE_MAX"),
-    )
-
-
-def _key_files(settings: Settings) -> tuple[Path | None, Path | None]:
-    log_file, clock_file = settings.get("LOG_KEY_FILE"), settings.get("CLOCK_KEY_FILE")
-    return (Path(log_file) if log_file else None, Path(clock_file) if clock_file else None)
-
-
-def keys_from(settings: Settings) -> LogKeys:
+def keys_from(config: KeysConfig) -> LogKeys:
     """The log's signing keys; ConfigError when one is missing or not named after ORIGIN."""
-    return load_keys(data_dir(settings), settings.get("ORIGIN"), *_key_files(settings))
+    return load_keys(config.data_dir, config.origin, config.log_key_file, config.clock_key_file)
 
 
-def ensure_keys(settings: Settings) -> list[Path]:
+def ensure_keys(config: KeysConfig) -> list[Path]:
     """Create the signing keys and the index key that are missing; the paths created."""
-    created = generate_keys(data_dir(settings), settings.get("ORIGIN"), *_key_files(settings))
-    index_key = ensure_index_key(settings)
+    created = generate_keys(config.data_dir, config.origin, config.log_key_file, config.clock_key_file)
+    index_key = ensure_index_key(config)
     return created if index_key is None else [*created, index_key]
 
 
-def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Opens the index and runs the sequencer of `settings` over the app's store, and the eraser
+def sequencer_context(config: NotarConfig) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Opens the index and runs the sequencer of `config` over the app's store, and the eraser
     of its tenant index; writes the keys document (services.published.trust) for stateless verify
     pods."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        keys = keys_from(settings)
-        rows = TenantIndex(load_index_key(settings), origin=settings.get("ORIGIN"))
+        keys = keys_from(config.keys)
+        rows = TenantIndex(load_index_key(config.keys), origin=config.sequencer.origin)
         store = app[STORE]
-        index = open_index(settings)
+        index = open_index(config.store)
         seq = Sequencer(
             store=store,
             index=index,
             keys=keys,
-            config=sequencer_config(settings),
+            config=config.sequencer,
             tenant_index=rows,
             telemetry=SequencerTelemetry(app[TELEMETRY]),
         )
@@ -86,7 +71,7 @@ def sequencer_context(settings: Settings) -> Callable[[web.Application], AsyncIt
         compacting: asyncio.Task[None] | None = None
         try:
             await seq.start()
-            await store.put(layout.keys_key(), _keys_document(settings.get("ORIGIN"), keys))
+            await store.put(layout.keys_key(), _keys_document(config.sequencer.origin, keys))
             app[SEQUENCER] = seq
             app[ERASER] = eraser
             compacting = asyncio.create_task(eraser.run(), name="notar-eraser")
@@ -256,14 +241,15 @@ def anchor_alive(app: web.Application) -> str | None:
     return f"the sequencer stopped for good, only a restart resumes it: {stopped}"
 
 
-def setup(app: web.Application, settings: Settings, *, internal_routes: bool = True) -> None:
+def setup(app: web.Application, config: NotarConfig, *, internal_routes: bool = True) -> None:
     """Add the anchor to `app` (after the store context). `internal_routes` adds the routes
     ingest and verify pods call (`/internal/v1/entries`: submit as any tenant, read or erase any
     tenant's salts, with no API key). `notar serve` leaves them out: its other roles call the sequencer
     in process, and its port is the public one."""
-    app.cleanup_ctx.append(sequencer_context(settings))
-    if settings.get("ANCHORS"):
-        app.cleanup_ctx.append(committer_context(settings, keys=keys_from))
+    app.cleanup_ctx.append(sequencer_context(config))
+    if config.committer.kinds:
+        committer = committer_context(config.committer, config.chains, keys=lambda: keys_from(config.keys))
+        app.cleanup_ctx.append(committer)
     app.cleanup_ctx.append(metrics_context)
     app[LIVENESS].append(anchor_alive)
     if internal_routes:
@@ -273,10 +259,10 @@ def setup(app: web.Application, settings: Settings, *, internal_routes: bool = T
         app.router.add_delete("/internal/v1/entries", forget_entries)
 
 
-def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:
+def create_app(config: NotarConfig, *, env: Mapping[str, str] | None = None) -> web.Application:
     """The anchor role alone: internal routes for ingest and verify pods, health, metrics."""
-    app = new_app(settings, env, readiness=[anchor_ready], client_max_size=MAX_BODY)
-    setup(app, settings)
+    app = new_app(config, env, readiness=[anchor_ready], client_max_size=MAX_BODY)
+    setup(app, config)
     return app
 
 

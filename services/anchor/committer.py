@@ -18,17 +18,17 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
+from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 
 from merkle.note import NoteVerifier, open_note
 from services.anchor.chains import AnchorError, Backend, Target
 from services.anchor.chains.local import LocalChain
 from services.anchor.keys import LogKeys
-from services.common.config import Settings
-from services.common.resources import DETAILS, METRICS, STORE
-from services.common.stores import data_dir
+from services.common.components import ChainsConfig, CommitterConfig
+from services.common.resources import DETAILS, STORE
+from services.common.telemetry import TELEMETRY
 from services.published import layout
 from services.published.anchors import AnchorStore
 from storage.base import ObjectStore
@@ -36,13 +36,6 @@ from storage.errors import ConflictError, NotFoundError, StorageError
 
 log = logging.getLogger("notar.anchor.committer")
 RECENT = 64  # anchored sizes read at start to find where each kind stopped
-
-
-@dataclass(frozen=True)
-class CommitterConfig:
-    interval_s: float = 10.0
-    prefix: str = layout.LOG_PREFIX
-    max_backoff_s: float = 300.0
 
 
 @dataclass
@@ -73,6 +66,7 @@ class Committer:
         log_key: NoteVerifier | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        meter: Meter | None = None,
     ) -> None:
         self._store, self._cfg, self._clock, self._sleep = store, config, clock, sleep
         self._log_key = log_key
@@ -82,6 +76,34 @@ class Committer:
         self._wake = {k: asyncio.Event() for k in self._backends}
         self._target: Target | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._instruments(meter or NoOpMeter("notar"))
+
+    def _instruments(self, meter: Meter) -> None:
+        """Its metrics, one series per kind, as instruments of `meter` (the app's Telemetry):
+        counters added to as it goes (from 0, so that every kind's series exists at once), gauges
+        read from `status` at each collection."""
+        self._records = meter.create_counter(
+            "notar_anchor_records", unit="1", description="anchor records stored, per kind"
+        )
+        self._failures = meter.create_counter(
+            "notar_anchor_failures", unit="1", description="anchoring attempts that failed, per kind"
+        )
+        for kind in self._backends:
+            self._records.add(0, {"kind": kind})
+            self._failures.add(0, {"kind": kind})
+
+        def gauge(name: str, read: Callable[[KindStatus], int], what: str) -> None:
+            def observe(_: CallbackOptions) -> list[Observation]:
+                return [Observation(read(st), {"kind": k}) for k, st in self.status.items()]
+
+            meter.create_observable_gauge(name, [observe], unit="1", description=what)
+
+        gauge("notar_anchor_tree_size", lambda st: st.anchored_size, "largest tree size anchored, per kind")
+        gauge(
+            "notar_anchor_consecutive_failures",
+            lambda st: st.consecutive_failures,
+            "failed anchoring attempts since the last success, per kind",
+        )
 
     async def start(self) -> None:
         """Find what each kind anchored last (among the latest anchored sizes), then run the
@@ -137,6 +159,7 @@ class Committer:
         await self.anchors.put(done.target.size, done.target.note, done.record)
         st.anchored_size = max(st.anchored_size, done.target.size)
         st.records += 1
+        self._records.add(1, {"kind": kind})
         st.last_success = self._clock()
         log.info("anchored tree size %d to %s", done.target.size, kind)
         return True
@@ -185,22 +208,10 @@ class Committer:
                 log.exception("anchoring to %s failed unexpectedly", kind)
                 delay = self._cfg.max_backoff_s
             st.failures += 1
+            self._failures.add(1, {"kind": kind})
             st.consecutive_failures += 1
             await self._sleep(delay)
             wake.set()  # retry, with the round's target of then
-
-    def metrics(self) -> list[str]:
-        """Prometheus lines, one series per kind."""
-        out: list[str] = []
-        for name, kind_, attr in (
-            ("notar_anchor_tree_size", "gauge", "anchored_size"),
-            ("notar_anchor_records_total", "counter", "records"),
-            ("notar_anchor_failures_total", "counter", "failures"),
-            ("notar_anchor_consecutive_failures", "gauge", "consecutive_failures"),
-        ):
-            out.append(f"# TYPE {name} {kind_}")
-            out += [f'{name}{{kind="{k}"}} {getattr(s, attr)}' for k, s in self.status.items()]
-        return out
 
     def details(self) -> list[str]:
         """One human line per kind for /readyz."""
@@ -211,11 +222,13 @@ class Committer:
         return lines
 
 
-def build_backends(settings: Settings, store: ObjectStore, keys: LogKeys) -> list[Backend]:
+def build_backends(
+    kinds: Sequence[str], chains: ChainsConfig, store: ObjectStore, keys: LogKeys
+) -> list[Backend]:
     """One backend per kind of ANCHORS, each from its frozen config; ConfigError names the
     setting that is missing or wrong."""
     backends: list[Backend] = []
-    for kind in settings.get("ANCHORS"):
+    for kind in kinds:
         why = f"with ANCHORS={kind}"
         if kind == "local":
             backends.append(LocalChain(store=store, signer=keys.log, prefix=layout.LOG_PREFIX))
@@ -225,19 +238,17 @@ def build_backends(settings: Settings, store: ObjectStore, keys: LogKeys) -> lis
 
             deploy = why + " (deploy it with `notar anchor deploy`)"
             evm = EvmConfig(
-                rpc=settings.require("EVM_RPC", why),
-                key_file=Path(settings.require("EVM_KEY_FILE", why)),
-                contract=settings.require("EVM_CONTRACT", deploy),
-                confirmations=settings.get("EVM_CONFIRMATIONS"),
-                journal=data_dir(settings) / "anchors" / "evm-journal.json",
+                rpc=chains.evm_rpc.need(why),
+                key_file=chains.evm_key_file.need(why),
+                contract=chains.evm_contract.need(deploy),
+                confirmations=chains.evm_confirmations,
+                journal=chains.evm_journal,
             )
             backends.append(EvmAnchor.from_config(evm))
         elif kind == "rfc3161":
             from services.anchor.chains.rfc3161 import Rfc3161Config, TsaClient
 
-            tsa = Rfc3161Config(
-                url=settings.require("TSA_URL", why), ca_file=Path(settings.require("TSA_CA_FILE", why))
-            )
+            tsa = Rfc3161Config(url=chains.tsa_url.need(why), ca_file=chains.tsa_ca_file.need(why))
             backends.append(TsaClient.from_config(tsa))
     return backends
 
@@ -246,23 +257,24 @@ COMMITTER = web.AppKey("committer", Committer)
 
 
 def committer_context(
-    settings: Settings, *, keys: Callable[[Settings], LogKeys]
+    config: CommitterConfig, chains: ChainsConfig, *, keys: Callable[[], LogKeys]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context running the committer of ``settings`` over the app's store; add it after
-    the sequencer's, so that it stops first. Its metrics join the app's /metrics."""
+    """A cleanup context running the committer of ``config`` (its kinds built from ``chains``)
+    over the app's store; add it after the sequencer's, so that it stops first. Its metrics are
+    instruments of the app's Telemetry."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
-        log_keys = keys(settings)
+        log_keys = keys()
         committer = Committer(
             store=store,
-            backends=build_backends(settings, store, log_keys),
-            config=CommitterConfig(interval_s=settings.get("ANCHOR_INTERVAL_S"), prefix=layout.LOG_PREFIX),
+            backends=build_backends(config.kinds, chains, store, log_keys),
+            config=config,
             log_key=log_keys.log.verifier(),
+            meter=app[TELEMETRY].meter,
         )
         await committer.start()
         app[COMMITTER] = committer
-        app[METRICS].append(committer.metrics)
         app[DETAILS].append(committer.details)
         try:
             yield

@@ -1,25 +1,17 @@
-"""The sequencer's own value types: its settings, running counts, and the error of a sequencer
-that takes no more entries (what comes out of it, `Sequenced`, is in
-services.model: every service shares those)."""
+"""The sequencer's own value types: its running counts and the error of a sequencer that takes
+no more entries (its config, `SequencerConfig`, is built with the others in
+services.common.components; what comes out of it, `Sequenced`, is in services.model: every
+service shares those)."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
 
-from services.published.layout import LOG_PREFIX
+from services.common.components import SequencerConfig
 from storage.errors import NotarError
 
-
-@dataclass(frozen=True)
-class SequencerConfig:
-    origin: str
-    prefix: str = LOG_PREFIX
-    batch_ms: int = 100
-    batch_max: int = 20_000
-    queue_max: int = 200_000
-    publish_backlog: int = 64
-    lease_ttl_s: float = 30.0
+__all__ = ["SequencerConfig", "SequencerStopped", "Stats"]
 
 
 @dataclass

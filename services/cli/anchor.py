@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.cli.commands import settings_from
+from services.cli.commands import config_from
 
 if TYPE_CHECKING:
     from services.anchor.chains.evm import EvmConfig
@@ -35,15 +34,15 @@ async def _deploy(config: EvmConfig) -> str:
 
 
 def anchor_deploy(ns: argparse.Namespace) -> int:
-    settings = settings_from(ns, dict(os.environ))
+    chains = config_from(ns, dict(os.environ)).chains
     from services.anchor.chains.evm import EvmConfig
 
     why = "to deploy the contract"
     config = EvmConfig(
-        rpc=settings.require("EVM_RPC", why),
-        key_file=Path(settings.require("EVM_KEY_FILE", why)),
+        rpc=chains.evm_rpc.need(why),
+        key_file=chains.evm_key_file.need(why),
         contract=None,
-        confirmations=settings.get("EVM_CONFIRMATIONS"),
+        confirmations=chains.evm_confirmations,
     )
     address = asyncio.run(_deploy(config))
     print(f"deployed; set NOTAR_EVM_CONTRACT={address} (or EVM_CONTRACT in notar.toml)")

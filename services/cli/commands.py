@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.common.config import SETTINGS, Settings, load_settings
+from services.common.components import NotarConfig, load
+from services.common.config import SETTINGS
 from services.sdk import MAX_DIGESTS
 
 ROLES = ("all", "anchor", "ingest", "verify")
@@ -33,9 +34,10 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def settings_from(ns: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+def config_from(ns: argparse.Namespace, env: Mapping[str, str]) -> NotarConfig:
+    """Every component's config from the setting flags of `ns`, `env` and the config file."""
     flags = {name: getattr(ns, f"setting_{name}", None) for name in SETTINGS}
-    return load_settings(flags=flags, env=env, config_file=ns.config)
+    return load(flags=flags, env=env, config_file=ns.config)
 
 
 def serve(sub: Subparsers) -> None:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from merkle.receipt import Receipt
 from merkle.verdict import verify_receipt
-from services.cli.commands import settings_from
+from services.cli.commands import config_from
 from services.cli.receipt_files import RECEIPT_SUFFIX, beside, is_receipt_file, write_new
 from services.cli.trust import ClientTrust
 from services.sdk import NotarClient
@@ -139,15 +139,16 @@ def _progress(desc: str, total: int, *, quiet: bool, unit: str = "B") -> tqdm[An
 
 
 async def run(ns: argparse.Namespace) -> int:
-    settings = settings_from(ns, dict(os.environ))
-    api_key = settings.require(
-        "API_KEY", "to notarize (create one with `notar tenant add NAME` on the server)"
+    config = config_from(ns, dict(os.environ))
+    client_config = config.client
+    url = client_config.url
+    api_key = client_config.api_key.need(
+        "to notarize (create one with `notar tenant add NAME` on the server)"
     )
     jobs = list(find_files(ns.paths, ns.out))
     quiet = ns.quiet or not sys.stderr.isatty()
-    trust = ClientTrust.of(ns, settings)
+    trust = ClientTrust.of(ns, config.store.data_dir)
     notes: list[str] = []
-    url = settings.get("URL")
     async with NotarClient(url, api_key) as client:
         trust.reconcile(await client.keys(), url)
         with _progress("hashing", sum(j.size for j in jobs), quiet=quiet) as bar:

@@ -27,7 +27,7 @@ from merkle.proofs import verify_consistency
 from merkle.receipt import Receipt
 from merkle.verdict import split_keys, verify_receipt
 from services.anchor.app import keys_from
-from services.cli.commands import settings_from
+from services.cli.commands import config_from
 from services.cli.receipt_files import beside, replace_if_held, write_new
 from services.cli.trust import ClientTrust
 from services.cli.verify import load_receipt
@@ -97,9 +97,9 @@ def _hashes(hexes: list[str], what: str) -> list[bytes]:
 
 async def _upgrade(ns: argparse.Namespace, old: Receipt) -> tuple[Receipt | None, ClientTrust]:
     """The anchored upgrade of `old`, accepted (None while no anchored checkpoint covers it)."""
-    settings = settings_from(ns, dict(os.environ))
-    trust = ClientTrust.of(ns, settings)
-    url = settings.get("URL")
+    config = config_from(ns, dict(os.environ))
+    trust = ClientTrust.of(ns, config.store.data_dir)
+    url = config.client.url
     async with NotarClient(url) as client:  # public routes only: no API key
         trust.reconcile(await client.keys(), url)
         anchored = await client.anchors(old.origin, old.tree_size)
@@ -166,9 +166,9 @@ def export(ns: argparse.Namespace) -> int:
     if ns.format == "tlog-proof":
         data = to_tlog_proof(receipt).encode()
     else:
-        settings = settings_from(ns, dict(os.environ))
+        keys = config_from(ns, dict(os.environ)).keys
         try:
-            signer = keys_from(settings).log
+            signer = keys_from(keys).log
         except ConfigError as e:
             raise ConfigError(
                 f"a COSE receipt is signed by the log key, so export it where the log's keys are "

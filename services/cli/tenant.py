@@ -8,7 +8,7 @@ import asyncio
 import os
 import time
 
-from services.cli.commands import settings_from
+from services.cli.commands import config_from
 from services.common.stores import open_store
 from services.common.tenants import TenantRegistry
 from storage.errors import ConfigError
@@ -17,7 +17,7 @@ from storage.errors import ConfigError
 async def _run(ns: argparse.Namespace) -> list[str]:
     """The lines to print for `ns.action`."""
     env = dict(os.environ)
-    store = await open_store(settings_from(ns, env), env)
+    store = await open_store(config_from(ns, env).store, env)
     try:
         registry = TenantRegistry(store)
         if ns.action == "keys":

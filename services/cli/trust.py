@@ -25,8 +25,7 @@ from merkle.keyhistory import KeyHistory, clock_key_name
 from merkle.note import Verifier
 from merkle.pins import Introducer, OfferedLog, PinningError, Pins, reconcile
 from merkle.policy import parse_policy
-from services.cli.commands import settings_from
-from services.common.config import Settings
+from services.cli.commands import config_from
 from storage.errors import ConfigError, VerificationError
 
 TRUST_FILE = "trust.json"
@@ -39,8 +38,9 @@ INTRODUCERS: list[Introducer] = []
 follows those itself."""
 
 
-def trust_path(settings: Settings) -> Path:
-    return Path(settings.get("DATA_DIR")) / TRUST_FILE
+def trust_path(data_dir: Path) -> Path:
+    """The client's trust file in DATA_DIR."""
+    return data_dir / TRUST_FILE
 
 
 def load_pins(path: Path) -> Pins:
@@ -139,11 +139,12 @@ class ClientTrust:
         self.notes: list[str] = []
 
     @classmethod
-    def of(cls, ns: argparse.Namespace, settings: Settings) -> ClientTrust:
+    def of(cls, ns: argparse.Namespace, data_dir: Path) -> ClientTrust:
+        """The keys `--key` / `--policy` give, else the trust file in `data_dir` (DATA_DIR)."""
         keys, policy = list(getattr(ns, "key", []) or []), getattr(ns, "policy", None)
         if keys or policy is not None:
             return cls(given_pins(keys, policy), None)
-        path = trust_path(settings)
+        path = trust_path(data_dir)
         return cls(load_pins(path), path)
 
     def reconcile(self, document: object, url: str) -> None:
@@ -195,8 +196,7 @@ def _show(pins: Pins, path: Path) -> str:
 
 
 def trust(ns: argparse.Namespace) -> int:
-    settings = settings_from(ns, dict(os.environ))
-    path = trust_path(settings)
+    path = trust_path(config_from(ns, dict(os.environ)).store.data_dir)
     pins = load_pins(path)
     if ns.action == "show":
         print(_show(pins, path))

@@ -27,8 +27,8 @@ from merkle.checks import AnchorVerdict, AnchorVerifier, Check, Status
 from merkle.note import parse_note
 from merkle.receipt import RECEIPT_FORMAT, Anchor, Receipt
 from merkle.verdict import ReceiptResult, split_keys, verify_receipt
-from services.cli.commands import settings_from
-from services.common.config import Settings
+from services.cli.commands import config_from
+from services.common.components import ChainsConfig
 from storage.errors import ConfigError
 
 MEANING = {
@@ -108,8 +108,8 @@ async def server_keys(url: str) -> list[str]:
         raise ConfigError(f"the keys URL {url} publishes are not usable: {e}", setting="URL") from e
 
 
-def trusted_keys(ns: argparse.Namespace, settings: Settings, notes: list[str]) -> list[str]:
-    """`--key` values, or with `--online` and none given, the keys URL publishes (noted); each
+def trusted_keys(ns: argparse.Namespace, url: str, notes: list[str]) -> list[str]:
+    """`--key` values, or with `--online` and none given, the keys `url` publishes (noted); each
     checked to be a verifier key (ConfigError, exit 2, otherwise)."""
     keys = list(ns.key)
     if not keys:
@@ -119,8 +119,8 @@ def trusted_keys(ns: argparse.Namespace, settings: Settings, notes: list[str]) -
                 "GET /v1/keys; its name is the log's origin); add the clock key to check the signed time",
                 setting="KEY",
             )
-        keys = asyncio.run(server_keys(settings.get("URL")))
-        notes.append(f"keys were fetched from {settings.get('URL')}: this trusts that server")
+        keys = asyncio.run(server_keys(url))
+        notes.append(f"keys were fetched from {url}: this trusts that server")
     for key in keys:
         try:
             split_keys([key])
@@ -130,7 +130,7 @@ def trusted_keys(ns: argparse.Namespace, settings: Settings, notes: list[str]) -
 
 
 def online_evm(
-    receipt: Receipt, keys: list[str], verifiers: dict[str, AnchorVerifier], settings: Settings
+    receipt: Receipt, keys: list[str], verifiers: dict[str, AnchorVerifier], chains: ChainsConfig
 ) -> AnchorVerifier:
     """The `evm` verifier of `--online`: each evm anchor that commits to the receipt's checkpoint
     (merkle decides which, and the target: the checkpoint or an aggregate including it) is
@@ -142,7 +142,7 @@ def online_evm(
         return AnchorVerdict(Status.NOT_CHECKED, "not asked yet")
 
     verify_receipt(receipt, keys=keys, anchor_verifiers={**verifiers, "evm": collect})
-    verdicts = asyncio.run(_on_chain(list(wanted.values()), settings)) if wanted else {}
+    verdicts = asyncio.run(_on_chain(list(wanted.values()), chains)) if wanted else {}
 
     def evm(anchor: Anchor, target: AnchorTarget) -> AnchorVerdict:
         return verdicts[id(anchor)]  # the receipt's own Anchor objects: matched by identity
@@ -151,20 +151,20 @@ def online_evm(
 
 
 async def _on_chain(
-    anchors: list[tuple[Anchor, AnchorTarget]], settings: Settings
+    anchors: list[tuple[Anchor, AnchorTarget]], chains: ChainsConfig
 ) -> dict[int, AnchorVerdict]:
     from services.anchor.chains.evm import verify_online
     from services.anchor.chains.evm_rpc import JsonRpc
 
-    rpc = JsonRpc(settings.require("EVM_RPC", "to check EVM anchors with --online"))
+    rpc = JsonRpc(chains.evm_rpc.need("to check EVM anchors with --online"))
     try:
         return {
             id(anchor): await verify_online(
                 anchor.fields(),
                 target,
                 rpc=rpc,
-                confirmations=settings.get("EVM_CONFIRMATIONS"),
-                contract=settings.get("EVM_CONTRACT"),
+                confirmations=chains.evm_confirmations,
+                contract=chains.evm_contract.value,
             )
             for anchor, target in anchors
         }
@@ -174,12 +174,12 @@ async def _on_chain(
 
 def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str]]:
     """The result, notes for the reader, and the trusted keys."""
-    settings = settings_from(ns, dict(os.environ))
+    config = config_from(ns, dict(os.environ))
     receipt = load_receipt(ns.receipt)
     notes: list[str] = []
-    keys = trusted_keys(ns, settings, notes)
+    keys = trusted_keys(ns, config.client.url, notes)
     cas = []
-    ca_file = ns.tsa_ca or settings.get("TSA_CA_FILE")
+    ca_file = ns.tsa_ca or config.chains.tsa_ca_file.value
     if ca_file:
         try:
             cas = load_certificates(Path(ca_file).read_bytes())
@@ -187,7 +187,7 @@ def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str]]:
             raise ConfigError(f"TSA_CA_FILE {ca_file}: {e}", setting="TSA_CA_FILE") from e
     verifiers = offline_anchor_verifiers(keys=keys, tsa_cas=cas)
     if ns.online:
-        verifiers["evm"] = online_evm(receipt, keys, verifiers, settings)
+        verifiers["evm"] = online_evm(receipt, keys, verifiers, config.chains)
     if ns.file is not None and not ns.file.is_file():
         raise ConfigError(f"{ns.file}: no such file", setting="FILE")
     document = _chunks(ns.file) if ns.file is not None else None

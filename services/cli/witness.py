@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import socket
 
-from services.common.config import SETTINGS
+from services.common.config import parse_listen
 from services.common.http_server import run_app
 from services.common.logs import AccessLogger, configure_logging
 from services.witness.app import Witness, create_app
@@ -25,7 +25,7 @@ def keygen(ns: argparse.Namespace) -> int:
 
 def serve(ns: argparse.Namespace) -> int:
     configure_logging(ns.log_format)
-    host, port = SETTINGS["LISTEN"].parse("--listen", ns.listen)
+    host, port = parse_listen("--listen", ns.listen)
     logs = read_logs_file(ns.logs)
     cosigners = load_keys(ns.data_dir)
     store = StateStore(ns.data_dir)

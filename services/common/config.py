@@ -1,8 +1,9 @@
 """Settings (SPEC §8): one name each, read from notar.toml, NOTAR_<NAME> and command-line flags.
 
 Precedence: flag > environment > file > default. Everything is parsed and validated here, once, at
-the entry point; components get frozen dataclasses built from the result. A wrong or missing
-setting raises ConfigError naming it and saying how to fix it.
+the entry point; components get frozen dataclasses built from the result
+(`services.common.components.load`), and only that module reads `Settings` by name. A wrong or
+missing setting raises ConfigError naming it and saying how to fix it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def _bool(name: str, value: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {value!r}", setting=name)
 
 
-def _listen(name: str, value: str) -> tuple[str, int]:
+def parse_listen(name: str, value: str) -> tuple[str, int]:
+    """`HOST:PORT` (an IPv6 host in brackets) as (host, port); ConfigError naming `name` otherwise."""
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -86,6 +88,39 @@ def _origin(name: str, value: str) -> str:
 
 
 @dataclass(frozen=True)
+class Witness:
+    """One entry of WITNESSES: a C2SP tlog-witness's verifier key and its URL."""
+
+    vkey: str
+    url: str
+
+
+def _witnesses(name: str, value: str) -> tuple[Witness, ...]:
+    # imported here: the table is read by every command, merkle.note only by those that set witnesses
+    from merkle.note import parse_verifier_key
+
+    out: list[Witness] = []
+    for item in (i.strip() for i in value.split(",")):
+        if not item:
+            continue
+        vkey, at, url = item.partition("@")
+        try:
+            if not at:
+                raise ValueError("it has no @URL")
+            parse_verifier_key(vkey)
+            out.append(Witness(vkey, _url(name, url)))
+        except (ValueError, ConfigError) as e:
+            raise ConfigError(
+                f"{name} lists {item[:120]!r}, not a VKEY@URL (a witness's verifier key, @, its "
+                f"http(s) URL): {e}",
+                setting=name,
+            ) from None
+    if len({w.vkey for w in out}) != len(out):
+        raise ConfigError(f"{name} lists a witness key twice", setting=name)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Setting:
     name: str
     default: str | None
@@ -97,7 +132,7 @@ SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
         Setting("DATA_DIR", "./notar-data", "keys, RocksDB, and the object store when STORE=fs"),
-        Setting("LISTEN", "127.0.0.1:8080", "HOST:PORT of the HTTP server", _listen),
+        Setting("LISTEN", "127.0.0.1:8080", "HOST:PORT of the HTTP server", parse_listen),
         Setting("ORIGIN", "notar.localhost/log", "the log's origin (checkpoint first line)", _origin),
         Setting("STORE", "fs", "object store: fs (a directory) or s3", _choice("fs", "s3")),
         Setting("S3_ENDPOINT", None, "S3 endpoint URL (STORE=s3)", _url),
@@ -155,6 +190,25 @@ SETTINGS: dict[str, Setting] = {
             "largest document PUT /v1/documents accepts, in MiB (none: any size)",
             _positive_int,
         ),
+        Setting(
+            "WITNESSES",
+            "",
+            "comma-separated C2SP tlog-witnesses as VKEY@URL the anchor submits checkpoints to",
+            _witnesses,
+        ),
+        Setting(
+            "WITNESS_QUORUM",
+            None,
+            "how many of WITNESSES must cosign a checkpoint (default: all of them)",
+            _positive_int,
+        ),
+        Setting(
+            "WITNESS_INTERVAL_S",
+            "10",
+            "the anchor submits its latest checkpoint to the witnesses at most this often, in seconds",
+            _positive_int,
+        ),
+        Setting("SHARDS", "1", "logs (shards) per deployment, each with its own sequencer", _positive_int),
         Setting("URL", "http://127.0.0.1:8080", "where client commands send requests", _url),
         Setting("API_KEY", None, "API key client commands send"),
     ]
@@ -198,12 +252,17 @@ class Settings:
     def require(self, name: str, why: str) -> Any:
         value = self.values[name]
         if value is None or value == "":
-            raise ConfigError(
-                f"{name} is required {why}: set {ENV_PREFIX}{name}, --{name.lower().replace('_', '-')} "
-                f"or {name} in notar.toml",
-                setting=name,
-            )
+            raise missing(name, why)
         return value
+
+
+def missing(name: str, why: str) -> ConfigError:
+    """The error for setting `name`, unset though needed `why` (e.g. "when STORE=s3")."""
+    return ConfigError(
+        f"{name} is required {why}: set {ENV_PREFIX}{name}, --{name.lower().replace('_', '-')} "
+        f"or {name} in notar.toml",
+        setting=name,
+    )
 
 
 def load_settings(

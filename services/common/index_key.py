@@ -18,7 +18,7 @@ from pathlib import Path
 
 import blake3
 
-from services.common.config import Settings
+from services.common.components import KeysConfig
 from services.common.keyfiles import read_secret, write_secret
 from storage.errors import ConfigError
 
@@ -33,30 +33,25 @@ def derive(index_key: bytes, context: str) -> bytes:
     return blake3.blake3(index_key, derive_key_context=context).digest()
 
 
-def index_key_path(settings: Settings) -> Path:
-    named = settings.get(SETTING)
-    return Path(named) if named else Path(settings.get("DATA_DIR")) / "keys" / "index.key"
-
-
 def create_index_key(path: Path) -> bool:
     """Write a new index key (32 bytes from the OS's CSPRNG) to `path`, mode 0600, unless a file
     is there; whether it did. Its directory is created 0700 when missing."""
     return not path.exists() and write_secret(path, os.urandom(SIZE).hex() + "\n")
 
 
-def ensure_index_key(settings: Settings) -> Path | None:
-    """Create the index key file of `settings` when it is missing; its path when this call
+def ensure_index_key(config: KeysConfig) -> Path | None:
+    """Create the index key file of `config` when it is missing; its path when this call
     created it, else None."""
-    path = index_key_path(settings)
-    if not settings.get(SETTING) and not path.exists():  # DATA_DIR/keys/: DATA_DIR private too
+    path = config.index_key_path
+    if config.index_key_file is None and not path.exists():  # DATA_DIR/keys/: DATA_DIR private too
         path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path if create_index_key(path) else None
 
 
-def load_index_key(settings: Settings) -> bytes:
+def load_index_key(config: KeysConfig) -> bytes:
     """The index key; ConfigError naming INDEX_KEY_FILE when it is missing, readable by others,
     or not 64 hex digits. The key itself never appears in a message."""
-    path = index_key_path(settings)
+    path = config.index_key_path
     if not path.exists():
         raise ConfigError(
             f"{SETTING}: no index key at {path}; run `notar keygen` (every ingest and anchor pod "

@@ -11,15 +11,22 @@ import orjson
 from aiohttp import web
 
 from services.common.unique_names import check_unique_names
-from storage.errors import (
-    ConfigError,
-    ConflictError,
-    NotarError,
-    NotFoundError,
-    PushbackError,
-    StorageError,
-    VerificationError,
-)
+from storage.errors import BadRequest, CorruptedError, NotarError, Unauthorized
+
+__all__ = [  # BadRequest, CorruptedError and Unauthorized live in storage.errors; still importable here
+    "PROBLEM_JSON",
+    "READ_TIMEOUT",
+    "BadRequest",
+    "CorruptedError",
+    "Handler",
+    "Unauthorized",
+    "body_at_most",
+    "body_chunks",
+    "problem",
+    "problem_middleware",
+    "read_json",
+    "to_response",
+]
 
 log = logging.getLogger("notar.http")
 PROBLEM_JSON = "application/problem+json"
@@ -33,49 +40,15 @@ def problem(
     return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=headers)
 
 
-class BadRequest(NotarError):
-    """The request itself is wrong (malformed JSON, bad digest…); `kind` is its stable type."""
-
-    def __init__(self, message: str, *, kind: str = "bad-request", status: int = 400, **extra: Any) -> None:
-        super().__init__(message)
-        self.kind, self.status, self.extra = kind, status, extra
-
-
-class CorruptedError(NotarError):
-    """Stored bytes no longer match their hash: reported, never served."""
-
-
-class Unauthorized(NotarError):
-    """No API key, or one that belongs to no tenant."""
-
-
 def to_response(error: BaseException) -> web.Response:
-    if isinstance(error, Unauthorized):
-        return problem(
-            401,
-            "unauthorized",
-            "Unauthorized",
-            error.message,
-            headers={"WWW-Authenticate": 'Bearer realm="notar"'},
-        )
-    if isinstance(error, CorruptedError):
-        log.error("corruption detected: %s", error.message)
-        return problem(500, "corrupted", "Stored data is corrupted", error.message)
-    if isinstance(error, BadRequest):
-        return problem(error.status, error.kind, "Bad request", error.message, **error.extra)
-    if isinstance(error, PushbackError):
-        retry = str(max(1, round(error.retry_after)))
-        return problem(503, "pushback", "Busy, retry later", error.message, headers={"Retry-After": retry})
-    if isinstance(error, NotFoundError):
-        return problem(404, "not-found", "Not found", error.message)
-    if isinstance(error, ConflictError):
-        return problem(409, "conflict", "Conflict", error.message)
-    if isinstance(error, VerificationError):
-        return problem(422, "verification-failed", "Verification failed", error.message)
-    if isinstance(error, StorageError | ConfigError):
-        return problem(503, "unavailable", "Service unavailable", error.message, headers={"Retry-After": "5"})
+    """The problem+json answer of `error`: what its kind says (storage.errors), or a logged 500
+    for anything notar did not raise on purpose."""
     if isinstance(error, NotarError):
-        return problem(503, "unavailable", "Service unavailable", error.message, headers={"Retry-After": "5"})
+        if error.log_level is not None:
+            log.log(error.log_level, "%s: %s", error.title, error.message)
+        return problem(
+            error.status, error.kind, error.title, error.message, headers=error.headers(), **error.extra
+        )
     log.exception("unexpected error", exc_info=error)
     return problem(500, "internal", "Internal error", "an unexpected error occurred; it has been logged")
 

@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from services.common.config import Settings
+from services.common.components import NotarConfig
 from services.common.openapi import openapi_json
-from services.common.problems import READ_TIMEOUT, Unauthorized, problem, problem_middleware
+from services.common.problems import READ_TIMEOUT, problem, problem_middleware
 from services.common.stores import open_store
 from services.common.telemetry import TELEMETRY, TracedStore, telemetry_context, telemetry_middleware
 from services.common.tenants import TenantRegistry
 from services.published.layout import checkpoint_key
 from storage.base import ObjectStore
-from storage.errors import NotFoundError, StorageError
+from storage.errors import NotFoundError, StorageError, Unauthorized
 from storage.s3 import S3Store
 
 STORE = web.AppKey("store", ObjectStore)
@@ -23,17 +23,17 @@ TENANTS = web.AppKey("tenants", TenantRegistry)
 
 
 def store_context(
-    settings: Settings, env: Mapping[str, str]
+    config: NotarConfig, env: Mapping[str, str]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """Opens the configured store (once per app, however many services share it)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        opened = await open_store(settings, env)
+        opened = await open_store(config.store, env)
         if isinstance(opened, S3Store):
             app[TELEMETRY].observe_store_clock(lambda: opened.clock_offset_s)
         store = TracedStore(opened, app[TELEMETRY])
         app[STORE] = store
-        app[TENANTS] = TenantRegistry(store, cache_s=settings.get("KEY_CACHE_S"))
+        app[TENANTS] = TenantRegistry(store, cache_s=config.http.key_cache_s)
         yield
         await store.close()
 
@@ -109,7 +109,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def new_app(
-    settings: Settings,
+    config: NotarConfig,
     env: Mapping[str, str] | None,
     *,
     readiness: list[Readiness],
@@ -122,13 +122,13 @@ def new_app(
         middlewares=[telemetry_middleware, problem_middleware], client_max_size=client_max_size
     )
     env = dict(os.environ) if env is None else env
-    app[READ_TIMEOUT] = float(settings.get("READ_TIMEOUT_S"))
+    app[READ_TIMEOUT] = float(config.http.read_timeout_s)
     app[METRICS] = [lambda: app[TELEMETRY].prometheus()]
     app[READINESS] = [store_ready, *readiness]
     app[LIVENESS] = []
     app[DETAILS] = []
     app.cleanup_ctx.append(telemetry_context(env))
-    app.cleanup_ctx.append(store_context(settings, env))
+    app.cleanup_ctx.append(store_context(config, env))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

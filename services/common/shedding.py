@@ -6,8 +6,9 @@ read and parsed): a third of an acknowledgement of 20 digests, so that at three 
 capacity the refusals took most of the CPU and acknowledgements fell to a fraction of it
 (loadtest/reliability/scenarios/overload.py). This middleware goes in front of all the others
 and asks the sequencer (in process) whether it would take one more entry; when it would not, the
-request is answered at once, its body unread, and counted in ``notar_http_shed_total``. An
-unauthenticated request is refused too: it would be refused after its key anyway.
+request is answered at once, its body unread, and counted in ``notar_http_shed_total`` (an
+OpenTelemetry counter of the app's Telemetry). An unauthenticated request is refused too: it
+would be refused after its key anyway.
 """
 
 from __future__ import annotations
@@ -15,23 +16,29 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 
 from aiohttp import web
+from opentelemetry.metrics import Counter
 
 from services.common.problems import Handler, to_response
-from services.common.resources import METRICS
+from services.common.telemetry import TELEMETRY
 from storage.errors import NotarError
 
 Refusal = Callable[[web.Application], NotarError | None]
-SHED = web.AppKey("shed", list[int])  # one counter per app: [requests shed]
+SHED = web.AppKey("shed", Counter)  # one counter per app, made at start-up on its Telemetry
+
+
+async def _shed_counter(app: web.Application) -> None:
+    """On start-up (after the cleanup contexts: the app's Telemetry is there), the counter, at 0."""
+    app[SHED] = app[TELEMETRY].meter.create_counter(
+        "notar_http_shed", unit="1", description="requests refused unread because the service is busy"
+    )
+    app[SHED].add(0)
 
 
 def add_shedding(app: web.Application, routes: Collection[tuple[str, str]], refusal: Refusal) -> None:
     """Shed requests to ``routes`` ((method, route template) pairs) while ``refusal(app)`` says
     why; call during setup, before the app starts."""
-    if SHED not in app:
-        app[SHED] = [0]
-        app[METRICS].append(
-            lambda: ["# TYPE notar_http_shed_total counter", f"notar_http_shed_total {app[SHED][0]}"]
-        )
+    if _shed_counter not in app.on_startup:
+        app.on_startup.append(_shed_counter)
     watched = frozenset(routes)
 
     @web.middleware
@@ -40,7 +47,7 @@ def add_shedding(app: web.Application, routes: Collection[tuple[str, str]], refu
         if resource is not None and (request.method, resource.canonical) in watched:
             refused = refusal(request.app)
             if refused is not None:
-                request.app[SHED][0] += 1
+                request.app[SHED].add(1)
                 return to_response(refused)
         return await handler(request)
 

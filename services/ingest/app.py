@@ -10,16 +10,16 @@ from aiohttp import web
 
 from merkle.digests import Digest, parse_digest
 from services.common.answers import send_json
-from services.common.config import Settings
+from services.common.components import NotarConfig
 from services.common.index_key import load_index_key
-from services.common.problems import BadRequest, CorruptedError, body_at_most, body_chunks, read_json
+from services.common.problems import body_at_most, body_chunks, read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
 from services.ingest.documents import Documents
 from services.internal.client import AnchorClient
 from services.internal.wire import one_receipt
 from services.model import BadDigest, Digests, Submitter
-from storage.errors import NotFoundError
+from storage.errors import BadRequest, CorruptedError, NotFoundError
 
 SUBMITTER = web.AppKey("submitter", Submitter)
 DOCUMENTS = web.AppKey("documents", Documents)
@@ -113,13 +113,13 @@ async def delete_document(request: web.Request) -> web.Response:
 
 
 def ingest_context(
-    settings: Settings, submitter: Submitter | None
+    config: NotarConfig, submitter: Submitter | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[DOCUMENTS] = Documents(app[STORE], index_key=load_index_key(settings))
+        app[DOCUMENTS] = Documents(app[STORE], index_key=load_index_key(config.keys))
         client = None
         if submitter is None:
-            client = AnchorClient(settings.get("ANCHOR_URL"))
+            client = AnchorClient(config.http.anchor_url)
             app[SUBMITTER] = client
         else:
             app[SUBMITTER] = submitter
@@ -130,10 +130,10 @@ def ingest_context(
     return ctx
 
 
-def setup(app: web.Application, settings: Settings, *, submitter: Submitter | None = None) -> None:
+def setup(app: web.Application, config: NotarConfig, *, submitter: Submitter | None = None) -> None:
     """Add ingest routes to `app`; without `submitter`, entries go to ANCHOR_URL over HTTP."""
-    app[DOCUMENT_MAX] = (settings.get("DOCUMENT_MAX_MB") or 0) * 1024 * 1024
-    app.cleanup_ctx.append(ingest_context(settings, submitter))
+    app[DOCUMENT_MAX] = config.http.document_max_bytes
+    app.cleanup_ctx.append(ingest_context(config, submitter))
     # refused before anything else when the anchor surely would (services/common/shedding.py)
     add_shedding(app, [("POST", "/v1/digests"), ("PUT", "/v1/documents")], lambda a: a[SUBMITTER].refusal())
     app.router.add_post("/v1/digests", post_digests)
@@ -142,7 +142,7 @@ def setup(app: web.Application, settings: Settings, *, submitter: Submitter | No
     app.router.add_delete("/v1/documents/{digest}", delete_document)
 
 
-def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:
-    app = new_app(settings, env, readiness=[])
-    setup(app, settings)
+def create_app(config: NotarConfig, *, env: Mapping[str, str] | None = None) -> web.Application:
+    app = new_app(config, env, readiness=[])
+    setup(app, config)
     return app

@@ -47,11 +47,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from merkle.digests import Digest, parse_digest
 from services.common.index_key import derive
-from services.common.problems import CorruptedError
 from services.model import check_tenant
 from services.published import layout
 from storage.base import ObjectStore
-from storage.errors import ConflictError, NotFoundError, StorageError
+from storage.errors import ConflictError, CorruptedError, NotFoundError, StorageError
 
 log = logging.getLogger("notar.ingest")
 

@@ -30,8 +30,8 @@ import orjson
 
 from merkle.digests import Digest
 from merkle.receipt import write_receipts
-from services.common.problems import BadRequest
 from services.model import BadDigest, Digests, Sequenced
+from storage.errors import BadRequest
 
 MAX_DIGESTS = 10_000
 RECEIPTS_HEAD = b'{"receipts":['

@@ -18,8 +18,8 @@ from merkle.digests import Digest, parse_digest
 from merkle.note import parse_note
 from merkle.receipt import Receipt
 from merkle.tiles import ENTRIES, parse_tile_path
-from services.common.config import Settings
-from services.common.problems import BadRequest, read_json
+from services.common.components import NotarConfig
+from services.common.problems import read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
 from services.internal.client import AnchorClient
@@ -30,7 +30,7 @@ from services.published.reader import LogReader
 from services.published.trust import trusted_keys
 from services.verify.page import verify_page
 from services.verify.pool import VerifyPool
-from storage.errors import ConfigError, NotFoundError, PushbackError, StorageError
+from storage.errors import BadRequest, ConfigError, NotFoundError, PushbackError, StorageError
 
 
 class AnchoredCheckpoints(Protocol):
@@ -236,32 +236,32 @@ async def _trusted(reader: LogReader) -> list[str]:
         raise StorageError(f"the published keys document is unusable: {e}", key=layout.keys_key()) from e
 
 
-def _tsa_cas(settings: Settings) -> list[x509.Certificate]:
+def _tsa_cas(path: Path | None) -> list[x509.Certificate]:
     """The trust anchors RFC 3161 anchors are checked against by POST /v1/verify (TSA_CA_FILE)."""
-    path = settings.get("TSA_CA_FILE")
-    if not path:
+    if path is None:
         return []
     try:
-        return load_certificates(Path(path).read_bytes())
+        return load_certificates(path.read_bytes())
     except (OSError, ValueError) as e:
         raise ConfigError(f"TSA_CA_FILE {path}: {e}", setting="TSA_CA_FILE") from e
 
 
 def verify_context(
-    settings: Settings, lookup: Lookup | None
+    config: NotarConfig, lookup: Lookup | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[ORIGIN] = settings.get("ORIGIN")
-        app[READER] = LogReader(app[STORE], origin=settings.get("ORIGIN"))
+        origin = config.sequencer.origin
+        app[ORIGIN] = origin
+        app[READER] = LogReader(app[STORE], origin=origin)
         app[ANCHORED] = AnchorStore(app[STORE])
         app[POOL] = VerifyPool(
-            workers=int(settings.get("VERIFY_WORKERS")),
-            queue=int(settings.get("VERIFY_QUEUE")),
-            tsa_cas=_tsa_cas(settings),
+            workers=config.http.verify_workers,
+            queue=config.http.verify_queue,
+            tsa_cas=_tsa_cas(config.chains.tsa_ca_file.value),
         )
         client = None
         if lookup is None:
-            client = AnchorClient(settings.get("ANCHOR_URL"))
+            client = AnchorClient(config.http.anchor_url)
             app[LOOKUP] = client
         else:
             app[LOOKUP] = lookup
@@ -273,9 +273,9 @@ def verify_context(
     return ctx
 
 
-def setup(app: web.Application, settings: Settings, *, lookup: Lookup | None = None) -> None:
+def setup(app: web.Application, config: NotarConfig, *, lookup: Lookup | None = None) -> None:
     """Add the verify routes to `app`; without `lookup`, tenant lookups go to ANCHOR_URL."""
-    app.cleanup_ctx.append(verify_context(settings, lookup))
+    app.cleanup_ctx.append(verify_context(config, lookup))
     app.router.add_get("/v1/receipts/{digest}", get_receipt)
     app.router.add_delete("/v1/receipts/{digest}", delete_receipt)
     app.router.add_get("/v1/proofs/inclusion", get_inclusion)
@@ -286,10 +286,10 @@ def setup(app: web.Application, settings: Settings, *, lookup: Lookup | None = N
     add_shedding(app, [("POST", "/v1/verify")], _verify_refusal)
     app.router.add_get("/log/checkpoint", get_checkpoint)
     app.router.add_get("/log/tile/{path:.+}", get_tile)
-    app.router.add_get("/verify", verify_page(settings.values))
+    app.router.add_get("/verify", verify_page(explorer=config.chains.evm_explorer_url))
 
 
-def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> web.Application:
-    app = new_app(settings, env, readiness=[])
-    setup(app, settings)
+def create_app(config: NotarConfig, *, env: Mapping[str, str] | None = None) -> web.Application:
+    app = new_app(config, env, readiness=[])
+    setup(app, config)
     return app

@@ -23,7 +23,6 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any
 
 from aiohttp import web
 
@@ -187,15 +186,10 @@ def build_page(*, explorer: str | None = None) -> Page:
     return Page(page.encode("utf-8"), csp)
 
 
-def explorer_setting(values: Mapping[str, Any]) -> str | None:
-    """EVM_EXPLORER_URL when the deployment's settings have it (a block explorer for links)."""
-    value = values.get("EVM_EXPLORER_URL")
-    return value if isinstance(value, str) and value else None
-
-
-def verify_page(values: Mapping[str, Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The GET /verify handler, its page built now from the settings' values."""
-    page = build_page(explorer=explorer_setting(values))
+def verify_page(*, explorer: str | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The GET /verify handler, its page built now, linking to the block explorer `explorer`
+    (EVM_EXPLORER_URL) when given."""
+    page = build_page(explorer=explorer)
     headers = {
         "Content-Security-Policy": page.csp + "; frame-ancestors 'none'",
         "Cache-Control": "no-cache",

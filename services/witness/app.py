@@ -28,10 +28,11 @@ from aiohttp import web
 from merkle.keyhistory import read_rotation
 from merkle.note import Signature, parse_note
 from merkle.witness import SIZE_CONTENT_TYPE, AddCheckpoint, format_size, origin_hash, parse_add_checkpoint
-from services.common.problems import BadRequest, body_at_most, problem, problem_middleware
+from services.common.problems import body_at_most, problem, problem_middleware
 from services.witness.keys import Cosigner
 from services.witness.protocol import Refused, check_add_checkpoint, check_rotation, unknown_log
 from services.witness.state import LogState, StateStore
+from storage.errors import BadRequest
 
 log = logging.getLogger("notar.witness")
 MAX_BODY = 256 * 1024  # 63 proof lines and a checkpoint with many (post-quantum) signatures

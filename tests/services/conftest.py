@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.anchor.app import ensure_keys, keys_from
 from services.cli.serve import build_app
-from services.common.config import Settings, load_settings
+from services.common.components import NotarConfig, load
 from services.common.resources import STORE, TENANTS
 from storage.base import ObjectStore
 from tests.seaweed import S3Target
@@ -24,7 +24,7 @@ ORIGIN = "api.notar.test/log"
 @dataclass
 class Notar:
     client: TestClient  # type: ignore[type-arg]
-    settings: Settings
+    config: NotarConfig
     keys: list[str]
     acme: dict[str, str]
     globex: dict[str, str]
@@ -36,9 +36,9 @@ class Notar:
         return app[STORE]
 
 
-def settings_for(
+def config_for(
     kind: str, tmp: Path, request: pytest.FixtureRequest, **extra: str
-) -> tuple[Settings, dict[str, str]]:
+) -> tuple[NotarConfig, dict[str, str]]:
     flags = {"DATA_DIR": str(tmp), "ORIGIN": ORIGIN, "BATCH_MS": "10", **extra}
     env: dict[str, str] = {}
     if kind == "s3":
@@ -51,21 +51,21 @@ def settings_for(
             "S3_REGION": target.region,
         }
         env = {"AWS_ACCESS_KEY_ID": target.access_key, "AWS_SECRET_ACCESS_KEY": target.secret_key}
-    return load_settings(flags=flags, env={}, config_file=None), env
+    return load(flags=flags, env={}, config_file=None), env
 
 
 @pytest.fixture(params=["fs", "s3"])
 async def notar(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Notar]:
-    settings, env = settings_for(request.param, tmp_path, request)
-    ensure_keys(settings)
-    keys = keys_from(settings)
-    app = build_app("all", settings, env)
+    config, env = config_for(request.param, tmp_path, request)
+    ensure_keys(config.keys)
+    keys = keys_from(config.keys)
+    app = build_app("all", config, env)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
         tenants = app[TENANTS]
         acme = {"Authorization": f"Bearer {await tenants.add('acme')}"}
         globex = {"Authorization": f"Bearer {await tenants.add('globex')}"}
-        yield Notar(client, settings, list(keys.verifier_keys.values()), acme, globex)
+        yield Notar(client, config, list(keys.verifier_keys.values()), acme, globex)
     finally:
         await client.close()

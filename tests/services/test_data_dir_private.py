@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.anchor.app import ensure_keys
 from services.cli.serve import build_app
-from services.common.config import load_settings
+from services.common.components import load
 from services.common.resources import TENANTS
 from services.common.stores import open_index, open_store
 
@@ -26,11 +26,11 @@ def mode(path: Path) -> int:
 
 async def test_notar_serve_creates_a_private_data_dir(tmp_path: Path) -> None:
     data = tmp_path / "deep" / "notar-data"
-    settings = load_settings(flags={"DATA_DIR": str(data), "BATCH_MS": "10"}, env={}, config_file=None)
+    config = load(flags={"DATA_DIR": str(data), "BATCH_MS": "10"}, env={}, config_file=None)
     old = os.umask(0o022)
     try:
-        ensure_keys(settings)
-        client = TestClient(TestServer(build_app("all", settings, {})))
+        ensure_keys(config.keys)
+        client = TestClient(TestServer(build_app("all", config, {})))
         await client.start_server()
         try:
             assert client.app is not None
@@ -51,11 +51,11 @@ async def test_notar_serve_creates_a_private_data_dir(tmp_path: Path) -> None:
 async def test_store_and_index_alone_create_it_private(tmp_path: Path) -> None:
     for opener in ("store", "index"):
         data = tmp_path / opener
-        settings = load_settings(flags={"DATA_DIR": str(data)}, env={}, config_file=None)
+        config = load(flags={"DATA_DIR": str(data)}, env={}, config_file=None)
         if opener == "store":
-            await (await open_store(settings, {})).close()
+            await (await open_store(config.store, {})).close()
         else:
-            await open_index(settings).close()
+            await open_index(config.store).close()
         assert mode(data) == 0o700, (opener, oct(mode(data)))
 
 
@@ -63,5 +63,5 @@ def test_an_existing_data_dir_keeps_its_mode(tmp_path: Path) -> None:
     data = tmp_path / "shared"
     data.mkdir(mode=0o750)
     data.chmod(0o750)
-    ensure_keys(load_settings(flags={"DATA_DIR": str(data)}, env={}, config_file=None))
+    ensure_keys(load(flags={"DATA_DIR": str(data)}, env={}, config_file=None).keys)
     assert mode(data) == 0o750 and mode(data / "keys") == 0o700

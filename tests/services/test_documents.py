@@ -11,9 +11,8 @@ import blake3
 import pytest
 
 from merkle import parse_digest
-from services.common.problems import CorruptedError
 from services.ingest.documents import Documents
-from storage.errors import NotFoundError, StorageError
+from storage.errors import CorruptedError, NotFoundError, StorageError
 from storage.memory import MemoryStore
 
 KEY = bytes(range(32))

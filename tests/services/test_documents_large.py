@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.anchor.app import ensure_keys
 from services.cli.serve import build_app
-from services.common.config import load_settings
+from services.common.components import load
 from services.common.resources import TENANTS
 
 GIB = 1024**3
@@ -22,9 +22,9 @@ GIB = 1024**3
 
 async def _client(tmp_path: Path, **flags: str) -> tuple[TestClient, dict[str, str]]:  # type: ignore[type-arg]
     flags = {"DATA_DIR": str(tmp_path), "BATCH_MS": "5", **flags}
-    settings = load_settings(flags=flags, env={}, config_file=None)
-    ensure_keys(settings)
-    app = build_app("all", settings, {})
+    config = load(flags=flags, env={}, config_file=None)
+    ensure_keys(config.keys)
+    app = build_app("all", config, {})
     client = TestClient(TestServer(app))
     await client.start_server()
     key = await app[TENANTS].add("acme")

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from merkle import parse_digest
-from services.common.config import load_settings
+from services.common.components import load
 from services.common.index_key import load_index_key
 from services.ingest.documents import CHUNK_SIZE, Documents, Manifest, _tenant
 from services.sdk import DocumentMismatch, NotarClient
@@ -49,9 +49,9 @@ async def upload(server: NotarProcess, data: bytes) -> str:
 
 
 def bucket(server: NotarProcess) -> tuple[FsStore, Documents]:
-    settings = load_settings(flags={"DATA_DIR": str(server.data)}, env={}, config_file=None)
+    config = load(flags={"DATA_DIR": str(server.data)}, env={}, config_file=None)
     store = FsStore(server.data / "store")
-    return store, Documents(store, index_key=load_index_key(settings))
+    return store, Documents(store, index_key=load_index_key(config.keys))
 
 
 async def reseal(server: NotarProcess, victim: str, donor: str, *, claim_victim: bool) -> None:

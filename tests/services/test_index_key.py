@@ -13,21 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from services.common.config import Settings, load_settings
-from services.common.index_key import create_index_key, ensure_index_key, index_key_path, load_index_key
+from services.common.components import KeysConfig, load
+from services.common.index_key import create_index_key, ensure_index_key, load_index_key
 from storage.errors import ConfigError
 
 NOTAR = str(Path(sys.executable).with_name("notar"))
 
 
-def settings(data: Path, **flags: str) -> Settings:
-    return load_settings(flags={"DATA_DIR": str(data), **flags}, env={}, config_file=None)
+def settings(data: Path, **flags: str) -> KeysConfig:
+    return load(flags={"DATA_DIR": str(data), **flags}, env={}, config_file=None).keys
 
 
 def test_made_once_private_and_read_back(tmp_path: Path) -> None:
     s = settings(tmp_path / "data")
     made = ensure_index_key(s)
-    assert made == tmp_path / "data" / "keys" / "index.key" == index_key_path(s)
+    assert made == tmp_path / "data" / "keys" / "index.key" == s.index_key_path
     assert stat.S_IMODE(made.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
     key = load_index_key(s)

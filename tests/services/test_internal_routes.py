@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from merkle import Receipt
 from services.anchor.app import create_app, ensure_keys
-from services.common.config import load_settings
+from services.common.components import load
 from tests.services.conftest import ORIGIN, Notar
 
 
@@ -55,13 +55,13 @@ async def test_notar_serve_has_no_unauthenticated_internal_routes(notar: Notar) 
 @pytest.fixture
 async def anchor_role(tmp_path: Path) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
     """`notar serve --role anchor`: its internal routes, no API key."""
-    settings = load_settings(
+    config = load(
         flags={"DATA_DIR": str(tmp_path), "ORIGIN": ORIGIN, "BATCH_MS": "10", "ANCHORS": ""},
         env={},
         config_file=None,
     )
-    ensure_keys(settings)
-    client = TestClient(TestServer(create_app(settings, env={})))
+    ensure_keys(config.keys)
+    client = TestClient(TestServer(create_app(config, env={})))
     await client.start_server()
     try:
         yield client

@@ -23,7 +23,7 @@ from services.common import resources
 from services.common.resources import STORE, TENANTS
 from storage.errors import StorageError
 from storage.memory import Faults, MemoryIndex, MemoryStore
-from tests.services.conftest import settings_for
+from tests.services.conftest import config_for
 
 BOUND_S = 10.0  # every wait below gives up after this long
 
@@ -78,9 +78,9 @@ async def _serve(
     index: MemoryIndex | None = None,
     store: MemoryStore | None = None,
 ) -> AsyncIterator[Served]:
-    settings, env = settings_for("fs", tmp_path, request)
-    ensure_keys(settings)
-    app = build_app("all", settings, env)
+    config, env = config_for("fs", tmp_path, request)
+    ensure_keys(config.keys)
+    app = build_app("all", config, env)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

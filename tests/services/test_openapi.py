@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from services.cli.serve import build_app
-from services.common.config import load_settings
+from services.common.components import load
 from services.common.openapi import DOCUMENT
 from tests.serving import free_port, wait_ready
 
@@ -18,8 +18,8 @@ METHODS = {"get", "post", "put", "delete", "patch"}
 
 
 def test_document_matches_the_routes_of_notar_serve(tmp_path: Path) -> None:
-    settings = load_settings(flags={"DATA_DIR": str(tmp_path)}, env={}, config_file=None)
-    app = build_app("all", settings, {})
+    config = load(flags={"DATA_DIR": str(tmp_path)}, env={}, config_file=None)
+    app = build_app("all", config, {})
     routes = set()
     for r in app.router.routes():
         info = r.resource.get_info() if r.resource else {}

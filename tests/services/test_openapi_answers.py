@@ -19,7 +19,7 @@ from services.anchor.app import SEQUENCER, ensure_keys
 from services.cli.serve import build_app
 from services.common.openapi import DOCUMENT
 from services.common.resources import TENANTS
-from tests.services.conftest import settings_for
+from tests.services.conftest import config_for
 
 QUEUE_MAX = 10
 DIGEST = "sha256:" + "ab" * 32
@@ -45,7 +45,7 @@ def documented(method: str, path: str, status: int, headers: CIMultiDict[str]) -
 async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[TestClient, str]]:  # type: ignore[type-arg]
     """`notar serve` with a short READ_TIMEOUT_S, a DOCUMENT_MAX_MB, and batches a minute apart
     (so that QUEUE_MAX entries fill its queue until the end of the test)."""
-    settings, env = settings_for(
+    config, env = config_for(
         "fs",
         tmp_path,
         request,
@@ -55,8 +55,8 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         BATCH_MS="60000",
         BATCH_MAX="1000",
     )
-    ensure_keys(settings)
-    app = build_app("all", settings, env)
+    ensure_keys(config.keys)
+    app = build_app("all", config, env)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

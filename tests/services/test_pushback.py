@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.anchor.app import SEQUENCER, ensure_keys
 from services.cli.serve import build_app
 from services.common.resources import TENANTS
-from tests.services.conftest import settings_for
+from tests.services.conftest import config_for
 
 QUEUE_MAX = 10
 
@@ -27,11 +27,11 @@ def digests(start: int, n: int) -> list[str]:
 async def full(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[TestClient, str]]:  # type: ignore[type-arg]
     """An embedded server whose queue is full: QUEUE_MAX entries wait for a batch that is not
     cut for a minute (BATCH_MS) nor by size (BATCH_MAX)."""
-    settings, env = settings_for(
+    config, env = config_for(
         "fs", tmp_path, request, QUEUE_MAX=str(QUEUE_MAX), BATCH_MS="60000", BATCH_MAX="1000"
     )
-    ensure_keys(settings)
-    app = build_app("all", settings, env)
+    ensure_keys(config.keys)
+    app = build_app("all", config, env)
     client = TestClient(TestServer(app))
     await client.start_server()
     key = await app[TENANTS].add("acme")

@@ -13,14 +13,14 @@ from merkle.anchors import offline_anchor_verifiers
 from services.anchor.app import ensure_keys, keys_from
 from services.cli.serve import build_app
 from services.common.resources import TENANTS
-from tests.services.conftest import settings_for
+from tests.services.conftest import config_for
 
 
 async def test_receipts_upgrade_once_anchored(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    settings, env = settings_for("fs", tmp_path, request, ANCHOR_INTERVAL_S="1")
-    ensure_keys(settings)
-    keys = list(keys_from(settings).verifier_keys.values())
-    app = build_app("all", settings, env)
+    config, env = config_for("fs", tmp_path, request, ANCHOR_INTERVAL_S="1")
+    ensure_keys(config.keys)
+    keys = list(keys_from(config.keys).verifier_keys.values())
+    app = build_app("all", config, env)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

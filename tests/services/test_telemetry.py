@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind
 from merkle import verify_receipt
 from services.anchor.app import ensure_keys, keys_from
 from services.cli.serve import build_app
-from services.common.config import load_settings
+from services.common.components import load
 from services.common.resources import TENANTS
 from services.common.telemetry import TELEMETRY, AccessLogger, JsonFormatter, Telemetry, TracedStore
 from services.common.traced_store import OPERATIONS
@@ -52,9 +52,9 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     spans = InMemorySpanExporter()
     reader = InMemoryMetricReader()
     base = {"DATA_DIR": str(tmp_path), "ORIGIN": ORIGIN, "BATCH_MS": "150", "ANCHOR_INTERVAL_S": "1"}
-    settings = load_settings(flags=base, env={}, config_file=None)
-    ensure_keys(settings)
-    anchor_app = build_app("anchor", settings, {})
+    config = load(flags=base, env={}, config_file=None)
+    ensure_keys(config.keys)
+    anchor_app = build_app("anchor", config, {})
     anchor_app[TELEMETRY] = Telemetry(
         service="notar-anchor", span_processors=[SimpleSpanProcessor(spans)], metric_readers=[reader]
     )
@@ -63,8 +63,8 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     anchor = TestClient(anchor_server)
     await anchor.start_server()
     url = str(anchor.make_url("")).rstrip("/")
-    ingest_settings = load_settings(flags={**base, "ANCHOR_URL": url}, env={}, config_file=None)
-    ingest_app = build_app("ingest", ingest_settings, {})
+    ingest_config = load(flags={**base, "ANCHOR_URL": url}, env={}, config_file=None)
+    ingest_app = build_app("ingest", ingest_config, {})
     ingest_app[TELEMETRY] = Telemetry(service="notar-ingest", span_processors=[SimpleSpanProcessor(spans)])
     server = TestServer(ingest_app)
     await server.start_server(access_log_class=AccessLogger)
@@ -72,7 +72,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     await ingest.start_server()
     try:
         key = await ingest_app[TENANTS].add("acme")
-        keys = list(keys_from(settings).verifier_keys.values())
+        keys = list(keys_from(config.keys).verifier_keys.values())
         yield Pair(ingest, anchor, spans, reader, {"Authorization": f"Bearer {key}"}, keys)
     finally:
         await ingest.close()

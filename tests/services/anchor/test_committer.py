@@ -14,7 +14,9 @@ from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
 from services.anchor.chains import Anchored, AnchorError, Target
 from services.anchor.chains.local import LocalChain
-from services.anchor.committer import Committer, CommitterConfig
+from services.anchor.committer import Committer
+from services.common.components import CommitterConfig
+from services.common.telemetry import Telemetry
 from services.published.anchors import AnchorStore
 from storage.errors import StorageError
 from storage.memory import MemoryStore
@@ -133,8 +135,9 @@ async def test_failures_back_off_show_and_never_store_a_record() -> None:
             backoffs.append(s)
             await asyncio.sleep(0)
 
+    tel = Telemetry()
     c = Committer(store=store, backends=[bad, good], config=CommitterConfig(interval_s=1, max_backoff_s=60),
-                  sleep=sleep)
+                  sleep=sleep, meter=tel.meter)
     await c.start()
     async with asyncio.timeout(5):
         while c.status["rfc3161"].records == 0:
@@ -145,9 +148,17 @@ async def test_failures_back_off_show_and_never_store_a_record() -> None:
     assert 0.5 <= backoffs[0] <= 1 and 1 <= backoffs[1] <= 2 and backoffs[2] == 60, backoffs
     stored = orjson.loads(store.objects["private/log/anchors/record/00000000000000000007/rfc3161.json"])
     assert stored["n"] == 4, "only the attempt that succeeded left a record"
-    metrics = "\n".join(c.metrics())
-    assert 'notar_anchor_failures_total{kind="rfc3161"} 3' in metrics
-    assert 'notar_anchor_tree_size{kind="local"} 7' in metrics
+    metrics = tel.prometheus()
+    for line in (
+        'notar_anchor_failures_total{kind="rfc3161"} 3',
+        'notar_anchor_failures_total{kind="local"} 0',
+        'notar_anchor_records_total{kind="rfc3161"} 1',
+        'notar_anchor_tree_size{kind="local"} 7',
+        'notar_anchor_consecutive_failures{kind="rfc3161"} 0',
+        "# TYPE notar_anchor_records_total counter",
+        "# TYPE notar_anchor_tree_size gauge",
+    ):
+        assert line in metrics, f"{line!r} not in {metrics}"
     await c.close()
 
 

@@ -17,7 +17,8 @@ from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
 from services.anchor.chains.local import LocalChain
-from services.anchor.committer import Committer, CommitterConfig
+from services.anchor.committer import Committer
+from services.common.components import CommitterConfig
 from storage.memory import MemoryStore
 
 ORIGIN = "trust.notar.test/log"

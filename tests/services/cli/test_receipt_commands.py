@@ -19,7 +19,7 @@ from services.cli import main
 from services.cli.receipt import accept_upgrade
 from services.cli.receipt_files import beside, is_receipt_file, replace_if_held, write_new
 from services.cli.verify import load_receipt
-from services.common.config import load_settings
+from services.common.components import load
 from storage.errors import VerificationError
 
 ORIGIN = "export.notar.test/log"
@@ -105,11 +105,11 @@ def test_upgrades_go_beside_and_no_receipt_is_ever_overwritten(
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> tuple[Path, Signer, CosignatureSigner]:
-    settings = load_settings(
+    config = load(
         flags={"DATA_DIR": str(tmp_path / "data"), "ORIGIN": ORIGIN}, env={}, config_file=None
     )
-    ensure_keys(settings)
-    keys = keys_from(settings)
+    ensure_keys(config.keys)
+    keys = keys_from(config.keys)
     return tmp_path / "data", keys.log, keys.clock
 
 

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.verify.page import ENTRY, MODULES, build_page, bundle, explorer_setting, verify_page
+from services.verify.page import ENTRY, MODULES, build_page, bundle, verify_page
 from tests.services.verify.live import REPO, _in_ci
 
 VENDOR = REPO / "services" / "verify" / "static" / "vendor"
@@ -112,13 +112,11 @@ def test_the_bundle_links_modules_by_name_and_refuses_what_it_cannot_link(tmp_pa
 def test_the_block_explorer_setting_fills_a_data_attribute(setting: str | None, attribute: str) -> None:
     text = build_page(explorer=setting).html.decode()
     assert f'<main id="app" data-explorer="{attribute}">' in text
-    assert explorer_setting({"EVM_EXPLORER_URL": setting}) == setting
-    assert explorer_setting({}) is None
 
 
 async def test_the_route_serves_the_page_with_its_policy() -> None:
     app = web.Application()
-    app.router.add_get("/verify", verify_page({}))
+    app.router.add_get("/verify", verify_page(explorer=None))
     async with TestClient(TestServer(app)) as client:
         r = await client.get("/verify")
         assert r.status == 200 and r.content_type == "text/html"

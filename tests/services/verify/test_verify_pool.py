@@ -23,20 +23,20 @@ from services.anchor.app import ensure_keys, keys_from
 from services.cli.serve import build_app
 from services.common.resources import TENANTS
 from services.verify.app import POOL
-from tests.services.conftest import Notar, settings_for
+from tests.services.conftest import Notar, config_for
 
 
 @pytest.fixture
 async def small_pool(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Notar]:
-    settings, env = settings_for("fs", tmp_path, request, VERIFY_WORKERS="1", VERIFY_QUEUE="1")
-    ensure_keys(settings)
-    keys = keys_from(settings)
-    app = build_app("all", settings, env)
+    config, env = config_for("fs", tmp_path, request, VERIFY_WORKERS="1", VERIFY_QUEUE="1")
+    ensure_keys(config.keys)
+    keys = keys_from(config.keys)
+    app = build_app("all", config, env)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
         acme = {"Authorization": f"Bearer {await app[TENANTS].add('acme')}"}
-        yield Notar(client, settings, list(keys.verifier_keys.values()), acme, acme)
+        yield Notar(client, config, list(keys.verifier_keys.values()), acme, acme)
     finally:
         await client.close()
 

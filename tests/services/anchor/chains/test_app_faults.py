@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.anchor.app import create_app, ensure_keys
-from services.common.config import load_settings
+from services.common.components import load
 from services.common.resources import STORE
 from services.published import layout
 from services.published.anchors import AnchorStore
@@ -32,9 +32,9 @@ async def start_app(tmp_path: Path) -> AsyncIterator[Start]:
     async def start(**flags: str) -> TestClient:  # type: ignore[type-arg]
         base = {"DATA_DIR": str(tmp_path / "data"), "ORIGIN": ORIGIN, "BATCH_MS": "10"}
         base["ANCHOR_INTERVAL_S"] = "1"
-        settings = load_settings(flags={**base, **flags}, env={}, config_file=None)
-        ensure_keys(settings)
-        client = TestClient(TestServer(create_app(settings, env={})))
+        config = load(flags={**base, **flags}, env={}, config_file=None)
+        ensure_keys(config.keys)
+        client = TestClient(TestServer(create_app(config, env={})))
         clients.append(client)
         await client.start_server()
         return client

@@ -24,7 +24,7 @@ from merkle.note import parse_note
 from services.anchor.app import create_app, ensure_keys, keys_from
 from services.anchor.chains.evm import verify_online
 from services.anchor.chains.evm_rpc import JsonRpc
-from services.common.config import load_settings
+from services.common.components import load
 from services.common.resources import STORE
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
@@ -74,15 +74,15 @@ async def test_receipt_upgraded_with_all_three_anchors(
     key_file = tmp_path / "evm.key"
     key_file.write_text(KEY0 + "\n")
     key_file.chmod(0o600)
-    settings = load_settings(flags={
+    config = load(flags={
         "DATA_DIR": str(tmp_path / "data"), "ORIGIN": ORIGIN, "BATCH_MS": "10",
         "ANCHORS": "local,evm,rfc3161", "ANCHOR_INTERVAL_S": "1",
         "EVM_RPC": anvil.url, "EVM_KEY_FILE": str(key_file), "EVM_CONTRACT": contract,
         "EVM_CONFIRMATIONS": "2", "TSA_URL": tsa.url, "TSA_CA_FILE": str(pki.ca_cert),
     }, env={}, config_file=None)
-    ensure_keys(settings)
-    keys = list(keys_from(settings).verifier_keys.values())
-    client = TestClient(TestServer(create_app(settings, env={})))
+    ensure_keys(config.keys)
+    keys = list(keys_from(config.keys).verifier_keys.values())
+    client = TestClient(TestServer(create_app(config, env={})))
     await client.start_server()
     rpc = JsonRpc(anvil.url)
     try:
