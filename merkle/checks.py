@@ -28,6 +28,8 @@ class Check:
     name: str
     status: Status
     detail: str
+    time: int | None = None
+    """What a verified anchor shows: the time (POSIX seconds) by which the tree existed."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))

@@ -300,4 +300,4 @@ def _anchor(
                 f"{verdict.detail}; but that is {early} s before the signed time {_time(signed_time)}, more "
                 f"than the {ANCHOR_TIME_SLACK_S} s allowed: the anchor cannot be of this checkpoint",
             )
-    return Check(name, verdict.status, verdict.detail)
+    return Check(name, verdict.status, verdict.detail, verdict.time if verdict.status is OK else None)

@@ -10,7 +10,8 @@ signed attributes carry the TSTInfo's content type and digest and an ESS signing
 or v2) naming the signer's certificate; the signature verifies under that certificate; the
 certificate's only extended key usage is a critical id-kp-timeStamping (RFC 3161 §2.3); and it
 chains to a trusted CA at the token's time (so a token stays valid after its TSA certificate
-expires, as long-term validation of time-stamps assumes).
+expires, as long-term validation of time-stamps assumes), through CAs of the Web PKI profile whose
+extended key usage, when they have one, allows time-stamping.
 """
 
 from __future__ import annotations
@@ -186,16 +187,27 @@ def _only_timestamping(policy: Any, cert: x509.Certificate, eku: x509.ExtendedKe
         raise TokenError("the extended key usage must be timeStamping alone")
 
 
+def _ca_may_stamp(policy: Any, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
+    allowed = {ExtendedKeyUsageOID.TIME_STAMPING, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
+    if eku is not None and not allowed & set(eku):
+        raise TokenError(f"the CA {cert.subject.rfc4514_string()} may not certify time-stamping")
+
+
 def _check_chain(cert: x509.Certificate, others: list[x509.Certificate], cas: Sequence[x509.Certificate],
                  at: datetime) -> None:
     ee = verification.ExtensionPolicy.permit_all().require_present(
         x509.ExtendedKeyUsage, verification.Criticality.CRITICAL, _only_timestamping
     )
+    # A CA whose extended key usage is given must allow time-stamping (TSA hierarchies restrict
+    # their intermediates to it); the Web PKI default would ask for the client verifier's clientAuth.
+    ca = verification.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.ExtendedKeyUsage, verification.Criticality.AGNOSTIC, _ca_may_stamp
+    )
     verifier = (
         verification.PolicyBuilder()
         .store(verification.Store(list(cas)))
         .time(at)
-        .extension_policies(ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee)
+        .extension_policies(ca_policy=ca, ee_policy=ee)
         .build_client_verifier()
     )
     try:
@@ -240,6 +252,26 @@ def verify_token(token: bytes, *, body: str, trusted_cas: Sequence[x509.Certific
         raise TokenError(f"malformed time-stamp token: {e}") from e
     return TokenInfo(gen_time, signer.subject.rfc4514_string(), int(tst["serial_number"].native),
                      str(tst["policy"].native))
+
+
+def read_token(token: bytes) -> TokenInfo:
+    """What a DER token claims, checking nothing (for a report of a token no CA was given for):
+    its genTime, its signer's name, serial and policy; TokenError when it does not read."""
+    try:
+        ci = cms.ContentInfo.load(token, strict=True)
+        tst = _tst_info(ci)
+        sd: cms.SignedData = ci["content"]
+        try:
+            cert = _signer_cert(sd, sd["signer_infos"][0])
+            tsa = x509.load_der_x509_certificate(cert.dump()).subject.rfc4514_string()
+        except Exception:  # no signer, or its certificate is missing or unreadable: the claim has no name
+            tsa = "an unnamed TSA"
+        serial, policy = int(tst["serial_number"].native), str(tst["policy"].native)
+        return TokenInfo(tst["gen_time"].native, tsa, serial, policy)
+    except TokenError:
+        raise
+    except Exception as e:  # asn1crypto raises many kinds on malformed input
+        raise TokenError(f"malformed time-stamp token: {e}") from e
 
 
 def load_certificates(pem: bytes) -> list[x509.Certificate]:

@@ -6,7 +6,8 @@ says "every check holds" when a check was not made: it lists what was not checke
 when no check failed, 1 when one failed, 2 when the receipt is malformed or unreadable, or the
 command is unusable (no key, a malformed key). No network unless `--online` (EVM anchors checked
 against EVM_RPC; keys fetched from URL's /v1/keys when none is given — that trusts the server,
-and says so)."""
+and says so). `--report FILE.pdf` also writes the verdict as a one-page PDF a court can file
+(services/cli/report.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography import x509
 
 from merkle.aggregate import AnchorTarget
 from merkle.anchors import offline_anchor_verifiers
@@ -28,30 +30,11 @@ from merkle.note import parse_note
 from merkle.receipt import RECEIPT_FORMAT, Anchor, Receipt
 from merkle.verdict import ReceiptResult, split_keys, verify_receipt
 from services.cli.commands import config_from
+from services.cli.evidence import anchor_kind, why_not
+from services.cli.evidence import meaning as meaning_of
 from services.common.components import ChainsConfig
 from storage.errors import ConfigError
 
-MEANING = {
-    "format": "the file is a notar receipt",
-    "document": "the document is the one that was notarized",
-    "entry": "the log entry commits to this digest, its salt and the notarizing tenant",
-    "checkpoint": "the signed tree head is of this log and of the receipt's size",
-    "log signature": "the tree head is signed by a log key you trust",
-    "inclusion": "the entry is in that signed tree (RFC 9162 inclusion proof)",
-    "signed time": "the service's clock vouched for the tree at that time",
-}
-FAILED_MEANING = {  # what a failed check means, where MEANING says what it would have shown
-    "format": "this file is not a notar receipt, or it is damaged",
-    "document": "the document is not the one that was notarized: it was changed, or it is another file",
-    "entry": "the receipt was altered: its log entry does not commit to the digest, salt and tenant it names",
-    "checkpoint": "the receipt's signed tree head is damaged, or belongs to another log or tree",
-    "log signature": "no log key you trust signed this tree head: the receipt was altered, comes from "
-    "another log, or the key you gave is not this log's",
-    "inclusion": "the receipt was altered: it does not show its entry in the signed tree",
-    "signed time": "a clock signature you trust does not verify: the time is not vouched for",
-}
-ANCHOR_FAILED = "this anchor does not hold for this tree head: it proves nothing, and may have been altered"
-LOCAL_MEANING = "the service's own chain, signed by its own log key: its word, not independent evidence"
 MARKS = {Status.OK: "✓", Status.FAILED: "✗", Status.NOT_CHECKED: "–"}
 KNOWN_ANCHORS = {"local": "no verifier", "evm": "needs --online", "rfc3161": "needs --tsa-ca"}
 
@@ -172,8 +155,8 @@ async def _on_chain(
         await rpc.close()
 
 
-def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str]]:
-    """The result, notes for the reader, and the trusted keys."""
+def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str], list[x509.Certificate]]:
+    """The result, notes for the reader, the trusted keys and the trusted TSA CAs."""
     config = config_from(ns, dict(os.environ))
     receipt = load_receipt(ns.receipt)
     notes: list[str] = []
@@ -192,7 +175,7 @@ def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str]]:
         raise ConfigError(f"{ns.file}: no such file", setting="FILE")
     document = _chunks(ns.file) if ns.file is not None else None
     result = verify_receipt(receipt, keys=keys, document=document, anchor_verifiers=verifiers)
-    return result, notes, keys
+    return result, notes, keys, cas
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -245,7 +228,7 @@ def render(result: ReceiptResult, file_given: bool, keys: Sequence[str] = ()) ->
     lines = []
     if result.failed:
         failed = result.failed[0]
-        lines.append(f"✗ NOT VALID — {_failed_meaning(failed)}.")
+        lines.append(f"✗ NOT VALID — {why_not(failed, anchor_kind(failed, result.anchors))}")
         lines.append(f"  The check '{failed.name}' failed: {failed.detail}")
         hint = key_hint(result, keys)
         if hint:
@@ -272,33 +255,32 @@ def render(result: ReceiptResult, file_given: bool, keys: Sequence[str] = ()) ->
     width = max(len(c.name) for c in result.checks)
     for c in result.checks:
         lines.append(f"  {MARKS[c.status]} {c.name:<{width}}  {c.detail}")
-        meaning = _meaning(c, result)
+        meaning = meaning_of(c, anchor_kind(c, result.anchors))
         if meaning:
             lines.append(f"    {'':<{width}}  ({meaning})")
     return "\n".join(lines)
 
 
-def _meaning(c: Check, result: ReceiptResult) -> str:
-    """What the check's outcome means to a reader: what it shows when it holds, what its failure
-    means when it failed (never its claim), nothing but that when it was not made."""
-    if c.status is Status.FAILED:
-        return "what this means: " + _failed_meaning(c)
-    if c.status is Status.NOT_CHECKED:
-        return "not checked: it proves nothing here" if c.name.startswith("anchor") else ""
-    if c.name.startswith("anchor"):
-        kinds = {f"anchor {i + 1} ({a.type[:40]})": a.type for i, a in enumerate(result.anchors)}
-        if kinds.get(c.name) == "local":
-            return LOCAL_MEANING
-        return "independent evidence that the tree existed then"
-    return MEANING.get(c.name, "")
+def write_report(ns: argparse.Namespace, result: ReceiptResult, notes: list[str], keys: list[str],
+                 cas: list[x509.Certificate]) -> None:
+    """`--report FILE.pdf`: the one-page evidence report; ConfigError (exit 2) when unwritable."""
+    from services.cli.evidence import gather
+    from services.cli.report import write_report as draw
 
-
-def _failed_meaning(c: Check) -> str:
-    return ANCHOR_FAILED if c.name.startswith("anchor") else FAILED_MEANING.get(c.name, "a check failed")
+    receipt = ns.receipt.read_bytes()
+    evidence = gather(result, receipt_file=ns.receipt, receipt_bytes=receipt, document=ns.file, keys=keys,
+                      tsa_cas=cas, notes=notes)  # fmt: skip
+    try:
+        draw(ns.report, evidence)
+    except OSError as e:
+        raise ConfigError(f"cannot write the report {ns.report}: {e.strerror or e}", setting="REPORT") from e
+    print(f"  note: report written to {ns.report}", file=sys.stderr)
 
 
 def verify(ns: argparse.Namespace) -> int:
-    result, notes, keys = check(ns)
+    result, notes, keys, cas = check(ns)
+    if ns.report is not None:
+        write_report(ns, result, notes, keys, cas)
     if ns.json:
         doc: dict[str, Any] = {**result.to_obj(), "notes": notes}
         print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())

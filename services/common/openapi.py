@@ -364,6 +364,17 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/v1/tsa-ca": {
+        "get": {
+            "summary": "The TSA CA certificates (PEM) RFC 3161 anchors are checked against here",
+            "description": "TSA_CA_FILE's certificates, which POST /v1/verify and, when the user "
+            "chooses them, the web verifier trust for RFC 3161 anchors; trusting them trusts this server.",
+            "responses": {
+                "200": _text("PEM certificates", "application/pem-certificate-chain"),
+                **_problems(404, why={404: "TSA_CA_FILE is not set"}),
+            },
+        }
+    },
     "/v1/verify": {
         "post": {
             "summary": "Verify a receipt (and optionally a digest) with one result per check",

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from merkle.anchors.rfc3161 import load_certificates
 from merkle.checkpoint import parse_checkpoint
@@ -44,6 +45,7 @@ READER = web.AppKey("reader", LogReader)
 LOOKUP = web.AppKey("lookup", Lookup)
 ANCHORED = web.AppKey("anchored", AnchoredCheckpoints)
 ORIGIN = web.AppKey("verify_origin", str)
+TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
 POOL = web.AppKey("verify_pool", VerifyPool)
 MAX_VERIFY_BODY = 1024 * 1024
 MAX_RECEIPTS = 1000  # ?all=true lists at most this many a page (the earliest first)
@@ -182,6 +184,19 @@ async def get_keys(request: web.Request) -> web.Response:
     return _json(await request.app[READER].keys(), cache="public, max-age=300")
 
 
+async def get_tsa_ca(request: web.Request) -> web.Response:
+    """The TSA CA certificates this server checks RFC 3161 anchors against (TSA_CA_FILE), as PEM,
+    for the web verifier and anyone who chooses to trust this server's word on its TSA."""
+    cas: list[x509.Certificate] = request.app[TSA_CAS]
+    if not cas:
+        raise NotFoundError("this server names no TSA CA (TSA_CA_FILE is not set)")
+    return web.Response(
+        body=b"".join(c.public_bytes(Encoding.PEM) for c in cas),
+        content_type="application/pem-certificate-chain",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
 async def get_checkpoint(request: web.Request) -> web.Response:
     data = await request.app[READER].raw(layout.CHECKPOINT)
     return web.Response(
@@ -254,10 +269,9 @@ def verify_context(
         app[ORIGIN] = origin
         app[READER] = LogReader(app[STORE], origin=origin)
         app[ANCHORED] = AnchorStore(app[STORE])
+        app[TSA_CAS] = cas = _tsa_cas(config.chains.tsa_ca_file.value)
         app[POOL] = VerifyPool(
-            workers=config.http.verify_workers,
-            queue=config.http.verify_queue,
-            tsa_cas=_tsa_cas(config.chains.tsa_ca_file.value),
+            workers=config.http.verify_workers, queue=config.http.verify_queue, tsa_cas=cas
         )
         client = None
         if lookup is None:
@@ -282,6 +296,7 @@ def setup(app: web.Application, config: NotarConfig, *, lookup: Lookup | None = 
     app.router.add_get("/v1/proofs/consistency", get_consistency)
     app.router.add_get("/v1/keys", get_keys)
     app.router.add_get("/v1/anchors", get_anchors)
+    app.router.add_get("/v1/tsa-ca", get_tsa_ca)
     app.router.add_post("/v1/verify", post_verify)
     add_shedding(app, [("POST", "/v1/verify")], _verify_refusal)
     app.router.add_get("/log/checkpoint", get_checkpoint)

@@ -31,8 +31,11 @@ MODULES = {
     "notar-noble": "vendor/noble.js",
     "notar-json": "json.js",
     "notar-log": "log.js",
+    "notar-der": "der.js",
+    "notar-x509": "x509.js",
     "notar-timestamp": "timestamp.js",
     "notar-receipt": "receipt.js",
+    "notar-timeline": "timeline.js",
 }
 """The page's modules by the names they import one another by (tests/services/verify/receipt_node.mjs
 maps the same names); `page.js`, the entry, imports them and is imported by none."""

@@ -1,14 +1,16 @@
 // The web verifier's page: files in, verdict out. All checking is in receipt.js; this module only
 // reads the files the clerk chooses (the document is hashed here and never sent anywhere), fetches
-// the server's public keys once at load (GET v1/keys, when served over http), and shows the result.
+// the server's public keys and its TSA CA once at load (GET v1/keys and v1/tsa-ca, when served over
+// http), and shows the result, with a print view that is the evidence report of the receipt.
 
-import { FAILED, NOT_CHECKED, OK, RECEIPT_FORMAT, formatTime, hashBlob, keysOfDocument, parseJson, parseKeys, parseReceipt, verifyReceipt } from "notar-receipt";
+import { FAILED, NOT_CHECKED, OK, RECEIPT_FORMAT, formatTime, hashBlob, keysOfDocument, parseJson, parseKeys, parsePemCertificates, parseReceipt, verifyReceipt } from "notar-receipt";
+import { drawTimeline, timeLines, timelineEvents } from "notar-timeline";
 
 const $ = (id) => document.getElementById(id);
 const app = $("app");
 const fromDisk = location.protocol === "file:";
 const MAX_RECEIPT = 32 << 20;
-const state = { receipt: null, document: null, serverKeys: null, running: false, hashRun: 0 };
+const state = { receipt: null, document: null, serverKeys: null, serverCas: null, running: false, hashRun: 0, trusted: null };
 
 $("noscript").hidden = true;
 
@@ -35,13 +37,11 @@ const MONTHS = ["January", "February", "March", "April", "May", "June", "July", 
 const MARKS = { [OK]: "✓", [FAILED]: "✗", [NOT_CHECKED]: "–" };
 const SAID = { [OK]: "holds", [FAILED]: "failed", [NOT_CHECKED]: "was not checked" };
 
-function meaning(check, result) {
+function meaning(check) {
+  if (check.status === FAILED) return whyNot(check);
   if (check.status === NOT_CHECKED) return check.name.startsWith("anchor") ? "not checked: it proves nothing here" : "";
-  if (!check.name.startsWith("anchor")) return MEANING[check.name] ?? "";
-  const anchor = result?.anchors.find((a) => a.check === check);
-  return anchor?.record.type === "local"
-    ? "the service's own chain, signed by its own log key: its word, not independent evidence"
-    : "independent evidence that the tree existed then";
+  if (check.name.endsWith("(local)")) return "the service's own chain: the order of its tree heads, on its word (not independent evidence)";
+  return check.name.startsWith("anchor") ? "independent evidence that the tree existed then" : MEANING[check.name] ?? "";
 }
 
 /** A few words on a check that was not made, for the verdict. */
@@ -50,12 +50,14 @@ function notChecked(check, result) {
   if (check.name === "signed time") return "the signed time (no clock key was given)";
   const anchor = result.anchors.find((a) => a.check === check);
   const kind = anchor ? anchor.record.type : "";
-  const why = { evm: "its chain is not asked in a browser", rfc3161: "the authority's signature is not checked in a browser", local: "not checked" }[kind] ?? "a kind this page does not know";
+  let rfc3161 = "this browser cannot check its signature";
+  if (check.detail.startsWith("no TSA CA")) rfc3161 = "no time-stamp authority's certificate was given";
+  const why = { evm: "its chain is not asked in a browser", rfc3161, local: "not checked" }[kind] ?? "a kind this page does not know";
   return `${check.name}: ${why}`;
 }
 
 function whyNot(check) {
-  if (check.name.startsWith("anchor")) return "An anchor of this receipt does not hold: it does not match the signed tree head.";
+  if (check.name.startsWith("anchor")) return "This anchor does not hold: it is no evidence of the time of this tree head.";
   return WHY_NOT[check.name] ?? "A check failed.";
 }
 
@@ -123,6 +125,60 @@ async function loadServerKeys() {
     usePaste(`Could not get this server's keys (${e.message}): paste the keys you trust below.`, true);
   }
 }
+
+function casText(cas) {
+  return cas.map((c) => el("li", { text: `${c.subject.text} (valid ${c.notBefore.text.slice(0, 10)} to ${c.notAfter.text.slice(0, 10)})` }));
+}
+
+async function loadServerTsa() {
+  const usePaste = (why) => {
+    $("tsa-server").disabled = true;
+    $("tsa-paste").checked = true;
+    setStatus("server-tsa-status", why);
+  };
+  if (fromDisk) {
+    usePaste("This page was opened from a file: paste the time-stamp authority's CA certificate below, if the receipt has RFC 3161 anchors.");
+    return;
+  }
+  try {
+    const res = await fetch(new URL("v1/tsa-ca", location.href), { cache: "no-store", credentials: "omit" });
+    if (res.status === 404) return usePaste("This server publishes no time-stamp authority certificate: paste one below, or RFC 3161 anchors are not checked.");
+    if (!res.ok) throw new Error(`the server answered ${res.status}`);
+    state.serverCas = parsePemCertificates(await res.text());
+    $("server-tsa").replaceChildren(...casText(state.serverCas));
+    setStatus("server-tsa-status", "Fetched from this server when the page loaded. Trusting it means trusting this server.");
+  } catch (e) {
+    usePaste(`Could not get this server's TSA certificate (${e.message}): paste one below, or RFC 3161 anchors are not checked.`);
+  }
+}
+
+/** The TSA CA certificates chosen (null: none), or undefined when the pasted text is not one. */
+function chosenCas() {
+  if (!$("tsa-paste").checked) return state.serverCas;
+  const area = $("pasted-tsa");
+  if (!area.value.trim()) {
+    area.removeAttribute("aria-invalid");
+    setStatus("pasted-tsa-status", "");
+    return null;
+  }
+  try {
+    const cas = parsePemCertificates(area.value);
+    area.removeAttribute("aria-invalid");
+    setStatus("pasted-tsa-status", cas.map((c) => c.subject.text).join("; ") + ".");
+    return cas;
+  } catch (e) {
+    area.setAttribute("aria-invalid", "true");
+    setStatus("pasted-tsa-status", `This is not a certificate: ${e.message}`, true);
+    return undefined;
+  }
+}
+
+$("pasted-tsa").addEventListener("input", () => {
+  $("tsa-paste").checked = true;
+  chosenCas();
+  clearResult();
+});
+for (const id of ["tsa-server", "tsa-paste"]) $(id).addEventListener("change", clearResult);
 
 function pastedKeys() {
   const area = $("pasted-keys");
@@ -246,6 +302,11 @@ async function verify() {
     $("receipt-file").focus();
     return;
   }
+  const tsaCas = chosenCas();
+  if (tsaCas === undefined) {
+    $("pasted-tsa").focus();
+    return;
+  }
   state.running = true;
   const button = $("verify");
   button.disabled = true;
@@ -270,7 +331,9 @@ async function verify() {
     if (chosen[0] !== state.receipt || chosen[1] !== state.document) return; // files changed meanwhile
     const result = read.error
       ? { valid: false, checks: [{ name: "format", status: FAILED, ok: false, detail: `not a ${RECEIPT_FORMAT} receipt: ${read.error}` }], unchecked: [], anchors: [] }
-      : verifyReceipt(read.value, { keys, documentDigest: digest });
+      : await verifyReceipt(read.value, { keys, documentDigest: digest, tsaCas });
+    if (chosen[0] !== state.receipt || chosen[1] !== state.document) return;
+    state.trusted = { keys, paste, tsaCas, tsaPaste: $("tsa-paste").checked };
     show(result, { document: digest !== null ? state.document : null, paste });
   } finally {
     state.running = false;
@@ -318,16 +381,18 @@ function show(result, { document: doc, paste }) {
   $("verdict-note").textContent = notes.join(" ");
   $("verdict-note").hidden = notes.length === 0;
 
-  $("checks").replaceChildren(...result.checks.map((c) => checkItem(c, result)));
+  $("checks").replaceChildren(...result.checks.map(checkItem));
   facts(result, doc, paste);
+  timeline(result);
   anchors(result.anchors);
+  printed(result, doc);
   $("result").hidden = false;
   app.dataset.runs = String(Number(app.dataset.runs || "0") + 1);
   $("verdict-title").focus();
 }
 
-function checkItem(c, result) {
-  const why = meaning(c, result);
+function checkItem(c) {
+  const why = meaning(c);
   return el(
     "li",
     { "data-check": c.name, "data-status": c.status, "data-ok": String(c.ok) },
@@ -378,6 +443,7 @@ function anchors(list) {
       };
       const str = (v) => (v === undefined || v === null ? null : String(v));
       let title;
+      let claims = false;
       if (record.type === "local") {
         title = "Local chain block (kept by the service itself; it is not independent)";
         add("Block", str(record.height));
@@ -391,6 +457,7 @@ function anchors(list) {
         add("Block", str(record.block_number));
       } else if (record.type === "rfc3161") {
         title = "RFC 3161 time-stamp";
+        claims = !info || !info.checked;
         add("Time-stamping authority", info ? info.tsa : null);
         add("Time", info ? info.time : null);
         add("Serial", info ? info.serial : null);
@@ -403,11 +470,64 @@ function anchors(list) {
         "li",
         { "data-anchor": String(record.type), "data-status": check.status, "data-ok": String(check.ok) },
         el("span", { class: "mark", "aria-hidden": "true", text: MARKS[check.status] }),
-        el("div", {}, el("strong", { text: title }), el("div", { class: "detail", text: check.detail }), el("dl", {}, ...rows)),
+        el(
+          "div",
+          {},
+          el("strong", { text: title }),
+          el("div", { class: "detail", text: check.detail }),
+          claims && rows.length ? el("p", { class: "claims", text: "Claims, not checked (anyone can write them):" }) : null,
+          el("dl", claims ? { class: "claimed" } : {}, ...rows),
+        ),
       );
     }),
   );
 }
+
+function timeline(result) {
+  const block = $("timeline-block");
+  block.hidden = result.origin === null || result.origin === undefined;
+  if (block.hidden) return;
+  const events = timelineEvents(result);
+  drawTimeline($("timeline"), events);
+  const said = events.map((e) => `${e.label} (${e.kind}): ${timeLines(e).join(" ")}, ${e.status}`);
+  $("timeline-text").textContent = `In order of time: ${said.join("; ")}.`;
+}
+
+/** What only the printed report shows: when and how it was checked, and what was trusted. */
+function printed(result, doc) {
+  const now = new Date();
+  const where = fromDisk ? "a saved copy of notar's web verifier" : `notar's web verifier at ${location.origin}${location.pathname}`;
+  const file = state.receipt ? `the receipt file “${state.receipt.name}”` : "the receipt";
+  $("print-meta").textContent = `Checked on ${humanTime(Math.floor(now.getTime() / 1000))} in a web browser, with ${where}, from ${file}${doc ? ` and the document “${doc.name}”` : ""}.`;
+  const t = state.trusted;
+  const keys = t ? t.keys.map((k) => el("li", { text: `${k.clock ? "clock" : "log"} key (${t.paste ? "pasted" : "published by this server"}): ${k.text}` })) : [];
+  const cas = t && t.tsaCas ? t.tsaCas.map((c) => el("li", { text: `time-stamp authority's CA (${t.tsaPaste ? "pasted" : "published by this server"}): ${c.subject.text}` })) : [];
+  $("print-keys").replaceChildren(...keys, ...(cas.length ? cas : [el("li", { text: "no time-stamp authority's CA" })]));
+}
+
+$("print").addEventListener("click", () => window.print());
+
+const SHEET_PX = ((297 - 2 * 10) * 96) / 25.4; // an A4 sheet's height inside verify.css's @page margins
+
+/** The print view (verify.css, html.paper) on or off; on, zoomed down to one sheet when the
+ * verdict would spill onto a second (many anchors, long details): measured, not guessed. */
+function paper(on) {
+  const root = document.documentElement;
+  root.classList.toggle("paper", on);
+  root.style.removeProperty("--paper-zoom");
+  if (!on) return;
+  let zoom = 1;
+  for (let i = 0; i < 4; i++) {
+    const height = app.getBoundingClientRect().height; // in page pixels, zoom included
+    if (height <= SHEET_PX) break;
+    zoom *= (SHEET_PX - 4) / height;
+    root.style.setProperty("--paper-zoom", zoom.toFixed(4));
+  }
+  app.dataset.paperZoom = zoom.toFixed(2);
+}
+addEventListener("beforeprint", () => paper(true));
+addEventListener("afterprint", () => paper(matchMedia("print").matches));
+matchMedia("print").addEventListener("change", (e) => paper(e.matches));
 
 // ---------------------------------------------------------------------------------------------
 
@@ -417,6 +537,6 @@ if (!fromDisk) {
   save.hidden = false;
 }
 app.dataset.ready = "false";
-loadServerKeys().finally(() => {
+Promise.allSettled([loadServerKeys(), loadServerTsa()]).finally(() => {
   app.dataset.ready = "true";
 });

@@ -7,17 +7,18 @@
 // than 16 anchors: malformed), signed notes (C2SP signed-note), checkpoints (C2SP tlog-checkpoint),
 // verifier keys, cosignatures (C2SP tlog-cosignature/v1), RFC 9162 inclusion proofs, aggregates and
 // local anchor blocks. The v2 entry is recomputed with SHA-256. Anchors of a type it does not know,
-// and EVM anchors (no chain here), are not checked; RFC 3161 tokens are read and must stamp this
-// checkpoint, but their signature is not checked here, so they are not checked either. Nothing
-// here touches the DOM or the network.
+// and EVM anchors (no chain here), are not checked; RFC 3161 tokens are checked in full against the
+// TSA CA certificates given (timestamp.js, with WebCrypto), and without one they are not checked:
+// what they claim is shown as a claim. Nothing here touches the DOM or the network.
 
 import { blake3, sha256 } from "notar-noble";
 import { JsonFloat, b64decodeCanonical, b64encode, big, concat, equalBytes, formatTime, fromHex, has, hex, isInt, isObj, isStr, pySlice, repr, utf8 } from "notar-json";
 import { MAX_TREE_SIZE, ed25519Verify, leafHash, openCheckpoint, parseDigest, parseVerifierKey, rootFromInclusion, verifyInclusion } from "notar-log";
-import { OID_SHA256, parseTimestampToken } from "notar-timestamp";
+import { OID, Unsupported, readTimestampToken, verifyTimestampToken } from "notar-timestamp";
 
 export { formatTime, parseJson } from "notar-json";
 export { parseVerifierKey } from "notar-log";
+export { parsePemCertificates } from "notar-x509";
 
 export const RECEIPT_FORMAT = "notar.receipt.v2";
 const V1_FORMAT = "notar.receipt.v1";
@@ -174,12 +175,14 @@ const check = (name, status, detail, extra = {}) => ({ name, status, ok: status 
 /**
  * Verify a receipt (a parsed JSON value) against trusted `keys` (from parseVerifierKey), as
  * merkle.verdict.verify_receipt does, check for check: each `ok`, `failed` or `not checked`.
- * `documentDigest` is the digest of the given document ("blake3:…"), or null when none is given.
+ * `documentDigest` is the digest of the given document ("blake3:…"), or null when none is given;
+ * `tsaCas` the trusted TSA CA certificates (parsePemCertificates), or null: RFC 3161 anchors are
+ * then not checked (as `notar verify` without `--tsa-ca`).
  * Returns {valid, checks: [{name, status, ok, detail}], unchecked: [name], origin, index,
  * treeSize, subject, time, logKey, digest, anchors: [{record, check, info}]}; never throws (a
  * malformed receipt fails "format" and is the only check).
  */
-export function verifyReceipt(receipt, { keys, documentDigest = null }) {
+export async function verifyReceipt(receipt, { keys, documentDigest = null, tsaCas = null }) {
   const logKeys = keys.filter((k) => !k.clock);
   const clockKeys = keys.filter((k) => k.clock);
   const checks = [];
@@ -237,11 +240,12 @@ export function verifyReceipt(receipt, { keys, documentDigest = null }) {
   else time = signedTime(opened, clockKeys);
   checks.push(time);
   const signedAt = opened !== null && time.ok ? opened.time : null;
-  const anchors = r.anchors.map((record, k) => {
-    const c = checkAnchor(k, record, opened, signedAt, logKeys);
+  const anchors = [];
+  for (const [k, record] of r.anchors.entries()) {
+    const c = await checkAnchor(k, record, opened, signedAt, logKeys, tsaCas && tsaCas.length ? tsaCas : null);
     checks.push(c);
-    return { record, check: c, info: c.info ?? null };
-  });
+    anchors.push({ record, check: c, info: c.info ?? null });
+  }
   return result({
     origin: r.origin,
     index: r.index,
@@ -344,7 +348,7 @@ function pyRepr(v) {
   return String(v);
 }
 
-function checkAnchor(k, record, opened, signedAt, logKeys) {
+async function checkAnchor(k, record, opened, signedAt, logKeys, tsaCas) {
   const kind = record.type;
   const name = `anchor ${k + 1} (${pySlice(kind, 40)})`;
   if (!KINDS.includes(kind)) return check(name, NOT_CHECKED, `anchor type ${repr(pySlice(kind, 40))} is unknown to this verifier`);
@@ -360,7 +364,7 @@ function checkAnchor(k, record, opened, signedAt, logKeys) {
   let verdict;
   try {
     if (kind === "local") verdict = localAnchor(record, target, logKeys);
-    else if (kind === "rfc3161") verdict = rfc3161Anchor(record, target);
+    else if (kind === "rfc3161") verdict = tsaCas ? await rfc3161Anchor(record, target, tsaCas) : rfc3161Claims(record, target);
     else return check(name, NOT_CHECKED, "an EVM anchor is checked against its chain, not in a browser: notar verify --online checks it");
   } catch (e) {
     return check(name, FAILED, `malformed anchor record: ${e.message}`);
@@ -416,31 +420,62 @@ function localAnchor(record, target, logKeys) {
     status: OK,
     detail: `block ${block.height} of the local chain${of}, signed by ${signer.name} at ${when}`,
     time: big(block.time),
-    info: { height: String(block.height), time: when, signer: signer.name },
+    info: { height: String(block.height), time: when, seconds: Number(block.time), signer: signer.name },
   };
 }
 
 // ---------------------------------------------------------------------------------------------
-// The rfc3161 anchor (the token itself is read by timestamp.js).
+// The rfc3161 anchor (merkle/anchors/rfc3161.py; the token itself is checked by timestamp.js).
 
-/** An rfc3161 record: its token must stamp the target (the checkpoint body, or the aggregate's
- * text); what it says is shown, but with its signature unchecked it is not checked. */
-function rfc3161Anchor(record, target) {
+/** An rfc3161 record checked against the trusted TSA CAs: its time is the token's genTime. */
+async function rfc3161Anchor(record, target, tsaCas) {
   const token = b64decodeCanonical(record.token);
   let info;
   try {
-    info = parseTimestampToken(token);
+    info = await verifyTimestampToken(token, target.stamped, tsaCas);
   } catch (e) {
-    const msg = e.message.startsWith("malformed") || e.message.startsWith("the token") ? e.message : `malformed time-stamp token: ${e.message}`;
-    return { status: FAILED, detail: msg, time: null };
+    if (e instanceof Unsupported) return { status: NOT_CHECKED, detail: `not checked: ${e.message}`, time: null, info: claimsOf(token) };
+    return { status: FAILED, detail: e.message, time: null };
   }
-  if (info.hashAlgorithm !== OID_SHA256 || !equalBytes(info.imprint, sha256(utf8.encode(target.stamped)))) {
-    return { status: FAILED, detail: "the token's message imprint is not SHA-256 of this checkpoint", time: null };
+  const of = target.aggregate !== null ? ` for an aggregate of ${target.size} checkpoints` : "";
+  return {
+    status: OK,
+    detail: `time-stamped${of} at ${info.time} by ${info.tsa} (serial ${info.serial})`,
+    time: BigInt(info.seconds),
+    info: { ...info, checked: true },
+  };
+}
+
+function claimsOf(token) {
+  try {
+    return { ...readTimestampToken(token), checked: false };
+  } catch {
+    return null;
   }
+}
+
+/** Without a TSA CA nothing a token says is evidence (anyone can write one): not checked, as
+ * `notar verify` without --tsa-ca; what it claims is shown as a claim. */
+function rfc3161Claims(record, target) {
+  const why = "no TSA CA certificate given: the time-stamping authority's signature and certificate are not checked (paste its CA, or notar verify --tsa-ca checks them)";
+  let token;
+  try {
+    token = b64decodeCanonical(record.token);
+  } catch {
+    return { status: NOT_CHECKED, detail: `${why}; the token is not even base64`, time: null };
+  }
+  let info;
+  try {
+    info = readTimestampToken(token);
+  } catch (e) {
+    return { status: NOT_CHECKED, detail: `${why}; the token does not even read: ${e.message}`, time: null };
+  }
+  const stamps = info.hashAlgorithm === OID.sha256 && equalBytes(info.imprint, sha256(utf8.encode(target.stamped)));
+  const claim = `it claims a time-stamp at ${info.time} by ${info.tsa} (serial ${info.serial})`;
   return {
     status: NOT_CHECKED,
-    detail: `time-stamped at ${info.time} by ${info.tsa} (serial ${info.serial}), of this checkpoint; the TSA's signature and certificate are not checked in a browser: notar verify --tsa-ca checks them`,
+    detail: stamps ? `${why}; ${claim}` : `${why}; ${claim}, but of another checkpoint`,
     time: null,
-    info,
+    info: { ...info, checked: false },
   };
 }

@@ -116,7 +116,7 @@ def test_a_log_key_named_after_another_origin_is_named_in_the_failure(
     other = Signer.generate("elsewhere.example/log").verifier().to_key()
     assert main(["verify", str(path), "--key", other, "--key", KEYS[3]]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("✗ NOT VALID — no log key you trust signed this tree head")
+    assert out.startswith("✗ NOT VALID — The receipt is not signed by the key you trust")
     assert "\n  The check 'log signature' failed: " in out
     assert f"The tree head is signed by {ORIGIN} (key ID {LOG.key_id:08x}), which you do not trust" in out
     assert f"no log key you gave (--key) is named after the receipt's origin '{ORIGIN}'" in out
@@ -132,9 +132,9 @@ def test_words_a_judge_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     changed.write_bytes(DOCUMENT + b".")
     assert main(["verify", str(path), str(changed), *KEYS]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("✗ NOT VALID — the document is not the one that was notarized: it was changed")
+    assert out.startswith("✗ NOT VALID — The document is not the one that was notarized: it was changed")
     assert "(the document is the one that was notarized)" not in out
-    assert "(what this means: the document is not the one that was notarized" in out
+    assert "(The document is not the one that was notarized" in out
 
     same_name = Signer.generate(ORIGIN)  # another key of the log's name: a spoofed server's
     assert main(["verify", str(path), "--key", same_name.verifier().to_key(), "--key", KEYS[3]]) == 1

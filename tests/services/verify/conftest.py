@@ -6,10 +6,12 @@ merkle/ and test keys: every shape of a valid receipt, aggregates, unknown ancho
 receipt, every member tampered), starts `notar serve`, notarizes files with the `notar` command
 (the receipts the browser cases check against the server's own keys, a 40 MB one for the progress
 bar) and adds those receipts, anchored and tampered, to the corpus; then it runs the Node driver
-`web_verifier.mjs` (playwright-core, the npm package the issue names) once. The driver asserts the
-browser cases and saves a screenshot of each verdict under build/verify-page/;
-test_web_verifier_corpus.py checks that the page and `notar verify` give the same checks with the
-same statuses on every receipt of the corpus.
+`web_verifier.mjs` (playwright-core, the npm package the issue names) once. The server publishes the
+corpus's TSA CA (TSA_CA_FILE, GET /v1/tsa-ca); receipts checked against another CA get it pasted.
+The driver asserts the browser cases, saves a screenshot of each verdict under build/verify-page/
+and the print view as a PDF; test_web_verifier_corpus.py checks that the page and `notar verify`
+give the same checks with the same statuses on every receipt of the corpus, test_web_verifier.py
+that the print view is the evidence report.
 
 Why a Node driver: playwright-core from npm is pinned in package-lock.json and needs no browser
 download (it drives /usr/bin/chromium); the Python `playwright` wheel would bring a second copy of
@@ -37,10 +39,14 @@ from tests.services.verify.live import (
     SCREENSHOTS,
     Receipt,
     anchored,
+    body_of,
     browser_tools,
     notar,
+    running_tsa,
     serve,
+    token_from,
 )
+from tests.services.verify.tampering import flip_last_byte
 from tests.tsa import make_pki
 
 EXPLORER = "https://explorer.example/chain"
@@ -56,6 +62,8 @@ class WebRun:
     driver: subprocess.CompletedProcess[str]
     server_exit: int | None  # None when the driver failed before stopping the server
     results: Path  # the page's verdict on every corpus receipt, written by the driver
+    printed: Path  # the print view of an anchored receipt, as the browser prints it to PDF
+    printed_many: Path  # the print view of a receipt with sixteen anchors
 
 
 def _flip(h: str) -> str:
@@ -82,7 +90,17 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
         path.write_bytes(head + rng.randbytes(max(size - len(head), 0)))
         return path
 
-    with serve(tmp_path / "main", LIVE_ORIGIN) as main:
+    with (
+        running_tsa(pki) as tsa,
+        running_tsa(pki, "untrusted") as rogue_tsa,
+        serve(
+            tmp_path / "main",
+            LIVE_ORIGIN,
+            ANCHORS="local,rfc3161",
+            TSA_URL=tsa.url,
+            TSA_CA_FILE=str(pki.ca_cert),
+        ) as main,
+    ):
         sizes = [100, 4096, 65_537, 1_000_000, 33]
         files = [document(docs / f"doc{i}.bin", size) for i, size in enumerate(sizes)]
         notar("notarize", str(docs), "--quiet", env=main.env)
@@ -106,14 +124,27 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
             path = work / f"{name}.json"
             path.write_text(json.dumps(receipt, indent=1, ensure_ascii=False), encoding="utf-8")
             item = {"id": name, "receipt": str(path), "document": str(doc) if doc else None, "keys": "live"}
-            corpus.items.append(item)
+            corpus.items.append({**item, "tsa_ca": str(pki.ca_cert)})
             if valid:
                 corpus.expected_valid.add(name)
             return str(path)
 
         for f in files:
             add(f"live-valid-{f.stem}", receipts[f], f, True)
-        add("live-valid-anchored-local", anchored(main, base), base_file, True)
+        stamped = anchored(main, base, ("local", "rfc3161"))
+        assert [a["type"] for a in stamped["anchors"]] == ["local", "rfc3161"], stamped["anchors"]
+        assert tsa.answers["ok"] >= 1
+        token = stamped["anchors"][1]["token"]
+        rogue_token = token_from(rogue_tsa, body_of(stamped["checkpoint"]), tmp_path / "rogue-ts")
+
+        def with_token(t: str) -> Receipt:
+            return {**stamped, "anchors": [stamped["anchors"][0], {**stamped["anchors"][1], "token": t}]}
+
+        stamped_cases = {
+            "valid": add("live-valid-anchored-local-and-rfc3161", stamped, base_file, True),
+            "tampered": add("live-rfc3161-flipped", with_token(flip_last_byte(token)), base_file, False),
+            "untrusted": add("live-rfc3161-untrusted-tsa", with_token(rogue_token), base_file, False),
+        }
         log = base["log"]
         proof = [_flip(log["inclusion"][0]), *log["inclusion"][1:]]
         live = {
@@ -155,6 +186,9 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
             "explorer": EXPLORER,
             "screenshots": str(SCREENSHOTS),
             "results": str(tmp_path / "results.json"),
+            "server_tsa_ca": str(pki.ca_cert),
+            "printed": str(SCREENSHOTS / "print-view.pdf"),
+            "printed_many": str(SCREENSHOTS / "print-view-sixteen-anchors.pdf"),
             "markers": markers,
             "keys": corpus.keys,
             "corpus": corpus.items,
@@ -168,11 +202,14 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
                 "other_log": case(by_id["other-log-receipt"], None),
                 "v1": case(by_id["v1-receipt"], None),
                 "large": case(str(large.with_name("evidence.bin.receipt.json")), large),
+                **{f"stamped_{k}": case(v, base_file) for k, v in stamped_cases.items()},
+                "wrong_ca": str(pki.dir / "rogue-ca.crt"),
                 "anchored": {
                     **case(by_id["valid-anchored-all-kinds"], corpus.base_document, corpus.keys["main"]),
                     "tx_hash": corpus.anchored["anchors"][2]["tx_hash"],
                 },
                 "aggregated": case(by_id["valid-aggregated-all-kinds"], None, corpus.keys["main"]),
+                "sixteen": case(by_id["valid-sixteen-anchors"], None, corpus.keys["main"]),
             },
         }
         (tmp_path / "plan.json").write_text(json.dumps(plan, indent=1, default=str))
@@ -186,4 +223,5 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
         # The driver stops the server with SIGTERM as one of its cases; it has if all passed.
         server_exit = main.proc.wait(timeout=60) if run.returncode == 0 else None
 
-    return WebRun(corpus, pki.ca_cert, run, server_exit, tmp_path / "results.json")
+    printed = (SCREENSHOTS / "print-view.pdf", SCREENSHOTS / "print-view-sixteen-anchors.pdf")
+    return WebRun(corpus, pki.ca_cert, run, server_exit, tmp_path / "results.json", *printed)

@@ -1,8 +1,9 @@
 """Receipts built with merkle/ alone (test keys, no server) for the web verifier's corpus: valid
 ones of every shape (documents of many sizes, a SHA-256 digest, a non-ASCII subject, local, RFC 3161
 and EVM anchors, aggregates over shards, unknown anchor kinds, sixteen anchors) and ones that differ
-from a valid one in one way each (tests/services/verify/tampering.py), with the documents and the
-key sets each is checked with. The page and `notar verify` must agree on every one."""
+from a valid one in one way each (tests/services/verify/tampering.py), RFC 3161 anchors of every
+kind of TSA, sound and not (tests/services/verify/tsa_cases.py), with the documents, the key sets
+and the TSA CA file each is checked with. The page and `notar verify` must agree on every one."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from merkle.cosignature import CosignatureSigner
 from merkle.note import add_signatures
 from tests.services.verify.live import body_of, timestamp_token
 from tests.services.verify.tampering import clock_tampered, tampered
+from tests.services.verify.tsa_cases import cases as rfc3161_cases
 from tests.tsa import Pki
 
 ORIGIN = "web.notar.test/log"
@@ -106,7 +108,7 @@ def evm_record(size: int, root: bytes, **extra: Any) -> Obj:
 
 @dataclass
 class Corpus:
-    items: list[Obj]  # id, receipt (path), document (path or None), keys (a key set's name)
+    items: list[Obj]  # id, receipt (path), document (path or None), keys (a key set's name), tsa_ca (path)
     keys: dict[str, list[str]]
     files: list[Path]  # documents whose receipt in the corpus is valid
     expected_valid: set[str]
@@ -166,11 +168,12 @@ def build(work: Path, pki: Pki, rng: random.Random) -> Corpus:
     items: list[Obj] = []
     (work / "receipts").mkdir()
 
-    def add(name: str, r: Obj | str, doc: Path | None, keys: str = "main") -> None:
+    def add(name: str, r: Obj | str, doc: Path | None, keys: str = "main", ca: Path = pki.ca_cert) -> None:
         path = work / "receipts" / f"{name}.json"
         text = r if isinstance(r, str) else json.dumps(r, indent=1, ensure_ascii=False)
         path.write_text(text, encoding="utf-8")
-        items.append({"id": name, "receipt": str(path), "document": str(doc) if doc else None, "keys": keys})
+        item = {"id": name, "receipt": str(path), "document": str(doc) if doc else None, "keys": keys}
+        items.append({**item, "tsa_ca": str(ca)})
 
     doc = notarized[base_index].document
     first, future = notarized[0], {"type": "x-future", "nested": {"z": [1, 2.5, None, True], "a": "ünïcode"}}
@@ -252,6 +255,11 @@ def build(work: Path, pki: Pki, rng: random.Random) -> Corpus:
             no_doc = name.startswith(("entry", "digest", "salt", "subject"))
             add(name, t, None if no_doc else doc)
     add("digest-hex-with-document", tampered(base, with_anchors, foreign_token)["digest-hex"], doc)
+    tsa_cases = rfc3161_cases(work / "tsa", body, SIGNED_AT, lambda rs: receipt(main, 5, notarized[5], rs))
+    for case in tsa_cases:
+        add(case.name, case.receipt, None, ca=case.ca)
+        if case.valid:
+            valid.add(case.name)
 
     renamed = Signer.generate(ORIGIN + "-renamed").verifier().to_key()
     keys = {

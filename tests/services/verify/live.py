@@ -1,6 +1,6 @@
 """A live `notar serve` and what the web verifier tests need around it: the `notar` command,
-Chromium and playwright-core, receipts anchored in the server's local blocks, and RFC 3161 tokens
-from the test TSA (openssl ts)."""
+Chromium and playwright-core, receipts anchored by the server (its local blocks, and tokens of
+the test TSA of tests/tsa.py that it asked), and RFC 3161 tokens from that TSA (openssl ts)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asn1crypto import tsp
 
 from services.published.anchors import AnchorStore
 from services.sdk import trusted_keys
 from storage.fs import FsStore
 from tests.serving import free_port, wait_ready
-from tests.tsa import Pki
+from tests.tsa import LocalTsa, Pki
 
 REPO = Path(__file__).resolve().parents[3]
 DRIVER = Path(__file__).with_name("web_verifier.mjs")
@@ -84,7 +86,8 @@ def _get(url: str) -> Any:
 
 
 @contextlib.contextmanager
-def serve(data: Path, origin: str) -> Iterator[Serve]:
+def serve(data: Path, origin: str, **settings: str) -> Iterator[Serve]:
+    """`notar serve` on a free loopback port, with `settings` (NAME=value, as NOTAR_NAME)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -95,6 +98,7 @@ def serve(data: Path, origin: str) -> Iterator[Serve]:
         "NOTAR_URL": url,
         "NOTAR_BATCH_MS": "10",
         "NOTAR_ANCHOR_INTERVAL_S": "1",
+        **{f"NOTAR_{k}": v for k, v in settings.items()},
     }
     proc = subprocess.Popen(
         [NOTAR, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
@@ -125,18 +129,19 @@ def notarize_digest(server: Serve, digest: str) -> Receipt:
     return receipt
 
 
-def anchored(server: Serve, receipt: Receipt) -> Receipt:
-    """`receipt` against the earliest checkpoint that the server anchored (its local block)."""
+def anchored(server: Serve, receipt: Receipt, kinds: tuple[str, ...] = ("local",)) -> Receipt:
+    """`receipt` against the earliest checkpoint that the server anchored with each of `kinds`."""
     index = receipt["log"]["index"]
 
     async def first() -> tuple[int, str, list[dict[str, Any]]]:
         store = AnchorStore(FsStore(server.data / "store"), refresh_s=0.0)
         deadline = time.monotonic() + 60
         while True:
-            found = await store.first_anchored(index + 1)
-            if found is not None:
-                return found.size, found.note, list(found.records)
-            assert time.monotonic() < deadline, "no anchored checkpoint in 60 s"
+            for size in [s for s in await store.sizes() if s > index]:
+                found = await store.anchors_for(size)
+                if found is not None and set(kinds) <= {r["type"] for r in found.records}:
+                    return found.size, found.note, list(found.records)
+            assert time.monotonic() < deadline, f"no checkpoint anchored with {kinds} in 60 s"
             await asyncio.sleep(0.2)
 
     size, note, records = asyncio.run(first())
@@ -151,12 +156,18 @@ def body_of(note: str) -> str:
     return note[: note.find("\n\n") + 1]
 
 
-def timestamp_token(pki: Pki, body: str, work: Path) -> str:
-    """A DER RFC 3161 token over SHA-256 of `body` from the test TSA (openssl ts), in base64."""
+def _query(body: str, work: Path) -> Path:
+    """work/q.tsq: a TimeStampReq (openssl ts -query, certReq) over SHA-256 of `body`."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "body").write_text(body, encoding="utf-8")
     query = ["openssl", "ts", "-query", "-data", "body", "-sha256", "-cert", "-out", "q.tsq"]
     subprocess.run(query, cwd=work, check=True, capture_output=True)
+    return work / "q.tsq"
+
+
+def timestamp_token(pki: Pki, body: str, work: Path) -> str:
+    """A DER RFC 3161 token over SHA-256 of `body` from the test TSA (openssl ts), in base64."""
+    _query(body, work)
     reply = [
         "openssl",
         "ts",
@@ -175,3 +186,37 @@ def timestamp_token(pki: Pki, body: str, work: Path) -> str:
     ]
     subprocess.run(reply, cwd=work, check=True, capture_output=True)
     return base64.b64encode((work / "token.der").read_bytes()).decode()
+
+
+@contextlib.contextmanager
+def running_tsa(pki: Pki, mode: str = "ok") -> Iterator[LocalTsa]:
+    """The test TSA of tests/tsa.py (openssl ts behind aiohttp) in `mode`, on a loopback port,
+    served from its own thread for tests that are not asyncio themselves."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name=f"tsa-{mode}", daemon=True)
+    thread.start()
+    tsa = LocalTsa(pki)
+    tsa.mode = mode
+    try:
+        asyncio.run_coroutine_threadsafe(tsa.start(), loop).result(timeout=30)
+        yield tsa
+    finally:
+        asyncio.run_coroutine_threadsafe(tsa.stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
+
+
+def token_from(tsa: LocalTsa, body: str, work: Path) -> str:
+    """The token `tsa` answers over HTTP for a query (openssl ts -query) over SHA-256 of `body`,
+    in base64."""
+    request = urllib.request.Request(
+        tsa.url,
+        data=_query(body, work).read_bytes(),
+        headers={"Content-Type": "application/timestamp-query"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        reply = r.read()
+    answer = tsp.TimeStampResp.load(reply)
+    assert answer["status"]["status"].native == "granted", answer["status"].native
+    return base64.b64encode(answer["time_stamp_token"].dump()).decode()

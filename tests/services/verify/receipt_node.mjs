@@ -2,9 +2,10 @@
 //
 //   node tests/services/verify/receipt_node.mjs ITEMS.json VERDICTS.json
 //
-// ITEMS.json is [{id, receipt: path, document: path or null, keys: [verifier key…]}]; each receipt
-// is read as the page reads a file (UTF-8, the byte-order mark kept, parseJson), its document
-// hashed with the receipt's algorithm as the page hashes it (hashBlob), then verifyReceipt. The
+// ITEMS.json is [{id, receipt: path, document: path or null, keys: [verifier key…], tsa_ca: PEM
+// path or null}]; each receipt is read as the page reads a file (UTF-8, the byte-order mark kept,
+// parseJson), its document hashed with the receipt's algorithm as the page hashes it (hashBlob),
+// then verifyReceipt, with the TSA CA certificates when one is named (WebCrypto, as in a browser). The
 // verdicts ({id: {valid, checks: [[name, status]…]}}) are compared with merkle's by
 // test_receipt_js.py. The page's modules are imported as the page imports them: the bare names of
 // its import map ("notar-noble", "notar-receipt"…) stand for the files services/verify/page.py inlines.
@@ -19,8 +20,11 @@ const MODULES = {
   "notar-noble": "vendor/noble.js",
   "notar-json": "json.js",
   "notar-log": "log.js",
+  "notar-der": "der.js",
+  "notar-x509": "x509.js",
   "notar-timestamp": "timestamp.js",
   "notar-receipt": "receipt.js",
+  "notar-timeline": "timeline.js",
 };
 
 /** Copies of the page's modules whose bare imports name the copies, in a temporary folder. */
@@ -58,8 +62,9 @@ try {
       }
       if (algorithm) digest = await m.hashBlob(new Blob([readFileSync(item.document)]), algorithm);
     }
-    const r = m.verifyReceipt(value, { keys: item.keys.map(m.parseVerifierKey), documentDigest: digest });
-    out[item.id] = { valid: r.valid, checks: r.checks.map((c) => [c.name, c.status]), detail: r.checks.find((c) => c.status === "failed")?.detail ?? null };
+    const tsaCas = item.tsa_ca ? m.parsePemCertificates(readFileSync(item.tsa_ca, "utf8")) : null;
+    const r = await m.verifyReceipt(value, { keys: item.keys.map(m.parseVerifierKey), documentDigest: digest, tsaCas });
+    out[item.id] = { valid: r.valid, checks: r.checks.map((c) => [c.name, c.status]), detail: r.checks.find((c) => c.status === "failed")?.detail ?? null, details: r.checks.map((c) => c.detail) };
   }
   writeFileSync(process.argv[3], JSON.stringify(out));
 } finally {

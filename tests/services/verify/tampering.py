@@ -40,7 +40,7 @@ def _flip_byte(at: int) -> Callable[[bytearray], None]:
     return edit
 
 
-def _flip_last_byte(b64: str) -> str:
+def flip_last_byte(b64: str) -> str:
     raw = bytearray(base64.b64decode(b64))
     raw[-1] ^= 0x01
     return base64.b64encode(bytes(raw)).decode()
@@ -174,7 +174,7 @@ def tampered(
         "rfc3161-garbage": anchor_edit(1, token=base64.b64encode(b"\x30\x03abc").decode()),
         "rfc3161-non-canonical-base64": anchor_edit(1, token="AB=="),
         "rfc3161-bad-signature": anchor_edit(
-            1, token=_flip_last_byte(anchored_receipt["anchors"][1]["token"])
+            1, token=flip_last_byte(anchored_receipt["anchors"][1]["token"])
         ),
         "evm-root": anchor_edit(2, root="0x" + "11" * 32),
         "evm-size": anchor_edit(2, tree_size=1),

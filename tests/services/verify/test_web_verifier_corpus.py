@@ -1,7 +1,7 @@
 """The web verifier and `notar verify` give the same checks with the same statuses on every receipt
 of the corpus (valid, tampered, malformed, v1, aggregated, with unknown anchor kinds; built with
 merkle/ and issued by a live `notar serve`) that the `web_run` fixture in conftest.py ran through
-Chromium; where the page knowingly checks less (RFC 3161 signatures), agreement.py says so."""
+Chromium, each with its TSA CA (the one the server publishes, or one pasted into the page)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.services.verify.agreement import KNOWN_SIGNATURE_FAILURES, Verdict, cli_verdict, disagreement
+from tests.services.verify.agreement import Verdict, cli_verdict, disagreement
 from tests.services.verify.conftest import WebRun
 from tests.services.verify.live import NOTAR
 
@@ -25,18 +25,19 @@ def test_the_page_and_notar_verify_agree_on_every_receipt(web_run: WebRun) -> No
     cli = {}
     for i in corpus.items:
         document = Path(i["document"]) if i["document"] else None
-        cli[i["id"]] = cli_verdict(Path(i["receipt"]), document, corpus.keys[i["keys"]], web_run.tsa_ca)
-    differ = {k: why for k in cli if (why := disagreement(k, page[k], cli[k])) is not None}
+        cli[i["id"]] = cli_verdict(Path(i["receipt"]), document, corpus.keys[i["keys"]], Path(i["tsa_ca"]))
+    differ = {k: why for k in cli if (why := disagreement(page[k], cli[k])) is not None}
     assert not differ, "the page and notar verify disagree:\n" + "\n".join(
         f"{k}: {w}" for k, w in differ.items()
     )
     valid = {k for k, v in cli.items() if v["valid"]}
     assert valid == corpus.expected_valid, valid ^ corpus.expected_valid
-    assert len(corpus.items) >= 140 and len(valid) >= 25, (len(corpus.items), len(valid))
+    assert len(corpus.items) >= 180 and len(valid) >= 40, (len(corpus.items), len(valid))
     live = [k for k in cli if k.startswith("live-")]
-    assert len(live) >= 12 and {"live-valid-anchored-local", "live-v1", "live-salt-flipped"} <= set(live)
-    for name in KNOWN_SIGNATURE_FAILURES:
-        assert page[name]["valid"] and not cli[name]["valid"], (page[name], cli[name])
+    stamped = {"live-valid-anchored-local-and-rfc3161", "live-rfc3161-flipped", "live-rfc3161-untrusted-tsa"}
+    assert len(live) >= 14 and {"live-v1", "live-salt-flipped", *stamped} <= set(live)
+    tsa = {k: [s for n, s in v["checks"] if "(rfc3161)" in n] for k, v in page.items() if "rfc3161-" in k[:8]}
+    assert len(tsa) >= 35 and {s for v in tsa.values() for s in v} == {"ok", "failed"}, tsa
 
 
 def test_the_installed_notar_agrees_with_the_page(web_run: WebRun) -> None:

@@ -59,13 +59,21 @@ async function result(page) {
   }));
 }
 
-/** Choose the files and the keys (null: the server's), press Verify, wait for this run's verdict. */
-async function verify(page, { receipt, document = null, keys = null }) {
+/** Choose the files, the keys (null: the server's) and the TSA CA (a PEM file to paste; "server":
+ * the server's; "none": an empty paste box; null: leave the choice as it is), press Verify, wait
+ * for this run's verdict. */
+async function verify(page, { receipt, document = null, keys = null, ca = null }) {
   const runs = await page.evaluate(() => document.getElementById("app").dataset.runs || "0");
   await page.setInputFiles("#receipt-file", receipt);
   await page.setInputFiles("#document-file", document ? document : []);
   if (keys) await page.fill("#pasted-keys", keys.join("\n"));
   else await page.check("#keys-server");
+  if (ca === "server") await page.check("#tsa-server");
+  else if (ca === "none") {
+    await page.check("#tsa-paste"); // filling an empty box with nothing changes no choice
+    await page.fill("#pasted-tsa", "");
+  }
+  else if (ca) await page.fill("#pasted-tsa", readFileSync(ca, "utf8"));
   await page.click("#verify");
   await page.waitForFunction((before) => (document.getElementById("app").dataset.runs || "0") !== before, runs);
   return result(page);
@@ -245,13 +253,15 @@ try {
     assert.ok(await page.isChecked("#keys-paste"));
     await tabTo("pasted-keys");
     await page.keyboard.insertText(plan.keys.live.join("\n"));
+    await tabTo("tsa-server");
+    await tabTo("pasted-tsa");
     await tabTo("verify");
     await page.keyboard.press("Enter");
     await page.waitForSelector("#result[data-valid]:not([hidden])");
     const r = await result(page);
     assert.ok(r.valid, r.verdict);
     assert.equal(r.focused, "verdict-title");
-    assert.deepEqual(order.filter((id) => id), ["receipt-file", "document-file", "keys-server", "pasted-keys", "verify"]);
+    assert.deepEqual(order.filter((id) => id), ["receipt-file", "document-file", "keys-server", "pasted-keys", "tsa-server", "pasted-tsa", "verify"]);
     const labelled = await page.evaluate(() =>
       [...document.querySelectorAll("input, textarea, progress")].every((e) => e.labels?.length || e.getAttribute("aria-label")),
     );
@@ -285,24 +295,121 @@ try {
     await page.close();
   });
 
-  await step("anchors: local, RFC 3161 and EVM with a block explorer link", async () => {
+  await step("anchors: local, RFC 3161 without its CA, and EVM with a block explorer link", async () => {
     const page = await newPage(pathToFileURL(plan.explorer_page_file).href);
-    const r = await verify(page, { ...c.anchored, keys: c.anchored.keys });
+    assert.ok(await page.isDisabled("#tsa-server"), "no server to ask for its TSA CA from a file");
+    const r = await verify(page, { ...c.anchored, keys: c.anchored.keys, ca: "none" });
     assert.ok(r.valid, r.verdict);
     assert.match(r.verdict, /^✓ Valid as far as checked/);
     const kinds = r.checks.filter(([n]) => n.startsWith("anchor"));
     assert.deepEqual(kinds, [["anchor 1 (local)", "ok"], ["anchor 2 (rfc3161)", "not checked"], ["anchor 3 (evm)", "not checked"]]);
     assert.deepEqual(r.unchecked, [
-      "anchor 2 (rfc3161): the authority's signature is not checked in a browser",
+      "anchor 2 (rfc3161): no time-stamp authority's certificate was given",
       "anchor 3 (evm): its chain is not asked in a browser",
     ]);
     const tsa = await page.textContent('#anchors li[data-anchor="rfc3161"]');
+    assert.match(tsa, /Claims, not checked/, "a token no CA vouches for is a claim, never evidence");
     assert.match(tsa, /CN=notar test TSA/);
     assert.match(tsa, /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z/);
+    assert.equal(await page.getAttribute('#checks li[data-check="anchor 2 (rfc3161)"]', "data-status"), "not checked");
     const href = await page.getAttribute('#anchors li[data-anchor="evm"] a', "href");
     assert.equal(href, `${plan.explorer}/tx/${c.anchored.tx_hash}`);
     assert.match(r.verdict, /An anchor that was not checked proves nothing here/);
     await shot(page, "anchors");
+    await page.close();
+  });
+
+  await step("anchors: the RFC 3161 token checked with the CA pasted, and with a wrong one", async () => {
+    const page = await newPage(pathToFileURL(plan.explorer_page_file).href);
+    const r = await verify(page, { ...c.anchored, keys: c.anchored.keys, ca: plan.server_tsa_ca });
+    assert.ok(r.valid, r.verdict);
+    assert.deepEqual(r.checks.find(([n]) => n === "anchor 2 (rfc3161)"), ["anchor 2 (rfc3161)", "ok"]);
+    const tsa = await page.textContent('#anchors li[data-anchor="rfc3161"]');
+    assert.doesNotMatch(tsa, /Claims, not checked/);
+    assert.match(tsa, /time-stamped at .* by CN=notar test TSA/);
+    assert.match(await page.textContent('#checks li[data-check="anchor 2 (rfc3161)"]'), /independent evidence/);
+    await shot(page, "anchors-tsa-checked");
+    const wrong = await verify(page, { ...c.anchored, keys: c.anchored.keys, ca: c.wrong_ca });
+    assert.ok(!wrong.valid, wrong.verdict);
+    assert.deepEqual(failed(wrong), ["anchor 2 (rfc3161)"]);
+    assert.match(await page.textContent("#verdict-detail"), /not trusted for time-stamping/);
+    await page.fill("#pasted-tsa", "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----");
+    await page.click("#verify");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "pasted-tsa", "a damaged CA is named, not used");
+    assert.match(await page.textContent("#pasted-tsa-status"), /not a certificate/);
+    await page.close();
+  });
+
+  await step("tokens the server got from the test TSA: sound, signature flipped, untrusted TSA; with and without the CA", async () => {
+    const page = await newPage(served);
+    const NAME = "anchor 2 (rfc3161)";
+    const status = (r) => r.checks.find(([n]) => n === NAME)?.[1];
+    const box = () => page.textContent('#anchors li[data-anchor="rfc3161"]');
+    const meaningOf = () => page.textContent(`#checks li[data-check="${NAME}"] .meaning`);
+    const expect = {
+      // case: [status with the server's CA, a detail it must say]
+      stamped_valid: ["ok", /^time-stamped at \S+ by CN=notar test TSA/],
+      stamped_tampered: ["failed", /signature does not verify/],
+      stamped_untrusted: ["failed", /not trusted for time-stamping/],
+    };
+    for (const [name, [withCa, detail]] of Object.entries(expect)) {
+      const r = await verify(page, { ...c[name], ca: "server" });
+      assert.equal(status(r), withCa, `${name} with the server's CA: ${r.verdict}`);
+      assert.equal(r.valid, withCa === "ok", `${name}: ${r.verdict}`);
+      assert.match(await page.textContent(`#checks li[data-check="${NAME}"] .detail`), detail, name);
+      if (withCa === "ok") {
+        assert.match(await meaningOf(), /independent evidence/, name);
+        assert.doesNotMatch(await box(), /Claims, not checked/, name);
+      } else {
+        assert.doesNotMatch(await meaningOf(), /independent evidence/, name);
+        await shot(page, `tsa-${name}-failed`);
+      }
+      const bare = await verify(page, { ...c[name], ca: "none" });
+      assert.equal(status(bare), "not checked", `${name} without a CA is never ok, never failed on its word`);
+      assert.ok(bare.valid && /^✓ Valid as far as checked/.test(bare.verdict), `${name}: ${bare.verdict}`);
+      assert.ok(bare.unchecked.includes(`${NAME}: no time-stamp authority's certificate was given`), bare.unchecked.join("; "));
+      assert.match(await box(), /Claims, not checked/, `${name}: the TSA's name and time are claims`);
+      assert.match(await box(), /CN=(notar test TSA|rogue TSA)/, name);
+      assert.doesNotMatch(await meaningOf(), /independent evidence/, name);
+    }
+    await page.close();
+  });
+
+  await step("the print view is the evidence report", async () => {
+    const page = await newPage(served);
+    assert.match(await page.textContent("#server-tsa"), /CN=notar test CA/);
+    const r = await verify(page, { ...c.anchored, keys: c.anchored.keys, ca: "server" });
+    assert.ok(r.valid, r.verdict);
+    assert.deepEqual(r.checks.find(([n]) => n === "anchor 2 (rfc3161)"), ["anchor 2 (rfc3161)", "ok"], "with the server's CA");
+    assert.ok(await page.isVisible("#print"), "the button is on the screen");
+    assert.ok(!(await page.isVisible("#print-head")), "the report's head is for paper only");
+    const marks = await page.evaluate(() => [...document.querySelectorAll("#timeline circle")].map((n) => n.getAttribute("class")));
+    assert.deepEqual(marks, ["tl-mark tl-ok", "tl-mark tl-ok", "tl-mark tl-ok", "tl-mark tl-ok", "tl-mark tl-skip"]);
+    await page.emulateMedia({ media: "print" });
+    for (const hidden of ["#form", "#about", "#print", "header"]) assert.ok(!(await page.isVisible(hidden)), `${hidden} is not printed`);
+    for (const shown of ["#print-head", "#verdict", "#timeline", "#checks", "#facts", "#print-keys"]) assert.ok(await page.isVisible(shown), `${shown} is printed`);
+    assert.match(await page.textContent("#print-meta"), /^Checked on .* in a web browser, with notar's web verifier at http/);
+    assert.match(await page.textContent("#print-keys"), /time-stamp authority's CA \(published by this server\): CN=notar test CA/);
+    await shot(page, "print-view");
+    await page.pdf({ path: plan.printed, format: "A4", printBackground: true });
+    assert.equal(await page.getAttribute("#app", "data-paper-zoom"), "1.00", "it fits as it is");
+    await page.emulateMedia({ media: "screen" });
+    assert.ok(await page.isVisible("#form") && !(await page.isVisible("#print-head")), "back on the screen");
+    await verify(page, { ...c.anchored, keys: c.anchored.keys, ca: "none" });
+    await page.emulateMedia({ media: "print" });
+    const claimed = page.locator('#anchors li[data-anchor="rfc3161"]');
+    assert.ok(await claimed.isVisible(), "the token is on the paper");
+    assert.match(await claimed.textContent(), /Claims, not checked/, "without a CA, as a claim");
+    assert.equal(await page.getAttribute('#checks li[data-check="anchor 2 (rfc3161)"]', "data-status"), "not checked");
+    assert.match(await page.textContent("#timeline"), /\(claimed\)/, "its time on the timeline is claimed");
+    assert.match(await page.textContent("#print-keys"), /no time-stamp authority's CA/);
+    await page.emulateMedia({ media: "screen" });
+    const many = await verify(page, { ...c.sixteen, ca: "server" });
+    assert.ok(many.valid && many.checks.length === 7 + 16, many.verdict);
+    await page.emulateMedia({ media: "print" });
+    const zoom = Number(await page.getAttribute("#app", "data-paper-zoom"));
+    assert.ok(zoom < 0.9 && zoom > 0.4, `sixteen anchors are zoomed down to one sheet: ${zoom}`);
+    await page.pdf({ path: plan.printed_many, format: "A4", printBackground: true });
     await page.close();
   });
 
@@ -322,7 +429,8 @@ try {
     const page = await newPage(served);
     const out = {};
     for (const item of plan.corpus) {
-      const r = await verify(page, { receipt: item.receipt, document: item.document, keys: plan.keys[item.keys] });
+      const ca = item.tsa_ca === plan.server_tsa_ca ? "server" : item.tsa_ca;
+      const r = await verify(page, { receipt: item.receipt, document: item.document, keys: plan.keys[item.keys], ca });
       out[item.id] = { valid: r.valid, checks: r.checks };
       if (item.id.startsWith("duplicate-name")) {
         assert.deepEqual(failed(r), ["format"], item.id);
@@ -365,13 +473,13 @@ try {
       assert.equal(r.method, "GET", `${r.method} ${r.url}`);
       assert.equal(r.body, null, `a request with a body: ${r.url}`);
       assert.equal(url.origin, pageUrl.origin, `a request elsewhere: ${r.url}`);
-      assert.ok(["/verify", "/v1/keys"].includes(url.pathname), `an unexpected request: ${r.url}`);
+      assert.ok(["/verify", "/v1/keys", "/v1/tsa-ca"].includes(url.pathname), `an unexpected request: ${r.url}`);
       const all = r.url + JSON.stringify(r.headers);
       for (const marker of plan.markers) assert.ok(!all.includes(marker), `a document's bytes in ${r.url}`);
     }
     const fromDisk = requests.filter((r) => r.url.startsWith("file:"));
     assert.ok(fromDisk.every((r) => r.url === pathToFileURL(plan.page_file).href || r.url === pathToFileURL(plan.explorer_page_file).href), "the page from disk loads nothing else");
-    log(`${requests.length} requests, all GET /verify or GET /v1/keys (or the page file)`);
+    log(`${requests.length} requests, all GET /verify, /v1/keys or /v1/tsa-ca (or the page file)`);
   });
 
   assert.deepEqual(errors, [], "no script error on any page");
