@@ -41,8 +41,8 @@ MODULES = {
 maps the same names); `page.js`, the entry, imports them and is imported by none."""
 ENTRY = "page.js"
 _NAMES = r"\{([^{}]*)\}"
-_IMPORT = re.compile(r'^import ' + _NAMES + r' from "([a-z-]+)";[ \t]*$', re.M)
-_REEXPORT = re.compile(r'^export ' + _NAMES + r' from "([a-z-]+)";[ \t]*$', re.M)
+_IMPORT = re.compile(r'^import ' + _NAMES + r' from "([a-z0-9-]+)";[ \t]*$', re.M)
+_REEXPORT = re.compile(r'^export ' + _NAMES + r' from "([a-z0-9-]+)";[ \t]*$', re.M)
 _EXPORT_LIST = re.compile(r'^export ' + _NAMES + r';?[ \t]*$', re.M)
 _EXPORT_DECL = re.compile(
     r"^export ((?:async )?function\*? ?|class |const |let |var )([A-Za-z_$][\w$]*)", re.M
