@@ -77,6 +77,16 @@ class Upload:
 
 
 class NotarClient:
+    """An async client of one notar deployment at `url`, as the tenant of `api_key` (the reads
+    of `/v1/keys` and proofs need none). Use it as an async context manager, or `close()` it;
+    pass `session` to share an aiohttp session (it is then not closed). A 503 with Retry-After
+    (pushback) is retried `retries` times, except uploads (their body is consumed); other
+    problems raise `ApiError`.
+
+        async with NotarClient("http://127.0.0.1:8080", api_key) as notar:
+            receipts = await notar.notarize(["blake3:…"])
+    """
+
     def __init__(
         self,
         url: str,
@@ -172,6 +182,15 @@ class NotarClient:
             raise DocumentMismatch(f"the server sent bytes that are not the document {want}")
         if held is not None:
             yield held
+
+    async def stored(self, digest: str) -> bool:
+        """Whether the server stores the caller's document `digest` (HEAD /v1/documents/{digest})."""
+        async with self._session.head(f"{self.url}/v1/documents/{digest}", headers=self._headers) as r:
+            if r.status == 404:
+                return False
+            if r.status >= 400:
+                raise _problem(r.status, await r.read())
+            return True
 
     async def receipt(self, digest: str) -> Receipt:
         """The receipt of the caller's first notarization of `digest`, upgraded once anchored."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 MAX_KEY_BYTES = 1024
@@ -180,6 +181,13 @@ class Index(Protocol):
         """Make the values deleted under each key range ``[start, end)`` unreadable from the
         index's files too, not only hidden: RocksDB keeps a deleted value in its write-ahead log
         and table files until a compaction meets it with its deletion (erasure needs it gone)."""
+        ...
+
+    async def checkpoint(self, path: Path) -> None:
+        """Write a copy of the whole index as of one moment into the new directory ``path`` (its
+        parent exists, it does not; else ``StorageError``): every batch entirely or not at all,
+        complete once this returns, and read back as an index by the driver's own opener.
+        Writes go on meanwhile. Backups take it; nothing in it is decrypted or re-encoded."""
         ...
 
     async def close(self) -> None:

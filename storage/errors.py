@@ -18,7 +18,8 @@ The tree, with each kind's answer::
     ├── ConfigError            503 unavailable (Retry-After: 5)
     ├── CorruptedError         500 corrupted (logged as an error)
     ├── Unauthorized           401 unauthorized (WWW-Authenticate: Bearer)
-    └── BadRequest             400 bad-request, or the status and kind it is given (408, 413…)
+    └── BadRequest             400 bad-request, or the status and kind it is given (408 titled
+                               Request Timeout, 413 Content Too Large…)
 
 Subclasses elsewhere (``AnchorError``, ``SequencerStopped``, ``LeaseHeldError``…) answer as
 their parent unless they say otherwise.
@@ -139,7 +140,10 @@ class BadRequest(NotarError):
     ``extra`` members join the problem document."""
 
     status, kind, title, retry_after = 400, "bad-request", "Bad request", None
+    TITLES: ClassVar[dict[int, str]] = {408: "Request Timeout", 413: "Content Too Large"}
+    """The statuses with a name of their own (RFC 9110), their title; the others: Bad request."""
 
     def __init__(self, message: str, *, kind: str = "bad-request", status: int = 400, **extra: Any) -> None:
         super().__init__(message)
         self.kind, self.status, self.extra = kind, status, extra
+        self.title = self.TITLES.get(status, "Bad request")

@@ -14,12 +14,14 @@ import itertools
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from storage.base import Versioned, check_key, check_prefix
 from storage.errors import ConflictError, NotFoundError, StorageError
 
 T = TypeVar("T")
+MEMORY_FILE = "memory-index"
 WRITES = frozenset({
     "put", "put_if_absent", "put_stream", "put_if_version", "delete",
     "write_batch", "compare_and_swap", "compact",
@@ -243,6 +245,32 @@ class MemoryIndex:
     async def compact(self, ranges: Sequence[tuple[bytes, bytes]]) -> None:
         await self.faults.run("compact", [_text(k) for r in ranges for k in r], lambda: None)
 
+    async def checkpoint(self, path: Path) -> None:
+        """One file, ``MEMORY_FILE``: each pair as u32be length and bytes of key, then of value."""
+        def effect() -> None:
+            try:
+                Path(path).mkdir()
+            except OSError as e:
+                raise StorageError(f"cannot make the checkpoint {path}: {e}", location=str(path)) from e
+            parts = [bytes(p) for k in self._keys for p in _framed(k, self.data[k])]
+            (Path(path) / MEMORY_FILE).write_bytes(b"".join(parts))
+        await self.faults.run("checkpoint", [str(path)], effect)
+
+    @classmethod
+    def load(cls, path: Path) -> MemoryIndex:
+        """The index a ``checkpoint`` wrote into ``path``."""
+        data = (Path(path) / MEMORY_FILE).read_bytes()
+        index, at, pairs = cls(), 0, []
+        while at < len(data):
+            key_size = int.from_bytes(data[at : at + 4], "big")
+            key = data[at + 4 : at + 4 + key_size]
+            at += 4 + key_size
+            value_size = int.from_bytes(data[at : at + 4], "big")
+            pairs.append((key, data[at + 4 : at + 4 + value_size]))
+            at += 4 + value_size
+        index._apply(dict(pairs), ())
+        return index
+
     async def close(self) -> None:
         pass
 
@@ -254,6 +282,10 @@ class MemoryIndex:
         for key in deletes:
             if self.data.pop(key, None) is not None:
                 del self._keys[bisect.bisect_left(self._keys, key)]
+
+
+def _framed(key: bytes, value: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    return len(key).to_bytes(4, "big"), key, len(value).to_bytes(4, "big"), value
 
 
 def _parents(key: str) -> list[str]:

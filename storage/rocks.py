@@ -29,6 +29,7 @@ from typing import TypeVar, cast
 
 from rocksdict import (
     BottommostLevelCompaction,
+    Checkpoint,
     CompactOptions,
     Options,
     Rdict,
@@ -179,6 +180,12 @@ class RocksIndex:
             for start, end in ranges:
                 db.compact_range(start, end, options)
         await self._run("compact", compact, write=True)
+
+    async def checkpoint(self, path: Path) -> None:
+        """RocksDB's checkpoint: the memtable flushed, then the live table files hard-linked
+        (copied across file systems) and the MANIFEST and CURRENT copied into ``path``; an
+        openable database of its own, which ``open`` reads."""
+        await self._run("checkpoint", lambda db: Checkpoint(db).create_checkpoint(str(Path(path).absolute())))
 
     async def close(self) -> None:
         """Close the database. After a failed write RocksDB's close reports that failure again;

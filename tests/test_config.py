@@ -98,6 +98,9 @@ ROWS: dict[str, tuple[Read, list[tuple[str, Any]]]] = {
         lambda c: (c.http.document_max_mb, c.http.document_max_bytes),
         [(str(i), (i, i << 20)) for i in (1, 2, 3)],
     ),
+    "DRAIN_S": (lambda c: c.http.drain_s, [("1", 1), ("2", 2), ("30", 30)]),
+    "BACKUP_INTERVAL_S": (lambda c: c.backups.interval_s, [("0", 0), ("60", 60), ("7200", 7200)]),
+    "BACKUP_KEEP": (lambda c: c.backups.keep, [("1", 1), ("2", 2), ("48", 48)]),
     "WITNESSES": (
         lambda c: (c.witnesses.witnesses, c.witnesses.quorum),
         [

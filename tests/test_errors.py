@@ -101,7 +101,8 @@ ANSWERS: list[tuple[NotarError, int, str, str, dict[str, str]]] = [
     (CorruptedError("m"), 500, "corrupted", "Stored data is corrupted", {}),
     (Unauthorized("m"), 401, "unauthorized", "Unauthorized", {"WWW-Authenticate": 'Bearer realm="notar"'}),
     (BadRequest("m"), 400, "bad-request", "Bad request", {}),
-    (BadRequest("m", kind="too-large", status=413), 413, "too-large", "Bad request", {}),
+    (BadRequest("m", kind="too-large", status=413), 413, "too-large", "Content Too Large", {}),
+    (BadRequest("m", kind="request-timeout", status=408), 408, "request-timeout", "Request Timeout", {}),
     (NotarError("m"), 503, "unavailable", "Service unavailable", {"Retry-After": "5"}),
 ]
 

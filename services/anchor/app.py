@@ -12,6 +12,7 @@ from aiohttp import web
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from merkle.digests import Digest, parse_digest
+from services.anchor.backup import Backups, after_restore
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
 from services.anchor.keys import LogKeys, generate_keys, load_keys
@@ -29,10 +30,12 @@ from services.internal.wire import decode_page, decode_request, encode_answer, e
 from services.model import Digests
 from services.published import layout
 from services.published.trust import keys_document
+from storage.base import Index, ObjectStore
 from storage.errors import BadRequest, NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 ERASER = web.AppKey("eraser", Eraser)
+BACKUPS = web.AppKey("backups", Backups)
 MAX_BODY = 4 * 1024 * 1024
 READY_LAG = 200_000  # entries signed but not yet published before /readyz says no
 
@@ -47,6 +50,20 @@ def ensure_keys(config: KeysConfig) -> list[Path]:
     created = generate_keys(config.data_dir, config.origin, config.log_key_file, config.clock_key_file)
     index_key = ensure_index_key(config)
     return created if index_key is None else [*created, index_key]
+
+
+def backups_from(config: NotarConfig, store: ObjectStore, index: Index) -> Backups | None:
+    """The backups of the index (BACKUP_INTERVAL_S, BACKUP_KEEP), or None when they are off."""
+    if not config.backups.interval_s:
+        return None
+    return Backups(
+        store=store,
+        index=index,
+        origin=config.sequencer.origin,
+        scratch=config.backups.scratch,
+        keep=config.backups.keep,
+        interval_s=config.backups.interval_s,
+    )
 
 
 def sequencer_context(config: NotarConfig) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -67,20 +84,25 @@ def sequencer_context(config: NotarConfig) -> Callable[[web.Application], AsyncI
             tenant_index=rows,
             telemetry=SequencerTelemetry(app[TELEMETRY]),
         )
-        eraser = Eraser(index=index, tenant_index=rows)
-        compacting: asyncio.Task[None] | None = None
+        eraser = Eraser(index=index, tenant_index=rows, journal=store)
+        backups = backups_from(config, store, index)
+        tasks: list[asyncio.Task[None]] = []
         try:
             await seq.start()
+            await after_restore(index, eraser)  # before any look-up is served
             await store.put(layout.keys_key(), _keys_document(config.sequencer.origin, keys))
             app[SEQUENCER] = seq
             app[ERASER] = eraser
-            compacting = asyncio.create_task(eraser.run(), name="notar-eraser")
+            tasks.append(asyncio.create_task(eraser.run(), name="notar-eraser"))
+            if backups is not None:
+                app[BACKUPS] = backups
+                tasks.append(asyncio.create_task(backups.run(), name="notar-backups"))
             yield
             await seq.close()
         finally:
-            if compacting is not None:
-                compacting.cancel()
-                await asyncio.gather(compacting, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await index.close()
 
     return ctx
@@ -165,6 +187,9 @@ def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
             unit="s",
             description="when this process took the log's lease (Unix time)",
         )
+    backups = app.get(BACKUPS)
+    if backups is not None:
+        register_backup_metrics(tel, backups)
     if committer is None:
         return
     status = committer.status
@@ -190,6 +215,39 @@ def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
         [last_anchored],
         unit="s",
         description="when each kind last stored an anchor record (Unix time)",
+    )
+
+
+def register_backup_metrics(tel: Telemetry, backups: Backups) -> None:
+    """The backups' figures: the alerts compare their age with their interval (runbook)."""
+    b = backups.stats
+
+    def last_success(_: CallbackOptions) -> list[Observation]:
+        return [] if b.last_success is None else [Observation(b.last_success)]
+
+    tel.meter.create_observable_gauge(
+        "notar_backup_last_success_timestamp_seconds",
+        [last_success],
+        unit="s",
+        description="when the newest complete backup of the anchor's index was taken (Unix time)",
+    )
+    tel.meter.create_observable_gauge(
+        "notar_backup_size_bytes",
+        [lambda _: [Observation(b.size)]],
+        unit="By",
+        description="bytes of the newest complete backup of the anchor's index",
+    )
+    tel.meter.create_observable_gauge(
+        "notar_backup_interval_seconds",
+        [lambda _: [Observation(backups.interval_s)]],
+        unit="s",
+        description="BACKUP_INTERVAL_S: how often the anchor's index is backed up",
+    )
+    tel.meter.create_observable_counter(
+        "notar_backup_failures",
+        [lambda _: [Observation(b.failures)]],
+        unit="1",
+        description="backups of the anchor's index that failed (each is retried)",
     )
 
 

@@ -9,6 +9,11 @@ key range of every marked name, deletes the marks and compacts those away too. `
 for that pass (at most `WAIT_S`), so that once it returns the rows are gone from the files, not
 only hidden. A mark left by a crash is compacted after the next start. A retry after any failure
 converges: the deletes are atomic, and a mark stays until its range is compacted.
+
+Before the deletes, the erased rows' name goes to the erasure journal in the object store
+(`layout.erasure_key`, private: the keyed name reveals nothing without the index key). A backup of
+the index taken before the erasure still holds the rows; an index restored from it gets them
+back, and `replay` erases them again (backup.py) before the anchor serves a look-up.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import logging
 import os
 
 from services.anchor.tenant_index import TENANT, TenantIndex
-from storage.base import Index
+from services.published import layout
+from storage.base import Index, ObjectStore
 from storage.errors import StorageError
 
 log = logging.getLogger("notar.anchor")
@@ -40,8 +46,17 @@ class Eraser:
     """Deletes tenant-index rows and keeps their values off disk: one per anchor, beside its
     sequencer, on the same index; `run` is its task."""
 
-    def __init__(self, *, index: Index, tenant_index: TenantIndex, bulk: int = BULK) -> None:
+    def __init__(
+        self,
+        *,
+        index: Index,
+        tenant_index: TenantIndex,
+        journal: ObjectStore | None = None,
+        prefix: str = layout.LOG_PREFIX,
+        bulk: int = BULK,
+    ) -> None:
         self._index, self._rows, self._bulk = index, tenant_index, bulk
+        self._journal, self._prefix = journal, prefix
         self._wake = asyncio.Event()
         self._wake.set()  # marks a crash left behind are compacted first
         self._marked = 0  # marks this process wrote
@@ -52,10 +67,25 @@ class Eraser:
         """Delete every row of `tenant`'s notarizations of `multihash` and return how many there
         were (0: none, nothing written), once they are compacted away or `wait_s` passed (they
         are deleted either way). ValueError when the tenant name is not valid."""
-        prefix = self._rows.prefix(tenant, multihash)
+        return await self._forget(self._rows.prefix(tenant, multihash), wait_s=wait_s, journal=True)
+
+    async def replay(self) -> int:
+        """Erase again the rows of every name in the journal; how many rows there were."""
+        if self._journal is None:
+            return 0
+        rows = 0
+        async for key in self._journal.list(layout.erasures(self._prefix)):
+            name = bytes.fromhex(key.rsplit("/", 1)[1])
+            rows += await self._forget(TENANT + name, wait_s=0, journal=False)
+        return rows
+
+    async def _forget(self, prefix: bytes, *, wait_s: float, journal: bool) -> int:
         keys = [k async for k, _ in self._index.scan(prefix)]
         if not keys:
             return 0
+        if journal and self._journal is not None:
+            name = prefix[len(TENANT) :].hex()
+            await self._journal.put_if_absent(layout.erasure_key(name, self._prefix), b"")
         mark = PENDING + os.urandom(8)
         await self._index.write_batch({mark: prefix[len(TENANT) :]}, keys, sync=True)
         self._marked += 1

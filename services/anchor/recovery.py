@@ -12,8 +12,12 @@ whoever can write the bucket could have the anchor sign on top of a rewritten hi
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import orjson
 
 from merkle.bundles import BundleBuilder, decode_bundle
 from merkle.checkpoint import Checkpoint, parse_checkpoint
@@ -22,10 +26,12 @@ from merkle.note import parse_note
 from merkle.proofs import verify_consistency
 from merkle.tiles import ENTRIES, TILE_HEIGHT, TILE_WIDTH, Tile, TileBuilder, TileId, tiles_needed
 from services.anchor import state
-from services.published import layout
+from services.published import layout, restores
 from services.published.reader import LogReader
 from storage.base import Index, ObjectStore
 from storage.errors import NotarError, NotFoundError
+
+log = logging.getLogger("notar.anchor")
 
 
 class RecoveryError(NotarError):
@@ -67,6 +73,42 @@ async def _check_consistent(
         )
 
 
+async def _adopt_published(
+    store: ObjectStore,
+    index: Index,
+    marker: bytes,
+    head: bytes | None,
+    assigned: int,
+    *,
+    published: int,
+    root: bytes | None,
+    origin: str,
+    prefix: str,
+) -> int:
+    """The head of an index restored from a backup (`notar backup restore` marked it) behind the
+    published log: the published tree, once proven to extend the last checkpoint the backup
+    holds, is taken as it is. The entries from `assigned` on keep their place in the log, but
+    their salts were only in the lost index: that range is recorded (services.published.restores)
+    before the head moves past it, so that no index is ever given twice."""
+    last_note = await index.get(state.CHECKPOINT)
+    signed = parse_checkpoint(parse_note(last_note).text) if last_note else None
+    if signed is not None and root is not None and 0 < signed.size <= published:
+        await _check_consistent(store, prefix=prefix, origin=origin, signed=signed, size=published, root=root)
+    try:
+        backup = str(orjson.loads(marker)["backup"])
+    except (KeyError, TypeError, ValueError):
+        backup = "?"
+    await restores.record(store, restores.Restore(backup, assigned, published, int(time.time())), prefix)
+    if not await index.compare_and_swap(state.HEAD, head, state.u64(published), sync=True):
+        raise RecoveryError("RocksDB's head changed while the restored index was adopted: a second writer?")
+    log.warning(
+        "the index restored from backup %s held %d entries, the published log %d: the salts of "
+        "entries %d to %d are lost (their receipts cannot be issued again; those the clients kept "
+        "still verify)", backup, assigned, published, assigned, published - 1,
+    )
+    return published
+
+
 async def recover(store: ObjectStore, index: Index, *, origin: str, prefix: str) -> Recovered:
     head_raw = await index.get(state.HEAD)
     assigned = int.from_bytes(head_raw, "big") if head_raw else 0
@@ -85,11 +127,18 @@ async def recover(store: ObjectStore, index: Index, *, origin: str, prefix: str)
                 "is ORIGIN or the store prefix pointing at another log?"
             ) from e
         published, root, version = cp.size, cp.root, versioned.version
+    restored = await index.get(state.RESTORED)
+    if restored is not None and published > assigned:
+        assigned = await _adopt_published(
+            store, index, restored, head_raw, assigned,
+            published=published, root=root, origin=origin, prefix=prefix,
+        )
     if published > assigned:
         raise RecoveryError(
             f"the published log {where} has {published} entries but the anchor's RocksDB has assigned only "
             f"{assigned}: this RocksDB is not the one that wrote the log (or lost data). "
-            "Restore DATA_DIR/index, or point ORIGIN / the store prefix at a new log."
+            "Restore DATA_DIR/index from a backup (`notar backup restore`: docs/backups.md), or point "
+            "ORIGIN / the store prefix at a new log."
         )
     fetch_ids = tiles_needed(lambda f: TileBuilder.from_tiles(published, f))
     if published % TILE_WIDTH:

@@ -139,6 +139,21 @@ class Sequencer:
         self._holder = holder.decode()
         self._lease = LeaseKeeper(self._publisher, self._holder, self._cfg.lease_ttl_s, on_lost=self._fail)
         await self._lease.acquire()
+        try:
+            await self._reconcile()
+        except BaseException:
+            await self._publisher.release_lease(self._holder)  # the next start need not wait for it
+            raise
+        self.stats.signed_size = self._size
+        self._tasks = [
+            asyncio.create_task(self._batch_loop(), name="notar-sequencer"),
+            asyncio.create_task(self._publish_loop(), name="notar-publisher"),
+            asyncio.create_task(self._lease.run(), name="notar-lease"),
+        ]
+
+    async def _reconcile(self) -> None:
+        """Refuse a log of another format, reconcile RocksDB with the published log, publish what
+        was missing."""
         await check_log_format(self._store, self._index, prefix=self._cfg.prefix)
         rec = await recover(self._store, self._index, origin=self._cfg.origin, prefix=self._cfg.prefix)
         self._size, self._tiles, self._bundles = rec.size, rec.tiles, rec.bundles
@@ -163,12 +178,6 @@ class Sequencer:
                 rec.size,
                 rec.published_size,
             )
-        self.stats.signed_size = self._size
-        self._tasks = [
-            asyncio.create_task(self._batch_loop(), name="notar-sequencer"),
-            asyncio.create_task(self._publish_loop(), name="notar-publisher"),
-            asyncio.create_task(self._lease.run(), name="notar-lease"),
-        ]
 
     async def close(self) -> None:
         """Stop accepting, sequence and publish everything queued, release the lease."""

@@ -8,6 +8,9 @@ c                                   -> the last signed checkpoint note
 s                                   -> u64be the latest clock cosignature time, written before
                                        any checkpoint carries it (times never go back)
 l                                   -> this anchor's lease holder id
+r                                   -> the backup this index was restored from (JSON), until the
+                                       anchor started on it and replayed the erasure journal
+e <8 random bytes>                  -> a row name whose erased rows await compaction (erasure.py)
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ BATCH = b"b"
 CHECKPOINT = b"c"
 SIGNED_TIME = b"s"
 HOLDER = b"l"
+RESTORED = b"r"
 
 
 def u64(n: int) -> bytes:

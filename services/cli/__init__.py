@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -12,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 import aiohttp
 
 from services.cli.commands import SUBCOMMANDS
+from services.common.config import unknown_variables
 from services.sdk import ApiError
 from storage.errors import ConfigError, NotarError
 
@@ -37,6 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command of `argv`; its exit status. A reader that leaves early (`notar … | head`)
+    ends it quietly, with the status of a process SIGPIPE stops."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # inside the guard: at exit, a flush to a closed pipe would be noisy
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more reaches it
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    for warning in unknown_variables(os.environ):  # a typo would leave a setting at its default
+        print(f"notar: warning: {warning}", file=sys.stderr, flush=True)
     parser = build_parser()
     ns = parser.parse_args(argv)
     if ns.command is None:
@@ -52,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (NotarError, ApiError) as e:
         print(f"notar: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # our reader left (`| head`): `main` ends quietly
     except (aiohttp.ClientError, OSError) as e:
         print(f"notar: cannot reach the server or read a file: {e}", file=sys.stderr)
         return 1

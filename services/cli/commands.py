@@ -22,15 +22,29 @@ if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting of SPEC §8 (`--data-dir` for DATA_DIR …), winning over env and file."""
-    parser.add_argument("--config", type=Path, help="notar.toml to read (default ./notar.toml if present)")
-    for name, setting in SETTINGS.items():
-        parser.add_argument(
+CLIENT = ("URL", "API_KEY")
+"""What the client commands read; every other setting is the server's (`notar serve --help`),
+taken by the commands run where the server runs (keygen, tenant, backup, anchor, receipt export)."""
+SERVER = tuple(name for name in SETTINGS if name not in CLIENT)
+TRUSTING = (*CLIENT, "DATA_DIR")
+"""notarize: the client's settings and DATA_DIR, where its trust file (the pinned keys) is."""
+VERIFY = ("URL", "EVM_RPC", "EVM_CONTRACT", "EVM_CONFIRMATIONS")  # TSA_CA_FILE: --tsa-ca
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    """A flag for each of the settings `names` (SPEC §8: `--data-dir` for DATA_DIR …), winning
+    over the environment and notar.toml: only those a command reads, so its --help lists its
+    own. A default is shown once: in the setting's help when it says it, else after it."""
+    group = parser.add_argument_group("settings (also NOTAR_<NAME> or notar.toml)")
+    group.add_argument("--config", type=Path, help="notar.toml to read (default ./notar.toml if present)")
+    for name in names:
+        setting = SETTINGS[name]
+        shown = "" if not setting.default or "default" in setting.help else f" (default {setting.default})"
+        group.add_argument(
             f"--{name.lower().replace('_', '-')}",
             dest=f"setting_{name}",
             metavar=name,
-            help=f"{setting.help} (default: {setting.default})",
+            help=setting.help + shown,
         )
 
 
@@ -42,8 +56,10 @@ def config_from(ns: argparse.Namespace, env: Mapping[str, str]) -> NotarConfig:
 
 def serve(sub: Subparsers) -> None:
     p = sub.add_parser("serve", help="run the notar server (all roles on the embedded default)")
-    p.add_argument("--role", choices=ROLES, default="all", help="run one service, as in Kubernetes")
-    add_setting_flags(p)
+    p.add_argument(
+        "--role", choices=ROLES, default="all", help="run one service, as in Kubernetes (default all)"
+    )
+    add_setting_flags(p, SERVER)
     p.set_defaults(run="serve:serve")
 
 
@@ -52,7 +68,7 @@ def keygen(sub: Subparsers) -> None:
         "keygen",
         help="create the log and clock signing keys and the index key (if missing); print the verifier keys",
     )
-    add_setting_flags(p)
+    add_setting_flags(p, SERVER)
     p.set_defaults(run="keygen:keygen")
 
 
@@ -64,7 +80,7 @@ def tenant(sub: Subparsers) -> None:
     p.add_argument("action", choices=TENANT_ACTIONS)
     p.add_argument("name", help="tenant name: 1-64 of A-Z a-z 0-9 . _ -")
     p.add_argument("key", nargs="?", help="revoke: the API key, or its SHA-256 as `keys` lists it")
-    add_setting_flags(p)
+    add_setting_flags(p, SERVER)
     p.set_defaults(run="tenant:tenant")
 
 
@@ -72,7 +88,7 @@ def anchor(sub: Subparsers) -> None:
     p = sub.add_parser("anchor", help="manage the EVM anchor contract")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     d = actions.add_parser("deploy", help="deploy NotarAnchor; prints its address alone on the last line")
-    add_setting_flags(d)
+    add_setting_flags(d, SERVER)
     d.set_defaults(run="anchor:anchor_deploy")
 
 
@@ -102,7 +118,7 @@ def notarize(sub: Subparsers) -> None:
     p.add_argument("--batch", type=int, default=MAX_DIGESTS, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_trust_flags(p)
-    add_setting_flags(p)
+    add_setting_flags(p, TRUSTING)
     p.set_defaults(run="notarize:notarize")
 
 
@@ -121,7 +137,7 @@ def verify(sub: Subparsers) -> None:
     p.add_argument("--online", action="store_true", help="also check EVM anchors on the chain (EVM_RPC)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--report", type=Path, metavar="PDF", help="also write a one-page PDF report for a court")
-    add_setting_flags(p)
+    add_setting_flags(p, VERIFY)
     p.set_defaults(run="verify:verify")
 
 
@@ -136,13 +152,13 @@ def receipt(sub: Subparsers) -> None:
     up.add_argument("receipt", type=Path, metavar="RECEIPT")
     up.add_argument("--out", type=Path, help="write the upgrade here instead (never over an existing file)")
     add_trust_flags(up)
-    add_setting_flags(up)
+    add_setting_flags(up, ("URL", "DATA_DIR"))
     up.set_defaults(run="receipt:upgrade")
     ex = actions.add_parser("export", help="export as C2SP tlog-proof or RFC 9942 COSE receipt")
     ex.add_argument("receipt", type=Path, metavar="RECEIPT")
     ex.add_argument("--format", required=True, choices=("tlog-proof", "cose"))
     ex.add_argument("--out", type=Path, help="write here instead of standard output")
-    add_setting_flags(ex)
+    add_setting_flags(ex, SERVER)
     ex.set_defaults(run="receipt:export")
 
 
@@ -171,9 +187,25 @@ def trust(sub: Subparsers) -> None:
     p.add_argument(
         "--policy", type=Path, metavar="FILE", help="add: the log and clock keys of this tlog-policy"
     )
-    add_setting_flags(p)
+    add_setting_flags(p, ("DATA_DIR",))
     p.set_defaults(run="trust:trust")
 
 
-SUBCOMMANDS = (serve, keygen, tenant, anchor, notarize, verify, receipt, trust, witness)
+def backup(sub: Subparsers) -> None:
+    p = sub.add_parser("backup", help="list the backups of the anchor's index, or restore one")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = actions.add_parser("list", help="the complete backups in the object store, oldest first")
+    add_setting_flags(ls, SERVER)
+    ls.set_defaults(run="backup:list_command")
+    r = actions.add_parser(
+        "restore",
+        help="restore the newest backup (or --from ID) into DATA_DIR/index, which must be empty; "
+        "the anchor must be stopped",
+    )
+    r.add_argument("--from", dest="backup", metavar="ID", help="the backup to restore (`notar backup list`)")
+    add_setting_flags(r, SERVER)
+    r.set_defaults(run="backup:restore_command")
+
+
+SUBCOMMANDS = (serve, keygen, tenant, anchor, notarize, verify, receipt, trust, backup, witness)
 """In the order `notar --help` lists them."""

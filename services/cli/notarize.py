@@ -157,14 +157,21 @@ async def run(ns: argparse.Namespace) -> int:
                 bar.update(job.size)
         todo = [j for j in jobs if not already_done(j, trust)]
         skipped = len(jobs) - len(todo)
+        unstored: list[Job] = []
         if ns.upload:
-            with _progress("uploading", sum(j.size for j in todo), quiet=quiet) as bar:
-                for job in todo:
+            # A valid receipt does not mean the server holds the document: those it does not
+            # are uploaded too, and keep their receipt (the earlier one proves the earlier time).
+            pending = {id(j) for j in todo}
+            unstored = [j for j in jobs if id(j) not in pending and not await client.stored(j.digest)]
+            kept = {id(j) for j in unstored}
+            with _progress("uploading", sum(j.size for j in todo + unstored), quiet=quiet) as bar:
+                for job in todo + unstored:
                     answer = await client.upload(_file_chunks(job.path, bar))
                     if answer.document["digest"] != job.digest:
                         raise ConfigError(f"{job.path} changed while it was uploaded", setting="PATH")
-                    accept(job, answer.receipt, trust)
-                    keep(job, answer.receipt, notes)
+                    if id(job) not in kept:
+                        accept(job, answer.receipt, trust)
+                        keep(job, answer.receipt, notes)
         else:
             with _progress("notarizing", len(todo), quiet=quiet, unit="file") as bar:
                 for i in range(0, len(todo), ns.batch):
@@ -176,6 +183,8 @@ async def run(ns: argparse.Namespace) -> int:
                     bar.update(len(batch))
     trust.save()
     print(f"notarized {len(todo)} file(s), {skipped} already had a valid receipt")
+    if unstored:
+        print(f"uploaded {len(unstored)} file(s) that had a valid receipt but were not stored; receipts kept")
     for note in trust.notes + notes:
         print(f"  note: {note}", file=sys.stderr)
     return 0

@@ -6,12 +6,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import time
 
 from services.cli.commands import config_from
 from services.common.stores import open_store
 from services.common.tenants import TenantRegistry
-from storage.errors import ConfigError
+from services.published.layout import checkpoint_key
+from storage.base import ObjectStore
+from storage.errors import ConfigError, NotFoundError
+from storage.fs import FsStore
+from storage.s3 import S3Store
 
 
 async def _run(ns: argparse.Namespace) -> list[str]:
@@ -33,9 +38,31 @@ async def _run(ns: argparse.Namespace) -> list[str]:
             ]
         what = "new API key for" if ns.action == "key" else "created tenant"
         key = await (registry.new_key(ns.name) if ns.action == "key" else registry.add(ns.name))
-        return [f"{what} {ns.name}; the API key below is shown only once:", key]
+        if not await _has_log(store):
+            print(
+                f"notar: warning: no server has run on {_where(store)}: a server on another DATA_DIR "
+                "or STORE will not know this key (run this with its settings)",
+                file=sys.stderr,
+            )
+        return [f"{what} {ns.name} in {_where(store)}; the API key below is shown only once:", key]
     finally:
         await store.close()
+
+
+def _where(store: ObjectStore) -> str:
+    """The store, as a user recognises it: the directory, or the S3 endpoint and bucket."""
+    if isinstance(store, FsStore):
+        return f"the directory store {store.root}"
+    return store.where if isinstance(store, S3Store) else type(store).__name__
+
+
+async def _has_log(store: ObjectStore) -> bool:
+    """Whether a log was ever published in `store`: a server has run on it."""
+    try:
+        await store.get(checkpoint_key())
+    except NotFoundError:
+        return False
+    return True
 
 
 def tenant(ns: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import socket
 
 from services.common.config import parse_listen
-from services.common.http_server import run_app
+from services.common.http_server import listen_socket, run_app
 from services.common.logs import AccessLogger, configure_logging
 from services.witness.app import Witness, create_app
 from services.witness.keys import generate_key, key_path, load_keys, read_logs_file
@@ -37,13 +37,12 @@ def serve(ns: argparse.Namespace) -> int:
         print(f"log {origin}: {'never cosigned' if held is None else f'cosigned up to size {held.size}'}",
               flush=True)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    print(f"notar witness listening on {url} (state in {ns.data_dir})", flush=True)
     run_app(
         create_app(witness),
-        host=host,
-        port=port,
+        sock=listen_socket(host, port),
         read_timeout=READ_TIMEOUT_S,
-        shutdown_timeout=5,
+        drain_s=5,
         access_log_class=AccessLogger,
+        on_listening=lambda: print(f"notar witness listening on {url} (state in {ns.data_dir})", flush=True),
     )
     return 0

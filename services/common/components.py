@@ -21,6 +21,7 @@ from services.published.layout import LOG_PREFIX
 from storage.errors import ConfigError
 
 __all__ = [
+    "BackupsConfig",
     "ChainsConfig",
     "ClientConfig",
     "CommitterConfig",
@@ -125,11 +126,12 @@ class KeysConfig:
 @dataclass(frozen=True)
 class HttpConfig:
     """The HTTP server of every role and how its pods reach the anchor (LISTEN, READ_TIMEOUT_S,
-    KEY_CACHE_S, DOCUMENT_MAX_MB, LOG_FORMAT, ANCHOR_URL), and POST /v1/verify's worker pool
+    DRAIN_S, KEY_CACHE_S, DOCUMENT_MAX_MB, LOG_FORMAT, ANCHOR_URL), and POST /v1/verify's worker pool
     (VERIFY_WORKERS, VERIFY_QUEUE)."""
 
     listen: tuple[str, int] = ("127.0.0.1", 8080)
     read_timeout_s: int = 30
+    drain_s: int = 10
     key_cache_s: int = 30
     document_max_mb: int | None = None
     log_format: str = "text"
@@ -141,6 +143,16 @@ class HttpConfig:
     def document_max_bytes(self) -> int:
         """DOCUMENT_MAX_MB in bytes; 0 for no limit."""
         return (self.document_max_mb or 0) * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BackupsConfig:
+    """The backups of the anchor's index to the object store (BACKUP_INTERVAL_S, 0: none;
+    BACKUP_KEEP); `scratch` is the local directory a backup is made in before its upload."""
+
+    scratch: Path
+    interval_s: int = 3600
+    keep: int = 24
 
 
 @dataclass(frozen=True)
@@ -178,6 +190,7 @@ class NotarConfig:
     chains: ChainsConfig
     keys: KeysConfig
     http: HttpConfig
+    backups: BackupsConfig
     client: ClientConfig
     witnesses: WitnessesConfig
     shards: ShardsConfig
@@ -241,12 +254,18 @@ class NotarConfig:
             http=HttpConfig(
                 listen=s.get("LISTEN"),
                 read_timeout_s=s.get("READ_TIMEOUT_S"),
+                drain_s=s.get("DRAIN_S"),
                 key_cache_s=s.get("KEY_CACHE_S"),
                 document_max_mb=s.get("DOCUMENT_MAX_MB"),
                 log_format=s.get("LOG_FORMAT"),
                 anchor_url=s.get("ANCHOR_URL"),
                 verify_workers=s.get("VERIFY_WORKERS"),
                 verify_queue=s.get("VERIFY_QUEUE"),
+            ),
+            backups=BackupsConfig(
+                scratch=data_dir / "backup",
+                interval_s=s.get("BACKUP_INTERVAL_S"),
+                keep=s.get("BACKUP_KEEP"),
             ),
             client=ClientConfig(url=s.get("URL"), api_key=Wanted("API_KEY", s.get("API_KEY"))),
             witnesses=WitnessesConfig(

@@ -8,6 +8,7 @@ missing setting raises ConfigError naming it and saying how to fix it.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from urllib.parse import urlparse
 from storage.errors import ConfigError
 
 ENV_PREFIX = "NOTAR_"
+OTHER_VARIABLES = ("CONFIG", "IMAGE", "IMAGE_CACHE", "TEST_*")
+"""NOTAR_* variables that are not settings: the config file's name, scripts/build-image's, the
+test suite's (``TEST_*``)."""
 
 
 def _text(name: str, value: str) -> str:
@@ -31,6 +35,17 @@ def _positive_int(name: str, value: str) -> int:
         raise ConfigError(f"{name} must be a whole number, got {value!r}", setting=name) from None
     if n <= 0:
         raise ConfigError(f"{name} must be greater than 0, got {n}", setting=name)
+    return n
+
+
+def _whole(name: str, value: str) -> int:
+    """A whole number, 0 or more (0: off, where the setting says so)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}", setting=name) from None
+    if n < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {n}", setting=name)
     return n
 
 
@@ -191,6 +206,21 @@ SETTINGS: dict[str, Setting] = {
             _positive_int,
         ),
         Setting(
+            "DRAIN_S",
+            "10",
+            "seconds a stopping server gives requests in flight to finish before it closes them",
+            _positive_int,
+        ),
+        Setting(
+            "BACKUP_INTERVAL_S",
+            "3600",
+            "seconds between backups of the anchor's index to the object store (0: none)",
+            _whole,
+        ),
+        Setting(
+            "BACKUP_KEEP", "24", "backups of the anchor's index kept (older ones are deleted)", _positive_int
+        ),
+        Setting(
             "WITNESSES",
             "",
             "comma-separated C2SP tlog-witnesses as VKEY@URL the anchor submits checkpoints to",
@@ -256,6 +286,20 @@ class Settings:
         return value
 
 
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """A warning for each NOTAR_* variable of `env` that is no setting (a typo silently leaves the
+    setting at its default), naming the setting it most likely meant."""
+    warnings = []
+    for variable in sorted(env):
+        name = variable.removeprefix(ENV_PREFIX)
+        if name == variable or name in SETTINGS:
+            continue
+        if any(name == o or (o.endswith("*") and name.startswith(o[:-1])) for o in OTHER_VARIABLES):
+            continue
+        close = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.6)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"unknown setting {variable}{hint}: it is ignored")
+    return warnings
 def missing(name: str, why: str) -> ConfigError:
     """The error for setting `name`, unset though needed `why` (e.g. "when STORE=s3")."""
     return ConfigError(

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import suppress
+import signal
+import socket
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -29,7 +31,8 @@ from aiohttp.http_exceptions import BadHttpMethod, BadStatusLine, HttpProcessing
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
-from services.common.problems import PROBLEM_JSON, TYPE_BASE, problem
+from services.common.problems import PROBLEM_JSON, TYPE_BASE, UPLOADS, problem
+from storage.errors import ConfigError
 
 log = logging.getLogger("notar.http")
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
@@ -38,6 +41,10 @@ NOSNIFF = ("X-Content-Type-Options", "nosniff")
 async def nosniff(request: web.BaseRequest, response: web.StreamResponse) -> None:
     """`on_response_prepare` signal: the header on every answer of the app."""
     response.headers[NOSNIFF[0]] = NOSNIFF[1]
+DRAIN_LINGER_S = 1.0
+"""Once stopping, how long the rest of a refused body is read and dropped before its connection
+closes: long enough for the client to read the answer (closing on unread bytes resets the
+connection, and the answer can be lost with it), short enough not to hold the exit."""
 
 
 def refusal(exc: HttpProcessingError) -> str:
@@ -66,6 +73,11 @@ class NotarRequestHandler(RequestHandler):
         self._deadline: asyncio.TimerHandle | None = None
         self._body: StreamReader | None = None  # of the last request whose head arrived
         self._heard = False  # a byte of the current head arrived
+
+    def linger(self, seconds: float) -> None:
+        """After an early answer, read and drop what is left of the body for at most `seconds`
+        (instead of READ_TIMEOUT_S, 10 s at most), then close."""
+        self._lingering_time = min(self._lingering_time, seconds)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -163,23 +175,64 @@ class _Runner(web.AppRunner):
         return server
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port, not listening yet: taken before anything else starts, so
+    that a port in use stops start-up at once, named as such (ConfigError on LISTEN)."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {where}: {_reason(e)}", setting="LISTEN") from e
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does: restarts
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {where}: {_reason(e)}", setting="LISTEN") from e
+    return sock
+
+
+def _reason(e: OSError) -> str:
+    return (e.strerror or str(e)).lower()
+
+
+def drain(runner: web.AppRunner) -> int:
+    """Refuse every request body still being read (uploads): each gets `Draining` (503 with
+    Retry-After, connection closed) at once rather than waiting for the rest of its body; every
+    connection then lingers DRAIN_LINGER_S at most. How many uploads were waiting for bytes."""
+    uploads = runner.app.get(UPLOADS)
+    refused = 0 if uploads is None else uploads.drain()
+    for connection in runner.server.connections if runner.server is not None else ():
+        if isinstance(connection, NotarRequestHandler):
+            connection.linger(DRAIN_LINGER_S)
+    return refused
+
+
 def run_app(
     app: web.Application,
     *,
-    host: str,
-    port: int,
+    sock: socket.socket,
     read_timeout: float,
-    shutdown_timeout: float,
+    drain_s: float,
     access_log_class: type[AbstractAccessLogger],
+    on_listening: Callable[[], None] = lambda: None,
 ) -> None:
-    """Serve `app` on host:port until SIGINT or SIGTERM, as `web.run_app` does: on a signal the
-    app's cleanup contexts run first (the sequencer finishes), then the remaining tasks stop."""
+    """Serve `app` on the bound `sock` until SIGINT or SIGTERM. Start-up (the app's cleanup
+    contexts: the store, the keys, the sequencer's recovery) completes before the socket listens
+    and `on_listening` is called; one that fails closes what it opened and raises.
+
+    On a signal: uploads in flight are answered 503 with Retry-After at once (`drain`),
+    the socket stops listening, other requests get `drain_s` seconds to finish before they are
+    cancelled, then the app's cleanup contexts run (the sequencer publishes what it holds)."""
     app.on_response_prepare.append(nosniff)
     loop = asyncio.new_event_loop()
     runner = _Runner(
         app,
-        handle_signals=True,
-        shutdown_timeout=shutdown_timeout,
+        handle_signals=False,
+        shutdown_timeout=drain_s,
         access_log_class=access_log_class,
         keepalive_timeout=75.0,
         read_timeout=read_timeout,
@@ -187,32 +240,34 @@ def run_app(
         # up to this long, so that the client sees the answer: a stalled body waits it out.
         lingering_time=min(10.0, read_timeout),
     )
+    stop = asyncio.Event()
 
     async def serve() -> None:
         try:  # a start-up that fails (a log refused) still closes what it opened: the store
             await runner.setup()
-            await web.TCPSite(runner, host, port).start()
-            await asyncio.Event().wait()
+            await web.SockSite(runner, sock).start()
+            on_listening()
+            await stop.wait()
+            refused = drain(runner)
+            log.info("stopping: %d upload(s) refused, other requests get %g s to finish", refused, drain_s)
         finally:
             await runner.cleanup()
 
-    main = loop.create_task(serve())
+    asyncio.set_event_loop(loop)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(main)
-    except (web.GracefulExit, KeyboardInterrupt):
-        pass
+        loop.run_until_complete(serve())
     finally:
         try:
-            if not main.done():
-                main.cancel()
-                with suppress(asyncio.CancelledError):
-                    loop.run_until_complete(main)
-        finally:
+            sock.close()
             rest = asyncio.all_tasks(loop)
             for task in rest:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
             loop.close()

@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from services.common.unique_names import check_unique_names
-from storage.errors import BadRequest, CorruptedError, NotarError, Unauthorized
+from storage.errors import BadRequest, CorruptedError, NotarError, PushbackError, Unauthorized
 
 __all__ = [  # BadRequest, CorruptedError and Unauthorized live in storage.errors; still importable here
     "PROBLEM_JSON",
@@ -38,6 +38,11 @@ def problem(
 ) -> web.Response:
     body = {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": detail, **extra}
     return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=headers)
+
+
+class Draining(PushbackError):
+    """The server is stopping: a request body still arriving is refused (503 with Retry-After)
+    and its connection closed, rather than kept until the client finishes sending it."""
 
 
 def to_response(error: BaseException) -> web.Response:
@@ -70,6 +75,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             # The client left midway (an upload cut off): nobody to answer, no error of ours.
             return problem(499, "client-closed-request", "Client closed request", "the client left")
         return to_response(e)
+    except Draining as e:
+        response = to_response(e)
+        response.force_close()  # not kept to read the rest of the body: the server is stopping
+        return response
     except Exception as e:  # every error leaves as problem+json
         return to_response(e)
 
@@ -79,20 +88,57 @@ READ_TIMEOUT = web.AppKey("read_timeout_s", float)
 """READ_TIMEOUT_S of the app, when set: replaces READ_IDLE_S."""
 
 
+class Uploads:
+    """The request bodies `body_chunks` is reading, so that a stopping server can refuse them at
+    once (`drain`) rather than wait for clients to finish sending."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[int, asyncio.Timeout] = {}
+        """By request: the read timeout of a body waiting for its next bytes."""
+        self.draining = False
+
+    def drain(self) -> int:
+        """From now on every body read raises `Draining`; those waiting for bytes wake up to it
+        at once. How many were waiting."""
+        self.draining = True
+        now = asyncio.get_running_loop().time()
+        waiting = list(self.waiting.values())
+        for timeout in waiting:
+            timeout.reschedule(now)
+        return len(waiting)
+
+
+UPLOADS = web.AppKey("uploads", Uploads)
+DRAIN_RETRY_S = 2.0  # Retry-After of an upload refused because the server stops: another pod will take it
+
+
+def _draining() -> Draining:
+    return Draining("the server is shutting down; send it again", retry_after=DRAIN_RETRY_S)
+
+
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives; BadRequest 408 when it stalls for READ_TIMEOUT_S."""
+    """The request body as it arrives; BadRequest 408 when it stalls for READ_TIMEOUT_S, Draining
+    (503) once the server stops (`Uploads.drain`)."""
     idle = request.config_dict.get(READ_TIMEOUT, READ_IDLE_S)
+    uploads = request.config_dict.get(UPLOADS) or Uploads()
     chunks = request.content.iter_any().__aiter__()
     while True:
+        if uploads.draining:
+            raise _draining()
         try:
-            async with asyncio.timeout(idle):
+            async with asyncio.timeout(idle) as timeout:
+                uploads.waiting[id(request)] = timeout
                 data = await anext(chunks)
         except StopAsyncIteration:
             return
         except TimeoutError:
+            if uploads.draining:
+                raise _draining() from None
             raise BadRequest(
                 f"the request body stalled for {idle:g} s", kind="request-timeout", status=408
             ) from None
+        finally:
+            uploads.waiting.pop(id(request), None)
         yield data
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import suppress
 
 from aiohttp import web
 
 from services.common.components import NotarConfig
 from services.common.openapi import openapi_json
-from services.common.problems import READ_TIMEOUT, problem, problem_middleware
+from services.common.problems import READ_TIMEOUT, UPLOADS, Uploads, problem, problem_middleware
 from services.common.stores import open_store
 from services.common.telemetry import TELEMETRY, TracedStore, telemetry_context, telemetry_middleware
 from services.common.tenants import TenantRegistry
@@ -29,6 +30,14 @@ def store_context(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         opened = await open_store(config.store, env)
+        try:  # before "listening": a store that does not answer stops start-up, said in one line
+            await _read_checkpoint(opened)
+        except StorageError as e:
+            await opened.close()
+            raise StorageError(f"the object store does not answer: {e}", location=e.location) from e
+        except BaseException:
+            await opened.close()
+            raise
         if isinstance(opened, S3Store):
             app[TELEMETRY].observe_store_clock(lambda: opened.clock_offset_s)
         store = TracedStore(opened, app[TELEMETRY])
@@ -38,6 +47,12 @@ def store_context(
         await store.close()
 
     return ctx
+
+
+async def _read_checkpoint(store: ObjectStore) -> None:
+    """StorageError unless the store answers a read (a missing checkpoint is an answer too)."""
+    with suppress(NotFoundError):
+        await store.get(checkpoint_key())
 
 
 async def tenant_of(request: web.Request) -> str:
@@ -81,9 +96,7 @@ READINESS = web.AppKey("readiness", list[Readiness])
 async def store_ready(app: web.Application) -> str | None:
     """The store answers (a missing checkpoint is an answer too)."""
     try:
-        await app[STORE].get(checkpoint_key())
-    except NotFoundError:
-        pass
+        await _read_checkpoint(app[STORE])
     except (StorageError, KeyError) as e:
         return f"object store unreachable: {e}"
     return None
@@ -123,6 +136,7 @@ def new_app(
     )
     env = dict(os.environ) if env is None else env
     app[READ_TIMEOUT] = float(config.http.read_timeout_s)
+    app[UPLOADS] = Uploads()
     app[METRICS] = [lambda: app[TELEMETRY].prometheus()]
     app[READINESS] = [store_ready, *readiness]
     app[LIVENESS] = []

@@ -87,6 +87,7 @@ class Telemetry:
         )
         self.tracer: Tracer = self.tracer_provider.get_tracer("notar")
         self.meter = self.meter_provider.get_meter("notar")
+        self.served = 0  # requests answered (as notar_http_requests counts them), for the summary at exit
         m = self.meter
         self.requests: Counter = m.create_counter(
             "notar_http_requests", unit="1", description="HTTP requests answered, by route, method and status"
@@ -233,6 +234,7 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
                     span.set_status(StatusCode.ERROR)
     finally:
         _CURRENT.reset(token)
+        tel.served += 1
         tel.requests.add(1, {"route": route, "method": method, "status": str(status)})
         tel.request_seconds.record(time.perf_counter() - start, {"route": route, "method": method})
 

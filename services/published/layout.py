@@ -28,6 +28,16 @@ key                                                 written by                  
                                                     record
 ``private/log/anchors/local/<height>``              anchor (committer: the local  private (evidence)
                                                     chain's blocks), immutable
+``private/log/backups/<id>/files/<file>``           anchor (backup: a RocksDB     private (rows
+                                                    checkpoint's files),          encrypted; never
+                                                    immutable                     the index key)
+``private/log/backups/<id>/manifest.json``          anchor (backup), immutable,   private
+                                                    after the files
+``private/log/restores/<size>-<entries>.json``      anchor, starting on an index  private
+                                                    restored from a backup
+``private/log/erasures/<name>``                     anchor (erasure), before the  private
+                                                    rows go; replayed after a
+                                                    restore
 ``documents/chunks/<upload>/<position>``            ingest, immutable, encrypted  private
 ``documents/manifests/<name>``                      ingest, immutable, encrypted, private
                                                     after the chunks
@@ -35,7 +45,11 @@ key                                                 written by                  
 ``tenants/keys/<sha256 of the API key>``            ``notar tenant``              private
 =================================================== ============================= =================
 
-``<size>`` and ``<height>`` are 20 decimal digits; tile paths are ``merkle.tiles.tile_path``'s.
+``<size>``, ``<entries>`` and ``<height>`` are 20 decimal digits; a backup's ``<id>`` is the UTC
+time it was taken, ``YYYYMMDDTHHMMSSmmmZ`` (ids sort by age), and ``<file>`` a file name of the
+RocksDB checkpoint (``000012.sst``, ``MANIFEST-000005``, ``CURRENT``…); an erasure's ``<name>``
+is the keyed row name of the tenant index (32 hex digits: ``services/anchor/tenant_index.py``);
+tile paths are ``merkle.tiles.tile_path``'s.
 A document's ``<name>`` is a keyed hash of its tenant and digest (32 hex digits, one manifest per
 digest: BLAKE3 and SHA-256), ``<upload>`` 16 random bytes in hex and ``<position>`` 10 decimal
 digits (``services/ingest/documents.py``, docs/privacy.md): no object name holds a digest.
@@ -67,6 +81,7 @@ HEIGHT_DIGITS = 20
 DOCUMENTS_PREFIX = "documents/"
 POSITION_DIGITS = 10
 TENANTS_PREFIX = "tenants/"
+BACKUP_MANIFEST = "manifest.json"
 
 
 def checkpoint_key(prefix: str = LOG_PREFIX) -> str:
@@ -153,3 +168,41 @@ def api_keys(prefix: str = TENANTS_PREFIX) -> str:
 
 def api_key_key(key_hash: str, prefix: str = TENANTS_PREFIX) -> str:
     return api_keys(prefix) + key_hash
+
+
+def backups(prefix: str = LOG_PREFIX) -> str:
+    """The folder of the backups of the anchor's index: ``<id>/`` under it, one per backup."""
+    return private_prefix(prefix) + "backups/"
+
+
+def backup_file_key(backup: str, name: str, prefix: str = LOG_PREFIX) -> str:
+    return f"{backups(prefix)}{backup}/files/{name}"
+
+
+def backup_manifest_key(backup: str, prefix: str = LOG_PREFIX) -> str:
+    """A backup's manifest, written after its files: a backup without one is incomplete."""
+    return f"{backups(prefix)}{backup}/{BACKUP_MANIFEST}"
+
+
+def backup_id_of(key: str, prefix: str = LOG_PREFIX) -> str:
+    """The backup a key under ``backups(prefix)`` belongs to."""
+    return key[len(backups(prefix)) :].split("/", 1)[0]
+
+
+def restores(prefix: str = LOG_PREFIX) -> str:
+    """The folder of the records of restores (``services.published.restores``)."""
+    return private_prefix(prefix) + "restores/"
+
+
+def restore_key(size: int, entries: int, prefix: str = LOG_PREFIX) -> str:
+    """The record of the index restored with ``entries`` entries under a log of ``size``."""
+    return f"{restores(prefix)}{size:0{SIZE_DIGITS}d}-{entries:0{SIZE_DIGITS}d}.json"
+
+
+def erasures(prefix: str = LOG_PREFIX) -> str:
+    """The folder of the erasure journal: one empty object per erased row name."""
+    return private_prefix(prefix) + "erasures/"
+
+
+def erasure_key(name: str, prefix: str = LOG_PREFIX) -> str:
+    return erasures(prefix) + name

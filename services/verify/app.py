@@ -28,6 +28,7 @@ from services.model import Lookup
 from services.published import layout
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
+from services.published.restores import LostSalts
 from services.published.trust import trusted_keys
 from services.verify.page import verify_page
 from services.verify.pool import VerifyPool
@@ -43,6 +44,7 @@ class AnchoredCheckpoints(Protocol):
 
 READER = web.AppKey("reader", LogReader)
 LOOKUP = web.AppKey("lookup", Lookup)
+LOST = web.AppKey("lost", LostSalts)
 ANCHORED = web.AppKey("anchored", AnchoredCheckpoints)
 ORIGIN = web.AppKey("verify_origin", str)
 TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
@@ -111,7 +113,7 @@ async def get_receipt(request: web.Request) -> web.Response:
     if not found:
         if after is not None:
             return web.Response(body=b'{"receipts":[],"next":null}', content_type="application/json")
-        raise NotFoundError(f"this tenant has not notarized {digest}")
+        raise NotFoundError(f"this tenant has not notarized {digest}{await request.app[LOST].explain()}")
     chosen = found[:limit]
     note, _ = await request.app[READER].checkpoint_covering(max(i for i, _ in chosen))
     receipts = await asyncio.gather(*(_receipt(request.app, tenant, digest, i, s, note) for i, s in chosen))
@@ -269,6 +271,7 @@ def verify_context(
         app[ORIGIN] = origin
         app[READER] = LogReader(app[STORE], origin=origin)
         app[ANCHORED] = AnchorStore(app[STORE])
+        app[LOST] = LostSalts(app[STORE])
         app[TSA_CAS] = cas = _tsa_cas(config.chains.tsa_ca_file.value)
         app[POOL] = VerifyPool(
             workers=config.http.verify_workers, queue=config.http.verify_queue, tsa_cas=cas

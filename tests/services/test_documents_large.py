@@ -80,6 +80,6 @@ async def test_a_stalled_body_is_cut_off(tmp_path: Path) -> None:
         r = await client.post("/v1/digests", data=slow(), headers=auth)
         assert r.status == 408
         body = await r.json()
-        assert body["type"] == "urn:notar:problem:request-timeout"
+        assert body["type"] == "urn:notar:problem:request-timeout" and body["title"] == "Request Timeout"
     finally:
         await client.close()

@@ -6,10 +6,12 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage.base import Index
+from storage.errors import StorageError
 from storage.memory import MemoryIndex
 from storage.rocks import RocksIndex
 
@@ -129,3 +131,53 @@ async def test_compact_keeps_what_is_live(index: Index) -> None:
     assert await scan_all(index, b"") == [(b"t/a", b"1"), (b"t/c", b"3"), (b"u/a", b"4")]
     await index.write_batch({b"t/b": b"again"})
     assert await index.get(b"t/b") == b"again"
+
+
+def reopen(index: Index, path: Path) -> Index:
+    """The index a checkpoint wrote to `path`, opened by `index`'s own driver."""
+    return MemoryIndex.load(path) if isinstance(index, MemoryIndex) else RocksIndex.open(path)
+
+
+async def test_a_checkpoint_reads_back_as_the_index_and_lives_apart(index: Index, tmp_path: Path) -> None:
+    await index.write_batch({b"t/a": b"1", b"t/b": b"2", b"h": b"\x00" * 8})
+    await index.write_batch({}, [b"t/b"])
+    await index.checkpoint(tmp_path / "copy")
+    await index.write_batch({b"t/c": b"after"})
+    copy = reopen(index, tmp_path / "copy")
+    try:
+        assert await scan_all(copy, b"") == [(b"h", b"\x00" * 8), (b"t/a", b"1")]
+        await copy.write_batch({b"t/d": b"only in the copy"})
+        assert await index.get(b"t/d") is None and await index.get(b"t/c") == b"after"
+    finally:
+        await copy.close()
+
+
+async def test_a_checkpoint_taken_during_writes_holds_whole_batches(index: Index, tmp_path: Path) -> None:
+    """Each batch writes a row and the count of rows: in the copy they agree."""
+    stop = asyncio.Event()
+
+    async def write() -> int:
+        n = 0
+        while not stop.is_set() and n < 5000:
+            n += 1
+            await index.write_batch({b"k/%06d" % n: b"x" * 100, b"n": b"%d" % n}, sync=False)
+        return n
+
+    writer = asyncio.create_task(write())
+    await asyncio.sleep(0.05)
+    await index.checkpoint(tmp_path / "copy")
+    stop.set()
+    written = await writer
+    copy = reopen(index, tmp_path / "copy")
+    try:
+        rows = len(await scan_all(copy, b"k/"))
+        assert 0 < rows <= written
+        assert await copy.get(b"n") == b"%d" % rows
+    finally:
+        await copy.close()
+
+
+async def test_a_checkpoint_refuses_an_existing_directory(index: Index, tmp_path: Path) -> None:
+    (tmp_path / "copy").mkdir()
+    with pytest.raises(StorageError):
+        await index.checkpoint(tmp_path / "copy")

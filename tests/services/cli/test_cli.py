@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -292,3 +293,69 @@ def test_bad_settings_stop_with_the_setting_named(tmp_path: Path) -> None:
     r = run("notarize", str(tmp_path), env=env)
     assert r.returncode == 2 and "API_KEY" in r.stderr
     assert run("--version", env=env, check=True).stdout.startswith("notar ")
+
+
+def test_upload_sends_documents_that_have_a_receipt_but_are_not_stored(
+    server: Server, tmp_path: Path
+) -> None:
+    f = tmp_path / "minutes.txt"
+    f.write_bytes(os.urandom(1000))
+    run("notarize", str(f), "--quiet", env=server.env, check=True)
+    receipt = (tmp_path / "minutes.txt.receipt.json").read_bytes()
+    digest = json.loads(receipt)["digest"]
+    auth = {"Authorization": f"Bearer {server.env['NOTAR_API_KEY']}"}
+
+    def stored() -> bytes | None:
+        request = urllib.request.Request(f"{server.url}/v1/documents/{digest}", headers=auth)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return bytes(r.read())
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
+            return None
+
+    assert stored() is None
+    up = run("notarize", str(f), "--upload", "--quiet", env=server.env, check=True)
+    assert "uploaded 1 file(s) that had a valid receipt but were not stored; receipts kept" in up.stdout
+    assert stored() == f.read_bytes()
+    assert (tmp_path / "minutes.txt.receipt.json").read_bytes() == receipt  # the earlier time is kept
+    again = run("notarize", str(f), "--upload", "--quiet", env=server.env, check=True)
+    assert "notarized 0 file(s), 1 already had a valid receipt" in again.stdout
+    assert "uploaded" not in again.stdout
+
+
+def test_tenant_add_names_its_store_and_warns_when_no_server_ran_on_it(
+    server: Server, tmp_path: Path
+) -> None:
+    here = run("tenant", "add", "beta", env=server.env, check=True)
+    assert f"in the directory store {server.data / 'store'};" in here.stdout and "warning" not in here.stderr
+    elsewhere = {**server.env, "NOTAR_DATA_DIR": str(tmp_path / "not-the-servers")}
+    lost = run("tenant", "add", "beta", env=elsewhere, check=True)
+    assert "no server has run on the directory store" in lost.stderr
+    assert "will not know this key" in lost.stderr
+    assert str(tmp_path / "not-the-servers" / "store") in lost.stdout
+
+
+def test_the_readmes_sdk_example_runs(server: Server, tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "http://127.0.0.1:8080" in example
+    (tmp_path / "example.py").write_text(example.replace("http://127.0.0.1:8080", server.url))
+    (tmp_path / "contract.pdf").write_bytes(b"%PDF-1.7 the example's contract")
+    r = subprocess.run(
+        [sys.executable, str(tmp_path / "example.py")],
+        cwd=tmp_path,
+        env={**server.env, "PYTHONPATH": str(Path(__file__).parents[3])},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0 and r.stdout == "True\n", r.stdout + r.stderr
+    v = run(
+        "verify",
+        str(tmp_path / "contract.pdf.receipt.json"),
+        str(tmp_path / "contract.pdf"),
+        *key_args(server.keys),
+        env=server.env,
+    )
+    assert v.returncode == 0, v.stdout + v.stderr
