@@ -46,6 +46,7 @@ from merkle.tiles import (
     tiles_for_size,
     tiles_needed,
 )
+from merkle.trust import Trust
 from merkle.verdict import ReceiptResult, verify_receipt
 from merkle.witness import (
     AddCheckpoint,
@@ -93,6 +94,7 @@ __all__ = [
     "TileId",
     "TlogProof",
     "Tree",
+    "Trust",
     "Verifier",
     "WitnessAnswer",
     "add_checkpoint_body",

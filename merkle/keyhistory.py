@@ -196,6 +196,42 @@ class KeyHistory:
                 raise ValueError(f"rotation statement {i}: {e}") from None
         return history
 
+    @classmethod
+    def follow(
+        cls,
+        trusted: LogKey | str,
+        statements: Iterable[str | bytes],
+        clock: ClockVerifier | str | None = None,
+    ) -> KeyHistory:
+        """The history from a key a client already trusts (pinned, or given by a court) on: the
+        statements up to the one that retires ``trusted`` are read but not trusted (their keys are
+        not in the result); from that one on each must be signed by the key before it, as in
+        ``rotate``. ``trusted``'s period starts at the size of the statement that introduced it
+        (0 if none did: it is the first key). ``ValueError`` when ``trusted`` is in no statement
+        and is not the first key, or when a statement from it on is refused: a client accepts a
+        new key only through a chain of signed statements from a key it trusts (SPEC §11)."""
+        key = verifier_from_key(trusted) if isinstance(trusted, str) else trusted
+        notes = list(statements)
+        rotations = [read_rotation(n) for n in notes]
+        start = 0
+        introduced = next((r for r in rotations if r.new_log == key), None)
+        if introduced is not None:
+            start = introduced.from_size
+        elif rotations and rotations[0].old_log != key:
+            raise ValueError(f"the log key {key.to_key()} is not in this key history")
+        first = next((i for i, r in enumerate(rotations) if r.old_log == key), len(rotations))
+        clock_key = _clock_key(clock) if isinstance(clock, str) else clock
+        if clock_key is None and introduced is not None:
+            clock_key = introduced.new_clock
+        origin = cls.start(key, clock_key).origin  # checks the clock key's name
+        history = cls(origin, (KeyPeriod(key, clock_key, start, None, None),))
+        for i, statement in enumerate(notes[first:], first + 1):
+            try:
+                history = history.rotate(statement)
+            except ValueError as e:
+                raise ValueError(f"rotation statement {i}: {e}") from None
+        return history
+
     @property
     def current(self) -> KeyPeriod:
         return self.periods[-1]

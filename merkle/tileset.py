@@ -7,7 +7,7 @@ height h lies in i's level-(h // 8) tile, which is one of those. No tile is read
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from hashlib import sha256
 
 from merkle.hashing import reduce_level
@@ -84,18 +84,27 @@ class TileSet:
                 del self._hashes[place]
                 self._levels.pop(place, None)
 
-    def inclusion_proofs(self, first: int, count: int, size: int) -> list[list[bytes]]:
-        """Inclusion proofs of entries first..first+count-1 in the tree of `size`.
+    def inclusion_proofs(
+        self, first: int, count: int, size: int, order: Sequence[int] | None = None
+    ) -> list[list[bytes]]:
+        """Inclusion proofs of entries first..first+count-1 in the tree of `size`; given `order`
+        (positions in range(count)), the proof of entry first + order[k] at k instead.
 
         Consecutive entries share most of their siblings, so the proofs are built top-down over
         RFC 9162's levels (a level's odd last node carried up): a node's proof is its sibling
-        followed by its parent's proof, one list per node instead of one walk per entry.
+        followed by its parent's proof, one list per node instead of one walk per entry. The
+        entries' own lists are made in the order asked for: a caller that reads them in its own
+        order (the sequencer's, whose entries are placed at random) reads them from memory in
+        order, without copying them into it.
         """
         if count <= 0:
             return []
         last = first + count - 1
+        if order is not None and order and not (min(order) >= 0 and max(order) < count):
+            raise ValueError(f"order holds a position outside range({count})")
         if first < 0 or last >= size:
-            return [inclusion_path(self, i, size) for i in range(first, first + count)]
+            paths = [inclusion_path(self, i, size) for i in range(first, first + count)]
+            return paths if order is None else [paths[k] for k in order]
         # Level h has ceil(size / 2**h) nodes; its last one covers the tree's right edge and is
         # perfect only when 2**h divides size, so it is hashed up from the perfect ones beside it.
         lengths = [size]
@@ -122,10 +131,15 @@ class TileSet:
             shared = [p for p in proofs for _ in (0, 1)]
             stop = min(hi + 1, n - (n & 1))
             carried = proofs[-1] if hi == n - 1 and n & 1 else None
+            if h == 0 and order is not None:
+                siblings, parents = swapped[lo - start : stop - start], shared[lo - start :]
+                if carried is not None:  # the last entry: no sibling, its proof is its parent's
+                    return [[siblings[j], *parents[j]] if j < count - 1 else carried for j in order]
+                return [[siblings[j], *parents[j]] for j in order]
             proofs = [
                 [s, *p]
                 for s, p in zip(swapped[lo - start : stop - start], shared[lo - start :], strict=False)
             ]
             if carried is not None:
                 proofs.append(carried)
-        return proofs
+        return proofs if order is None else [proofs[k] for k in order]

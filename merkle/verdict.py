@@ -5,9 +5,12 @@ optionally, the document or its digest.
 Checks, in order: `format` (the receipt reads: when it does not, it is the only check), `document`
 (not checked when neither document nor digest is given), `entry`, `checkpoint`, `log signature`,
 `inclusion` (these four are always checked), `signed time` (not checked when no clock key is
-trusted), and `anchor N (<type>)` for each anchor: ok, failed, or not checked for a type this
-verifier does not know or a kind it was given no verifier for (EVM needs the chain, RFC 3161 its
-TSA's CA). A receipt is valid when no check failed; what was not checked is listed.
+trusted), `witnesses` (only when a witness policy is trusted: `merkle.policy.check_witnesses`), and
+`anchor N (<type>)` for each anchor: ok, failed, or not checked for a type this verifier does not
+know or a kind it was given no verifier for (EVM needs the chain, RFC 3161 its TSA's CA). A receipt
+is valid when no check failed; what was not checked is listed. Keys of a key history count only in
+their periods (`merkle.trust`): a checkpoint signed by a key outside its period fails `log
+signature`, saying so.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ from merkle.aggregate import AnchorTarget
 from merkle.anchors.local import local_anchor_verifier
 from merkle.checkpoint import OpenedCheckpoint, TimestampingVerifier, open_checkpoint
 from merkle.checks import AnchorVerifier, Check, Status
-from merkle.cosignature import CosignatureVerifier, verifier_from_key
 from merkle.digests import ENTRY_NOTAR, hash_document, make_entry, parse_digest
 from merkle.hashing import leaf_hash
 from merkle.note import NoteVerifier
+from merkle.policy import check_witnesses
 from merkle.proofs import verify_inclusion
 from merkle.receipt import RECEIPT_FORMAT, Anchor, Receipt
+from merkle.trust import Trust, split_keys
+
+__all__ = ["ANCHOR_TIME_SLACK_S", "ReceiptResult", "Trust", "split_keys", "verify_receipt"]
 
 ANCHOR_TIME_SLACK_S = 300
 """An anchor may state a time at most this long before the clock's signed time (SPEC §5)."""
@@ -96,20 +102,6 @@ class ReceiptResult:
         }
 
 
-def split_keys(keys: Iterable[str | NoteVerifier]) -> tuple[list[NoteVerifier], list[TimestampingVerifier]]:
-    """Trusted keys sorted into log keys and clock (cosignature/v1) keys; ValueError for a
-    malformed verifier key string."""
-    logs: list[NoteVerifier] = []
-    clocks: list[TimestampingVerifier] = []
-    for key in keys:
-        v = verifier_from_key(key) if isinstance(key, str) else key
-        if isinstance(v, CosignatureVerifier):
-            clocks.append(v)
-        else:
-            logs.append(v)
-    return logs, clocks
-
-
 def _time(ts: int) -> str:
     try:
         return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -120,20 +112,21 @@ def _time(ts: int) -> str:
 def verify_receipt(
     receipt: Receipt | bytes | str | Mapping[str, object],
     *,
-    keys: Iterable[str | NoteVerifier],
+    keys: Iterable[str | NoteVerifier] | Trust,
     document: bytes | Iterable[bytes] | None = None,
     digest: str | None = None,
     origin: str | None = None,
     anchor_verifiers: Mapping[str, AnchorVerifier] | None = None,
 ) -> ReceiptResult:
     """Check a receipt (typed, JSON text or bytes, or a parsed JSON object) offline against the
-    trusted `keys` (signed-note verifier keys: Ed25519 log keys and cosignature/v1 clock keys).
-    `origin`, when given, is the log the receipt must be from. `anchor_verifiers` by kind add to
-    (or replace) the default, which checks `local` blocks under the trusted log keys.
+    trusted `keys`: signed-note verifier keys (Ed25519 log keys and cosignature/v1 clock keys),
+    trusted at every tree size, or a `Trust` (key histories, a witness policy). `origin`, when
+    given, is the log the receipt must be from. `anchor_verifiers` by kind add to (or replace) the
+    default, which checks `local` blocks under the trusted log keys.
 
     A malformed receipt never raises: it fails the `format` check. Malformed keys raise ValueError.
     """
-    log_keys, clock_keys = split_keys(keys)
+    trust = keys if isinstance(keys, Trust) else Trust.of(keys)
     try:
         if isinstance(receipt, Receipt):
             r = receipt
@@ -143,6 +136,7 @@ def verify_receipt(
             r = Receipt.from_obj(receipt)
     except ValueError as e:
         return ReceiptResult((Check("format", FAILED, f"not a {RECEIPT_FORMAT} receipt: {e}"),))
+    log_keys, clock_keys = trust.log_keys(r.origin, r.tree_size), trust.clock_keys(r.origin, r.tree_size)
     checks = [Check("format", OK, RECEIPT_FORMAT), _document(r, document, digest), _entry(r)]
     opened: OpenedCheckpoint | None = None
     try:
@@ -155,16 +149,22 @@ def verify_receipt(
         checks.append(Check("log signature", FAILED, "there is no readable checkpoint to check"))
         checks.append(Check("inclusion", FAILED, "there is no readable checkpoint to prove inclusion in"))
     else:
-        checks += [_checkpoint(r, opened, origin), _log_signature(opened, log_keys), _inclusion(r, opened)]
-    if not clock_keys:
+        checks += [
+            _checkpoint(r, opened, origin),
+            _log_signature(r.checkpoint, opened, log_keys, trust),
+            _inclusion(r, opened),
+        ]
+    if not clock_keys and trust.outside_period(r.checkpoint, r.origin, r.tree_size, clock=True) is None:
         time_check = Check("signed time", NOT_CHECKED, "no clock key given: the time is not checked")
     elif opened is None:
         time_check = Check("signed time", FAILED, "there is no readable checkpoint to check")
     else:
-        time_check = _signed_time(opened, clock_keys)
+        time_check = _signed_time(r.checkpoint, opened, clock_keys, trust)
     checks.append(time_check)
+    if trust.policy is not None:
+        checks.append(check_witnesses(r.checkpoint, trust.policy))
     signed_time = opened.cosigned_time if opened is not None and time_check.ok else None
-    verifiers: dict[str, AnchorVerifier] = {"local": local_anchor_verifier(log_keys)}
+    verifiers: dict[str, AnchorVerifier] = {"local": local_anchor_verifier(trust.all_log_keys())}
     verifiers.update(anchor_verifiers or {})
     for i, anchor in enumerate(r.anchors):
         checks.append(_anchor(i, anchor, opened, signed_time, verifiers))
@@ -215,14 +215,18 @@ def _checkpoint(r: Receipt, opened: OpenedCheckpoint, origin: str | None) -> Che
     return Check("checkpoint", OK, f"a tree of {cp.size} {entries} of log {cp.origin}")
 
 
-def _log_signature(opened: OpenedCheckpoint, log_keys: list[NoteVerifier]) -> Check:
-    origin = opened.checkpoint.origin
+def _log_signature(note: str, opened: OpenedCheckpoint, log_keys: list[NoteVerifier], trust: Trust) -> Check:
+    cp = opened.checkpoint
+    origin = cp.origin
     trusted = {(v.name, v.key_id) for v in log_keys}
     bad = [s.name for s in opened.note.invalid if (s.name, s.key_id) in trusted]
     if bad:
         return Check("log signature", FAILED, f"a signature by trusted key {', '.join(bad)} does not verify")
     if opened.log_key_name is not None:
         return Check("log signature", OK, f"signed by trusted log key {opened.log_key_name}")
+    outside = trust.outside_period(note, origin, cp.size)
+    if outside is not None:
+        return Check("log signature", FAILED, outside)
     others = [s.name for s in opened.note.verified if (s.name, s.key_id) in trusted]
     if others:
         return Check(
@@ -246,7 +250,9 @@ def _inclusion(r: Receipt, opened: OpenedCheckpoint) -> Check:
     return Check("inclusion", FAILED, f"the proof does not lead from entry {r.index} to the signed root")
 
 
-def _signed_time(opened: OpenedCheckpoint, clock_keys: list[TimestampingVerifier]) -> Check:
+def _signed_time(
+    note: str, opened: OpenedCheckpoint, clock_keys: list[TimestampingVerifier], trust: Trust
+) -> Check:
     # A trusted cosignature that fails is tampering (the signed-note spec rejects the note), even
     # when another trusted cosignature vouches for a time.
     trusted = {(v.name, v.key_id) for v in clock_keys}
@@ -254,7 +260,10 @@ def _signed_time(opened: OpenedCheckpoint, clock_keys: list[TimestampingVerifier
     if bad:
         return Check("signed time", FAILED, f"a cosignature by trusted key {', '.join(bad)} does not verify")
     if opened.cosigned_time is None:
-        return Check("signed time", FAILED, "no valid timestamped cosignature by a trusted clock key")
+        cp = opened.checkpoint
+        outside = trust.outside_period(note, cp.origin, cp.size, clock=True)
+        why = outside or "no valid timestamped cosignature by a trusted clock key"
+        return Check("signed time", FAILED, why)
     return Check(
         "signed time",
         OK,

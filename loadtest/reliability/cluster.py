@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,34 +94,51 @@ class Pod:
 
     def terminate(self, timeout: float = 60.0) -> int | None:
         """SIGTERM (drain, publish, exit); its exit code, or None when it had to be killed."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            return None
+        return terminate(self.process, timeout)
 
     def wait_ready(self, timeout: float = READY_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                code = self.process.returncode if self.process else None
-                raise RuntimeError(f"{self.role} on {self.url} exited with {code}\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.role} on {self.url} not ready in {timeout:g} s\n{self.tail()}")
+        wait_ready(self.url, self.process, f"{self.role} on {self.url}", self.tail, timeout)
 
     def tail(self, chars: int = 3000) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return f"--- {self.role} {self.url} ---\n{text[-chars:]}"
+
+
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 60.0) -> int | None:
+    """SIGTERM ``process``; its exit code, or None when it had to be killed (or never ran)."""
+    if process is None or process.poll() is not None:
+        return None if process is None else process.returncode
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+        return None
+
+
+def wait_ready(
+    url: str,
+    process: subprocess.Popen[bytes] | None,
+    what: str,
+    tail: Callable[[], str],
+    timeout: float = READY_S,
+) -> None:
+    """Poll ``url``/readyz until it answers 200; RuntimeError naming ``what``, with ``tail()``,
+    when the process exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is None or process.poll() is not None:
+            code = process.returncode if process else None
+            raise RuntimeError(f"{what} exited with {code}\n{tail()}")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready in {timeout:g} s\n{tail()}")
 
 
 @dataclass

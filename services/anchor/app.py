@@ -16,8 +16,10 @@ from services.anchor.backup import Backups, after_restore
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
 from services.anchor.keys import LogKeys, generate_keys, load_keys
+from services.anchor.rotation import HISTORY, load_history
 from services.anchor.sequencer import Sequencer
 from services.anchor.tenant_index import TenantIndex
+from services.anchor.witnesses import witness_context
 from services.common.answers import send_json
 from services.common.components import KeysConfig, NotarConfig
 from services.common.index_key import ensure_index_key, load_index_key
@@ -75,6 +77,10 @@ def sequencer_context(config: NotarConfig) -> Callable[[web.Application], AsyncI
         keys = keys_from(config.keys)
         rows = TenantIndex(load_index_key(config.keys), origin=config.sequencer.origin)
         store = app[STORE]
+        history = await load_history(store, keys)  # ConfigError unless keys are its current ones
+        w = config.witnesses
+        # before the sequencer signs with keys a rotation introduced: verify pods know them first
+        await store.put(layout.keys_key(), orjson.dumps(keys_document([history], w.witnesses, w.quorum)))
         index = open_index(config.store)
         seq = Sequencer(
             store=store,
@@ -83,6 +89,7 @@ def sequencer_context(config: NotarConfig) -> Callable[[web.Application], AsyncI
             config=config.sequencer,
             tenant_index=rows,
             telemetry=SequencerTelemetry(app[TELEMETRY]),
+            history=history,
         )
         eraser = Eraser(index=index, tenant_index=rows, journal=store)
         backups = backups_from(config, store, index)
@@ -90,7 +97,7 @@ def sequencer_context(config: NotarConfig) -> Callable[[web.Application], AsyncI
         try:
             await seq.start()
             await after_restore(index, eraser)  # before any look-up is served
-            await store.put(layout.keys_key(), _keys_document(config.sequencer.origin, keys))
+            app[HISTORY] = history
             app[SEQUENCER] = seq
             app[ERASER] = eraser
             tasks.append(asyncio.create_task(eraser.run(), name="notar-eraser"))
@@ -106,11 +113,6 @@ def sequencer_context(config: NotarConfig) -> Callable[[web.Application], AsyncI
             await index.close()
 
     return ctx
-
-
-def _keys_document(origin: str, keys: LogKeys) -> bytes:
-    vkeys = keys.verifier_keys
-    return orjson.dumps(keys_document(origin=origin, log=vkeys["log"], clock=vkeys["clock"]))
 
 
 async def submit_entries(request: web.Request) -> web.StreamResponse:
@@ -308,6 +310,10 @@ def setup(app: web.Application, config: NotarConfig, *, internal_routes: bool = 
     if config.committer.kinds:
         committer = committer_context(config.committer, config.chains, keys=lambda: keys_from(config.keys))
         app.cleanup_ctx.append(committer)
+    if config.witnesses.witnesses:
+        app.cleanup_ctx.append(
+            witness_context(config.witnesses, config.sequencer.origin, keys=lambda: keys_from(config.keys))
+        )
     app.cleanup_ctx.append(metrics_context)
     app[LIVENESS].append(anchor_alive)
     if internal_routes:

@@ -129,18 +129,12 @@ class Committer:
     async def latest(self) -> Target | None:
         """The latest published checkpoint, or None while there is none (or it is empty).
         ValueError when it is malformed or, given the log key, not signed by it."""
-        where = layout.checkpoint_key(self._cfg.prefix)
-        try:
-            note = (await self._store.get(where)).decode("utf-8")
-        except NotFoundError:
-            return None
-        target = Target.from_note(note)
-        if self._log_key is not None and not open_note(note, [self._log_key]).ok:
-            raise ValueError(
-                f"{where} is not signed by this anchor's log key {self._log_key.name}: not anchored "
-                "(written by someone else, or by a previous key before a rotation)"
-            )
-        return target if target.size > 0 else None
+        return await latest_target(self._store, self._cfg.prefix, self._log_key)
+
+    async def round_target(self) -> Target | None:
+        """The checkpoint of the current round (what every free kind anchors), else the latest:
+        the witness client has it cosigned, so that anchors and cosignatures meet on it."""
+        return self._target if self._target is not None else await self.latest()
 
     async def run_once(self, kind: str) -> bool:
         """Anchor the latest checkpoint to ``kind`` now: True when it stored a new record."""
@@ -220,6 +214,23 @@ class Committer:
             state = "ok" if s.healthy else f"failing ({s.consecutive_failures} in a row): {s.last_error}"
             lines.append(f"anchor {k}: {state}; anchored tree size {s.anchored_size}")
         return lines
+
+
+async def latest_target(store: ObjectStore, prefix: str, log_key: NoteVerifier | None) -> Target | None:
+    """The latest published checkpoint under ``prefix``, or None while there is none (or it is
+    empty). ValueError when it is malformed or, given the log key, not signed by it."""
+    where = layout.checkpoint_key(prefix)
+    try:
+        note = (await store.get(where)).decode("utf-8")
+    except NotFoundError:
+        return None
+    target = Target.from_note(note)
+    if log_key is not None and not open_note(note, [log_key]).ok:
+        raise ValueError(
+            f"{where} is not signed by this anchor's log key {log_key.name}: not used (written by "
+            "someone else, or by a previous key before a rotation)"
+        )
+    return target if target.size > 0 else None
 
 
 def build_backends(

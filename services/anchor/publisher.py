@@ -137,8 +137,14 @@ class Publisher:
                 raise
             self._lease_version = await self._store.put_if_version(key, body, current.version)
 
-    async def release_lease(self, holder: str) -> None:
-        body = orjson.dumps({"holder": holder, "until": 0})
+    async def release_lease(self, holder: str, *, published: int | None = None) -> None:
+        """Give the lease up. ``published``: the size of the log, when every checkpoint this
+        anchor signed is published (it is the size the log stopped at: ``notar keys rotate``
+        hands over there when it cannot read the anchor's RocksDB)."""
+        lease: dict[str, object] = {"holder": holder, "until": 0}
+        if published is not None:
+            lease["published"] = published
+        body = orjson.dumps(lease)
         try:
             await self._store.put_if_version(layout.lease_key(self._prefix), body, self._lease_version)
         except (StorageError, ConflictError) as e:

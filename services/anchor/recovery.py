@@ -22,7 +22,8 @@ import orjson
 from merkle.bundles import BundleBuilder, decode_bundle
 from merkle.checkpoint import Checkpoint, parse_checkpoint
 from merkle.hashing import leaf_hashes
-from merkle.note import parse_note
+from merkle.keyhistory import KeyHistory
+from merkle.note import NoteVerifier, open_note, parse_note
 from merkle.proofs import verify_consistency
 from merkle.tiles import ENTRIES, TILE_HEIGHT, TILE_WIDTH, Tile, TileBuilder, TileId, tiles_needed
 from services.anchor import state
@@ -47,6 +48,38 @@ class Recovered:
     published_size: int
     republish: list[Tile] = field(default_factory=list)
     batches: list[tuple[int, int]] = field(default_factory=list)  # (first, count) not yet published
+    note: bytes | None = None  # the published checkpoint
+
+    def must_sign(self, log_key: NoteVerifier, history: KeyHistory | None) -> bool:
+        """Whether start-up signs the tree head again: tiles to republish, nothing published,
+        entries beyond the published size, or a published checkpoint that ``log_key`` did not
+        sign — after a rotation (``check_handover``: RecoveryError unless it hands over at this
+        very size) or a replacement of the keys."""
+        if self.note is not None and not open_note(self.note, [log_key]).ok:
+            if history is not None:
+                check_handover(history, self.note, self.size)
+            return True
+        return bool(self.republish) or self.checkpoint_version is None or self.size != self.published_size
+
+
+def check_handover(history: KeyHistory, note: bytes, size: int) -> None:
+    """RecoveryError when ``note``, the published checkpoint, is signed by a retired key of
+    ``history`` and the log, of ``size`` entries, does not stand exactly at the size where that
+    key handed over: either it signed beyond its period (receipts no verifier would accept), or
+    the current key's period starts beyond the tree it would sign now."""
+    for period in history.periods[:-1]:
+        if not open_note(note, [period.log]).ok:
+            continue
+        current = history.current
+        if period.until_size == size == current.from_size:
+            return
+        raise RecoveryError(
+            f"the published checkpoint is signed by the log key {period.log.to_key()}, retired at tree "
+            f"size {period.until_size} by its rotation statement, and the log holds {size} entries; the "
+            f"current key signs from size {current.from_size}. A rotation hands over exactly where "
+            "the log stopped: the anchor was not stopped cleanly before `notar keys rotate`, or the "
+            "statement is not this log's. Nothing is signed (docs/runbook.md, key rotation)."
+        )
 
 
 async def _fetch_all(store: ObjectStore, prefix: str, ids: set[TileId]) -> dict[TileId, bytes]:
@@ -156,7 +189,7 @@ async def recover(store: ObjectStore, index: Index, *, origin: str, prefix: str)
         raise RecoveryError(f"the published tiles at {prefix} are malformed: {e}") from e
     if root is not None and tiles.root() != root:
         raise RecoveryError(f"the published tiles at {prefix} do not hash to the published checkpoint's root")
-    out = Recovered(assigned, tiles, bundles, version, published)
+    out = Recovered(assigned, tiles, bundles, version, published, note=versioned.data if versioned else None)
 
     last_note = await index.get(state.CHECKPOINT)
     signed = parse_checkpoint(parse_note(last_note).text) if last_note else None

@@ -27,8 +27,10 @@ from opentelemetry.trace import SpanContext
 
 from merkle.bundles import BundleBuilder
 from merkle.checkpoint import Checkpoint, sign_checkpoint
-from merkle.digests import ENTRY_SIZE, SALT_SIZE, Digest, make_entries
+from merkle.digests import ENTRY_SIZE, SALT_SIZE, Digest, entries_of
+from merkle.digests import multihashes as digest_multihashes  # `multihashes`: the batch's, below
 from merkle.hashing import leaf_hashes
+from merkle.keyhistory import KeyHistory
 from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
 from services.anchor import state
@@ -102,8 +104,10 @@ class Sequencer:
         clock: Callable[[], float] = time.time,
         urandom: Callable[[int], bytes] = os.urandom,
         telemetry: SequencerTelemetry | None = None,
+        history: KeyHistory | None = None,
     ) -> None:
         self._store, self._index, self._keys, self._cfg = store, index, keys, config
+        self._history = history
         self._rows = tenant_index
         self._urandom = urandom
         self._time = SigningTime(clock)
@@ -164,7 +168,7 @@ class Sequencer:
         self.stats.published_size = rec.published_size
         clock_key = self._keys.clock.verifier()
         self._time.commit(await recorded_floor(self._index, self._store, self._cfg.prefix, clock_key))
-        if rec.republish or rec.checkpoint_version is None or rec.size != rec.published_size:
+        if rec.must_sign(self._keys.log.verifier(), self._history):
             t = self._time.next()
             await self._index.write_batch({state.SIGNED_TIME: state.u64(t)}, sync=True)
             self._time.commit(t)
@@ -195,7 +199,8 @@ class Sequencer:
                 t.cancel()
             await asyncio.gather(publisher, lease, return_exceptions=True)
             if self._failed is None:
-                await self._publisher.release_lease(self._holder)
+                done = self.stats.published_size == self._size
+                await self._publisher.release_lease(self._holder, published=self._size if done else None)
             self._tasks = []
 
     @property
@@ -370,9 +375,10 @@ class Sequencer:
         at = 0
         for g in groups:  # a batch mixes tenants: entries are made per group, one tenant each
             k = len(g.digests)
-            entries += make_entries(g.digests, salts[at : at + k], g.tenant)
+            mine = digest_multihashes(g.digests)
+            entries += entries_of(mine, salts[at : at + k], g.tenant)
             tenants += [g.tenant] * k
-            multihashes += [d.multihash for d in g.digests]
+            multihashes += mine
             at += k
         puts = self._tenant_rows(tenants, multihashes, indices, salts)
         # encode_bundle of the entries in index order, framed by one join (every v2 entry is
@@ -403,20 +409,12 @@ class Sequencer:
         changed = self._tiles.append(leaf_hashes(placed), levels=levels) + self._bundles.append(placed)
         self._held.add(changed, levels)
         note = self._sign(size, batch.timestamp)
-        proofs = self._held.inclusion_proofs(first, len(placed), size)
+        # The proofs made in the callers' order: the receipt writer reads them in that order, and
+        # reading them at random in index order's memory cost it more than making them so.
+        proofs = self._held.inclusion_proofs(first, len(placed), size, order=batch.rank)
         self._held.prune(size)
-        # Each proof copied into the callers' order: the receipt writer reads them in that order,
-        # and reading them in index order's memory at random cost it more than the copy.
         results = list(
-            map(
-                Sequenced,
-                batch.indices,
-                batch.entries,
-                batch.salts,
-                repeat(size),
-                [tuple(proofs[j]) for j in batch.rank],
-                repeat(note),
-            )
+            map(Sequenced, batch.indices, batch.entries, batch.salts, repeat(size), proofs, repeat(note))
         )
         return changed, note, results
 

@@ -84,6 +84,18 @@ def tenant(sub: Subparsers) -> None:
     p.set_defaults(run="tenant:tenant")
 
 
+def keys(sub: Subparsers) -> None:
+    p = sub.add_parser("keys", help="manage the log's signing keys (rotate them)")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    r = actions.add_parser(
+        "rotate",
+        help="new log and clock keys from the size the stopped log stands at; the old log key signs the "
+        "statement, stored beside the log; prints the new verifier keys",
+    )
+    add_setting_flags(r, SERVER)
+    r.set_defaults(run="keys:rotate")
+
+
 def anchor(sub: Subparsers) -> None:
     p = sub.add_parser("anchor", help="manage the EVM anchor contract")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -132,6 +144,13 @@ def verify(sub: Subparsers) -> None:
         default=[],
         metavar="VKEY",
         help="a trusted verifier key (log key, clock key, witness); repeat for several",
+    )
+    p.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="trust what this C2SP tlog-policy (/v1/keys' policy) or saved /v1/keys document says: its "
+        "log keys (in their periods, with the document's rotation statements) and its witness quorum",
     )
     p.add_argument("--tsa-ca", metavar="PEM", help="trust anchor for RFC 3161 anchors (default TSA_CA_FILE)")
     p.add_argument("--online", action="store_true", help="also check EVM anchors on the chain (EVM_RPC)")
@@ -207,5 +226,5 @@ def backup(sub: Subparsers) -> None:
     r.set_defaults(run="backup:restore_command")
 
 
-SUBCOMMANDS = (serve, keygen, tenant, anchor, notarize, verify, receipt, trust, backup, witness)
+SUBCOMMANDS = (serve, keygen, keys, tenant, anchor, notarize, verify, receipt, trust, backup, witness)
 """In the order `notar --help` lists them."""

@@ -29,6 +29,7 @@ MEANING = {
     "log signature": "the tree head is signed by a log key you trust",
     "inclusion": "the entry is in that signed tree (RFC 9162 inclusion proof)",
     "signed time": "the service's clock vouched for the tree at that time",
+    "witnesses": "as many independent witnesses as the policy asks cosigned the tree head",
 }
 WHY_NOT = {
     "format": "This file is not a notar receipt, or it is damaged.",
@@ -40,6 +41,8 @@ WHY_NOT = {
     "log, or the key is not the right one.",
     "inclusion": "The receipt was altered: the proof that the entry is in the signed log does not hold.",
     "signed time": "No trusted clock signature vouches for the time of this receipt.",
+    "witnesses": "The witnesses the policy asks for have not cosigned this receipt's tree head: fetch the "
+    "receipt again (upgraded receipts carry their cosignatures), or it was altered.",
 }
 KINDS = {"local": "local chain", "evm": "EVM chain", "rfc3161": "RFC 3161"}
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -151,6 +154,8 @@ def not_checked(check: Check, kind: str) -> str:
         return "the document (none was given)"
     if check.name == "signed time":
         return "the signed time (no clock key was given)"
+    if check.name == "witnesses":
+        return "the witnesses (the policy asks for none)"
     why = {
         "evm": "its chain was not asked (notar verify --online asks it)",
         "rfc3161": "no time-stamp authority's certificate was given (--tsa-ca)",

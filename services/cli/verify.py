@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -26,13 +27,15 @@ from merkle.aggregate import AnchorTarget
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
 from merkle.checks import AnchorVerdict, AnchorVerifier, Check, Status
-from merkle.note import parse_note
+from merkle.note import NoteVerifier, parse_note
 from merkle.receipt import RECEIPT_FORMAT, Anchor, Receipt
+from merkle.trust import Trust
 from merkle.verdict import ReceiptResult, split_keys, verify_receipt
 from services.cli.commands import config_from
 from services.cli.evidence import anchor_kind, why_not
 from services.cli.evidence import meaning as meaning_of
 from services.common.components import ChainsConfig
+from services.published.trust import document_trust
 from storage.errors import ConfigError
 
 MARKS = {Status.OK: "✓", Status.FAILED: "✗", Status.NOT_CHECKED: "–"}
@@ -91,11 +94,35 @@ async def server_keys(url: str) -> list[str]:
         raise ConfigError(f"the keys URL {url} publishes are not usable: {e}", setting="URL") from e
 
 
+def read_policy(path: Path, notes: list[str]) -> Trust:
+    """The trust of `--policy FILE`: a C2SP tlog-policy text, or a saved /v1/keys document (its
+    policy, and its rotation statements for the keys' periods); ConfigError (exit 2) otherwise."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the policy {path}: {e.strerror}", setting="POLICY") from e
+    try:
+        if data.lstrip().startswith(b"{"):
+            return document_trust(orjson.loads(data))
+        trust = Trust.from_policy(data)
+    except (ValueError, orjson.JSONDecodeError) as e:
+        raise ConfigError(f"{path} is not a usable policy or keys document: {e}", setting="POLICY") from e
+    origins = [log.origin for log in trust.policy.logs] if trust.policy is not None else []
+    several = sorted({o for o in origins if origins.count(o) > 1})
+    if several:
+        notes.append(
+            f"the policy lists several log keys of {', '.join(several)} and no rotation statements: each "
+            "is trusted at every tree size (the /v1/keys document carries the statements that give "
+            "each key its period)"
+        )
+    return trust
+
+
 def trusted_keys(ns: argparse.Namespace, url: str, notes: list[str]) -> list[str]:
-    """`--key` values, or with `--online` and none given, the keys `url` publishes (noted); each
-    checked to be a verifier key (ConfigError, exit 2, otherwise)."""
+    """`--key` values, or with `--online` and none given (nor `--policy`), the keys `url` publishes
+    (noted); each checked to be a verifier key (ConfigError, exit 2, otherwise)."""
     keys = list(ns.key)
-    if not keys:
+    if not keys and ns.policy is None:
         if not ns.online:
             raise ConfigError(
                 "give the log's verifier key with --key (from the deployment's README or "
@@ -113,7 +140,7 @@ def trusted_keys(ns: argparse.Namespace, url: str, notes: list[str]) -> list[str
 
 
 def online_evm(
-    receipt: Receipt, keys: list[str], verifiers: dict[str, AnchorVerifier], chains: ChainsConfig
+    receipt: Receipt, keys: Trust, verifiers: dict[str, AnchorVerifier], chains: ChainsConfig
 ) -> AnchorVerifier:
     """The `evm` verifier of `--online`: each evm anchor that commits to the receipt's checkpoint
     (merkle decides which, and the target: the checkpoint or an aggregate including it) is
@@ -155,12 +182,38 @@ async def _on_chain(
         await rpc.close()
 
 
-def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str], list[x509.Certificate]]:
-    """The result, notes for the reader, the trusted keys and the trusted TSA CAs."""
+def trust_of(ns: argparse.Namespace, url: str, notes: list[str]) -> Trust:
+    """`--policy` with any `--key` added (trusted at every size), or the `--key` values alone."""
+    keys = trusted_keys(ns, url, notes)
+    if ns.policy is None:
+        return Trust.of(keys)
+    trust = read_policy(ns.policy, notes)
+    extra = Trust.of(keys)
+    return dataclasses.replace(trust, logs=trust.logs + extra.logs, clocks=trust.clocks + extra.clocks)
+
+
+def trusted_verifiers(trust: Trust) -> list[NoteVerifier]:
+    """Every key ``trust`` holds: log keys (of every period), clock keys, the policy's witnesses."""
+    keys: list[NoteVerifier] = [*trust.all_log_keys(), *trust.clocks]
+    keys += [p.clock for h in trust.histories for p in h.periods if p.clock is not None]
+    if trust.policy is not None:
+        keys += [w.key for w in trust.policy.witnesses]
+    return keys
+
+
+def trusted_list(trust: Trust) -> list[str]:
+    """Every key ``trust`` holds, once each, as verifier keys (the report lists what was trusted)."""
+    keys = trusted_verifiers(trust)
+    texts = [k.to_key() for k in keys if hasattr(k, "to_key")]  # every verifier notar makes has it
+    return list(dict.fromkeys(t for t in texts if isinstance(t, str)))
+
+
+def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], Trust, list[x509.Certificate]]:
+    """The result, notes for the reader, what was trusted (keys, policy) and the trusted TSA CAs."""
     config = config_from(ns, dict(os.environ))
     receipt = load_receipt(ns.receipt)
     notes: list[str] = []
-    keys = trusted_keys(ns, config.client.url, notes)
+    keys = trust_of(ns, config.client.url, notes)
     cas = []
     ca_file = ns.tsa_ca or config.chains.tsa_ca_file.value
     if ca_file:
@@ -168,7 +221,7 @@ def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], list[str], 
             cas = load_certificates(Path(ca_file).read_bytes())
         except (OSError, ValueError) as e:
             raise ConfigError(f"TSA_CA_FILE {ca_file}: {e}", setting="TSA_CA_FILE") from e
-    verifiers = offline_anchor_verifiers(keys=keys, tsa_cas=cas)
+    verifiers = offline_anchor_verifiers(keys=keys.all_log_keys(), tsa_cas=cas)
     if ns.online:
         verifiers["evm"] = online_evm(receipt, keys, verifiers, config.chains)
     if ns.file is not None and not ns.file.is_file():
@@ -190,6 +243,8 @@ def _not_checked(c: Check, result: ReceiptResult) -> str:
         return "the document (none given)"
     if c.name == "signed time":
         return "the signed time (no clock key)"
+    if c.name == "witnesses":
+        return "the witnesses (the policy asks for none)"
     kinds = {f"anchor {i + 1} ({a.type[:40]})": a.type for i, a in enumerate(result.anchors)}
     kind = kinds.get(c.name)
     if kind is not None:
@@ -197,22 +252,29 @@ def _not_checked(c: Check, result: ReceiptResult) -> str:
     return c.name
 
 
-def key_hint(result: ReceiptResult, keys: Sequence[str]) -> str | None:
-    """Why the log signature failed: which keys did sign the tree head (none of them trusted), and
-    when no trusted log key is named after the receipt's origin, that a log key signs only the log
-    it is named after (SPEC §2)."""
+def key_hint(result: ReceiptResult, keys: Trust | Sequence[str]) -> str | None:
+    """Why the witnesses check failed when the quorum is not met (cosignatures arrive in upgraded
+    receipts); why the log signature failed: which keys did sign the tree head (none of them
+    trusted), and when no trusted log key is named after the receipt's origin, that a log key
+    signs only the log it is named after (SPEC §2)."""
+    witnesses = result.check("witnesses")
+    if witnesses is not None and witnesses.status is Status.FAILED and "not met" in witnesses.detail:
+        return (
+            "witnesses cosign a checkpoint after the receipt is issued: `notar receipt upgrade RECEIPT` "
+            "fetches the receipt on a witnessed checkpoint"
+        )
     check = result.check("log signature")
     if check is None or check.ok or result.origin is None or result.receipt is None:
         return None
-    trusted, clocks = split_keys(keys)
-    known = {(v.name, v.key_id) for v in [*trusted, *clocks]}
+    trust = keys if isinstance(keys, Trust) else Trust.of(keys)
+    known = {(v.name, v.key_id) for v in trusted_verifiers(trust)}
     try:
         signatures = parse_note(result.receipt.checkpoint).signatures
     except ValueError:
         signatures = ()
     others = [f"{s.name} (key ID {s.key_id:08x})" for s in signatures if (s.name, s.key_id) not in known]
     signed = f"The tree head is signed by {', '.join(others)}, which you do not trust" if others else ""
-    names = sorted({v.name for v in trusted})
+    names = sorted({v.name for v in trust.all_log_keys()})
     if result.origin in names:
         return signed or None
     given = ", ".join(names) if names else "none"
@@ -223,7 +285,7 @@ def key_hint(result: ReceiptResult, keys: Sequence[str]) -> str | None:
     return f"{signed}; {named}" if signed else named
 
 
-def render(result: ReceiptResult, file_given: bool, keys: Sequence[str] = ()) -> str:
+def render(result: ReceiptResult, file_given: bool, keys: Trust | Sequence[str] = ()) -> str:
     """The verdict, then each check with its mark: ✓ ok, ✗ failed, – not checked."""
     lines = []
     if result.failed:
@@ -280,7 +342,7 @@ def write_report(ns: argparse.Namespace, result: ReceiptResult, notes: list[str]
 def verify(ns: argparse.Namespace) -> int:
     result, notes, keys, cas = check(ns)
     if ns.report is not None:
-        write_report(ns, result, notes, keys, cas)
+        write_report(ns, result, notes, trusted_list(keys), cas)
     if ns.json:
         doc: dict[str, Any] = {**result.to_obj(), "notes": notes}
         print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())

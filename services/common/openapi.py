@@ -340,11 +340,11 @@ PATHS: dict[str, Any] = {
     },
     "/v1/anchors": {
         "get": {
-            "summary": "The anchored checkpoint that covers a checkpoint, with its anchor records",
-            "description": "Public: the anchored checkpoint of log `origin` of size `size` or more with "
-            "the most anchor kinds (the earliest of those), so that anyone holding a receipt of that "
-            "log and size upgrades it, with an inclusion proof and a consistency proof, without an "
-            "API key (after an erasure too).",
+            "summary": "The anchored or witnessed checkpoint that covers a checkpoint, with its anchors",
+            "description": "Public: the anchored or witnessed checkpoint of log `origin` of size `size` or "
+            "more with the most anchor kinds and witness cosignatures (the earliest of those), so that "
+            "anyone holding a receipt of that log and size upgrades it, with an inclusion proof and a "
+            "consistency proof, without an API key (after an erasure too).",
             "parameters": [
                 {"name": "origin", "in": "query", "required": True, "schema": {"type": "string"}},
                 _query("size", "the tree size of the receipt's checkpoint"),

@@ -153,23 +153,18 @@ class AnchorStore:
         return await self.anchors_for(sizes[-1]) if sizes else None
 
     def _richest(self, min_size: int) -> tuple[int, int] | None:
-        """(size, number of kinds) of the cached anchored checkpoint of size ``>= min_size``
-        with the most kinds, the earliest of those; None when there is none.
+        return richest(min_size, self._sizes, self._kinds)
 
-        The candidates are the earliest anchored size and, per kind, the earliest size that kind
-        anchored: kinds join the committer's shared round targets, so the first checkpoint a kind
-        anchors after skipping some carries the other kinds too."""
-        pos = bisect.bisect_left(self._sizes, min_size)
-        candidates = set(self._sizes[pos : pos + 1])
-        for sizes in self._kinds.values():
-            at = bisect.bisect_left(sizes, min_size)
-            if at < len(sizes) and _holds(self._sizes, sizes[at]):  # with its checkpoint note
-                candidates.add(sizes[at])
-        ranked = [(sum(_holds(v, c) for v in self._kinds.values()), -c) for c in candidates]
-        if not ranked:
-            return None
-        count, size = max(ranked)
-        return -size, count
+    def snapshot(self) -> tuple[list[int], dict[str, list[int]]]:
+        """The cached anchored sizes, and the sizes anchored by each kind (``richest``'s input)."""
+        return self._sizes, self._kinds
+
+    async def refresh_if_stale(self) -> bool:
+        """Re-list the anchored sizes when the cache is older than ``refresh_s``; whether it did."""
+        if not self._stale():
+            return False
+        await self._relist()
+        return True
 
     async def best_for(self, index: int) -> tuple[str, list[dict[str, Any]]] | None:
         """For the verify service's receipt upgrade: the anchored checkpoint holding entry
@@ -184,6 +179,27 @@ class AnchorStore:
             best = self._richest(min_size)
         found = None if best is None else await self.anchors_for(best[0])
         return None if found is None else (found.note, list(found.records))
+
+
+def richest(min_size: int, noted: list[int], kinds: Mapping[str, list[int]]) -> tuple[int, int] | None:
+    """(size, number of kinds) of the checkpoint of size ``>= min_size`` among ``noted`` (sizes
+    whose note is stored, ascending) held by the most ``kinds`` (kind -> ascending sizes), the
+    earliest of those; None when there is none.
+
+    The candidates are the earliest noted size and, per kind, the earliest size that kind holds:
+    kinds join shared round targets, so the first checkpoint a kind holds after skipping some
+    carries the other kinds too."""
+    pos = bisect.bisect_left(noted, min_size)
+    candidates = set(noted[pos : pos + 1])
+    for sizes in kinds.values():
+        at = bisect.bisect_left(sizes, min_size)
+        if at < len(sizes) and _holds(noted, sizes[at]):  # with its checkpoint note
+            candidates.add(sizes[at])
+    ranked = [(sum(_holds(v, c) for v in kinds.values()), -c) for c in candidates]
+    if not ranked:
+        return None
+    count, size = max(ranked)
+    return -size, count
 
 
 def _holds(sorted_sizes: list[int], size: int) -> bool:

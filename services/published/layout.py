@@ -21,6 +21,13 @@ key                                                 written by                  
 ``private/log/keys.json``                           anchor, at each start         private (verify
                                                                                   serves it: /v1/keys)
 ``private/log/lease``                               anchor (one writer per log)   private
+``private/log/history/first``                       anchor at its first start, or private (verify
+                                                    ``notar keys rotate``, once   reads it for
+                                                                                  /v1/keys)
+``private/log/history/rotation-<seq>``              ``notar keys rotate``,        private (evidence:
+                                                    immutable                     in /v1/keys)
+``private/log/witnessed/<size>/<witness>``          anchor (witness client),      private (evidence:
+                                                    immutable                     in upgraded receipts)
 ``private/log/anchors/record/<size>/<kind>.json``   anchor (committer), immutable private (evidence:
                                                                                   in upgraded receipts)
 ``private/log/anchors/checkpoint/<size>``           anchor (committer),           private (evidence)
@@ -50,6 +57,12 @@ time it was taken, ``YYYYMMDDTHHMMSSmmmZ`` (ids sort by age), and ``<file>`` a f
 RocksDB checkpoint (``000012.sst``, ``MANIFEST-000005``, ``CURRENT``…); an erasure's ``<name>``
 is the keyed row name of the tenant index (32 hex digits: ``services/anchor/tenant_index.py``);
 tile paths are ``merkle.tiles.tile_path``'s.
+``history/first`` holds the log's first log and clock verifier keys (``log <vkey>`` and ``clock
+<vkey>`` lines); ``rotation-<seq>`` (``<seq>`` 6 decimal digits from 000001, in order) each signed
+rotation statement (``merkle.keyhistory``): together, the log's key history (``services.anchor.
+history``). A ``witnessed`` object is the checkpoint of that size as one witness cosigned it (the
+log's signatures and the witness's), ``<witness>`` the first 32 hex digits of the SHA-256 of the
+witness's verifier key.
 A document's ``<name>`` is a keyed hash of its tenant and digest (32 hex digits, one manifest per
 digest: BLAKE3 and SHA-256), ``<upload>`` 16 random bytes in hex and ``<position>`` 10 decimal
 digits (``services/ingest/documents.py``, docs/privacy.md): no object name holds a digest.
@@ -62,6 +75,8 @@ checkpoint, ``IMMUTABLE`` for tiles and bundles (a partial one names its width: 
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from merkle.tiles import TileId
 
@@ -81,6 +96,8 @@ HEIGHT_DIGITS = 20
 DOCUMENTS_PREFIX = "documents/"
 POSITION_DIGITS = 10
 TENANTS_PREFIX = "tenants/"
+ROTATION = "rotation-"
+ROTATION_DIGITS = 6
 BACKUP_MANIFEST = "manifest.json"
 
 
@@ -105,6 +122,35 @@ def lease_key(prefix: str = LOG_PREFIX) -> str:
 def format_key(prefix: str = LOG_PREFIX) -> str:
     """The log's format marker, written once when the log starts (``services.anchor.logformat``)."""
     return private_prefix(prefix) + FORMAT
+
+
+def history(prefix: str = LOG_PREFIX) -> str:
+    """The folder of the log's key history: its first keys and its rotation statements."""
+    return private_prefix(prefix) + "history/"
+
+
+def first_keys_key(prefix: str = LOG_PREFIX) -> str:
+    return history(prefix) + "first"
+
+
+def rotation_key(seq: int, prefix: str = LOG_PREFIX) -> str:
+    """The ``seq``-th rotation statement of the log (from 1)."""
+    return f"{history(prefix)}{ROTATION}{seq:0{ROTATION_DIGITS}d}"
+
+
+def witnessed(prefix: str = LOG_PREFIX) -> str:
+    """The folder of checkpoints cosigned by witnesses: ``<size>/<witness>`` under it."""
+    return private_prefix(prefix) + "witnessed/"
+
+
+def witnessed_key(size: int, witness: str, prefix: str = LOG_PREFIX) -> str:
+    """The checkpoint of ``size`` as the witness ``witness`` (``witness_id``) cosigned it."""
+    return f"{witnessed(prefix)}{size:0{SIZE_DIGITS}d}/{witness}"
+
+
+def witness_id(vkey: str) -> str:
+    """A witness's name in object keys: the first 32 hex digits of SHA-256 of its verifier key."""
+    return hashlib.sha256(vkey.encode("utf-8")).hexdigest()[:32]
 
 
 def tile_key(tile: TileId, prefix: str = LOG_PREFIX) -> str:

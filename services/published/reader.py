@@ -36,6 +36,8 @@ _ZERO = bytes(HASH_SIZE)
 WAIT_S = 2.0
 """The longest a question about a tree not yet published waits for it."""
 POLL_S = 0.05
+KEYS_TTL_S = 30.0
+"""How long the keys document is served before it is read again."""
 _Levels = list[bytes]
 """A tile's hashes and each level above them inside the tile (odd last node carried up), each
 level one bytes string of 32-byte hashes."""
@@ -49,7 +51,7 @@ class LogReader:
         self._ttl = checkpoint_ttl
         self._checkpoint: tuple[float, str, Checkpoint] | None = None  # (read at, note, body)
         self._reading = asyncio.Lock()
-        self._keys: dict[str, Any] | None = None
+        self._keys: tuple[float, dict[str, Any]] | None = None  # (read at, document)
         self._full: OrderedDict[tuple[int, int], _Levels] = OrderedDict()
         self._partial: OrderedDict[tuple[int, int, int], _Levels] = OrderedDict()
 
@@ -104,13 +106,15 @@ class LogReader:
         return await self.raw(tile.path)
 
     async def keys(self) -> dict[str, Any]:
-        """The keys document the anchor wrote (services.published.trust)."""
-        if self._keys is None:
+        """The keys document the anchor wrote (services.published.trust), read again after
+        ``KEYS_TTL_S``: an anchor that starts after a key rotation rewrites it."""
+        now = time.monotonic()
+        if self._keys is None or now - self._keys[0] >= KEYS_TTL_S:
             try:
-                self._keys = orjson.loads(await self._store.get(layout.keys_key(self._prefix)))
+                self._keys = (now, orjson.loads(await self._store.get(layout.keys_key(self._prefix))))
             except NotFoundError:
                 raise NotFoundError("the log's keys are not published yet (no anchor has started)") from None
-        return self._keys
+        return self._keys[1]
 
     def _held(self, place: tuple[int, int], published: int) -> _Levels | None:
         width = tile_width_at(place[0], place[1], published)

@@ -29,9 +29,10 @@ from services.published import layout
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
 from services.published.restores import LostSalts
-from services.published.trust import trusted_keys
+from services.published.trust import document_policy
+from services.published.witnessed import Upgrades, WitnessedStore
 from services.verify.page import verify_page
-from services.verify.pool import VerifyPool
+from services.verify.pool import Trusted, VerifyPool, trust_of
 from storage.errors import BadRequest, ConfigError, NotFoundError, PushbackError, StorageError
 
 
@@ -161,11 +162,12 @@ async def get_consistency(request: web.Request) -> web.Response:
 
 
 async def get_anchors(request: web.Request) -> web.Response:
-    """`?origin=O&size=N` (public, SPEC §6): the anchored checkpoint of log O that covers its
-    checkpoint of size N — of size N or more, the one with the most anchor kinds, the earliest of
-    those (``AnchorStore.best_for``) — as `{"origin", "size", "checkpoint", "anchors"}`: with it,
-    an inclusion proof and a consistency proof, anyone holding a receipt of O of size N upgrades it,
-    with no API key and after the tenant's erasure too. 404 while no anchored checkpoint covers N."""
+    """`?origin=O&size=N` (public, SPEC §6): the anchored or witnessed checkpoint of log O that
+    covers its checkpoint of size N — of size N or more, the one with the most anchor kinds and
+    witnesses' cosignatures, the earliest of those (``Upgrades.best_for``) — as `{"origin", "size",
+    "checkpoint", "anchors"}`: with it, an inclusion proof and a consistency proof, anyone holding a
+    receipt of O of size N upgrades it, with no API key and after the tenant's erasure too. 404
+    while no anchored or witnessed checkpoint covers N."""
     origin = request.query.get("origin")
     if origin is None:
         raise BadRequest("query parameter 'origin' is required", kind="invalid-parameter")
@@ -236,8 +238,8 @@ async def post_verify(request: web.Request) -> web.Response:
     digest = body.get("digest")
     if digest is not None and not isinstance(digest, str):
         raise BadRequest('"digest" must be a string', kind="invalid-request")
-    keys = await _trusted(request.app[READER])
-    return _json(await request.app[POOL].verify(body["receipt"], keys=keys, digest=digest))
+    trusted = await _trusted(request.app[READER])
+    return _json(await request.app[POOL].verify(body["receipt"], trusted=trusted, digest=digest))
 
 
 def _verify_refusal(app: web.Application) -> PushbackError | None:
@@ -245,10 +247,14 @@ def _verify_refusal(app: web.Application) -> PushbackError | None:
     return None if pool is None else pool.refusal()
 
 
-async def _trusted(reader: LogReader) -> list[str]:
-    """Every verifier key the deployment publishes (its /v1/keys document)."""
+async def _trusted(reader: LogReader) -> Trusted:
+    """What the deployment's /v1/keys document says to trust: its policy, each key in its period
+    (checked here once per document: the pool's workers build the same `Trust`)."""
     try:
-        return trusted_keys(await reader.keys())
+        policy, rotations = document_policy(await reader.keys())
+        trusted = Trusted(policy=policy, rotations=rotations)
+        trust_of(trusted)
+        return trusted
     except ValueError as e:
         raise StorageError(f"the published keys document is unusable: {e}", key=layout.keys_key()) from e
 
@@ -270,7 +276,7 @@ def verify_context(
         origin = config.sequencer.origin
         app[ORIGIN] = origin
         app[READER] = LogReader(app[STORE], origin=origin)
-        app[ANCHORED] = AnchorStore(app[STORE])
+        app[ANCHORED] = Upgrades(AnchorStore(app[STORE]), WitnessedStore(app[STORE]))
         app[LOST] = LostSalts(app[STORE])
         app[TSA_CAS] = cas = _tsa_cas(config.chains.tsa_ca_file.value)
         app[POOL] = VerifyPool(

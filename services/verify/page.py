@@ -3,11 +3,12 @@
 The page is the template `static/verify.html` with its style and its script inlined. The script is
 one bundle of ES modules: `vendor/noble.js` (pinned @noble/hashes and @noble/curves, see
 `static/vendor/README.md`), the checks, a port of merkle/ (`json.js` strict JSON and bytes, `log.js`
-proofs, notes, keys and checkpoints, `timestamp.js` RFC 3161 tokens, `receipt.js` the receipt and
-its verdict), and `page.js` (the form and the verdict). The modules import one another by name
-(`MODULES`; tests/services/verify/receipt_node.mjs maps the same names under Node); `bundle` links
-them here into one inline script, each module in its own function scope, so that the very same
-bytes work served by notar, after the server is gone, and saved and opened straight from disk.
+proofs, notes, keys and checkpoints, `timestamp.js` RFC 3161 tokens, `trust.js` key histories and
+witness policies, `receipt.js` the receipt and its verdict), and `page.js` (the form and the
+verdict). The modules import one another by name (`MODULES`; tests/services/verify/receipt_node.mjs
+maps the same names under Node); `bundle` links them here into one inline script, each module in
+its own function scope, so that the very same bytes work served by notar, after the server is
+gone, and saved and opened straight from disk.
 Its Content-Security-Policy lets only that one script run, by its hash — no `data:` or other URL
 may hold a script, so markup injected into the page cannot bring its own — and lets the page
 connect only to its own origin (for `GET v1/keys`): the document the clerk chooses is hashed in
@@ -34,6 +35,7 @@ MODULES = {
     "notar-der": "der.js",
     "notar-x509": "x509.js",
     "notar-timestamp": "timestamp.js",
+    "notar-trust": "trust.js",
     "notar-receipt": "receipt.js",
     "notar-timeline": "timeline.js",
 }

@@ -3,7 +3,7 @@ ingest, two verify `notar serve` processes on SeaweedFS, as Kubernetes runs them
 metric they use, and a real Prometheus scraping it with the example scrape job of
 k8s/monitoring/prometheus.yml and the shipped rules evaluates every rule without error, raises no
 alert while all is well, and fires NotarAnchorDown when the anchor stops answering (SIGSTOP),
-which resolves when it answers again.
+which resolves when it answers again. The anchor has one `notar witness serve` as its witness.
 
 The rules are loaded unchanged except NotarAnchorDown's `for: 1m`, shortened so that the test does
 not wait a minute; Prometheus scrapes and evaluates every second."""
@@ -27,6 +27,7 @@ from tests.k8s.conftest import tool
 from tests.k8s.monitoring import MONITORING, RULE_FILES, dashboard_queries, routes, rule_queries, series_names
 from tests.prometheus import Prometheus, start_prometheus
 from tests.seaweed import S3Target
+from tests.services.witness.harness import WitnessProcess, keygen
 
 WAIT_S = 30.0
 SHORTENED = "NotarAnchorDown"
@@ -72,16 +73,29 @@ def anchored(cluster: Cluster) -> bool | None:
     return True if done and caught_up else None
 
 
+def witnessed(cluster: Cluster) -> bool | None:
+    lines = scrape(cluster.anchor.url)
+    size = next(float(x.split()[-1]) for x in lines if x.startswith("notar_tree_size "))
+    return True if f"notar_witness_quorum_tree_size {size:g}" in lines else None
+
+
 @pytest.fixture(scope="module")
 def topology(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """The topology after some traffic: digests notarized through each ingest pod, receipts read
     from each verify pod, the entries anchored (local); then left idle."""
     bucket = S3Bucket(s3_target.endpoint, s3_target.bucket, s3_target.access_key, s3_target.secret_key)
-    cluster = make_cluster(
-        tmp_path_factory.mktemp("topology"), origin="monitoring.notar.test/log", bucket=bucket
-    )
+    workdir = tmp_path_factory.mktemp("topology")
+    # one witness, so that the witness metrics are exported (WITNESSES): it starts once the
+    # anchor made the log key its logs file names; the anchor retries it meanwhile
+    wkey = keygen(workdir / "witness", "witness.monitoring.notar.test/w")
+    witness = WitnessProcess(workdir / "witness", workdir / "witness-logs.txt")
+    witnesses = {"NOTAR_WITNESSES": f"{wkey}@{witness.url}", "NOTAR_WITNESS_INTERVAL_S": "1"}
+    cluster = make_cluster(workdir, origin="monitoring.notar.test/log", bucket=bucket, env=witnesses)
     with running(cluster):
         try:
+            log_key = json.loads(get(cluster.verify_urls[0] + "/v1/keys"))["logs"][0]["log"]
+            witness.logs_file.write_text(log_key + "\n")
+            witness.start()
             key = cluster.api_keys["acme"]
             digests = [f"sha256:{os.urandom(32).hex()}" for _ in cluster.ingest_urls]
             for url, digest in zip(cluster.ingest_urls, digests, strict=True):
@@ -89,8 +103,10 @@ def topology(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> I
             for url, digest in zip(cluster.verify_urls, digests, strict=True):
                 get(f"{url}/v1/receipts/{digest}", key)
             until("the entries anchored", lambda: anchored(cluster))
+            until("the entries witnessed", lambda: witnessed(cluster))
             yield cluster
         finally:
+            witness.stop()
             for pod in cluster.pods:  # a test that failed with the anchor stopped
                 if pod.alive():
                     pod.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]

@@ -24,6 +24,7 @@ from merkle import (
     parse_entry,
     tiles_for_size,
 )
+from merkle.digests import entries_of, multihashes
 
 B3 = "blake3:" + "ab" * 32
 S256 = "sha256:" + "0f" * 32
@@ -97,6 +98,26 @@ def test_batch_helper_equals_one_by_one(pairs: list[tuple[bytes, bytes]], subjec
     assert make_entries(digests, salts, subject) == want
     with pytest.raises(ValueError, match="digests but"):
         make_entries(digests, [*salts, SALT], subject)
+
+
+def test_entries_from_multihashes_equal_make_entries_and_check_their_input() -> None:
+    digests = [parse_digest(B3), parse_digest(S256), Digest("blake3", bytes(32))]
+    salts = [SALT, bytes(16), b"\xff" * 16]
+    assert multihashes(digests) == [d.multihash for d in digests]
+    assert entries_of(multihashes(digests), salts, "acme") == [
+        make_entry(d, s, "acme") for d, s in zip(digests, salts, strict=True)
+    ]
+    good = parse_digest(B3).multihash
+    wrong_code, wrong_length = b"\x13" + good[1:], good[:1] + b"\x21" + good[2:]
+    for bad in (good[:-1], good + b"\x00", wrong_code, wrong_length, bytearray(good)):
+        with pytest.raises(ValueError, match="a multihash is 34 bytes"):
+            entries_of([good, bad], [SALT, SALT], "acme")  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="not 15 bytes"):
+        entries_of([good, good], [SALT, SALT[:15]], "acme")
+    with pytest.raises(ValueError, match="2 multihashes but 1 salts"):
+        entries_of([good, good], [SALT], "acme")
+    with pytest.raises(ValueError, match="needs Digests"):
+        make_entries([parse_digest(B3), good], [SALT, SALT], "acme")  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize(

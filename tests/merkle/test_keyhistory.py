@@ -227,3 +227,45 @@ def test_the_documented_example_is_a_valid_statement() -> None:
     old = read_rotation(note).old_log
     assert open_rotation(note, old) == parse_rotation(parse_note(note).text)
     assert KeyHistory.from_statements(old, [note]).current.from_size == 1234
+
+
+# -- follow: a client that trusts one key of the history accepts later keys only by the chain -------
+
+
+@pytest.mark.parametrize("trusted", range(5))
+def test_follow_from_any_trusted_key_gives_the_periods_from_it_on(trusted: int) -> None:
+    statements = chain(4)
+    full = KeyHistory.from_statements(KEYS[0].verifier(), statements, CLOCKS[0].verifier())
+    followed = KeyHistory.follow(KEYS[trusted].verifier(), statements)
+    assert followed.periods[1:] == full.periods[trusted + 1 :]
+    first = followed.periods[0]
+    want = full.periods[trusted]
+    assert (first.log, first.from_size, first.until_size) == (want.log, want.from_size, want.until_size)
+    # the trusted key's clock: the one its (untrusted) statement named, or none for the first key
+    assert first.clock == (None if trusted == 0 else CLOCKS[trusted].verifier())
+    assert first.statement is None  # the statement that introduced it is not vouched for by it
+
+
+def test_follow_refuses_a_key_outside_the_chain_and_a_forged_link_after_it() -> None:
+    statements = chain(3)
+    stranger = Signer(ORIGIN, b"\x77" * 32)
+    assert "not in this key history" in only_value_error(KeyHistory.follow, stranger.verifier(), statements)
+    # a statement after the trusted key that its predecessor did not sign: refused
+    forged = Rotation(ORIGIN, 300, KEYS[2].verifier(), stranger.verifier(), CLOCKS[4].verifier())
+    with pytest.raises(ValueError, match="rotation statement 3"):
+        KeyHistory.follow(KEYS[1].verifier(), [*statements[:2], sign_note(forged.text(), [stranger])])
+    # the same link signed by the right key is accepted, from any trusted point before it
+    good = [*statements[:2], forged.sign(KEYS[2])]
+    assert KeyHistory.follow(KEYS[1].verifier(), good).current.log == stranger.verifier()
+    # statements before the trusted key are read, not trusted: a bad signature there does not matter
+    tampered = [sign_note(read_rotation(statements[0]).text(), [stranger]), *statements[1:]]
+    assert KeyHistory.follow(KEYS[1].verifier(), tampered).current.log == KEYS[3].verifier()
+    with pytest.raises(ValueError):
+        KeyHistory.follow(KEYS[0].verifier(), tampered)
+
+
+def test_follow_with_no_statements_is_the_trusted_key_alone() -> None:
+    h = KeyHistory.follow(KEYS[0].verifier().to_key(), [], CLOCKS[0].verifier().to_key())
+    assert [(p.log, p.clock, p.from_size, p.until_size) for p in h.periods] == [
+        (KEYS[0].verifier(), CLOCKS[0].verifier(), 0, None)
+    ]

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from merkle import RECEIPT_FORMAT, Anchor, Digest, Receipt, make_entry, write_receipts
+from merkle.receipt import NodeTexts
 from tests.merkle.logs import DELETE, MEMBER_PATHS, ORIGIN, SUBJECT, Log, make_log, set_member
 
 LOG = make_log()
@@ -341,6 +342,23 @@ def test_batch_writer_is_byte_identical_to_each_receipt() -> None:
     )
     assert as_text == b"[" + b",".join(want) + b"]"
     assert write_receipts(subject=SUBJECT, origin=ORIGIN, digests=[], proven=[]) == b"[]"
+
+
+def test_node_texts_shared_between_calls_change_no_byte() -> None:
+    # the anchor shares one NodeTexts between the answers of a batch: each answer's bytes must be
+    # those of a writer on its own, whichever nodes earlier answers (of other trees too) left in it
+    shared = NodeTexts()
+    for proven in ([_proven(LOG, i) for i in range(0, 37, 3)], [_proven(OTHER, i) for i in range(5)],
+                   [_proven(LOG, i) for i in range(37)]):
+        kwargs: dict[str, Any] = {"subject": SUBJECT, "origin": ORIGIN, "digests": [p.digest for p in proven],
+                                  "proven": proven}
+        alone = write_receipts(**kwargs)
+        assert write_receipts(**kwargs, node_texts=shared) == alone
+        assert alone == b"[" + b",".join(dataclasses.replace(p, anchors=()).to_json() for p in proven) + b"]"
+    everything = [*(_proven(LOG, i) for i in range(37)), *(_proven(OTHER, i) for i in range(5))]
+    assert set(shared) == {h for p in everything for h in p.inclusion}
+    with pytest.raises(ValueError, match="32-byte hash"):
+        shared[b"short"]  # only hashes get a text
 
 
 def test_batch_writer_escapes_what_it_shares() -> None:

@@ -55,6 +55,19 @@ def test_batch_proofs_equal_the_walk_of_each_entry(size: int, data: st.DataObjec
     want = [inclusion_path(held, i, size) for i in range(first, first + count)]
     assert held.inclusion_proofs(first, count, size) == want
     assert held.inclusion_proofs(first, 0, size) == []
+    # in any order asked for (the sequencer's callers' order), repeats included
+    order = data.draw(st.permutations(range(count)))
+    order += data.draw(st.lists(st.integers(0, count - 1), max_size=3))
+    assert held.inclusion_proofs(first, count, size, order=order) == [want[k] for k in order]
+
+
+def test_an_order_outside_the_run_is_a_value_error() -> None:
+    held = TileSet()
+    held.add(TileBuilder().append(_leaves(0, 10)))
+    assert held.inclusion_proofs(2, 3, 10, order=[]) == []
+    for order in ([0, 3], [-1, 0]):
+        with pytest.raises(ValueError, match="outside range"):
+            held.inclusion_proofs(2, 3, 10, order=order)
 
 
 def test_proofs_outside_the_tree_are_value_errors() -> None:

@@ -123,11 +123,10 @@ def stop(pods: list[Pod]) -> dict[str, int | None]:
     return codes
 
 
-@pytest.fixture(scope="module")
-def topology(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    tmp = tmp_path_factory.mktemp("topology")
-    prefix = f"topology-{uuid.uuid4().hex[:12]}/"
-    base = {
+def pod_env(s3_target: S3Target, prefix: str, origin: str) -> dict[str, str]:
+    """What every pod of a topology on ``s3_target`` gets: the bucket, its credentials, the origin,
+    short batches and local anchoring every second."""
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("NOTAR_", "AWS_", "OTEL_"))},
         "PYTHONUNBUFFERED": "1",
         "NOTAR_STORE": "s3",
@@ -135,14 +134,20 @@ def topology(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> I
         "NOTAR_S3_BUCKET": s3_target.bucket,
         "NOTAR_S3_REGION": s3_target.region,
         "NOTAR_S3_PREFIX": prefix,
-        "NOTAR_ORIGIN": ORIGIN,
+        "NOTAR_ORIGIN": origin,
         "NOTAR_BATCH_MS": "20",
         "NOTAR_ANCHORS": "local",
         "NOTAR_ANCHOR_INTERVAL_S": "1",
-        "NOTAR_LOG_FORMAT": "json",
         "AWS_ACCESS_KEY_ID": s3_target.access_key,
         "AWS_SECRET_ACCESS_KEY": s3_target.secret_key,
     }
+
+
+@pytest.fixture(scope="module")
+def topology(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    tmp = tmp_path_factory.mktemp("topology")
+    prefix = f"topology-{uuid.uuid4().hex[:12]}/"
+    base = pod_env(s3_target, prefix, ORIGIN) | {"NOTAR_LOG_FORMAT": "json"}
     create_index_key(tmp / "index.key")  # one for every pod, as a Kubernetes Secret would be
     base["NOTAR_INDEX_KEY_FILE"] = str(tmp / "index.key")
     ports = free_ports(5)

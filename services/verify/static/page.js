@@ -3,7 +3,7 @@
 // the server's public keys and its TSA CA once at load (GET v1/keys and v1/tsa-ca, when served over
 // http), and shows the result, with a print view that is the evidence report of the receipt.
 
-import { FAILED, NOT_CHECKED, OK, RECEIPT_FORMAT, formatTime, hashBlob, keysOfDocument, parseJson, parseKeys, parsePemCertificates, parseReceipt, verifyReceipt } from "notar-receipt";
+import { FAILED, NOT_CHECKED, OK, RECEIPT_FORMAT, formatTime, hashBlob, keysOfDocument, parseJson, parseKeys, parsePemCertificates, parseReceipt, periodsOf, trustOfDocument, trustOfKeys, trustOfPolicy, verifyReceipt } from "notar-receipt";
 import { drawTimeline, timeLines, timelineEvents } from "notar-timeline";
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +22,7 @@ const MEANING = {
   "log signature": "the tree head is signed by a log key you trust",
   inclusion: "the entry is in that signed tree (RFC 9162 inclusion proof)",
   "signed time": "the service's clock vouched for the tree at that time",
+  witnesses: "as many independent witnesses as the policy asks cosigned the tree head",
 };
 const WHY_NOT = {
   format: "This file is not a notar receipt, or it is damaged.",
@@ -31,6 +32,7 @@ const WHY_NOT = {
   "log signature": "The receipt is not signed by the key you trust: it was altered, it comes from another log, or the key is not the right one.",
   inclusion: "The receipt was altered: the proof that the entry is in the signed log does not hold.",
   "signed time": "No trusted clock signature vouches for the time of this receipt.",
+  witnesses: "The witnesses the policy asks for have not cosigned this receipt's tree head: fetch the receipt again (upgraded receipts carry their cosignatures), or it was altered.",
 };
 const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
 
@@ -48,6 +50,7 @@ function meaning(check) {
 function notChecked(check, result) {
   if (check.name === "document") return "the document (none was given)";
   if (check.name === "signed time") return "the signed time (no clock key was given)";
+  if (check.name === "witnesses") return "the witnesses (the policy asks for none)";
   const anchor = result.anchors.find((a) => a.check === check);
   const kind = anchor ? anchor.record.type : "";
   let rfc3161 = "this browser cannot check its signature";
@@ -104,6 +107,31 @@ function keyLine(key) {
   return el("li", { text: `${key.clock ? "clock" : "log"} key: ${key.text}` });
 }
 
+/** What a trust holds, one line each: every key with its period, the witnesses and the quorum. */
+function trustLines(trust, keys) {
+  if (!trust.policy) return keys.map(keyLine);
+  const span = (p) => `tree sizes ${p.from} ${p.until === null ? "on (active)" : `to ${p.until} (retired)`}`;
+  const lines = periodsOf(trust).flatMap((p) => [
+    el("li", { text: `log key, ${span(p)}: ${p.log.text}` }),
+    ...(p.clock ? [el("li", { text: `clock key, ${span(p)}: ${p.clock.text}` })] : []),
+  ]);
+  const inHistory = (k) => periodsOf(trust).some((p) => p.log.text === k.text || p.clock?.text === k.text);
+  for (const k of trust.policy.logs.filter((k) => !inHistory(k))) lines.push(el("li", { text: `log key: ${k.text}` }));
+  for (const w of trust.policy.witnesses.filter((w) => !inHistory(w.key))) lines.push(el("li", { text: `witness ${w.name}: ${w.key.text}` }));
+  lines.push(el("li", { text: `witness quorum: ${trust.policy.quorum}` }));
+  return lines;
+}
+
+/** The trust of pasted text: a /v1/keys document, a tlog-policy, or verifier keys one per line. */
+function trustOfText(text) {
+  const body = text.trim();
+  if (body.startsWith("{")) return { trust: trustOfDocument(parseJson(body)), what: "a keys document (its policy and key history)" };
+  const words = body.split("\n").map((l) => l.trim().split(/[ \t]/)[0]);
+  if (words.some((w) => ["quorum", "witness", "group"].includes(w))) return { trust: trustOfPolicy(body), what: "a witness policy" };
+  const keys = parseKeys(text);
+  return { trust: keys.length ? trustOfKeys(keys) : null, keys, what: keys.map((k) => `${k.clock ? "clock" : "log"} key ${k.name}`).join("; ") };
+}
+
 async function loadServerKeys() {
   const server = $("keys-server");
   const usePaste = (why, error) => {
@@ -118,8 +146,10 @@ async function loadServerKeys() {
   try {
     const res = await fetch(new URL("v1/keys", location.href), { cache: "no-store", credentials: "omit" });
     if (!res.ok) throw new Error(`the server answered ${res.status}`);
-    state.serverKeys = keysOfDocument(parseJson(await res.text()));
-    $("server-keys").replaceChildren(...state.serverKeys.map(keyLine));
+    const doc = parseJson(await res.text());
+    const keys = keysOfDocument(doc);
+    state.serverKeys = typeof doc.policy === "string" ? trustOfDocument(doc) : trustOfKeys(keys);
+    $("server-keys").replaceChildren(...trustLines(state.serverKeys, keys));
     setStatus("server-keys-status", "Fetched from this server when the page loaded. Trusting them means trusting this server.");
   } catch (e) {
     usePaste(`Could not get this server's keys (${e.message}): paste the keys you trust below.`, true);
@@ -180,18 +210,18 @@ $("pasted-tsa").addEventListener("input", () => {
 });
 for (const id of ["tsa-server", "tsa-paste"]) $(id).addEventListener("change", clearResult);
 
+/** The trust of the pasted text, null when there is none yet, undefined when it is not usable. */
 function pastedKeys() {
   const area = $("pasted-keys");
   try {
-    const keys = parseKeys(area.value);
+    const { trust, what } = trustOfText(area.value);
     area.removeAttribute("aria-invalid");
-    if (!keys.length) setStatus("pasted-keys-status", "");
-    else setStatus("pasted-keys-status", keys.map((k) => `${k.clock ? "clock" : "log"} key ${k.name}`).join("; ") + ".");
-    return keys;
+    setStatus("pasted-keys-status", trust === null ? "" : `${what}.`);
+    return trust;
   } catch (e) {
     area.setAttribute("aria-invalid", "true");
-    setStatus("pasted-keys-status", `This is not a verifier key: ${e.message}`, true);
-    return null;
+    setStatus("pasted-keys-status", `This is not a verifier key, a policy or a keys document: ${e.message}`, true);
+    return undefined;
   }
 }
 
@@ -284,8 +314,8 @@ async function verify() {
   let keys;
   if (paste) {
     keys = pastedKeys();
-    if (keys === null || !keys.length) {
-      if (keys !== null) setStatus("pasted-keys-status", "Paste at least the log's verifier key.", true);
+    if (!keys) {
+      if (keys === null) setStatus("pasted-keys-status", "Paste at least the log's verifier key.", true);
       $("pasted-keys").focus();
       return;
     }
@@ -500,7 +530,8 @@ function printed(result, doc) {
   const file = state.receipt ? `the receipt file “${state.receipt.name}”` : "the receipt";
   $("print-meta").textContent = `Checked on ${humanTime(Math.floor(now.getTime() / 1000))} in a web browser, with ${where}, from ${file}${doc ? ` and the document “${doc.name}”` : ""}.`;
   const t = state.trusted;
-  const keys = t ? t.keys.map((k) => el("li", { text: `${k.clock ? "clock" : "log"} key (${t.paste ? "pasted" : "published by this server"}): ${k.text}` })) : [];
+  const source = t && t.paste ? "pasted" : "published by this server";
+  const keys = t ? trustLines(t.keys, t.keys.keys).map((li) => el("li", { text: `${li.textContent} (${source})` })) : [];
   const cas = t && t.tsaCas ? t.tsaCas.map((c) => el("li", { text: `time-stamp authority's CA (${t.tsaPaste ? "pasted" : "published by this server"}): ${c.subject.text}` })) : [];
   $("print-keys").replaceChildren(...keys, ...(cas.length ? cas : [el("li", { text: "no time-stamp authority's CA" })]));
 }

@@ -15,9 +15,11 @@ import { blake3, sha256 } from "notar-noble";
 import { JsonFloat, b64decodeCanonical, b64encode, big, concat, equalBytes, formatTime, fromHex, has, hex, isInt, isObj, isStr, pySlice, repr, utf8 } from "notar-json";
 import { MAX_TREE_SIZE, ed25519Verify, leafHash, openCheckpoint, parseDigest, parseVerifierKey, rootFromInclusion, verifyInclusion } from "notar-log";
 import { OID, Unsupported, readTimestampToken, verifyTimestampToken } from "notar-timestamp";
+import { checkWitnesses, trustOfKeys } from "notar-trust";
 
 export { formatTime, parseJson } from "notar-json";
 export { parseVerifierKey } from "notar-log";
+export { parsePolicy, periodsOf, trustOfDocument, trustOfKeys, trustOfPolicy } from "notar-trust";
 export { parsePemCertificates } from "notar-x509";
 
 export const RECEIPT_FORMAT = "notar.receipt.v2";
@@ -173,7 +175,8 @@ export const NOT_CHECKED = "not checked";
 const check = (name, status, detail, extra = {}) => ({ name, status, ok: status === OK, detail, ...extra });
 
 /**
- * Verify a receipt (a parsed JSON value) against trusted `keys` (from parseVerifierKey), as
+ * Verify a receipt (a parsed JSON value) against trusted `keys` (from parseVerifierKey, trusted
+ * at every tree size; or a trust of trust.js: key histories and a witness policy), as
  * merkle.verdict.verify_receipt does, check for check: each `ok`, `failed` or `not checked`.
  * `documentDigest` is the digest of the given document ("blake3:…"), or null when none is given;
  * `tsaCas` the trusted TSA CA certificates (parsePemCertificates), or null: RFC 3161 anchors are
@@ -183,8 +186,7 @@ const check = (name, status, detail, extra = {}) => ({ name, status, ok: status 
  * malformed receipt fails "format" and is the only check).
  */
 export async function verifyReceipt(receipt, { keys, documentDigest = null, tsaCas = null }) {
-  const logKeys = keys.filter((k) => !k.clock);
-  const clockKeys = keys.filter((k) => k.clock);
+  const trust = Array.isArray(keys) ? trustOfKeys(keys) : keys; // keys, or a trust (trust.js)
   const checks = [];
   const result = (extra = {}) => ({
     valid: checks.length > 0 && checks[0].name === "format" && checks[0].ok && !checks.some((c) => c.status === FAILED),
@@ -208,6 +210,8 @@ export async function verifyReceipt(receipt, { keys, documentDigest = null, tsaC
     return result();
   }
   checks.push(check("format", OK, RECEIPT_FORMAT));
+  const logKeys = trust.logKeys(r.origin, r.treeSize);
+  const clockKeys = trust.clockKeys(r.origin, r.treeSize);
   const want = r.digest.text;
   if (documentDigest === null) {
     checks.push(check("document", NOT_CHECKED, "no document given: the receipt's digest was not compared"));
@@ -230,19 +234,24 @@ export async function verifyReceipt(receipt, { keys, documentDigest = null, tsaC
     const cp = opened.checkpoint;
     const sizeOk = cp.size === r.treeSize;
     checks.push(check("checkpoint", sizeOk ? OK : FAILED, sizeOk ? `a tree of ${cp.size} ${String(cp.size) === "1" ? "entry" : "entries"} of log ${cp.origin}` : `its size is ${cp.size}, the receipt says ${r.treeSize}`));
-    checks.push(logSignature(opened, logKeys));
+    checks.push(logSignature(opened, logKeys, trust.outsidePeriod(r.checkpoint, r.origin, r.treeSize)));
     const holds = verifyInclusion(leafHash(r.entry), r.index, r.treeSize, r.inclusion, cp.root);
     checks.push(check("inclusion", holds ? OK : FAILED, holds ? `entry ${r.index} is in the signed tree of ${r.treeSize}` : `the proof does not lead from entry ${r.index} to the signed root`));
   }
   let time;
-  if (!clockKeys.length) time = check("signed time", NOT_CHECKED, "no clock key given: the time is not checked");
+  const outside = trust.outsidePeriod(r.checkpoint, r.origin, r.treeSize, true);
+  if (!clockKeys.length && outside === null) time = check("signed time", NOT_CHECKED, "no clock key given: the time is not checked");
   else if (opened === null) time = check("signed time", FAILED, "there is no readable checkpoint to check");
-  else time = signedTime(opened, clockKeys);
+  else time = signedTime(opened, clockKeys, outside);
   checks.push(time);
+  if (trust.policy) {
+    const w = checkWitnesses(r.checkpoint, trust.policy);
+    checks.push(check(w.name, w.status, w.detail));
+  }
   const signedAt = opened !== null && time.ok ? opened.time : null;
   const anchors = [];
   for (const [k, record] of r.anchors.entries()) {
-    const c = await checkAnchor(k, record, opened, signedAt, logKeys, tsaCas && tsaCas.length ? tsaCas : null);
+    const c = await checkAnchor(k, record, opened, signedAt, trust.allLogKeys(), tsaCas && tsaCas.length ? tsaCas : null);
     checks.push(c);
     anchors.push({ record, check: c, info: c.info ?? null });
   }
@@ -264,12 +273,13 @@ function entryCheck(r) {
   return check("entry", OK, `the log entry commits to ${r.digest.text}, notarized by ${repr(r.subject)}`);
 }
 
-function logSignature(opened, logKeys) {
+function logSignature(opened, logKeys, outside) {
   const origin = opened.checkpoint.origin;
   const trusted = (s) => logKeys.some((k) => k.name === s.name && k.keyId === s.keyId);
   const bad = opened.invalid.filter(trusted);
   if (bad.length) return check("log signature", FAILED, `a signature by trusted key ${bad.map((s) => s.name).join(", ")} does not verify`);
   if (opened.logKeyName !== null) return check("log signature", OK, `signed by trusted log key ${opened.logKeyName}`);
+  if (outside !== null) return check("log signature", FAILED, outside);
   const others = opened.verified.filter(trusted);
   if (others.length) {
     return check("log signature", FAILED, `signed only by trusted key ${others.map((s) => s.name).join(", ")}, whose name is not the origin ${repr(origin)}: a log key signs only the log it is named after`);
@@ -277,11 +287,11 @@ function logSignature(opened, logKeys) {
   return check("log signature", FAILED, `no signature by a trusted log key named ${repr(origin)}`);
 }
 
-function signedTime(opened, clockKeys) {
+function signedTime(opened, clockKeys, outside) {
   // A trusted cosignature that fails is tampering, even when another trusted one vouches for a time.
   const bad = opened.invalid.filter((s) => clockKeys.some((k) => k.name === s.name && k.keyId === s.keyId));
   if (bad.length) return check("signed time", FAILED, `a cosignature by trusted key ${bad.map((s) => s.name).join(", ")} does not verify`);
-  if (opened.time === null) return check("signed time", FAILED, "no valid timestamped cosignature by a trusted clock key");
+  if (opened.time === null) return check("signed time", FAILED, outside ?? "no valid timestamped cosignature by a trusted clock key");
   return check("signed time", OK, `the service vouched for this tree at ${formatTime(opened.time)} (cosigned by ${opened.cosignedBy})`);
 }
 // ---------------------------------------------------------------------------------------------

@@ -35,3 +35,14 @@ def test_document_and_tenant_keys() -> None:
     assert layout.tenant_name_key("acme") == "tenants/names/acme"
     assert layout.api_keys() == "tenants/keys/"
     assert layout.api_key_key("00ff") == "tenants/keys/00ff"
+
+
+def test_key_history_and_witnessed_keys() -> None:
+    assert layout.history() == "private/log/history/"
+    assert layout.first_keys_key() == "private/log/history/first"
+    assert layout.rotation_key(1) == "private/log/history/rotation-000001"
+    assert layout.rotation_key(12, "log/3/") == "private/log/3/history/rotation-000012"
+    assert layout.witnessed() == "private/log/witnessed/"
+    wid = layout.witness_id("w.example/w1+01020304+AAAA")
+    assert len(wid) == 32 and int(wid, 16) >= 0 and wid != layout.witness_id("w.example/w1+01020305+AAAA")
+    assert layout.witnessed_key(42, wid) == f"private/log/witnessed/00000000000000000042/{wid}"

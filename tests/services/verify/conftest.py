@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from merkle.cosignature import CosignatureSigner
+from merkle.note import add_signatures
 from services.verify.page import build_page
 from tests.services.verify.corpus import Corpus, build
 from tests.services.verify.live import (
@@ -177,6 +180,16 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
         def case(receipt: str, doc: Path | None, key_list: list[str] | None = None) -> dict[str, Any]:
             return {"receipt": receipt, "document": str(doc) if doc else None, "keys": key_list}
 
+        # a witness policy: the server's own, and one witness more that the quorum needs
+        with urllib.request.urlopen(main.url + "/v1/keys", timeout=10) as r:
+            published = json.loads(r.read())["policy"]
+        witness = CosignatureSigner.generate("witness.web.notar.test/w1")
+        quorum = published.splitlines()[-1].split()[1]
+        policy = "".join(line + "\n" for line in published.splitlines()[:-1])
+        policy += f"witness w1 {witness.verifier().to_key()}\ngroup both all {quorum} w1\nquorum both\n"
+        cosigned = {**base, "checkpoint": add_signatures(base["checkpoint"], [witness.at(int(time.time()))])}
+        witnessed = add("live-witnessed", cosigned, base_file, True)
+
         by_id = {i["id"]: i["receipt"] for i in corpus.items}
         plan = {
             "url": main.url,
@@ -209,6 +222,12 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
                     "tx_hash": corpus.anchored["anchors"][2]["tx_hash"],
                 },
                 "aggregated": case(by_id["valid-aggregated-all-kinds"], None, corpus.keys["main"]),
+                "witness_policy": {
+                    "policy": policy,
+                    "plain": by_id[f"live-valid-{base_file.stem}"],
+                    "witnessed": witnessed,
+                    "document": str(base_file),
+                },
                 "sixteen": case(by_id["valid-sixteen-anchors"], None, corpus.keys["main"]),
             },
         }

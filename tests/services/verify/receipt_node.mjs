@@ -2,7 +2,8 @@
 //
 //   node tests/services/verify/receipt_node.mjs ITEMS.json VERDICTS.json
 //
-// ITEMS.json is [{id, receipt: path, document: path or null, keys: [verifier key…], tsa_ca: PEM
+// ITEMS.json is [{id, receipt: path, document: path or null, keys: [verifier key…], policy: a
+// tlog-policy text or a /v1/keys document's JSON text, optional, in place of keys, tsa_ca: PEM
 // path or null}]; each receipt is read as the page reads a file (UTF-8, the byte-order mark kept,
 // parseJson), its document hashed with the receipt's algorithm as the page hashes it (hashBlob),
 // then verifyReceipt, with the TSA CA certificates when one is named (WebCrypto, as in a browser). The
@@ -23,6 +24,7 @@ const MODULES = {
   "notar-der": "der.js",
   "notar-x509": "x509.js",
   "notar-timestamp": "timestamp.js",
+  "notar-trust": "trust.js",
   "notar-receipt": "receipt.js",
   "notar-timeline": "timeline.js",
 };
@@ -62,8 +64,17 @@ try {
       }
       if (algorithm) digest = await m.hashBlob(new Blob([readFileSync(item.document)]), algorithm);
     }
+    let keys = item.keys.map(m.parseVerifierKey);
+    if (item.policy) {
+      try {
+        keys = item.policy.trim().startsWith("{") ? m.trustOfDocument(JSON.parse(item.policy)) : m.trustOfPolicy(item.policy);
+      } catch (e) {
+        out[item.id] = { error: e.message };
+        continue;
+      }
+    }
     const tsaCas = item.tsa_ca ? m.parsePemCertificates(readFileSync(item.tsa_ca, "utf8")) : null;
-    const r = await m.verifyReceipt(value, { keys: item.keys.map(m.parseVerifierKey), documentDigest: digest, tsaCas });
+    const r = await m.verifyReceipt(value, { keys, documentDigest: digest, tsaCas });
     out[item.id] = { valid: r.valid, checks: r.checks.map((c) => [c.name, c.status]), detail: r.checks.find((c) => c.status === "failed")?.detail ?? null, details: r.checks.map((c) => c.detail) };
   }
   writeFileSync(process.argv[3], JSON.stringify(out));

@@ -13,6 +13,7 @@ import blake3
 from merkle import verify_receipt
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
+from services.published.trust import document_trust
 from tests.services.conftest import Notar
 
 
@@ -33,7 +34,12 @@ async def test_the_answer_is_merkles_verdict_with_three_statuses(notar: Notar) -
     receipt = (await r.json())["receipts"][0]
 
     whole = await verify(notar, {"receipt": receipt, "digest": digest})
-    assert whole == verify_receipt(receipt, keys=notar.keys, digest=digest).to_obj()
+    published = document_trust(await (await notar.client.get("/v1/keys")).json())
+    assert whole == verify_receipt(receipt, keys=published, digest=digest).to_obj()
+    # the server's policy adds the witnesses check (the clock's cosignature is its quorum)
+    flat = verify_receipt(receipt, keys=notar.keys, digest=digest).to_obj()
+    assert [c for c in whole["checks"] if c["name"] != "witnesses"] == flat["checks"]
+    assert whole["checks"][-1]["name"] == "witnesses" and whole["checks"][-1]["status"] == "ok"
     assert whole["valid"] is True and whole["unchecked"] == []
     assert all(c["status"] == "ok" and c["ok"] for c in whole["checks"])
 

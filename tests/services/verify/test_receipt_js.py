@@ -26,7 +26,7 @@ from merkle import verify_receipt
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
 from merkle.strictjson import check_unique_names
-from services.verify.pool import verify_in_worker
+from services.verify.pool import Trusted, verify_in_worker
 from tests.fuzz.conftest import sample
 from tests.services.verify.agreement import Verdict, cli_verdict, disagreement
 from tests.services.verify.corpus import Corpus, build
@@ -161,7 +161,7 @@ def test_post_verify_and_notar_verify_agree_on_the_corpus(corpus: tuple[Corpus, 
                 data = document.read_bytes()
                 sha256, b3 = hashlib.sha256(data).hexdigest(), blake3(data).hexdigest()
                 digest = f"sha256:{sha256}" if sha else f"blake3:{b3}"
-            answer = verify_in_worker(receipt, built.keys[i["keys"]], digest, cas)
+            answer = verify_in_worker(receipt, Trusted(tuple(built.keys[i["keys"]])), digest, cas)
             api = {"valid": answer["valid"], "checks": [[c["name"], c["status"]] for c in answer["checks"]]}
             if answer["checks"][0]["status"] != "ok":
                 api["checks"] = [["format", "failed"]]

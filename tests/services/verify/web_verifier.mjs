@@ -107,11 +107,29 @@ try {
     assert.match(r.verdict, /^✓ Valid: every check holds/);
     assert.match(r.verdict, /existed then at the latest/);
     assert.match(r.verdict, /notarized by “court”/);
-    const names = ["format", "document", "entry", "checkpoint", "log signature", "inclusion", "signed time"];
+    // the server's keys document carries its policy: its quorum (the clock) makes the witnesses check
+    const names = ["format", "document", "entry", "checkpoint", "log signature", "inclusion", "signed time", "witnesses"];
     assert.deepEqual(r.checks, names.map((n) => [n, "ok"]));
     assert.deepEqual(r.unchecked, []);
     assert.equal(r.focused, "verdict-title", "the verdict takes the focus");
     await shot(page, "valid");
+    await page.close();
+  });
+
+  await step("a pasted witness policy: not valid until a witness cosigned, valid once it did", async () => {
+    const w = c.witness_policy;
+    const page = await newPage(served);
+    const plain = await verify(page, { receipt: w.plain, document: w.document, keys: [w.policy] });
+    assert.ok(!plain.valid, plain.verdict);
+    assert.deepEqual(failed(plain), ["witnesses"]);
+    assert.match(plain.verdict, /witnesses the policy asks for have not cosigned/);
+    assert.match(await page.textContent("#pasted-keys-status"), /a witness policy/);
+    await shot(page, "witness-policy-not-met");
+    const cosigned = await verify(page, { receipt: w.witnessed, document: w.document, keys: [w.policy] });
+    assert.ok(cosigned.valid, cosigned.verdict);
+    assert.deepEqual(cosigned.checks.find(([n]) => n === "witnesses"), ["witnesses", "ok"]);
+    assert.match(await page.textContent('#checks li[data-check="witnesses"]'), /cosigned by .*w1: quorum both is met/);
+    await shot(page, "witness-policy-met");
     await page.close();
   });
 
