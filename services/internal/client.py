@@ -12,13 +12,20 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from merkle.digests import Digest
 from services.common.telemetry import current_tracer, inject_traceparent
-from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL, decode_forgotten, encode_request
+from services.internal.wire import (
+    RECEIPTS_HEAD,
+    RECEIPTS_TAIL,
+    decode_forgotten,
+    decode_refusal,
+    encode_request,
+)
 from services.model import Digests
 from storage.errors import NotarError, PushbackError, StorageError
 
 
 class AnchorClient:
-    """Talks to `url` (ANCHOR_URL); errors become PushbackError (503 + Retry-After) or StorageError."""
+    """Talks to `url` (ANCHOR_URL); errors become PushbackError (503 + Retry-After) or StorageError,
+    but the anchor's refusal of a request over REPEATS_MAX, which stays a 409 (`decode_refusal`)."""
 
     def __init__(self, url: str, *, session: aiohttp.ClientSession | None = None) -> None:
         self._url = url.rstrip("/")
@@ -58,6 +65,9 @@ class AnchorClient:
                 if r.status == 503:
                     retry = float(r.headers.get("Retry-After", "1"))
                     raise PushbackError(f"the anchor at {self._url} is busy", retry_after=retry)
+                refused = decode_refusal(r.status, body)
+                if refused is not None:
+                    raise refused
                 if r.status != 200:
                     raise StorageError(
                         f"the anchor at {where} answered {r.status}: {body[:300]!r}",
