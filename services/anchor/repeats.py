@@ -10,12 +10,15 @@ written in the same atomic, fsynced batch as the rows it counts (the sequencer's
 so it survives a restart with them and a backup holds both. Erasure deletes it with the rows
 (`erasure.Eraser`), so an erased digest may be notarized again.
 
-A batch reads the counts of its distinct names in one multi-get, then admits its requests in
-order: a request that would take one of its names past the cap is refused whole with
-`RepeatsCapped` (409) and nothing of it is written; the others are written with their counts.
-A count can only run ahead of the rows, never behind: an erasure that lands between a batch's
-read and its write leaves the batch's count over the rows it wrote. So before refusing, the name's
-rows are counted exactly (a prefix scan stopped after `cap + 1` rows) and the count is corrected:
+A batch reads the counts of its distinct names in one multi-get. When no count plus the batch's
+own repeats of a name comes near the cap (the usual case) it is admitted whole, in a few C loops;
+otherwise its requests are admitted in order: a request that would take one of its names past
+the cap is refused whole with `RepeatsCapped` (409) and nothing of it is written; the others are
+written with their counts.
+
+A count can only run ahead of the rows, never behind: an erasure that lands between a batch's read
+and its write leaves the batch's count over the rows it wrote. So before refusing, the name's rows
+are counted exactly (a prefix scan stopped after `cap + 1` rows) and the count is corrected:
 refusals are rare, and only they pay for the scan.
 
 Rows written before this count existed (an index from an earlier version) are not counted: the
@@ -76,17 +79,24 @@ class RepeatCap:
             return list(requests), {}
         tenants = [r.tenant for r in requests for _ in r.digests]
         every = _split(self._rows.names(tenants, multihashes([d for r in requests for d in r.digests])))
-        names: list[tuple[bytes, ...]] = []
-        at = 0
-        for r in requests:
-            names.append(every[at : at + len(r.digests)])
-            at += len(r.digests)
-        distinct = list(set(every))
-        stored = await self._index.multi_get([count_key(n) for n in distinct])
-        held = {n: 0 if v is None else _U32.unpack(v)[0] for n, v in zip(distinct, stored, strict=True)}
+        totals = Counter(every)
+        distinct = list(totals)
+        stored = await self._index.multi_get([COUNT + n for n in distinct])
+        held = {n: _U32.unpack(v)[0] for n, v in zip(distinct, stored, strict=True) if v is not None}
+        if max(held.values(), default=0) + max(totals.values()) <= self.cap:  # no name nears the cap
+            return list(requests), {COUNT + n: _U32.pack(held.get(n, 0) + k) for n, k in totals.items()}
+        return await self._one_by_one(requests, every, {n: held.get(n, 0) for n in distinct})
+
+    async def _one_by_one(
+        self, requests: Sequence[R], every: tuple[bytes, ...], held: dict[bytes, int]
+    ) -> tuple[list[R], dict[bytes, bytes]]:
+        """`admit` for a batch in which some name may pass the cap: request after request."""
         admitted: list[R] = []
         changed: set[bytes] = set()
-        for request, theirs in zip(requests, names, strict=True):
+        at = 0
+        for request in requests:
+            theirs = every[at : at + len(request.digests)]
+            at += len(theirs)
             mine = Counter(theirs)
             over = await self._over(mine, held, changed)
             if over is None:
