@@ -77,15 +77,20 @@ class RepeatCap:
         written then)."""
         if not self.cap or not requests:
             return list(requests), {}
-        tenants = [r.tenant for r in requests for _ in r.digests]
-        every = _split(self._rows.names(tenants, multihashes([d for r in requests for d in r.digests])))
-        totals = Counter(every)
+        # CPU-bound, in a worker thread as the sequencer's other steps: the event loop stays free
+        every, totals = await asyncio.to_thread(self._names, requests)
         distinct = list(totals)
         stored = await self._index.multi_get([COUNT + n for n in distinct])
         held = {n: _U32.unpack(v)[0] for n, v in zip(distinct, stored, strict=True) if v is not None}
         if max(held.values(), default=0) + max(totals.values()) <= self.cap:  # no name nears the cap
             return list(requests), {COUNT + n: _U32.pack(held.get(n, 0) + k) for n, k in totals.items()}
         return await self._one_by_one(requests, every, {n: held.get(n, 0) for n in distinct})
+
+    def _names(self, requests: Sequence[R]) -> tuple[tuple[bytes, ...], Counter[bytes]]:
+        """Every entry's tenant-index name, in the requests' order, and how often each comes."""
+        tenants = [r.tenant for r in requests for _ in r.digests]
+        every = _split(self._rows.names(tenants, multihashes([d for r in requests for d in r.digests])))
+        return every, Counter(every)
 
     async def _one_by_one(
         self, requests: Sequence[R], every: tuple[bytes, ...], held: dict[bytes, int]
