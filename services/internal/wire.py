@@ -18,7 +18,7 @@ the others pass its bytes through.
     answer: ``{"erased": <int>}``, how many of the tenant's notarizations of the digest the
     anchor's index forgot (0: there was none).
 Errors are problem+json; 503 carries Retry-After. A 409 ``too-many-repeats`` (REPEATS_MAX,
-services.anchor.repeats) is the client's to see: ingest raises it again (`decode_refusal`).
+services.anchor.repeats) is the client's to see: ingest raises it again (client.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import orjson
 from merkle.digests import Digest
 from merkle.receipt import NodeTexts, write_receipts
 from services.model import BadDigest, Digests, Sequenced
-from storage.errors import BadRequest, RepeatsCapped
+from storage.errors import BadRequest
 
 MAX_DIGESTS = 10_000
 RECEIPTS_HEAD = b'{"receipts":['
@@ -107,17 +107,3 @@ def decode_forgotten(body: Any) -> int:
         raise ValueError(f"malformed erasure answer from the anchor: {str(body)[:200]}")
     return count
 
-
-def decode_refusal(status: int, body: bytes) -> RepeatsCapped | None:
-    """The anchor's refusal that ingest passes on to its client as it is (a 409
-    ``too-many-repeats`` problem), or None for any other answer."""
-    if status != RepeatsCapped.status:
-        return None
-    try:
-        problem = orjson.loads(body)
-        if problem["type"].endswith(":" + RepeatsCapped.kind):
-            detail, digest, cap = str(problem["detail"]), str(problem["digest"]), int(problem["cap"])
-            return RepeatsCapped(detail, digest=digest, cap=cap)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-        pass
-    return None
