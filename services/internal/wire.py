@@ -17,8 +17,7 @@ the others pass its bytes through.
 ``DELETE /internal/v1/entries?tenant=<name>&digest=<digest>`` (verify → anchor, erasure)
     answer: ``{"erased": <int>}``, how many of the tenant's notarizations of the digest the
     anchor's index forgot (0: there was none).
-Errors are problem+json; 503 carries Retry-After. A 409 ``too-many-repeats`` (REPEATS_MAX,
-services.anchor.repeats) is the client's to see: ingest raises it again (client.py).
+Errors are problem+json; 503 carries Retry-After.
 """
 
 from __future__ import annotations
@@ -106,4 +105,3 @@ def decode_forgotten(body: Any) -> int:
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise ValueError(f"malformed erasure answer from the anchor: {str(body)[:200]}")
     return count
-
