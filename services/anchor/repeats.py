@@ -82,7 +82,7 @@ class RepeatCap:
         distinct = list(totals)
         stored = await self._index.multi_get([COUNT + n for n in distinct])
         held = {n: _U32.unpack(v)[0] for n, v in zip(distinct, stored, strict=True) if v is not None}
-        if max(held.values(), default=0) + max(totals.values()) <= self.cap:  # no name nears the cap
+        if max(held.values(), default=0) + max(totals.values(), default=0) <= self.cap:  # none nears it
             return list(requests), {COUNT + n: _U32.pack(held.get(n, 0) + k) for n, k in totals.items()}
         return await self._one_by_one(requests, every, {n: held.get(n, 0) for n in distinct})
 

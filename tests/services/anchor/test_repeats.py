@@ -13,7 +13,7 @@ import pytest
 from merkle.digests import Digest, parse_digest
 from services.anchor import state
 from services.anchor.erasure import Eraser
-from services.anchor.repeats import count_key
+from services.anchor.repeats import RepeatCap, count_key
 from services.anchor.sequencer import Sequencer
 from storage.errors import RepeatsCapped
 from storage.memory import MemoryIndex, MemoryStore
@@ -141,3 +141,22 @@ async def test_the_count_survives_a_restart(make_sequencer: MakeSequencer, tmp_p
         await again.close()
     finally:
         await reopened.close()
+
+
+async def test_requests_without_digests_pass_through() -> None:
+    """A request of no digests (the pre-made entries of a SCITT statement carry none) is admitted
+    as it is, alone in its batch or not, and counts nothing."""
+
+    class Bare:
+        def __init__(self, tenant: str, digests: list[Digest]) -> None:
+            self.tenant, self.digests = tenant, digests
+            self.future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    index = MemoryIndex()
+    cap = RepeatCap(index=index, tenant_index=tenant_index(), cap=2)
+    bare = Bare("", [])
+    assert await cap.admit([bare]) == ([bare], {})
+    d = fresh()
+    full = Bare("acme", [d, d, d])
+    admitted, puts = await cap.admit([bare, full])
+    assert admitted == [bare] and puts == {} and isinstance(full.future.exception(), RepeatsCapped)
