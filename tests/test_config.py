@@ -58,6 +58,7 @@ ROWS: dict[str, tuple[Read, list[tuple[str, Any]]]] = {
     "BATCH_MS": (lambda c: c.sequencer.batch_ms, [("5", 5), ("6", 6), ("7", 7)]),
     "BATCH_MAX": (lambda c: c.sequencer.batch_max, [("5", 5), ("6", 6), ("7", 7)]),
     "QUEUE_MAX": (lambda c: c.sequencer.queue_max, [("5", 5), ("6", 6), ("7", 7)]),
+    "REPEATS_MAX": (lambda c: c.sequencer.repeats_max, [("0", 0), ("1", 1), ("250", 250)]),
     "ANCHORS": (
         lambda c: c.committer.kinds,
         [("evm", ("evm",)), ("local, rfc3161", ("local", "rfc3161")), ("rfc3161,evm", ("rfc3161", "evm"))],
@@ -181,6 +182,7 @@ BAD = [
     ("BATCH_MS", "fast"),
     ("BATCH_MAX", "0"),
     ("QUEUE_MAX", "-1"),
+    ("REPEATS_MAX", "-1"),
     ("ANCHORS", "local,bitcoin"),
     ("ANCHORS", "evm,evm"),
     ("ANCHOR_INTERVAL_S", "1.5"),

@@ -4,6 +4,8 @@ h                                   -> u64be number of entries assigned an index
 b <u64be first index>               -> entry bundle of one batch, in index order (durable until
                                        published; recovery re-reads it)
 t <name> <u64be index>              -> encrypted salt: the tenant index (tenant_index.py)
+n <name>                            -> u32be how many rows `t <name>` holds: REPEATS_MAX's count
+                                       (repeats.py), written and erased with them
 c                                   -> the last signed checkpoint note
 s                                   -> u64be the latest clock cosignature time, written before
                                        any checkpoint carries it (times never go back)
@@ -21,6 +23,7 @@ CHECKPOINT = b"c"
 SIGNED_TIME = b"s"
 HOLDER = b"l"
 RESTORED = b"r"
+REPEATS = b"n"
 
 
 def u64(n: int) -> bytes:

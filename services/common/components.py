@@ -69,14 +69,15 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class SequencerConfig:
-    """The sequencer of one log (ORIGIN, BATCH_MS, BATCH_MAX, QUEUE_MAX); `prefix` is where its
-    log is published, the rest tuning without a setting."""
+    """The sequencer of one log (ORIGIN, BATCH_MS, BATCH_MAX, QUEUE_MAX, REPEATS_MAX); `prefix` is
+    where its log is published, the rest tuning without a setting."""
 
     origin: str
     prefix: str = LOG_PREFIX
     batch_ms: int = 100
     batch_max: int = 20_000
     queue_max: int = 200_000
+    repeats_max: int = 100
     publish_backlog: int = 64
     lease_ttl_s: float = 30.0
 
@@ -232,6 +233,7 @@ class NotarConfig:
                 batch_ms=s.get("BATCH_MS"),
                 batch_max=s.get("BATCH_MAX"),
                 queue_max=s.get("QUEUE_MAX"),
+                repeats_max=s.get("REPEATS_MAX"),
             ),
             committer=CommitterConfig(interval_s=s.get("ANCHOR_INTERVAL_S"), kinds=s.get("ANCHORS")),
             chains=ChainsConfig(

@@ -160,6 +160,7 @@ SETTINGS: dict[str, Setting] = {
             "BATCH_MAX", "20000", "entries per batch at most (a full batch is cut at once)", _positive_int
         ),
         Setting("QUEUE_MAX", "200000", "entries waiting at most before new ones get 503", _positive_int),
+        Setting("REPEATS_MAX", "100", "notarizations of one digest per tenant at most (0: no cap)", _whole),
         Setting("ANCHORS", "local", "comma-separated anchor kinds: local, evm, rfc3161", _anchors),
         Setting("ANCHOR_INTERVAL_S", "10", "how often the latest checkpoint is anchored", _positive_int),
         Setting("ANCHOR_URL", "http://127.0.0.1:8080", "where ingest pods reach the anchor", _url),

@@ -27,6 +27,8 @@ WHY = {
     404: "not found",
     408: "the request's body stalled for READ_TIMEOUT_S seconds (the connection is then closed)",
     413: "the body, or what it holds, is over its limit",
+    409: "too-many-repeats: the tenant notarized a digest of the request REPEATS_MAX times already; the "
+    "problem names the digest and the cap, and nothing of the request was notarized",
     500: "stored data is corrupted: reported, never served",
     503: "busy (the sequencer's queue is full: shed before the body is read) or unavailable for now "
     "(object store, anchor): retry after Retry-After seconds",
@@ -200,6 +202,7 @@ PATHS: dict[str, Any] = {
                     400,
                     401,
                     408,
+                    409,
                     413,
                     503,
                     why={
@@ -237,7 +240,12 @@ PATHS: dict[str, Any] = {
                     "Created",
                 ),
                 **_problems(
-                    401, 408, 413, 503, why={413: "the document is larger than DOCUMENT_MAX_MB (when set)"}
+                    401,
+                    408,
+                    409,
+                    413,
+                    503,
+                    why={413: "the document is larger than DOCUMENT_MAX_MB (when set)"},
                 ),
             },
         }

@@ -14,11 +14,12 @@ from merkle.digests import Digest
 from services.common.telemetry import current_tracer, inject_traceparent
 from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL, decode_forgotten, encode_page, encode_request
 from services.model import Digests
-from storage.errors import NotarError, PushbackError, StorageError
+from storage.errors import NotarError, PushbackError, RepeatsCapped, StorageError
 
 
 class AnchorClient:
-    """Talks to `url` (ANCHOR_URL); errors become PushbackError (503 + Retry-After) or StorageError."""
+    """Talks to `url` (ANCHOR_URL); errors become PushbackError (503 + Retry-After) or StorageError,
+    but the anchor's refusal of a request over REPEATS_MAX, which stays a 409 (`_refusal`)."""
 
     def __init__(self, url: str, *, session: aiohttp.ClientSession | None = None) -> None:
         self._url = url.rstrip("/")
@@ -58,6 +59,9 @@ class AnchorClient:
                 if r.status == 503:
                     retry = float(r.headers.get("Retry-After", "1"))
                     raise PushbackError(f"the anchor at {self._url} is busy", retry_after=retry)
+                refused = _refusal(r.status, body)
+                if refused is not None:
+                    raise refused
                 if r.status != 200:
                     raise StorageError(
                         f"the anchor at {where} answered {r.status}: {body[:300]!r}",
@@ -106,3 +110,18 @@ class AnchorClient:
             return decode_forgotten(orjson.loads(raw))
         except ValueError as e:
             raise StorageError(f"{e} (the anchor at {self._url})", location=self._url) from e
+
+
+def _refusal(status: int, body: bytes) -> RepeatsCapped | None:
+    """The anchor's refusal that ingest passes on to its client as it is (a 409
+    ``too-many-repeats`` problem: services.anchor.repeats), or None for any other answer."""
+    if status != RepeatsCapped.status:
+        return None
+    try:
+        problem = orjson.loads(body)
+        if problem["type"].endswith(":" + RepeatsCapped.kind):
+            detail, digest, cap = str(problem["detail"]), str(problem["digest"]), int(problem["cap"])
+            return RepeatsCapped(detail, digest=digest, cap=cap)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        pass
+    return None
