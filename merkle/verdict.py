@@ -211,7 +211,8 @@ def _checkpoint(r: Receipt, opened: OpenedCheckpoint, origin: str | None) -> Che
         problems.append(f"it is from log {cp.origin!r}, not {origin!r}")
     if problems:
         return Check("checkpoint", FAILED, "; ".join(problems))
-    return Check("checkpoint", OK, f"a tree of {cp.size} entries of log {cp.origin}")
+    entries = "entry" if cp.size == 1 else "entries"
+    return Check("checkpoint", OK, f"a tree of {cp.size} {entries} of log {cp.origin}")
 
 
 def _log_signature(note: str, opened: OpenedCheckpoint, log_keys: list[NoteVerifier], trust: Trust) -> Check:

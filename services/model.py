@@ -115,7 +115,12 @@ class Submitter(Protocol):
 class Lookup(Protocol):
     """The tenant-private index, as ingest and verify reach it."""
 
-    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]: ...
+    async def lookup(
+        self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        """(index, salt) of `tenant`'s notarizations of `digest`, earliest first: those after index
+        `after` when given, at most `limit` of them (the index reads no more rows than that)."""
+        ...
 
     async def forget(self, tenant: str, digest: Digest) -> int:
         """Erase every notarization of `digest` by `tenant` from the index; how many (0: none)."""

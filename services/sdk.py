@@ -5,7 +5,9 @@
         keys = trusted_keys(await notar.keys())             # every key the deployment lists
 
 Receipts come back as `merkle.Receipt` (read strictly: a malformed one raises ValueError), the
-keys as the SPEC §6 document, and `trusted_keys` gives its verifier keys. Problems come back as
+keys as the SPEC §6 document, and `trusted_keys` gives its verifier keys. A document comes back
+hashed as it arrives: the last piece is given only once the whole is the digest asked for
+(`DocumentMismatch` otherwise). Problems come back as
 `ApiError` (status, stable type, detail); 503 pushback is retried after its Retry-After, a bounded
 number of times.
 """
@@ -13,18 +15,21 @@ number of times.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, overload
 
 import aiohttp
+import blake3
 import orjson
 
+from merkle.digests import parse_digest
 from merkle.receipt import Receipt
 from services.published.trust import trusted_keys
 
-__all__ = ["MAX_DIGESTS", "ApiError", "NotarClient", "Receipts", "Upload", "trusted_keys"]
+__all__ = ["MAX_DIGESTS", "ApiError", "DocumentMismatch", "NotarClient", "Receipts", "Upload", "trusted_keys"]
 MAX_DIGESTS = 10_000
 
 
@@ -32,6 +37,10 @@ class ApiError(Exception):
     def __init__(self, status: int, kind: str, detail: str) -> None:
         super().__init__(f"{status} {kind}: {detail}")
         self.status, self.kind, self.detail = status, kind, detail
+
+
+class DocumentMismatch(Exception):
+    """The bytes a server sent for a document are not the document asked for: discard them."""
 
 
 class Receipts(Sequence[Receipt]):
@@ -153,12 +162,26 @@ class NotarClient:
         return Upload(dict(answer["document"]), Receipt.from_obj(answer["receipt"]))
 
     async def document(self, digest: str) -> AsyncIterator[bytes]:
-        """The document's bytes, streamed."""
-        async with self._session.get(f"{self.url}/v1/documents/{digest}", headers=self._headers) as r:
+        """The document's bytes, streamed and hashed on the way; the last piece is yielded only
+        once the whole has `digest` (ValueError for a malformed one), else DocumentMismatch is
+        raised instead: a consumer that stops at an error never holds the whole of other bytes.
+        A connection the server cuts (it found its store corrupted) raises aiohttp's
+        ClientPayloadError."""
+        want = parse_digest(digest)
+        hasher: Any = hashlib.sha256() if want.algorithm == "sha256" else blake3.blake3()
+        async with self._session.get(f"{self.url}/v1/documents/{want}", headers=self._headers) as r:
             if r.status >= 400:
                 raise _problem(r.status, await r.read())
+            held: bytes | None = None
             async for chunk in r.content.iter_chunked(1 << 20):
-                yield chunk
+                hasher.update(chunk)
+                if held is not None:
+                    yield held
+                held = chunk
+        if hasher.digest() != want.value:
+            raise DocumentMismatch(f"the server sent bytes that are not the document {want}")
+        if held is not None:
+            yield held
 
     async def stored(self, digest: str) -> bool:
         """Whether the server stores the caller's document `digest` (HEAD /v1/documents/{digest})."""
@@ -173,15 +196,35 @@ class NotarClient:
         """The receipt of the caller's first notarization of `digest`, upgraded once anchored."""
         return Receipt.from_json(await self._request("GET", f"/v1/receipts/{digest}", parse=False))
 
-    async def receipts(self, digest: str) -> list[Receipt]:
-        """Every notarization of `digest` by the caller, earliest first."""
-        answer = await self._request("GET", f"/v1/receipts/{digest}", params={"all": "true"})
-        return [Receipt.from_obj(r) for r in answer["receipts"]]
+    async def receipts(self, digest: str, *, page: int = 1000) -> list[Receipt]:
+        """Every notarization of `digest` by the caller, earliest first (`page` a request)."""
+        out: list[Receipt] = []
+        params = {"all": "true", "limit": str(page)}
+        while True:
+            answer = await self._request("GET", f"/v1/receipts/{digest}", params=params)
+            out += [Receipt.from_obj(r) for r in answer["receipts"]]
+            if answer.get("next") is None:
+                return out
+            params["cursor"] = str(answer["next"])
 
     async def keys(self) -> dict[str, Any]:
         """The deployment's keys document (SPEC §6): `trusted_keys` of it gives its verifier keys."""
         result: dict[str, Any] = await self._request("GET", "/v1/keys")
         return result
+
+    async def anchors(self, origin: str, size: int) -> dict[str, Any] | None:
+        """The anchored checkpoint covering the checkpoint of size `size` of log `origin`
+        (`GET /v1/anchors`, no API key needed): `{"origin", "size", "checkpoint", "anchors"}`, or
+        None while there is none."""
+        try:
+            answer: dict[str, Any] = await self._request(
+                "GET", "/v1/anchors", params={"origin": origin, "size": str(size)}
+            )
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        return answer
 
     async def inclusion_proof(self, index: int, size: int) -> list[str]:
         answer = await self._request(

@@ -12,6 +12,7 @@ The tree, with each kind's answer::
     NotarError                 503 unavailable (Retry-After: 5)
     ├── NotFoundError          404 not-found
     ├── ConflictError          409 conflict
+    │   └── RepeatsCapped      409 too-many-repeats (digest, cap)
     ├── StorageError           503 unavailable (Retry-After: 5)
     ├── PushbackError          503 pushback (Retry-After: its retry_after)
     ├── VerificationError      422 verification-failed
@@ -73,6 +74,18 @@ class ConflictError(NotarError):
     def __init__(self, message: str, *, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+
+
+class RepeatsCapped(ConflictError):
+    """A tenant would notarize one digest more than REPEATS_MAX times: the whole request is
+    refused (nothing of it is written). Not a retry-later: only erasing the digest's receipts
+    (``DELETE /v1/receipts/{digest}``) lets the tenant notarize it again."""
+
+    kind, title = "too-many-repeats", "Too many notarizations of one digest"
+
+    def __init__(self, message: str, *, digest: str, cap: int) -> None:
+        super().__init__(message)
+        self.extra = {"digest": digest, "cap": cap}
 
 
 class StorageError(NotarError):

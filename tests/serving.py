@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
-from contextlib import suppress
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.published.trust import trusted_keys
 
 
 def free_port() -> int:
@@ -44,3 +52,62 @@ def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 5.0) -> N
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+NOTAR = str(Path(sys.executable).with_name("notar"))
+
+
+def notar_cli(*args: str, env: Mapping[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The `notar` command run as a user runs it: a process, its output as text."""
+    return subprocess.run([NOTAR, *args], env=dict(env), capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass
+class NotarProcess:
+    """A running `notar serve`: its URL, the environment the client commands use with it (URL,
+    DATA_DIR, API_KEY of tenant `acme`), its published verifier keys and its data directory."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    env: dict[str, str]
+    keys: list[str]
+    data: Path
+
+    def stop(self) -> None:
+        stop_process(self.proc, timeout=60)
+
+
+@contextmanager
+def notar_serve(
+    data: Path, origin: str, *, tenant: str | None = "acme", role: str = "all", **settings: str
+) -> Iterator[NotarProcess]:
+    """`notar serve --role ROLE` on a free loopback port with `data` as DATA_DIR, batches of 10 ms,
+    anchors every second and `settings` (NAME=value, as NOTAR_NAME), a tenant made with `notar
+    tenant add`; stopped (SIGTERM) on exit."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "NOTAR_DATA_DIR": str(data),
+        "NOTAR_ORIGIN": origin,
+        "NOTAR_LISTEN": f"127.0.0.1:{port}",
+        "NOTAR_URL": url,
+        "NOTAR_BATCH_MS": "10",
+        "NOTAR_ANCHOR_INTERVAL_S": "1",
+        **{f"NOTAR_{name}": value for name, value in settings.items()},
+    }
+    env.pop("NOTAR_API_KEY", None)
+    proc = subprocess.Popen(
+        [NOTAR, "serve", "--role", role], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_ready(url, proc)
+        with urllib.request.urlopen(url + "/v1/keys", timeout=10) as r:
+            keys = trusted_keys(json.loads(r.read()))
+        if tenant is not None:
+            added = notar_cli("tenant", "add", tenant, env=env)
+            assert added.returncode == 0, added.stderr
+            env["NOTAR_API_KEY"] = added.stdout.strip().splitlines()[-1]
+        yield NotarProcess(proc, url, env, keys, data)
+    finally:
+        stop_process(proc, timeout=60)

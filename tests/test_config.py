@@ -58,6 +58,7 @@ ROWS: dict[str, tuple[Read, list[tuple[str, Any]]]] = {
     "BATCH_MS": (lambda c: c.sequencer.batch_ms, [("5", 5), ("6", 6), ("7", 7)]),
     "BATCH_MAX": (lambda c: c.sequencer.batch_max, [("5", 5), ("6", 6), ("7", 7)]),
     "QUEUE_MAX": (lambda c: c.sequencer.queue_max, [("5", 5), ("6", 6), ("7", 7)]),
+    "REPEATS_MAX": (lambda c: c.sequencer.repeats_max, [("0", 0), ("1", 1), ("250", 250)]),
     "ANCHORS": (
         lambda c: c.committer.kinds,
         [("evm", ("evm",)), ("local, rfc3161", ("local", "rfc3161")), ("rfc3161,evm", ("rfc3161", "evm"))],
@@ -92,6 +93,8 @@ ROWS: dict[str, tuple[Read, list[tuple[str, Any]]]] = {
     "LOG_FORMAT": (lambda c: c.http.log_format, [("json", "json"), ("text", "text"), ("json", "json")]),
     "READ_TIMEOUT_S": (lambda c: c.http.read_timeout_s, [("4", 4), ("5", 5), ("6", 6)]),
     "KEY_CACHE_S": (lambda c: c.http.key_cache_s, [("4", 4), ("5", 5), ("6", 6)]),
+    "VERIFY_WORKERS": (lambda c: c.http.verify_workers, [("2", 2), ("3", 3), ("4", 4)]),
+    "VERIFY_QUEUE": (lambda c: c.http.verify_queue, [("7", 7), ("8", 8), ("9", 9)]),
     "DOCUMENT_MAX_MB": (
         lambda c: (c.http.document_max_mb, c.http.document_max_bytes),
         [(str(i), (i, i << 20)) for i in (1, 2, 3)],
@@ -155,6 +158,7 @@ def test_the_defaults() -> None:
     assert (c.committer.kinds, c.committer.interval_s) == (("local",), 10)
     assert c.keys.index_key_path == Path("notar-data/keys/index.key")
     assert (c.http.listen, c.http.document_max_bytes) == (("127.0.0.1", 8080), 0)
+    assert (c.http.verify_workers, c.http.verify_queue) == (1, 16)
     assert c.witnesses == dataclasses.replace(c.witnesses, witnesses=(), quorum=0, interval_s=10)
     assert c.shards.count == 1 and c.client.api_key.value is None
 
@@ -186,6 +190,7 @@ BAD = [
     ("BATCH_MS", "fast"),
     ("BATCH_MAX", "0"),
     ("QUEUE_MAX", "-1"),
+    ("REPEATS_MAX", "-1"),
     ("ANCHORS", "local,bitcoin"),
     ("ANCHORS", "evm,evm"),
     ("ANCHOR_INTERVAL_S", "1.5"),

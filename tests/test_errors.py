@@ -23,6 +23,7 @@ from storage.errors import (
     NotarError,
     NotFoundError,
     PushbackError,
+    RepeatsCapped,
     StorageError,
     Unauthorized,
     VerificationError,
@@ -81,6 +82,7 @@ def test_every_kind_answers_what_its_class_says(cls: type[NotarError]) -> None:
         "title": error.title,
         "status": error.status,
         "detail": "what went wrong",
+        **error.extra,  # the members a kind adds (RepeatsCapped: digest, cap)
     }
     assert headers["Content-Type"].startswith("application/problem+json")
     if error.retry_after is None:
@@ -89,6 +91,7 @@ def test_every_kind_answers_what_its_class_says(cls: type[NotarError]) -> None:
         assert int(headers["Retry-After"]) == max(1, round(error.retry_after))
 
 
+REPEATS_TITLE = "Too many notarizations of one digest"
 # The answers notar gave before the kinds carried them (tests/services and tests/hostile rely on them).
 ANSWERS: list[tuple[NotarError, int, str, str, dict[str, str]]] = [
     (NotFoundError("m"), 404, "not-found", "Not found", {}),
@@ -100,6 +103,7 @@ ANSWERS: list[tuple[NotarError, int, str, str, dict[str, str]]] = [
     (VerificationError("m"), 422, "verification-failed", "Verification failed", {}),
     (CorruptedError("m"), 500, "corrupted", "Stored data is corrupted", {}),
     (Unauthorized("m"), 401, "unauthorized", "Unauthorized", {"WWW-Authenticate": 'Bearer realm="notar"'}),
+    (RepeatsCapped("m", digest="d", cap=1), 409, "too-many-repeats", REPEATS_TITLE, {}),
     (BadRequest("m"), 400, "bad-request", "Bad request", {}),
     (BadRequest("m", kind="too-large", status=413), 413, "too-large", "Content Too Large", {}),
     (BadRequest("m", kind="request-timeout", status=408), 408, "request-timeout", "Request Timeout", {}),

@@ -32,6 +32,7 @@ from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
 from services.internal.wire import (
     PENDING,
     SCITT_ENTRIES,
+    decode_page,
     decode_request,
     decode_scitt_entry,
     decode_wait_ms,
@@ -144,8 +145,9 @@ def _tenant_and_digest(request: web.Request) -> tuple[str, Digest]:
 
 async def lookup_entries(request: web.Request) -> web.Response:
     tenant, digest = _tenant_and_digest(request)
+    limit, after = decode_page(request.query)
     try:
-        found = await request.app[SEQUENCER].lookup(tenant, digest)
+        found = await request.app[SEQUENCER].lookup(tenant, digest, limit=limit, after=after)
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
     return web.json_response({"entries": [{"index": i, "salt": s.hex()} for i, s in found]})
@@ -373,8 +375,10 @@ class LocalAnchor:
     async def submit(self, tenant: str, digests: Digests) -> bytes:
         return await submit_timed(self._app, tenant, digests)
 
-    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
-        return await self._app[SEQUENCER].lookup(tenant, digest)
+    async def lookup(
+        self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        return await self._app[SEQUENCER].lookup(tenant, digest, limit=limit, after=after)
 
     async def forget(self, tenant: str, digest: Digest) -> int:
         return await self._app[ERASER].forget(tenant, digest.multihash)

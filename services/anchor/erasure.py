@@ -3,7 +3,8 @@ tenant's notarizations of a digest are deleted, then compacted out of RocksDB's 
 
 A RocksDB delete only writes a tombstone: the deleted value stays in the write-ahead log, the
 memtable and the table files until a compaction meets it with its tombstone, which on a quiet log
-may take months. So `forget` writes, in one fsynced batch, the deletes and a mark
+may take months. So `forget` writes, in one fsynced batch, the deletes (the rows and their count
+of repeats, `repeats`) and a mark
 `e <8 random bytes> -> name` (the rows' keyed name); the eraser's task flushes and compacts the
 key range of every marked name, deletes the marks and compacts those away too. `forget` waits
 for that pass (at most `WAIT_S`), so that once it returns the rows are gone from the files, not
@@ -23,6 +24,7 @@ import contextlib
 import logging
 import os
 
+from services.anchor.repeats import COUNT, count_key
 from services.anchor.tenant_index import TENANT, TenantIndex
 from services.published import layout
 from storage.base import Index, ObjectStore
@@ -84,10 +86,11 @@ class Eraser:
         if not keys:
             return 0
         if journal and self._journal is not None:
-            name = prefix[len(TENANT) :].hex()
-            await self._journal.put_if_absent(layout.erasure_key(name, self._prefix), b"")
+            hex_name = prefix[len(TENANT) :].hex()
+            await self._journal.put_if_absent(layout.erasure_key(hex_name, self._prefix), b"")
         mark = PENDING + os.urandom(8)
-        await self._index.write_batch({mark: prefix[len(TENANT) :]}, keys, sync=True)
+        name = prefix[len(TENANT) :]  # its count of repeats goes with the rows: it may be notarized anew
+        await self._index.write_batch({mark: name}, [*keys, count_key(name)], sync=True)
         self._marked += 1
         mine = self._marked
         self._wake.set()
@@ -103,9 +106,10 @@ class Eraser:
         marks = dict([item async for item in self._index.scan(PENDING)])
         if marks:
             if len(marks) >= self._bulk:
-                ranges = [(TENANT, after(TENANT))]
+                ranges = [(TENANT, after(TENANT)), (COUNT, after(COUNT))]
             else:
-                ranges = [(TENANT + name, after(TENANT + name)) for name in marks.values()]
+                keys = [k + name for name in marks.values() for k in (TENANT, COUNT)]
+                ranges = [(k, after(k)) for k in keys]
             await self._index.compact(ranges)
             await self._index.write_batch({}, list(marks), sync=True)
             await self._index.compact([(PENDING, after(PENDING))])

@@ -39,6 +39,7 @@ from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
+from services.anchor.repeats import RepeatCap
 from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
 from services.anchor.tenant_index import TenantIndex
@@ -114,6 +115,7 @@ class Sequencer:
         self._store, self._index, self._keys, self._cfg = store, index, keys, config
         self._history = history
         self._rows = tenant_index
+        self._repeats = RepeatCap(index=index, tenant_index=tenant_index, cap=config.repeats_max)
         self._urandom = urandom
         self._time = SigningTime(clock)
         self._telemetry = telemetry or SequencerTelemetry()
@@ -310,10 +312,16 @@ class Sequencer:
         found = await self._index.get(state.entry_key(entry))
         return None if found is None else int.from_bytes(found, "big")
 
-    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
-        """Every (index, salt) under which `tenant` notarized `digest`, earliest first."""
+    async def lookup(
+        self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        """(index, salt) under which `tenant` notarized `digest`, earliest first (`Lookup`): a
+        prefix scan of the tenant index from the row after `after`, stopped after `limit` rows."""
         prefix = self._rows.prefix(tenant, digest.multihash)
-        return [self._rows.decode(k, v) async for k, v in self._index.scan(prefix)]
+        if after is not None and after + 1 >= 1 << 64:
+            return []  # no index comes after the last one
+        start = prefix + (after + 1).to_bytes(8, "big") if after is not None else None
+        return [self._rows.decode(k, v) async for k, v in self._index.scan(prefix, start=start, limit=limit)]
 
     # -- batching ----------------------------------------------------------------------------
     async def _batch_loop(self) -> None:
@@ -473,8 +481,15 @@ class Sequencer:
     async def _sequence(self, groups: list[_Group]) -> None:
         # The CPU-bound steps run in a worker thread: the event loop then gets the interpreter at
         # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
+        try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
+            groups, counts = await self._repeats.admit(groups)
+        except StorageError as e:
+            raise _Retryable(f"the repeat counts could not be read from RocksDB, retry: {e}") from e
+        if not groups:
+            return
         first = self._size
         batch = await asyncio.to_thread(self._prepare, groups, first)
+        batch.puts.update(counts)
         n = len(batch.placed)
         await self._write_durably(state.u64(first + n), batch.puts)
         self._time.commit(batch.timestamp)

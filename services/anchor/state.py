@@ -7,6 +7,8 @@ t <name> <u64be index>              -> encrypted salt: the tenant index (tenant_
 i <entry, 33 bytes>                 -> u64be index of a pre-made entry (a SCITT statement's):
                                        written with its batch (Sequencer.submit_entries)
 k <entry, 33 bytes>                 -> its COSE receipt, written once signed (registrar.py)
+n <name>                            -> u32be how many rows `t <name>` holds: REPEATS_MAX's count
+                                       (repeats.py), written and erased with them
 c                                   -> the last signed checkpoint note
 s                                   -> u64be the latest clock cosignature time, written before
                                        any checkpoint carries it (times never go back)
@@ -29,6 +31,7 @@ HOLDER = b"l"
 RESTORED = b"r"
 ENTRY = b"i"  # not "e": erasure.PENDING scans that prefix
 RECEIPT = b"k"
+REPEATS = b"n"
 
 
 def u64(n: int) -> bytes:

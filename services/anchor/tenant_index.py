@@ -73,6 +73,15 @@ class TenantIndex:
     def __repr__(self) -> str:
         return "TenantIndex(…)"  # never the keys
 
+    def names(self, tenants: Sequence[str], multihashes: Sequence[bytes]) -> bytes:
+        """The row names (16 bytes each, concatenated) of `tenants[k]` notarizing `multihashes[k]`
+        (34 bytes), as `rows` computes them; ValueError on a bad tenant name or multihash."""
+        n = len(tenants)
+        joined = b"".join(multihashes)
+        if len(multihashes) != n or len(joined) != MULTIHASH_SIZE * n:
+            raise ValueError(f"{n} tenants need {n} multihashes of {MULTIHASH_SIZE} bytes")
+        return self._cmac(tenants, joined, n) if n else b""
+
     def rows(
         self,
         tenants: Sequence[str],

@@ -31,6 +31,8 @@ CLIENT = ("URL", "API_KEY")
 """What the client commands read; every other setting is the server's (`notar serve --help`),
 taken by the commands run where the server runs (keygen, tenant, backup, anchor, receipt export)."""
 SERVER = tuple(name for name in SETTINGS if name not in CLIENT)
+TRUSTING = (*CLIENT, "DATA_DIR")
+"""notarize: the client's settings and DATA_DIR, where its trust file (the pinned keys) is."""
 VERIFY = ("URL", "EVM_RPC", "EVM_CONTRACT", "EVM_CONFIRMATIONS")  # TSA_CA_FILE: --tsa-ca
 
 
@@ -131,6 +133,24 @@ def anchor(sub: Subparsers) -> None:
     d.set_defaults(run="anchor:anchor_deploy")
 
 
+def add_trust_flags(parser: argparse.ArgumentParser) -> None:
+    """--key / --policy of the client commands: trust exactly these, not DATA_DIR's trust file."""
+    parser.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="trust this verifier key (the log's, its clock's) instead of the keys pinned in "
+        "DATA_DIR/trust.json; repeat for several",
+    )
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="trust the log and clock keys of this tlog-policy (/v1/keys' policy)",
+    )
+
+
 def notarize(sub: Subparsers) -> None:
     p = sub.add_parser("notarize", help="notarize files or directories, writing FILE.receipt.json")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -138,7 +158,8 @@ def notarize(sub: Subparsers) -> None:
     p.add_argument("--out", type=Path, help="write receipts under this directory instead of beside the files")
     p.add_argument("--batch", type=int, default=MAX_DIGESTS, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_setting_flags(p, CLIENT)
+    add_trust_flags(p)
+    add_setting_flags(p, TRUSTING)
     p.set_defaults(run="notarize:notarize")
 
 
@@ -188,11 +209,15 @@ def verify(sub: Subparsers) -> None:
 def receipt(sub: Subparsers) -> None:
     p = sub.add_parser("receipt", help="upgrade a receipt, or export it for other tools")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = actions.add_parser("upgrade", help="fetch the latest (anchored) version of a receipt")
+    up = actions.add_parser(
+        "upgrade",
+        help="fetch the anchored version of a receipt (no API key needed); written beside it as "
+        "NAME.receipt.<tree size>.json, RECEIPT is kept",
+    )
     up.add_argument("receipt", type=Path, metavar="RECEIPT")
-    up.add_argument("--out", type=Path, help="write here instead of replacing RECEIPT")
-    up.add_argument("--key", action="append", default=[], metavar="VKEY", help="trusted verifier key(s)")
-    add_setting_flags(up, CLIENT)
+    up.add_argument("--out", type=Path, help="write the upgrade here instead (never over an existing file)")
+    add_trust_flags(up)
+    add_setting_flags(up, ("URL", "DATA_DIR"))
     up.set_defaults(run="receipt:upgrade")
     ex = actions.add_parser("export", help="export as C2SP tlog-proof or RFC 9942 COSE receipt")
     ex.add_argument("receipt", type=Path, metavar="RECEIPT")
@@ -218,6 +243,19 @@ def witness(sub: Subparsers) -> None:
     s.set_defaults(run="witness:serve")
 
 
+def trust(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "trust", help="the keys the client commands pinned (DATA_DIR/trust.json): show, add or remove them"
+    )
+    p.add_argument("action", choices=("show", "add", "remove"))
+    p.add_argument("items", nargs="*", metavar="VKEY|ORIGIN", help="add: verifier keys; remove: origins")
+    p.add_argument(
+        "--policy", type=Path, metavar="FILE", help="add: the log and clock keys of this tlog-policy"
+    )
+    add_setting_flags(p, ("DATA_DIR",))
+    p.set_defaults(run="trust:trust")
+
+
 def backup(sub: Subparsers) -> None:
     p = sub.add_parser("backup", help="list the backups of the anchor's index, or restore one")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -234,5 +272,5 @@ def backup(sub: Subparsers) -> None:
     r.set_defaults(run="backup:restore_command")
 
 
-SUBCOMMANDS = (serve, keygen, keys, tenant, anchor, notarize, verify, receipt, backup, witness)
+SUBCOMMANDS = (serve, keygen, keys, tenant, anchor, notarize, verify, receipt, trust, backup, witness)
 """In the order `notar --help` lists them."""

@@ -29,6 +29,7 @@ MEANING = {
     "log signature": "the tree head is signed by a log key you trust",
     "inclusion": "the entry is in that signed tree (RFC 9162 inclusion proof)",
     "signed time": "the service's clock vouched for the tree at that time",
+    "witnesses": "as many independent witnesses as the policy asks cosigned the tree head",
 }
 WHY_NOT = {
     "format": "This file is not a notar receipt, or it is damaged.",
@@ -40,6 +41,8 @@ WHY_NOT = {
     "log, or the key is not the right one.",
     "inclusion": "The receipt was altered: the proof that the entry is in the signed log does not hold.",
     "signed time": "No trusted clock signature vouches for the time of this receipt.",
+    "witnesses": "The witnesses the policy asks for have not cosigned this receipt's tree head: fetch the "
+    "receipt again (upgraded receipts carry their cosignatures), or it was altered.",
 }
 KINDS = {"local": "local chain", "evm": "EVM chain", "rfc3161": "RFC 3161"}
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -116,7 +119,7 @@ class Evidence:
     again: str
 
 
-def _anchor_kind(check: Check, anchors: Sequence[Anchor]) -> str:
+def anchor_kind(check: Check, anchors: Sequence[Anchor]) -> str:
     for i, a in enumerate(anchors):
         if check.name == f"anchor {i + 1} ({a.type[:40]})":
             return a.type
@@ -151,6 +154,8 @@ def not_checked(check: Check, kind: str) -> str:
         return "the document (none was given)"
     if check.name == "signed time":
         return "the signed time (no clock key was given)"
+    if check.name == "witnesses":
+        return "the witnesses (the policy asks for none)"
     why = {
         "evm": "its chain was not asked (notar verify --online asks it)",
         "rfc3161": "no time-stamp authority's certificate was given (--tsa-ca)",
@@ -196,7 +201,7 @@ def _verdict(result: ReceiptResult, document: Path | None) -> tuple[str, Status,
     receipt = result.receipt
     if result.failed or receipt is None:
         failed = result.failed[0]
-        why = why_not(failed, _anchor_kind(failed, result.anchors))
+        why = why_not(failed, anchor_kind(failed, result.anchors))
         return "NOT VALID", Status.FAILED, [why, f"The check “{failed.name}” failed: {failed.detail}."]
     what = f"The document “{document.name}” is exactly the one notarized by this receipt." if document else (
         "The receipt is genuine; no document was given, so it proves the fingerprint below, not a file.")
@@ -245,7 +250,7 @@ def gather(
     `document`) with `keys` and `tsa_cas`."""
     when = now or datetime.now(UTC)
     verdict, status, summary = _verdict(result, document)
-    kinds = [_anchor_kind(c, result.anchors) for c in result.checks]
+    kinds = [anchor_kind(c, result.anchors) for c in result.checks]
     receipt = result.receipt
     doc_facts = [("Name", document.name if document else "not given: only the receipt was checked")]
     if document is not None:

@@ -1,12 +1,21 @@
 """`notar notarize PATH…`: hash files locally with BLAKE3, notarize the digests in bulk (or upload
 the documents with --upload) and write FILE.receipt.json (the receipt's canonical form, SPEC §5)
-beside each file or into --out DIR. Files whose receipt is already there and valid under the
-server's keys are skipped, so an interrupted run resumes."""
+beside each file or into --out DIR.
+
+The server is trusted only as far as DATA_DIR's trust file (or --key / --policy) says
+(services/cli/trust.py): its keys must be reconciled with the pinned ones, and each receipt it
+answers must verify under them, for this file's digest, before it is written. Files whose receipt
+is already there and valid under the trusted keys (of any period of the log's key history) are
+skipped, so an interrupted run resumes and a key change re-notarizes nothing. A receipt file is
+never replaced: when FILE.receipt.json is there but does not hold for the file as it is now (the
+file changed, or it is under keys not trusted here), the new receipt goes beside it as
+FILE.receipt.<tree size>.json (services/cli/receipt_files.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -20,10 +29,11 @@ from tqdm import tqdm
 from merkle.receipt import Receipt
 from merkle.verdict import verify_receipt
 from services.cli.commands import config_from
-from services.sdk import NotarClient, trusted_keys
-from storage.errors import ConfigError
+from services.cli.receipt_files import RECEIPT_SUFFIX, beside, is_receipt_file, write_new
+from services.cli.trust import ClientTrust
+from services.sdk import NotarClient
+from storage.errors import ConfigError, VerificationError
 
-RECEIPT_SUFFIX = ".receipt.json"
 READ_CHUNK = 1 << 20
 
 
@@ -50,7 +60,7 @@ def find_files(paths: list[Path], out_dir: Path | None) -> Iterator[Job]:
                 dirnames.sort()
                 for name in sorted(filenames):
                     f = Path(dirpath) / name
-                    if not name.endswith(RECEIPT_SUFFIX) and f.is_file():
+                    if not is_receipt_file(name) and f.is_file():
                         yield Job(f, receipt_path(f, p, out_dir), f.stat().st_size)
         else:
             yield Job(p, receipt_path(p, p.parent, out_dir), p.stat().st_size)
@@ -64,23 +74,52 @@ def hash_file(path: Path) -> str:
     return "blake3:" + h.hexdigest()
 
 
-def write_receipt(path: Path, receipt: Receipt) -> None:
-    """Atomically: a crash leaves the old file or the new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(receipt.to_json())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _receipts_there(job: Job) -> Iterator[Receipt]:
+    """The receipts in the job's receipt file and beside it (FILE.receipt.<tree size>.json) that
+    read; the others are left alone."""
+    later = glob.escape(job.out.name.removesuffix(".json")) + ".*.json"  # FILE.receipt.<size>.json
+    for path in [job.out, *sorted(job.out.parent.glob(later))]:
+        try:
+            yield Receipt.from_json(path.read_bytes())
+        except (OSError, ValueError):
+            continue
 
 
-def already_done(job: Job, keys: list[str]) -> bool:
-    try:
-        receipt = job.out.read_bytes()
-    except OSError:
-        return False
-    return verify_receipt(receipt, keys=keys, digest=job.digest).valid
+def already_done(job: Job, trust: ClientTrust) -> bool:
+    """Whether a receipt of the file as it is now, valid under the keys trusted for its log at its
+    size, is in the job's receipt file or beside it."""
+    for there in _receipts_there(job):
+        keys = trust.keys_at(there.origin, there.tree_size)
+        if keys and verify_receipt(there, keys=keys, digest=job.digest).valid:
+            return True
+    return False
+
+
+def accept(job: Job, receipt: Receipt, trust: ClientTrust) -> None:
+    """VerificationError unless the server's `receipt` is one of the job's file, valid under the
+    trusted keys: nothing is written for a receipt that is not."""
+    result = verify_receipt(receipt, keys=trust.keys_at(receipt.origin, receipt.tree_size), digest=job.digest)
+    if not result.valid:
+        failed = result.failed[0]
+        raise VerificationError(
+            f"the server's receipt for {job.path} fails check '{failed.name}' under the trusted keys: "
+            f"{failed.detail}; it is not written"
+        )
+
+
+def keep(job: Job, receipt: Receipt, notes: list[str]) -> None:
+    """Write the job's new receipt: at FILE.receipt.json, or beside the one there (never over it)."""
+    if write_new(job.out, receipt):
+        return
+    out = beside(job.out, receipt.tree_size)
+    if not write_new(out, receipt):
+        raise VerificationError(
+            f"{job.out} and {out} are both taken; the receipt of {job.path} is not written"
+        )
+    notes.append(
+        f"{job.out} does not hold for {job.path} as it is now (changed since, or under keys not trusted "
+        f"here): kept as it is; the new receipt is {out}"
+    )
 
 
 async def _file_chunks(path: Path, bar: tqdm[Any]) -> AsyncIterator[bytes]:
@@ -100,23 +139,23 @@ def _progress(desc: str, total: int, *, quiet: bool, unit: str = "B") -> tqdm[An
 
 
 async def run(ns: argparse.Namespace) -> int:
-    client_config = config_from(ns, dict(os.environ)).client
+    config = config_from(ns, dict(os.environ))
+    client_config = config.client
     url = client_config.url
     api_key = client_config.api_key.need(
         "to notarize (create one with `notar tenant add NAME` on the server)"
     )
     jobs = list(find_files(ns.paths, ns.out))
     quiet = ns.quiet or not sys.stderr.isatty()
+    trust = ClientTrust.of(ns, config.store.data_dir)
+    notes: list[str] = []
     async with NotarClient(url, api_key) as client:
-        try:
-            keys = trusted_keys(await client.keys())
-        except ValueError as e:
-            raise ConfigError(f"URL {url}: {e}", setting="URL") from e
+        trust.reconcile(await client.keys(), url)
         with _progress("hashing", sum(j.size for j in jobs), quiet=quiet) as bar:
             for job in jobs:
                 job.digest = await asyncio.get_running_loop().run_in_executor(None, hash_file, job.path)
                 bar.update(job.size)
-        todo = [j for j in jobs if not already_done(j, keys)]
+        todo = [j for j in jobs if not already_done(j, trust)]
         skipped = len(jobs) - len(todo)
         unstored: list[Job] = []
         if ns.upload:
@@ -131,18 +170,23 @@ async def run(ns: argparse.Namespace) -> int:
                     if answer.document["digest"] != job.digest:
                         raise ConfigError(f"{job.path} changed while it was uploaded", setting="PATH")
                     if id(job) not in kept:
-                        write_receipt(job.out, answer.receipt)
+                        accept(job, answer.receipt, trust)
+                        keep(job, answer.receipt, notes)
         else:
             with _progress("notarizing", len(todo), quiet=quiet, unit="file") as bar:
                 for i in range(0, len(todo), ns.batch):
                     batch = todo[i : i + ns.batch]
                     receipts = await client.notarize([j.digest for j in batch])
                     for job, receipt in zip(batch, receipts, strict=True):
-                        write_receipt(job.out, receipt)
+                        accept(job, receipt, trust)
+                        keep(job, receipt, notes)
                     bar.update(len(batch))
+    trust.save()
     print(f"notarized {len(todo)} file(s), {skipped} already had a valid receipt")
     if unstored:
         print(f"uploaded {len(unstored)} file(s) that had a valid receipt but were not stored; receipts kept")
+    for note in trust.notes + notes:
+        print(f"  note: {note}", file=sys.stderr)
     return 0
 
 

@@ -1,10 +1,16 @@
 """`notar receipt upgrade RECEIPT` and `notar receipt export --format tlog-proof|cose RECEIPT`.
 
-An upgrade (SPEC §5) is accepted only when the server's receipt is the same notarization (digest,
-salt, subject, entry, origin and index unchanged), is of a tree no smaller, verifies under the
-trusted keys, and its checkpoint is consistent with the old one (RFC 9162 consistency proof). A
-COSE export is signed by the log key only over a root that the receipt's checkpoint, opened under
-that very key, states: never over a root computed from a receipt nobody verified.
+An upgrade needs no API key (SPEC §5, §6): the public `GET /v1/anchors` gives the anchored
+checkpoint that covers the receipt's, and the client proves the rest itself — an inclusion proof of
+its entry in that checkpoint, and a consistency proof from the receipt's checkpoint to it. It is
+accepted only when the new receipt is the same notarization (digest, salt, subject, entry, origin
+and index unchanged), of a tree no smaller, verifies under the trusted keys (DATA_DIR's trust file
+or --key / --policy, reconciled with the server's: services/cli/trust.py), and its checkpoint is
+consistent with the old one, each checkpoint opened under the keys valid at its size. It is
+written beside the receipt as NAME.receipt.<tree size>.json; the receipt given is never replaced
+(services/cli/receipt_files.py). A COSE export is signed by the log key only over a root that the
+receipt's checkpoint, opened under that very key, states: never over a root computed from a
+receipt nobody verified.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import argparse
 import asyncio
 import os
 import sys
-from pathlib import Path
+from collections.abc import Callable
 
 from merkle.checkpoint import Checkpoint, open_checkpoint
 from merkle.export import to_cose, to_tlog_proof
@@ -22,12 +28,15 @@ from merkle.receipt import Receipt
 from merkle.verdict import split_keys, verify_receipt
 from services.anchor.app import keys_from
 from services.cli.commands import config_from
-from services.cli.notarize import write_receipt
+from services.cli.receipt_files import beside, replace_if_held, write_new
+from services.cli.trust import ClientTrust
 from services.cli.verify import load_receipt
-from services.sdk import NotarClient, trusted_keys
+from services.sdk import NotarClient
 from storage.errors import ConfigError, VerificationError
 
 KEPT = ("digest", "salt", "subject", "entry", "origin", "index")
+Trusted = Callable[[int], list[str]]
+"""The verifier keys trusted for a checkpoint of the receipt's log of a given tree size."""
 
 
 def signed_checkpoint(receipt: Receipt, keys: list[str], what: str) -> Checkpoint:
@@ -44,13 +53,14 @@ def signed_checkpoint(receipt: Receipt, keys: list[str], what: str) -> Checkpoin
         ) from e
     if not opened.ok:
         raise VerificationError(
-            f"{what}'s checkpoint is not signed by a trusted log key named {receipt.origin!r}"
+            f"{what}'s checkpoint is not signed by a log key named {receipt.origin!r} that is trusted "
+            f"for a tree of {receipt.tree_size}"
         )
     return opened.checkpoint
 
 
-def accept_upgrade(old: Receipt, new: Receipt, keys: list[str], consistency: list[bytes]) -> None:
-    """VerificationError unless `new` may replace `old` (module doc); `consistency` proves the old
+def accept_upgrade(old: Receipt, new: Receipt, trusted: Trusted, consistency: list[bytes]) -> None:
+    """VerificationError unless `new` may follow `old` (module doc); `consistency` proves the old
     checkpoint's tree a prefix of the new one's (empty when they are of the same size)."""
     changed = [name for name in KEPT if getattr(old, name) != getattr(new, name)]
     if changed:
@@ -61,12 +71,12 @@ def accept_upgrade(old: Receipt, new: Receipt, keys: list[str], consistency: lis
         raise VerificationError(
             f"the server's receipt is of a smaller tree ({new.tree_size} < {old.tree_size})"
         )
-    result = verify_receipt(new, keys=keys, digest=str(old.digest), origin=old.origin)
+    result = verify_receipt(new, keys=trusted(new.tree_size), digest=str(old.digest), origin=old.origin)
     if not result.valid:
         failed = result.failed[0]
         raise VerificationError(f"the server's upgraded receipt fails check '{failed.name}': {failed.detail}")
-    before = signed_checkpoint(old, keys, "the receipt you have")
-    after = signed_checkpoint(new, keys, "the server's receipt")
+    before = signed_checkpoint(old, trusted(old.tree_size), "the receipt you have")
+    after = signed_checkpoint(new, trusted(new.tree_size), "the server's receipt")
     try:
         holds = verify_consistency(before.size, after.size, consistency, before.root, after.root)
     except ValueError:
@@ -78,63 +88,77 @@ def accept_upgrade(old: Receipt, new: Receipt, keys: list[str], consistency: lis
         )
 
 
-async def _upgrade(ns: argparse.Namespace, old: Receipt) -> tuple[Receipt, list[str]]:
-    """The server's upgraded receipt of `old`, accepted, and notes for the reader."""
-    config = config_from(ns, dict(os.environ)).client
-    api_key = config.api_key.need("to fetch receipts (the tenant's key)")
-    notes = []
-    async with NotarClient(config.url, api_key) as client:
-        keys = list(ns.key)
-        if not keys:
-            try:
-                keys = trusted_keys(await client.keys())
-            except ValueError as e:
-                raise ConfigError(f"the keys URL publishes are not usable: {e}", setting="URL") from e
-            notes.append(f"checked under the keys {config.url} publishes: this trusts that server")
+def _hashes(hexes: list[str], what: str) -> list[bytes]:
+    try:
+        return [bytes.fromhex(h) for h in hexes]
+    except (TypeError, ValueError) as e:
+        raise VerificationError(f"the server answered a malformed {what}: {e}") from e
+
+
+async def _upgrade(ns: argparse.Namespace, old: Receipt) -> tuple[Receipt | None, ClientTrust]:
+    """The anchored upgrade of `old`, accepted (None while no anchored checkpoint covers it)."""
+    config = config_from(ns, dict(os.environ))
+    trust = ClientTrust.of(ns, config.store.data_dir)
+    url = config.client.url
+    async with NotarClient(url) as client:  # public routes only: no API key
+        trust.reconcile(await client.keys(), url)
+        anchored = await client.anchors(old.origin, old.tree_size)
+        if anchored is None:
+            return None, trust
+        size = anchored.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < old.tree_size:
+            raise VerificationError(f"the server answered a malformed anchored checkpoint size: {size!r}")
+        inclusion = _hashes(await client.inclusion_proof(old.index, size), "inclusion proof")
+        consistency: list[bytes] = []
+        if size > old.tree_size:
+            consistency = _hashes(await client.consistency_proof(old.tree_size, size), "consistency proof")
         try:
-            candidates = await client.receipts(str(old.digest))  # read strictly by the SDK
-        except ValueError as e:
-            raise VerificationError(f"the server answered a malformed receipt: {e}") from e
-        for new in candidates:
-            if new.entry != old.entry:
-                continue
-            proof: list[str] = []
-            if new.tree_size > old.tree_size:
-                proof = await client.consistency_proof(old.tree_size, new.tree_size)
-            try:
-                consistency = [bytes.fromhex(h) for h in proof]
-            except ValueError as e:
-                raise VerificationError(f"the server answered a malformed consistency proof: {e}") from e
-            accept_upgrade(old, new, keys, consistency)
-            return new, notes
-    raise VerificationError("the server has no notarization with this receipt's entry for this tenant")
+            new = old.upgraded(
+                checkpoint=anchored.get("checkpoint"),  # type: ignore[arg-type]  # checked by the receipt
+                tree_size=size,
+                inclusion=inclusion,
+                anchors=anchored.get("anchors"),  # type: ignore[arg-type]
+            )
+        except (TypeError, ValueError) as e:
+            raise VerificationError(f"the server answered a malformed anchored checkpoint: {e}") from e
+        accept_upgrade(old, new, lambda n: trust.keys_at(old.origin, n), consistency)
+    return new, trust
 
 
 def upgrade(ns: argparse.Namespace) -> int:
     old = load_receipt(ns.receipt)
-    new, notes = asyncio.run(_upgrade(ns, old))
-    kinds = ", ".join(a.type for a in new.anchors) or "none yet"
-    out = ns.out or ns.receipt
-    if new == old and out == ns.receipt:
-        print(f"{ns.receipt} is up to date: tree size {new.tree_size}, anchors: {kinds}")
+    new, trust = asyncio.run(_upgrade(ns, old))
+    if new is None:
+        print(f"{ns.receipt}: no anchored checkpoint covers its tree of {old.tree_size} yet; try again later")
+    elif new == old:
+        print(f"{ns.receipt} is up to date: tree size {new.tree_size}, anchors: {_kinds(new)}")
     else:
-        if out == ns.receipt and new.tree_size != old.tree_size:
-            kept = keep_previous(ns.receipt, old)
-            notes.append(f"the previous receipt (the earliest evidence) is kept as {kept}")
-        write_receipt(out, new)
-        print(f"upgraded {ns.receipt}: tree size {old.tree_size} -> {new.tree_size}, anchors: {kinds}")
-    for note in notes:
+        out = ns.out or beside(ns.receipt, new.tree_size)
+        if write_new(out, new):
+            print(
+                f"upgraded {ns.receipt} -> {out}: tree size {old.tree_size} -> {new.tree_size}, "
+                f"anchors: {_kinds(new)}"
+            )
+            print(f"  note: {ns.receipt} is kept as it is (the earliest evidence)", file=sys.stderr)
+        else:
+            there = load_receipt(out)
+            if there == new:
+                print(f"{out} is up to date: tree size {new.tree_size}, anchors: {_kinds(new)}")
+            elif replace_if_held(out, new, there):
+                print(f"upgraded {out}: anchors {_kinds(there)} -> {_kinds(new)}")
+            else:
+                raise VerificationError(
+                    f"{out} holds another receipt of this notarization that the upgrade does not hold "
+                    "whole; it is left as it is: move it away to write the upgrade there"
+                )
+    trust.save()
+    for note in trust.notes:
         print(f"  note: {note}", file=sys.stderr)
     return 0
 
 
-def keep_previous(path: Path, old: Receipt) -> Path:
-    """Write `old` beside `path` as NAME.tree-<size>.receipt.json (SPEC §5: an upgrade keeps the old
-    file); named so that `notar notarize` on the folder takes it for a receipt, not a document."""
-    stem = path.name.removesuffix(".json").removesuffix(".receipt")
-    kept = path.with_name(f"{stem}.tree-{old.tree_size}.receipt.json")
-    write_receipt(kept, old)
-    return kept
+def _kinds(receipt: Receipt) -> str:
+    return ", ".join(a.type for a in receipt.anchors) or "none yet"
 
 
 def export(ns: argparse.Namespace) -> int:

@@ -27,24 +27,17 @@ from merkle.aggregate import AnchorTarget
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
 from merkle.checks import AnchorVerdict, AnchorVerifier, Check, Status
+from merkle.note import NoteVerifier, parse_note
 from merkle.receipt import RECEIPT_FORMAT, Anchor, Receipt
 from merkle.trust import Trust
 from merkle.verdict import ReceiptResult, split_keys, verify_receipt
 from services.cli.commands import config_from
+from services.cli.evidence import anchor_kind, why_not
+from services.cli.evidence import meaning as meaning_of
 from services.common.components import ChainsConfig
 from services.published.trust import document_trust
 from storage.errors import ConfigError
 
-MEANING = {
-    "format": "the file is a notar receipt",
-    "document": "the document is the one that was notarized",
-    "entry": "the log entry commits to this digest, its salt and the notarizing tenant",
-    "checkpoint": "the signed tree head is of this log and of the receipt's size",
-    "log signature": "the tree head is signed by a log key you trust",
-    "inclusion": "the entry is in that signed tree (RFC 9162 inclusion proof)",
-    "signed time": "the service's clock vouched for the tree at that time",
-    "witnesses": "as many witnesses as the policy asks cosigned the tree head: no split view",
-}
 MARKS = {Status.OK: "✓", Status.FAILED: "✗", Status.NOT_CHECKED: "–"}
 KNOWN_ANCHORS = {"local": "no verifier", "evm": "needs --online", "rfc3161": "needs --tsa-ca"}
 
@@ -58,13 +51,35 @@ def load_receipt(path: Path) -> Receipt:
     except OSError as e:
         raise ConfigError(f"cannot read receipt {path}: {e.strerror}", setting="RECEIPT") from e
     try:
-        orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise ConfigError(f"{path} is not JSON: {e}", setting="RECEIPT") from e
+    saved = saved_answer(value)
+    if saved is not None:
+        raise ConfigError(
+            f"{path} is a saved API answer, not a receipt: {saved}; extract it with: "
+            f"jq '.{'receipt' if 'receipt' in value else 'receipts[0]'}' {path} > receipt.json",
+            setting="RECEIPT",
+        )
     try:
         return Receipt.from_json(data)
     except ValueError as e:
         raise ConfigError(f"{path} is not a usable {RECEIPT_FORMAT} receipt: {e}", setting="RECEIPT") from e
+
+
+def saved_answer(value: Any) -> str | None:
+    """Where the receipt is, when `value` is an API answer saved whole (`{"receipt": …}` of
+    PUT /v1/documents, `{"receipts": […]}` of POST /v1/digests or ?all=true), or None."""
+    if not isinstance(value, dict) or "format" in value:
+        return None
+    if isinstance(value.get("receipt"), dict):
+        return 'the receipt is its "receipt" member'
+    receipts = value.get("receipts")
+    if isinstance(receipts, list) and receipts and all(isinstance(r, dict) for r in receipts):
+        if len(receipts) == 1:
+            return 'the receipt is the one in its "receipts" list'
+        return f'its "receipts" list holds {len(receipts)} receipts, one per digest in the order sent'
+    return None
 
 
 async def server_keys(url: str) -> list[str]:
@@ -177,13 +192,18 @@ def trust_of(ns: argparse.Namespace, url: str, notes: list[str]) -> Trust:
     return dataclasses.replace(trust, logs=trust.logs + extra.logs, clocks=trust.clocks + extra.clocks)
 
 
-def trusted_list(trust: Trust) -> list[str]:
-    """Every key ``trust`` holds, once each, as verifier keys: log keys (of every period), clock
-    keys, the policy's witnesses (the report lists what was trusted)."""
-    keys: list[object] = [*trust.all_log_keys(), *trust.clocks]
+def trusted_verifiers(trust: Trust) -> list[NoteVerifier]:
+    """Every key ``trust`` holds: log keys (of every period), clock keys, the policy's witnesses."""
+    keys: list[NoteVerifier] = [*trust.all_log_keys(), *trust.clocks]
     keys += [p.clock for h in trust.histories for p in h.periods if p.clock is not None]
     if trust.policy is not None:
         keys += [w.key for w in trust.policy.witnesses]
+    return keys
+
+
+def trusted_list(trust: Trust) -> list[str]:
+    """Every key ``trust`` holds, once each, as verifier keys (the report lists what was trusted)."""
+    keys = trusted_verifiers(trust)
     texts = [k.to_key() for k in keys if hasattr(k, "to_key")]  # every verifier notar makes has it
     return list(dict.fromkeys(t for t in texts if isinstance(t, str)))
 
@@ -233,9 +253,10 @@ def _not_checked(c: Check, result: ReceiptResult) -> str:
 
 
 def key_hint(result: ReceiptResult, keys: Trust | Sequence[str]) -> str | None:
-    """Why the log signature failed when no trusted log key is named after the receipt's origin
-    (a log key signs only the log it is named after, SPEC §2); why the witnesses check failed
-    when the quorum is not met (cosignatures arrive in upgraded receipts)."""
+    """Why the witnesses check failed when the quorum is not met (cosignatures arrive in upgraded
+    receipts); why the log signature failed: which keys did sign the tree head (none of them
+    trusted), and when no trusted log key is named after the receipt's origin, that a log key
+    signs only the log it is named after (SPEC §2)."""
     witnesses = result.check("witnesses")
     if witnesses is not None and witnesses.status is Status.FAILED and "not met" in witnesses.detail:
         return (
@@ -243,17 +264,25 @@ def key_hint(result: ReceiptResult, keys: Trust | Sequence[str]) -> str | None:
             "fetches the receipt on a witnessed checkpoint"
         )
     check = result.check("log signature")
-    if check is None or check.ok or result.origin is None:
+    if check is None or check.ok or result.origin is None or result.receipt is None:
         return None
     trust = keys if isinstance(keys, Trust) else Trust.of(keys)
+    known = {(v.name, v.key_id) for v in trusted_verifiers(trust)}
+    try:
+        signatures = parse_note(result.receipt.checkpoint).signatures
+    except ValueError:
+        signatures = ()
+    others = [f"{s.name} (key ID {s.key_id:08x})" for s in signatures if (s.name, s.key_id) not in known]
+    signed = f"The tree head is signed by {', '.join(others)}, which you do not trust" if others else ""
     names = sorted({v.name for v in trust.all_log_keys()})
     if result.origin in names:
-        return None
+        return signed or None
     given = ", ".join(names) if names else "none"
-    return (
+    named = (
         f"no log key you gave (--key) is named after the receipt's origin {result.origin!r}: a log "
         f"key's name is the origin of the log it signs (log keys given: {given})"
     )
+    return f"{signed}; {named}" if signed else named
 
 
 def render(result: ReceiptResult, file_given: bool, keys: Trust | Sequence[str] = ()) -> str:
@@ -261,7 +290,8 @@ def render(result: ReceiptResult, file_given: bool, keys: Trust | Sequence[str] 
     lines = []
     if result.failed:
         failed = result.failed[0]
-        lines.append(f"✗ NOT VALID — check '{failed.name}' failed: {failed.detail}")
+        lines.append(f"✗ NOT VALID — {why_not(failed, anchor_kind(failed, result.anchors))}")
+        lines.append(f"  The check '{failed.name}' failed: {failed.detail}")
         hint = key_hint(result, keys)
         if hint:
             lines.append(f"  {hint}")
@@ -275,9 +305,10 @@ def render(result: ReceiptResult, file_given: bool, keys: Trust | Sequence[str] 
         what = "The document" if file_given else "The digest in this receipt"
         receipt = result.receipt
         subject = f", notarized by {receipt.subject!r}," if receipt is not None else ""
+        entries = "entry" if result.tree_size == 1 else "entries"
         lines.append(
             f"  {what}{subject} was entry {result.index} of the log {result.origin}, in a tree of "
-            f"{result.tree_size} entries signed by {result.log_key}."
+            f"{result.tree_size} {entries} signed by {result.log_key}."
         )
         when = result.check("signed time")
         if when is not None and when.ok:
@@ -286,18 +317,10 @@ def render(result: ReceiptResult, file_given: bool, keys: Trust | Sequence[str] 
     width = max(len(c.name) for c in result.checks)
     for c in result.checks:
         lines.append(f"  {MARKS[c.status]} {c.name:<{width}}  {c.detail}")
-        meaning = _meaning(c)
+        meaning = meaning_of(c, anchor_kind(c, result.anchors))
         if meaning:
             lines.append(f"    {'':<{width}}  ({meaning})")
     return "\n".join(lines)
-
-
-def _meaning(c: Check) -> str:
-    if c.status is Status.NOT_CHECKED:
-        return "not checked: it proves nothing here" if c.name.startswith("anchor") else ""
-    if c.name.startswith("anchor"):
-        return "independent evidence that the tree existed then"
-    return MEANING.get(c.name, "")
 
 
 def write_report(ns: argparse.Namespace, result: ReceiptResult, notes: list[str], keys: list[str],

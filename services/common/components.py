@@ -70,14 +70,15 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class SequencerConfig:
-    """The sequencer of one log (ORIGIN, BATCH_MS, BATCH_MAX, QUEUE_MAX); `prefix` is where its
-    log is published, the rest tuning without a setting."""
+    """The sequencer of one log (ORIGIN, BATCH_MS, BATCH_MAX, QUEUE_MAX, REPEATS_MAX); `prefix` is
+    where its log is published, the rest tuning without a setting."""
 
     origin: str
     prefix: str = LOG_PREFIX
     batch_ms: int = 100
     batch_max: int = 20_000
     queue_max: int = 200_000
+    repeats_max: int = 100
     publish_backlog: int = 64
     lease_ttl_s: float = 30.0
 
@@ -127,7 +128,8 @@ class KeysConfig:
 @dataclass(frozen=True)
 class HttpConfig:
     """The HTTP server of every role and how its pods reach the anchor (LISTEN, READ_TIMEOUT_S,
-    DRAIN_S, KEY_CACHE_S, DOCUMENT_MAX_MB, LOG_FORMAT, ANCHOR_URL)."""
+    DRAIN_S, KEY_CACHE_S, DOCUMENT_MAX_MB, LOG_FORMAT, ANCHOR_URL), and POST /v1/verify's worker pool
+    (VERIFY_WORKERS, VERIFY_QUEUE)."""
 
     listen: tuple[str, int] = ("127.0.0.1", 8080)
     read_timeout_s: int = 30
@@ -136,6 +138,8 @@ class HttpConfig:
     document_max_mb: int | None = None
     log_format: str = "text"
     anchor_url: str = "http://127.0.0.1:8080"
+    verify_workers: int = 1
+    verify_queue: int = 16
 
     @property
     def document_max_bytes(self) -> int:
@@ -248,6 +252,7 @@ class NotarConfig:
                 batch_ms=s.get("BATCH_MS"),
                 batch_max=s.get("BATCH_MAX"),
                 queue_max=s.get("QUEUE_MAX"),
+                repeats_max=s.get("REPEATS_MAX"),
             ),
             committer=CommitterConfig(interval_s=s.get("ANCHOR_INTERVAL_S"), kinds=s.get("ANCHORS")),
             chains=ChainsConfig(
@@ -275,6 +280,8 @@ class NotarConfig:
                 document_max_mb=s.get("DOCUMENT_MAX_MB"),
                 log_format=s.get("LOG_FORMAT"),
                 anchor_url=s.get("ANCHOR_URL"),
+                verify_workers=s.get("VERIFY_WORKERS"),
+                verify_queue=s.get("VERIFY_QUEUE"),
             ),
             backups=BackupsConfig(
                 scratch=data_dir / "backup",

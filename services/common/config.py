@@ -160,6 +160,7 @@ SETTINGS: dict[str, Setting] = {
             "BATCH_MAX", "20000", "entries per batch at most (a full batch is cut at once)", _positive_int
         ),
         Setting("QUEUE_MAX", "200000", "entries waiting at most before new ones get 503", _positive_int),
+        Setting("REPEATS_MAX", "100", "notarizations of one digest per tenant at most (0: no cap)", _whole),
         Setting("ANCHORS", "local", "comma-separated anchor kinds: local, evm, rfc3161", _anchors),
         Setting("ANCHOR_INTERVAL_S", "10", "how often the latest checkpoint is anchored", _positive_int),
         Setting("ANCHOR_URL", "http://127.0.0.1:8080", "where ingest pods reach the anchor", _url),
@@ -178,6 +179,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("EVM_EXPLORER_URL", None, "block explorer base URL for links on /verify", _url),
         Setting("TSA_URL", None, "RFC 3161 time-stamp authority URL", _url),
         Setting("TSA_CA_FILE", None, "trust anchor (PEM) for the TSA's tokens"),
+        Setting(
+            "VERIFY_WORKERS", "1", "processes verifying receipts for POST /v1/verify", _positive_int
+        ),
+        Setting(
+            "VERIFY_QUEUE", "16", "POST /v1/verify requests waiting at most before new ones get 503",
+            _positive_int,
+        ),
         Setting("LOG_FORMAT", "text", "log lines: text, or json with trace ids", _choice("text", "json")),
         Setting(
             "READ_TIMEOUT_S",

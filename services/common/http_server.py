@@ -10,6 +10,9 @@
 - Requests aiohttp's parser refuses (a 100 KB header, 10,000 headers, bytes that are not HTTP)
   are answered in problem+json like every other error, and logged in one line that never quotes
   the request: the parser's own message quotes it, with any API key on the offending line.
+
+Every answer, those refusals included, carries `X-Content-Type-Options: nosniff`: a browser
+never takes a receipt, a tile or a stored document for HTML or a script.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ from services.common.problems import PROBLEM_JSON, TYPE_BASE, UPLOADS, problem
 from storage.errors import ConfigError
 
 log = logging.getLogger("notar.http")
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+
+
+async def nosniff(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """`on_response_prepare` signal: the header on every answer of the app."""
+    response.headers[NOSNIFF[0]] = NOSNIFF[1]
 DRAIN_LINGER_S = 1.0
 """Once stopping, how long the rest of a refused body is read and dropped before its connection
 closes: long enough for the client to read the answer (closing on unread bytes resets the
@@ -123,6 +132,7 @@ class NotarRequestHandler(RequestHandler):
             transport.write(
                 b"HTTP/1.1 408 Request Timeout\r\nContent-Type: "
                 + PROBLEM_JSON.encode()
+                + f"\r\n{NOSNIFF[0]}: {NOSNIFF[1]}".encode()
                 + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
                 + body
             )
@@ -148,7 +158,7 @@ class NotarRequestHandler(RequestHandler):
             log.error("unexpected error answering a request from %s", request.remote, exc_info=exc)
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had already begun; the connection is cut instead")
-        response = problem(status, kind, title, detail)
+        response = problem(status, kind, title, detail, headers=dict([NOSNIFF]))
         response.force_close()
         return response
 
@@ -217,6 +227,7 @@ def run_app(
     On a signal: uploads in flight are answered 503 with Retry-After at once (`drain`),
     the socket stops listening, other requests get `drain_s` seconds to finish before they are
     cancelled, then the app's cleanup contexts run (the sequencer publishes what it holds)."""
+    app.on_response_prepare.append(nosniff)
     loop = asyncio.new_event_loop()
     runner = _Runner(
         app,

@@ -27,6 +27,8 @@ WHY = {
     404: "not found",
     408: "the request's body stalled for READ_TIMEOUT_S seconds (the connection is then closed)",
     413: "the body, or what it holds, is over its limit",
+    409: "too-many-repeats: the tenant notarized a digest of the request REPEATS_MAX times already; the "
+    "problem names the digest and the cap, and nothing of the request was notarized",
     500: "stored data is corrupted: reported, never served",
     503: "busy (the sequencer's queue is full: shed before the body is read) or unavailable for now "
     "(object store, anchor): retry after Retry-After seconds",
@@ -138,6 +140,15 @@ SCHEMAS: dict[str, Any] = {
         ["logs", "witnesses", "policy"],
     ),
     "Proof": _object({"proof": {"type": "array", "items": HEX32}}, ["proof"]),
+    "Anchored": _object(
+        {
+            "origin": {"type": "string"},
+            "size": {"type": "integer", "description": "the anchored checkpoint's tree size"},
+            "checkpoint": {"type": "string", "description": "the anchored checkpoint's signed note"},
+            "anchors": {"type": "array", "items": {"type": "object"}, "description": "its anchor records"},
+        },
+        ["origin", "size", "checkpoint", "anchors"],
+    ),
     "Verification": _object(
         {
             "valid": {"type": "boolean", "description": "no check failed (see unchecked)"},
@@ -191,6 +202,7 @@ PATHS: dict[str, Any] = {
                     400,
                     401,
                     408,
+                    409,
                     413,
                     503,
                     why={
@@ -228,7 +240,12 @@ PATHS: dict[str, Any] = {
                     "Created",
                 ),
                 **_problems(
-                    401, 408, 413, 503, why={413: "the document is larger than DOCUMENT_MAX_MB (when set)"}
+                    401,
+                    408,
+                    409,
+                    413,
+                    503,
+                    why={413: "the document is larger than DOCUMENT_MAX_MB (when set)"},
                 ),
             },
         }
@@ -266,13 +283,36 @@ PATHS: dict[str, Any] = {
                     "required": False,
                     "schema": {"type": "string", "enum": ["true", "false"]},
                 },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "description": "with all=true: receipts in a page (default 100)",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "required": False,
+                    "description": "with all=true: the `next` of the page before",
+                    "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,18})$"},
+                },
             ],
             "responses": {
                 "200": _json(
                     {
                         "oneOf": [
                             _ref("Receipt"),
-                            _object({"receipts": {"type": "array", "items": _ref("Receipt")}}),
+                            _object(
+                                {
+                                    "receipts": {"type": "array", "items": _ref("Receipt")},
+                                    "next": {
+                                        "type": ["string", "null"],
+                                        "description": "the next page's cursor",
+                                    },
+                                },
+                                ["receipts", "next"],
+                            ),
                         ]
                     }
                 ),
@@ -304,6 +344,23 @@ PATHS: dict[str, Any] = {
             "summary": "RFC 9162 consistency proof between tree sizes `from` and `to`",
             "parameters": [_query("from", "old tree size"), _query("to", "new tree size")],
             "responses": {"200": _json(_ref("Proof")), **_problems(400, 404, why=NOT_YET)},
+        }
+    },
+    "/v1/anchors": {
+        "get": {
+            "summary": "The anchored or witnessed checkpoint that covers a checkpoint, with its anchors",
+            "description": "Public: the anchored or witnessed checkpoint of log `origin` of size `size` or "
+            "more with the most anchor kinds and witness cosignatures (the earliest of those), so that "
+            "anyone holding a receipt of that log and size upgrades it, with an inclusion proof and a "
+            "consistency proof, without an API key (after an erasure too).",
+            "parameters": [
+                {"name": "origin", "in": "query", "required": True, "schema": {"type": "string"}},
+                _query("size", "the tree size of the receipt's checkpoint"),
+            ],
+            "responses": {
+                "200": _json(_ref("Anchored")),
+                **_problems(400, 404, why={404: "no anchored checkpoint covers it yet, or no such log"}),
+            },
         }
     },
     "/v1/keys": {
@@ -355,8 +412,13 @@ PATHS: dict[str, Any] = {
             "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {
                 "200": _text("tile bytes", "application/octet-stream"),
-                **_problems(404, why={404: "no such tile, after waiting up to 2 s for it when it belongs "
-                                      "to a tree larger than the published one"}),
+                **_problems(
+                    404,
+                    why={
+                        404: "no such tile, after waiting up to 2 s for it when it belongs "
+                        "to a tree larger than the published one"
+                    },
+                ),
             },
         }
     },

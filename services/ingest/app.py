@@ -74,12 +74,16 @@ def _digest(request: web.Request) -> Digest:
 
 
 async def get_document(request: web.Request) -> web.StreamResponse:
+    """The document's bytes, streamed as `Documents.read` checks them: what is found wrong before
+    the first byte is a problem (500), after it a cut connection (the headers are gone): the
+    client sees a short body, never a whole one that is not the document."""
     tenant = await tenant_of(request)
     digest = _digest(request)
     docs = request.app[DOCUMENTS]
-    manifest = await docs.manifest(tenant, digest)
     head = request.method == "HEAD"  # is it stored? (`notar notarize --upload`): no chunk is read
-    first = await docs.chunk(tenant, manifest, 0) if manifest.chunks and not head else b""
+    manifest, chunks = await docs.read(tenant, digest)
+    reading = aiter(chunks)
+    first = b"" if head else await anext(reading, b"")
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/octet-stream",
@@ -93,15 +97,13 @@ async def get_document(request: web.Request) -> web.StreamResponse:
         await response.write_eof()
         return response
     await response.write(first)
-    for position in range(1, len(manifest.chunks)):
-        try:
-            data = await docs.chunk(tenant, manifest, position)
-        except (CorruptedError, NotFoundError):
-            # Headers are gone: cut the connection so the client sees a short body, never bad bytes.
-            if request.transport is not None:
-                request.transport.close()
-            raise
-        await response.write(data)
+    try:
+        async for data in reading:
+            await response.write(data)
+    except (CorruptedError, NotFoundError):
+        if request.transport is not None:
+            request.transport.close()
+        raise
     await response.write_eof()
     return response
 

@@ -21,6 +21,12 @@ key-derivation and keyed modes; `t` below is u8(len(tenant)) || tenant:
 
 A copy of the bucket without the index key holds no digest, no chunk hash, no byte of a
 document in clear, and no tenant name; sizes and times are visible.
+
+Reading (`read`) checks more than each chunk: the manifest must name the digest asked for, and the
+whole stream is hashed (BLAKE3 and SHA-256) as it is read; its last chunk is given out only once
+both hashes and the size are the manifest's. So whoever can write the store — even with the index
+key, resealing another document's manifest under this one's name — can make a read fail, never
+make it deliver other bytes in full.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import blake3
 import orjson
@@ -87,6 +94,32 @@ class Manifest:
     def multihashes(self) -> tuple[bytes, bytes]:
         """Its BLAKE3 and SHA-256 digests as multihashes: the two names it is stored under."""
         return parse_digest(self.digest).multihash, parse_digest(f"sha256:{self.sha256}").multihash
+
+    def names(self, digest: Digest) -> bool:
+        """Whether `digest` is one of this document's two digests."""
+        return digest.multihash in self.multihashes()
+
+
+class _Whole:
+    """The BLAKE3, SHA-256 and size of a document's bytes as they are read, to compare with its
+    manifest at the end (`mismatch`)."""
+
+    def __init__(self) -> None:
+        self._b3: Any = blake3.blake3()
+        self._sha: Any = hashlib.sha256()
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        self._b3.update(data)
+        self._sha.update(data)
+        self.size += len(data)
+
+    def mismatch(self, manifest: Manifest) -> str | None:
+        if self.size != manifest.size:
+            return f"the chunks hold {self.size} bytes, the manifest says {manifest.size}"
+        if f"blake3:{self._b3.hexdigest()}" != manifest.digest or self._sha.hexdigest() != manifest.sha256:
+            return "the chunks' bytes are not the document the manifest names"
+        return None
 
 
 def _tenant(tenant: str) -> bytes:
@@ -244,6 +277,37 @@ class Documents:
         except NotFoundError:
             raise NotFoundError(f"no document {digest} for this tenant") from None
         return self._open(who, digest.multihash, key, sealed)
+
+    async def read(self, tenant: str, digest: Digest) -> tuple[Manifest, AsyncIterator[bytes]]:
+        """The manifest of a tenant's document (`manifest`), checked to name `digest`, and its
+        bytes chunk by chunk (`chunk`), the whole hashed on the way: the last chunk comes only
+        once the whole is the manifest's document (module doc). CorruptedError (from the
+        iterator too) when it is not, NotFoundError when a chunk is gone."""
+        manifest = await self.manifest(tenant, digest)
+        if not manifest.names(digest):
+            raise CorruptedError(
+                f"the manifest stored under the name of {digest} names another document; refusing to serve it"
+            )
+        return manifest, self._checked(tenant, manifest)
+
+    async def _checked(self, tenant: str, manifest: Manifest) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        whole = _Whole()
+        last = len(manifest.chunks) - 1
+        for position in range(len(manifest.chunks)):
+            data = await self.chunk(tenant, manifest, position)
+            await loop.run_in_executor(None, whole.update, data)
+            if position == last:
+                self._check_whole(whole, manifest)
+            yield data
+        if last < 0:
+            self._check_whole(whole, manifest)
+
+    @staticmethod
+    def _check_whole(whole: _Whole, manifest: Manifest) -> None:
+        why = whole.mismatch(manifest)
+        if why is not None:
+            raise CorruptedError(f"this document is corrupted in storage ({why}); refusing to serve its end")
 
     async def chunk(self, tenant: str, manifest: Manifest, position: int) -> bytes:
         """Chunk `position` of a document, decrypted and checked against its hash while it is

@@ -17,14 +17,16 @@ from services.internal.wire import (
     RECEIPTS_TAIL,
     SCITT_ENTRIES,
     decode_forgotten,
+    encode_page,
     encode_request,
 )
 from services.model import Digests
-from storage.errors import NotarError, NotFoundError, PushbackError, StorageError
+from storage.errors import NotarError, NotFoundError, PushbackError, RepeatsCapped, StorageError
 
 
 class AnchorClient:
-    """Talks to `url` (ANCHOR_URL); errors become PushbackError (503 + Retry-After) or StorageError."""
+    """Talks to `url` (ANCHOR_URL); errors become PushbackError (503 + Retry-After) or StorageError,
+    but the anchor's refusal of a request over REPEATS_MAX, which stays a 409 (`_refusal`)."""
 
     def __init__(self, url: str, *, session: aiohttp.ClientSession | None = None) -> None:
         self._url = url.rstrip("/")
@@ -66,6 +68,9 @@ class AnchorClient:
                     raise PushbackError(f"the anchor at {self._url} is busy", retry_after=retry)
                 if r.status == 404:
                     raise NotFoundError(f"the anchor at {self._url} has no {path}")
+                refused = _refusal(r.status, body)
+                if refused is not None:
+                    raise refused
                 if r.status != 200:
                     raise StorageError(
                         f"the anchor at {where} answered {r.status}: {body[:300]!r}",
@@ -110,8 +115,10 @@ class AnchorClient:
     async def receipt(self, entry: bytes) -> bytes | None:
         return await self._call("GET", f"{SCITT_ENTRIES}/{entry.hex()}") or None
 
-    async def lookup(self, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
-        query = {"tenant": tenant, "digest": str(digest)}
+    async def lookup(
+        self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        query = {"tenant": tenant, "digest": str(digest), **encode_page(limit, after)}
         raw = await self._call("GET", "/internal/v1/entries", params=query)
         try:
             return [(int(e["index"]), bytes.fromhex(e["salt"])) for e in orjson.loads(raw)["entries"]]
@@ -127,3 +134,18 @@ class AnchorClient:
             return decode_forgotten(orjson.loads(raw))
         except ValueError as e:
             raise StorageError(f"{e} (the anchor at {self._url})", location=self._url) from e
+
+
+def _refusal(status: int, body: bytes) -> RepeatsCapped | None:
+    """The anchor's refusal that ingest passes on to its client as it is (a 409
+    ``too-many-repeats`` problem: services.anchor.repeats), or None for any other answer."""
+    if status != RepeatsCapped.status:
+        return None
+    try:
+        problem = orjson.loads(body)
+        if problem["type"].endswith(":" + RepeatsCapped.kind):
+            detail, digest, cap = str(problem["detail"]), str(problem["digest"]), int(problem["cap"])
+            return RepeatsCapped(detail, digest=digest, cap=cap)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        pass
+    return None

@@ -12,8 +12,9 @@ the others pass its bytes through.
     canonical receipts, in the request's order, subject = the tenant, written by
     `merkle.write_receipts`). Ingest streams it to its client without parsing it, and
     `PUT /v1/documents` splices its one receipt (`one_receipt`) into its own answer.
-``GET /internal/v1/entries?tenant=<name>&digest=<digest>`` (verify → anchor)
-    answer: ``{"entries": [{"index": <int>, "salt": "<32 hex>"}, …]}``, earliest first.
+``GET /internal/v1/entries?tenant=<name>&digest=<digest>[&limit=<n>][&after=<index>]`` (verify → anchor)
+    answer: ``{"entries": [{"index": <int>, "salt": "<32 hex>"}, …]}``, earliest first: those after
+    index `after` when given, at most `limit` (the anchor reads no more rows of its index).
 ``DELETE /internal/v1/entries?tenant=<name>&digest=<digest>`` (verify → anchor, erasure)
     answer: ``{"erased": <int>}``, how many of the tenant's notarizations of the digest the
     anchor's index forgot (0: there was none).
@@ -29,7 +30,7 @@ Errors are problem+json; 503 carries Retry-After.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -103,6 +104,26 @@ def one_receipt(answer: bytes) -> bytes:
     ):
         raise ValueError(f"not the anchor's answer for one digest: {answer[:80]!r}")
     return answer[len(RECEIPTS_HEAD) : -len(RECEIPTS_TAIL)]
+
+
+def encode_page(limit: int | None, after: int | None) -> dict[str, str]:
+    """The query parameters of a look-up's page."""
+    query = {} if limit is None else {"limit": str(limit)}
+    return query if after is None else {**query, "after": str(after)}
+
+
+def decode_page(query: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """(limit, after) of a look-up's query; BadRequest when one is not a decimal (limit ≥ 1)."""
+    out: list[int | None] = []
+    for name, least in (("limit", 1), ("after", 0)):
+        raw = query.get(name)
+        if raw is not None and (not raw.isdigit() or len(raw) > 19 or int(raw) < least):
+            raise BadRequest(
+                f"query parameter {name!r} must be a decimal integer of at least {least}",
+                kind="invalid-parameter",
+            )
+        out.append(None if raw is None else int(raw))
+    return out[0], out[1]
 
 
 def encode_forgotten(count: int) -> dict[str, Any]:

@@ -107,12 +107,18 @@ def document_trust(document: object) -> Trust:
     """What a keys document says to trust: its policy, with each log's key history rebuilt from
     its signed `rotations` (chained from a log key of the policy; `merkle.trust.Trust`).
     ValueError when it is not a keys document, or its policy or statements are refused."""
+    return Trust.from_policy(*document_policy(document))
+
+
+def document_policy(document: object) -> tuple[str, tuple[str, ...]]:
+    """A keys document's `policy` text and its `rotations`, as they are (what `document_trust`
+    reads; plain data for a worker process). ValueError when it is not a keys document."""
     if not isinstance(document, dict) or not isinstance(document.get("policy"), str):
         raise ValueError('expected a keys document {"logs": [...], "policy": "...", "rotations": [...]}')
     rotations = document.get("rotations", [])
     if not isinstance(rotations, list) or not all(isinstance(r, str) for r in rotations):
         raise ValueError("'rotations' is not a list of signed rotation statements")
-    return Trust.from_policy(document["policy"], rotations)
+    return document["policy"], tuple(rotations)
 
 
 def witness_names(vkeys: Sequence[str]) -> dict[str, str]:

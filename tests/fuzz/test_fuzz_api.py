@@ -26,6 +26,7 @@ from loadtest.fuzz_seeds import Seeds, body_of
 from merkle import verify_receipt
 from merkle.anchors import offline_anchor_verifiers
 from merkle.anchors.rfc3161 import load_certificates
+from services.published.trust import document_trust
 from services.sdk import trusted_keys
 from tests.fuzz.conftest import sample
 from tests.serving import free_port, wait_ready
@@ -165,6 +166,8 @@ async def test_crafted_receipts_against_post_verify(server: Server) -> None:
     digests = [None, *(r["digest"] for r in seeds.receipts)]
     valid = invalid = refused = 0
     async with aiohttp.ClientSession() as session:
+        async with session.get(server.url + "/v1/keys") as resp:
+            published = document_trust(await resp.json())  # the server's policy adds the witnesses check
         for i, r in enumerate([*seeds.receipts, *crafted]):
             # a seed goes with no digest or its own; a crafted receipt with any seed's, or none
             digest = (None, r["digest"])[i % 2] if i < len(seeds.receipts) else digests[i % len(digests)]
@@ -185,7 +188,7 @@ async def test_crafted_receipts_against_post_verify(server: Server) -> None:
             assert status == 200, (status, answer[:500])
             verdict = orjson.loads(answer)
             local = verify_receipt(
-                parsed["receipt"], keys=seeds.keys, digest=parsed.get("digest"), anchor_verifiers=verifiers
+                parsed["receipt"], keys=published, digest=parsed.get("digest"), anchor_verifiers=verifiers
             )
             assert verdict == local.to_obj()
             problem = oracle.judge(parsed["receipt"], local)

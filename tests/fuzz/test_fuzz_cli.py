@@ -94,7 +94,8 @@ def test_crafted_receipt_files_against_notar_verify(seeds: Seeds, tmp_path: Path
             ), what
         else:
             failed = result.failed[0]
-            assert first.startswith(f"✗ NOT VALID — check '{failed.name}' failed"), what
+            assert first.startswith("✗ NOT VALID — "), what
+            assert done.stdout.splitlines()[1].startswith(f"  The check '{failed.name}' failed"), what
         assert all(line.startswith("  note: ") for line in done.stderr.splitlines()), what
     print(f"notar verify: {len(runs)} files, exit codes {codes}")
     assert codes[2] >= len(NOT_RECEIPTS) + len(JSON_NOT_RECEIPTS) and codes[1] >= 4 and codes[0] >= 1, codes

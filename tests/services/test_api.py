@@ -194,6 +194,35 @@ async def test_receipts_first_and_all_and_tenant_isolation(notar: Notar) -> None
     await problem(await c.get(f"/v1/receipts/{d}"), 401, "unauthorized")
 
 
+async def test_receipts_all_is_paginated(notar: Notar) -> None:
+    """`?all=true` pages through every notarization, earliest first; a plain look-up reads one."""
+    c = notar.client
+    d = b3(b"repeated")
+    for _ in range(5):
+        await notarize(notar, [d])
+    seen: list[int] = []
+    pages = 0
+    url = f"/v1/receipts/{d}?all=true&limit=2"
+    while True:
+        page = await (await c.get(url, headers=notar.acme)).json()
+        pages += 1
+        assert 1 <= len(page["receipts"]) <= 2
+        seen += [r["log"]["index"] for r in page["receipts"]]
+        if page["next"] is None:
+            break
+        url = f"/v1/receipts/{d}?all=true&limit=2&cursor={page['next']}"
+    assert pages == 3 and len(seen) == 5 and seen == sorted(set(seen))
+    first = await (await c.get(f"/v1/receipts/{d}", headers=notar.acme)).json()
+    assert first["log"]["index"] == seen[0]
+    last = await (await c.get(f"/v1/receipts/{d}?all=true&cursor={seen[-1]}", headers=notar.acme)).json()
+    assert last == {"receipts": [], "next": None}
+    huge = await c.get(f"/v1/receipts/{d}?all=true&cursor=9999999999999999999", headers=notar.acme)
+    assert (await huge.json()) == {"receipts": [], "next": None}
+    for bad in ("limit=0", "limit=1001", "limit=x", "cursor=-1"):
+        answer = await c.get(f"/v1/receipts/{d}?all=true&{bad}", headers=notar.acme)
+        await problem(answer, 400, "invalid-parameter")
+
+
 async def test_proofs_keys_and_published_log(notar: Notar) -> None:
     c = notar.client
     receipts = await notarize(notar, [f"sha256:{i:064x}" for i in range(700)])

@@ -455,7 +455,7 @@ function show(result, { document: doc, paste }) {
   if (result.valid) {
     const what = doc ? `The document “${doc.name}” is exactly the one notarized by this receipt.` : "The receipt is genuine.";
     text.push(
-      `${what} Its fingerprint was notarized by “${result.subject}” as entry ${result.index} of the log ${result.origin}, in a tree of ${result.treeSize} entries signed by the trusted key ${result.logKey}.`,
+      `${what} Its fingerprint was notarized by “${result.subject}” as entry ${result.index} of the log ${result.origin}, in a tree of ${result.treeSize} ${String(result.treeSize) === "1" ? "entry" : "entries"} signed by the trusted key ${result.logKey}.`,
     );
     if (result.time !== null) {
       text.push(`The service's clock vouched for that tree on ${humanTime(result.time)}: the ${doc ? "document" : "notarized data"} existed then at the latest.`);

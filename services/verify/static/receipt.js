@@ -233,7 +233,7 @@ export async function verifyReceipt(receipt, { keys, documentDigest = null, tsaC
   } else {
     const cp = opened.checkpoint;
     const sizeOk = cp.size === r.treeSize;
-    checks.push(check("checkpoint", sizeOk ? OK : FAILED, sizeOk ? `a tree of ${cp.size} entries of log ${cp.origin}` : `its size is ${cp.size}, the receipt says ${r.treeSize}`));
+    checks.push(check("checkpoint", sizeOk ? OK : FAILED, sizeOk ? `a tree of ${cp.size} ${String(cp.size) === "1" ? "entry" : "entries"} of log ${cp.origin}` : `its size is ${cp.size}, the receipt says ${r.treeSize}`));
     checks.push(logSignature(opened, logKeys, trust.outsidePeriod(r.checkpoint, r.origin, r.treeSize)));
     const holds = verifyInclusion(leafHash(r.entry), r.index, r.treeSize, r.inclusion, cp.root);
     checks.push(check("inclusion", holds ? OK : FAILED, holds ? `entry ${r.index} is in the signed tree of ${r.treeSize}` : `the proof does not lead from entry ${r.index} to the signed root`));

@@ -12,6 +12,7 @@ import pytest
 from merkle import parse_digest
 from services.anchor import erasure
 from services.anchor.erasure import PENDING, Eraser, after
+from services.anchor.repeats import count_key
 from services.anchor.tenant_index import TenantIndex
 from storage.errors import StorageError
 from storage.memory import MemoryIndex, MemoryStore
@@ -39,7 +40,10 @@ async def test_forget_erases_one_tenants_digest_and_nothing_else(make_sequencer:
         assert [k async for k, _ in index.scan(PENDING)] == []  # compacted, marks gone
         name = tenant_index().prefix("acme", D.multihash)
         compactions = [keys for op, keys in index.faults.journal if op == "compact"]
-        assert compactions[0] == ",".join(k.decode("latin-1") for k in (name, after(name)))
+        count = count_key(name[1:])  # the name's count of repeats goes with its rows
+        assert await index.get(count) is None
+        ranges = (name, after(name), count, after(count))
+        assert compactions[0] == ",".join(k.decode("latin-1") for k in ranges)
         assert again[0].index not in [i for i, _ in await seq.lookup("acme", D)]
     finally:
         task.cancel()

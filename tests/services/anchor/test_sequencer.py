@@ -336,6 +336,7 @@ def test_every_rocksdb_prefix_of_the_anchor_is_its_own() -> None:
         "restored": state.RESTORED,
         "scitt entry": state.ENTRY,
         "scitt receipt": state.RECEIPT,
+        "repeat counts": state.REPEATS,
         "erasure mark": erasure.PENDING,
         "tenant index": tenant_index.TENANT,
     }

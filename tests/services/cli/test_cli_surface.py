@@ -50,10 +50,12 @@ def test_each_command_lists_only_its_own_options_with_each_default_once() -> Non
     notarize = _help("notarize")
     assert {"--upload", "--url", "--api-key"} <= set(notarize)
     upgrade = _help("receipt", "upgrade")
-    assert {"--key", "--url"} <= set(upgrade)
+    assert {"--key", "--url", "--policy"} <= set(upgrade)
     for client in (verify, notarize, upgrade):
-        assert not set(client) & set(SERVER_ONLY), sorted(client)
-    assert "--api-key" not in verify
+        # --data-dir: notarize and receipt upgrade keep the pinned keys in DATA_DIR/trust.json
+        assert not set(client) & (set(SERVER_ONLY) - {"--data-dir"}), sorted(client)
+    assert "--data-dir" in notarize and "--data-dir" in upgrade and "--data-dir" not in verify
+    assert "--api-key" not in verify and "--api-key" not in upgrade  # an upgrade needs no API key
     serve = _help("serve")
     assert set(SERVER_ONLY) <= set(serve) and "--api-key" not in serve and "--url" not in serve
 

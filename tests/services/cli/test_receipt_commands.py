@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from merkle import Checkpoint, Receipt, Signer, Tree, leaf_hash, make_entry, parse_digest, verify_cose
+from merkle import Anchor, Checkpoint, Receipt, Signer, Tree, leaf_hash, make_entry, parse_digest, verify_cose
 from merkle.checkpoint import sign_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.export import parse_tlog_proof
 from services.anchor.app import ensure_keys, keys_from
 from services.cli import main
-from services.cli.receipt import accept_upgrade, keep_previous
+from services.cli.receipt import accept_upgrade
+from services.cli.receipt_files import beside, is_receipt_file, replace_if_held, write_new
 from services.cli.verify import load_receipt
 from services.common.components import load
 from storage.errors import VerificationError
@@ -51,8 +52,9 @@ def test_an_upgrade_to_a_consistent_larger_tree_is_accepted(
     log, clock, keys = signers
     tree = Tree([leaf_hash(e) for e in entries()])
     old, new = receipt(log, clock, tree, 20), receipt(log, clock, tree, 37)
-    accept_upgrade(old, new, keys, tree.consistency_proof(20, 37))
-    accept_upgrade(new, new, keys, [])  # the same tree: nothing to prove
+    trusted = lambda size: keys  # noqa: E731 - the same keys at every size
+    accept_upgrade(old, new, trusted, tree.consistency_proof(20, 37))
+    accept_upgrade(new, new, trusted, [])  # the same tree: nothing to prove
 
     refusals = {
         "changes salt": (dataclasses.replace(new, salt=bytes(16)), tree.consistency_proof(20, 37)),
@@ -66,26 +68,39 @@ def test_an_upgrade_to_a_consistent_larger_tree_is_accepted(
     }
     for why, (candidate, proof) in refusals.items():
         with pytest.raises(VerificationError, match=why):
-            accept_upgrade(old, candidate, keys, proof)
+            accept_upgrade(old, candidate, trusted, proof)
 
     other = Tree([leaf_hash(e) for e in entries()[:19] + [bytes(33)] + entries()[20:]])  # entry 19 differs
     with pytest.raises(VerificationError, match="not consistent"):
-        accept_upgrade(old, receipt(log, clock, other, 37), keys, other.consistency_proof(20, 37))
+        accept_upgrade(old, receipt(log, clock, other, 37), trusted, other.consistency_proof(20, 37))
     stranger = Signer.generate(ORIGIN)  # the log's name, another key: a server that is not that log
     with pytest.raises(VerificationError, match="fails check 'log signature'"):
-        accept_upgrade(old, receipt(stranger, clock, tree, 37), keys, tree.consistency_proof(20, 37))
+        accept_upgrade(old, receipt(stranger, clock, tree, 37), trusted, tree.consistency_proof(20, 37))
+    # keys trusted only for smaller trees (a retired key) do not vouch for the new checkpoint
+    with pytest.raises(VerificationError, match="fails check 'log signature'"):
+        accept_upgrade(old, new, lambda size: keys if size <= 20 else [], tree.consistency_proof(20, 37))
 
 
-def test_the_previous_receipt_is_kept_beside_the_upgraded_one(
+def test_upgrades_go_beside_and_no_receipt_is_ever_overwritten(
     tmp_path: Path, signers: tuple[Signer, CosignatureSigner, list[str]]
 ) -> None:
     log, clock, _ = signers
     tree = Tree([leaf_hash(e) for e in entries()])
     path = tmp_path / "deed.pdf.receipt.json"
-    old = receipt(log, clock, tree, 20)
-    kept = keep_previous(path, old)
-    assert kept == tmp_path / "deed.pdf.tree-20.receipt.json" and kept.name.endswith(".receipt.json")
-    assert load_receipt(kept) == old
+    old, new = receipt(log, clock, tree, 20), receipt(log, clock, tree, 37)
+    assert beside(path, 37) == tmp_path / "deed.pdf.receipt.37.json"
+    assert beside(tmp_path / "deed.pdf.receipt.37.json", 40) == tmp_path / "deed.pdf.receipt.40.json"
+    assert beside(tmp_path / "r.json", 5) == tmp_path / "r.5.json"
+    names = ["a.pdf.receipt.json", "a.pdf.receipt.37.json", ".a.pdf.receipt.json.123.0a1b2c3d.tmp"]
+    assert all(is_receipt_file(n) for n in names)
+    assert not any(is_receipt_file(n) for n in ["a.pdf", "receipt.json.pdf", "a.receipt.x.json"])
+    assert write_new(path, old) and load_receipt(path) == old
+    assert not write_new(path, new) and load_receipt(path) == old, "a receipt is never overwritten"
+    more = dataclasses.replace(old, anchors=(Anchor.from_obj({"type": "x-local", "n": 1}),))
+    assert replace_if_held(path, more, old) and load_receipt(path) == more, "the same, with an anchor more"
+    assert not replace_if_held(path, old, more) and load_receipt(path) == more, "it would lose the anchor"
+    assert not replace_if_held(path, new, more), "another checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "no temporary file left"
 
 
 @pytest.fixture

@@ -116,9 +116,52 @@ def test_a_log_key_named_after_another_origin_is_named_in_the_failure(
     other = Signer.generate("elsewhere.example/log").verifier().to_key()
     assert main(["verify", str(path), "--key", other, "--key", KEYS[3]]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("✗ NOT VALID — check 'log signature' failed")
+    assert out.startswith("✗ NOT VALID — The receipt is not signed by the key you trust")
+    assert "\n  The check 'log signature' failed: " in out
+    assert f"The tree head is signed by {ORIGIN} (key ID {LOG.key_id:08x}), which you do not trust" in out
     assert f"no log key you gave (--key) is named after the receipt's origin '{ORIGIN}'" in out
     assert "log keys given: elsewhere.example/log" in out
+
+
+def test_words_a_judge_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15 item 9: a failed check says what its failure means, never its claim; the key that
+    did sign is named when it is not trusted; "1 entry"; the local anchor is the service's own
+    chain, not independent evidence; a saved API answer is recognised, with how to extract it."""
+    path = receipt_with([], tmp_path)
+    changed = tmp_path / "contract.txt"
+    changed.write_bytes(DOCUMENT + b".")
+    assert main(["verify", str(path), str(changed), *KEYS]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("✗ NOT VALID — The document is not the one that was notarized: it was changed")
+    assert "(the document is the one that was notarized)" not in out
+    assert "(The document is not the one that was notarized" in out
+
+    same_name = Signer.generate(ORIGIN)  # another key of the log's name: a spoofed server's
+    assert main(["verify", str(path), "--key", same_name.verifier().to_key(), "--key", KEYS[3]]) == 1
+    out = capsys.readouterr().out
+    assert f"The tree head is signed by {ORIGIN} (key ID {LOG.key_id:08x}), which you do not trust" in out
+    assert "is named after the receipt's origin" not in out  # it is: the key is not the one
+
+    (tmp_path / "doc.txt").write_bytes(DOCUMENT)
+    assert main(["verify", str(path), str(tmp_path / "doc.txt"), *KEYS]) == 0
+    out = capsys.readouterr().out
+    assert "in a tree of 1 entry signed by" in out and "1 entries" not in out
+    local = out.split("✓ anchor 1 (local)")[1].splitlines()[1]
+    assert "the service's own chain" in local and "not independent evidence" in local
+
+    receipt = json.loads(path.read_text())
+    for saved, extract in (
+        ({"document": {"digest": str(DIGEST)}, "receipt": receipt}, "jq '.receipt'"),
+        ({"receipts": [receipt]}, "jq '.receipts[0]'"),
+        ({"receipts": [receipt, receipt]}, "jq '.receipts[0]'"),
+    ):
+        answer = tmp_path / "answer.json"
+        answer.write_text(json.dumps(saved))
+        assert main(["verify", str(answer), *KEYS]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"notar: {answer} is a saved API answer, not a receipt: ")
+        assert err.count("\n") == 1
+        assert f"{extract} {answer} > receipt.json" in err, err
 
 
 def test_online_results_follow_their_records(

@@ -217,6 +217,8 @@ def build(work: Path, pki: Pki, rng: random.Random) -> Corpus:
         "other-log-receipt-its-keys": (receipt(other, 0, elsewhere), other_doc, "other"),
         "unknown-witness-signature": (None, None, "main"),  # from tampered() below: still valid
         "anchor-unknown-kind": (None, None, "main"),
+        "anchored-invented-kind": (None, None, "main"),
+        "anchored-evm-no-size": (None, None, "main"),
         "anchors-16-unknown": (None, None, "main"),
     }
     for name, (r, given, key_set) in more_valid.items():

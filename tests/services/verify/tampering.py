@@ -129,6 +129,7 @@ def tampered(
         "anchors-16-unknown": set_top(anchors=[{"type": f"x-{i}"} for i in range(16)]),
         "anchors-17": set_top(anchors=[{"type": f"x-{i}"} for i in range(17)]),
         "extra-top-level-field": set_top(comment="filed with the court"),
+        "extra-signed-time": set_top(signed_time="2019-01-01T00:00:00Z"),
         "extra-log-field": set_log(shard=0),
         "missing-salt": lambda r: r.pop("salt"),
         "missing-anchors": lambda r: r.pop("anchors"),
@@ -177,6 +178,8 @@ def tampered(
         ),
         "evm-root": anchor_edit(2, root="0x" + "11" * 32),
         "evm-size": anchor_edit(2, tree_size=1),
+        "evm-no-size": lambda r: r["anchors"][2].pop("tree_size"),
+        "invented-kind": anchor_edit(0, type="notary-public"),
     }
     out.update({f"anchored-{name}": _with(anchored_receipt, edit) for name, edit in a_edits.items()})
     if aggregated is not None:

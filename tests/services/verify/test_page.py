@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.verify.page import MODULES, build_page, verify_page
+from services.verify.page import ENTRY, MODULES, build_page, bundle, verify_page
 from tests.services.verify.live import REPO, _in_ci
 
 VENDOR = REPO / "services" / "verify" / "static" / "vendor"
@@ -36,25 +36,67 @@ def test_the_page_is_one_file_whose_csp_allows_exactly_its_inline_code() -> None
     assert "{{" not in text
     assert not re.search(r"<script[^>]*\ssrc=", text), "no script is loaded from elsewhere"
     assert not re.search(r"<link[^>]*stylesheet", text)
+    assert "importmap" not in text
     hrefs = re.findall(r'\shref="([^"]*)"', text)
     assert hrefs == ["data:,", "verify"], hrefs
-    importmap = _between(text, '<script type="importmap">')
+    assert text.count("<script") == 1, "one script: the bundle"
     module = _between(text, '<script type="module">')
     style = _between(text, "<style>", "</style>")
-    assert _hash(importmap) in page.csp and _hash(module) in page.csp and _hash(style) in page.csp
-    assert "connect-src 'self'" in page.csp and "default-src 'none'" in page.csp
+    directives = dict(d.split(" ", 1) for d in page.csp.split("; "))
+    assert directives["script-src"] == _hash(module), "only the bundle, by its hash: no data: script"
+    assert "data:" not in directives["script-src"] and "blob:" not in page.csp
+    assert directives["style-src"] == _hash(style)
+    assert directives["connect-src"] == "'self'" and directives["default-src"] == "'none'"
     assert "unsafe-inline" not in page.csp and "unsafe-eval" not in page.csp
     assert page.csp.replace("'", "&#x27;") in text, "the same policy is in the page, for copies on disk"
-    modules = json.loads(importmap)["imports"]
-    assert set(modules) == set(MODULES) >= {"notar-noble", "notar-receipt"}
-    for name, path in MODULES.items():
-        source = base64.b64decode(modules[name].removeprefix("data:text/javascript;base64,")).decode()
-        assert source == (VENDOR.parent / path).read_text(encoding="utf-8")
+    for name, path in {**MODULES, "page": ENTRY}.items():
+        source = (VENDOR.parent / path).read_text(encoding="utf-8")
         imported = set(re.findall(r'from "(notar-[a-z0-9]+)"', source))
-        assert imported <= set(MODULES), f"{path} imports {imported - set(MODULES)}: not in the import map"
-    noble = base64.b64decode(modules["notar-noble"].removeprefix("data:text/javascript;base64,")).decode()
-    assert noble == (VENDOR / "noble.js").read_text(encoding="utf-8")
-    assert "MIT License" in noble.splitlines()[3]
+        assert imported <= set(MODULES), f"{path} imports {imported - set(MODULES)}: not in MODULES"
+        lines = [
+            line for line in source.splitlines() if not re.match(r"(import|export) |\s*[\w$]+,?$|\};?$", line)
+        ]
+        missing = [line for line in lines if line not in module]
+        assert not missing, f"{name}: {missing[:3]}"  # every line of code is in the bundle
+    assert "MIT License" in module.splitlines()[4], "noble.js keeps its license header"
+
+
+def test_the_bundle_links_modules_by_name_and_refuses_what_it_cannot_link(tmp_path: Path) -> None:
+    sources = {
+        "notar-a": "export const one = 1;\nexport function two() { return 2; }\nconst three = 3;\n"
+        "export {\n  three as THREE\n};\n",
+        "notar-b": 'import { one, two as deux } from "notar-a";\nexport { THREE } from "notar-a";\n'
+        "export const sum = () => one + deux();\n",
+        "main.js": 'import { sum, THREE } from "notar-b";\nglobalThis.out = [sum(), THREE];\n',
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("services.verify.page.MODULES", {"notar-a": "a.js", "notar-b": "b.js"})
+        script = bundle(sources, "main.js")
+        assert script.index("const __notar_a") < script.index("const __notar_b")
+        node = shutil.which("node")
+        if node is not None or _in_ci():
+            assert node is not None, "node is needed in CI"
+            (tmp_path / "bundle.mjs").write_text(script + "console.log(JSON.stringify(globalThis.out));\n")
+            r = subprocess.run(
+                [node, str(tmp_path / "bundle.mjs")], capture_output=True, text=True, timeout=60
+            )
+            assert r.returncode == 0 and json.loads(r.stdout) == [3, 3], r.stdout + r.stderr
+        refused = {
+            "export default": "export default 1;\n",
+            "import * as": 'import * as a from "notar-a";\n',
+            "not one of the page's MODULES": 'import { x } from "elsewhere";\n',
+            "cycle": 'import { sum } from "notar-b";\n',
+        }
+        for why, source in refused.items():
+            bad = (
+                {**sources, "notar-a": source + sources["notar-a"]}
+                if why == "cycle"
+                else {**sources, "main.js": source + sources["main.js"]}
+            )
+            with pytest.raises(
+                ValueError, match=re.escape(why) if why != "export default" else "cannot bundle"
+            ):
+                bundle(bad, "main.js")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from typing import Any
 import blake3
 
 from merkle import verify_receipt
+from merkle.checkpoint import parse_checkpoint
+from merkle.note import parse_note
 from services.published.trust import document_trust
 from tests.services.conftest import Notar
 
@@ -57,6 +59,33 @@ async def test_the_answer_is_merkles_verdict_with_three_statuses(notar: Notar) -
     assert answer["valid"] is False and [c["name"] for c in answer["checks"] if c["status"] == "failed"] == [
         "entry"
     ]
+
+
+async def test_what_cannot_be_checked_is_never_ok(notar: Notar) -> None:
+    """Issue 15: a garbage RFC 3161 token, an invented anchor kind and an EVM record without tree
+    size each passed as `ok: true`; a receipt with an extra `signed_time` member passed whole."""
+    digest = b3(b"the lease")
+    r = await notar.client.post("/v1/digests", json={"digests": [digest]}, headers=notar.acme)
+    receipt = (await r.json())["receipts"][0]
+    evm = {
+        "type": "evm", "chain_id": 1, "contract": "0x" + "11" * 20, "tx_hash": "0x" + "ab" * 32,
+        "block_number": 7, "block_hash": "0x" + "cd" * 32,
+        "root": "0x" + parse_checkpoint(parse_note(receipt["checkpoint"]).text).root.hex(),
+    }  # fmt: skip
+    anchors = [
+        {"type": "rfc3161", "tsa": "https://tsa.example", "token": "MAOhYmM="},  # DER garbage
+        {"type": "notary-public", "seal": "DigiCert 2019"},
+        evm,
+    ]
+    answer = await verify(notar, {"receipt": {**receipt, "anchors": anchors}, "digest": digest})
+    checks = {c["name"]: c for c in answer["checks"]}
+    for name in ("anchor 1 (rfc3161)", "anchor 2 (notary-public)", "anchor 3 (evm)"):
+        assert checks[name]["status"] == "not checked" and checks[name]["ok"] is False, checks[name]
+    assert answer["unchecked"] == ["anchor 1 (rfc3161)", "anchor 2 (notary-public)", "anchor 3 (evm)"]
+
+    extra = await verify(notar, {"receipt": {**receipt, "signed_time": "2019-01-01T00:00:00Z"}})
+    assert extra["valid"] is False and [c["status"] for c in extra["checks"]] == ["failed"]
+    assert "unknown member 'signed_time'" in extra["checks"][0]["detail"]
 
 
 async def test_a_malformed_receipt_is_a_failed_format_check(notar: Notar) -> None:

@@ -272,7 +272,7 @@ def test_rotation_then_old_and_new_receipts_verify_and_a_key_outside_its_period_
     path.write_bytes(forged.to_json())
     done = notar("verify", str(path), "--policy", str(d.tmp / "keys2.json"), env=d.env, ok=False)
     assert done.returncode == 1, done.stdout
-    assert "✗ NOT VALID — check 'log signature' failed" in done.stdout
+    assert done.stdout.startswith("✗ NOT VALID — ") and "The check 'log signature' failed: " in done.stdout
     assert f"only for tree sizes 0 to {handover} (its key history)" in done.stdout
     assert f"of size {cp.size}, outside that period" in done.stdout
 
