@@ -393,6 +393,13 @@ try {
     await page.close();
   });
 
+  /** Switches the page to print or screen media and waits for the page's own switch (its
+   *  matchMedia change handler turns html.paper on or off after the media changed, not at once). */
+  async function media(page, kind) {
+    await page.emulateMedia({ media: kind });
+    await page.waitForFunction((on) => document.documentElement.classList.contains("paper") === on, kind === "print");
+  }
+
   await step("the print view is the evidence report", async () => {
     const page = await newPage(served);
     assert.match(await page.textContent("#server-tsa"), /CN=notar test CA/);
@@ -403,7 +410,7 @@ try {
     assert.ok(!(await page.isVisible("#print-head")), "the report's head is for paper only");
     const marks = await page.evaluate(() => [...document.querySelectorAll("#timeline circle")].map((n) => n.getAttribute("class")));
     assert.deepEqual(marks, ["tl-mark tl-ok", "tl-mark tl-ok", "tl-mark tl-ok", "tl-mark tl-ok", "tl-mark tl-skip"]);
-    await page.emulateMedia({ media: "print" });
+    await media(page, "print");
     for (const hidden of ["#form", "#about", "#print", "header"]) assert.ok(!(await page.isVisible(hidden)), `${hidden} is not printed`);
     for (const shown of ["#print-head", "#verdict", "#timeline", "#checks", "#facts", "#print-keys"]) assert.ok(await page.isVisible(shown), `${shown} is printed`);
     assert.match(await page.textContent("#print-meta"), /^Checked on .* in a web browser, with notar's web verifier at http/);
@@ -411,20 +418,20 @@ try {
     await shot(page, "print-view");
     await page.pdf({ path: plan.printed, format: "A4", printBackground: true });
     assert.equal(await page.getAttribute("#app", "data-paper-zoom"), "1.00", "it fits as it is");
-    await page.emulateMedia({ media: "screen" });
+    await media(page, "screen");
     assert.ok(await page.isVisible("#form") && !(await page.isVisible("#print-head")), "back on the screen");
     await verify(page, { ...c.anchored, keys: c.anchored.keys, ca: "none" });
-    await page.emulateMedia({ media: "print" });
+    await media(page, "print");
     const claimed = page.locator('#anchors li[data-anchor="rfc3161"]');
     assert.ok(await claimed.isVisible(), "the token is on the paper");
     assert.match(await claimed.textContent(), /Claims, not checked/, "without a CA, as a claim");
     assert.equal(await page.getAttribute('#checks li[data-check="anchor 2 (rfc3161)"]', "data-status"), "not checked");
     assert.match(await page.textContent("#timeline"), /\(claimed\)/, "its time on the timeline is claimed");
     assert.match(await page.textContent("#print-keys"), /no time-stamp authority's CA/);
-    await page.emulateMedia({ media: "screen" });
+    await media(page, "screen");
     const many = await verify(page, { ...c.sixteen, ca: "server" });
     assert.ok(many.valid && many.checks.length === 7 + 16, many.verdict);
-    await page.emulateMedia({ media: "print" });
+    await media(page, "print");
     const zoom = Number(await page.getAttribute("#app", "data-paper-zoom"));
     assert.ok(zoom < 0.9 && zoom > 0.4, `sixteen anchors are zoomed down to one sheet: ${zoom}`);
     await page.pdf({ path: plan.printed_many, format: "A4", printBackground: true });
