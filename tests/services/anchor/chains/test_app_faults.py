@@ -116,7 +116,9 @@ async def test_tsa_garbage_then_sound(tsa: LocalTsa, pki: Pki, start_app: Start)
     tsa.mode = "ok"
 
     async def recorded() -> bool:
-        return await records(client, "rfc3161") != []
+        # The counter is added to after the record is stored: wait for both, then check it counted one.
+        stored = await records(client, "rfc3161") != []
+        return stored and await metric(client, 'notar_anchor_records_total{kind="rfc3161"}') >= 1
 
     await wait_for(recorded)
     assert await metric(client, 'notar_anchor_records_total{kind="rfc3161"}') == 1
