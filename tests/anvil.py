@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import subprocess
 import time
@@ -16,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
+
+from tests.needs import missing
 
 ROOT = Path(__file__).resolve().parents[1]
 ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -27,9 +27,7 @@ KEY1 = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 def anvil_binary() -> Path:
     if not ANVIL.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"anvil is missing at {ANVIL}: scripts/install --test runs npm ci")
-        pytest.skip(f"anvil is not installed at {ANVIL} (run scripts/install --test)")
+        missing(f"anvil is not installed at {ANVIL} (run scripts/install --test: it runs npm ci)")
     return ANVIL
 
 

@@ -10,19 +10,9 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.needs import missing
 
 MOD_PACKAGE = "golang-golang-x-mod-dev"
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
-
-
-def missing(message: str) -> None:
-    if in_ci():
-        pytest.fail(message + "; in CI this test must run, never skip")
-    pytest.skip(message)
 
 
 def gocode_root() -> Path:

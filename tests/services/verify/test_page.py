@@ -16,7 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.verify.page import ENTRY, MODULES, build_page, bundle, verify_page
-from tests.services.verify.live import REPO, _in_ci
+from tests.needs import in_ci, missing
+from tests.services.verify.live import REPO
 
 VENDOR = REPO / "services" / "verify" / "static" / "vendor"
 
@@ -74,7 +75,7 @@ def test_the_bundle_links_modules_by_name_and_refuses_what_it_cannot_link(tmp_pa
         script = bundle(sources, "main.js")
         assert script.index("const __notar_a") < script.index("const __notar_b")
         node = shutil.which("node")
-        if node is not None or _in_ci():
+        if node is not None or in_ci():
             assert node is not None, "node is needed in CI"
             (tmp_path / "bundle.mjs").write_text(script + "console.log(JSON.stringify(globalThis.out));\n")
             r = subprocess.run(
@@ -129,9 +130,7 @@ def test_vendored_noble_is_what_the_pinned_packages_build() -> None:
     node = shutil.which("node")
     if node is None or not (REPO / "node_modules" / "esbuild").is_dir():
         message = "node and node_modules (npm ci) are needed to rebuild noble.js"
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(message)
     r = subprocess.run(
         [node, str(VENDOR / "build.mjs"), "--check"], cwd=REPO, capture_output=True, text=True, timeout=120
     )

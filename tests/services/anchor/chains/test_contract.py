@@ -4,21 +4,17 @@ and what anvil runs after `deploy`."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 
-import pytest
-
 from services.anchor.chains.evm import artifact
 from tests.anvil import ROOT, Anvil
+from tests.needs import missing
 
 
 def test_committed_artifact_is_what_solc_compiles() -> None:
     if not (ROOT / "node_modules" / "solc").exists() or shutil.which("node") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("npm solc is missing: scripts/install --test runs npm ci")
-        pytest.skip("npm solc is not installed (run scripts/install --test)")
+        missing("npm solc is not installed (run scripts/install --test: it runs npm ci)")
     out = subprocess.run(["node", str(ROOT / "contracts" / "build.mjs")], check=True, capture_output=True,
                          text=True, timeout=120)
     fresh = json.loads(out.stdout)
