@@ -27,13 +27,13 @@ from opentelemetry.trace import SpanContext
 
 from merkle.bundles import BundleBuilder
 from merkle.checkpoint import Checkpoint, sign_checkpoint
-from merkle.digests import ENTRY_SCITT, ENTRY_SIZE, SALT_SIZE, Digest, entries_of
-from merkle.digests import multihashes as digest_multihashes  # `multihashes`: the batch's, below
+from merkle.digests import ENTRY_SCITT, ENTRY_SIZE, SALT_SIZE, Digest
 from merkle.hashing import leaf_hashes
 from merkle.keyhistory import KeyHistory
 from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
 from services.anchor import state
+from services.anchor.batch import Batch, Group, group_entries, placement, rows_with_made
 from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
@@ -58,35 +58,6 @@ __all__ = [
     "SequencerStopped",
     "Stats",
 ]
-
-
-@dataclass
-class _Group:
-    tenant: str
-    digests: Sequence[Digest]
-    future: asyncio.Future[list[Sequenced]]
-    arrived: float
-    span: SpanContext = field(default_factory=current_span_context)  # the submitter's, for the batch span
-    made: Sequence[bytes] | None = None  # pre-made entries (`submit_entries`), in place of digests
-
-    @property
-    def size(self) -> int:
-        return len(self.digests) if self.made is None else len(self.made)
-
-
-@dataclass
-class _Batch:
-    """A batch ready for its durable write: `placed`, its entries in index order from `first`;
-    and in the callers' order, each entry's place in the batch (`rank`), index, entry and salt."""
-
-    first: int
-    placed: list[bytes]
-    rank: list[int]
-    indices: list[int]
-    entries: list[bytes]
-    salts: list[bytes]
-    puts: dict[bytes, bytes]
-    timestamp: int
 
 
 @dataclass
@@ -120,7 +91,7 @@ class Sequencer:
         self._time = SigningTime(clock)
         self._telemetry = telemetry or SequencerTelemetry()
         self._publisher = Publisher(store, prefix=config.prefix, clock=clock)
-        self._pending: deque[_Group] = deque()
+        self._pending: deque[Group] = deque()
         self._queued = 0
         self._wake = asyncio.Event()
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue(maxsize=config.publish_backlog)
@@ -283,7 +254,7 @@ class Sequencer:
         if refused is not None:
             raise refused
         future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Group(tenant, digests, future, time.monotonic()))
+        self._pending.append(Group(tenant, digests, future, time.monotonic()))
         self._queued += len(digests)
         self._wake.set()
         return await asyncio.shield(future)
@@ -302,7 +273,7 @@ class Sequencer:
         if refused is not None:
             raise refused
         future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Group("", (), future, time.monotonic(), made=entries))
+        self._pending.append(Group("", (), future, time.monotonic(), made=entries))
         self._queued += len(entries)
         self._wake.set()
         return await asyncio.shield(future)
@@ -356,8 +327,8 @@ class Sequencer:
                     self._fail(e)
                     return
 
-    def _take(self) -> list[_Group]:
-        groups: list[_Group] = []
+    def _take(self) -> list[Group]:
+        groups: list[Group] = []
         count = 0
         while self._pending and (not groups or count + self._pending[0].size <= self._cfg.batch_max):
             g = self._pending.popleft()
@@ -379,7 +350,7 @@ class Sequencer:
         cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
         return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
 
-    def _prepare(self, groups: list[_Group], first: int) -> _Batch:
+    def _prepare(self, groups: list[Group], first: int) -> Batch:
         """A batch starting at index `first`: its salts and its random placement, cut from one
         CSPRNG draw; its entries; its RocksDB writes (the tenant index, the entry bundle in index
         order, the last signed checkpoint, the time its own checkpoint will carry)."""
@@ -387,40 +358,13 @@ class Sequencer:
         randomness = self._urandom((SALT_SIZE + _KEY_SIZE) * n)
         end = SALT_SIZE * n
         salts = [randomness[k : k + SALT_SIZE] for k in range(0, end, SALT_SIZE)]
-        # The placement: a Fisher-Yates shuffle driven by random 8-byte words cut from the same
-        # draw (the modulo's bias is below n / 2^64). order[j] is the callers' position of the
-        # entry placed at first + j; rank is its inverse. Everything per entry stays in the
-        # callers' order but the bundle: gathering rows into index order cost more than the rows.
-        words = memoryview(randomness)[end:].cast("Q").tolist()
-        order = list(range(n))
-        for i in range(n - 1, 0, -1):
-            other = words[i] % (i + 1)
-            order[i], order[other] = order[other], order[i]
-        rank = [0] * n
-        for j, p in enumerate(order):
-            rank[p] = j
+        order, rank = placement(memoryview(randomness)[end:].cast("Q").tolist(), n)
         indices = [first + j for j in rank]
-        entries: list[bytes] = []
-        tenants: list[str] = []
-        multihashes: list[bytes] = []
-        made: list[int] = []  # the callers' positions of pre-made entries
-        at = 0
-        for g in groups:  # a batch mixes tenants: entries are made per group, one tenant each
-            if g.made is not None:
-                made += range(at, at + len(g.made))
-                entries += g.made
-                at += len(g.made)
-                continue
-            k = len(g.digests)
-            mine = digest_multihashes(g.digests)
-            entries += entries_of(mine, salts[at : at + k], g.tenant)
-            tenants += [g.tenant] * k
-            multihashes += mine
-            at += k
+        entries, tenants, multihashes, made = group_entries(groups, salts)
         if made:
-            puts = self._rows_with_made(made, entries, tenants, multihashes, indices, salts)
+            puts = rows_with_made(self._rows, made, entries, tenants, multihashes, indices, salts)
         else:
-            puts = self._tenant_rows(tenants, multihashes, indices, salts)
+            puts = self._rows.rows(tenants, multihashes, indices, salts)
         # encode_bundle of the entries in index order, framed by one join (every v2 entry is
         # ENTRY_SIZE bytes); then the entries cut from it again, so that the passes over them in
         # index order (leaf hashes, tile bundles) read memory in order, not at random.
@@ -432,35 +376,9 @@ class Sequencer:
             puts[state.CHECKPOINT] = self._last_note.encode()
         timestamp = self._time.next()
         puts[state.SIGNED_TIME] = state.u64(timestamp)
-        return _Batch(first, placed, rank, indices, entries, salts, puts, timestamp)
+        return Batch(first, placed, rank, indices, entries, salts, puts, timestamp)
 
-    def _tenant_rows(
-        self, tenants: list[str], multihashes: list[bytes], indices: list[int], salts: list[bytes]
-    ) -> dict[bytes, bytes]:
-        """The tenant-private index rows of a batch, each with the index its entry got."""
-        return self._rows.rows(tenants, multihashes, indices, salts)
-
-    def _rows_with_made(
-        self,
-        made: list[int],
-        entries: list[bytes],
-        tenants: list[str],
-        multihashes: list[bytes],
-        indices: list[int],
-        salts: list[bytes],
-    ) -> dict[bytes, bytes]:
-        """A batch's rows when it holds pre-made entries: the tenant rows of the others, and each
-        pre-made entry's (lowest) index; their salts, drawn with the others', are dropped."""
-        skip = set(made)
-        others = [i for i in range(len(entries)) if i not in skip]
-        kept_indices, kept_salts = [indices[i] for i in others], [salts[i] for i in others]
-        puts = self._tenant_rows(tenants, multihashes, kept_indices, kept_salts)
-        for i in sorted(made, key=indices.__getitem__):
-            puts.setdefault(state.entry_key(entries[i]), state.u64(indices[i]))
-            salts[i] = b""
-        return puts
-
-    def _integrate(self, batch: _Batch) -> tuple[list[Tile], str, list[Sequenced]]:
+    def _integrate(self, batch: Batch) -> tuple[list[Tile], str, list[Sequenced]]:
         """Append a durable batch to the tiles, sign the new tree head and prove every entry;
         the results in the callers' order."""
         first, placed = batch.first, batch.placed
@@ -478,7 +396,7 @@ class Sequencer:
         )
         return changed, note, results
 
-    async def _sequence(self, groups: list[_Group]) -> None:
+    async def _sequence(self, groups: list[Group]) -> None:
         # The CPU-bound steps run in a worker thread: the event loop then gets the interpreter at
         # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
         try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
