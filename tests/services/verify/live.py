@@ -9,9 +9,7 @@ import base64
 import contextlib
 import copy
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -25,10 +23,9 @@ from typing import Any
 from asn1crypto import tsp
 
 from services.published.anchors import AnchorStore
-from services.sdk import trusted_keys
 from storage.fs import FsStore
 from tests.needs import missing as needed
-from tests.serving import free_port, wait_ready
+from tests.serving import notar_serve
 from tests.tsa import LocalTsa, Pki
 
 REPO = Path(__file__).resolve().parents[3]
@@ -60,7 +57,7 @@ def browser_tools() -> str:
 
 @dataclass
 class Serve:
-    proc: subprocess.Popen[str]
+    proc: subprocess.Popen[bytes]
     url: str
     env: dict[str, str]
     data: Path
@@ -81,31 +78,11 @@ def _get(url: str) -> Any:
 
 @contextlib.contextmanager
 def serve(data: Path, origin: str, **settings: str) -> Iterator[Serve]:
-    """`notar serve` on a free loopback port, with `settings` (NAME=value, as NOTAR_NAME)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "NOTAR_DATA_DIR": str(data),
-        "NOTAR_ORIGIN": origin,
-        "NOTAR_LISTEN": f"127.0.0.1:{port}",
-        "NOTAR_URL": url,
-        "NOTAR_BATCH_MS": "10",
-        "NOTAR_ANCHOR_INTERVAL_S": "1",
-        **{f"NOTAR_{k}": v for k, v in settings.items()},
-    }
-    proc = subprocess.Popen(
-        [NOTAR, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        wait_ready(url, proc, timeout=60)
-        log_key, clock_key = trusted_keys(_get(url + "/v1/keys"))[:2]  # one log: its two keys
-        api_key = notar("tenant", "add", "court", env=env).strip().splitlines()[-1]
-        yield Serve(proc, url, {**env, "NOTAR_API_KEY": api_key}, data, log_key, clock_key)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    """`notar serve` on a free loopback port, with `settings` (NAME=value, as NOTAR_NAME), and a
+    tenant `court` whose API key is in its env."""
+    with notar_serve(data, origin, tenant="court", **settings) as served:
+        log_key, clock_key = served.keys[:2]  # one log: its two keys
+        yield Serve(served.proc, served.url, served.env, data, log_key, clock_key)
 
 
 def notarize_digest(server: Serve, digest: str) -> Receipt:
