@@ -18,6 +18,7 @@ from services.common.index_key import load_index_key
 from services.common.resources import new_app
 from services.common.telemetry import TELEMETRY, AccessLogger, Telemetry, configure_logging
 from services.ingest import app as ingest_app
+from services.ingest.split import EvenSplit
 from services.scitt import app as scitt_app
 from services.verify import app as verify_app
 
@@ -35,9 +36,14 @@ def build_app(role: str, config: NotarConfig, env: Mapping[str, str]) -> web.App
         return verify_app.create_app(config, env=env)
     app = new_app(config, env, readiness=[anchor_app.anchor_ready], client_max_size=anchor_app.MAX_BODY)
     anchor_app.setup(app, config, internal_routes=False)  # the public port: no unauthenticated routes
-    local = anchor_app.LocalAnchor(app)
-    ingest_app.setup(app, config, submitter=local)
-    verify_app.setup(app, config, lookup=local)
+    local = anchor_app.LocalAnchor(app)  # the home shard: shard 0
+    if config.shards.count == 1:
+        ingest_app.setup(app, config, submitter=local)
+        verify_app.setup(app, config, lookup=local)
+    else:
+        shards = anchor_app.local_shards(app)
+        ingest_app.setup(app, config, submitter=EvenSplit(shards))
+        verify_app.setup(app, config, shards=shards)
     scitt_app.setup(app, config, registrations=local)
     return app
 
@@ -49,12 +55,14 @@ def serve(ns: argparse.Namespace) -> int:
     env = dict(os.environ)
     config = config_from(ns, env)
     configure_logging(config.http.log_format)
-    if ns.role in ("all", "anchor"):
+    if ns.role == "all" or (ns.role == "anchor" and config.shards.count == 1):
+        # an anchor pod of several shards makes its keys once it claimed its shard (anchor/app.py)
         for path in ensure_keys(config.keys):
             print(f"created key {path} (mode 0600)", flush=True)
-        keys = keys_from(config.keys)
-        print(f"log key:   {keys.verifier_keys['log']}", flush=True)
-        print(f"clock key: {keys.verifier_keys['clock']}", flush=True)
+        if config.shards.count == 1:  # with shards, each shard's keys are said as it starts
+            keys = keys_from(config.keys)
+            print(f"log key:   {keys.verifier_keys['log']}", flush=True)
+            print(f"clock key: {keys.verifier_keys['clock']}", flush=True)
     if ns.role in ("all", "anchor", "ingest"):
         load_index_key(config.keys)  # an ingest pod never makes one: without it, stop here and say so
     host, port = config.http.listen

@@ -16,7 +16,9 @@ from services.common.problems import body_at_most, body_chunks, read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
 from services.ingest.documents import Documents
+from services.ingest.split import EvenSplit
 from services.internal.client import AnchorClient
+from services.internal.directory import TableShards
 from services.internal.wire import one_receipt
 from services.model import BadDigest, Digests, Submitter
 from storage.errors import BadRequest, CorruptedError, NotFoundError
@@ -122,12 +124,15 @@ def ingest_context(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[DOCUMENTS] = Documents(app[STORE], index_key=load_index_key(config.keys))
-        client = None
-        if submitter is None:
+        client: AnchorClient | TableShards | None = None
+        if submitter is not None:
+            app[SUBMITTER] = submitter
+        elif config.shards.count > 1:  # split roles: the shards' anchors, from the shard table
+            client = TableShards(app[STORE])
+            app[SUBMITTER] = EvenSplit(client)
+        else:
             client = AnchorClient(config.http.anchor_url)
             app[SUBMITTER] = client
-        else:
-            app[SUBMITTER] = submitter
         yield
         if client is not None:
             await client.close()
@@ -136,7 +141,8 @@ def ingest_context(
 
 
 def setup(app: web.Application, config: NotarConfig, *, submitter: Submitter | None = None) -> None:
-    """Add ingest routes to `app`; without `submitter`, entries go to ANCHOR_URL over HTTP."""
+    """Add ingest routes to `app`; without `submitter`, entries go to ANCHOR_URL over HTTP, or
+    with SHARDS > 1 to the anchors the shard table names (services.internal.directory)."""
     app[DOCUMENT_MAX] = config.http.document_max_bytes
     app.cleanup_ctx.append(ingest_context(config, submitter))
     # refused before anything else when the anchor surely would (services/common/shedding.py)
