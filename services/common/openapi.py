@@ -69,6 +69,22 @@ def _query(name: str, description: str) -> dict[str, Any]:
     }
 
 
+ORIGIN_PARAM = {
+    "name": "origin",
+    "in": "query",
+    "required": False,
+    "description": "the log (shard, SPEC §10) of the proof; default: the deployment's ORIGIN (shard 0)",
+    "schema": {"type": "string"},
+}
+SHARD_PARAM = {
+    "name": "shard",
+    "in": "path",
+    "required": True,
+    "description": "shard i > 0 (shard 0 is /log/ itself)",
+    "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
+}
+
+
 def _digest_param() -> dict[str, Any]:
     return {"name": "digest", "in": "path", "required": True, "schema": DIGEST}
 
@@ -294,8 +310,12 @@ PATHS: dict[str, Any] = {
                     "name": "cursor",
                     "in": "query",
                     "required": False,
-                    "description": "with all=true: the `next` of the page before",
-                    "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,18})$"},
+                    "description": "with all=true: the `next` of the page before (`<shard>:<index>` past "
+                    "shard 0)",
+                    "schema": {
+                        "type": "string",
+                        "pattern": "^([1-9][0-9]{0,8}:)?(0|[1-9][0-9]{0,18})$",
+                    },
                 },
             ],
             "responses": {
@@ -335,14 +355,14 @@ PATHS: dict[str, Any] = {
     "/v1/proofs/inclusion": {
         "get": {
             "summary": "RFC 9162 inclusion proof of entry `index` in the tree of `size`",
-            "parameters": [_query("index", "entry index"), _query("size", "tree size")],
+            "parameters": [_query("index", "entry index"), _query("size", "tree size"), ORIGIN_PARAM],
             "responses": {"200": _json(_ref("Proof")), **_problems(400, 404, why=NOT_YET)},
         }
     },
     "/v1/proofs/consistency": {
         "get": {
             "summary": "RFC 9162 consistency proof between tree sizes `from` and `to`",
-            "parameters": [_query("from", "old tree size"), _query("to", "new tree size")],
+            "parameters": [_query("from", "old tree size"), _query("to", "new tree size"), ORIGIN_PARAM],
             "responses": {"200": _json(_ref("Proof")), **_problems(400, 404, why=NOT_YET)},
         }
     },
@@ -450,6 +470,15 @@ PATHS: dict[str, Any] = {
         "get": {"summary": "Prometheus metrics", "responses": {"200": _text("metrics", "text/plain")}}
     },
 }
+for _route in ("checkpoint", "tile/{path}"):  # shard i > 0's log: the same routes under /log/<i>/
+    _get = PATHS[f"/log/{_route}"]["get"]
+    PATHS[f"/log/{{shard}}/{_route}"] = {
+        "get": {
+            **_get,
+            "summary": _get["summary"] + " of shard i > 0",
+            "parameters": [SHARD_PARAM, *_get.get("parameters", [])],
+        }
+    }
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
