@@ -125,12 +125,18 @@ def shards_context(
 
 def home_context(
     make: Callable[[NotarConfig, LogKeys], Callable[[web.Application], AsyncIterator[None]]],
+    *,
+    shard_zero_only: bool = False,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The cleanup context `make` builds from the home shard's config and keys, once it runs
-    (an anchor pod of split roles knows its shard only once it claimed it)."""
+    (an anchor pod of split roles knows its shard only once it claimed it); with
+    `shard_zero_only`, nothing unless the home shard is shard 0."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         home = app[RUNNING][0]
+        if shard_zero_only and home.shard.id != 0:
+            yield
+            return
         async for _ in make(home.config, home.keys)(app):
             yield
 
@@ -371,10 +377,12 @@ def setup(
     SHARDS > 1, the pod runs the shard its ordinal claims; without, every shard runs here."""
     app.cleanup_ctx.append(shards_context(config, env))
     if config.committer.kinds:
-        # one committer, the home shard's (shard 0's in one process): aggregated anchoring of
-        # every shard is shard 0's (SPEC §10)
+        # one committer, shard 0's: aggregated anchoring of every shard is shard 0's anchor's
+        # (SPEC §10); the anchor pods of other shards run none
         app.cleanup_ctx.append(
-            home_context(lambda c, k: committer_context(c.committer, c.chains, keys=lambda: k))
+            home_context(
+                lambda c, k: committer_context(c.committer, c.chains, keys=lambda: k), shard_zero_only=True
+            )
         )
     if config.witnesses.witnesses:
         app.cleanup_ctx.append(

@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -69,7 +70,9 @@ def test_each_shard_has_its_origin_prefix_keys_and_table_row(sharded: NotarProce
     assert [log["origin"] for log in keys["logs"]] == ORIGINS
     assert len({log["log"] for log in keys["logs"]}) == 3  # a key pair per shard, named after it
     for log in keys["logs"]:
-        assert log["log"].startswith(log["origin"] + "+") and log["clock"].startswith(log["origin"] + "/clock+")
+        assert log["log"].startswith(log["origin"] + "+") and log["clock"].startswith(
+            log["origin"] + "/clock+"
+        )
     for origin in ORIGINS:
         assert f"log {next(k['log'] for k in keys['logs'] if k['origin'] == origin)}" in keys["policy"]
     store = FsStore(sharded.data / "store")
@@ -113,13 +116,13 @@ def test_log_routes_and_proofs_per_shard(sharded: NotarProcess) -> None:
                 break
             time.sleep(0.05)
         assert cp.origin == origin and cp.size >= old
-        q = f"index={index}&size={old}&origin={urllib.request.quote(origin)}"
+        q = f"index={index}&size={old}&origin={quote(origin)}"
         proof = [bytes.fromhex(h) for h in ok(sharded, f"/v1/proofs/inclusion?{q}", auth=False)["proof"]]
         assert verify_inclusion(leaf_hash(bytes.fromhex(r["entry"])), index, old, proof, old_root)
         # the entry bundle of that shard holds the entry, under its own prefix
         status, bundle = call(sharded, base + tile_path("entries", 0, min(cp.size, 256)), auth=False)
         assert status == 200 and bytes.fromhex(r["entry"]) in bundle
-        q = f"from={old}&to={cp.size}&origin={urllib.request.quote(origin)}"
+        q = f"from={old}&to={cp.size}&origin={quote(origin)}"
         proof = [bytes.fromhex(h) for h in ok(sharded, f"/v1/proofs/consistency?{q}", auth=False)["proof"]]
         assert verify_consistency(old, cp.size, proof, old_root, cp.root)
     status, _ = call(sharded, "/v1/proofs/inclusion?index=0&size=1&origin=shards.test/log/9", auth=False)
@@ -165,7 +168,7 @@ def test_lookups_find_the_earliest_notarization_across_shards(sharded: NotarProc
 
 def test_anchors_take_the_origin(sharded: NotarProcess) -> None:
     r = notarize(sharded, [digest(1, "anchored")])[0]
-    origin = urllib.request.quote(r["log"]["origin"])
+    origin = quote(r["log"]["origin"])
     size = r["log"]["tree_size"]
     deadline = time.monotonic() + 20
     while True:
