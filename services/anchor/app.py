@@ -15,6 +15,7 @@ from merkle.digests import Digest, parse_digest
 from services.anchor.backup import Backups
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
+from services.anchor.introductions import introduce, keep_introducing
 from services.anchor.keys import LogKeys
 from services.anchor.registrar import Registrar
 from services.anchor.rotation import HISTORY
@@ -109,6 +110,10 @@ def shards_context(
             app[REGISTRAR] = home.registrar
             if home.backups is not None:
                 app[BACKUPS] = home.backups
+            if home.shard.id == 0 and config.shards.count > 1:  # shard 0 introduces the others' keys
+                await introduce(store, home.keys.log)
+                introducing = keep_introducing(store, home.keys.log)
+                tasks.append(asyncio.create_task(introducing, name="notar-introducer"))
             for one in running:
                 tasks.append(asyncio.create_task(one.eraser.run(), name=f"notar-eraser-{one.shard.id}"))
                 if one.backups is not None:

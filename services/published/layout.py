@@ -135,6 +135,11 @@ def first_keys_key(prefix: str = LOG_PREFIX) -> str:
     return history(prefix) + "first"
 
 
+def introduction_key(prefix: str) -> str:
+    """Shard i > 0's introduction: its first keys, signed by shard 0's log key (SPEC §10)."""
+    return history(prefix) + "introduction"
+
+
 def rotation_key(seq: int, prefix: str = LOG_PREFIX) -> str:
     """The ``seq``-th rotation statement of the log (from 1)."""
     return f"{history(prefix)}{ROTATION}{seq:0{ROTATION_DIGITS}d}"

@@ -243,10 +243,16 @@ async def get_keys(request: web.Request) -> web.Response:
 
 
 async def _keys(views: Views) -> dict[str, Any]:
+    """The keys document; with several shards, `introductions` lists each later shard's
+    introduction by shard 0's log key (merkle.introduction) that is written yet."""
     shown = await views.all()
     documents = await asyncio.gather(*(v.reader.keys() for v in shown))
     try:
-        return merge_documents(documents, [v.shard.state == "frozen" for v in shown])
+        merged = merge_documents(documents, [v.shard.state == "frozen" for v in shown])
+        if len(shown) > 1:
+            introductions = await asyncio.gather(*(views.introduction(v) for v in shown))
+            merged["introductions"] = [i for i in introductions if i is not None]
+        return merged
     except (KeyError, TypeError, ValueError) as e:
         raise StorageError(f"a published keys document is unusable: {e}", key=layout.keys_key()) from e
 

@@ -16,6 +16,7 @@ from merkle.cosignature import signature_timestamp
 from merkle.note import parse_note
 from services.internal.directory import Shards
 from services.model import Lookup
+from services.published import layout
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
 from services.published.restores import LostSalts
@@ -60,6 +61,7 @@ class Views:
     def __init__(self, store: ObjectStore, shards: Shards) -> None:
         self._store, self._shards = store, shards
         self._made: dict[int, View] = {}
+        self._introductions: dict[int, str] = {}
 
     async def all(self) -> list[View]:
         views = []
@@ -82,6 +84,20 @@ class Views:
             lost=LostSalts(store, prefix),
             lookup=lookup,
         )
+
+    async def introduction(self, view: View) -> str | None:
+        """Shard i > 0's introduction by shard 0's log key (merkle.introduction), None while it
+        has none; kept once read (it never changes)."""
+        if view.shard.id == 0:
+            return None
+        held = self._introductions.get(view.shard.id)
+        if held is None:
+            try:
+                held = (await self._store.get(layout.introduction_key(view.shard.prefix))).decode()
+            except NotFoundError:
+                return None
+            self._introductions[view.shard.id] = held
+        return held
 
     async def first(self) -> View:
         """Shard 0's view: the log `ORIGIN` under `log/`."""

@@ -19,7 +19,8 @@ import pytest
 
 from merkle import leaf_hash, verify_consistency, verify_inclusion, verify_receipt
 from merkle.checkpoint import parse_checkpoint
-from merkle.note import parse_note
+from merkle.introduction import open_introduction
+from merkle.note import Verifier, parse_note
 from merkle.tiles import tile_path
 from services.published.shards import load_table
 from storage.fs import FsStore
@@ -75,6 +76,12 @@ def test_each_shard_has_its_origin_prefix_keys_and_table_row(sharded: NotarProce
         )
     for origin in ORIGINS:
         assert f"log {next(k['log'] for k in keys['logs'] if k['origin'] == origin)}" in keys["policy"]
+    # shard 0's log key introduces every later shard's first keys
+    first = Verifier.from_key(keys["logs"][0]["log"])
+    introduced = [open_introduction(note, first) for note in keys["introductions"]]
+    assert [(i.shard, i.log.to_key(), i.clock.to_key()) for i in introduced] == [
+        (log["origin"], log["log"], log["clock"]) for log in keys["logs"][1:]
+    ]
     store = FsStore(sharded.data / "store")
     table = asyncio.run(load_table(store))
     assert [(s.id, s.origin, s.state, s.ordinal) for s in table] == [

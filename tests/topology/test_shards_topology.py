@@ -19,7 +19,8 @@ import pytest
 
 from merkle import verify_receipt
 from merkle.checkpoint import parse_checkpoint
-from merkle.note import parse_note
+from merkle.introduction import open_introduction
+from merkle.note import Verifier, parse_note
 from services.common.index_key import create_index_key
 from services.published.shards import load_table
 from services.published.trust import trusted_keys
@@ -123,6 +124,12 @@ def test_ingest_spreads_and_verify_reads_every_shard(sharded: Sharded) -> None:
     document = json.loads(body)
     assert [log["origin"] for log in document["logs"]] == ORIGINS
     keys = trusted_keys(document)
+    deadline = time.monotonic() + 30
+    while not document.get("introductions") and time.monotonic() < deadline:  # shard 0's next round
+        time.sleep(0.5)
+        document = json.loads(call(sharded.verify, "/v1/keys", None)[1])
+    first = Verifier.from_key(document["logs"][0]["log"])
+    assert open_introduction(document["introductions"][0], first).log.to_key() == document["logs"][1]["log"]
     digests = ["sha256:" + f"topo{n:04d}".encode().hex().ljust(64, "0") for n in range(20)]
     status, body = call(sharded.ingest, "/v1/digests", sharded.api_key, body={"digests": digests})
     assert status == 200, body
