@@ -22,10 +22,9 @@ from services.anchor.rotation import HISTORY
 from services.anchor.sequencer import Sequencer
 from services.anchor.shardset import (
     ShardAnchor,
-    advertised_url,
-    ordinal_of,
     running_shard,
     shard_config,
+    shards_to_run,
 )
 from services.anchor.shardset import ensure_keys as ensure_keys  # re-exported: CLI and tests
 from services.anchor.shardset import keys_from as keys_from
@@ -48,8 +47,6 @@ from services.internal.wire import (
     encode_forgotten,
 )
 from services.model import Digests
-from services.published.shards import Shard, claim
-from storage.base import ObjectStore
 from storage.errors import BadRequest, NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
@@ -63,20 +60,6 @@ READY_LAG = 200_000  # entries signed but not yet published before /readyz says 
 RUNNING = web.AppKey("running_shards", tuple[ShardAnchor, ...])
 """The shards this process runs, by id; the first is its home shard (shard 0 in one process, the
 claimed one in an anchor pod), whose sequencer is also `SEQUENCER` (and so on)."""
-
-
-async def shards_to_run(
-    config: NotarConfig, store: ObjectStore, env: Mapping[str, str] | None
-) -> list[Shard]:
-    """The shards of this process: with SHARDS=1, shard 0 (no table is written); with `env`
-    (split roles) the one this pod's ordinal claims in the table, with its URL; else (one
-    process) ordinals 0..SHARDS-1 claimed in order."""
-    base = config.sequencer.origin
-    if config.shards.count == 1:
-        return [Shard(0, base)]
-    if env is not None:
-        return [await claim(store, base, ordinal_of(config, env), advertised_url(config))]
-    return [await claim(store, base, n) for n in range(config.shards.count)]
 
 
 def shards_context(
@@ -201,38 +184,50 @@ async def statement_receipt(request: web.Request) -> web.Response:
 def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
     """The sequencer's and the committer's state as observable instruments of `tel`, read at
     each collection (a /metrics scrape, an OTLP push): nothing is added to the hot path."""
+    running = app[RUNNING]
     seq = app[SEQUENCER]
     committer = app.get(COMMITTER)
 
-    def counter(name: str, read: Callable[[], int], what: str) -> None:
-        tel.meter.create_observable_counter(
-            name, [lambda _: [Observation(read())]], unit="1", description=what
-        )
+    def observe(read: Callable[[Sequencer], int]) -> Callable[[CallbackOptions], list[Observation]]:
+        """One observation per shard, named by its `origin` when there are several (with one, no
+        attribute: the series of a single log stay as they were)."""
+        if len(running) == 1:
+            return lambda _: [Observation(read(seq))]
+        return lambda _: [Observation(read(one.sequencer), {"origin": one.shard.origin}) for one in running]
 
-    def gauge(name: str, read: Callable[[], int], what: str) -> None:
-        tel.meter.create_observable_gauge(name, [lambda _: [Observation(read())]], unit="1", description=what)
+    def counter(name: str, read: Callable[[Sequencer], int], what: str) -> None:
+        tel.meter.create_observable_counter(name, [observe(read)], unit="1", description=what)
 
-    s = seq.stats
-    counter("notar_entries_sequenced", lambda: s.sequenced, "entries sequenced (in a signed checkpoint)")
-    counter("notar_batches", lambda: s.batches, "batches sequenced (one signed checkpoint each)")
-    gauge("notar_tree_size", lambda: s.signed_size, "size of the latest signed checkpoint")
-    gauge("notar_published_tree_size", lambda: s.published_size, "size of the published checkpoint")
+    def gauge(name: str, read: Callable[[Sequencer], int], what: str) -> None:
+        tel.meter.create_observable_gauge(name, [observe(read)], unit="1", description=what)
+
+    counter(
+        "notar_entries_sequenced", lambda q: q.stats.sequenced, "entries sequenced (in a signed checkpoint)"
+    )
+    counter("notar_batches", lambda q: q.stats.batches, "batches sequenced (one signed checkpoint each)")
+    gauge("notar_tree_size", lambda q: q.stats.signed_size, "size of the latest signed checkpoint")
+    gauge("notar_published_tree_size", lambda q: q.stats.published_size, "size of the published checkpoint")
     gauge(
         "notar_publication_lag_entries",
-        lambda: s.signed_size - s.published_size,
+        lambda q: q.stats.signed_size - q.stats.published_size,
         "entries signed but not yet published to the object store",
     )
-    gauge("notar_queue_depth", lambda: seq.queued, "entries waiting for a batch")
+    gauge("notar_queue_depth", lambda q: q.queued, "entries waiting for a batch")
     gauge(
         "notar_clock_behind_seconds",
-        lambda: seq.clock_behind_s,
+        lambda q: q.clock_behind_s,
         "how far the wall clock is behind the last cosigned time (checkpoints keep that time meanwhile)",
     )
-    gauge("notar_sequencer_stopped", lambda: int(seq.stopped is not None), "1 once it stopped for good")
-    gauge("notar_sequencer_refusing", lambda: int(seq.refusing is not None), "1 while it refuses entries")
-    lease = seq.lease
+    gauge("notar_sequencer_stopped", lambda q: int(q.stopped is not None), "1 once it stopped for good")
+    gauge("notar_sequencer_refusing", lambda q: int(q.refusing is not None), "1 while it refuses entries")
+    lease = seq.lease  # the home shard's: in one process the others share its lifetime
     if lease is not None:
-        counter("notar_lease_lapses", lambda: lease.lapses, "times the lease was renewed after going overdue")
+        tel.meter.create_observable_counter(
+            "notar_lease_lapses",
+            [lambda _: [Observation(lease.lapses)]],
+            unit="1",
+            description="times the lease was renewed after going overdue",
+        )
         tel.meter.create_observable_gauge(
             "notar_lease_acquired_timestamp_seconds",
             [lambda _: [] if lease.acquired_at is None else [Observation(lease.acquired_at)]],
@@ -245,6 +240,8 @@ def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
     if committer is None:
         return
     status = committer.status
+
+    s = seq.stats
 
     def anchor_lag(_: CallbackOptions) -> list[Observation]:
         return [Observation(s.signed_size - st.anchored_size, {"kind": k}) for k, st in status.items()]

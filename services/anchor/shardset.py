@@ -32,9 +32,10 @@ from services.common.stores import open_index
 from services.common.telemetry import SequencerTelemetry
 from services.published import layout
 from services.published.reader import LogReader
-from services.published.shards import Shard, shard_origin, shard_prefix
+from services.published.shards import Shard, claim, load_table, shard_origin, shard_prefix
 from services.published.trust import keys_document
 from storage.base import Index, ObjectStore
+from storage.errors import ConfigError
 
 _ORDINAL = re.compile(r"-([0-9]{1,9})\Z")
 _ANY_ADDRESS = ("0.0.0.0", "::", "")  # noqa: S104  # compared with, not bound
@@ -98,6 +99,28 @@ def advertised_url(config: NotarConfig) -> str:
     if host in _ANY_ADDRESS:
         return config.shards.url.need(f"when LISTEN is {host or '*'}:{port} (every address)")
     return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+
+
+async def shards_to_run(
+    config: NotarConfig, store: ObjectStore, env: Mapping[str, str] | None
+) -> list[Shard]:
+    """The shards of this process: with SHARDS=1, shard 0 (no table is written); with `env`
+    (split roles) the one this pod's ordinal claims in the table, with its URL; else (one
+    process) ordinals 0..SHARDS-1 claimed in order."""
+    base, count = config.sequencer.origin, config.shards.count
+    beyond = [s for s in await load_table(store) if s.state != "frozen" and (s.ordinal or 0) >= count]
+    if beyond:  # their entries would be served by no one, and their notarizations not found
+        ordinals = sorted({s.ordinal or 0 for s in beyond})
+        raise ConfigError(
+            f"SHARDS is {count} but the shard table has unfrozen shards of ordinals {ordinals}: "
+            f"set SHARDS to {ordinals[-1] + 1} (or freeze them first: notar shard freeze I)",
+            setting="SHARDS",
+        )
+    if count == 1:
+        return [Shard(0, base)]
+    if env is not None:
+        return [await claim(store, base, ordinal_of(config, env), advertised_url(config))]
+    return [await claim(store, base, n) for n in range(count)]
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ def summary(role: str, app: web.Application, uptime_s: float) -> str:
     minutes, seconds = divmod(int(uptime_s), 60)
     hours, minutes = divmod(minutes, 60)
     took = f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
-    seq = app.get(anchor_app.SEQUENCER)
-    sequenced = "" if seq is None else f"{seq.stats.sequenced} entries sequenced, "
+    running = app.get(anchor_app.RUNNING)
+    count = None if running is None else sum(one.sequencer.stats.sequenced for one in running)
+    sequenced = "" if count is None else f"{count} entries sequenced, "
     return f"notar {role} stopped after {took}: {sequenced}{app[TELEMETRY].served} requests served"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +25,7 @@ from merkle.note import Verifier, parse_note
 from merkle.tiles import tile_path
 from services.published.shards import load_table
 from storage.fs import FsStore
-from tests.serving import NotarProcess, notar_serve
+from tests.serving import NotarProcess, free_port, notar_cli, notar_serve
 
 ORIGIN = "shards.test/log"
 ORIGINS = [ORIGIN, f"{ORIGIN}/1", f"{ORIGIN}/2"]
@@ -197,3 +198,36 @@ def test_one_shard_writes_no_table(tmp_path: Path) -> None:
         assert [log["origin"] for log in ok(notar, "/v1/keys", auth=False)["logs"]] == [ORIGIN]
     assert not (tmp_path / "store" / "private" / "shards.json").exists()
     assert not (tmp_path / "shards").exists()
+
+
+def test_metrics_name_each_shard(sharded: NotarProcess) -> None:
+    notarize(sharded, [digest(n, "metrics") for n in range(3)])
+    status, body = call(sharded, "/metrics", auth=False)
+    assert status == 200
+    text = body.decode()
+    for origin in ORIGINS:
+        assert f'notar_tree_size{{origin="{origin}"}}' in text
+
+
+def test_a_restart_keeps_every_shard_and_fewer_shards_are_refused(tmp_path: Path) -> None:
+    with notar_serve(tmp_path, ORIGIN, SHARDS="2") as notar:
+        receipts = notarize(notar, [digest(n, "restart") for n in range(4)])
+        keys = ok(notar, "/v1/keys", auth=False)
+        api_key = notar.env["NOTAR_API_KEY"]
+    assert {r["log"]["origin"] for r in receipts} == set(ORIGINS[:2])
+    with notar_serve(tmp_path, ORIGIN, SHARDS="2", tenant=None) as notar:
+        assert ok(notar, "/v1/keys", auth=False)["logs"] == keys["logs"]  # the same keys, per shard
+        notar.env["NOTAR_API_KEY"] = api_key
+        for r in receipts:
+            found = ok(notar, f"/v1/receipts/{r['digest']}")
+            assert (found["log"]["origin"], found["log"]["index"]) == (r["log"]["origin"], r["log"]["index"])
+    env = {
+        **os.environ,
+        "NOTAR_DATA_DIR": str(tmp_path),
+        "NOTAR_ORIGIN": ORIGIN,
+        "NOTAR_SHARDS": "1",
+        "NOTAR_LISTEN": f"127.0.0.1:{free_port()}",
+    }
+    refused = notar_cli("serve", env=env)
+    assert refused.returncode == 2 and "SHARDS" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
