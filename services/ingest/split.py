@@ -1,6 +1,7 @@
 """Spreading one request's digests over the writable shards (SPEC §10), the simple way: cut into
 contiguous parts, as even as can be, one per shard that does not refuse them now, submitted
-concurrently and joined back in the request's order.
+concurrently and joined back in the request's order. Each request starts one shard further on, so
+that requests of one digest (documents, SCITT-sized calls) are spread too.
 
 A stand-in with the interface of the load-aware spreader (services/ingest/spread.py, issue 17
 item 2), which replaces it: a `Submitter` built over `Shards`.
@@ -35,6 +36,7 @@ class EvenSplit:
     def __init__(self, shards: Shards) -> None:
         self._shards = shards
         self._known: Sequence[ShardLink] = ()
+        self._turn = 0
 
     async def _writable(self) -> list[ShardLink]:
         self._known = await self._shards.links()
@@ -55,6 +57,8 @@ class EvenSplit:
         taking = [link.anchor for link in writable if link.anchor and link.anchor.refusal(share) is None]
         if not taking:
             raise PushbackError("no shard takes entries right now", retry_after=1)
+        self._turn = turn = (self._turn + 1) % len(taking)
+        taking = taking[turn:] + taking[:turn]
         cut = parts(digests, len(taking))
         sent = (a.submit(tenant, part) for a, part in zip(taking, cut, strict=False))
         answers = await asyncio.gather(*sent)
