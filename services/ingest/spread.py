@@ -19,7 +19,8 @@ retry of a failed request does today; nothing is lost either way. With `resend_u
 such a request fails with 503 instead (the client retries).
 
 A request over several parts is not atomic: when one part is refused for the request's own sake
-(a 4xx such as 409 too-many-repeats), the parts other shards acknowledged stay in their logs.
+(a 4xx such as 409 too-many-repeats, answered as it is) or what is left fits nowhere (503), the
+parts other shards acknowledged stay in their logs (look-ups find them; a retry notarizes again).
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ RETRY_AFTER_MAX_S = 2.0  # SPEC §10: the 503 of a request no shard can take say
 
 @dataclass(frozen=True)
 class SpreadConfig:
+    """How a `Spread` cuts requests and treats failing shards (defaults suit K anchors over HTTP
+    and in one process alike)."""
+
     part_min: int = 256
     """Digests below which a part is not cut further: each part costs a round trip and a group in
     the shard's batch, and many requests at once spread the load anyway."""
     window: int = 20_000
-    """Entries this front keeps in flight per shard before preferring others, for a shard that
-    cannot tell its spare capacity (over HTTP): least outstanding entries first."""
+    """A shard that cannot tell its spare capacity (over HTTP) weighs this many entries less
+    those this front has in flight there (at least 1): the least busy gets the most."""
     timeout_s: float = 15.0
     """A part not answered by then is unsure: its shard is marked down."""
     backoff_s: float = 0.25
@@ -103,7 +107,7 @@ class _Request:
     tenant: str
     digests: Digests
     pending: list[tuple[int, int]]
-    answers: dict[int, bytes] = field(default_factory=dict)  # start of a part -> its receipts
+    answers: dict[int, bytes] = field(default_factory=dict)  # start of a part -> its answer
     tried: set[int] = field(default_factory=set)  # shards that failed it: not asked again
 
 
@@ -122,6 +126,7 @@ class Spread:
         self._cfg = config or SpreadConfig()
         self._clock = clock
         self._shards: dict[int, Submitter] = {}
+        self._loaded: dict[int, Loaded] = {}  # those that tell their spare (isinstance once: it is slow)
         self._health: dict[int, ShardHealth] = {}
         self._turn = itertools.count()
         self.set_shards(shards)
@@ -164,6 +169,7 @@ class Spread:
         if not shards:
             raise ValueError("no writable shard to spread entries over")
         self._shards = dict(sorted(shards.items()))
+        self._loaded = {i: s for i, s in self._shards.items() if isinstance(s, Loaded)}
         self._health = {i: self._health.get(i) or ShardHealth() for i in self._shards}
 
     def health(self) -> Mapping[int, ShardHealth]:
@@ -188,7 +194,10 @@ class Spread:
                 self._busy.add(1)
                 raise self._unavailable(sum(b - a for a, b in request.pending))
             request.pending = []
-            outcomes = await asyncio.gather(*(self._send(request, p) for p in parts))
+            if len(parts) == 1:  # most requests: no task to make
+                outcomes = [await self._send(request, parts[0])]
+            else:
+                outcomes = await asyncio.gather(*(self._send(request, p) for p in parts))
             refused: NotarError | None = None
             for part, outcome in zip(parts, outcomes, strict=True):
                 if isinstance(outcome, bytes):
@@ -205,8 +214,11 @@ class Spread:
                         self._moved.add(part.end - part.start, attrs)
             if refused is not None:
                 raise refused
-        inner = b",".join(request.answers[start] for start in sorted(request.answers))
-        return RECEIPTS_HEAD + inner + RECEIPTS_TAIL
+        if len(request.answers) == 1:  # one part: its answer is the request's, as it came
+            return next(iter(request.answers.values()))
+        head, tail = len(RECEIPTS_HEAD), len(RECEIPTS_TAIL)
+        inner = [memoryview(request.answers[start])[head:-tail] for start in sorted(request.answers)]
+        return RECEIPTS_HEAD + b",".join(inner) + RECEIPTS_TAIL
 
     # -- placing -------------------------------------------------------------------------------
     def _plan(self, request: _Request) -> list[_Part]:
@@ -216,11 +228,12 @@ class Spread:
         total = sum(b - a for a, b in request.pending)
         turn = next(self._turn)
         ranked: list[tuple[int, int, int, int | None]] = []  # (-weight, tie, shard, cap)
-        for pos, (i, submitter) in enumerate(self._shards.items()):
+        for pos, i in enumerate(self._shards):
             h = self._health[i]
             if i in request.tried or not h.usable(now):
                 continue
-            spare = submitter.spare() if isinstance(submitter, Loaded) else None
+            loaded = self._loaded.get(i)
+            spare = None if loaded is None else loaded.spare()
             weight = max(self._cfg.window - h.inflight, 1) if spare is None else spare
             cap = spare
             if h.failures:  # back from a back-off: a small part first
@@ -229,6 +242,9 @@ class Spread:
                 ranked.append((-weight, (pos - turn) % len(self._shards), i, cap))
         ranked.sort()
         count = min(len(ranked), max(1, total // self._cfg.part_min))
+        if count == 1 and len(request.pending) == 1 and _room([ranked[0][3]]) >= total:
+            (a, b), shard = request.pending[0], ranked[0][2]  # most requests: one part, no arithmetic
+            return [_Part(shard, self._shards[shard], a, b)]
         while count < len(ranked) and _room(c[3] for c in ranked[:count]) < total:
             count += 1
         chosen = ranked[:count]
@@ -240,20 +256,20 @@ class Spread:
         )
 
     async def _send(self, request: _Request, part: _Part) -> bytes | NotarError | _Failed:
-        """The part's receipts (the inside of its answer); the request's own error (a 4xx kind);
+        """The part's answer (its framing checked); the request's own error (a 4xx kind);
         or _Failed, its shard marked down."""
         size = part.end - part.start
         refused = part.submitter.refusal(size)
         if refused is not None:
             return self._down(part, refused, sure=True)
         a, b = part.start, part.end
-        digests = Digests(request.digests.texts[a:b], request.digests.values[32 * a : 32 * b])
+        whole = request.digests
+        digests = whole if b - a == len(whole) else Digests(whole.texts[a:b], whole.values[32 * a : 32 * b])
         h = self._health.get(part.shard) or ShardHealth()  # the table may have changed meanwhile
         h.inflight += size
         try:
-            answer = await asyncio.wait_for(
-                part.submitter.submit(request.tenant, digests), self._cfg.timeout_s
-            )
+            async with asyncio.timeout(self._cfg.timeout_s):
+                answer = await part.submitter.submit(request.tenant, digests)
         except TimeoutError:
             return self._down(part, f"no answer within {self._cfg.timeout_s} s", sure=False, reason="timeout")
         except NotarError as e:
@@ -268,7 +284,7 @@ class Spread:
             return self._down(part, f"malformed answer {answer[:80]!r}", sure=False)
         h.failures, h.down_until = 0, 0.0
         self._acked.add(size, {"shard": str(part.shard)})
-        return answer[len(RECEIPTS_HEAD) : -len(RECEIPTS_TAIL)]
+        return answer
 
     def _down(self, part: _Part, error: object, *, sure: bool, reason: str = "error") -> _Failed:
         """Marks the part's shard down for its back-off: the Retry-After of a pushback, else
@@ -278,7 +294,7 @@ class Spread:
         h = self._health.get(shard) or ShardHealth()
         if isinstance(error, PushbackError):
             reason, wait = "pushback", min(error.retry_after, self._cfg.backoff_max_s)
-            if isinstance(part.submitter, Loaded):
+            if isinstance(part.submitter, Loaded):  # rare: after a refusal
                 wait = 0.0
         else:
             wait = min(self._cfg.backoff_s * 2 ** min(h.failures, 16), self._cfg.backoff_max_s)
