@@ -35,6 +35,7 @@ class Anchor:
     data: Path
     port: int
     keys: list[str]
+    settings: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,6 +49,7 @@ class Anchor:
             "NOTAR_ORIGIN": self.origin,
             "NOTAR_LISTEN": f"127.0.0.1:{self.port}",
             "NOTAR_BATCH_MS": "10",
+            **{f"NOTAR_{name}": value for name, value in self.settings.items()},
         }
         with open(self.data / "serve-anchor.log", "ab") as log:
             self.proc = subprocess.Popen(
@@ -57,14 +59,17 @@ class Anchor:
 
 
 @pytest.fixture
-def anchors(tmp_path: Path) -> Iterator[list[Anchor]]:
+def anchors(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[Anchor]]:
+    """Shards 0 and 1, each an anchor process; shard 1 with the settings given as the
+    fixture's parameter, if any."""
     out = []
     for shard in (0, 1):
         origin = BASE if shard == 0 else f"{BASE}/{shard}"
         data = tmp_path / f"shard{shard}"
         generate_keys(data, origin)
         keys = list(load_keys(data, origin).verifier_keys.values())
-        out.append(Anchor(origin, data, free_port(), keys))
+        settings = getattr(request, "param", {}) if shard == 1 else {}
+        out.append(Anchor(origin, data, free_port(), keys, settings))
     try:
         for anchor in out:
             anchor.start()
@@ -128,6 +133,33 @@ async def test_writes_go_on_through_the_other_shard_when_one_is_killed(anchors: 
             await asyncio.sleep(0.25)  # its back-off (at most 1 s here) passes meanwhile
         assert counts == {first: 500, second: 500}, "probed, then its full share again"
         assert metric(reader, "notar_spread_shard_up")[(("shard", "1"),)] == 1
+    finally:
+        for client in clients.values():
+            await client.close()
+
+
+@pytest.mark.parametrize("anchors", [{"BATCH_MS": "60000", "BATCH_MAX": "100000"}], indirect=True)
+async def test_a_part_cut_off_in_flight_goes_to_the_other_shard(anchors: list[Anchor]) -> None:
+    """Shard 1 holds its part in its queue (a batch a minute away) when it is killed: no answer
+    came (unsure: the spread cannot know it was only queued), so the part is re-sent to shard 0
+    and the request succeeds."""
+    reader = InMemoryMetricReader()
+    clients = {i: AnchorClient(a.url) for i, a in enumerate(anchors)}
+    spread = Spread(clients, meter=MeterProvider([reader]).get_meter("t"))
+    try:
+        answer = asyncio.create_task(notarize(spread, 2000, anchors))
+        for _ in range(400):
+            if spread.health()[1].inflight:
+                break
+            await asyncio.sleep(0.05)
+        assert spread.health()[1].inflight == 1000, "shard 1 holds its half"
+        victim = anchors[1].proc
+        assert victim is not None
+        victim.kill()
+        victim.wait(timeout=30)
+        assert await answer == {anchors[0].origin: 2000}
+        moved = metric(reader, "notar_spread_moved_entries")
+        assert moved == {(("shard", "1"), ("sure", "false")): 1000}, "cut off after sending: unsure"
     finally:
         for client in clients.values():
             await client.close()
