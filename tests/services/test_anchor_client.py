@@ -48,4 +48,3 @@ async def test_only_a_pushback_503_is_a_pushback(answer: web.Response, raised: t
     finally:
         await client.close()
         await server.close()
-
