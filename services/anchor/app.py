@@ -436,7 +436,7 @@ class LocalAnchor:
 
     def spare(self) -> int | None:
         """services.ingest.spread.Loaded: how many entries the sequencer would queue now."""
-        return self._app[SEQUENCER].spare
+        return self._one().sequencer.spare
 
     async def register(self, entry: bytes, wait_s: float) -> bytes | None:
         return await self._one().registrar.register(entry, wait_s)

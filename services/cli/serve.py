@@ -18,7 +18,6 @@ from services.common.index_key import load_index_key
 from services.common.resources import new_app
 from services.common.telemetry import TELEMETRY, AccessLogger, Telemetry, configure_logging
 from services.ingest import app as ingest_app
-from services.ingest.split import EvenSplit
 from services.scitt import app as scitt_app
 from services.verify import app as verify_app
 
@@ -42,7 +41,7 @@ def build_app(role: str, config: NotarConfig, env: Mapping[str, str]) -> web.App
         verify_app.setup(app, config, lookup=local)
     else:
         shards = anchor_app.local_shards(app)
-        ingest_app.setup(app, config, submitter=EvenSplit(shards))
+        ingest_app.setup(app, config, shards=shards)
         verify_app.setup(app, config, shards=shards)
     scitt_app.setup(app, config, registrations=local)
     return app

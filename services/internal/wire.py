@@ -95,16 +95,6 @@ def encode_answer(
     )
 
 
-def join_answers(answers: Sequence[bytes]) -> bytes:
-    """The answers to the parts of one request (each `{"receipts": [...]}` of this module's
-    framing, in the request's order) as one answer, without parsing them."""
-    if len(answers) == 1:
-        return answers[0]
-    head, tail = len(RECEIPTS_HEAD), len(RECEIPTS_TAIL)
-    inner = [a[head:-tail] for a in answers]
-    return RECEIPTS_HEAD + b",".join(part for part in inner if part) + RECEIPTS_TAIL
-
-
 def one_receipt(answer: bytes) -> bytes:
     """The receipt of an answer to a one-digest submission, as bytes (no parsing: its framing is
     this module's, and a quote outside a JSON string is never escaped, inside always is);

@@ -1,10 +1,11 @@
 """The parts of SPEC §10 that need no server: each shard's config, an anchor pod's ordinal and
-URL, a request cut over shards and the answers joined, and the keys documents of several shards
-merged into one."""
+URL, ingest's spreader fed the writable shards of the list, and the keys documents of several
+shards merged into one."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -17,9 +18,9 @@ from merkle.policy import parse_policy
 from services.anchor.shardset import advertised_url, ordinal_of, shard_config
 from services.common.components import load
 from services.common.config import Witness
-from services.ingest.split import EvenSplit, parts
+from services.ingest.sharded import ShardedSubmitter
 from services.internal.directory import FixedShards, ShardLink
-from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL, join_answers
+from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL
 from services.model import Digests
 from services.published.shards import Shard
 from services.published.trust import keys_document, merge_documents
@@ -70,32 +71,22 @@ def digests(n: int) -> Digests:
     return Digests.parse(["sha256:" + f"{i:064x}" for i in range(n)])
 
 
-def test_parts_are_contiguous_even_and_complete() -> None:
-    for n, k in [(1, 3), (7, 3), (9, 3), (10_000, 4), (5, 1)]:
-        cut = parts(digests(n), k)
-        assert len(cut) == min(n, k)
-        assert [t for p in cut for t in p.texts] == list(digests(n).texts)
-        assert b"".join(p.values for p in cut) == digests(n).values
-        assert max(map(len, cut)) - min(map(len, cut)) <= 1
-
-
-def answer(texts: list[str]) -> bytes:
+def answer(texts: Sequence[str]) -> bytes:
     return RECEIPTS_HEAD + b",".join(orjson.dumps({"d": t}) for t in texts) + RECEIPTS_TAIL
 
 
 class FakeShard:
     """A shard's anchor that answers one fake receipt per digest, or refuses."""
 
-    def __init__(self, refusing: bool = False) -> None:
-        self.refusing = refusing
-        self.got: list[int] = []
+    def __init__(self) -> None:
+        self.got = 0
 
     async def submit(self, tenant: str, digests: Digests) -> bytes:
-        self.got.append(len(digests))
-        return answer(list(digests.texts))
+        self.got += len(digests)
+        return answer(digests.texts)
 
     def refusal(self, count: int = 1) -> NotarError | None:
-        return PushbackError("full", retry_after=1) if self.refusing else None
+        return None
 
     async def lookup(self, *_: object, **__: object) -> list[tuple[int, bytes]]:
         return []
@@ -104,32 +95,27 @@ class FakeShard:
         return 0
 
 
-def test_even_split_joins_answers_in_request_order_and_skips_refusing_shards() -> None:
-    shards = [FakeShard(), FakeShard(refusing=True), FakeShard(), FakeShard()]
+def test_ingest_spreads_over_the_writable_shards_the_list_names_now() -> None:
+    shards = [FakeShard() for _ in range(3)]
     links = [ShardLink(Shard(i, f"{ORIGIN}/{i}"), s) for i, s in enumerate(shards)]
-    links.append(ShardLink(Shard(4, f"{ORIGIN}/4", "frozen"), FakeShard()))  # frozen: takes nothing
-    split = EvenSplit(FixedShards(lambda: links))
-    sent = digests(10)
-    got = orjson.loads(asyncio.run(split.submit("acme", sent)))["receipts"]
-    assert [r["d"] for r in got] == list(sent.texts)
-    assert sorted(s.got for s in shards) == [[], [3], [3], [4]]
-    assert shards[1].got == []
-    for _ in range(3):  # one digest at a time: every shard that takes entries gets its turn
-        asyncio.run(split.submit("acme", digests(1)))
-    assert [len(s.got) for s in shards] == [2, 0, 2, 2]
-    assert split.refusal(10) is None
-    for s in shards:
-        s.refusing = True
-    assert isinstance(split.refusal(10), PushbackError)
-    with pytest.raises(PushbackError):
-        asyncio.run(split.submit("acme", sent))
+    links[2] = ShardLink(Shard(2, f"{ORIGIN}/2", "frozen"), shards[2])  # frozen: takes nothing
+    listed = list(links)
+    submitter = ShardedSubmitter(FixedShards(lambda: listed))
 
+    async def run() -> None:
+        sent = digests(2000)
+        got = orjson.loads(await submitter.submit("acme", sent))["receipts"]
+        assert [r["d"] for r in got] == list(sent.texts)
+        assert shards[0].got and shards[1].got and not shards[2].got
+        listed[:] = [links[0]]  # shard 1 left the list: it gets nothing more
+        before = shards[1].got
+        await submitter.submit("acme", digests(2000))
+        assert shards[1].got == before
+        listed[:] = [links[2]]  # none writable: 503
+        with pytest.raises(PushbackError):
+            await submitter.submit("acme", digests(1))
 
-def test_join_answers_keeps_one_answer_as_it_is() -> None:
-    one = answer(["a", "b"])
-    assert join_answers([one]) is one
-    joined = orjson.loads(join_answers([one, answer(["c"])]))["receipts"]
-    assert joined == [{"d": "a"}, {"d": "b"}, {"d": "c"}]
+    asyncio.run(run())
 
 
 def history(origin: str) -> KeyHistory:

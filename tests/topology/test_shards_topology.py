@@ -130,13 +130,13 @@ def test_ingest_spreads_and_verify_reads_every_shard(sharded: Sharded) -> None:
         document = json.loads(call(sharded.verify, "/v1/keys", None)[1])
     first = Verifier.from_key(document["logs"][0]["log"])
     assert open_introduction(document["introductions"][0], first).log.to_key() == document["logs"][1]["log"]
-    digests = ["sha256:" + f"topo{n:04d}".encode().hex().ljust(64, "0") for n in range(20)]
+    digests = ["sha256:" + f"topo{n:04d}".encode().hex().ljust(64, "0") for n in range(1000)]
     status, body = call(sharded.ingest, "/v1/digests", sharded.api_key, body={"digests": digests})
     assert status == 200, body
     receipts = json.loads(body)["receipts"]
     assert [r["digest"] for r in receipts] == digests
     assert {r["log"]["origin"] for r in receipts} == set(ORIGINS)
-    for r in receipts:
+    for r in receipts[::7]:
         assert verify_receipt(r, keys=keys, digest=r["digest"]).valid
     one = next(r for r in receipts if r["log"]["origin"] == ORIGINS[1])
     status, body = call(sharded.verify, f"/v1/receipts/{one['digest']}", sharded.api_key)
