@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from merkle.cosignature import verifier_from_key
-from merkle.keyhistory import ClockVerifier, clock_key_name
+from merkle.keyhistory import ClockVerifier, clock_key_name, statement_fields
 from merkle.note import NoteSigner, Verifier, is_valid_key_name, parse_note, sign_note, verify_note
 
 INTRODUCTION_HEADER = "notar.shard-introduction.v1"
@@ -64,19 +64,7 @@ class Introduction:
 
 def parse_introduction(text: str) -> Introduction:
     """The statement in a note text, parsed strictly (module doc); signatures are not looked at."""
-    if not isinstance(text, str) or not text.endswith("\n"):
-        raise ValueError("an introduction is text ending in a newline")
-    header, *lines = text[:-1].split("\n")
-    if header != INTRODUCTION_HEADER:
-        raise ValueError(f"not a shard introduction: the first line is not {INTRODUCTION_HEADER!r}")
-    if len(lines) != len(_FIELDS):
-        raise ValueError(f"a shard introduction has {len(_FIELDS) + 1} lines, not {len(lines) + 1}")
-    values: dict[str, str] = {}
-    for expected, line in zip(_FIELDS, lines, strict=True):
-        name, sep, value = line.partition(" ")
-        if name != expected or not sep or not value or " " in value:
-            raise ValueError(f"shard introduction: expected `{expected} <value>`, got {line[:80]!r}")
-        values[name] = value
+    values = statement_fields(text, INTRODUCTION_HEADER, _FIELDS, "shard introduction")
     clock = verifier_from_key(values["clock"])
     if not isinstance(clock, ClockVerifier):
         raise ValueError("shard introduction: the clock key is not a cosignature key")

@@ -26,7 +26,7 @@ from services.published.shards import load_table
 from services.published.trust import trusted_keys
 from storage.s3 import S3Store
 from tests.seaweed import S3Target, free_ports
-from tests.topology.test_topology import START_S, Pod, pod_env, run_notar, stop, wait_ready
+from tests.topology.test_topology import START_S, Pod, pod_env, run_notar, start_pod, stop, wait_ready
 
 ORIGIN = "shards.topology.test/log"
 ORIGINS = [ORIGIN, f"{ORIGIN}/1"]
@@ -52,23 +52,11 @@ def sharded(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> It
     ports = free_ports(4)
     pods: list[Pod] = []
     try:
-        for n, (role, port) in enumerate(zip(("anchor", "anchor", "ingest", "verify"), ports, strict=True)):
-            data = tmp / f"{role}-{port}"
-            data.mkdir()
-            env = {**base, "NOTAR_DATA_DIR": str(data), "NOTAR_LISTEN": f"127.0.0.1:{port}"}
-            if n == 0:
-                env["NOTAR_SHARD_ORDINAL"] = "0"
-            elif n == 1:
-                env["HOSTNAME"] = "notar-anchor-1"  # a StatefulSet pod's name gives its ordinal
-            log = tmp / f"{role}-{port}.log"
-            pods.append(
-                Pod(
-                    role,
-                    f"http://127.0.0.1:{port}",
-                    run_notar("serve", "--role", role, env=env, log=log),
-                    log,
-                )
-            )
+        # the first anchor's ordinal is its setting, the second's its StatefulSet-style pod name
+        ordinals = [{"NOTAR_SHARD_ORDINAL": "0"}, {"HOSTNAME": "notar-anchor-1"}, {}, {}]
+        roles = ("anchor", "anchor", "ingest", "verify")
+        for role, port, ordinal in zip(roles, ports, ordinals, strict=True):
+            pods.append(start_pod(role, port, {**base, **ordinal}, tmp))
             if role == "anchor":
                 wait_ready(pods[-1], time.monotonic() + START_S)
         for p in pods:

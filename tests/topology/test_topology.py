@@ -94,6 +94,15 @@ def run_notar(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[by
         )
 
 
+def start_pod(role: str, port: int, env: dict[str, str], tmp: Path) -> Pod:
+    """`notar serve --role ROLE` on 127.0.0.1:`port` with `env`, its own DATA_DIR and log under `tmp`."""
+    data = tmp / f"{role}-{port}"
+    data.mkdir()
+    env = {**env, "NOTAR_DATA_DIR": str(data), "NOTAR_LISTEN": f"127.0.0.1:{port}"}
+    log = tmp / f"{role}-{port}.log"
+    return Pod(role, f"http://127.0.0.1:{port}", run_notar("serve", "--role", role, env=env, log=log), log)
+
+
 def wait_ready(pod: Pod, deadline: float) -> None:
     while time.monotonic() < deadline:
         if pod.process.poll() is not None:
@@ -155,20 +164,8 @@ def topology(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> I
     pods: list[Pod] = []
     try:
         for role, port in zip(("anchor", "ingest", "ingest", "verify", "verify"), ports, strict=True):
-            data = tmp / f"{role}-{port}"
-            data.mkdir()
-            env = {**base, "NOTAR_DATA_DIR": str(data), "NOTAR_LISTEN": f"127.0.0.1:{port}"}
-            if role != "anchor":
-                env["NOTAR_ANCHOR_URL"] = anchor_url
-            log = tmp / f"{role}-{port}.log"
-            pods.append(
-                Pod(
-                    role,
-                    f"http://127.0.0.1:{port}",
-                    run_notar("serve", "--role", role, env=env, log=log),
-                    log,
-                )
-            )
+            env = base if role == "anchor" else {**base, "NOTAR_ANCHOR_URL": anchor_url}
+            pods.append(start_pod(role, port, env, tmp))
             if role == "anchor":  # it publishes the log's keys that verify pods serve
                 wait_ready(pods[0], time.monotonic() + START_S)
         deadline = time.monotonic() + START_S
