@@ -388,7 +388,11 @@ def setup(
         )
     if config.witnesses.witnesses:
         app.cleanup_ctx.append(
-            home_context(lambda c, k: witness_context(c.witnesses, c.sequencer.origin, keys=lambda: k))
+            home_context(
+                lambda c, k: witness_context(
+                    c.witnesses, c.sequencer.origin, keys=lambda: k, prefix=c.sequencer.prefix
+                )
+            )
         )
     app.cleanup_ctx.append(metrics_context)
     app[LIVENESS].append(anchor_alive)
