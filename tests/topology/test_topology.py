@@ -50,6 +50,10 @@ from tests.services.test_api import (  # noqa: F401
     test_ten_thousand_digests_in_one_call,
 )
 
+# Other topology tests that assemble their own processes took these from here; they live on in
+# tests/topology/processes.py.
+from tests.topology.processes import START_S, Pod, pod_env, run_notar, stop, wait_ready  # noqa: F401
+
 pytestmark = pytest.mark.slow
 
 
