@@ -119,4 +119,15 @@ SCENARIOS = [
         3,
         50,
     ),
+    *(
+        _scenario(
+            f"kill9-shard-anchor-{k}",
+            k,
+            f"kill -9 one of {k} shard anchors under load through haproxy, restart it: writes go on "
+            "(needs SHARDS in split roles and ingest's failover, issue 17 items 1-2)",
+            3,
+            50,
+        )
+        for k in (2, 4)
+    ),
 ]
