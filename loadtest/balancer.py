@@ -13,13 +13,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from loadtest.reliability.cluster import wait_ready
 
 INGEST_PATHS = ("/v1/digests", "/v1/documents")
 READY_S = 30.0
@@ -124,18 +123,7 @@ class Balancer:
 
     def wait_ready(self, timeout: float = READY_S) -> None:
         """Until a request through it reaches a verify pod (`/readyz` answers 200)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"haproxy exited:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"haproxy on {self.url} routed nothing in {timeout:g} s\n{self.tail()}")
+        wait_ready(self.url, self.process, f"haproxy on {self.url}", self.tail, timeout)
 
     def tail(self, chars: int = 3000) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
