@@ -31,6 +31,7 @@ import asyncio
 import logging
 import shutil
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from services.anchor.chains import Target
@@ -135,26 +136,32 @@ def drop_local_index(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-async def freeze(
-    *,
-    shard: Shard,
-    store: ObjectStore,
-    sequencer: Sequencer,
-    index: Index,
-    eraser: Eraser,
-    tenant_index: TenantIndex,
-    kinds: Sequence[str],
-    poll_s: float = POLL_S,
-) -> FrozenManifest:
-    """Steps 1-6 of the module doc for the `freezing` shard `shard`, owned by this anchor."""
-    eraser.tombstone_too(store)
-    size = await sequencer.seal(f"shard {shard.id} ({shard.origin}) is freezing: it takes no more entries")
-    note = await final_checkpoint(store, shard.prefix, size)
-    await wait_anchored(store, shard.prefix, size, kinds, poll_s=poll_s)
-    manifest = await export(
-        index, store, prefix=shard.prefix, origin=shard.origin, checkpoint=note, size=size
+@dataclass(frozen=True)
+class ShardAnchor:
+    """What freezing takes from the anchor of the shard: its store, sequencer, RocksDB index and
+    eraser, the tenant index's rows, and the anchor kinds (ANCHORS) its final checkpoint awaits."""
+
+    store: ObjectStore
+    sequencer: Sequencer
+    index: Index
+    eraser: Eraser
+    tenant_index: TenantIndex
+    kinds: Sequence[str]
+
+
+async def freeze(shard: Shard, anchor: ShardAnchor, *, poll_s: float = POLL_S) -> FrozenManifest:
+    """Steps 1-7 of the module doc for the `freezing` shard `shard`, owned by `anchor`."""
+    store = anchor.store
+    anchor.eraser.tombstone_too(store)
+    size = await anchor.sequencer.seal(
+        f"shard {shard.id} ({shard.origin}) is freezing: it takes no more entries"
     )
-    frozen = FrozenIndex(store, tenant_index=tenant_index, prefix=shard.prefix)
+    note = await final_checkpoint(store, shard.prefix, size)
+    await wait_anchored(store, shard.prefix, size, anchor.kinds, poll_s=poll_s)
+    manifest = await export(
+        anchor.index, store, prefix=shard.prefix, origin=shard.origin, checkpoint=note, size=size
+    )
+    frozen = FrozenIndex(store, tenant_index=anchor.tenant_index, prefix=shard.prefix)
     erased = await tombstone_erasures(store, shard.prefix, frozen)
     await mark_frozen(store, shard.id)
     await drop_backups(store, shard.prefix)
@@ -176,23 +183,18 @@ class Freezer:
 
     def __init__(
         self,
-        *,
         shard_id: int,
-        store: ObjectStore,
-        sequencer: Sequencer,
-        index: Index,
-        eraser: Eraser,
-        tenant_index: TenantIndex,
-        kinds: Sequence[str],
+        anchor: ShardAnchor,
+        *,
         on_frozen: Callable[[FrozenManifest], Awaitable[None]] | None = None,
         stop: Sequence[asyncio.Task[None]] = (),
         poll_s: float = POLL_S,
         compact_s: float = COMPACT_S,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self._shard_id, self._store, self._seq, self._index = shard_id, store, sequencer, index
-        self._eraser, self._rows, self._kinds, self._on_frozen = eraser, tenant_index, kinds, on_frozen
-        self._poll_s, self._compact_s, self._stop = poll_s, compact_s, stop
+        self._shard_id, self._anchor, self._store = shard_id, anchor, anchor.store
+        self._on_frozen, self._stop = on_frozen, stop
+        self._poll_s, self._compact_s = poll_s, compact_s
         self._clock = clock or asyncio.get_running_loop().time
         self._compacted_at: float | None = None
         self.frozen: FrozenManifest | None = None
@@ -205,16 +207,7 @@ class Freezer:
         if mine is not None and mine.state == "freezing" and self.frozen is None:
             for task in self._stop:  # the backups: they would copy rows the frozen index may erase
                 task.cancel()
-            self.frozen = await freeze(
-                shard=mine,
-                store=self._store,
-                sequencer=self._seq,
-                index=self._index,
-                eraser=self._eraser,
-                tenant_index=self._rows,
-                kinds=self._kinds,
-                poll_s=self._poll_s,
-            )
+            self.frozen = await freeze(mine, self._anchor, poll_s=self._poll_s)
             if self._on_frozen is not None:
                 await self._on_frozen(self.frozen)
         now, active = self._clock(), [s.id for s in table if s.state == "active"]

@@ -16,6 +16,7 @@ from services.anchor.committer import Committer
 from services.anchor.erasure import Eraser
 from services.anchor.freeze import (
     Freezer,
+    ShardAnchor,
     drop_local_index,
     final_checkpoint,
     freeze,
@@ -160,18 +161,8 @@ async def test_the_anchors_task_freezes_its_shard_when_the_table_says_so(
         frozen_events.append(manifest)
 
     backups = asyncio.create_task(asyncio.sleep(3600))
-    freezer = Freezer(
-        stop=[backups],
-        shard_id=1,
-        store=store,
-        sequencer=seq,
-        index=index,
-        eraser=eraser,
-        tenant_index=tenant_index(),
-        kinds=["local"],
-        on_frozen=on_frozen,
-        poll_s=0.02,
-    )
+    anchor = ShardAnchor(store, seq, index, eraser, tenant_index(), ["local"])
+    freezer = Freezer(1, anchor, stop=[backups], on_frozen=on_frozen, poll_s=0.02)
     try:
         await seq.submit("acme", [digest(i) for i in range(50)])
         await seq.submit("globex", [digest(3)])
@@ -205,16 +196,7 @@ async def test_the_anchors_task_freezes_its_shard_when_the_table_says_so(
         await committer.close()
         await seq.close()
         await index.close()
-    compactor = Freezer(
-        shard_id=0,
-        store=store,
-        sequencer=seq,
-        index=MemoryIndex(),
-        eraser=eraser,
-        tenant_index=tenant_index(),
-        kinds=[],
-        poll_s=0.02,
-    )
+    compactor = Freezer(0, ShardAnchor(store, seq, MemoryIndex(), eraser, tenant_index(), []), poll_s=0.02)
     await compactor.step()
     assert await tombstoned(store, PREFIX) == set()
     assert await frozen.lookup("acme", digest(3)) == []
@@ -231,29 +213,12 @@ async def test_a_freeze_cut_short_resumes_after_a_restart(
         await seq.submit("acme", [digest(i) for i in range(20)])
         await request_freeze(store, 1)
         shard = next(s for s in await load_table(store) if s.id == 1)
+        anchor = ShardAnchor(store, seq, index, eraser, tenant_index(), ["local"])
         store.faults.inject("put_if_version", layout.frozen_manifest_key(PREFIX))  # dies before the manifest
         with pytest.raises(Exception, match="injected"):
-            await freeze(
-                shard=shard,
-                store=store,
-                sequencer=seq,
-                index=index,
-                eraser=eraser,
-                tenant_index=tenant_index(),
-                kinds=["local"],
-                poll_s=0.02,
-            )
+            await freeze(shard, anchor, poll_s=0.02)
         assert [s.state for s in await load_table(store)] == ["active", "freezing"]
-        manifest = await freeze(
-            shard=shard,
-            store=store,
-            sequencer=seq,
-            index=index,
-            eraser=eraser,
-            tenant_index=tenant_index(),
-            kinds=["local"],
-            poll_s=0.02,
-        )
+        manifest = await freeze(shard, anchor, poll_s=0.02)
         files = [k for k in store.objects if k.startswith(layout.frozen_files(PREFIX))]
         assert len(files) == len(manifest.files) and manifest.rows == 20  # the first try's files went
         assert [s.state for s in await load_table(store)] == ["active", "frozen"]
