@@ -5,6 +5,7 @@ that holds the shard table."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,14 @@ async def test_a_freeze_cut_short_resumes_after_a_restart(
         await committer.close()
         await seq.close()
         await index.close()
+
+
+async def test_an_anchor_started_on_a_frozen_shard_takes_no_entries(make_sequencer: MakeSequencer) -> None:
+    store, index = MemoryStore(), MemoryIndex()
+    await with_table(store, Shard(0, BASE, "active", 0), replace(SHARD, state="frozen"))
+    seq = await make_sequencer(store, index, prefix=PREFIX)
+    assert seq.refusal() is None
+    eraser = Eraser(index=index, tenant_index=tenant_index(), journal=store, prefix=PREFIX)
+    await Freezer(1, ShardAnchor(store, seq, index, eraser, tenant_index(), [])).step()
+    with pytest.raises(SequencerStopped, match="is frozen"):
+        await seq.submit("acme", [digest(1)])
