@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import logging
+import operator
 import os
-import struct
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, replace
@@ -57,7 +58,6 @@ BLOCK_ROWS = 1024  # 40 KiB a block: one look-up reads one or two of them
 FILE_ROWS = 1 << 24  # 640 MiB a file (fence 256 KiB): what one erasure makes a compaction rewrite
 CACHED_FILES = 64
 CHUNK_ROWS = 16 * 1024  # records per piece of a file read or written in a stream
-_RECORD = struct.Struct(f">{NAME_SIZE}sQ{SALT_SIZE}s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,74 +140,84 @@ class FrozenManifest:
         return manifest
 
 
-class _Records:
-    """An async stream of 40-byte records with one of look-ahead."""
+class _Runs:
+    """Sorted 40-byte records from an async stream of lists of them (pages), taken in runs: the
+    checks and copies are per page, not per record (an index holds billions)."""
 
-    def __init__(self, source: AsyncIterator[bytes]) -> None:
-        self._source, self._next, self._done = source, b"", False
-        self._previous = b""
+    def __init__(self, pages: AsyncIterator[list[bytes]]) -> None:
+        self._pages, self._page, self._at, self._last = pages, [b""], 1, b""
 
-    async def peek(self) -> bytes | None:
-        if not self._next and not self._done:
-            try:
-                self._next = await anext(self._source)
-            except StopAsyncIteration:
-                self._done = True
-            else:
-                if len(self._next) != RECORD or self._next <= self._previous:
-                    raise ValueError("frozen index records must be 40 bytes, in ascending order, each once")
-                self._previous = self._next
-        return self._next or None
+    async def more(self) -> bool:
+        while self._at >= len(self._page):
+            page = await anext(self._pages, None)
+            if page is None:
+                return False
+            if page and (
+                set(map(len, page)) != {RECORD}
+                or page[0] <= self._last
+                or not all(map(operator.lt, page, itertools.islice(page, 1, None)))
+            ):
+                raise ValueError("frozen index records must be 40 bytes, in ascending order, each once")
+            self._page, self._at, self._last = page, 0, page[-1] if page else self._last
+        return True
 
-    async def take(self) -> bytes:
-        record = await self.peek()
-        assert record is not None
-        self._next = b""
-        return record
+    async def take(self, most: int) -> list[bytes]:
+        """At most `most` records (fewer at the end of a page); [] at the end."""
+        if not await self.more():
+            return []
+        run = self._page[self._at : self._at + most]
+        self._at += len(run)
+        return run
+
+    async def take_name(self, name: bytes) -> list[bytes]:
+        """The next records of `name` (a file's last name: its rows are never split)."""
+        run = []
+        while await self.more() and self._page[self._at][:NAME_SIZE] == name:
+            run.append(self._page[self._at])
+            self._at += 1
+        return run
 
 
 async def write_files(
     store: ObjectStore,
-    records: AsyncIterator[bytes],
+    pages: AsyncIterator[list[bytes]],
     *,
     prefix: str,
     block_rows: int = BLOCK_ROWS,
     file_rows: int = FILE_ROWS,
 ) -> list[FrozenFile]:
-    """Write sorted `records` as immutable files of about `file_rows` rows (never splitting a
-    name); the files, in order. ValueError when the records are not sorted 40-byte records."""
-    stream, files = _Records(records), []
-    while await stream.peek() is not None:
+    """Write the sorted records of `pages` as immutable files of about `file_rows` rows (never
+    splitting a name); the files, in order. ValueError when they are not sorted 40-byte records."""
+    runs, files = _Runs(pages), []
+    while await runs.more():
         files.append(
-            await _write_file(store, stream, prefix=prefix, block_rows=block_rows, file_rows=file_rows)
+            await _write_file(store, runs, prefix=prefix, block_rows=block_rows, file_rows=file_rows)
         )
     return files
 
 
 async def _write_file(
-    store: ObjectStore, stream: _Records, *, prefix: str, block_rows: int, file_rows: int
+    store: ObjectStore, runs: _Runs, *, prefix: str, block_rows: int, file_rows: int
 ) -> FrozenFile:
     digest, fence = hashlib.sha256(), bytearray()
     rows, first, last = 0, b"", b""
 
     async def chunks() -> AsyncIterator[bytes]:
         nonlocal rows, first, last
+        piece: list[bytes] = []
         while True:
-            piece = bytearray()
-            while len(piece) < CHUNK_ROWS * RECORD:
-                record = await stream.peek()
-                if record is None or (rows >= file_rows and record[:NAME_SIZE] != last):
-                    break
-                await stream.take()
-                name = record[:NAME_SIZE]
-                if rows % block_rows == 0:
-                    fence.extend(name)
-                first, last, rows = first or name, name, rows + 1
-                piece.extend(record)
-            if not piece:
+            run = await (runs.take(file_rows - rows) if rows < file_rows else runs.take_name(last))
+            if run:
+                fence.extend(b"".join([r[:NAME_SIZE] for r in run[(-rows) % block_rows :: block_rows]]))
+                first, last, rows = first or run[0][:NAME_SIZE], run[-1][:NAME_SIZE], rows + len(run)
+                piece += run
+            if piece and (not run or len(piece) >= CHUNK_ROWS):
+                data = b"".join(piece)
+                digest.update(data)
+                yield data
+                piece = []
+            if not run:
                 break
-            digest.update(piece)
-            yield bytes(piece)
         digest.update(fence)
         yield bytes(fence)
 
@@ -216,13 +226,14 @@ async def _write_file(
     return FrozenFile(file, rows, first, last, digest.hexdigest())
 
 
-async def _index_records(index: Index) -> AsyncIterator[bytes]:
+async def _index_records(index: Index) -> AsyncIterator[list[bytes]]:
+    page: list[bytes] = []
     async for key, value in index.scan(TENANT):
-        if len(key) != ROW_KEY_SIZE or len(value) != SALT_SIZE:
-            raise CorruptedError(
-                f"not a tenant index row: a {len(key)}-byte key with a {len(value)}-byte value"
-            )
-        yield key[len(TENANT) :] + value
+        page.append(key[len(TENANT) :] + value)
+        if len(page) == CHUNK_ROWS:
+            yield page
+            page = []
+    yield page
 
 
 async def export(
@@ -390,24 +401,22 @@ async def tombstoned(store: ObjectStore, prefix: str) -> set[bytes]:
 
 async def _read_file(
     store: ObjectStore, file: FrozenFile, block_rows: int, prefix: str
-) -> AsyncIterator[bytes]:
-    """The records of `file`, streamed; CorruptedError (after the last) when its bytes do not
-    match the manifest's SHA-256."""
+) -> AsyncIterator[list[bytes]]:
+    """The records of `file`, streamed a page at a time; CorruptedError (after the last) when its
+    bytes do not match the manifest's SHA-256."""
     key, digest = layout.frozen_file_key(file.file, prefix), hashlib.sha256()
-    end = file.rows * RECORD + file.blocks(block_rows) * NAME_SIZE
+    end, records = file.rows * RECORD + file.blocks(block_rows) * NAME_SIZE, file.rows * RECORD
     for start in range(0, end, CHUNK_ROWS * RECORD):
         data = await store.get_range(key, start, min(end, start + CHUNK_ROWS * RECORD))
         digest.update(data)
-        for at in range(0, min(len(data), file.rows * RECORD - start), RECORD):
-            yield data[at : at + RECORD]
+        yield [data[at : at + RECORD] for at in range(0, min(len(data), records - start), RECORD)]
     if digest.hexdigest() != file.sha256:
         raise CorruptedError(f"frozen index file {key} does not match its manifest's SHA-256")
 
 
-async def _without(records: AsyncIterator[bytes], names: Collection[bytes]) -> AsyncIterator[bytes]:
-    async for record in records:
-        if record[:NAME_SIZE] not in names:
-            yield record
+async def _without(pages: AsyncIterator[list[bytes]], names: Collection[bytes]) -> AsyncIterator[list[bytes]]:
+    async for page in pages:
+        yield [r for r in page if r[:NAME_SIZE] not in names]
 
 
 async def compact(store: ObjectStore, *, prefix: str, file_rows: int = FILE_ROWS) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -228,12 +229,17 @@ async def test_an_export_cut_short_starts_again_and_a_finished_one_stands(
 
 
 async def test_records_out_of_order_are_refused() -> None:
-    async def records() -> object:
-        yield b"\x02" * RECORD
-        yield b"\x01" * RECORD
+    async def pages(*lists: list[bytes]) -> AsyncIterator[list[bytes]]:
+        for page in lists:
+            yield page
 
-    with pytest.raises(ValueError, match="ascending"):
-        await write_files(MemoryStore(), records(), prefix=PREFIX)  # type: ignore[arg-type]
+    for wrong in (
+        [[b"\x02" * RECORD, b"\x01" * RECORD]],
+        [[b"\x02" * RECORD], [], [b"\x02" * RECORD]],
+        [[b"\x02"]],
+    ):
+        with pytest.raises(ValueError, match="ascending"):
+            await write_files(MemoryStore(), pages(*wrong), prefix=PREFIX)
 
 
 async def test_export_from_rocksdb(make_sequencer: MakeSequencer, tmp_path: Path) -> None:
