@@ -81,6 +81,11 @@ def test_a_running_anchor_freezes_its_shard(tmp_path: Path) -> None:
         manifest = json.loads((data / "store" / "private/log/frozen/manifest.json").read_bytes())
         assert manifest["size"] == published_size(server.url) == 30 and manifest["generation"] == 0
         assert sum(f["rows"] for f in manifest["files"]) == 30
+        files = b"".join(p.read_bytes() for p in (data / "store" / "private/log/frozen/files").iterdir())
+        assert len(files) == 30 * 40 + 16  # the rows are there (and a fence), but nothing in clear:
+        for digest, receipt in receipts.items():
+            raw, salt = bytes.fromhex(digest.split(":")[1]), bytes.fromhex(receipt["salt"])
+            assert raw not in files and salt not in files and digest.split(":")[1].encode() not in files
         assert (data / "store" / "private/log/anchors/record/00000000000000000030/local.json").exists()
         digest = next(iter(receipts))
         status, body = call(f"{server.url}/v1/receipts/{digest}", key=key)
