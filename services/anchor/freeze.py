@@ -205,16 +205,17 @@ class Freezer:
         when a compaction is due."""
         table = await load_table(self._store)
         mine = next((s for s in table if s.id == self._shard_id), None)
-        if mine is not None and mine.state == "freezing" and self.frozen is None:
+        if mine is not None and mine.state != "active" and self.frozen is None:
             for task in self._stop:  # the backups: they would copy rows the frozen index may erase
                 task.cancel()
-            self.frozen = await freeze(mine, self._anchor, poll_s=self._poll_s)
-            if self._on_frozen is not None:
-                await self._on_frozen(self.frozen)
-        elif mine is not None and mine.state == "frozen" and self.frozen is None:
-            await self._anchor.sequencer.seal(
-                f"shard {mine.id} ({mine.origin}) is frozen: it takes no entries"
-            )
+            if mine.state == "freezing":
+                self.frozen = await freeze(mine, self._anchor, poll_s=self._poll_s)
+                if self._on_frozen is not None:
+                    await self._on_frozen(self.frozen)
+            else:
+                await self._anchor.sequencer.seal(
+                    f"shard {mine.id} ({mine.origin}) is frozen: it takes no entries"
+                )
         now, active = self._clock(), [s.id for s in table if s.state == "active"]
         due = self._compacted_at is None or now - self._compacted_at >= self._compact_s
         if due and active and min(active) == self._shard_id:  # one compactor a deployment

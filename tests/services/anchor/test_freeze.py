@@ -235,6 +235,9 @@ async def test_an_anchor_started_on_a_frozen_shard_takes_no_entries(make_sequenc
     seq = await make_sequencer(store, index, prefix=PREFIX)
     assert seq.refusal() is None
     eraser = Eraser(index=index, tenant_index=tenant_index(), journal=store, prefix=PREFIX)
-    await Freezer(1, ShardAnchor(store, seq, index, eraser, tenant_index(), [])).step()
+    backups = asyncio.create_task(asyncio.sleep(3600))
+    await Freezer(1, ShardAnchor(store, seq, index, eraser, tenant_index(), []), stop=[backups]).step()
+    await asyncio.sleep(0)
+    assert backups.cancelled()
     with pytest.raises(SequencerStopped, match="is frozen"):
         await seq.submit("acme", [digest(1)])
