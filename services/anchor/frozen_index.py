@@ -257,9 +257,12 @@ async def export(
         pass
     async for key in store.list(layout.frozen_files(prefix)):
         await store.delete(key)
-    files = await write_files(
-        store, _index_records(index), prefix=prefix, block_rows=block_rows, file_rows=file_rows
-    )
+    try:
+        files = await write_files(
+            store, _index_records(index), prefix=prefix, block_rows=block_rows, file_rows=file_rows
+        )
+    except ValueError as e:  # RocksDB's scan is sorted: a row of another shape is not a tenant row
+        raise CorruptedError(f"the tenant index of {origin} cannot be exported: {e}") from e
     manifest = FrozenManifest(origin, size, checkpoint, block_rows, 0, tuple(files))
     await store.put_if_version(layout.frozen_manifest_key(prefix), manifest.to_json(), None)
     log.info("exported the tenant index of %s: %d rows in %d files", origin, manifest.rows, len(files))

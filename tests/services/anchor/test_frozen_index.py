@@ -281,3 +281,10 @@ async def test_on_seaweedfs(make_sequencer: MakeSequencer, s3_target: S3Target) 
         assert await stale.lookup(*done[0]) == []
     finally:
         await store.close()
+
+
+async def test_a_row_of_another_shape_stops_the_export() -> None:
+    index = MemoryIndex()
+    await index.write_batch({b"t" + bytes(24): bytes(16), b"t" + bytes(30): bytes(16)})
+    with pytest.raises(CorruptedError, match="cannot be exported"):
+        await export(index, MemoryStore(), prefix=PREFIX, origin="o", checkpoint="cp", size=2)
