@@ -40,7 +40,7 @@ import logging
 import operator
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, replace
 
 import orjson
@@ -283,7 +283,7 @@ class FrozenIndex:
     ) -> None:
         self._store, self._rows, self._prefix, self._cached = store, tenant_index, prefix, cached
         self._manifest: FrozenManifest | None = None
-        self._fences: OrderedDict[str, list[bytes]] = OrderedDict()
+        self._fences: OrderedDict[str, bytes] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"FrozenIndex({self._prefix!r})"
@@ -350,8 +350,10 @@ class FrozenIndex:
     async def _blocks(self, file: FrozenFile, block_rows: int, name: bytes) -> bytes:
         """The bytes of the blocks of `file` that may hold rows of `name` (one range GET)."""
         fence = await self._fence(file, block_rows)
-        lo = max(0, bisect.bisect_left(fence, name) - 1)
-        hi = bisect.bisect_right(fence, name)
+        blocks = range(len(fence) // NAME_SIZE)
+        first_of = _names(fence)
+        lo = max(0, bisect.bisect_left(blocks, name, key=first_of) - 1)
+        hi = bisect.bisect_right(blocks, name, key=first_of)
         start, end = lo * block_rows * RECORD, min(hi * block_rows, file.rows) * RECORD
         if start >= end:
             return b""
@@ -360,7 +362,8 @@ class FrozenIndex:
             raise CorruptedError(f"frozen index file {file.file} is shorter than its manifest says")
         return data
 
-    async def _fence(self, file: FrozenFile, block_rows: int) -> list[bytes]:
+    async def _fence(self, file: FrozenFile, block_rows: int) -> bytes:
+        """The file's fence as it is stored (one bytes object: 256 KiB for a full file)."""
         fence = self._fences.get(file.file)
         if fence is None:
             start = file.rows * RECORD
@@ -372,18 +375,22 @@ class FrozenIndex:
                 raise CorruptedError(
                     f"frozen index file {file.file} has a fence of {len(data)} bytes, not {size}"
                 )
-            fence = [data[k : k + NAME_SIZE] for k in range(0, size, NAME_SIZE)]
-            self._fences[file.file] = fence
+            fence = self._fences[file.file] = data
             while len(self._fences) > self._cached:
                 self._fences.popitem(last=False)
         self._fences.move_to_end(file.file)
         return fence
 
 
+def _names(data: bytes, stride: int = NAME_SIZE) -> Callable[[int], bytes]:
+    """The name at the start of the i-th `stride`-byte record of `data`, for bisection by key."""
+    return lambda i: data[i * stride : i * stride + NAME_SIZE]
+
+
 def _matching(data: bytes, name: bytes) -> list[bytes]:
     """The records of `name` in `data` (sorted 40-byte records), by bisection."""
     n = len(data) // RECORD
-    at = bisect.bisect_left(range(n), name, key=lambda i: data[i * RECORD : i * RECORD + NAME_SIZE])
+    at = bisect.bisect_left(range(n), name, key=_names(data, RECORD))
     found = []
     while at < n and data[at * RECORD : at * RECORD + NAME_SIZE] == name:
         found.append(data[at * RECORD : (at + 1) * RECORD])
