@@ -391,6 +391,10 @@ class LocalAnchor:
     def refusal(self, count: int = 1) -> NotarError | None:
         return self._app[SEQUENCER].refusal(count)
 
+    def spare(self) -> int | None:
+        """services.ingest.spread.Loaded: how many entries the sequencer would queue now."""
+        return self._app[SEQUENCER].spare
+
     async def register(self, entry: bytes, wait_s: float) -> bytes | None:
         return await self._app[REGISTRAR].register(entry, wait_s)
 

@@ -196,6 +196,12 @@ class Sequencer:
         return self._queued
 
     @property
+    def spare(self) -> int:
+        """Entries it would queue now before refusing for a full queue (the shards' load signal:
+        services.ingest.spread)."""
+        return max(self._cfg.queue_max - self._queued, 0)
+
+    @property
     def failed(self) -> BaseException | None:
         return self._failed
 
