@@ -198,8 +198,8 @@ class Sequencer:
     @property
     def spare(self) -> int:
         """Entries it would queue now before refusing for a full queue (the shards' load signal:
-        services.ingest.spread)."""
-        return max(self._cfg.queue_max - self._queued, 0)
+        services.ingest.spread); none once sealed (a freezing shard)."""
+        return 0 if self._sealed is not None else max(self._cfg.queue_max - self._queued, 0)
 
     @property
     def failed(self) -> BaseException | None:

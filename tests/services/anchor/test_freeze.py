@@ -91,6 +91,7 @@ async def test_a_sealed_sequencer_sequences_what_it_queued_and_refuses_the_rest(
     with pytest.raises(SequencerStopped, match="freezing"):
         await seq.submit("acme", [digest(99)])
     assert seq.refusing is None and seq.stopped is None  # ready and alive: look-ups go on
+    assert seq.spare == 0  # ingest's spread sends it nothing
     note = await final_checkpoint(store, "log/", size)
     assert note.split("\n")[1] == "10"
     with pytest.raises(Exception, match="size 10, the sealed log 11"):
