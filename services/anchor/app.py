@@ -15,6 +15,8 @@ from merkle.digests import Digest, parse_digest
 from services.anchor.backup import Backups
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
+from services.anchor.freeze import Freezer
+from services.anchor.freeze import ShardAnchor as FreezingParts
 from services.anchor.introductions import introduce, keep_introducing
 from services.anchor.keys import LogKeys
 from services.anchor.registrar import Registrar
@@ -99,8 +101,16 @@ def shards_context(
                 tasks.append(asyncio.create_task(introducing, name="notar-introducer"))
             for one in running:
                 tasks.append(asyncio.create_task(one.eraser.run(), name=f"notar-eraser-{one.shard.id}"))
+                backups = []
                 if one.backups is not None:
-                    tasks.append(asyncio.create_task(one.backups.run(), name=f"notar-backups-{one.shard.id}"))
+                    backing_up = one.backups.run()
+                    backups.append(asyncio.create_task(backing_up, name=f"notar-backups-{one.shard.id}"))
+                # freezing (`notar shard freeze`) and frozen shards' compaction, per shard
+                parts = FreezingParts(
+                    store, one.sequencer, one.index, one.eraser, one.tenant_index, one.config.committer.kinds
+                )
+                freezer = Freezer(one.shard.id, parts, compact_s=config.shards.frozen_compact_s, stop=backups)
+                tasks += [*backups, asyncio.create_task(freezer.run(), name=f"notar-freezer-{one.shard.id}")]
             try:
                 yield
             finally:

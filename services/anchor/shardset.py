@@ -136,6 +136,7 @@ class ShardAnchor:
     registrar: Registrar
     backups: Backups | None
     index: Index
+    tenant_index: TenantIndex
 
 
 def backups_from(config: NotarConfig, store: ObjectStore, index: Index) -> Backups | None:
@@ -184,9 +185,8 @@ async def running_shard(
         registrar = Registrar(sequencer=seq, index=index, keys=keys, reader=reader)
         await seq.start()
         await after_restore(index, eraser)  # before any look-up is served
-        yield ShardAnchor(
-            shard, config, keys, history, seq, eraser, registrar, backups_from(config, store, index), index
-        )
+        backups = backups_from(config, store, index)
+        yield ShardAnchor(shard, config, keys, history, seq, eraser, registrar, backups, index, rows)
         await seq.close()
     finally:
         await index.close()

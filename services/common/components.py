@@ -185,11 +185,13 @@ class ShardsConfig:
     """Logs per deployment (SHARDS, SPEC §10); 1 is the one log `<ORIGIN>` under `log/`. An
     anchor pod serving one of several shards claims it by `ordinal` (SHARD_ORDINAL, else the
     `-<n>` ending of a StatefulSet pod's HOSTNAME) and advertises `url` (SHARD_URL) in the shard
-    table for ingest and verify pods."""
+    table for ingest and verify pods. Frozen shards' indexes drop their erased rows every
+    `frozen_compact_s` (FROZEN_COMPACT_S)."""
 
     count: int = 1
     ordinal: Wanted[int] = Wanted("SHARD_ORDINAL")
     url: Wanted[str] = Wanted("SHARD_URL")
+    frozen_compact_s: int = 86_400
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,7 @@ class NotarConfig:
                 count=s.get("SHARDS"),
                 ordinal=Wanted("SHARD_ORDINAL", s.get("SHARD_ORDINAL")),
                 url=Wanted("SHARD_URL", s.get("SHARD_URL")),
+                frozen_compact_s=s.get("FROZEN_COMPACT_S"),
             ),
             scitt=ScittConfig(wait_ms=s.get("SCITT_WAIT_MS"), max_kb=s.get("SCITT_MAX_KB")),
         )

@@ -26,9 +26,10 @@ from services.published.shards import load_table
 from services.published.trust import trusted_keys
 from storage.s3 import S3Store
 from tests.seaweed import S3Target, free_ports
-from tests.topology.test_topology import START_S, Pod, pod_env, run_notar, start_pod, stop, wait_ready
+from tests.topology.processes import START_S, Pod, pod_env, run_notar, start_pod, stop, wait_ready
 
 ORIGIN = "shards.topology.test/log"
+pytestmark = pytest.mark.slow  # a cluster of real processes
 ORIGINS = [ORIGIN, f"{ORIGIN}/1"]
 
 
