@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.image.engine import Container, Process
-from tests.k8s.conftest import Rendered
+from tests.k8s.conftest import Rendered, expand
 
 NOTAR_IMAGE = re.compile(r"(^|/)notar(:[^/]*)?$")
 
@@ -66,15 +66,18 @@ def secret(rendered: Rendered, secrets: Mapping[str, Mapping[str, bytes]], name:
     return None
 
 
-def environment(rendered: Rendered, container: dict[str, Any], secrets: Mapping[str, Mapping[str, bytes]]
-                ) -> dict[str, str]:
+def environment(rendered: Rendered, container: dict[str, Any], secrets: Mapping[str, Mapping[str, bytes]],
+                pod: str = "notar-anchor-0") -> dict[str, str]:
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         env |= {k: str(v) for k, v in rendered.named("ConfigMap", source["configMapRef"]["name"])
                 .get("data", {}).items()}
     for e in container.get("env", []):
         if "value" in e:
-            env[e["name"]] = str(e["value"])
+            env[e["name"]] = expand(str(e["value"]), env)
+        elif "fieldRef" in e["valueFrom"]:  # the downward API: the pod's name (StatefulSet: ordinal 0)
+            assert e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", e
+            env[e["name"]] = pod
         else:
             ref = e["valueFrom"]["secretKeyRef"]
             data = secret(rendered, secrets, ref["name"])

@@ -98,6 +98,9 @@ def split(box: Container, rendered: Rendered, target: S3Target, tmp: Path) -> De
         "NOTAR_S3_REGION": target.region,
         "NOTAR_S3_PREFIX": f"image-{rendered.overlay}-{uuid.uuid4().hex[:8]}/",
         "NOTAR_ANCHOR_URL": f"http://127.0.0.1:{ports['anchor']}",
+        # what the anchor pod advertises in the shard table (prod: SHARDS=4, pod 0 here) for the
+        # headless Service's pod name, which does not resolve here
+        "NOTAR_SHARD_URL": f"http://127.0.0.1:{ports['anchor']}",
     }
     pods: list[Pod] = []
     try:

@@ -1,8 +1,11 @@
-"""Rendering the kustomize overlays of k8s/ with `kubectl kustomize`, once per overlay."""
+"""Rendering the kustomize overlays of k8s/ with `kubectl kustomize`, once per overlay, and once
+more for each variant: an overlay on top of a shipped one, as k8s/README.md tells ops to write
+(the dev overlay with `components/shards` and another NOTAR_SHARDS)."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +22,8 @@ from tests.needs import missing
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
+# name → (the shipped overlay it builds on, the components it adds, the settings it merges)
+VARIANTS = {"dev-3-shards": ("dev", ("shards",), {"NOTAR_SHARDS": "3"})}
 
 
 def tool(name: str) -> str:
@@ -29,6 +34,12 @@ def tool(name: str) -> str:
     if found is None:
         missing(f"{name} is not installed (scripts/install --test installs it)")
     return found
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """Kubernetes' `$(NAME)` references to variables defined before (`$$` escapes one)."""
+    reference = r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)"
+    return re.sub(reference, lambda m: env.get(m[1], m[0]) if m[1] else "$", value)
 
 
 @dataclass(frozen=True)
@@ -46,11 +57,32 @@ class Rendered:
         return found[0]
 
 
+def variant(name: str, where: Path) -> Path:
+    """The kustomization of variant `name` (VARIANTS), written in `where`."""
+    overlay, components, settings = VARIANTS[name]
+
+    def at(path: Path) -> str:  # kustomize refuses absolute paths
+        return os.path.relpath(path, where)
+
+    lines = [
+        "apiVersion: kustomize.config.k8s.io/v1beta1",
+        "kind: Kustomization",
+        f"resources: [{at(K8S / 'overlays' / overlay)}]",
+        f"components: [{', '.join(at(K8S / 'components' / c) for c in components)}]",
+        "configMapGenerator:",
+        "  - name: notar-settings",
+        "    behavior: merge",
+        f"    literals: [{', '.join(f'{k}={v}' for k, v in settings.items())}]",
+    ]
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "kustomization.yaml").write_text("\n".join(lines) + "\n")
+    return where
+
+
 def render(overlay: str, out: Path) -> Rendered:
     kubectl = tool("kubectl")
-    run = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=120
-    )
+    source = variant(overlay, out.with_suffix("")) if overlay in VARIANTS else K8S / "overlays" / overlay
+    run = subprocess.run([kubectl, "kustomize", str(source)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, f"kubectl kustomize {overlay} failed:\n{run.stderr}"
     out.write_text(run.stdout)
     docs = [d for d in yaml.safe_load_all(run.stdout) if d]
@@ -58,7 +90,7 @@ def render(overlay: str, out: Path) -> Rendered:
     return Rendered(overlay, out, docs)
 
 
-@pytest.fixture(scope="session", params=OVERLAYS)
+@pytest.fixture(scope="session", params=[*OVERLAYS, *VARIANTS])
 def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rendered]:
     overlay: str = request.param
     yield render(overlay, tmp_path_factory.mktemp("k8s") / f"{overlay}.yaml")

@@ -1,9 +1,12 @@
-"""k8s/: every overlay renders with `kubectl kustomize` and validates with `kubernetes-validate
---strict`; the rendered workloads set only settings the code reads, set every setting their role
-needs to values the code accepts, and keep the security, probe, scaling and network rules."""
+"""k8s/: every overlay (and variant: conftest.VARIANTS) renders with `kubectl kustomize` and
+validates with `kubernetes-validate --strict`, with one shard (dev) and with several (prod: 4, a
+dev variant: 3); the rendered workloads set only settings the code reads, set every setting their
+role needs to values the code accepts (each anchor pod its own shard ordinal and URL), and keep the
+security, probe, scaling and network rules."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -12,9 +15,11 @@ from urllib.parse import urlparse
 
 import pytest
 
+from services.anchor.shardset import advertised_url, ordinal_of
 from services.cli.commands import ROLES
+from services.common.components import load
 from services.common.config import ENV_PREFIX, SETTINGS, Settings, load_settings
-from tests.k8s.conftest import OVERLAYS, ROOT, Rendered, tool
+from tests.k8s.conftest import OVERLAYS, ROOT, VARIANTS, Rendered, expand, render, tool
 
 # The oldest Kubernetes the manifests support (sidecar-free, autoscaling/v2, PDB
 # unhealthyPodEvictionPolicy) and the newest schema kubernetes-validate knows.
@@ -25,6 +30,16 @@ SECRET_PLACEHOLDER = "from-a-secret"
 
 def test_there_are_a_dev_and_a_prod_overlay() -> None:
     assert {"dev", "prod"} <= set(OVERLAYS)
+
+
+def test_one_shard_and_several_are_rendered(tmp_path: Path) -> None:
+    """dev runs one shard, prod 4, the dev variant 3: each anchor StatefulSet's replicas are its
+    NOTAR_SHARDS (components/shards copies the setting), so K is written once."""
+    found = {}
+    for overlay in [*OVERLAYS, *VARIANTS]:
+        r = render(overlay, tmp_path / f"{overlay}.yaml")
+        found[overlay] = shard_count(r)
+    assert found["dev"] == 1 and found["prod"] == 4 and found["dev-3-shards"] == 3, found
 
 
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
@@ -64,6 +79,15 @@ def aws_names_read_by_the_code() -> set[str]:
     return names
 
 
+def other_names_read_by_the_code() -> set[str]:
+    """Environment names the services read besides settings, e.g. HOSTNAME (a StatefulSet pod's
+    name, whose ordinal claims its shard: services/anchor/shardset.py)."""
+    names: set[str] = set()
+    for path in (ROOT / "services").rglob("*.py"):
+        names |= set(re.findall(r"env\.get\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']", path.read_text()))
+    return {n for n in names if not n.startswith(ENV_PREFIX)}
+
+
 def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = workload["spec"]["template"]["spec"]
     return spec
@@ -84,9 +108,10 @@ def notar_workloads(r: Rendered) -> dict[str, dict[str, Any]]:
     return found
 
 
-def container_env(r: Rendered, c: dict[str, Any]) -> dict[str, str]:
-    """The environment a container gets: envFrom ConfigMaps, then env (values from Secrets are
-    placeholders). envFrom of a Secret is refused: its names would be invisible here."""
+def container_env(r: Rendered, c: dict[str, Any], pod: str = "pod") -> dict[str, str]:
+    """The environment a container of pod `pod` gets: envFrom ConfigMaps, then env, with its
+    `$(NAME)` references expanded (values from Secrets are placeholders; the downward API gives
+    the pod's name only). envFrom of a Secret is refused: its names would be invisible here."""
     env: dict[str, str] = {}
     for source in c.get("envFrom", []):
         assert "secretRef" not in source, "name Secret values one by one (env + secretKeyRef)"
@@ -94,11 +119,34 @@ def container_env(r: Rendered, c: dict[str, Any]) -> dict[str, str]:
         env |= {k: str(v) for k, v in cm.get("data", {}).items()}
     for e in c.get("env", []):
         if "value" in e:
-            env[e["name"]] = str(e["value"])
+            env[e["name"]] = expand(str(e["value"]), env)
+        elif "fieldRef" in e["valueFrom"]:
+            assert e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", e
+            env[e["name"]] = pod
         else:
             assert set(e["valueFrom"]) == {"secretKeyRef"}, e
             env[e["name"]] = SECRET_PLACEHOLDER
     return env
+
+
+def shipped_overlay(r: Rendered) -> str:
+    """The overlay of k8s/overlays that `r` is, or builds on (a variant)."""
+    return VARIANTS[r.overlay][0] if r.overlay in VARIANTS else r.overlay
+
+
+def shard_count(r: Rendered) -> int:
+    """The anchor StatefulSet's replicas: one pod per shard, as many as every role's SHARDS."""
+    workloads = notar_workloads(r)
+    replicas: int = workloads["anchor"]["spec"]["replicas"]
+    for role, w in workloads.items():
+        settings, _ = role_settings(r, w)
+        assert settings.get("SHARDS") == replicas, f"{r.overlay} {role}: SHARDS is not the anchor's replicas"
+    return replicas
+
+
+def anchor_pods(r: Rendered) -> list[str]:
+    anchor = notar_workloads(r)["anchor"]
+    return [f"{anchor['metadata']['name']}-{n}" for n in range(anchor["spec"]["replicas"])]
 
 
 def all_containers(w: dict[str, Any]) -> list[dict[str, Any]]:
@@ -107,17 +155,20 @@ def all_containers(w: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_every_env_name_is_a_setting_the_code_reads(rendered: Rendered) -> None:
-    aws = aws_names_read_by_the_code()
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= aws
+    aws, others = aws_names_read_by_the_code(), other_names_read_by_the_code()
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= aws and "HOSTNAME" in others
     for role, w in notar_workloads(rendered).items():
         for c in all_containers(w):
             for name in container_env(rendered, c):
-                known = (name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :] in SETTINGS) or name in aws
+                setting = name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :] in SETTINGS
+                known = setting or name in aws or name in others
                 assert known, f"{rendered.overlay} {role}/{c['name']}: {name} is read by no code"
 
 
-def role_settings(rendered: Rendered, w: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
-    env = container_env(rendered, pod_spec(w)["containers"][0])
+def role_settings(
+    rendered: Rendered, w: dict[str, Any], pod: str | None = None
+) -> tuple[Settings, dict[str, str]]:
+    env = container_env(rendered, pod_spec(w)["containers"][0], pod or f"{w['metadata']['name']}-0")
     # Parsed exactly as `notar serve` parses them: a wrong value raises ConfigError naming it.
     return load_settings(flags={}, env=env, config_file=None), env
 
@@ -143,10 +194,15 @@ def test_every_role_gets_the_settings_it_needs(rendered: Rendered) -> None:
         mounts = {m["mountPath"]: m["name"] for m in main.get("volumeMounts", [])}
         assert settings.get("DATA_DIR") in mounts, f"{where}: DATA_DIR must be a volume (read-only root)"
         if role in ("ingest", "verify"):
+            # shard 0's anchor: all writes and look-ups with one shard, SCITT with several
             url = urlparse(settings.get("ANCHOR_URL"))
             svc = [s for s in services if s["metadata"]["name"] == url.hostname]
             assert svc, f"{where}: ANCHOR_URL names no Service: {url.geturl()}"
             assert svc[0]["spec"]["selector"]["app.kubernetes.io/component"] == "anchor"
+            first = {**labels(workloads["anchor"]), **pod_labels(workloads["anchor"], 0)}
+            for n in range(workloads["anchor"]["spec"]["replicas"]):
+                pod = {**labels(workloads["anchor"]), **pod_labels(workloads["anchor"], n)}
+                assert selects({"matchLabels": svc[0]["spec"]["selector"]}, pod) == (pod == first), where
             assert url.port in [p["port"] for p in svc[0]["spec"]["ports"]], where
         else:
             claims = [t["metadata"]["name"] for t in w["spec"].get("volumeClaimTemplates", [])]
@@ -163,7 +219,28 @@ def test_every_role_gets_the_settings_it_needs(rendered: Rendered) -> None:
             for kind in kinds:
                 for name in needs.get(kind, ()):
                     settings.require(name, f"with ANCHORS={kind}")
-    assert len(origins) == 1, f"{rendered.overlay}: one log, one ORIGIN, got {origins}"
+    assert len(origins) == 1, f"{rendered.overlay}: one deployment, one ORIGIN, got {origins}"
+
+
+def test_each_anchor_pod_claims_its_ordinal_and_advertises_its_own_url(rendered: Rendered) -> None:
+    """As `notar serve --role anchor` reads them (services/anchor/shardset.py): pod n's ordinal is
+    n, and its SHARD_URL reaches that pod only, through the StatefulSet's headless Service, on the
+    port it listens on."""
+    anchor = notar_workloads(rendered)["anchor"]
+    headless = rendered.named("Service", anchor["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None", "pod DNS names need a headless Service"
+    assert selects({"matchLabels": headless["spec"]["selector"]}, labels(anchor))
+    urls = set()
+    for n, pod in enumerate(anchor_pods(rendered)):
+        settings, env = role_settings(rendered, anchor, pod)
+        config = load(flags={}, env=env, config_file=None)
+        assert ordinal_of(config, env) == n, pod
+        url = urlparse(advertised_url(config))
+        assert url.hostname == f"{pod}.{headless['metadata']['name']}", url.geturl()
+        assert url.port in [p["port"] for p in headless["spec"]["ports"]]
+        assert url.port == settings.get("LISTEN")[1]
+        urls.add(url.geturl())
+    assert len(urls) == len(anchor_pods(rendered)), "each shard's own URL"
 
 
 def secret_refs(w: dict[str, Any]) -> set[tuple[str, str]]:
@@ -172,7 +249,7 @@ def secret_refs(w: dict[str, Any]) -> set[tuple[str, str]]:
         (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
         for c in all_containers(w)
         for e in c.get("env", [])
-        if "valueFrom" in e
+        if "secretKeyRef" in e.get("valueFrom", {})
     }
     for v in pod_spec(w).get("volumes", []):
         if "secret" in v and not v["secret"].get("optional"):
@@ -184,7 +261,7 @@ def test_secrets_are_generated_in_dev_and_never_shipped_in_prod(rendered: Render
     secrets = {s["metadata"]["name"]: s for s in rendered.of_kind("Secret")}
     wanted = set().union(*(secret_refs(w) for w in notar_workloads(rendered).values()))
     assert any(n.startswith("notar-s3") and k == "AWS_ACCESS_KEY_ID" for n, k in wanted)
-    if rendered.overlay == "prod":
+    if shipped_overlay(rendered) == "prod":
         assert not secrets, "prod must not carry Secrets: `kubectl apply` would overwrite the real ones"
         assert {("notar-signing-keys", "log.key"), ("notar-signing-keys", "clock.key")} <= wanted
         assert ("notar-index-key", "index.key") in wanted
@@ -198,8 +275,8 @@ def test_signing_keys_reach_the_anchor_owner_only(rendered: Rendered) -> None:
     kubelet makes Secret files group-readable under an fsGroup: the keys are copied, 0400."""
     anchor = notar_workloads(rendered)["anchor"]
     settings, _ = role_settings(rendered, anchor)
-    if rendered.overlay == "dev":
-        assert settings.get("LOG_KEY_FILE") is None, "dev: keys created on the PVC at first start"
+    if shipped_overlay(rendered) == "dev":
+        assert settings.get("LOG_KEY_FILE") is None, "dev: keys created on each anchor's PVC at first start"
         return
     spec = pod_spec(anchor)
     volumes = {v["name"]: v for v in spec["volumes"]}
@@ -214,6 +291,44 @@ def test_signing_keys_reach_the_anchor_owner_only(rendered: Rendered) -> None:
     for v in volumes.values():
         if "secret" in v:
             assert v["secret"]["defaultMode"] == 0o400, v["name"]
+
+
+def test_each_anchor_pod_installs_the_keys_of_its_ordinal(rendered: Rendered, tmp_path: Path) -> None:
+    """components/signing-keys' init container, run with sh with its volumes as directories: pod 0
+    takes notar-signing-keys' log.key and clock.key (shard 0), pod n > 0 log-<n>.key and
+    clock-<n>.key of notar-shard-keys, 0400; a pod whose keys are missing stops and names them."""
+    anchor = notar_workloads(rendered)["anchor"]
+    init = {c["name"]: c for c in pod_spec(anchor).get("initContainers", [])}.get("install-keys")
+    if init is None:
+        assert shipped_overlay(rendered) == "dev", "keys made on each anchor's PVC"
+        return
+    volumes = {v["name"]: v for v in pod_spec(anchor)["volumes"]}
+    script = init["args"][0]
+    for m in sorted(init["volumeMounts"], key=lambda m: -len(m["mountPath"])):
+        script = script.replace(m["mountPath"], str(tmp_path / m["name"]))
+        (tmp_path / m["name"]).mkdir()
+    by_secret = {v["secret"]["secretName"]: n for n, v in volumes.items() if "secret" in v}
+    signing, shards = tmp_path / by_secret["notar-signing-keys"], tmp_path / by_secret["notar-shard-keys"]
+    (signing / "log.key").write_text("log 0")
+    (signing / "clock.key").write_text("clock 0")
+    for n in range(1, max(2, len(anchor_pods(rendered)))):
+        (shards / f"log-{n}.key").write_text(f"log {n}")
+        (shards / f"clock-{n}.key").write_text(f"clock {n}")
+    keys = tmp_path / "keys"
+    for pod in [*anchor_pods(rendered), "notar-anchor-1"]:
+        for f in keys.iterdir():
+            f.unlink()
+        env = {"PATH": os.environ["PATH"], **container_env(rendered, init, pod)}
+        run = subprocess.run([*init["command"], script], env=env, capture_output=True, text=True, timeout=30)
+        n = int(pod.rsplit("-", 1)[1])
+        assert run.returncode == 0, run.stderr
+        installed = [(keys / f).read_text() for f in ("log.key", "clock.key")]
+        assert installed == [f"log {n}", f"clock {n}"], pod
+        assert (keys / "log.key").stat().st_mode & 0o777 == 0o400
+    (shards / "clock-1.key").unlink()
+    env = {"PATH": os.environ["PATH"], **container_env(rendered, init, "notar-anchor-1")}
+    run = subprocess.run([*init["command"], script], env=env, capture_output=True, text=True, timeout=30)
+    assert run.returncode != 0 and "clock-1.key" in run.stderr and "notar-shard-keys" in run.stderr
 
 
 def test_the_index_key_reaches_anchor_and_ingest_the_same_and_owner_only(rendered: Rendered) -> None:
@@ -267,14 +382,20 @@ def test_probes_use_readyz_and_healthz(rendered: Rendered) -> None:
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, role
 
 
-def test_anchor_is_one_pod_per_log_with_a_pvc_and_a_pdb(rendered: Rendered) -> None:
+def test_anchor_is_one_pod_per_shard_with_a_pvc_and_a_pdb(rendered: Rendered) -> None:
+    """One shard: a drain waits for the anchor to be moved on purpose (minAvailable 1). Several:
+    one anchor at a time may go (its shard's share goes to the others), never two."""
     anchor = notar_workloads(rendered)["anchor"]
-    assert anchor["spec"]["replicas"] == 1
+    assert anchor["spec"]["replicas"] == shard_count(rendered)
     assert anchor["spec"]["volumeClaimTemplates"][0]["spec"]["accessModes"] == ["ReadWriteOnce"]
     pdbs = [
         p for p in rendered.of_kind("PodDisruptionBudget") if selects(p["spec"]["selector"], labels(anchor))
     ]
-    assert len(pdbs) == 1 and pdbs[0]["spec"]["minAvailable"] == 1
+    assert len(pdbs) == 1
+    if anchor["spec"]["replicas"] == 1:
+        assert pdbs[0]["spec"]["minAvailable"] == 1
+    else:
+        assert pdbs[0]["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdbs[0]["spec"]
 
 
 def test_ingest_and_verify_scale_on_cpu_and_request_rate(rendered: Rendered) -> None:
@@ -296,6 +417,12 @@ def test_ingest_and_verify_scale_on_cpu_and_request_rate(rendered: Rendered) -> 
 def labels(w: dict[str, Any]) -> dict[str, str]:
     found: dict[str, str] = w["spec"]["template"]["metadata"]["labels"]
     return found
+
+
+def pod_labels(statefulset: dict[str, Any], n: int) -> dict[str, str]:
+    """The labels the StatefulSet controller adds to its pod of ordinal `n`."""
+    name = f"{statefulset['metadata']['name']}-{n}"
+    return {"statefulset.kubernetes.io/pod-name": name, "apps.kubernetes.io/pod-index": str(n)}
 
 
 def selects(selector: dict[str, Any], pod: dict[str, str]) -> bool:
@@ -340,14 +467,18 @@ def admitted(rendered: Rendered, target: dict[str, str], source: dict[str, str],
     return False
 
 
-def test_only_ingest_and_verify_reach_the_anchor(rendered: Rendered) -> None:
-    pods = {role: labels(w) for role, w in notar_workloads(rendered).items()}
+def test_only_ingest_and_verify_reach_the_anchors(rendered: Rendered) -> None:
+    """Every anchor pod (each shard's, which ingest and verify reach at its own URL)."""
+    workloads = notar_workloads(rendered)
+    pods = {role: labels(w) for role, w in workloads.items()}
     stranger = {"app.kubernetes.io/name": "something-else"}
+    for n in range(workloads["anchor"]["spec"]["replicas"]):
+        anchor = {**pods["anchor"], **pod_labels(workloads["anchor"], n)}
+        assert admitted(rendered, anchor, pods["ingest"], 8080)
+        assert admitted(rendered, anchor, pods["verify"], 8080)
+        assert not admitted(rendered, anchor, stranger, 8080), "a stranger reaches the internal routes"
+        assert not admitted(rendered, anchor, pods["anchor"], 8080), "anchors do not call each other"
     anchor = pods["anchor"]
-    assert admitted(rendered, anchor, pods["ingest"], 8080)
-    assert admitted(rendered, anchor, pods["verify"], 8080)
-    assert not admitted(rendered, anchor, stranger, 8080), "a stranger reaches the internal routes"
-    assert not admitted(rendered, anchor, anchor, 8080)
     assert admitted(rendered, pods["ingest"], stranger, 8080), "the public API is public"
     assert admitted(rendered, pods["verify"], stranger, 8080)
     scrape = [
@@ -387,6 +518,9 @@ def test_every_role_reaches_the_store_and_only_ingest_and_verify_call_the_anchor
             egress_allowed(rendered, pod, to=s, port=8333) for s in seaweed
         )
         assert to_store, f"{rendered.overlay}: {role} cannot reach the object store"
-    assert egress_allowed(rendered, pods["ingest"], to=pods["anchor"], port=8080)
-    assert egress_allowed(rendered, pods["verify"], to=pods["anchor"], port=8080)
-    assert not egress_allowed(rendered, pods["anchor"], to=pods["anchor"], port=8080)
+    anchor = notar_workloads(rendered)["anchor"]
+    for n in range(anchor["spec"]["replicas"]):
+        shard = {**pods["anchor"], **pod_labels(anchor, n)}
+        assert egress_allowed(rendered, pods["ingest"], to=shard, port=8080)
+        assert egress_allowed(rendered, pods["verify"], to=shard, port=8080)
+        assert not egress_allowed(rendered, pods["anchor"], to=shard, port=8080)
