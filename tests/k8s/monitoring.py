@@ -1,15 +1,23 @@
 """k8s/monitoring/ read for the tests: the rule files, their alerts, the dashboard's queries, and
-the metric names a PromQL expression uses."""
+the metric names a PromQL expression uses; and the per-shard series an ingest pod exports with
+several shards (`spread_exports`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
+from services.common.telemetry import Telemetry
+from services.ingest.spread import Spread
+from services.model import Digests
+from storage.errors import NotarError, PushbackError, StorageError
 from tests.k8s.conftest import K8S, ROOT
 
 MONITORING = K8S / "monitoring"
@@ -98,3 +106,43 @@ def promtool_rule_files() -> set[Path]:
     for path in PROMTOOL_TESTS:
         found |= {(path.parent / f).resolve() for f in yaml.safe_load(path.read_text())["rule_files"]}
     return found
+
+
+class _Shard:
+    """A shard for `spread_exports`: answers every digest, or fails while `down`."""
+
+    def __init__(self, *, down: bool) -> None:
+        self.down = down
+
+    async def submit(self, tenant: str, digests: Digests) -> bytes:
+        await asyncio.sleep(0)
+        if self.down:
+            raise StorageError("this shard is down", transient=True)
+        return orjson.dumps({"receipts": [{"digest": d} for d in digests.texts]})
+
+    def refusal(self, count: int = 1) -> NotarError | None:
+        return None
+
+
+def spread_exports() -> set[str]:
+    """The metric names an ingest pod's spread over several shards exports on /metrics
+    (services/ingest/spread.py, rendered by services.common.telemetry as the pod renders them),
+    after a request that one shard failed and one no shard could take: the loopback topology of
+    the live test runs one shard, where ingest has no spread."""
+
+    async def traffic(telemetry: Telemetry) -> None:
+        shards = {0: _Shard(down=False), 1: _Shard(down=True)}
+        spread = Spread(shards, meter=telemetry.meter)
+        digests = Digests.parse(["blake3:" + os.urandom(32).hex() for _ in range(2000)])
+        await spread.submit("acme", digests)  # shard 1 fails its part: shard 0 takes it
+        shards[0].down = True
+        try:
+            await spread.submit("acme", digests)
+        except PushbackError:
+            pass  # 503: no shard could take it
+        else:
+            raise AssertionError("every shard is down, yet the request was taken")
+
+    telemetry = Telemetry()
+    asyncio.run(traffic(telemetry))
+    return {line.split("{")[0].split(" ")[0] for line in telemetry.prometheus() if not line.startswith("#")}

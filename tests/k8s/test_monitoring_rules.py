@@ -27,6 +27,7 @@ from tests.k8s.monitoring import (
     rule_queries,
     runbook_sections,
     series_names,
+    spread_exports,
 )
 from tests.k8s.test_manifests import KUBE_VERSIONS
 
@@ -100,10 +101,22 @@ def test_the_recorded_series_used_are_recorded() -> None:
     assert not missing, f"recorded series used but not recorded: {missing}"
 
 
+def test_the_per_shard_series_used_are_what_ingest_exports() -> None:
+    """The shard rules and panels read ingest's per-shard series (notar_spread_*), which exist only
+    with several shards: each is one a spread over shards exports (the live test checks the rest
+    on the one-shard topology)."""
+    exported = spread_exports()
+    assert "notar_spread_shard_up" in exported and "notar_spread_entries_total" in exported
+    used = set().union(*(series_names(q) for q in dashboard_queries() + rule_queries()))
+    spread = {n for n in used if n.startswith("notar_spread")}
+    assert spread, "no rule or panel reads the shards as ingest sees them"
+    assert spread <= exported, f"not exported: {sorted(spread - exported)}"
+
+
 def test_the_dashboard_is_grafana_json_with_the_sections_asked() -> None:
     board = json.loads(DASHBOARD.read_text())
     rows = {p["title"] for p in board["panels"] if p["type"] == "row"}
-    assert {"Throughput", "Latency", "Lags", "Queue and pushback", "Anchors"} <= rows
+    assert {"Throughput", "Latency", "Lags", "Queue and pushback", "Anchors", "Shards"} <= rows
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     for p in board["panels"]:
