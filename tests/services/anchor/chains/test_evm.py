@@ -13,7 +13,7 @@ from eth_account import Account
 from merkle.aggregate import AnchorTarget
 from merkle.anchors.evm import ANCHORED_TOPIC, origin_hash
 from merkle.checks import AnchorVerdict, Status
-from services.anchor.chains import AnchorError, Target
+from services.anchor.chains import Anchorable, AnchorError, Target
 from services.anchor.chains.evm import EvmAnchor, verify_online
 from services.anchor.chains.evm_tx import Pending, TxFailed
 from tests.anvil import KEY0, Anvil, TcpProxy
@@ -22,9 +22,9 @@ from tests.services.anchor.chains.conftest import MakeTransactor
 MakeTarget = Callable[[int], Target]
 
 
-def at(target: Target) -> AnchorTarget:
-    """What an anchor of `target` commits to: its checkpoint (no aggregate)."""
-    return AnchorTarget.of(target.checkpoint, target.body)
+def at(target: Anchorable) -> AnchorTarget:
+    """What an anchor of `target` commits to: its checkpoint, or seen from its first shard's."""
+    return target.verifiable()
 
 
 def held(verdict: AnchorVerdict) -> bool:
