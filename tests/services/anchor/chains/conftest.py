@@ -3,6 +3,8 @@ per test, and a real openssl-backed TSA with its PKI made once per session."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -59,6 +61,23 @@ def anvil() -> Iterator[Anvil]:
     node.start()
     yield node
     node.stop()
+
+
+@pytest.fixture
+async def miner(anvil: Anvil) -> AsyncIterator[None]:
+    """A block every 100 ms, so that confirmations come as on a real chain."""
+
+    async def mine() -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(Exception):
+                await anvil.mine(1)
+
+    task = asyncio.create_task(mine())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @pytest.fixture

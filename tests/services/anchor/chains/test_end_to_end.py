@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from merkle import Anchor, AnchorTarget, AnchorVerdict, AnchorVerifier, Receipt, ReceiptResult, verify_receipt
@@ -33,23 +31,6 @@ from tests.tsa import LocalTsa, Pki
 
 ORIGIN = "e2e.notar.test/log"
 DIGEST = "blake3:" + "ab" * 32
-
-
-@pytest.fixture
-async def miner(anvil: Anvil) -> AsyncIterator[None]:
-    """A block every 100 ms, so that confirmations come as on a real chain."""
-
-    async def mine() -> None:
-        while True:
-            await asyncio.sleep(0.1)
-            with contextlib.suppress(Exception):
-                await anvil.mine(1)
-
-    task = asyncio.create_task(mine())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def online_verifiers(receipt: Receipt, rpc: JsonRpc) -> dict[str, AnchorVerifier]:
