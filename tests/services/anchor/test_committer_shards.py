@@ -191,6 +191,8 @@ async def test_a_restart_anchors_nothing_twice(store: MemoryStore, shards: list[
     await restarted.start()
     await asyncio.sleep(0.1)  # its first round ran
     assert again.calls == 0 and len(await blocks(store)) == 1
+    own = await restarted.round_target()  # what the witness client has cosigned: shard 0's own
+    assert own is not None and (own.origin, own.size) == (shards[0].shard.origin, shards[0].sequencer.size)
     assert restarted.status["local"].anchored_size == shards[0].sequencer.size
     await shards[1].notarize(digests("after", 1))
     await shards[1].published()
