@@ -39,7 +39,7 @@ from services.common.telemetry import TELEMETRY
 from services.published import layout
 from services.published.anchors import AnchorStore
 from storage.base import ObjectStore
-from storage.errors import ConflictError, StorageError
+from storage.errors import ConflictError, CorruptedError, StorageError
 
 log = logging.getLogger("notar.anchor.committer")
 RECENT = 64  # anchored sizes read at start to find where each kind stopped
@@ -231,7 +231,7 @@ class Committer:
                     self._target = target
                     for wake in self._wake.values():
                         wake.set()
-            except (StorageError, ValueError) as e:
+            except (StorageError, CorruptedError, ValueError) as e:  # the table too
                 log.warning("cannot read the latest checkpoint to anchor: %s", e)
             await self._sleep(self._cfg.interval_s)
 
