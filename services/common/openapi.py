@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from services.common.openapi_scrapi import SCRAPI_PATHS
+
 DIGEST = {"type": "string", "pattern": "^(blake3|sha256):[0-9a-f]{64}$", "example": "blake3:" + "ab" * 32}
 HEX32 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 VKEY = {"type": "string", "description": "a signed-note verifier key: name+hexkeyid+base64key"}
@@ -460,7 +462,7 @@ DOCUMENT: dict[str, Any] = {
         "does not arrive within READ_TIMEOUT_S seconds is answered 408 problem+json and its "
         "connection closed.",
     },
-    "paths": PATHS,
+    "paths": {**PATHS, **SCRAPI_PATHS},
     "components": {"schemas": SCHEMAS, "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
 }
 
