@@ -1,5 +1,6 @@
-"""What shard 0's committer anchors each round (SPEC §4, §10): its own log's latest checkpoint
-while it is the only shard, else one aggregate of the latest checkpoint of every shard.
+"""What a committer anchors each round (SPEC §4, §10): its own log's latest checkpoint while it is
+the only shard, else, for the aggregating anchor, one aggregate of the latest checkpoint of every
+shard, and for the others nothing (the aggregate anchors their checkpoints).
 
 The shards are read from the shard table (``services.published.shards``) at each round, so that a
 shard added or frozen joins or leaves the next aggregate without a restart: every shard that is
@@ -7,6 +8,12 @@ shard added or frozen joins or leaves the next aggregate without a restart: ever
 published, non-empty checkpoint, ordered by shard id. A deployment without a table, or whose only
 such shard is the committer's own log, anchors exactly as before shards: plain records, no
 ``aggregate``.
+
+The aggregating anchor is the one of anchor ordinal 0: shard 0's (in one process, or pod 0 of the
+StatefulSet), and after shard 0 was frozen the shard ordinal 0 claimed next, so that aggregation
+outlives shard 0 as shards are frozen by time. Its key signs the local blocks; the EVM
+``originHash`` names the deployment's ORIGIN (shard 0's origin) whichever shard aggregates, which
+is what verifiers accept for every shard's receipt (``merkle.aggregate``).
 
 The object store is not trusted to say what a tree head is: the committer's own checkpoint must be
 signed by its log key (``latest_target``), another shard's by a log key of that shard's key history
@@ -71,10 +78,13 @@ class ShardHeads:
         """The plain latest checkpoint of this log, or the aggregate of every shard's (module
         doc); None while there is nothing to anchor. ValueError when this log's own checkpoint
         is malformed or not signed by its key; StorageError when the table cannot be read."""
-        shards = [s for s in await load_table(self._store) if s.state in AGGREGATED]
+        table = await load_table(self._store)
+        shards = [s for s in table if s.state in AGGREGATED]
         own = next((s for s in shards if s.prefix == self._prefix), None)
         if own is None or len(shards) == 1:
             return await latest_target(self._store, self._prefix, self._log_key)
+        if own.ordinal != 0:
+            return None  # the anchor of ordinal 0 anchors this shard in its aggregate
         heads = []
         for shard in shards:
             head = await self._head(shard)
@@ -84,7 +94,7 @@ class ShardHeads:
             return None
         if len(heads) == 1 and heads[0].prefix == self._prefix:
             return heads[0].target  # the others have published nothing yet: a plain record
-        return AggregateTarget.of(own.origin, heads)
+        return AggregateTarget.of(own.origin, heads, _base(table, own))
 
     async def _head(self, shard: Shard) -> Target | None:
         """The shard's latest checkpoint when it holds entries and is signed by its log key."""
@@ -110,3 +120,12 @@ class ShardHeads:
         if history is None:
             raise ValueError(f"shard {shard.id} has no key history under {layout.history(shard.prefix)}")
         return history.log_keys_at(size)
+
+
+def _base(table: Sequence[Shard], own: Shard) -> str:
+    """The deployment's ORIGIN: shard 0's origin (its row stays in the table when frozen)."""
+    zero = next((s for s in table if s.id == 0), None)
+    if zero is not None:
+        return zero.origin
+    suffix = f"/{own.id}"
+    return own.origin.removesuffix(suffix) if own.id > 0 else own.origin

@@ -82,23 +82,26 @@ class ShardHead:
 
 @dataclass(frozen=True)
 class AggregateTarget:
-    """The latest checkpoints of several shards, anchored once by the aggregating log (shard 0,
-    ``origin``): the RFC 9162 root over their bodies, ordered by shard id, and each one's proof."""
+    """The latest checkpoints of several shards, anchored once by the aggregating log ``origin``
+    (shard 0's, or after shard 0 froze the shard of anchor ordinal 0: its key signs local blocks):
+    the RFC 9162 root over their bodies, ordered by shard id, and each one's proof. ``base`` is
+    the deployment's ORIGIN (shard 0's origin), which the EVM ``originHash`` names."""
 
     origin: str
+    base: str
     heads: tuple[ShardHead, ...]
     root: bytes
     proofs: tuple[Aggregate, ...]
 
     @classmethod
-    def of(cls, origin: str, heads: Sequence[ShardHead]) -> AggregateTarget:
-        """The aggregate of ``heads`` (at least one), put in shard order; ValueError when a shard
-        is given twice."""
+    def of(cls, origin: str, heads: Sequence[ShardHead], base: str | None = None) -> AggregateTarget:
+        """The aggregate of ``heads`` (at least one), put in shard order, by the log ``origin`` of
+        the deployment ``base`` (default: ``origin``); ValueError when a shard is given twice."""
         ordered = tuple(sorted(heads, key=lambda h: h.shard))
         if len({h.shard for h in ordered}) != len(ordered):
             raise ValueError("an aggregate holds one checkpoint per shard")
         root, proofs = make_aggregate([h.target.checkpoint for h in ordered])
-        return cls(origin, ordered, root, tuple(proofs))
+        return cls(origin, origin if base is None else base, ordered, root, tuple(proofs))
 
     @property
     def size(self) -> int:
@@ -111,8 +114,8 @@ class AggregateTarget:
 
     @property
     def origin_hash(self) -> bytes:
-        """The EVM ``originHash``: SHA-256(ORIGIN + "/aggregate")."""
-        return aggregate_origin_hash(self.origin)
+        """The EVM ``originHash``: SHA-256(ORIGIN + "/aggregate"), ORIGIN the deployment's."""
+        return aggregate_origin_hash(self.base)
 
     def verifiable(self) -> AnchorTarget:
         """What merkle checks a record against, seen from the first shard's receipt."""
@@ -122,6 +125,7 @@ class AggregateTarget:
     def context(self) -> dict[str, Any]:
         return {
             "aggregate": self.origin,
+            "base": self.base,
             "heads": [{"shard": h.shard, "prefix": h.prefix, "note": h.target.note} for h in self.heads],
         }
 
@@ -138,7 +142,7 @@ def target_from_context(context: Mapping[str, Any]) -> Anchorable:
             ShardHead(int(h["shard"]), str(h["prefix"]), Target.from_note(str(h["note"])))
             for h in context["heads"]
         ]
-        return AggregateTarget.of(str(context["aggregate"]), heads)
+        return AggregateTarget.of(str(context["aggregate"]), heads, str(context["base"]))
     except (KeyError, TypeError) as e:
         raise ValueError(f"not an anchor target: {e!r}") from e
 

@@ -2,7 +2,8 @@
 chain): one block per round for an aggregate of every shard's latest checkpoint, a record under
 each shard's prefix carrying its path, receipts of every shard that verify with merkle; with one
 shard, records as before shards; the table read each round (a shard added, frozen or freezing);
-a shard whose checkpoint its keys did not sign left out; a restart that anchors nothing twice."""
+a shard whose checkpoint its keys did not sign left out; a restart that anchors nothing twice;
+only the anchor of ordinal 0 aggregates, also once shard 0 is frozen."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from merkle import verify_receipt
+from merkle.anchors.evm import aggregate_origin_hash
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
-from services.anchor.chains import Anchorable, Anchored, Backend
+from services.anchor.chains import AggregateTarget, Anchorable, Anchored, Backend
 from services.anchor.chains.local import LocalChain
 from services.anchor.committer import Committer
 from services.common.components import CommitterConfig
@@ -201,3 +203,58 @@ async def test_a_restart_anchors_nothing_twice(store: MemoryStore, shards: list[
     st = restarted.status["local"]
     assert st.shards == {log.shard.prefix: log.sequencer.size for log in shards}
     assert st.records == 1, "one record, stored in every shard"
+
+
+async def test_only_the_anchor_of_ordinal_0_aggregates(store: MemoryStore, shards: list[ShardLog]) -> None:
+    """Another shard's committer (an anchor pod of split roles) anchors nothing while the table
+    lists other shards: the aggregate anchors its checkpoints (one EVM account, one local chain)."""
+    for log in shards:
+        await log.notarize(digests(f"o{log.shard.id}", 2))
+        await log.published()
+    one = shards[1]
+    c = Committer(
+        store=store,
+        backends=[LocalChain(store=store, signer=one.keys.log, prefix=one.shard.prefix)],
+        config=CommitterConfig(interval_s=3600, prefix=one.shard.prefix),
+        log_key=one.keys.log.verifier(),
+    )
+    assert await c.latest() is None and not await c.run_once("local")
+    assert [k async for k in store.list("private/") if "/anchors/" in k] == []
+
+
+async def test_aggregation_outlives_shard_0(store: MemoryStore, shards: list[ShardLog]) -> None:
+    """Shards frozen by time: once shard 0 is frozen, the shard that ordinal 0 claims next
+    aggregates; its key signs the blocks, the EVM origin hash still names the deployment's ORIGIN."""
+    for log in shards:
+        await log.notarize(digests(f"z{log.shard.id}", 2))
+        await log.published()
+    await update_table(store, lambda t: with_state(t, 0, "frozen"))
+    (new,) = await start_shards(store, 1, first=0)  # ordinal 0 claims a new shard
+    try:
+        assert new.shard.id == 3 and new.shard.ordinal == 0
+        await new.notarize(digests("z3", 1))
+        await new.published()
+        c = Committer(
+            store=store,
+            backends=[LocalChain(store=store, signer=new.keys.log)],
+            config=CommitterConfig(interval_s=3600, prefix=new.shard.prefix),
+            log_key=new.keys.log.verifier(),
+        )
+        target = await c.latest()
+        assert isinstance(target, AggregateTarget)
+        assert [h.shard for h in target.heads] == [1, 2, 3]
+        assert (target.origin, target.base) == (new.shard.origin, shards[0].shard.origin)
+        assert target.origin_hash == aggregate_origin_hash(shards[0].shard.origin)
+        assert await c.run_once("local")
+        for log in (shards[1], shards[2], new):
+            found = await AnchorStore(store, prefix=log.shard.prefix).latest()
+            assert found is not None and found.records[0]["origin"] == new.shard.origin
+        (sequenced,) = await shards[2].notarize(digests("z2-late", 1))
+        await shards[2].published()
+        assert await c.run_once("local")
+        upgraded = await shards[2].receipt(store, sequenced)
+        assert upgraded is not None
+        keys = [*shards[2].verifier_keys, new.keys.log.verifier().to_key()]
+        assert verify_receipt(upgraded, keys=keys, digest=str(sequenced.digest)).valid
+    finally:
+        await stop_shards([new])
