@@ -32,6 +32,13 @@ def digests(tag: str, n: int) -> list[str]:
     return [f"blake3:{(tag.encode().hex() + f'{i:04x}').ljust(64, '0')}" for i in range(n)]
 
 
+async def fill(shards: list[ShardLog], tag: str) -> None:
+    """Two entries in every shard, published."""
+    for log in shards:
+        await log.notarize(digests(f"{tag}{log.shard.id}", 2))
+        await log.published()
+
+
 @pytest.fixture
 async def store() -> MemoryStore:
     return MemoryStore()
@@ -44,13 +51,15 @@ async def shards(store: MemoryStore) -> AsyncIterator[list[ShardLog]]:
     await stop_shards(logs)
 
 
-def committer(store: MemoryStore, zero: ShardLog, *backends: Backend) -> Committer:
-    chain = LocalChain(store=store, signer=zero.keys.log)
+def committer(store: MemoryStore, log: ShardLog, *backends: Backend) -> Committer:
+    """The committer of `log`'s anchor; by default with the local chain, which lives under `log/`
+    whichever shard's anchor keeps it (services.anchor.committer.build_backends)."""
+    chain = LocalChain(store=store, signer=log.keys.log)
     return Committer(
         store=store,
         backends=list(backends) or [chain],
-        config=CommitterConfig(interval_s=3600),
-        log_key=zero.keys.log.verifier(),
+        config=CommitterConfig(interval_s=3600, prefix=log.shard.prefix),
+        log_key=log.keys.log.verifier(),
     )
 
 
@@ -122,9 +131,7 @@ async def test_with_one_shard_records_are_as_before_shards() -> None:
 async def test_the_table_decides_which_shards_each_round_holds(
     store: MemoryStore, shards: list[ShardLog]
 ) -> None:
-    for log in shards:
-        await log.notarize(digests(f"t{log.shard.id}", 2))
-        await log.published()
+    await fill(shards, "t")
     c = committer(store, shards[0])
     await update_table(store, lambda t: with_state(t, 1, "frozen"))
     assert await c.run_once("local")
@@ -153,9 +160,7 @@ async def test_the_table_decides_which_shards_each_round_holds(
 async def test_a_checkpoint_its_shard_did_not_sign_is_left_out(
     store: MemoryStore, shards: list[ShardLog]
 ) -> None:
-    for log in shards:
-        await log.notarize(digests(f"f{log.shard.id}", 2))
-        await log.published()
+    await fill(shards, "f")
     await stop_shards(shards[1:])
     forger = Signer.generate(shards[1].shard.origin)  # right name, not the shard's key
     forged = Checkpoint(shards[1].shard.origin, 99, bytes(32))
@@ -184,9 +189,7 @@ class Counting:
 
 
 async def test_a_restart_anchors_nothing_twice(store: MemoryStore, shards: list[ShardLog]) -> None:
-    for log in shards:
-        await log.notarize(digests(f"r{log.shard.id}", 2))
-        await log.published()
+    await fill(shards, "r")
     assert await committer(store, shards[0]).run_once("local")
     again = Counting(LocalChain(store=store, signer=shards[0].keys.log))
     restarted = committer(store, shards[0], again)
@@ -208,16 +211,8 @@ async def test_a_restart_anchors_nothing_twice(store: MemoryStore, shards: list[
 async def test_only_the_anchor_of_ordinal_0_aggregates(store: MemoryStore, shards: list[ShardLog]) -> None:
     """Another shard's committer (an anchor pod of split roles) anchors nothing while the table
     lists other shards: the aggregate anchors its checkpoints (one EVM account, one local chain)."""
-    for log in shards:
-        await log.notarize(digests(f"o{log.shard.id}", 2))
-        await log.published()
-    one = shards[1]
-    c = Committer(
-        store=store,
-        backends=[LocalChain(store=store, signer=one.keys.log, prefix=one.shard.prefix)],
-        config=CommitterConfig(interval_s=3600, prefix=one.shard.prefix),
-        log_key=one.keys.log.verifier(),
-    )
+    await fill(shards, "o")
+    c = committer(store, shards[1])
     assert await c.latest() is None and not await c.run_once("local")
     assert [k async for k in store.list("private/") if "/anchors/" in k] == []
 
@@ -225,21 +220,14 @@ async def test_only_the_anchor_of_ordinal_0_aggregates(store: MemoryStore, shard
 async def test_aggregation_outlives_shard_0(store: MemoryStore, shards: list[ShardLog]) -> None:
     """Shards frozen by time: once shard 0 is frozen, the shard that ordinal 0 claims next
     aggregates; its key signs the blocks, the EVM origin hash still names the deployment's ORIGIN."""
-    for log in shards:
-        await log.notarize(digests(f"z{log.shard.id}", 2))
-        await log.published()
+    await fill(shards, "z")
     await update_table(store, lambda t: with_state(t, 0, "frozen"))
     (new,) = await start_shards(store, 1, first=0)  # ordinal 0 claims a new shard
     try:
         assert new.shard.id == 3 and new.shard.ordinal == 0
         await new.notarize(digests("z3", 1))
         await new.published()
-        c = Committer(
-            store=store,
-            backends=[LocalChain(store=store, signer=new.keys.log)],
-            config=CommitterConfig(interval_s=3600, prefix=new.shard.prefix),
-            log_key=new.keys.log.verifier(),
-        )
+        c = committer(store, new)
         target = await c.latest()
         assert isinstance(target, AggregateTarget)
         assert [h.shard for h in target.heads] == [1, 2, 3]

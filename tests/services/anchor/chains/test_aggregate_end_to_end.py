@@ -27,13 +27,13 @@ from services.anchor.app import ensure_keys
 from services.anchor.committer import COMMITTER
 from services.cli import main
 from services.cli.serve import build_app
-from services.common.components import load
 from services.common.resources import STORE, TENANTS
 from services.published import layout
 from services.published.history import read_history
 from services.published.shards import claim, shard_prefix
 from services.published.trust import keys_document
 from tests.anvil import KEY0, Anvil
+from tests.services.anchor.chains.conftest import anchoring_config
 from tests.services.anchor.shard_logs import BASE, ShardLog, start_shards, stop_shards
 from tests.tsa import LocalTsa, Pki
 
@@ -67,15 +67,7 @@ async def cli_verify(receipt: Receipt, doc: Path, keys: list[str], *extra: str) 
 async def test_one_anchor_of_each_kind_for_every_shard(
     anvil: Anvil, miner: None, contract: str, tsa: LocalTsa, pki: Pki, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "evm.key"
-    key_file.write_text(KEY0 + "\n")
-    key_file.chmod(0o600)
-    config = load(flags={
-        "DATA_DIR": str(tmp_path / "data"), "ORIGIN": BASE, "BATCH_MS": "10",
-        "ANCHORS": ",".join(KINDS), "ANCHOR_INTERVAL_S": "3600",  # rounds run by the test
-        "EVM_RPC": anvil.url, "EVM_KEY_FILE": str(key_file), "EVM_CONTRACT": contract,
-        "EVM_CONFIRMATIONS": "2", "TSA_URL": tsa.url, "TSA_CA_FILE": str(pki.ca_cert),
-    }, env={}, config_file=None)  # fmt: skip
+    config = anchoring_config(tmp_path, BASE, anvil, contract, tsa, pki, 3600)  # rounds run by the test
     ensure_keys(config.keys)
     app = build_app("all", config, {})
     client = TestClient(TestServer(app))

@@ -22,11 +22,11 @@ from merkle.note import parse_note
 from services.anchor.app import create_app, ensure_keys, keys_from
 from services.anchor.chains.evm import verify_online
 from services.anchor.chains.evm_rpc import JsonRpc
-from services.common.components import load
 from services.common.resources import STORE
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
-from tests.anvil import KEY0, Anvil
+from tests.anvil import Anvil
+from tests.services.anchor.chains.conftest import anchoring_config
 from tests.tsa import LocalTsa, Pki
 
 ORIGIN = "e2e.notar.test/log"
@@ -52,15 +52,7 @@ async def online_verifiers(receipt: Receipt, rpc: JsonRpc) -> dict[str, AnchorVe
 async def test_receipt_upgraded_with_all_three_anchors(
     anvil: Anvil, miner: None, contract: str, tsa: LocalTsa, pki: Pki, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "evm.key"
-    key_file.write_text(KEY0 + "\n")
-    key_file.chmod(0o600)
-    config = load(flags={
-        "DATA_DIR": str(tmp_path / "data"), "ORIGIN": ORIGIN, "BATCH_MS": "10",
-        "ANCHORS": "local,evm,rfc3161", "ANCHOR_INTERVAL_S": "1",
-        "EVM_RPC": anvil.url, "EVM_KEY_FILE": str(key_file), "EVM_CONTRACT": contract,
-        "EVM_CONFIRMATIONS": "2", "TSA_URL": tsa.url, "TSA_CA_FILE": str(pki.ca_cert),
-    }, env={}, config_file=None)
+    config = anchoring_config(tmp_path, ORIGIN, anvil, contract, tsa, pki, 1)
     ensure_keys(config.keys)
     keys = list(keys_from(config.keys).verifier_keys.values())
     client = TestClient(TestServer(create_app(config, env={})))
