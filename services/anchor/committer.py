@@ -8,11 +8,13 @@ record that does not hold (each backend guarantees that). Given the log's key, i
 checkpoints that key signed: the object store is not trusted to say what the tree head is, so
 the local chain's log-key signature never vouches for a root this log did not sign.
 
-With shards (SPEC §10) only shard 0's committer runs: each round it anchors one aggregate of the
-latest checkpoint of every shard (``shard_heads.ShardHeads``: one local block, one EVM
-transaction, one RFC 3161 token), as soon as any shard's checkpoint grew, and stores the record
+With shards (SPEC §10) only the committer of anchor ordinal 0 (shard 0's) anchors: each round one
+aggregate of the latest checkpoint of every shard (``shard_heads.ShardHeads``: one local block, one
+EVM transaction, one RFC 3161 token), as soon as any shard's checkpoint grew, its record stored
 under each shard's private prefix with that shard's ``aggregate`` member, so that every shard's
-receipt upgrades and ``GET /v1/anchors`` find it. With one shard nothing changes.
+receipt upgrades and ``GET /v1/anchors`` find it. The other shards' committers anchor nothing;
+their ``status`` follows the records the aggregate wrote for their log (metrics, readyz). With one
+shard nothing changes.
 """
 
 from __future__ import annotations
@@ -177,11 +179,11 @@ class Committer:
         return self._shard_anchors[prefix]
 
     async def _recall(self, prefix: str) -> None:
-        """What each kind anchored last of the log under ``prefix``, from its latest records."""
+        """What each kind anchored last of the log under ``prefix``, from its latest records (those
+        above what every kind is known to have anchored)."""
         anchors = self._store_of(prefix)
-        for st in self.status.values():
-            st.shards.setdefault(prefix, 0)
-        for size in reversed((await anchors.sizes())[-RECENT:]):
+        known = min([st.shards.setdefault(prefix, 0) for st in self.status.values()], default=0)
+        for size in reversed([s for s in (await anchors.sizes())[-RECENT:] if s > known]):
             found = await anchors.anchors_for(size)
             for kind in {str(r.get("type")) for r in found.records} & set(self.status) if found else ():
                 self._anchored(self.status[kind], prefix, size)
@@ -227,6 +229,8 @@ class Committer:
         while True:
             try:
                 target = await self.latest()
+                if target is None and self._heads.aggregated_elsewhere:
+                    await self._recall(self._cfg.prefix)  # what the aggregating anchor did for us
                 if target is not None and (self._target is None or self._grew(self._target, target)):
                     self._target = target
                     for wake in self._wake.values():

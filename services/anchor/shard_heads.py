@@ -73,6 +73,8 @@ class ShardHeads:
     ) -> None:
         self._store, self._prefix, self._log_key = store, prefix, log_key
         self._keys_of = keys_of or self._stored_keys
+        self.aggregated_elsewhere = False
+        """Whether the last round found this log anchored by another anchor's aggregates."""
 
     async def latest(self) -> Anchorable | None:
         """The plain latest checkpoint of this log, or the aggregate of every shard's (module
@@ -81,9 +83,10 @@ class ShardHeads:
         table = await load_table(self._store)
         shards = [s for s in table if s.state in AGGREGATED]
         own = next((s for s in shards if s.prefix == self._prefix), None)
+        self.aggregated_elsewhere = own is not None and len(shards) > 1 and own.ordinal != 0
         if own is None or len(shards) == 1:
             return await latest_target(self._store, self._prefix, self._log_key)
-        if own.ordinal != 0:
+        if self.aggregated_elsewhere:
             return None  # the anchor of ordinal 0 anchors this shard in its aggregate
         heads = []
         for shard in shards:

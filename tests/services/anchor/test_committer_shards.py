@@ -210,11 +210,18 @@ async def test_a_restart_anchors_nothing_twice(store: MemoryStore, shards: list[
 
 async def test_only_the_anchor_of_ordinal_0_aggregates(store: MemoryStore, shards: list[ShardLog]) -> None:
     """Another shard's committer (an anchor pod of split roles) anchors nothing while the table
-    lists other shards: the aggregate anchors its checkpoints (one EVM account, one local chain)."""
+    lists other shards: the aggregate anchors its checkpoints (one EVM account, one local chain);
+    it shows what the aggregate anchored of its log."""
     await fill(shards, "o")
     c = committer(store, shards[1])
     assert await c.latest() is None and not await c.run_once("local")
     assert [k async for k in store.list("private/") if "/anchors/" in k] == []
+    # its status (metrics, readyz) follows what the aggregating anchor stored for its log
+    assert await committer(store, shards[0]).run_once("local")
+    await c.start()
+    await asyncio.sleep(0.1)  # its first round ran
+    await c.close()
+    assert c.status["local"].anchored_size == shards[1].sequencer.size and c.status["local"].records == 0
 
 
 async def test_aggregation_outlives_shard_0(store: MemoryStore, shards: list[ShardLog]) -> None:
