@@ -15,6 +15,7 @@ from merkle.digests import Digest, parse_digest
 from services.anchor.backup import Backups, after_restore
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
+from services.anchor.freeze import Freezer, ShardAnchor
 from services.anchor.keys import LogKeys, generate_keys, load_keys
 from services.anchor.registrar import Registrar
 from services.anchor.rotation import HISTORY, load_history
@@ -119,6 +120,10 @@ def sequencer_context(config: NotarConfig) -> Callable[[web.Application], AsyncI
             if backups is not None:
                 app[BACKUPS] = backups
                 tasks.append(asyncio.create_task(backups.run(), name="notar-backups"))
+            # freezing (`notar shard freeze`) and frozen shards' compaction: shard 0 until K shards
+            parts = ShardAnchor(store, seq, index, eraser, rows, config.committer.kinds)
+            freezer = Freezer(0, parts, compact_s=config.shards.frozen_compact_s, stop=tasks[1:])
+            tasks.append(asyncio.create_task(freezer.run(), name="notar-freezer"))
             yield
             await seq.close()
         finally:
@@ -385,6 +390,10 @@ class LocalAnchor:
 
     def refusal(self, count: int = 1) -> NotarError | None:
         return self._app[SEQUENCER].refusal(count)
+
+    def spare(self) -> int | None:
+        """services.ingest.spread.Loaded: how many entries the sequencer would queue now."""
+        return self._app[SEQUENCER].spare
 
     async def register(self, entry: bytes, wait_s: float) -> bytes | None:
         return await self._app[REGISTRAR].register(entry, wait_s)

@@ -177,9 +177,11 @@ class WitnessesConfig:
 
 @dataclass(frozen=True)
 class ShardsConfig:
-    """Logs per deployment (SHARDS, SPEC §10); 1 is the one log `<ORIGIN>` under `log/`."""
+    """Logs per deployment (SHARDS, SPEC §10); 1 is the one log `<ORIGIN>` under `log/`. Frozen
+    shards' indexes drop their erased rows every `frozen_compact_s` (FROZEN_COMPACT_S)."""
 
     count: int = 1
+    frozen_compact_s: int = 86_400
 
 
 @dataclass(frozen=True)
@@ -294,7 +296,7 @@ class NotarConfig:
                 quorum=len(witnesses) if quorum is None else quorum,
                 interval_s=s.get("WITNESS_INTERVAL_S"),
             ),
-            shards=ShardsConfig(count=s.get("SHARDS")),
+            shards=ShardsConfig(count=s.get("SHARDS"), frozen_compact_s=s.get("FROZEN_COMPACT_S")),
             scitt=ScittConfig(wait_ms=s.get("SCITT_WAIT_MS"), max_kb=s.get("SCITT_MAX_KB")),
         )
 

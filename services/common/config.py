@@ -241,6 +241,12 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("SHARDS", "1", "logs (shards) per deployment, each with its own sequencer", _positive_int),
         Setting(
+            "FROZEN_COMPACT_S",
+            "86400",
+            "seconds between compactions of frozen shards' indexes (erased rows leave their files)",
+            _positive_int,
+        ),
+        Setting(
             "SCITT_WAIT_MS",
             "3000",
             "how long POST /entries waits for a statement's receipt before it answers 303 with a "
