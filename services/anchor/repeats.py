@@ -35,7 +35,7 @@ from typing import Any, Protocol, TypeVar
 
 from merkle.digests import Digest, multihashes
 from services.anchor import state
-from services.anchor.tenant_index import NAME_SIZE, TENANT, TenantIndex
+from services.anchor.tenant_index import NAME_SIZE, TENANT, TenantIndex, cut
 from storage.base import Index
 from storage.errors import RepeatsCapped
 
@@ -70,26 +70,38 @@ class RepeatCap:
     def __init__(self, *, index: Index, tenant_index: TenantIndex, cap: int) -> None:
         self._index, self._rows, self.cap = index, tenant_index, cap
 
-    async def admit(self, requests: Sequence[R]) -> tuple[list[R], dict[bytes, bytes]]:
+    async def admit(
+        self, requests: Sequence[R], names: bytes | None = None
+    ) -> tuple[list[R], dict[bytes, bytes]]:
         """The requests of a batch that stay under the cap, in order, and the count rows to write
         with them; every other request's future gets `RepeatsCapped` (409) naming its first
         digest over the cap. StorageError when the counts cannot be read (nothing is refused or
-        written then)."""
+        written then). `names`: the tenant-index names of all the requests' digests in order
+        (`TenantIndex.names`), when the caller has them; computed here otherwise."""
         if not self.cap or not requests:
             return list(requests), {}
         # CPU-bound, in a worker thread as the sequencer's other steps: the event loop stays free
-        every, totals = await asyncio.to_thread(self._names, requests)
+        every, totals = await asyncio.to_thread(self._names, requests, names)
         distinct = list(totals)
-        stored = await self._index.multi_get([COUNT + n for n in distinct])
-        held = {n: _U32.unpack(v)[0] for n, v in zip(distinct, stored, strict=True) if v is not None}
-        if max(held.values(), default=0) + max(totals.values(), default=0) <= self.cap:  # none nears it
-            return list(requests), {COUNT + n: _U32.pack(held.get(n, 0) + k) for n, k in totals.items()}
+        keys = cut(COUNT + COUNT.join(distinct), len(COUNT) + NAME_SIZE) if distinct else ()
+        stored = await self._index.multi_get(keys)
+        if stored.count(None) == len(stored):  # the usual case: no name was notarized before
+            held: dict[bytes, int] = {}
+            counts = list(totals.values())
+        else:
+            held = {n: _U32.unpack(v)[0] for n, v in zip(distinct, stored, strict=True) if v is not None}
+            counts = [held.get(n, 0) + k for n, k in totals.items()]
+        if max(counts, default=0) <= self.cap:  # none passes it: the counts are written as they are
+            values = cut(struct.pack(f">{len(counts)}I", *counts), _U32.size)
+            return list(requests), dict(zip(keys, values, strict=True))
         return await self._one_by_one(requests, every, {n: held.get(n, 0) for n in distinct})
 
-    def _names(self, requests: Sequence[R]) -> tuple[tuple[bytes, ...], Counter[bytes]]:
+    def _names(self, requests: Sequence[R], names: bytes | None) -> tuple[tuple[bytes, ...], Counter[bytes]]:
         """Every entry's tenant-index name, in the requests' order, and how often each comes."""
-        tenants = [r.tenant for r in requests for _ in r.digests]
-        every = _split(self._rows.names(tenants, multihashes([d for r in requests for d in r.digests])))
+        if names is None:
+            tenants = [r.tenant for r in requests for _ in r.digests]
+            names = self._rows.names(tenants, multihashes([d for r in requests for d in r.digests]))
+        every = cut(names, NAME_SIZE)
         return every, Counter(every)
 
     async def _one_by_one(
@@ -138,7 +150,3 @@ class RepeatCap:
             cap=self.cap,
         )
 
-
-def _split(names: bytes) -> tuple[bytes, ...]:
-    """The 16-byte names of `TenantIndex.names`' output, in one call."""
-    return struct.Struct(f"{NAME_SIZE}s" * (len(names) // NAME_SIZE)).unpack(names)

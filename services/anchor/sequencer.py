@@ -33,7 +33,7 @@ from merkle.keyhistory import KeyHistory
 from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
 from services.anchor import state
-from services.anchor.batch import Batch, Group, group_entries, placement, rows_with_made
+from services.anchor.batch import Batch, Group, Keyed, group_entries, keyed, placement, rows_with_made
 from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
@@ -350,7 +350,7 @@ class Sequencer:
         cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
         return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
 
-    def _prepare(self, groups: list[Group], first: int) -> Batch:
+    def _prepare(self, groups: list[Group], digests: Keyed, first: int) -> Batch:
         """A batch starting at index `first`: its salts and its random placement, cut from one
         CSPRNG draw; its entries; its RocksDB writes (the tenant index, the entry bundle in index
         order, the last signed checkpoint, the time its own checkpoint will carry)."""
@@ -360,11 +360,11 @@ class Sequencer:
         salts = [randomness[k : k + SALT_SIZE] for k in range(0, end, SALT_SIZE)]
         order, rank = placement(memoryview(randomness)[end:].cast("Q").tolist(), n)
         indices = [first + j for j in rank]
-        entries, tenants, multihashes, made = group_entries(groups, salts)
+        entries, made = group_entries(groups, salts, digests.multihashes)
         if made:
-            puts = rows_with_made(self._rows, made, entries, tenants, multihashes, indices, salts)
+            puts = rows_with_made(self._rows, made, entries, digests, indices, salts)
         else:
-            puts = self._rows.rows(tenants, multihashes, indices, salts)
+            puts = self._rows.rows(digests.tenants, digests.multihashes, indices, salts, names=digests.names)
         # encode_bundle of the entries in index order, framed by one join (every v2 entry is
         # ENTRY_SIZE bytes); then the entries cut from it again, so that the passes over them in
         # index order (leaf hashes, tile bundles) read memory in order, not at random.
@@ -399,14 +399,19 @@ class Sequencer:
     async def _sequence(self, groups: list[Group]) -> None:
         # The CPU-bound steps run in a worker thread: the event loop then gets the interpreter at
         # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
+        # The digests' multihashes and tenant-index names, once for the repeats cap and the rows
+        digests = await asyncio.to_thread(keyed, self._rows, groups)
         try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
-            groups, counts = await self._repeats.admit(groups)
+            admitted, counts = await self._repeats.admit(groups, digests.names)
         except StorageError as e:
             raise _Retryable(f"the repeat counts could not be read from RocksDB, retry: {e}") from e
-        if not groups:
+        if not admitted:
             return
+        if len(admitted) < len(groups):  # rare: those of the admitted requests only
+            groups = admitted
+            digests = await asyncio.to_thread(keyed, self._rows, groups)
         first = self._size
-        batch = await asyncio.to_thread(self._prepare, groups, first)
+        batch = await asyncio.to_thread(self._prepare, groups, digests, first)
         batch.puts.update(counts)
         n = len(batch.placed)
         await self._write_durably(state.u64(first + n), batch.puts)
