@@ -82,15 +82,15 @@ class RepeatCap:
             return list(requests), {}
         # CPU-bound, in a worker thread as the sequencer's other steps: the event loop stays free
         every, totals = await asyncio.to_thread(self._names, requests, names)
-        distinct = list(totals)
+        distinct = sorted(totals)
         keys = cut(COUNT + COUNT.join(distinct), len(COUNT) + NAME_SIZE) if distinct else ()
         stored = await self._index.multi_get(keys)
         if stored.count(None) == len(stored):  # the usual case: no name was notarized before
             held: dict[bytes, int] = {}
-            counts = list(totals.values())
+            counts = list(map(totals.__getitem__, distinct))
         else:
             held = {n: _U32.unpack(v)[0] for n, v in zip(distinct, stored, strict=True) if v is not None}
-            counts = [held.get(n, 0) + k for n, k in totals.items()]
+            counts = [held.get(n, 0) + totals[n] for n in distinct]
         if max(counts, default=0) <= self.cap:  # none passes it: the counts are written as they are
             values = cut(struct.pack(f">{len(counts)}I", *counts), _U32.size)
             return list(requests), dict(zip(keys, values, strict=True))

@@ -110,12 +110,19 @@ class TenantIndex:
         elif len(names) != NAME_SIZE * n:
             raise ValueError(f"{n} rows need {n} names of {NAME_SIZE} bytes, not {len(names)} bytes")
         places = struct.pack(f">{n}Q", *indices)
-        keys = bytearray(ROW_KEY_SIZE * n)
-        keys[0::ROW_KEY_SIZE] = TENANT * n
-        _gather(keys, 1, ROW_KEY_SIZE, names, 0, NAME_SIZE, NAME_SIZE)
-        _gather(keys, 1 + NAME_SIZE, ROW_KEY_SIZE, places, 0, 8, 8)
         sealed = _xor(secrets, self._pads(places, n))
-        return dict(zip(cut(bytes(keys), ROW_KEY_SIZE), cut(sealed, SALT_SIZE), strict=True))
+        # Each row as one record, key then value, so that one sort of bytes puts them in key
+        # order: RocksDB inserts a batch's keys into its memtable (a skip list) about twice as
+        # fast in order as at random (fewer cache misses), more than the sort costs.
+        size = ROW_KEY_SIZE + SALT_SIZE
+        records = bytearray(size * n)
+        records[0::size] = TENANT * n
+        _gather(records, 1, size, names, 0, NAME_SIZE, NAME_SIZE)
+        _gather(records, 1 + NAME_SIZE, size, places, 0, 8, 8)
+        _gather(records, ROW_KEY_SIZE, size, sealed, 0, SALT_SIZE, SALT_SIZE)
+        ordered = b"".join(sorted(cut(bytes(records), size)))
+        flat = struct.Struct(f"{ROW_KEY_SIZE}s{SALT_SIZE}s" * n).unpack(ordered)
+        return dict(zip(flat[0::2], flat[1::2], strict=True))
 
     def prefix(self, tenant: str, multihash: bytes) -> bytes:
         """The scan prefix of every row of `tenant`'s notarizations of `multihash`; ValueError
