@@ -5,6 +5,7 @@ entries, the entries made from each caller's group, and the index rows when it h
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -58,8 +59,7 @@ def placement(words: list[int], n: int) -> tuple[list[int], list[int]]:
         other = words[i] % (i + 1)
         order[i], order[other] = order[other], order[i]
     rank = [0] * n
-    for j, p in enumerate(order):
-        rank[p] = j
+    deque(map(rank.__setitem__, order, range(n)), maxlen=0)  # rank[order[j]] = j, looped in C
     return order, rank
 
 

@@ -81,8 +81,7 @@ class RepeatCap:
         if not self.cap or not requests:
             return list(requests), {}
         # CPU-bound, in a worker thread as the sequencer's other steps: the event loop stays free
-        every, totals = await asyncio.to_thread(self._names, requests, names)
-        distinct = sorted(totals)
+        every, totals, distinct = await asyncio.to_thread(self._names, requests, names)
         keys = cut(COUNT + COUNT.join(distinct), len(COUNT) + NAME_SIZE) if distinct else ()
         stored = await self._index.multi_get(keys)
         if stored.count(None) == len(stored):  # the usual case: no name was notarized before
@@ -96,13 +95,18 @@ class RepeatCap:
             return list(requests), dict(zip(keys, values, strict=True))
         return await self._one_by_one(requests, every, {n: held.get(n, 0) for n in distinct})
 
-    def _names(self, requests: Sequence[R], names: bytes | None) -> tuple[tuple[bytes, ...], Counter[bytes]]:
-        """Every entry's tenant-index name, in the requests' order, and how often each comes."""
+    def _names(
+        self, requests: Sequence[R], names: bytes | None
+    ) -> tuple[tuple[bytes, ...], Counter[bytes], list[bytes]]:
+        """Every entry's tenant-index name, in the requests' order; how often each comes; the
+        distinct ones in order (their count rows are written in key order: RocksDB inserts a
+        batch's keys faster so, see `TenantIndex.rows`)."""
         if names is None:
             tenants = [r.tenant for r in requests for _ in r.digests]
             names = self._rows.names(tenants, multihashes([d for r in requests for d in r.digests]))
         every = cut(names, NAME_SIZE)
-        return every, Counter(every)
+        totals = Counter(every)
+        return every, totals, sorted(totals)
 
     async def _one_by_one(
         self, requests: Sequence[R], every: tuple[bytes, ...], held: dict[bytes, int]

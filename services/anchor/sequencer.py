@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import struct
 import time
 import uuid
 from collections import deque
@@ -42,7 +43,7 @@ from services.anchor.recovery import RecoveryError, recover
 from services.anchor.repeats import RepeatCap
 from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
-from services.anchor.tenant_index import TenantIndex
+from services.anchor.tenant_index import TenantIndex, cut
 from services.common.telemetry import SequencerTelemetry, current_span_context
 from services.model import Sequenced, check_tenant
 from storage.base import Index, ObjectStore
@@ -357,9 +358,9 @@ class Sequencer:
         n = sum(g.size for g in groups)
         randomness = self._urandom((SALT_SIZE + _KEY_SIZE) * n)
         end = SALT_SIZE * n
-        salts = [randomness[k : k + SALT_SIZE] for k in range(0, end, SALT_SIZE)]
+        salts = list(cut(randomness[:end], SALT_SIZE))
         order, rank = placement(memoryview(randomness)[end:].cast("Q").tolist(), n)
-        indices = [first + j for j in rank]
+        indices = list(map(first.__add__, rank))
         entries, made = group_entries(groups, salts, digests.multihashes)
         if made:
             puts = rows_with_made(self._rows, made, entries, digests, indices, salts)
@@ -368,10 +369,9 @@ class Sequencer:
         # encode_bundle of the entries in index order, framed by one join (every v2 entry is
         # ENTRY_SIZE bytes); then the entries cut from it again, so that the passes over them in
         # index order (leaf hashes, tile bundles) read memory in order, not at random.
-        bundle = _FRAME + _FRAME.join([entries[p] for p in order])
+        bundle = _FRAME + _FRAME.join(map(entries.__getitem__, order))
         puts[state.batch_key(first)] = bundle
-        step = len(_FRAME) + ENTRY_SIZE
-        placed = [bundle[k : k + ENTRY_SIZE] for k in range(len(_FRAME), len(bundle), step)]
+        placed = list(struct.unpack(f"{len(_FRAME)}x{ENTRY_SIZE}s" * n, bundle))
         if self._last_note:
             puts[state.CHECKPOINT] = self._last_note.encode()
         timestamp = self._time.next()
