@@ -31,6 +31,7 @@ import asyncio
 import struct
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from merkle.digests import Digest, multihashes
@@ -59,6 +60,23 @@ class Request(Protocol):
 R = TypeVar("R", bound=Request)
 
 
+@dataclass(frozen=True)
+class Tally:
+    """A batch's names as the cap reads them: every entry's tenant-index name in the requests'
+    order; how often each comes; the distinct ones in order (their count rows are written in key
+    order: RocksDB inserts a batch's keys faster so, see `TenantIndex.rows`)."""
+
+    every: tuple[bytes, ...]
+    totals: Counter[bytes]
+    distinct: list[bytes]
+
+    @classmethod
+    def of(cls, names: bytes) -> Tally:
+        every = cut(names, NAME_SIZE)
+        totals = Counter(every)
+        return cls(every, totals, sorted(totals))
+
+
 def count_key(name: bytes) -> bytes:
     """The key of the count of a tenant-index name (16 bytes)."""
     return COUNT + name
@@ -71,17 +89,18 @@ class RepeatCap:
         self._index, self._rows, self.cap = index, tenant_index, cap
 
     async def admit(
-        self, requests: Sequence[R], names: bytes | None = None
+        self, requests: Sequence[R], tally: Tally | None = None
     ) -> tuple[list[R], dict[bytes, bytes]]:
         """The requests of a batch that stay under the cap, in order, and the count rows to write
         with them; every other request's future gets `RepeatsCapped` (409) naming its first
         digest over the cap. StorageError when the counts cannot be read (nothing is refused or
-        written then). `names`: the tenant-index names of all the requests' digests in order
-        (`TenantIndex.names`), when the caller has them; computed here otherwise."""
+        written then). `tally`: `tally` of the requests' names, when the caller has them (the
+        sequencer, in the worker thread that makes its batch); computed here otherwise."""
         if not self.cap or not requests:
             return list(requests), {}
-        # CPU-bound, in a worker thread as the sequencer's other steps: the event loop stays free
-        every, totals, distinct = await asyncio.to_thread(self._names, requests, names)
+        if tally is None:  # CPU-bound: in a worker thread, as the sequencer's other steps
+            tally = await asyncio.to_thread(self._tally_of, requests)
+        every, totals, distinct = tally.every, tally.totals, tally.distinct
         keys = cut(COUNT + COUNT.join(distinct), len(COUNT) + NAME_SIZE) if distinct else ()
         stored = await self._index.multi_get(keys)
         if stored.count(None) == len(stored):  # the usual case: no name was notarized before
@@ -95,18 +114,14 @@ class RepeatCap:
             return list(requests), dict(zip(keys, values, strict=True))
         return await self._one_by_one(requests, every, {n: held.get(n, 0) for n in distinct})
 
-    def _names(
-        self, requests: Sequence[R], names: bytes | None
-    ) -> tuple[tuple[bytes, ...], Counter[bytes], list[bytes]]:
-        """Every entry's tenant-index name, in the requests' order; how often each comes; the
-        distinct ones in order (their count rows are written in key order: RocksDB inserts a
-        batch's keys faster so, see `TenantIndex.rows`)."""
-        if names is None:
-            tenants = [r.tenant for r in requests for _ in r.digests]
-            names = self._rows.names(tenants, multihashes([d for r in requests for d in r.digests]))
-        every = cut(names, NAME_SIZE)
-        totals = Counter(every)
-        return every, totals, sorted(totals)
+    def tally(self, names: bytes) -> Tally | None:
+        """`Tally` of a batch's names (`TenantIndex.names` of all its digests, in order), or None
+        when the cap is off (nothing to count)."""
+        return Tally.of(names) if self.cap else None
+
+    def _tally_of(self, requests: Sequence[R]) -> Tally:
+        tenants = [r.tenant for r in requests for _ in r.digests]
+        return Tally.of(self._rows.names(tenants, multihashes([d for r in requests for d in r.digests])))
 
     async def _one_by_one(
         self, requests: Sequence[R], every: tuple[bytes, ...], held: dict[bytes, int]

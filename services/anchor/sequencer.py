@@ -40,7 +40,7 @@ from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
-from services.anchor.repeats import RepeatCap
+from services.anchor.repeats import RepeatCap, Tally
 from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
 from services.anchor.tenant_index import TenantIndex, cut
@@ -351,6 +351,11 @@ class Sequencer:
         cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
         return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
 
+    def _prepare_all(self, groups: list[Group], first: int) -> tuple[Batch, Tally | None]:
+        """`_prepare` of `groups`, with the `Tally` of their names for the repeats cap."""
+        digests = keyed(self._rows, groups)
+        return self._prepare(groups, digests, first), self._repeats.tally(digests.names)
+
     def _prepare(self, groups: list[Group], digests: Keyed, first: int) -> Batch:
         """A batch starting at index `first`: its salts and its random placement, cut from one
         CSPRNG draw; its entries; its RocksDB writes (the tenant index, the entry bundle in index
@@ -399,19 +404,21 @@ class Sequencer:
     async def _sequence(self, groups: list[Group]) -> None:
         # The CPU-bound steps run in a worker thread: the event loop then gets the interpreter at
         # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
-        # The digests' multihashes and tenant-index names, once for the repeats cap and the rows
-        digests = await asyncio.to_thread(keyed, self._rows, groups)
+        # The batch is made as if the repeats cap admitted every request, in one step with what
+        # the cap reads: each digest's tenant-index name is computed once, for both, and the
+        # batch waits for one worker thread, not two. A refusal is rare: the batch is then made
+        # again of the admitted requests (its CSPRNG draw is discarded, nothing of it was used).
+        first = self._size
+        batch, tally = await asyncio.to_thread(self._prepare_all, groups, first)
         try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
-            admitted, counts = await self._repeats.admit(groups, digests.names)
+            admitted, counts = await self._repeats.admit(groups, tally)
         except StorageError as e:
             raise _Retryable(f"the repeat counts could not be read from RocksDB, retry: {e}") from e
         if not admitted:
             return
-        if len(admitted) < len(groups):  # rare: those of the admitted requests only
+        if len(admitted) < len(groups):
             groups = admitted
-            digests = await asyncio.to_thread(keyed, self._rows, groups)
-        first = self._size
-        batch = await asyncio.to_thread(self._prepare, groups, digests, first)
+            batch, _ = await asyncio.to_thread(self._prepare_all, groups, first)
         batch.puts.update(counts)
         n = len(batch.placed)
         await self._write_durably(state.u64(first + n), batch.puts)
