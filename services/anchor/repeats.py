@@ -10,8 +10,8 @@ written in the same atomic, fsynced batch as the rows it counts (the sequencer's
 so it survives a restart with them and a backup holds both. Erasure deletes it with the rows
 (`erasure.Eraser`), so an erased digest may be notarized again.
 
-A batch reads the counts of its distinct names in one multi-get. When no count plus the batch's
-own repeats of a name comes near the cap (the usual case) it is admitted whole, in a few C loops;
+A batch reads the counts of its distinct names in one multi-get. When no name's count plus the
+batch's own repeats of it passes the cap (the usual case) it is admitted whole, in a few C loops;
 otherwise its requests are admitted in order: a request that would take one of its names past
 the cap is refused whole with `RepeatsCapped` (409) and nothing of it is written; the others are
 written with their counts.
