@@ -1,4 +1,5 @@
-"""Sizing for N bytes of documents and R entries/s, scaled from a real run's measured objects.
+"""Sizing for N bytes of documents and R entries/s over K shards, scaled from a real run's measured
+objects.
 
 The run is the real thing on this machine: the anchor's Sequencer (RocksDB index, the directory
 object store, whose objects are byte for byte what S3 holds) sequences `--entries` entries in
@@ -6,11 +7,14 @@ batches of `rate × BATCH_MS` (what the target rate puts in one checkpoint), and
 Documents writer stores `--docs` documents of `--doc-mib` MiB. Every write is counted by kind
 (tiles per level, partial tiles, entry bundles, checkpoints, document chunks and manifests) with
 its bytes; RocksDB's bytes on disk per entry are measured after it is closed; the sequencer's
-throughput is timed. The table scales those measurements to the target; nothing in it is assumed
-except the target itself (and the mean document size, a parameter).
+throughput is timed; then the index is exported as a frozen shard's (services/anchor/
+frozen_index.py) and its objects counted and timed too. The table scales those measurements to the
+target; nothing in it is assumed except the target itself, the shards K (by default as many as the
+measured rate of one anchor needs), how often a shard is frozen, and the mean document size.
 
     .venv/bin/python -m loadtest.sizing                          # 1 PB, 100k entries/s, 500k entries
     .venv/bin/python -m loadtest.sizing --entries 50000 --docs 2 # quicker
+    .venv/bin/python -m loadtest.sizing --shards 8 --freeze-days 7
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 from merkle.cosignature import CosignatureSigner
 from merkle.digests import parse_digest
 from merkle.note import Signer
+from services.anchor.frozen_index import FILE_ROWS, export
 from services.anchor.keys import LogKeys
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.tenant_index import TenantIndex
@@ -50,6 +55,8 @@ def kind(key: str) -> str:
         return name + (" (partial)" if ".p/" in key else "")
     if key.startswith("documents/"):
         return "document " + key.split("/")[1]
+    if "/frozen/" in key:
+        return "frozen index " + ("file" if "/frozen/files/" in key else key.rpartition("/")[2])
     if key.startswith("private/"):  # the log's private state: lease, keys document, format marker
         return key.rpartition("/")[2]
     return key.removeprefix("log/")
@@ -117,6 +124,7 @@ class Measured:
     objects: Counter[str]  # objects left in the store, by kind
     rocksdb_bytes: int
     doc_bytes: int
+    export_seconds: float = 0.0  # the frozen index's export from RocksDB to the store
 
 
 def tree_bytes(path: Path) -> int:
@@ -147,6 +155,9 @@ async def measure(work: Path, *, entries: int, batch: int, docs: int, doc_mib: f
     await seq.close()  # everything published
     seconds = time.perf_counter() - start
     batches = seq.stats.batches
+    start = time.perf_counter()
+    await export(index, store, prefix="log/", origin=ORIGIN, checkpoint="", size=seq.size)
+    export_seconds = time.perf_counter() - start
     await index.close()
     rocksdb = tree_bytes(work / "index")
 
@@ -170,7 +181,16 @@ async def measure(work: Path, *, entries: int, batch: int, docs: int, doc_mib: f
             stored[k] += p.stat().st_size
             objects[k] += 1
     return Measured(
-        entries, batches, seconds, store.writes, store.written, stored, objects, rocksdb, docs * size
+        entries,
+        batches,
+        seconds,
+        store.writes,
+        store.written,
+        stored,
+        objects,
+        rocksdb,
+        docs * size,
+        export_seconds,
     )
 
 
@@ -188,43 +208,66 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def report(m: Measured, *, rate: float, documents_bytes: float, doc_mib: float, docs: int) -> str:
+def shards_for(m: Measured, rate: float) -> int:
+    """The shards the target needs at the rate one anchor reached in the run."""
+    return max(1, math.ceil(rate / (m.entries / m.seconds)))
+
+
+def report(
+    m: Measured,
+    *,
+    rate: float,
+    documents_bytes: float,
+    doc_mib: float,
+    docs: int,
+    shards: int | None = None,
+    batch_ms: int = 100,
+    freeze_days: float = 30,
+) -> str:
+    k_shards = shards or shards_for(m, rate)
     per_day = rate * DAY
-    batches_per_day = per_day / (m.entries / m.batches)
+    per_shard = rate / k_shards
+    # every shard signs a checkpoint each BATCH_MS while it has entries (its batches are smaller)
+    batches_per_day = k_shards * DAY * 1000 / batch_ms if per_shard * batch_ms >= 1000 else per_day
     by_entries = per_day / m.entries  # full tiles and bundles grow with entries…
     by_batches = batches_per_day / m.batches  # …partial ones and checkpoints with batches
 
     def scale(k: str) -> float:
         return by_batches if "partial" in k or k == "checkpoint" else by_entries
 
+    how = "given" if shards else "as many as the measured rate of one anchor needs"
     lines = [
         f"Measured: {m.entries:,} entries in {m.batches:,} batches of {m.entries // m.batches:,} "
         f"({m.entries / m.seconds:,.0f} entries/s sequenced and published by one anchor, "
         f"{m.seconds:.1f} s), {docs} documents of {doc_mib:g} MiB; {platform.node()} "
         f"({os.cpu_count()} CPUs, Python {platform.python_version()}).",
         "",
-        f"Target: {fmt(rate)} entries/s = {fmt(per_day)} entries/day, "
+        f"Target: {fmt(rate)} entries/s = {fmt(per_day)} entries/day over {k_shards} shards ({how}), "
+        f"{fmt(per_shard)} entries/s each, frozen after {freeze_days:g} days; "
         f"{fmt_bytes(documents_bytes)} of documents.",
         "",
-        "| log object (per day at the target) | objects stored | bytes stored | PUT requests | PUT/s |",
+        "| log object (per day at the target, all shards) | objects stored | bytes stored "
+        "| PUT requests | PUT/s |",
         "| --- | --- | --- | --- | --- |",
     ]
     for k in sorted(set(m.writes) | set(m.objects)):
-        if k.startswith("document") or k in ("lease", "keys.json", "format"):
+        if k.startswith(("document", "frozen")) or k in ("lease", "keys.json", "format"):
             continue
         puts = m.writes[k] * scale(k)
-        kept = 1.0 if k == "checkpoint" else scale(k)  # the checkpoint is replaced in place
+        kept = k_shards if k == "checkpoint" else scale(k)  # a shard's checkpoint is replaced in place
         lines.append(
             f"| {k} | {fmt(m.objects[k] * kept)} | {fmt_bytes(m.stored[k] * kept)} "
             f"| {fmt(puts)} | {puts / DAY:,.1f} |"
         )
     log_bytes = sum(v * scale(k) for k, v in m.stored.items() if k.startswith(("tile", "entry")))
-    log_puts = sum(v * scale(k) for k, v in m.writes.items() if not k.startswith("document"))
+    log_puts = sum(v * scale(k) for k, v in m.writes.items() if not k.startswith(("document", "frozen")))
     per_entry_rocks = m.rocksdb_bytes / m.entries
+    per_entry_frozen = m.stored["frozen index file"] / m.entries
+    shard_days = per_shard * DAY * freeze_days  # entries a shard holds when it is frozen
     doc_count = documents_bytes / (doc_mib * 2**20)
     doc_objects = sum(v for k, v in m.objects.items() if k.startswith("document")) / docs
     doc_meta = sum(v for k, v in m.stored.items() if k.startswith("document") and "chunks" not in k) / docs
-    anchors = math.ceil(rate / (m.entries / m.seconds))
+    anchor_rate = m.entries / m.seconds
     lines += [
         "",
         "| quantity | value |",
@@ -233,14 +276,28 @@ def report(m: Measured, *, rate: float, documents_bytes: float, doc_mib: float, 
         f"| published log per billion entries | {fmt_bytes(log_bytes / per_day * 1e9)} |",
         f"| RocksDB per billion entries (tenant index, state) | {fmt_bytes(per_entry_rocks * 1e9)} "
         f"({per_entry_rocks:.0f} B/entry measured) |",
-        f"| RocksDB per day at the target | {fmt_bytes(per_entry_rocks * per_day)} |",
-        f"| checkpoints signed per day (one per batch) | {fmt(batches_per_day)} |",
-        f"| log PUT requests/s (all kinds) | {log_puts / DAY:,.0f} |",
+        f"| RocksDB per day at the target (all shards) | {fmt_bytes(per_entry_rocks * per_day)} |",
+        f"| RocksDB per active shard per day | {fmt_bytes(per_entry_rocks * per_shard * DAY)} |",
+        f"| anchor volume at most (one shard of {freeze_days:g} days, then frozen) "
+        f"| {fmt_bytes(per_entry_rocks * shard_days)} |",
+        f"| frozen index in the store per billion entries | {fmt_bytes(per_entry_frozen * 1e9)} "
+        f"({per_entry_frozen:.1f} B/entry measured) |",
+        f"| frozen index added per day (all shards) | {fmt_bytes(per_entry_frozen * per_day)} |",
+        f"| frozen index files per frozen shard ({fmt(FILE_ROWS)} rows each) "
+        f"| {math.ceil(shard_days / FILE_ROWS):,} |",
+        f"| export of a frozen shard's index (measured {m.entries / m.export_seconds:,.0f} rows/s) "
+        f"| {shard_days / (m.entries / m.export_seconds) / 3600:,.1f} h |",
+        "| look-up GETs per frozen shard | 2: its tombstone, one range of blocks (+1: a fence not cached) |",
+        f"| checkpoints signed per day (one per batch per shard) | {fmt(batches_per_day)} |",
+        f"| log PUT requests/s (all kinds, all shards) | {log_puts / DAY:,.0f} |",
+        f"| log PUT requests/s per shard | {log_puts / DAY / k_shards:,.0f} |",
         f"| documents for {fmt_bytes(documents_bytes)} at {doc_mib:g} MiB each | {fmt(doc_count)} |",
         f"| objects per document ({CHUNK_SIZE // 2**20} MiB chunks, two manifests) | {doc_objects:g} |",
         f"| document objects for {fmt_bytes(documents_bytes)} | {fmt(doc_count * doc_objects)} |",
         f"| document metadata bytes (manifests) | {fmt_bytes(doc_count * doc_meta)} |",
-        f"| anchor pods (logs) for {fmt(rate)} entries/s at the measured rate | {anchors} |",
+        f"| anchor pods (logs) for {fmt(rate)} entries/s at the measured rate | {shards_for(m, rate)} |",
+        f"| pods per shard | 1 anchor (one writer: its sequencer is one core), "
+        f"loaded {per_shard / anchor_rate:.0%} of the measured rate |",
     ]
     return "\n".join(lines)
 
@@ -255,8 +312,15 @@ def main() -> None:
     parser.add_argument("--documents-pib", type=float, default=1.0, help="target bytes of documents, in PiB")
     parser.add_argument("--doc-mib", type=float, default=8.0, help="mean document size, in MiB")
     parser.add_argument("--docs", type=int, default=4, help="documents stored in the run")
+    parser.add_argument(
+        "--shards", type=int, default=0, help="shards K (default: as the measured rate needs)"
+    )
+    parser.add_argument(
+        "--freeze-days", type=float, default=30, help="days a shard takes entries before it freezes"
+    )
     args = parser.parse_args()
-    batch = max(1, min(20_000, int(args.rate * args.batch_ms / 1000)))
+    per_shard = args.rate / args.shards if args.shards else args.rate
+    batch = max(1, min(20_000, int(per_shard * args.batch_ms / 1000)))
     work = Path(tempfile.mkdtemp(prefix="notar-sizing-"))
     try:
         m = asyncio.run(
@@ -268,6 +332,7 @@ def main() -> None:
         f"$ python -m loadtest.sizing --entries {args.entries} --rate {args.rate:g} "
         f"--batch-ms {args.batch_ms} "
         f"--documents-pib {args.documents_pib:g} --doc-mib {args.doc_mib:g} --docs {args.docs}"
+        f" --shards {args.shards} --freeze-days {args.freeze_days:g}"
     )
     print(
         report(
@@ -276,6 +341,9 @@ def main() -> None:
             documents_bytes=args.documents_pib * 2**50,
             doc_mib=args.doc_mib,
             docs=args.docs,
+            shards=args.shards or None,
+            batch_ms=args.batch_ms,
+            freeze_days=args.freeze_days,
         )
     )
 

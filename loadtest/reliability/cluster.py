@@ -62,6 +62,7 @@ class Pod:
     data: Path
     env: dict[str, str]
     wrapper: tuple[str, ...] = ()  # e.g. a command that runs it under a fake clock
+    detached: bool = False  # in a session of its own, to outlive the command that started it
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -80,7 +81,12 @@ class Pod:
             out.write(f"--- start {self.starts} at {time.time():.3f}\n".encode())
             out.flush()
             self.process = subprocess.Popen(
-                cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                cmd,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=self.detached,
             )
         self.starts += 1
 

@@ -15,16 +15,30 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from services.sdk import trusted_keys
+from storage.base import ObjectStore
 
-from .checker import EvmCheck, Verdict, check
+from .checker import EvmCheck, check
 from .cluster import Cluster
 from .workload import Record, Workload
 
 # Injects faults into a running cluster while the load runs; returns how many it injected.
 Fault = Callable[[Cluster, Record], Awaitable[int]]
+
+
+class Audited(Protocol):
+    """What an audit found (checker.Verdict, shard_checker.ShardsVerdict)."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+# Holds the deployment's store, after the run, to what the clients were given.
+Audit = Callable[[ObjectStore, Record], Awaitable[Audited]]
 
 
 @dataclass(frozen=True)
@@ -80,19 +94,39 @@ async def drive(
     evm: EvmCheck | None = None,
     expect_clean_exit: bool = True,
     timeout_s: float = 30.0,
+    front: str | None = None,
+    checkpoints: tuple[str, ...] = ("/log/checkpoint",),
+    audit: Audit | None = None,
 ) -> Outcome:
     """Load → fault (returns its count) → ``settle_s`` of load after it → stop → check.
-    ``timeout_s``: how long a client waits for an answer (``load["timeouts"]`` counts them)."""
-    keys = published_keys(cluster.verify_urls[0])
+    ``timeout_s``: how long a client waits for an answer (``load["timeouts"]`` counts them).
+    ``front``: the load balancer's URL, which the clients then use instead of the pods';
+    ``checkpoints``: the paths of the checkpoints the clients poll (each shard's); ``audit``:
+    the checker (default: ``checker.check`` of the one log, under the keys published now)."""
+    if audit is None:
+        keys = published_keys(cluster.verify_urls[0])
+
+        async def audit(store: ObjectStore, record: Record) -> Audited:
+            return await check(
+                store,
+                origin=cluster.origin,
+                keys=keys,
+                acked=record.acked,
+                checkpoints=record.checkpoints,
+                tsa_cas=tsa_cas,
+                evm=evm,
+            )
+
     workload = Workload(
-        cluster.ingest_urls,
-        cluster.verify_urls,
+        [front] if front else cluster.ingest_urls,
+        [front] if front else cluster.verify_urls,
         cluster.api_keys["acme"],
         writers=writers,
         batch=batch,
         readers=readers,
         rate=rate,
         timeout_s=timeout_s,
+        checkpoints=checkpoints,
     )
     stop = asyncio.Event()
     started = time.monotonic()
@@ -127,15 +161,7 @@ async def drive(
         problems.append(f"clients got answers other than 200 or 503 pushback: {errors}")
     store = await cluster.open_store()
     try:
-        verdict: Verdict = await check(
-            store,
-            origin=cluster.origin,
-            keys=keys,
-            acked=record.acked,
-            checkpoints=record.checkpoints,
-            tsa_cas=tsa_cas,
-            evm=evm,
-        )
+        verdict = await audit(store, record)
     finally:
         await store.close()
     if not verdict.ok:

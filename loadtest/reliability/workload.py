@@ -35,6 +35,7 @@ class Acked:
     tree_size: int
     inclusion: tuple[str, ...]
     checkpoint: str
+    origin: str = ""  # the log (shard) the receipt names; "" from callers that have one log
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Record:
     sent: int = 0  # digests sent in requests
     timeouts: int = 0  # writes the client gave up on after Workload.timeout_s (also "connection")
     bare_503: int = 0  # 503 answers to writes without Retry-After or not problem+json
+    writes: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic() at the end, status)
+    retry_after_max: float = 0.0  # the longest Retry-After any write was told
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -63,13 +66,15 @@ class Record:
             "bare_503": self.bare_503,
             "p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
             "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 1) if lat else None,
+            "retry_after_max_s": self.retry_after_max,
         }
 
 
 @dataclass
 class Workload:
     """``writers`` closed-loop clients of ``batch`` digests each, optionally paced to ``rate``
-    requests/s in all; ``readers`` receipt fetchers; pollers of /log/checkpoint."""
+    requests/s in all; ``readers`` receipt fetchers; pollers of each of ``checkpoints`` (the
+    paths of every shard's checkpoint) on each verify URL."""
 
     ingest: list[str]
     verify: list[str]
@@ -81,6 +86,7 @@ class Workload:
     max_requests: int = 1_000_000  # a bound on the whole run, whatever the clock says
     retry_after_cap_s: float = 2.0
     timeout_s: float = 30.0
+    checkpoints: tuple[str, ...] = ("/log/checkpoint",)
     record: Record = field(default_factory=Record)
 
     def __post_init__(self) -> None:
@@ -119,13 +125,16 @@ class Workload:
                 problem = r.content_type == "application/problem+json"
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             self.record.statuses["connection"] += 1
+            self.record.writes.append((time.monotonic(), "connection"))
             self.record.timeouts += isinstance(e, TimeoutError)
             return 0.05
         self.record.statuses[str(status)] += 1
+        self.record.writes.append((time.monotonic(), str(status)))
         if status == 503 and not (retry and problem):
             self.record.bare_503 += 1
         if status != 200:
             wait = float(retry) if retry and retry.isdigit() else 0.05
+            self.record.retry_after_max = max(self.record.retry_after_max, wait if retry else 0.0)
             return min(wait, self.retry_after_cap_s)
         self.record.latencies.append(time.monotonic() - started)
         for d, rc in zip(digests, orjson.loads(body)["receipts"], strict=True):
@@ -142,6 +151,7 @@ class Workload:
                     log["tree_size"],
                     tuple(log["inclusion"]),
                     note,
+                    log["origin"],
                 )
             )
         return 0.0
@@ -175,7 +185,12 @@ class Workload:
                 self.record.reads[f"http-{status}"] += 1
                 continue
             got = orjson.loads(body)
-            if got.get("entry") != want.entry or got.get("log", {}).get("index") != want.index:
+            log = got.get("log", {})
+            if (
+                got.get("entry") != want.entry
+                or log.get("index") != want.index
+                or log.get("origin") != want.origin
+            ):
                 self.record.reads["mismatch"] += 1
                 self.record.mismatches.append(f"{want.digest}: acked {want.index}, served {got.get('log')}")
             else:
@@ -184,12 +199,13 @@ class Workload:
     async def _poller(self, s: aiohttp.ClientSession, url: str, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(0.5)
-            try:
-                async with s.get(url + "/log/checkpoint") as r:
-                    if r.status == 200:
-                        self.record.checkpoints.add(await r.text())
-            except (aiohttp.ClientError, TimeoutError, OSError):
-                pass
+            for path in self.checkpoints:
+                try:
+                    async with s.get(url + path) as r:
+                        if r.status == 200:
+                            self.record.checkpoints.add(await r.text())
+                except (aiohttp.ClientError, TimeoutError, OSError):
+                    pass
 
     async def run(self, stop: asyncio.Event) -> Record:
         """Run until ``stop`` is set or ``max_requests`` were sent."""

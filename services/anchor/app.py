@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
+from contextlib import AsyncExitStack
 
-import orjson
 from aiohttp import web
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from merkle.digests import Digest, parse_digest
-from services.anchor.backup import Backups, after_restore
+from services.anchor.backup import Backups
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
-from services.anchor.keys import LogKeys, generate_keys, load_keys
+from services.anchor.freeze import Freezer
+from services.anchor.freeze import ShardAnchor as FreezingParts
+from services.anchor.introductions import introduce, keep_introducing
+from services.anchor.keys import LogKeys
 from services.anchor.registrar import Registrar
-from services.anchor.rotation import HISTORY, load_history
+from services.anchor.rotation import HISTORY
 from services.anchor.sequencer import Sequencer
-from services.anchor.tenant_index import TenantIndex
+from services.anchor.shardset import (
+    ShardAnchor,
+    running_shard,
+    shard_config,
+    shards_to_run,
+)
+from services.anchor.shardset import ensure_keys as ensure_keys  # re-exported: CLI and tests
+from services.anchor.shardset import keys_from as keys_from
 from services.anchor.witnesses import witness_context
 from services.common.answers import send_json
-from services.common.components import KeysConfig, NotarConfig
-from services.common.index_key import ensure_index_key, load_index_key
+from services.common.components import NotarConfig
 from services.common.problems import read_json
 from services.common.resources import LIVENESS, STORE, new_app
 from services.common.shedding import add_shedding
-from services.common.stores import open_index
 from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
+from services.internal.directory import FixedShards, ShardLink
 from services.internal.wire import (
     PENDING,
     SCITT_ENTRIES,
@@ -40,10 +49,6 @@ from services.internal.wire import (
     encode_forgotten,
 )
 from services.model import Digests
-from services.published import layout
-from services.published.reader import LogReader
-from services.published.trust import keys_document
-from storage.base import Index, ObjectStore
 from storage.errors import BadRequest, NotarError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
@@ -54,78 +59,84 @@ MAX_BODY = 4 * 1024 * 1024
 READY_LAG = 200_000  # entries signed but not yet published before /readyz says no
 
 
-def keys_from(config: KeysConfig) -> LogKeys:
-    """The log's signing keys; ConfigError when one is missing or not named after ORIGIN."""
-    return load_keys(config.data_dir, config.origin, config.log_key_file, config.clock_key_file)
+RUNNING = web.AppKey("running_shards", tuple[ShardAnchor, ...])
+"""The shards this process runs, by id; the first is its home shard (shard 0 in one process, the
+claimed one in an anchor pod), whose sequencer is also `SEQUENCER` (and so on)."""
 
 
-def ensure_keys(config: KeysConfig) -> list[Path]:
-    """Create the signing keys and the index key that are missing; the paths created."""
-    created = generate_keys(config.data_dir, config.origin, config.log_key_file, config.clock_key_file)
-    index_key = ensure_index_key(config)
-    return created if index_key is None else [*created, index_key]
-
-
-def backups_from(config: NotarConfig, store: ObjectStore, index: Index) -> Backups | None:
-    """The backups of the index (BACKUP_INTERVAL_S, BACKUP_KEEP), or None when they are off."""
-    if not config.backups.interval_s:
-        return None
-    return Backups(
-        store=store,
-        index=index,
-        origin=config.sequencer.origin,
-        scratch=config.backups.scratch,
-        keep=config.backups.keep,
-        interval_s=config.backups.interval_s,
-    )
-
-
-def sequencer_context(config: NotarConfig) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Opens the index and runs the sequencer of `config` over the app's store, and the eraser
-    of its tenant index; writes the keys document (services.published.trust) for stateless verify
-    pods."""
+def shards_context(
+    config: NotarConfig, env: Mapping[str, str] | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Runs the shards of `shards_to_run` over the app's store (services.anchor.shardset), with
+    the eraser and backups of each; their keys are created when missing, and said so."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        keys = keys_from(config.keys)
-        rows = TenantIndex(load_index_key(config.keys), origin=config.sequencer.origin)
         store = app[STORE]
-        history = await load_history(store, keys)  # ConfigError unless keys are its current ones
-        w = config.witnesses
-        # before the sequencer signs with keys a rotation introduced: verify pods know them first
-        await store.put(layout.keys_key(), orjson.dumps(keys_document([history], w.witnesses, w.quorum)))
-        index = open_index(config.store)
-        seq = Sequencer(
-            store=store,
-            index=index,
-            keys=keys,
-            config=config.sequencer,
-            tenant_index=rows,
-            telemetry=SequencerTelemetry(app[TELEMETRY]),
-            history=history,
-        )
-        eraser = Eraser(index=index, tenant_index=rows, journal=store)
-        backups = backups_from(config, store, index)
-        reader = LogReader(store, origin=config.sequencer.origin)
-        registrar = Registrar(sequencer=seq, index=index, keys=keys, reader=reader)
+        shards = await shards_to_run(config, store, env)
+        in_process = env is None
         tasks: list[asyncio.Task[None]] = []
-        try:
-            await seq.start()
-            await after_restore(index, eraser)  # before any look-up is served
-            app[HISTORY] = history
-            app[SEQUENCER] = seq
-            app[ERASER] = eraser
-            app[REGISTRAR] = registrar
-            tasks.append(asyncio.create_task(eraser.run(), name="notar-eraser"))
-            if backups is not None:
-                app[BACKUPS] = backups
-                tasks.append(asyncio.create_task(backups.run(), name="notar-backups"))
+        async with AsyncExitStack() as stack:
+            running = []
+            for shard in shards:
+                cfg = shard_config(config, shard.id, in_process=in_process)
+                if config.shards.count > 1:
+                    for path in ensure_keys(cfg.keys):
+                        print(f"created key {path} (mode 0600) for {cfg.sequencer.origin}", flush=True)
+                    vkeys = keys_from(cfg.keys).verifier_keys
+                    print(f"{cfg.sequencer.origin} log key:   {vkeys['log']}", flush=True)
+                    print(f"{cfg.sequencer.origin} clock key: {vkeys['clock']}", flush=True)
+                telemetry = SequencerTelemetry(app[TELEMETRY])
+                running.append(await stack.enter_async_context(running_shard(shard, cfg, store, telemetry)))
+            home = running[0]
+            app[RUNNING] = tuple(running)
+            app[HISTORY] = home.history
+            app[SEQUENCER] = home.sequencer
+            app[ERASER] = home.eraser
+            app[REGISTRAR] = home.registrar
+            if home.backups is not None:
+                app[BACKUPS] = home.backups
+            if home.shard.id == 0 and config.shards.count > 1:  # shard 0 introduces the others' keys
+                await introduce(store, home.keys.log)
+                introducing = keep_introducing(store, home.keys.log)
+                tasks.append(asyncio.create_task(introducing, name="notar-introducer"))
+            for one in running:
+                tasks.append(asyncio.create_task(one.eraser.run(), name=f"notar-eraser-{one.shard.id}"))
+                backups = []
+                if one.backups is not None:
+                    backing_up = one.backups.run()
+                    backups.append(asyncio.create_task(backing_up, name=f"notar-backups-{one.shard.id}"))
+                # freezing (`notar shard freeze`) and frozen shards' compaction, per shard
+                parts = FreezingParts(
+                    store, one.sequencer, one.index, one.eraser, one.tenant_index, one.config.committer.kinds
+                )
+                freezer = Freezer(one.shard.id, parts, compact_s=config.shards.frozen_compact_s, stop=backups)
+                tasks += [*backups, asyncio.create_task(freezer.run(), name=f"notar-freezer-{one.shard.id}")]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    return ctx
+
+
+def home_context(
+    make: Callable[[NotarConfig, LogKeys], Callable[[web.Application], AsyncIterator[None]]],
+    *,
+    shard_zero_only: bool = False,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The cleanup context `make` builds from the home shard's config and keys, once it runs
+    (an anchor pod of split roles knows its shard only once it claimed it); with
+    `shard_zero_only`, nothing unless the home shard is shard 0."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        home = app[RUNNING][0]
+        if shard_zero_only and home.shard.id != 0:
             yield
-            await seq.close()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await index.close()
+            return
+        async for _ in make(home.config, home.keys)(app):
+            yield
 
     return ctx
 
@@ -183,38 +194,50 @@ async def statement_receipt(request: web.Request) -> web.Response:
 def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
     """The sequencer's and the committer's state as observable instruments of `tel`, read at
     each collection (a /metrics scrape, an OTLP push): nothing is added to the hot path."""
+    running = app[RUNNING]
     seq = app[SEQUENCER]
     committer = app.get(COMMITTER)
 
-    def counter(name: str, read: Callable[[], int], what: str) -> None:
-        tel.meter.create_observable_counter(
-            name, [lambda _: [Observation(read())]], unit="1", description=what
-        )
+    def observe(read: Callable[[Sequencer], int]) -> Callable[[CallbackOptions], list[Observation]]:
+        """One observation per shard, named by its `origin` when there are several (with one, no
+        attribute: the series of a single log stay as they were)."""
+        if len(running) == 1:
+            return lambda _: [Observation(read(seq))]
+        return lambda _: [Observation(read(one.sequencer), {"origin": one.shard.origin}) for one in running]
 
-    def gauge(name: str, read: Callable[[], int], what: str) -> None:
-        tel.meter.create_observable_gauge(name, [lambda _: [Observation(read())]], unit="1", description=what)
+    def counter(name: str, read: Callable[[Sequencer], int], what: str) -> None:
+        tel.meter.create_observable_counter(name, [observe(read)], unit="1", description=what)
 
-    s = seq.stats
-    counter("notar_entries_sequenced", lambda: s.sequenced, "entries sequenced (in a signed checkpoint)")
-    counter("notar_batches", lambda: s.batches, "batches sequenced (one signed checkpoint each)")
-    gauge("notar_tree_size", lambda: s.signed_size, "size of the latest signed checkpoint")
-    gauge("notar_published_tree_size", lambda: s.published_size, "size of the published checkpoint")
+    def gauge(name: str, read: Callable[[Sequencer], int], what: str) -> None:
+        tel.meter.create_observable_gauge(name, [observe(read)], unit="1", description=what)
+
+    counter(
+        "notar_entries_sequenced", lambda q: q.stats.sequenced, "entries sequenced (in a signed checkpoint)"
+    )
+    counter("notar_batches", lambda q: q.stats.batches, "batches sequenced (one signed checkpoint each)")
+    gauge("notar_tree_size", lambda q: q.stats.signed_size, "size of the latest signed checkpoint")
+    gauge("notar_published_tree_size", lambda q: q.stats.published_size, "size of the published checkpoint")
     gauge(
         "notar_publication_lag_entries",
-        lambda: s.signed_size - s.published_size,
+        lambda q: q.stats.signed_size - q.stats.published_size,
         "entries signed but not yet published to the object store",
     )
-    gauge("notar_queue_depth", lambda: seq.queued, "entries waiting for a batch")
+    gauge("notar_queue_depth", lambda q: q.queued, "entries waiting for a batch")
     gauge(
         "notar_clock_behind_seconds",
-        lambda: seq.clock_behind_s,
+        lambda q: q.clock_behind_s,
         "how far the wall clock is behind the last cosigned time (checkpoints keep that time meanwhile)",
     )
-    gauge("notar_sequencer_stopped", lambda: int(seq.stopped is not None), "1 once it stopped for good")
-    gauge("notar_sequencer_refusing", lambda: int(seq.refusing is not None), "1 while it refuses entries")
-    lease = seq.lease
+    gauge("notar_sequencer_stopped", lambda q: int(q.stopped is not None), "1 once it stopped for good")
+    gauge("notar_sequencer_refusing", lambda q: int(q.refusing is not None), "1 while it refuses entries")
+    lease = seq.lease  # the home shard's: in one process the others share its lifetime
     if lease is not None:
-        counter("notar_lease_lapses", lambda: lease.lapses, "times the lease was renewed after going overdue")
+        tel.meter.create_observable_counter(
+            "notar_lease_lapses",
+            [lambda _: [Observation(lease.lapses)]],
+            unit="1",
+            description="times the lease was renewed after going overdue",
+        )
         tel.meter.create_observable_gauge(
             "notar_lease_acquired_timestamp_seconds",
             [lambda _: [] if lease.acquired_at is None else [Observation(lease.acquired_at)]],
@@ -227,6 +250,8 @@ def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
     if committer is None:
         return
     status = committer.status
+
+    s = seq.stats
 
     def anchor_lag(_: CallbackOptions) -> list[Observation]:
         return [Observation(s.signed_size - st.anchored_size, {"kind": k}) for k, st in status.items()]
@@ -295,7 +320,11 @@ async def submit_timed(app: web.Application, tenant: str, digests: Digests) -> b
     """`Sequencer.submit` (its time: queue, batch, durable write, signature, in the histogram),
     answered with the finished receipts (services.internal.wire); BadRequest for a tenant name
     that is not one."""
-    seq = app[SEQUENCER]
+    return await submit_to(app, app[SEQUENCER], tenant, digests)
+
+
+async def submit_to(app: web.Application, seq: Sequencer, tenant: str, digests: Digests) -> bytes:
+    """`submit_timed` to the sequencer `seq` of one of the app's shards."""
     parsed = digests.digests()
     start = time.perf_counter()
     try:
@@ -307,10 +336,21 @@ async def submit_timed(app: web.Application, tenant: str, digests: Digests) -> b
 
 
 async def anchor_ready(app: web.Application) -> str | None:
-    """Started, not stopped, acknowledging entries, and publication not more than a queue behind."""
-    seq = app.get(SEQUENCER)
-    if seq is None:
+    """Some shard is started, not stopped, acknowledging entries, and publishing not more than a
+    queue behind (a shard that is not only lowers capacity: ingest sends its share elsewhere);
+    the first shard's reason when none is."""
+    running = app.get(RUNNING)
+    if not running:
         return "sequencer starting"
+    reasons = [await _shard_unready(one.sequencer) for one in running]
+    if any(r is None for r in reasons):
+        return None
+    if len(running) == 1:
+        return reasons[0]
+    return "; ".join(f"{one.shard.origin}: {r}" for one, r in zip(running, reasons, strict=True))
+
+
+async def _shard_unready(seq: Sequencer) -> str | None:
     if seq.stopped is not None:
         return f"sequencer stopped: {seq.stopped}"
     if seq.refusing is not None:
@@ -325,26 +365,44 @@ async def anchor_ready(app: web.Application) -> str | None:
 
 
 def anchor_alive(app: web.Application) -> str | None:
-    """Why /healthz says the process must be restarted: its sequencer stopped for good."""
-    seq = app.get(SEQUENCER)
-    stopped = None if seq is None else seq.stopped
-    if stopped is None:
-        return None
-    return f"the sequencer stopped for good, only a restart resumes it: {stopped}"
+    """Why /healthz says the process must be restarted: a sequencer stopped for good."""
+    running = app.get(RUNNING, ())
+    for one in running:
+        stopped = one.sequencer.stopped
+        if stopped is not None:
+            which = "the sequencer" if len(running) == 1 else f"the sequencer of {one.shard.origin}"
+            return f"{which} stopped for good, only a restart resumes it: {stopped}"
+    return None
 
 
-def setup(app: web.Application, config: NotarConfig, *, internal_routes: bool = True) -> None:
+def setup(
+    app: web.Application,
+    config: NotarConfig,
+    *,
+    internal_routes: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> None:
     """Add the anchor to `app` (after the store context). `internal_routes` adds the routes
     ingest and verify pods call (`/internal/v1/entries`: submit as any tenant, read or erase any
     tenant's salts, with no API key). `notar serve` leaves them out: its other roles call the sequencer
-    in process, and its port is the public one."""
-    app.cleanup_ctx.append(sequencer_context(config))
+    in process, and its port is the public one. With `env` (an anchor pod, split roles) and
+    SHARDS > 1, the pod runs the shard its ordinal claims; without, every shard runs here."""
+    app.cleanup_ctx.append(shards_context(config, env))
     if config.committer.kinds:
-        committer = committer_context(config.committer, config.chains, keys=lambda: keys_from(config.keys))
-        app.cleanup_ctx.append(committer)
+        # one committer, shard 0's: aggregated anchoring of every shard is shard 0's anchor's
+        # (SPEC §10); the anchor pods of other shards run none
+        app.cleanup_ctx.append(
+            home_context(
+                lambda c, k: committer_context(c.committer, c.chains, keys=lambda: k), shard_zero_only=True
+            )
+        )
     if config.witnesses.witnesses:
         app.cleanup_ctx.append(
-            witness_context(config.witnesses, config.sequencer.origin, keys=lambda: keys_from(config.keys))
+            home_context(
+                lambda c, k: witness_context(
+                    c.witnesses, c.sequencer.origin, keys=lambda: k, prefix=c.sequencer.prefix
+                )
+            )
         )
     app.cleanup_ctx.append(metrics_context)
     app[LIVENESS].append(anchor_alive)
@@ -361,33 +419,57 @@ def setup(app: web.Application, config: NotarConfig, *, internal_routes: bool = 
 def create_app(config: NotarConfig, *, env: Mapping[str, str] | None = None) -> web.Application:
     """The anchor role alone: internal routes for ingest and verify pods, health, metrics."""
     app = new_app(config, env, readiness=[anchor_ready], client_max_size=MAX_BODY)
-    setup(app, config)
+    setup(app, config, env=os.environ if env is None else env)
     return app
 
 
 class LocalAnchor:
-    """The in-process anchor (`notar serve`): the app's sequencer as Submitter, Lookup and
-    Registrations."""
+    """The in-process anchor (`notar serve`): a shard's sequencer (the home shard's unless
+    `shard` says) as Submitter, Lookup and Registrations."""
 
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
+    def __init__(self, app: web.Application, shard: int | None = None) -> None:
+        self._app, self._shard = app, shard
+
+    def _one(self) -> ShardAnchor:
+        running = self._app[RUNNING]
+        return running[0] if self._shard is None else next(r for r in running if r.shard.id == self._shard)
 
     async def submit(self, tenant: str, digests: Digests) -> bytes:
-        return await submit_timed(self._app, tenant, digests)
+        return await submit_to(self._app, self._one().sequencer, tenant, digests)
 
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
     ) -> list[tuple[int, bytes]]:
-        return await self._app[SEQUENCER].lookup(tenant, digest, limit=limit, after=after)
+        return await self._one().sequencer.lookup(tenant, digest, limit=limit, after=after)
 
     async def forget(self, tenant: str, digest: Digest) -> int:
-        return await self._app[ERASER].forget(tenant, digest.multihash)
+        return await self._one().eraser.forget(tenant, digest.multihash)
 
     def refusal(self, count: int = 1) -> NotarError | None:
-        return self._app[SEQUENCER].refusal(count)
+        return self._one().sequencer.refusal(count)
+
+    def spare(self) -> int | None:
+        """services.ingest.spread.Loaded: how many entries the sequencer would queue now."""
+        return self._one().sequencer.spare
 
     async def register(self, entry: bytes, wait_s: float) -> bytes | None:
-        return await self._app[REGISTRAR].register(entry, wait_s)
+        return await self._one().registrar.register(entry, wait_s)
 
     async def receipt(self, entry: bytes) -> bytes | None:
-        return await self._app[REGISTRAR].receipt(entry)
+        return await self._one().registrar.receipt(entry)
+
+
+def local_shards(app: web.Application) -> FixedShards:
+    """The shards this process runs, as its ingest and verify routes reach them (in process)."""
+    made: dict[int, ShardLink] = {}
+
+    def links() -> list[ShardLink]:
+        out = []
+        for one in app[RUNNING]:
+            link = made.get(one.shard.id)
+            if link is None or link.shard != one.shard:
+                link = made[one.shard.id] = ShardLink(one.shard, LocalAnchor(app, one.shard.id))
+            out.append(link)
+        return out
+
+    return FixedShards(links)

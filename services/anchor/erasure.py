@@ -59,6 +59,7 @@ class Eraser:
     ) -> None:
         self._index, self._rows, self._bulk = index, tenant_index, bulk
         self._journal, self._prefix = journal, prefix
+        self._tombstones: ObjectStore | None = None  # a freezing shard's: `tombstone_too`
         self._wake = asyncio.Event()
         self._wake.set()  # marks a crash left behind are compacted first
         self._marked = 0  # marks this process wrote
@@ -70,6 +71,11 @@ class Eraser:
         were (0: none, nothing written), once they are compacted away or `wait_s` passed (they
         are deleted either way). ValueError when the tenant name is not valid."""
         return await self._forget(self._rows.prefix(tenant, multihash), wait_s=wait_s, journal=True)
+
+    def tombstone_too(self, store: ObjectStore) -> None:
+        """From now on, write each erased name's tombstone in the frozen index too, before the rows
+        go (a freezing shard: its rows may be exported meanwhile, services.anchor.freeze)."""
+        self._tombstones = store
 
     async def replay(self) -> int:
         """Erase again the rows of every name in the journal; how many rows there were."""
@@ -88,6 +94,9 @@ class Eraser:
         if journal and self._journal is not None:
             hex_name = prefix[len(TENANT) :].hex()
             await self._journal.put_if_absent(layout.erasure_key(hex_name, self._prefix), b"")
+        if self._tombstones is not None:
+            tombstone = layout.frozen_tombstone_key(prefix[len(TENANT) :].hex(), self._prefix)
+            await self._tombstones.put_if_absent(tombstone, b"")
         mark = PENDING + os.urandom(8)
         name = prefix[len(TENANT) :]  # its count of repeats goes with the rows: it may be notarized anew
         await self._index.write_batch({mark: name}, [*keys, count_key(name)], sync=True)

@@ -21,6 +21,7 @@ import orjson
 
 from merkle.bundles import BundleBuilder, decode_bundle
 from merkle.checkpoint import Checkpoint, parse_checkpoint
+from merkle.digests import ENTRY_SCITT, ENTRY_SIZE
 from merkle.hashing import leaf_hashes
 from merkle.keyhistory import KeyHistory
 from merkle.note import NoteVerifier, open_note, parse_note
@@ -33,6 +34,7 @@ from storage.base import Index, ObjectStore
 from storage.errors import NotarError, NotFoundError
 
 log = logging.getLogger("notar.anchor")
+_REINDEX_GETS = 32  # entry bundles read at once when a restored index is indexed again
 
 
 class RecoveryError(NotarError):
@@ -132,14 +134,41 @@ async def _adopt_published(
     except (KeyError, TypeError, ValueError):
         backup = "?"
     await restores.record(store, restores.Restore(backup, assigned, published, int(time.time())), prefix)
+    found = await _reindex_statements(store, index, prefix=prefix, first=assigned, end=published)
     if not await index.compare_and_swap(state.HEAD, head, state.u64(published), sync=True):
         raise RecoveryError("RocksDB's head changed while the restored index was adopted: a second writer?")
     log.warning(
         "the index restored from backup %s held %d entries, the published log %d: the salts of "
         "entries %d to %d are lost (their receipts cannot be issued again; those the clients kept "
-        "still verify)", backup, assigned, published, assigned, published - 1,
+        "still verify); %d SCITT statement(s) among them indexed again from the log",
+        backup, assigned, published, assigned, published - 1, found,
     )
     return published
+
+
+async def _reindex_statements(store: ObjectStore, index: Index, *, prefix: str, first: int, end: int) -> int:
+    """Index again (``state.entry_key``) the SCITT statements among the published entries
+    ``first`` to ``end - 1``, which a restored index lost: unlike a digest's salt, a statement's
+    entry is in the log as it is, so ``GET /entries/{id}`` finds it again and a second
+    registration of it is not logged twice. How many were indexed."""
+    ids = [
+        TileId(ENTRIES, n, TILE_WIDTH if (n + 1) * TILE_WIDTH <= end else end % TILE_WIDTH)
+        for n in range(first >> TILE_HEIGHT, -(-end // TILE_WIDTH))
+    ]
+    rows: dict[bytes, bytes] = {}
+    for at in range(0, len(ids), _REINDEX_GETS):
+        chunk = ids[at : at + _REINDEX_GETS]
+        try:
+            bundles = await _fetch_all(store, prefix, set(chunk))
+        except NotFoundError as e:
+            raise RecoveryError(f"the published log at {prefix} lacks an entry bundle: {e}") from e
+        for tile in chunk:
+            for i, entry in enumerate(decode_bundle(bundles[tile]), start=tile.index << TILE_HEIGHT):
+                if first <= i < end and len(entry) == ENTRY_SIZE and entry[0] == ENTRY_SCITT:
+                    rows[state.entry_key(entry)] = state.u64(i)
+    if rows:
+        await index.write_batch(rows, sync=True)
+    return len(rows)
 
 
 async def recover(store: ObjectStore, index: Index, *, origin: str, prefix: str) -> Recovered:

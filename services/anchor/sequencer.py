@@ -102,6 +102,8 @@ class Sequencer:
         self._holder = ""
         self._lease: LeaseKeeper | None = None
         self._write_error: str | None = None  # why the last durable write failed, until one works
+        self._sealed: str | None = None  # why no more entries are taken (a freezing shard: `seal`)
+        self._batching = False  # a batch taken from the queue is being sequenced
         self._size = 0
         self._head: bytes | None = None
         self._tiles = TileBuilder()
@@ -195,6 +197,12 @@ class Sequencer:
         return self._queued
 
     @property
+    def spare(self) -> int:
+        """Entries it would queue now before refusing for a full queue (the shards' load signal:
+        services.ingest.spread); none once sealed (a freezing shard)."""
+        return 0 if self._sealed is not None else max(self._cfg.queue_max - self._queued, 0)
+
+    @property
     def failed(self) -> BaseException | None:
         return self._failed
 
@@ -233,6 +241,8 @@ class Sequencer:
             return SequencerStopped(f"the sequencer of {self._cfg.origin} stopped: {self._failed}")
         if self._closing:
             return SequencerStopped(f"the sequencer of {self._cfg.origin} is shutting down")
+        if self._sealed is not None:
+            return SequencerStopped(self._sealed)
         refused = self._refusal()
         if refused is not None:
             return refused
@@ -295,6 +305,18 @@ class Sequencer:
         start = prefix + (after + 1).to_bytes(8, "big") if after is not None else None
         return [self._rows.decode(k, v) async for k, v in self._index.scan(prefix, start=start, limit=limit)]
 
+    async def seal(self, reason: str, *, poll_s: float = 0.05) -> int:
+        """Take no more entries (`refusal` says `reason`, readiness is unchanged: look-ups go on),
+        sequence and publish every one queued; the final tree size, once its checkpoint is the
+        published one. SequencerStopped when the sequencer stopped meanwhile (a freezing shard's
+        anchor: services.anchor.freeze)."""
+        self._sealed = reason
+        while self._pending or self._batching or self.stats.published_size != self._size:
+            if self._failed is not None or self._closing:
+                raise SequencerStopped(f"the sequencer of {self._cfg.origin} stopped before it was sealed")
+            await asyncio.sleep(poll_s)
+        return self._size
+
     # -- batching ----------------------------------------------------------------------------
     async def _batch_loop(self) -> None:
         while True:
@@ -318,6 +340,7 @@ class Sequencer:
                         g.future.set_exception(refused)
                 continue
             try:
+                self._batching = True
                 with self._telemetry.batch(groups):
                     await self._sequence(groups)
             except BaseException as e:
@@ -327,6 +350,8 @@ class Sequencer:
                 if not isinstance(e, _Retryable):
                     self._fail(e)
                     return
+            finally:
+                self._batching = False
 
     def _take(self) -> list[Group]:
         groups: list[Group] = []

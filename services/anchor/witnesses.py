@@ -36,9 +36,10 @@ from merkle.note import parse_note, verify_note
 from merkle.policy import WitnessKey
 from merkle.witness import AddCheckpoint, Outcome, merge_cosignatures, read_answer
 from services.anchor.chains import Target
-from services.anchor.committer import COMMITTER, latest_target
+from services.anchor.committer import COMMITTER
 from services.anchor.keys import LogKeys
 from services.anchor.rotation import HISTORY
+from services.anchor.shard_heads import latest_target
 from services.common.components import Witness, WitnessesConfig
 from services.common.resources import DETAILS, METRICS, STORE
 from services.published import layout
@@ -303,11 +304,16 @@ WITNESSES = web.AppKey("witnesses", WitnessClient)
 
 
 def witness_context(
-    config: WitnessesConfig, origin: str, *, keys: Callable[[], LogKeys]
+    config: WitnessesConfig,
+    origin: str,
+    *,
+    keys: Callable[[], LogKeys],
+    prefix: str = layout.LOG_PREFIX,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context running the witness client of ``config`` for the log ``origin`` over the
-    app's store; add it after the sequencer's and the committer's (it follows the committer's
-    rounds when there is one). Its metrics join /metrics, its lines /readyz."""
+    """A cleanup context running the witness client of ``config`` for the log ``origin``
+    published under ``prefix`` (a shard's) over the app's store; add it after the sequencer's and
+    the committer's (it follows the committer's rounds when there is one). Its metrics join
+    /metrics, its lines /readyz."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
@@ -317,12 +323,12 @@ def witness_context(
         async def target() -> Target | None:
             if committer is not None:
                 return await committer.round_target()
-            return await latest_target(store, layout.LOG_PREFIX, log_key)
+            return await latest_target(store, prefix, log_key)
 
         client = WitnessClient(
             witnesses=config.witnesses,
-            reader=LogReader(store, origin=origin),
-            witnessed=WitnessedStore(store),
+            reader=LogReader(store, prefix=prefix, origin=origin),
+            witnessed=WitnessedStore(store, prefix=prefix),
             target=target,
             statements=app[HISTORY].statements,
             config=WitnessClientConfig(interval_s=config.interval_s, quorum=config.quorum),

@@ -272,5 +272,21 @@ def backup(sub: Subparsers) -> None:
     r.set_defaults(run="backup:restore_command")
 
 
-SUBCOMMANDS = (serve, keygen, keys, tenant, anchor, notarize, verify, receipt, trust, backup, witness)
+def shard(sub: Subparsers) -> None:
+    p = sub.add_parser("shard", help="list the deployment's shards, or freeze one (docs/shards.md)")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = actions.add_parser("list", help="the shard table: each shard's id, state, origin and owner")
+    add_setting_flags(ls, SERVER)
+    ls.set_defaults(run="shard:list_command")
+    f = actions.add_parser(
+        "freeze",
+        help="stop shard I for good: its anchor publishes and anchors a final checkpoint, then moves "
+        "its tenant index to the object store; another shard must be active",
+    )
+    f.add_argument("shard", type=int, metavar="I", help="the shard's id (`notar shard list`)")
+    add_setting_flags(f, SERVER)
+    f.set_defaults(run="shard:freeze_command")
+
+
+SUBCOMMANDS = (serve, keygen, keys, tenant, anchor, notarize, verify, receipt, trust, backup, shard, witness)
 """In the order `notar --help` lists them."""

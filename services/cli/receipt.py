@@ -108,10 +108,12 @@ async def _upgrade(ns: argparse.Namespace, old: Receipt) -> tuple[Receipt | None
         size = anchored.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < old.tree_size:
             raise VerificationError(f"the server answered a malformed anchored checkpoint size: {size!r}")
-        inclusion = _hashes(await client.inclusion_proof(old.index, size), "inclusion proof")
+        # the proofs of the receipt's own log: with shards, its shard's (SPEC §10)
+        inclusion = _hashes(await client.inclusion_proof(old.index, size, old.origin), "inclusion proof")
         consistency: list[bytes] = []
         if size > old.tree_size:
-            consistency = _hashes(await client.consistency_proof(old.tree_size, size), "consistency proof")
+            proof = await client.consistency_proof(old.tree_size, size, old.origin)
+            consistency = _hashes(proof, "consistency proof")
         try:
             new = old.upgraded(
                 checkpoint=anchored.get("checkpoint"),  # type: ignore[arg-type]  # checked by the receipt

@@ -35,9 +35,14 @@ def build_app(role: str, config: NotarConfig, env: Mapping[str, str]) -> web.App
         return verify_app.create_app(config, env=env)
     app = new_app(config, env, readiness=[anchor_app.anchor_ready], client_max_size=anchor_app.MAX_BODY)
     anchor_app.setup(app, config, internal_routes=False)  # the public port: no unauthenticated routes
-    local = anchor_app.LocalAnchor(app)
-    ingest_app.setup(app, config, submitter=local)
-    verify_app.setup(app, config, lookup=local)
+    local = anchor_app.LocalAnchor(app)  # the home shard: shard 0
+    if config.shards.count == 1:
+        ingest_app.setup(app, config, submitter=local)
+        verify_app.setup(app, config, lookup=local)
+    else:
+        shards = anchor_app.local_shards(app)
+        ingest_app.setup(app, config, shards=shards)
+        verify_app.setup(app, config, shards=shards)
     scitt_app.setup(app, config, registrations=local)
     return app
 
@@ -49,12 +54,14 @@ def serve(ns: argparse.Namespace) -> int:
     env = dict(os.environ)
     config = config_from(ns, env)
     configure_logging(config.http.log_format)
-    if ns.role in ("all", "anchor"):
+    if ns.role == "all" or (ns.role == "anchor" and config.shards.count == 1):
+        # an anchor pod of several shards makes its keys once it claimed its shard (anchor/app.py)
         for path in ensure_keys(config.keys):
             print(f"created key {path} (mode 0600)", flush=True)
-        keys = keys_from(config.keys)
-        print(f"log key:   {keys.verifier_keys['log']}", flush=True)
-        print(f"clock key: {keys.verifier_keys['clock']}", flush=True)
+        if config.shards.count == 1:  # with shards, each shard's keys are said as it starts
+            keys = keys_from(config.keys)
+            print(f"log key:   {keys.verifier_keys['log']}", flush=True)
+            print(f"clock key: {keys.verifier_keys['clock']}", flush=True)
     if ns.role in ("all", "anchor", "ingest"):
         load_index_key(config.keys)  # an ingest pod never makes one: without it, stop here and say so
     host, port = config.http.listen
@@ -94,6 +101,7 @@ def summary(role: str, app: web.Application, uptime_s: float) -> str:
     minutes, seconds = divmod(int(uptime_s), 60)
     hours, minutes = divmod(minutes, 60)
     took = f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
-    seq = app.get(anchor_app.SEQUENCER)
-    sequenced = "" if seq is None else f"{seq.stats.sequenced} entries sequenced, "
+    running = app.get(anchor_app.RUNNING)
+    count = None if running is None else sum(one.sequencer.stats.sequenced for one in running)
+    sequenced = "" if count is None else f"{count} entries sequenced, "
     return f"notar {role} stopped after {took}: {sequenced}{app[TELEMETRY].served} requests served"

@@ -66,6 +66,11 @@ class StoreConfig:
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
     s3_path_style: bool = True
+    index_dir: Path | None = None  # the RocksDB index (DATA_DIR/index); each shard its own in one process
+
+    @property
+    def index_path(self) -> Path:
+        return self.index_dir or self.data_dir / "index"
 
 
 @dataclass(frozen=True)
@@ -177,9 +182,16 @@ class WitnessesConfig:
 
 @dataclass(frozen=True)
 class ShardsConfig:
-    """Logs per deployment (SHARDS, SPEC §10); 1 is the one log `<ORIGIN>` under `log/`."""
+    """Logs per deployment (SHARDS, SPEC §10); 1 is the one log `<ORIGIN>` under `log/`. An
+    anchor pod serving one of several shards claims it by `ordinal` (SHARD_ORDINAL, else the
+    `-<n>` ending of a StatefulSet pod's HOSTNAME) and advertises `url` (SHARD_URL) in the shard
+    table for ingest and verify pods. Frozen shards' indexes drop their erased rows every
+    `frozen_compact_s` (FROZEN_COMPACT_S)."""
 
     count: int = 1
+    ordinal: Wanted[int] = Wanted("SHARD_ORDINAL")
+    url: Wanted[str] = Wanted("SHARD_URL")
+    frozen_compact_s: int = 86_400
 
 
 @dataclass(frozen=True)
@@ -294,7 +306,12 @@ class NotarConfig:
                 quorum=len(witnesses) if quorum is None else quorum,
                 interval_s=s.get("WITNESS_INTERVAL_S"),
             ),
-            shards=ShardsConfig(count=s.get("SHARDS")),
+            shards=ShardsConfig(
+                count=s.get("SHARDS"),
+                ordinal=Wanted("SHARD_ORDINAL", s.get("SHARD_ORDINAL")),
+                url=Wanted("SHARD_URL", s.get("SHARD_URL")),
+                frozen_compact_s=s.get("FROZEN_COMPACT_S"),
+            ),
             scitt=ScittConfig(wait_ms=s.get("SCITT_WAIT_MS"), max_kb=s.get("SCITT_MAX_KB")),
         )
 

@@ -241,6 +241,26 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("SHARDS", "1", "logs (shards) per deployment, each with its own sequencer", _positive_int),
         Setting(
+            "SHARD_ORDINAL",
+            None,
+            "the ordinal of this anchor pod, by which it claims its shard (default: the n of a "
+            "StatefulSet HOSTNAME ending in -n)",
+            _whole,
+        ),
+        Setting(
+            "SHARD_URL",
+            None,
+            "where ingest and verify pods reach this anchor's shard (default: http://LISTEN when "
+            "LISTEN names one address)",
+            _url,
+        ),
+        Setting(
+            "FROZEN_COMPACT_S",
+            "86400",
+            "seconds between compactions of frozen shards' indexes (erased rows leave their files)",
+            _positive_int,
+        ),
+        Setting(
             "SCITT_WAIT_MS",
             "3000",
             "how long POST /entries waits for a statement's receipt before it answers 303 with a "

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from services.common.openapi_scrapi import SCRAPI_PATHS
+
 DIGEST = {"type": "string", "pattern": "^(blake3|sha256):[0-9a-f]{64}$", "example": "blake3:" + "ab" * 32}
 HEX32 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 VKEY = {"type": "string", "description": "a signed-note verifier key: name+hexkeyid+base64key"}
@@ -67,6 +69,22 @@ def _query(name: str, description: str) -> dict[str, Any]:
         "description": description,
         "schema": {"type": "integer", "minimum": 0},
     }
+
+
+ORIGIN_PARAM = {
+    "name": "origin",
+    "in": "query",
+    "required": False,
+    "description": "the log (shard, SPEC §10) of the proof; default: the deployment's ORIGIN (shard 0)",
+    "schema": {"type": "string"},
+}
+SHARD_PARAM = {
+    "name": "shard",
+    "in": "path",
+    "required": True,
+    "description": "shard i > 0 (shard 0 is /log/ itself)",
+    "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
+}
 
 
 def _digest_param() -> dict[str, Any]:
@@ -294,8 +312,12 @@ PATHS: dict[str, Any] = {
                     "name": "cursor",
                     "in": "query",
                     "required": False,
-                    "description": "with all=true: the `next` of the page before",
-                    "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,18})$"},
+                    "description": "with all=true: the `next` of the page before (`<shard>:<index>` past "
+                    "shard 0)",
+                    "schema": {
+                        "type": "string",
+                        "pattern": "^([1-9][0-9]{0,8}:)?(0|[1-9][0-9]{0,18})$",
+                    },
                 },
             ],
             "responses": {
@@ -335,14 +357,14 @@ PATHS: dict[str, Any] = {
     "/v1/proofs/inclusion": {
         "get": {
             "summary": "RFC 9162 inclusion proof of entry `index` in the tree of `size`",
-            "parameters": [_query("index", "entry index"), _query("size", "tree size")],
+            "parameters": [_query("index", "entry index"), _query("size", "tree size"), ORIGIN_PARAM],
             "responses": {"200": _json(_ref("Proof")), **_problems(400, 404, why=NOT_YET)},
         }
     },
     "/v1/proofs/consistency": {
         "get": {
             "summary": "RFC 9162 consistency proof between tree sizes `from` and `to`",
-            "parameters": [_query("from", "old tree size"), _query("to", "new tree size")],
+            "parameters": [_query("from", "old tree size"), _query("to", "new tree size"), ORIGIN_PARAM],
             "responses": {"200": _json(_ref("Proof")), **_problems(400, 404, why=NOT_YET)},
         }
     },
@@ -450,6 +472,15 @@ PATHS: dict[str, Any] = {
         "get": {"summary": "Prometheus metrics", "responses": {"200": _text("metrics", "text/plain")}}
     },
 }
+for _route in ("checkpoint", "tile/{path}"):  # shard i > 0's log: the same routes under /log/<i>/
+    _get = PATHS[f"/log/{_route}"]["get"]
+    PATHS[f"/log/{{shard}}/{_route}"] = {
+        "get": {
+            **_get,
+            "summary": _get["summary"] + " of shard i > 0",
+            "parameters": [SHARD_PARAM, *_get.get("parameters", [])],
+        }
+    }
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -460,7 +491,7 @@ DOCUMENT: dict[str, Any] = {
         "does not arrive within READ_TIMEOUT_S seconds is answered 408 problem+json and its "
         "connection closed.",
     },
-    "paths": PATHS,
+    "paths": {**PATHS, **SCRAPI_PATHS},
     "components": {"schemas": SCHEMAS, "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
 }
 

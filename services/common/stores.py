@@ -43,5 +43,6 @@ async def open_store(config: StoreConfig, env: Mapping[str, str]) -> ObjectStore
 
 
 def open_index(config: StoreConfig) -> RocksIndex:
-    """The RocksDB index under DATA_DIR/index."""
-    return RocksIndex.open(private_dir(config.data_dir) / "index")
+    """The RocksDB index under DATA_DIR/index (or the shard's `index_dir`)."""
+    private_dir(config.data_dir)
+    return RocksIndex.open(private_dir(config.index_path))

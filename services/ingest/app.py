@@ -15,8 +15,11 @@ from services.common.index_key import load_index_key
 from services.common.problems import body_at_most, body_chunks, read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
+from services.common.telemetry import TELEMETRY
 from services.ingest.documents import Documents
+from services.ingest.sharded import ShardedSubmitter
 from services.internal.client import AnchorClient
+from services.internal.directory import Shards, TableShards
 from services.internal.wire import one_receipt
 from services.model import BadDigest, Digests, Submitter
 from storage.errors import BadRequest, CorruptedError, NotFoundError
@@ -118,16 +121,21 @@ async def delete_document(request: web.Request) -> web.Response:
 
 
 def ingest_context(
-    config: NotarConfig, submitter: Submitter | None
+    config: NotarConfig, submitter: Submitter | None, shards: Shards | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[DOCUMENTS] = Documents(app[STORE], index_key=load_index_key(config.keys))
-        client = None
-        if submitter is None:
+        client: AnchorClient | TableShards | None = None
+        if submitter is not None:
+            app[SUBMITTER] = submitter
+        elif shards is not None:  # in one process: the anchor's shards
+            app[SUBMITTER] = ShardedSubmitter(shards, meter=app[TELEMETRY].meter)
+        elif config.shards.count > 1:  # split roles: the shards' anchors, from the shard table
+            client = TableShards(app[STORE])
+            app[SUBMITTER] = ShardedSubmitter(client, meter=app[TELEMETRY].meter)
+        else:
             client = AnchorClient(config.http.anchor_url)
             app[SUBMITTER] = client
-        else:
-            app[SUBMITTER] = submitter
         yield
         if client is not None:
             await client.close()
@@ -135,10 +143,18 @@ def ingest_context(
     return ctx
 
 
-def setup(app: web.Application, config: NotarConfig, *, submitter: Submitter | None = None) -> None:
-    """Add ingest routes to `app`; without `submitter`, entries go to ANCHOR_URL over HTTP."""
+def setup(
+    app: web.Application,
+    config: NotarConfig,
+    *,
+    submitter: Submitter | None = None,
+    shards: Shards | None = None,
+) -> None:
+    """Add ingest routes to `app`. Entries go to `submitter`, else spread over `shards` (one
+    process), else with SHARDS > 1 over the anchors the shard table names
+    (services.internal.directory), else to ANCHOR_URL over HTTP."""
     app[DOCUMENT_MAX] = config.http.document_max_bytes
-    app.cleanup_ctx.append(ingest_context(config, submitter))
+    app.cleanup_ctx.append(ingest_context(config, submitter, shards))
     # refused before anything else when the anchor surely would (services/common/shedding.py)
     add_shedding(app, [("POST", "/v1/digests"), ("PUT", "/v1/documents")], lambda a: a[SUBMITTER].refusal())
     app.router.add_post("/v1/digests", post_digests)

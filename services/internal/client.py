@@ -26,7 +26,10 @@ from storage.errors import NotarError, NotFoundError, PushbackError, RepeatsCapp
 
 class AnchorClient:
     """Talks to `url` (ANCHOR_URL); errors become PushbackError (503 + Retry-After) or StorageError,
-    but the anchor's refusal of a request over REPEATS_MAX, which stays a 409 (`_refusal`)."""
+    but the anchor's refusal of a request over REPEATS_MAX, which stays a 409 (`_refusal`). Only
+    a 503 that says pushback is a PushbackError (nothing of the request was taken: ingest's
+    spread re-sends it to another shard for sure); any other 503 (a stopped sequencer, a store
+    failure) is a transient StorageError."""
 
     def __init__(self, url: str, *, session: aiohttp.ClientSession | None = None) -> None:
         self._url = url.rstrip("/")
@@ -64,6 +67,10 @@ class AnchorClient:
             async with self._session.request(method, where, headers=headers, **kw) as r:
                 body = await r.read()
                 if r.status == 503:
+                    if _kind(body) not in (None, PushbackError.kind):
+                        raise StorageError(
+                            f"the anchor at {self._url} is unavailable", location=self._url, transient=True
+                        )
                     retry = float(r.headers.get("Retry-After", "1"))
                     raise PushbackError(f"the anchor at {self._url} is busy", retry_after=retry)
                 if r.status == 404:
@@ -134,6 +141,15 @@ class AnchorClient:
             return decode_forgotten(orjson.loads(raw))
         except ValueError as e:
             raise StorageError(f"{e} (the anchor at {self._url})", location=self._url) from e
+
+
+def _kind(body: bytes) -> str | None:
+    """The problem kind of an error answer (`urn:notar:problem:<kind>`), None when it has none."""
+    try:
+        kind = orjson.loads(body).get("type")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return kind.rpartition(":")[2] if isinstance(kind, str) else None
 
 
 def _refusal(status: int, body: bytes) -> RepeatsCapped | None:

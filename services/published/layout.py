@@ -45,6 +45,14 @@ key                                                 written by                  
 ``private/log/erasures/<name>``                     anchor (erasure), before the  private
                                                     rows go; replayed after a
                                                     restore
+``private/log/frozen/manifest.json``                the shard's anchor when it    private (rows
+                                                    freezes (frozen_index.py);    encrypted; never
+                                                    replaced by each compaction   the index key)
+``private/log/frozen/files/<file>``                 the same, immutable: a frozen private
+                                                    shard's tenant index, sorted
+``private/log/frozen/tombstones/<name>``            erasure in a frozen shard;    private
+                                                    deleted by the compaction
+                                                    that rewrote its rows away
 ``documents/chunks/<upload>/<position>``            ingest, immutable, encrypted  private
 ``documents/manifests/<name>``                      ingest, immutable, encrypted, private
                                                     after the chunks
@@ -133,6 +141,11 @@ def history(prefix: str = LOG_PREFIX) -> str:
 
 def first_keys_key(prefix: str = LOG_PREFIX) -> str:
     return history(prefix) + "first"
+
+
+def introduction_key(prefix: str) -> str:
+    """Shard i > 0's introduction: its first keys, signed by shard 0's log key (SPEC §10)."""
+    return history(prefix) + "introduction"
 
 
 def rotation_key(seq: int, prefix: str = LOG_PREFIX) -> str:
@@ -261,3 +274,31 @@ def erasures(prefix: str = LOG_PREFIX) -> str:
 
 def erasure_key(name: str, prefix: str = LOG_PREFIX) -> str:
     return erasures(prefix) + name
+
+
+def frozen(prefix: str = LOG_PREFIX) -> str:
+    """The folder of a frozen shard's tenant index in the store (services.anchor.frozen_index)."""
+    return private_prefix(prefix) + "frozen/"
+
+
+def frozen_manifest_key(prefix: str = LOG_PREFIX) -> str:
+    """The frozen index's manifest: its files, replaced (conditionally) by each compaction."""
+    return frozen(prefix) + "manifest.json"
+
+
+def frozen_files(prefix: str = LOG_PREFIX) -> str:
+    return frozen(prefix) + "files/"
+
+
+def frozen_file_key(file: str, prefix: str = LOG_PREFIX) -> str:
+    """One immutable sorted file of the frozen index (``<file>``: 32 random hex digits)."""
+    return frozen_files(prefix) + file
+
+
+def frozen_tombstones(prefix: str = LOG_PREFIX) -> str:
+    return frozen(prefix) + "tombstones/"
+
+
+def frozen_tombstone_key(name: str, prefix: str = LOG_PREFIX) -> str:
+    """The tombstone of an erased row name (32 hex digits) in a frozen index."""
+    return frozen_tombstones(prefix) + name

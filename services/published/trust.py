@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from merkle.keyhistory import KeyHistory
+from merkle.policy import parse_policy
 from merkle.trust import Trust
 from services.common.config import Witness
 
@@ -51,6 +52,31 @@ def keys_document(
         "logs": logs,
         "witnesses": [w.vkey for w in witnesses],
         "rotations": rotations,
+        "policy": policy(logs, witnesses, quorum),
+    }
+
+
+def merge_documents(documents: Sequence[dict[str, Any]], frozen: Sequence[bool] = ()) -> dict[str, Any]:
+    """The keys document of a sharded deployment from its shards' (each written by its anchor, in
+    shard order): every shard's logs and rotations, the external witnesses and their quorum as the
+    first states them (every anchor has the same WITNESSES), one policy over all of them. A shard
+    marked in `frozen` lists its current keys as `frozen` (SPEC §6). ValueError when a document's
+    policy is not one."""
+    if len(documents) == 1 and not any(frozen):
+        return documents[0]
+    first = parse_policy(documents[0]["policy"])
+    listed = set(documents[0]["witnesses"])
+    witnesses = [Witness(w.key.to_key(), w.url or "") for w in first.witnesses if w.key.to_key() in listed]
+    quorum = next((g.threshold for g in first.groups if g.name == "witnesses"), 0)
+    logs = []
+    for i, document in enumerate(documents):
+        for log in document["logs"]:
+            ended = i < len(frozen) and frozen[i] and log.get("state") == "active"
+            logs.append({**log, "state": "frozen"} if ended else log)
+    return {
+        "logs": logs,
+        "witnesses": documents[0]["witnesses"],
+        "rotations": [r for d in documents for r in d.get("rotations", [])],
         "policy": policy(logs, witnesses, quorum),
     }
 

@@ -4,9 +4,9 @@ receipt verification. Stateless: everything comes from the object store and the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -24,36 +24,23 @@ from services.common.problems import read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
 from services.internal.client import AnchorClient
-from services.model import Lookup
+from services.internal.directory import FixedShards, ShardAnchor, ShardLink, Shards, TableShards
 from services.published import layout
-from services.published.anchors import AnchorStore
-from services.published.reader import LogReader
-from services.published.restores import LostSalts
-from services.published.trust import document_policy
-from services.published.witnessed import Upgrades, WitnessedStore
+from services.published.shards import Shard
+from services.published.trust import document_policy, merge_documents
 from services.verify.page import verify_page
 from services.verify.pool import Trusted, VerifyPool, trust_of
+from services.verify.shards import View, Views, clock_time
 from storage.errors import BadRequest, ConfigError, NotFoundError, PushbackError, StorageError
 
-
-class AnchoredCheckpoints(Protocol):
-    async def best_for(self, index: int) -> tuple[str, list[dict[str, Any]]] | None:
-        """The anchored checkpoint containing entry `index` with the most anchor kinds, the
-        earliest of those: (note, anchor records)."""
-        ...
-
-
-READER = web.AppKey("reader", LogReader)
-LOOKUP = web.AppKey("lookup", Lookup)
-LOST = web.AppKey("lost", LostSalts)
-ANCHORED = web.AppKey("anchored", AnchoredCheckpoints)
-ORIGIN = web.AppKey("verify_origin", str)
+VIEWS = web.AppKey("views", Views)
 TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
 POOL = web.AppKey("verify_pool", VerifyPool)
 MAX_VERIFY_BODY = 1024 * 1024
 MAX_RECEIPTS = 1000  # ?all=true lists at most this many a page (the earliest first)
 PAGE_SIZE = 100  # ... and this many when the request does not say
 IMMUTABLE = layout.IMMUTABLE
+SHARD_ID = "[1-9][0-9]{0,8}"  # /log/<i>/: shard 0 is /log/ itself
 
 
 def _json(body: Any, *, cache: str | None = None) -> web.Response:
@@ -63,32 +50,30 @@ def _json(body: Any, *, cache: str | None = None) -> web.Response:
 
 def _int(request: web.Request, name: str) -> int:
     raw = request.query.get(name)
-    if raw is None or not raw.isdigit() or (len(raw) > 1 and raw[0] == "0") or len(raw) > 19:
+    if raw is None or not _decimal(raw):
         raise BadRequest(
             f"query parameter {name!r} must be a non-negative decimal integer", kind="invalid-parameter"
         )
     return int(raw)
 
 
-async def _receipt(
-    app: web.Application, tenant: str, digest: Digest, index: int, salt: bytes, note: str
-) -> Receipt:
-    """The receipt of `tenant`'s notarization of `digest` at `index` with `salt`, against the
-    latest checkpoint `note`, or against the anchored checkpoint containing it with the most kinds
-    (``AnchorStore.best_for``), with that checkpoint's anchors."""
+async def _receipt(view: View, tenant: str, digest: Digest, index: int, salt: bytes, note: str) -> Receipt:
+    """The receipt of `tenant`'s notarization of `digest` at `index` of the shard `view` with
+    `salt`, against that log's latest checkpoint `note`, or against the anchored checkpoint
+    containing it with the most kinds (``AnchorStore.best_for``), with that checkpoint's anchors."""
     records: list[dict[str, Any]] = []
-    anchored = await app[ANCHORED].best_for(index)
+    anchored = await view.anchored.best_for(index)
     if anchored is not None:
         note, records = anchored
-    cp = parse_checkpoint(parse_note(note).text, origin=app[ORIGIN])
+    cp = parse_checkpoint(parse_note(note).text, origin=view.origin)
     if index >= cp.size:
         raise PushbackError(f"entry {index} is not published yet", retry_after=1)
-    proof = await app[READER].inclusion_proof(index, cp.size)
+    proof = await view.reader.inclusion_proof(index, cp.size)
     return Receipt.build(
         digest=digest,
         salt=salt,
         subject=tenant,
-        origin=app[ORIGIN],
+        origin=view.origin,
         index=index,
         tree_size=cp.size,
         inclusion=proof,
@@ -97,40 +82,105 @@ async def _receipt(
     )
 
 
+async def _receipts(
+    view: View, tenant: str, digest: Digest, found: Sequence[tuple[int, bytes]]
+) -> list[Receipt]:
+    """The receipts of the notarizations `found` (index, salt) in the shard `view`."""
+    note, _ = await view.reader.checkpoint_covering(max(i for i, _ in found))
+    return list(await asyncio.gather(*(_receipt(view, tenant, digest, i, s, note) for i, s in found)))
+
+
+def _searched(views: Sequence[View]) -> list[View]:
+    """The shards a look-up asks: every one but a frozen shard no anchor serves (lane 5 reads
+    those from the store); PushbackError while an unfrozen shard has no anchor."""
+    return [v for v in views if v.lookup is not None or v.shard.state != "frozen"]
+
+
 async def get_receipt(request: web.Request) -> web.Response:
-    """The receipt of the tenant's first notarization of the digest (one row of the index is
-    read, however many there are); with `?all=true`, a page of every notarization, earliest first:
-    `{"receipts": [...], "next": <cursor> | null}`, at most `limit` (default 100, at most 1,000)
-    after `cursor` (the `next` of the page before)."""
+    """The receipt of the tenant's first notarization of the digest (one row of each shard's index
+    is read, however many there are): with several shards, the earliest by the time its clock
+    signed its checkpoint, then by shard id; with `?all=true`, a page of every notarization,
+    earliest first in each shard, shard after shard: `{"receipts": [...], "next": <cursor> |
+    null}`, at most `limit` (default 100, at most 1,000) after `cursor` (the `next` of the page
+    before)."""
     tenant = await tenant_of(request)
     raw = request.match_info["digest"]
     try:
         digest = parse_digest(raw)
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-digest") from e
-    every = request.query.get("all") in ("1", "true")
-    limit, after = (_page(request) if every else (1, None))
-    found = await request.app[LOOKUP].lookup(tenant, digest, limit=limit + 1 if every else 1, after=after)
-    if not found:
-        if after is not None:
+    views = _searched(await request.app[VIEWS].all())
+    if request.query.get("all") in ("1", "true"):
+        return await _every_receipt(request, views, tenant, digest)
+    founds = await asyncio.gather(*(v.looked_up().lookup(tenant, digest, limit=1) for v in views))
+    hits = [(view, found) for view, found in zip(views, founds, strict=True) if found]
+    if not hits:
+        raise NotFoundError(f"this tenant has not notarized {digest}{await _explain(views)}")
+    firsts = await asyncio.gather(*(_receipts(view, tenant, digest, found) for view, found in hits))
+    if len(firsts) == 1:
+        return web.Response(body=firsts[0][0].to_json(), content_type="application/json")
+    earliest = min(
+        zip(firsts, hits, strict=True),
+        key=lambda pair: (clock_time(pair[0][0].checkpoint, pair[1][0].origin), pair[1][0].shard.id),
+    )
+    return web.Response(body=earliest[0][0].to_json(), content_type="application/json")
+
+
+async def _explain(views: Sequence[View]) -> str:
+    return "".join([await view.lost.explain() for view in views])
+
+
+async def _every_receipt(
+    request: web.Request, views: Sequence[View], tenant: str, digest: Digest
+) -> web.Response:
+    """A page of `?all=true`: shard after shard, each shard's earliest first. The cursor is the
+    last index given (`<shard>:<index>` past shard 0)."""
+    limit, (first_shard, after) = _page(request)
+    chosen: list[tuple[View, list[tuple[int, bytes]]]] = []
+    taken, more = 0, False
+    for view in views:
+        if view.shard.id < first_shard:
+            continue
+        start = after if view.shard.id == first_shard else None
+        found = await view.looked_up().lookup(tenant, digest, limit=limit - taken + 1, after=start)
+        if taken + len(found) > limit:
+            found, more = found[: limit - taken], True
+        if found:
+            chosen.append((view, found))
+            taken += len(found)
+        if more:
+            break
+    if not chosen:
+        if after is not None or first_shard > 0:
             return web.Response(body=b'{"receipts":[],"next":null}', content_type="application/json")
-        raise NotFoundError(f"this tenant has not notarized {digest}{await request.app[LOST].explain()}")
-    chosen = found[:limit]
-    note, _ = await request.app[READER].checkpoint_covering(max(i for i, _ in chosen))
-    receipts = await asyncio.gather(*(_receipt(request.app, tenant, digest, i, s, note) for i, s in chosen))
-    if not every:
-        return web.Response(body=receipts[0].to_json(), content_type="application/json")
-    cursor = orjson.dumps(str(chosen[-1][0]) if len(found) > limit else None)
-    body = b'{"receipts":[' + b",".join(r.to_json() for r in receipts) + b'],"next":' + cursor + b"}"
-    return web.Response(body=body, content_type="application/json")
+        raise NotFoundError(f"this tenant has not notarized {digest}{await _explain(views)}")
+    pages = await asyncio.gather(*(_receipts(view, tenant, digest, found) for view, found in chosen))
+    last_view, last = chosen[-1][0], chosen[-1][1][-1][0]
+    cursor = (str(last) if last_view.shard.id == 0 else f"{last_view.shard.id}:{last}") if more else None
+    body = b'{"receipts":[' + b",".join(r.to_json() for page in pages for r in page) + b'],"next":'
+    return web.Response(body=body + orjson.dumps(cursor) + b"}", content_type="application/json")
 
 
-def _page(request: web.Request) -> tuple[int, int | None]:
-    """(limit, index after which the page starts) of `?all=true&limit=&cursor=`."""
+def _page(request: web.Request) -> tuple[int, tuple[int, int | None]]:
+    """(limit, (shard, index after which the page starts)) of `?all=true&limit=&cursor=`."""
     limit = _int(request, "limit") if "limit" in request.query else PAGE_SIZE
     if not 1 <= limit <= MAX_RECEIPTS:
         raise BadRequest(f"'limit' must be from 1 to {MAX_RECEIPTS}", kind="invalid-parameter")
-    return limit, _int(request, "cursor") if "cursor" in request.query else None
+    cursor = request.query.get("cursor")
+    if cursor is None:
+        return limit, (0, None)
+    if ":" not in cursor:
+        return limit, (0, _int(request, "cursor"))
+    shard, _, index = cursor.partition(":")
+    if not (_decimal(shard) and _decimal(index)):
+        raise BadRequest(
+            "query parameter 'cursor' must be the 'next' of the page before", kind="invalid-parameter"
+        )
+    return limit, (int(shard) if shard else 0, int(index))
+
+
+def _decimal(raw: str) -> bool:
+    return raw.isdigit() and not (len(raw) > 1 and raw[0] == "0") and len(raw) <= 19
 
 
 async def delete_receipt(request: web.Request) -> web.Response:
@@ -140,7 +190,9 @@ async def delete_receipt(request: web.Request) -> web.Response:
         digest = parse_digest(request.match_info["digest"])
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-digest") from e
-    if not await request.app[LOOKUP].forget(tenant, digest):
+    views = _searched(await request.app[VIEWS].all())
+    erased = await asyncio.gather(*(v.looked_up().forget(tenant, digest) for v in views))
+    if not sum(erased):
         raise NotFoundError(f"this tenant has no notarization of {digest} to erase")
     return web.Response(status=204)
 
@@ -149,7 +201,8 @@ async def get_inclusion(request: web.Request) -> web.Response:
     index, size = _int(request, "index"), _int(request, "size")
     if index >= size:
         raise BadRequest(f"index {index} is not below size {size}", kind="invalid-parameter")
-    proof = await request.app[READER].inclusion_proof(index, size)
+    view = await request.app[VIEWS].of_origin(request.query.get("origin"))
+    proof = await view.reader.inclusion_proof(index, size)
     return _json({"index": index, "size": size, "proof": [h.hex() for h in proof]}, cache=IMMUTABLE)
 
 
@@ -157,7 +210,8 @@ async def get_consistency(request: web.Request) -> web.Response:
     first, second = _int(request, "from"), _int(request, "to")
     if first > second:
         raise BadRequest(f"'from' {first} is larger than 'to' {second}", kind="invalid-parameter")
-    proof = await request.app[READER].consistency_proof(first, second)
+    view = await request.app[VIEWS].of_origin(request.query.get("origin"))
+    proof = await view.reader.consistency_proof(first, second)
     return _json({"from": first, "to": second, "proof": [h.hex() for h in proof]}, cache=IMMUTABLE)
 
 
@@ -172,9 +226,8 @@ async def get_anchors(request: web.Request) -> web.Response:
     if origin is None:
         raise BadRequest("query parameter 'origin' is required", kind="invalid-parameter")
     size = _int(request, "size")
-    if origin != request.app[ORIGIN]:
-        raise NotFoundError(f"this service has no log {origin[:200]!r}")
-    found = await request.app[ANCHORED].best_for(size - 1)  # best_for takes an entry's index
+    view = await request.app[VIEWS].of_origin(origin)
+    found = await view.anchored.best_for(size - 1)  # best_for takes an entry's index
     if found is None:
         raise NotFoundError(f"no anchored checkpoint of {origin} covers tree size {size} yet")
     note, records = found
@@ -184,8 +237,24 @@ async def get_anchors(request: web.Request) -> web.Response:
 
 
 async def get_keys(request: web.Request) -> web.Response:
-    """The keys document as the anchor wrote it (services.published.trust, SPEC §6)."""
-    return _json(await request.app[READER].keys(), cache="public, max-age=300")
+    """The keys document as the anchor wrote it (services.published.trust, SPEC §6); with several
+    shards, theirs merged in shard order."""
+    return _json(await _keys(request.app[VIEWS]), cache="public, max-age=300")
+
+
+async def _keys(views: Views) -> dict[str, Any]:
+    """The keys document; with several shards, `introductions` lists each later shard's
+    introduction by shard 0's log key (merkle.introduction) that is written yet."""
+    shown = await views.all()
+    documents = await asyncio.gather(*(v.reader.keys() for v in shown))
+    try:
+        merged = merge_documents(documents, [v.shard.state == "frozen" for v in shown])
+        if len(shown) > 1:
+            introductions = await asyncio.gather(*(views.introduction(v) for v in shown))
+            merged["introductions"] = [i for i in introductions if i is not None]
+        return merged
+    except (KeyError, TypeError, ValueError) as e:
+        raise StorageError(f"a published keys document is unusable: {e}", key=layout.keys_key()) from e
 
 
 async def get_tsa_ca(request: web.Request) -> web.Response:
@@ -201,8 +270,15 @@ async def get_tsa_ca(request: web.Request) -> web.Response:
     )
 
 
+async def _log_view(request: web.Request) -> View:
+    """The shard of a `/log/…` route: shard 0 for `/log/`, shard i for `/log/<i>/`."""
+    shard = request.match_info.get("shard")
+    views = request.app[VIEWS]
+    return await (views.first() if shard is None else views.of_id(int(shard)))
+
+
 async def get_checkpoint(request: web.Request) -> web.Response:
-    data = await request.app[READER].raw(layout.CHECKPOINT)
+    data = await (await _log_view(request)).reader.raw(layout.CHECKPOINT)
     return web.Response(
         body=data,
         content_type="text/plain",
@@ -217,7 +293,7 @@ async def get_tile(request: web.Request) -> web.Response:
         tid = parse_tile_path(path)
     except ValueError as e:
         raise NotFoundError(f"no such log resource: {path[:200]}") from e
-    data = await request.app[READER].tile(tid)
+    data = await (await _log_view(request)).reader.tile(tid)
     response = web.Response(
         body=data, content_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
     )
@@ -238,7 +314,7 @@ async def post_verify(request: web.Request) -> web.Response:
     digest = body.get("digest")
     if digest is not None and not isinstance(digest, str):
         raise BadRequest('"digest" must be a string', kind="invalid-request")
-    trusted = await _trusted(request.app[READER])
+    trusted = await _trusted(request.app[VIEWS])
     return _json(await request.app[POOL].verify(body["receipt"], trusted=trusted, digest=digest))
 
 
@@ -247,11 +323,11 @@ def _verify_refusal(app: web.Application) -> PushbackError | None:
     return None if pool is None else pool.refusal()
 
 
-async def _trusted(reader: LogReader) -> Trusted:
+async def _trusted(views: Views) -> Trusted:
     """What the deployment's /v1/keys document says to trust: its policy, each key in its period
     (checked here once per document: the pool's workers build the same `Trust`)."""
     try:
-        policy, rotations = document_policy(await reader.keys())
+        policy, rotations = document_policy(await _keys(views))
         trusted = Trusted(policy=policy, rotations=rotations)
         trust_of(trusted)
         return trusted
@@ -270,24 +346,23 @@ def _tsa_cas(path: Path | None) -> list[x509.Certificate]:
 
 
 def verify_context(
-    config: NotarConfig, lookup: Lookup | None
+    config: NotarConfig, given: ShardAnchor | None, given_shards: Shards | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        origin = config.sequencer.origin
-        app[ORIGIN] = origin
-        app[READER] = LogReader(app[STORE], origin=origin)
-        app[ANCHORED] = Upgrades(AnchorStore(app[STORE]), WitnessedStore(app[STORE]))
-        app[LOST] = LostSalts(app[STORE])
+        shards, lookup = given_shards, given
         app[TSA_CAS] = cas = _tsa_cas(config.chains.tsa_ca_file.value)
         app[POOL] = VerifyPool(
             workers=config.http.verify_workers, queue=config.http.verify_queue, tsa_cas=cas
         )
-        client = None
-        if lookup is None:
-            client = AnchorClient(config.http.anchor_url)
-            app[LOOKUP] = client
-        else:
-            app[LOOKUP] = lookup
+        client: AnchorClient | TableShards | None = None
+        if shards is None and config.shards.count > 1:  # split roles: the shard table's anchors
+            shards = client = TableShards(app[STORE])
+        elif shards is None:
+            if lookup is None:
+                lookup = client = AnchorClient(config.http.anchor_url)
+            links = (ShardLink(Shard(0, config.sequencer.origin), lookup),)
+            shards = FixedShards(lambda: links)
+        app[VIEWS] = Views(app[STORE], shards)
         yield
         app[POOL].close()
         if client is not None:
@@ -296,9 +371,17 @@ def verify_context(
     return ctx
 
 
-def setup(app: web.Application, config: NotarConfig, *, lookup: Lookup | None = None) -> None:
-    """Add the verify routes to `app`; without `lookup`, tenant lookups go to ANCHOR_URL."""
-    app.cleanup_ctx.append(verify_context(config, lookup))
+def setup(
+    app: web.Application,
+    config: NotarConfig,
+    *,
+    lookup: ShardAnchor | None = None,
+    shards: Shards | None = None,
+) -> None:
+    """Add the verify routes to `app`. The shards come from `shards` (one process), else with
+    SHARDS > 1 from the shard table; with one shard, tenant look-ups go to `lookup`, else to
+    ANCHOR_URL."""
+    app.cleanup_ctx.append(verify_context(config, lookup, shards))
     app.router.add_get("/v1/receipts/{digest}", get_receipt)
     app.router.add_delete("/v1/receipts/{digest}", delete_receipt)
     app.router.add_get("/v1/proofs/inclusion", get_inclusion)
@@ -310,6 +393,8 @@ def setup(app: web.Application, config: NotarConfig, *, lookup: Lookup | None = 
     add_shedding(app, [("POST", "/v1/verify")], _verify_refusal)
     app.router.add_get("/log/checkpoint", get_checkpoint)
     app.router.add_get("/log/tile/{path:.+}", get_tile)
+    app.router.add_get(f"/log/{{shard:{SHARD_ID}}}/checkpoint", get_checkpoint)
+    app.router.add_get(f"/log/{{shard:{SHARD_ID}}}/tile/{{path:.+}}", get_tile)
     app.router.add_get("/verify", verify_page(explorer=config.chains.evm_explorer_url))
 
 

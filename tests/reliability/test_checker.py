@@ -36,11 +36,13 @@ SUBJECT = "acme"
 
 
 class Log:
-    """A published log of SIZE entries, its keys, and the receipts its clients were given."""
+    """A published log of SIZE entries, its keys, and the receipts its clients were given; under
+    ``prefix`` in the store, as shard i's log is under `log/<i>/`."""
 
-    def __init__(self) -> None:
-        self.signer = Signer.generate(ORIGIN)
-        self.clock = CosignatureSigner.generate(ORIGIN + "/clock")
+    def __init__(self, origin: str = ORIGIN, prefix: str = "log/") -> None:
+        self.origin, self.prefix = origin, prefix
+        self.signer = Signer.generate(origin)
+        self.clock = CosignatureSigner.generate(origin + "/clock")
         self.keys = [self.signer.verifier().to_key(), self.clock.verifier().to_key()]
         self.digests = [f"sha256:{os.urandom(32).hex()}" for _ in range(SIZE)]
         self.salts = [os.urandom(16) for _ in range(SIZE)]
@@ -50,15 +52,16 @@ class Log:
         self.leaves = [leaf_hash(e) for e in self.entries]
         self.tiles: dict[str, bytes] = {}
         for t in [*TileBuilder().append(self.leaves), *BundleBuilder().append(self.entries)]:
-            self.tiles["log/" + t.id.path] = t.data
+            self.tiles[prefix + t.id.path] = t.data
         self.note = self.sign(SIZE, root(self.leaves))
         self.acked = [self.receipt(i) for i in range(SIZE)]
 
     def sign(self, size: int, root_hash: bytes) -> str:
-        return sign_checkpoint(Checkpoint(ORIGIN, size, root_hash), self.signer, self.clock, 1_800_000_000)
+        cp = Checkpoint(self.origin, size, root_hash)
+        return sign_checkpoint(cp, self.signer, self.clock, 1_800_000_000)
 
     def receipt(self, i: int) -> Acked:
-        fetch = {k.removeprefix("log/"): v for k, v in self.tiles.items()}
+        fetch = {k.removeprefix(self.prefix): v for k, v in self.tiles.items()}
         proof = inclusion_proof_from_tiles(i, SIZE, lambda t: fetch[t.path])
         return Acked(
             self.digests[i],
@@ -69,13 +72,15 @@ class Log:
             SIZE,
             tuple(h.hex() for h in proof),
             self.note,
+            self.origin,
         )
 
-    async def store(self) -> MemoryStore:
-        store = MemoryStore()
+    async def store(self, store: MemoryStore | None = None) -> MemoryStore:
+        """A memory store holding the published log (``store`` when given)."""
+        store = store or MemoryStore()
         for key, data in self.tiles.items():
             await store.put(key, data)
-        await store.put("log/checkpoint", self.note.encode())
+        await store.put(self.prefix + "checkpoint", self.note.encode())
         return store
 
     async def check(self, store: MemoryStore | None = None, **kw: Any) -> Any:

@@ -15,8 +15,7 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.anchor import app as anchor_app
-from services.anchor import state
+from services.anchor import shardset, state
 from services.anchor.app import ensure_keys
 from services.cli.serve import build_app
 from services.common import resources
@@ -66,7 +65,7 @@ async def faked(
     async def open_store(*_: object) -> MemoryStore:
         return store
 
-    monkeypatch.setattr(anchor_app, "open_index", lambda _: index)
+    monkeypatch.setattr(shardset, "open_index", lambda _: index)  # where each shard opens its index
     monkeypatch.setattr(resources, "open_store", open_store)
     async for s in _serve(request, tmp_path, index, store):
         yield s

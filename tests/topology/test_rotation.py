@@ -27,7 +27,7 @@ import pytest
 from merkle import Receipt
 from services.common.index_key import create_index_key
 from tests.seaweed import S3Target, free_ports
-from tests.topology.test_topology import START_S, Pod, pod_env, run_notar, stop, wait_ready
+from tests.topology.processes import START_S, Pod, pod_env, run_notar, stop, wait_ready
 
 ORIGIN = "rotation.notar.test/log"
 WAIT_S = 60.0

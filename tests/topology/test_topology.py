@@ -1,12 +1,15 @@
-"""What Kubernetes would run, minus Kubernetes: separate `notar serve --role …` processes — two
-ingest, one anchor, two verify — sharing one SeaweedFS (STORE=s3), on loopback ports.
+"""What Kubernetes would run, minus Kubernetes: the loopback cluster of loadtest/cluster.py —
+separate `notar serve --role …` processes (one anchor, two ingest, two verify) sharing one
+SeaweedFS bucket (STORE=s3), with Debian's haproxy in front as the load balancer.
 
-The end-to-end tests of tests/services/test_api.py run against it unchanged: their client sends
-each request to a pod of the role that serves it, alternating between the two pods of a role,
-and honours 503 + Retry-After as any client must (a verify pod may see the published checkpoint
-a moment after the anchor acknowledged the entries). One deployment serves the whole module, so
-the test that expects no document at all of its tenant is rewritten as a before/after check
-(`test_an_interrupted_upload_leaves_nothing_visible_anywhere`). Then tests of the topology itself.
+The end-to-end tests of tests/services/test_api.py run against it unchanged, through haproxy: it
+sends each request to a pod of the role that serves it, and the client honours 503 + Retry-After
+as any client must (a verify pod may see the published checkpoint a moment after the anchor
+acknowledged the entries). One deployment serves the whole module, so the test that expects no
+document at all of its tenant is rewritten as a before/after check
+(`test_an_interrupted_upload_leaves_nothing_visible_anywhere`). Then tests of the topology
+itself, pod by pod, and of the load balancer in front of it. Slow (a cluster of real processes):
+`pytest -m "not slow"` leaves them out; CI runs them.
 """
 
 from __future__ import annotations
@@ -14,30 +17,25 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
 
+from loadtest.balancer import served_by
+from loadtest.cluster import LoopbackCluster, running_cluster
+from loadtest.reliability.cluster import S3Bucket
 from merkle import Receipt, decode_bundle, leaf_hash, verify_inclusion, verify_receipt
 from merkle.anchors import offline_anchor_verifiers
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
-from services.common.index_key import create_index_key
 from services.published import layout
 from services.sdk import NotarClient, trusted_keys
+from storage.base import ObjectStore
 from storage.s3 import S3Store
-from tests.seaweed import S3Target, free_ports
+from tests.seaweed import S3Target
 
 # The end-to-end tests of the single-process server, collected here again against the topology.
 from tests.services.test_api import (  # noqa: F401
@@ -52,161 +50,35 @@ from tests.services.test_api import (  # noqa: F401
     test_ten_thousand_digests_in_one_call,
 )
 
-ORIGIN = "topology.notar.test/log"
-INGEST_ROUTES = ("/v1/digests", "/v1/documents")
-START_S = 60.0
+# Other topology tests that assemble their own processes took these from here; they live on in
+# tests/topology/processes.py.
+from tests.topology.processes import START_S, Pod, pod_env, run_notar, stop, wait_ready  # noqa: F401
 
-
-@dataclass
-class Pod:
-    role: str
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self) -> str:
-        return f"--- {self.role} {self.url} ---\n" + self.log.read_text(errors="replace")[-3000:]
-
-
-@dataclass
-class Topology:
-    pods: list[Pod]
-    env: dict[str, str]
-    prefix: str
-    target: S3Target
-    keys: dict[str, str] = field(default_factory=dict)  # tenant → API key
-
-    def of(self, role: str) -> list[Pod]:
-        return [p for p in self.pods if p.role == role]
-
-    def logs(self) -> str:
-        return "\n".join(p.tail() for p in self.pods)
-
-
-def run_notar(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-
-
-def wait_ready(pod: Pod, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if pod.process.poll() is not None:
-            raise AssertionError(f"{pod.role} exited with {pod.process.returncode}\n{pod.tail()}")
-        try:
-            with urllib.request.urlopen(pod.url + "/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{pod.role} at {pod.url} not ready in {START_S:g} s\n{pod.tail()}")
-
-
-def stop(pods: list[Pod]) -> dict[str, int | None]:
-    for p in pods:
-        if p.process.poll() is None:
-            p.process.send_signal(signal.SIGTERM)
-    codes: dict[str, int | None] = {}
-    for p in pods:
-        try:
-            codes[f"{p.role} {p.url}"] = p.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.process.kill()
-            p.process.wait(timeout=10)
-            codes[f"{p.role} {p.url}"] = None
-    return codes
-
-
-def pod_env(s3_target: S3Target, prefix: str, origin: str) -> dict[str, str]:
-    """What every pod of a topology on ``s3_target`` gets: the bucket, its credentials, the origin,
-    short batches and local anchoring every second."""
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("NOTAR_", "AWS_", "OTEL_"))},
-        "PYTHONUNBUFFERED": "1",
-        "NOTAR_STORE": "s3",
-        "NOTAR_S3_ENDPOINT": s3_target.endpoint,
-        "NOTAR_S3_BUCKET": s3_target.bucket,
-        "NOTAR_S3_REGION": s3_target.region,
-        "NOTAR_S3_PREFIX": prefix,
-        "NOTAR_ORIGIN": origin,
-        "NOTAR_BATCH_MS": "20",
-        "NOTAR_ANCHORS": "local",
-        "NOTAR_ANCHOR_INTERVAL_S": "1",
-        "AWS_ACCESS_KEY_ID": s3_target.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_target.secret_key,
-    }
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def topology(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    tmp = tmp_path_factory.mktemp("topology")
-    prefix = f"topology-{uuid.uuid4().hex[:12]}/"
-    base = pod_env(s3_target, prefix, ORIGIN) | {"NOTAR_LOG_FORMAT": "json"}
-    create_index_key(tmp / "index.key")  # one for every pod, as a Kubernetes Secret would be
-    base["NOTAR_INDEX_KEY_FILE"] = str(tmp / "index.key")
-    ports = free_ports(5)
-    anchor_url = f"http://127.0.0.1:{ports[0]}"
-    pods: list[Pod] = []
-    try:
-        for role, port in zip(("anchor", "ingest", "ingest", "verify", "verify"), ports, strict=True):
-            data = tmp / f"{role}-{port}"
-            data.mkdir()
-            env = {**base, "NOTAR_DATA_DIR": str(data), "NOTAR_LISTEN": f"127.0.0.1:{port}"}
-            if role != "anchor":
-                env["NOTAR_ANCHOR_URL"] = anchor_url
-            log = tmp / f"{role}-{port}.log"
-            pods.append(
-                Pod(
-                    role,
-                    f"http://127.0.0.1:{port}",
-                    run_notar("serve", "--role", role, env=env, log=log),
-                    log,
-                )
-            )
-            if role == "anchor":  # it publishes the log's keys that verify pods serve
-                wait_ready(pods[0], time.monotonic() + START_S)
-        deadline = time.monotonic() + START_S
-        for p in pods:
-            wait_ready(p, deadline)
-        topo = Topology(pods, base, prefix, s3_target)
-        for tenant in ("acme", "globex"):
-            log = tmp / "tenant.log"
-            add = run_notar("tenant", "add", tenant, env={**base, "NOTAR_DATA_DIR": str(tmp)}, log=log)
-            assert add.wait(timeout=60) == 0, log.read_text()
-            topo.keys[tenant] = log.read_text().strip().splitlines()[-1]
-        yield topo
-    finally:
-        codes = stop(pods)
-    assert all(code == 0 for code in codes.values()), f"not a clean stop: {codes}\n" + "\n".join(
-        p.tail() for p in pods
-    )
+def topology(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
+    bucket = S3Bucket(s3_target.endpoint, s3_target.bucket, s3_target.access_key, s3_target.secret_key,
+                      s3_target.region)
+    with running_cluster(tmp_path_factory.mktemp("topology"), bucket, tenants=("acme", "globex")) as cluster:
+        yield cluster
+    codes = cluster.exit_codes or {}
+    assert codes and all(code == 0 for code in codes.values()), f"not a clean stop: {codes}\n{cluster.logs()}"
 
 
-class RoutingClient:
-    """Sends each request to a pod of the role that serves it, round-robin; retries 503 with
-    Retry-After a bounded number of times, as clients of the real deployment do."""
+class BalancedClient:
+    """Sends every request to the load balancer; retries 503 with Retry-After a bounded number
+    of times, as clients of the real deployment do."""
 
-    def __init__(self, topo: Topology, session: aiohttp.ClientSession) -> None:
-        self._ingest = itertools.cycle(topo.of("ingest"))
-        self._verify = itertools.cycle(topo.of("verify"))
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self._url = url
         self._session = session
-        self.served: list[tuple[str, str]] = []  # (pod url, path)
-
-    def _pod(self, path: str) -> Pod:
-        return next(self._ingest if path.startswith(INGEST_ROUTES) else self._verify)
 
     async def request(self, method: str, path: str, **kw: Any) -> aiohttp.ClientResponse:
         replayable = not hasattr(kw.get("data"), "__aiter__")
         for _ in range(20):
-            pod = self._pod(path)
-            self.served.append((pod.url, path))
-            r = await self._session.request(method, pod.url + path, **kw)
+            r = await self._session.request(method, self._url + path, **kw)
             if r.status != 503 or not replayable:
                 return r
             await r.read()
@@ -227,44 +99,48 @@ class RoutingClient:
 class TopologyNotar:
     """What tests/services/test_api.py expects of its `notar` fixture."""
 
-    client: RoutingClient
-    store: S3Store
+    client: BalancedClient
+    store: ObjectStore
     keys: list[str]
     acme: dict[str, str]
     globex: dict[str, str]
 
 
 @pytest.fixture
-async def notar(topology: Topology) -> AsyncIterator[TopologyNotar]:
-    store = await S3Store.from_config(topology.target.config(prefix=topology.prefix))
+async def notar(topology: LoopbackCluster) -> AsyncIterator[TopologyNotar]:
+    store = await topology.pods.open_store()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
-        client = RoutingClient(topology, session)
+        client = BalancedClient(topology.url, session)
         keys = await (await client.get("/v1/keys")).json()
         try:
             yield TopologyNotar(
                 client,
                 store,
                 trusted_keys(keys),
-                {"Authorization": f"Bearer {topology.keys['acme']}"},
-                {"Authorization": f"Bearer {topology.keys['globex']}"},
+                {"Authorization": f"Bearer {topology.pods.api_keys['acme']}"},
+                {"Authorization": f"Bearer {topology.pods.api_keys['globex']}"},
             )
         finally:
             await store.close()
-        pods = {url for url, _ in client.served}
-        assert len(pods) >= 2 or len(client.served) < 3, "requests were spread over the pods"
+
+
+async def s3_store(topology: LoopbackCluster) -> S3Store:
+    """The deployment's bucket, opened afresh as an auditor would."""
+    assert topology.pods.bucket is not None
+    return await S3Store.from_config(topology.pods.bucket.config(topology.pods.prefix))
 
 
 # -- the topology itself -------------------------------------------------------------------------
 
 
-async def test_each_ingest_notarizes_and_each_verify_serves_every_receipt(topology: Topology) -> None:
-    acme = topology.keys["acme"]
+async def test_each_ingest_notarizes_and_each_verify_serves_every_receipt(topology: LoopbackCluster) -> None:
+    acme = topology.pods.api_keys["acme"]
     made: dict[str, Receipt] = {}
-    for pod in topology.of("ingest"):
+    for pod in topology.pods.of("ingest"):
         async with NotarClient(pod.url, acme) as c:
             digests = [f"sha256:{os.urandom(32).hex()}" for _ in range(50)]  # new to the log
             made |= dict(zip(digests, await c.notarize(digests), strict=True))
-    for pod in topology.of("verify"):
+    for pod in topology.pods.of("verify"):
         async with NotarClient(pod.url, acme) as v:
             trusted = trusted_keys(await v.keys())
             for digest, first in made.items():
@@ -280,8 +156,8 @@ async def test_each_ingest_notarizes_and_each_verify_serves_every_receipt(topolo
             assert verify_inclusion(leaf_hash(receipt.entry), index, size, proof, root)
 
 
-async def test_a_document_stored_through_one_ingest_is_served_by_the_other(topology: Topology) -> None:
-    first, second = topology.of("ingest")
+async def test_a_document_stored_through_one_ingest_is_served_by_the_other(topology: LoopbackCluster) -> None:
+    first, second = topology.pods.of("ingest")
     data = os.urandom(5 * 1024 * 1024 + 17)
 
     async def body() -> AsyncIterator[bytes]:
@@ -289,8 +165,8 @@ async def test_a_document_stored_through_one_ingest_is_served_by_the_other(topol
             yield data[at : at + (1 << 20)]
 
     async with (
-        NotarClient(first.url, topology.keys["acme"]) as a,
-        NotarClient(second.url, topology.keys["acme"]) as b,
+        NotarClient(first.url, topology.pods.api_keys["acme"]) as a,
+        NotarClient(second.url, topology.pods.api_keys["acme"]) as b,
     ):
         up = await a.upload(body())
         got = b"".join([chunk async for chunk in b.document(up.document["digest"])])
@@ -305,23 +181,23 @@ async def metric(session: aiohttp.ClientSession, url: str, name: str) -> float:
     raise AssertionError(f"{name} not in {url}/metrics")
 
 
-async def test_one_log_seen_alike_by_every_pod(topology: Topology) -> None:
-    anchor = topology.of("anchor")[0]
+async def test_one_log_seen_alike_by_every_pod(topology: LoopbackCluster) -> None:
+    anchor = topology.pods.of("anchor")[0]
     async with aiohttp.ClientSession() as s:
-        async with NotarClient(topology.of("ingest")[0].url, topology.keys["acme"]) as c:
+        async with NotarClient(topology.pods.of("ingest")[0].url, topology.pods.api_keys["acme"]) as c:
             await c.notarize([f"blake3:{os.urandom(32).hex()}"])
         async with asyncio.timeout(30):
             while True:
                 size = await metric(s, anchor.url, "notar_tree_size")
                 notes = set()
-                for pod in topology.of("verify"):
+                for pod in topology.pods.of("verify"):
                     async with s.get(pod.url + "/log/checkpoint") as r:
                         notes.add(await r.text())
                 sizes = {parse_checkpoint(parse_note(n).text).size for n in notes}
                 if len(notes) == 1 and sizes == {size}:
                     break
                 await asyncio.sleep(0.2)
-        store = await S3Store.from_config(topology.target.config(prefix=topology.prefix))
+        store = await s3_store(topology)
         try:
             assert (await store.get("log/checkpoint")).decode() == notes.pop(), (
                 "the bucket holds the same bytes"
@@ -330,7 +206,7 @@ async def test_one_log_seen_alike_by_every_pod(topology: Topology) -> None:
             await store.close()
         assert await metric(s, anchor.url, "notar_entries_sequenced_total") == size
         assert await metric(s, anchor.url, "notar_publication_lag_entries") == 0
-        for pod in topology.of("ingest"):
+        for pod in topology.pods.of("ingest"):
             async with s.get(pod.url + "/metrics") as r:
                 text = await r.text()
             served = [
@@ -364,14 +240,14 @@ async def test_an_interrupted_upload_leaves_nothing_visible_anywhere(notar: Topo
 
 
 async def test_every_verify_pod_serves_the_receipt_upgraded_once_the_anchor_anchored_it(
-    topology: Topology,
+    topology: LoopbackCluster,
 ) -> None:
     digest = f"sha256:{os.urandom(32).hex()}"
-    async with NotarClient(topology.of("ingest")[1].url, topology.keys["acme"]) as c:
+    async with NotarClient(topology.pods.of("ingest")[1].url, topology.pods.api_keys["acme"]) as c:
         first = (await c.notarize([digest]))[0]
     assert first.anchors == ()
-    for pod in topology.of("verify"):
-        async with NotarClient(pod.url, topology.keys["acme"]) as v:
+    for pod in topology.pods.of("verify"):
+        async with NotarClient(pod.url, topology.pods.api_keys["acme"]) as v:
             trusted = trusted_keys(await v.keys())
             async with asyncio.timeout(30):  # ANCHOR_INTERVAL_S=1
                 while not (got := await v.receipt(digest)).anchors:
@@ -388,15 +264,17 @@ async def test_every_verify_pod_serves_the_receipt_upgraded_once_the_anchor_anch
 # -- format v2 over the wire between the pods, and the bucket's prefixes -------------------------------
 
 
-async def test_one_request_is_no_contiguous_run_and_interleaves_with_another(topology: Topology) -> None:
+async def test_one_request_is_no_contiguous_run_and_interleaves_with_another(
+    topology: LoopbackCluster,
+) -> None:
     """Two 1,000-digest requests through the two ingest pods and the internal wire: in one batch
     (same checkpoint), their entries interleave; placed in request order they would be two runs.
     The chance that uniform random placement gives fewer than 400 switches between them is
     below 10^-100; that either request comes out sorted, 1/1000!."""
-    first, second = topology.of("ingest")
+    first, second = topology.pods.of("ingest")
     async with (
-        NotarClient(first.url, topology.keys["acme"]) as a,
-        NotarClient(second.url, topology.keys["globex"]) as b,
+        NotarClient(first.url, topology.pods.api_keys["acme"]) as a,
+        NotarClient(second.url, topology.pods.api_keys["globex"]) as b,
     ):
         for _ in range(20):  # until both land in one batch (BATCH_MS=20)
             digests = [[f"blake3:{os.urandom(32).hex()}" for _ in range(1000)] for _ in range(2)]
@@ -414,13 +292,13 @@ async def test_one_request_is_no_contiguous_run_and_interleaves_with_another(top
 
 
 async def test_the_bucket_holds_no_notarized_digest_and_only_tlog_tiles_are_public(
-    topology: Topology,
+    topology: LoopbackCluster,
 ) -> None:
     digests = [f"{('sha256', 'blake3')[k % 2]}:{os.urandom(32).hex()}" for k in range(300)]
-    async with NotarClient(topology.of("ingest")[0].url, topology.keys["acme"]) as c:
+    async with NotarClient(topology.pods.of("ingest")[0].url, topology.pods.api_keys["acme"]) as c:
         receipts = await c.notarize(digests)
     size = receipts[0].tree_size
-    store = await S3Store.from_config(topology.target.config(prefix=topology.prefix))
+    store = await s3_store(topology)
     session = aiohttp.ClientSession()
     try:
         async with asyncio.timeout(30):
@@ -446,8 +324,55 @@ async def test_the_bucket_holds_no_notarized_digest_and_only_tlog_tiles_are_publ
         ):
             head = await store.client.head_object(Bucket=store.bucket, Key=store.object_key(key))
             assert head.get("CacheControl") == want, key
-            async with session.get(topology.of("verify")[0].url + "/" + key) as r:
+            async with session.get(topology.pods.of("verify")[0].url + "/" + key) as r:
                 assert r.headers["Cache-Control"] == want, key  # the verify pods answer the same
     finally:
         await session.close()
         await store.close()
+
+
+# -- the load balancer in front -------------------------------------------------------------------------
+
+
+async def served(topology: LoopbackCluster, backend: str, at_least: int) -> dict[str, int]:
+    """Requests haproxy logged as answered 200 by each server of ``backend``, once it logged
+    ``at_least`` in all (it writes each line after the answer went out)."""
+    async with asyncio.timeout(10):
+        while True:
+            counts = served_by(topology.balancer.log.read_text())
+            mine = {srv: n for (b, srv, status), n in counts.items() if b == backend and status == 200}
+            if sum(mine.values()) >= at_least:
+                return mine
+            await asyncio.sleep(0.1)
+
+
+async def test_the_load_balancer_spreads_each_route_over_both_pods(topology: LoopbackCluster) -> None:
+    before = {b: await served(topology, b, 0) for b in ("ingest", "verify")}
+    async with NotarClient(topology.url, topology.pods.api_keys["acme"]) as c:
+        for _ in range(8):
+            await c.notarize([f"sha256:{os.urandom(32).hex()}"])
+            await c.keys()
+    for backend in ("ingest", "verify"):
+        total = sum(before[backend].values()) + 8
+        after = await served(topology, backend, total)
+        grew = {srv for srv, n in after.items() if n > before[backend].get(srv, 0)}
+        assert grew == {f"{backend}0", f"{backend}1"}, (backend, before[backend], after)
+
+
+async def test_a_killed_ingest_pod_costs_no_request_and_is_used_again_once_back(
+    topology: LoopbackCluster,
+) -> None:
+    victim = topology.pods.of("ingest")[0]
+    victim.kill9()  # nothing in flight: haproxy retries the refused connection on the other pod
+    try:
+        async with NotarClient(topology.url, topology.pods.api_keys["acme"]) as c:
+            for _ in range(10):
+                assert len(await c.notarize([f"sha256:{os.urandom(32).hex()}"])) == 1
+    finally:
+        victim.start()
+        await asyncio.to_thread(victim.wait_ready)
+    before = (await served(topology, "ingest", 0)).get("ingest0", 0)
+    async with NotarClient(topology.url, topology.pods.api_keys["acme"]) as c, asyncio.timeout(30):
+        while (await served(topology, "ingest", 0)).get("ingest0", 0) == before:  # health check: rise 1
+            await c.notarize([f"sha256:{os.urandom(32).hex()}"])
+            await asyncio.sleep(0.2)

@@ -26,6 +26,7 @@ from storage.rocks import RocksIndex
 from tests.services.anchor.conftest import ORIGIN, MakeSequencer, tenant_index
 
 KEPT, ERASED, AFTER, LATER = (parse_digest("sha256:" + f"{b:02x}" * 32) for b in (1, 2, 3, 4))
+STATEMENT = bytes([0x03]) + b"\x5c" * 32  # a SCITT statement's entry (type 0x03)
 
 
 def backups(store: MemoryStore | FsStore, index: RocksIndex, tmp: Path, **kw: object) -> Backups:
@@ -157,6 +158,7 @@ async def test_a_restored_anchor_takes_the_published_log_and_reports_the_lost_sa
     manifest = await backups(store, index, tmp_path).take()
     assert manifest.entries == 2
     after = await seq.submit("acme", [AFTER])
+    (statement,) = await seq.submit_entries([STATEMENT])  # a SCITT statement, after the backup
     assert await eraser.forget("acme", ERASED.multihash, wait_s=0) == 1  # erased after the backup
     await seq.close()
     await index.close()  # the volume is lost: the index with it
@@ -167,17 +169,20 @@ async def test_a_restored_anchor_takes_the_published_log_and_reports_the_lost_sa
     eraser2 = Eraser(index=restored, tenant_index=tenant_index(), journal=store)
     await after_restore(restored, eraser2)
     try:
-        assert seq2.size == 3  # the published log as it is
+        assert seq2.size == 4  # the published log as it is
         assert await seq2.lookup("acme", KEPT) == [(kept[0].index, kept[0].salt)]
+        # the statement's entry is in the log as it is: indexed again, found again, not logged twice
+        assert await seq2.entry_index(STATEMENT) == statement.index == 3
+        assert await seq2.entry_index(bytes([0x03]) + b"\x77" * 32) is None
         assert await seq2.lookup("acme", AFTER) == []  # its salt was only in the lost index
         assert await seq2.lookup("acme", ERASED) == []  # erased again from the journal
         assert await restored.get(state.RESTORED) is None
-        assert [(r.backup, r.lost) for r in await read_restores(store)] == [(manifest.id, range(2, 3))]
+        assert [(r.backup, r.lost) for r in await read_restores(store)] == [(manifest.id, range(2, 4))]
         explained = await LostSalts(store).explain()
-        assert "entries 2 to 2" in explained and manifest.id in explained
+        assert "entries 2 to 3" in explained and manifest.id in explained
         later = await seq2.submit("acme", [LATER])
-        assert later[0].index == 3 and after[0].index == 2  # no index given twice
-        assert later[0].checkpoint.split("\n")[1] == "4"
+        assert later[0].index == 4 and after[0].index == 2  # no index given twice
+        assert later[0].checkpoint.split("\n")[1] == "5"
     finally:
         await seq2.close()
         await restored.close()
