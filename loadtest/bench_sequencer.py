@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import statistics
@@ -261,6 +262,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--tick", type=float, default=0.01, help="open-loop submission period, s (default 0.01)")
     p.add_argument("--batch-ms", type=int, default=100, help="the sequencer's BATCH_MS (default 100)")
     p.add_argument("--batch-max", type=int, default=20_000, help="largest batch (default 20,000)")
+    p.add_argument("--repeats-max", type=int, default=100,
+                   help="the sequencer's REPEATS_MAX (default 100, the setting's; 0: no cap)")
     p.add_argument("--budget", type=float, default=600.0,
                    help="no new closed-loop round starts after this many seconds (default 600)")
     p.add_argument("--gc-threshold", type=int,
@@ -326,15 +329,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         s3_entries=args.s3_entries,
         seed=args.seed,
     )
-    setup = Setup(batch_ms=args.batch_ms, batch_max=args.batch_max)
+    setup = Setup(batch_ms=args.batch_ms, batch_max=args.batch_max, repeats_max=args.repeats_max)
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="notar-bench-seq-",
                                                                        dir=args.workdir)))
         if "s3" in plan.stores:
             log("starting SeaweedFS on loopback…")
-            setup = Setup(batch_ms=setup.batch_ms, batch_max=setup.batch_max,
-                          s3=stack.enter_context(seaweed_bucket()))
+            setup = dataclasses.replace(setup, s3=stack.enter_context(seaweed_bucket()))
         default_gc = gc.get_threshold()
         if args.gc_threshold is not None:
             gc.set_threshold(args.gc_threshold, 20, 100)

@@ -168,10 +168,10 @@ def run_bench(tree: Tree, bench: str, args: Sequence[str], timeout: float, keep:
 
 def session(trees: dict[str, Tree], benches: Sequence[str], bench_args: dict[str, list[str]], *,
             rounds: int, budget: float, run_timeout: float, keep: Path | None,
-            log: Callable[[str], None]) -> list[Round]:
+            log: Callable[[str], None], head_args: dict[str, list[str]] | None = None) -> list[Round]:
     """`rounds` rounds (fewer once `budget` seconds are spent, or after a failed run), each every
-    bench from both trees, the tree that goes first alternating by round. Only complete pairs
-    count."""
+    bench from both trees, the tree that goes first alternating by round; `head_args` are added
+    to the head's runs only (a setting the base does not have). Only complete pairs count."""
     done: list[Round] = []
     start = time.monotonic()
     for r in range(rounds):
@@ -180,8 +180,9 @@ def session(trees: dict[str, Tree], benches: Sequence[str], bench_args: dict[str
             rnd = Round(r + 1, bench, order)
             for who in order:
                 try:
-                    run = run_bench(trees[who], bench, bench_args[bench], run_timeout, keep,
-                                    f"round{r + 1}-{bench}-{who}")
+                    args = [*bench_args[bench], *(head_args or {}).get(bench, [])] if who == "head" \
+                        else bench_args[bench]
+                    run = run_bench(trees[who], bench, args, run_timeout, keep, f"round{r + 1}-{bench}-{who}")
                 except RunFailed as e:
                     log(f"round {r + 1} {bench} {who}: {e}\nstopping after {len(done)} complete pairs")
                     return done
@@ -268,6 +269,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help=f"arguments of loadtest.bench_api (default {DEFAULT_ARGS['api']!r})")
     p.add_argument("--budget", type=float, default=3600.0,
                    help="no round starts after this many seconds (default 3600)")
+    p.add_argument("--head-sequencer-args", default="",
+                   help="more arguments for the head's sequencer runs only, e.g. '--repeats-max 0'")
     p.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run at most (default 900)")
     p.add_argument("--keep", type=Path, help="write every run's output into this directory")
     args = p.parse_args(argv)
@@ -297,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     done = session(trees, args.benches, bench_args, rounds=args.rounds, budget=args.budget,
-                   run_timeout=args.run_timeout, keep=args.keep, log=log)
+                   run_timeout=args.run_timeout, keep=args.keep, log=log,
+                   head_args={"sequencer": shlex.split(args.head_sequencer_args)})
     from loadtest.bench_merkle import machine
 
     print(f"Machine: {machine()}")
@@ -307,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe(t))
     for bench in args.benches:
         print(f"{bench}: python -m {MODULES[bench]} {shlex.join(bench_args[bench])}")
+        if bench == "sequencer" and args.head_sequencer_args:
+            print(f"  head only: {args.head_sequencer_args}")
     print(f"{len({r.number for r in done})} rounds, the first tree alternating by round.\n")
     print(report(done, args.benches))
     return 0

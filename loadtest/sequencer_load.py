@@ -127,6 +127,7 @@ class Setup:
     batch_ms: int = 100
     batch_max: int = 20_000
     queue_max: int = 200_000
+    repeats_max: int = 100
     s3: S3Config | None = None
 
 
@@ -155,6 +156,7 @@ async def open_sequencer(store_kind: str, setup: Setup, workdir: Path) -> AsyncI
         batch_ms=setup.batch_ms,
         batch_max=setup.batch_max,
         queue_max=setup.queue_max,
+        repeats_max=setup.repeats_max,
     )
     rows = TenantIndex(bytes(32), origin=ORIGIN)  # a fixed key: only the cost matters here
     seq = Sequencer(store=store, index=index, keys=bench_keys(), config=cfg, tenant_index=rows)

@@ -123,18 +123,12 @@ def shards_context(
 
 def home_context(
     make: Callable[[NotarConfig, LogKeys], Callable[[web.Application], AsyncIterator[None]]],
-    *,
-    shard_zero_only: bool = False,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The cleanup context `make` builds from the home shard's config and keys, once it runs
-    (an anchor pod of split roles knows its shard only once it claimed it); with
-    `shard_zero_only`, nothing unless the home shard is shard 0."""
+    (an anchor pod of split roles knows its shard only once it claimed it)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         home = app[RUNNING][0]
-        if shard_zero_only and home.shard.id != 0:
-            yield
-            return
         async for _ in make(home.config, home.keys)(app):
             yield
 
@@ -389,13 +383,11 @@ def setup(
     SHARDS > 1, the pod runs the shard its ordinal claims; without, every shard runs here."""
     app.cleanup_ctx.append(shards_context(config, env))
     if config.committer.kinds:
-        # one committer, shard 0's: aggregated anchoring of every shard is shard 0's anchor's
-        # (SPEC §10); the anchor pods of other shards run none
-        app.cleanup_ctx.append(
-            home_context(
-                lambda c, k: committer_context(c.committer, c.chains, keys=lambda: k), shard_zero_only=True
-            )
-        )
+        # the home shard's committer: the one of anchor ordinal 0 aggregates every shard (SPEC §10;
+        # after shard 0 is frozen, ordinal 0's next shard does), the others anchor nothing and
+        # follow in their status what it stored for their log (services.anchor.shard_heads)
+        committer = home_context(lambda c, k: committer_context(c.committer, c.chains, keys=lambda: k))
+        app.cleanup_ctx.append(committer)
     if config.witnesses.witnesses:
         app.cleanup_ctx.append(
             home_context(

@@ -5,6 +5,7 @@ entries, the entries made from each caller's group, and the index rows when it h
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -58,22 +59,40 @@ def placement(words: list[int], n: int) -> tuple[list[int], list[int]]:
         other = words[i] % (i + 1)
         order[i], order[other] = order[other], order[i]
     rank = [0] * n
-    for j, p in enumerate(order):
-        rank[p] = j
+    deque(map(rank.__setitem__, order, range(n)), maxlen=0)  # rank[order[j]] = j, looped in C
     return order, rank
 
 
-def group_entries(
-    groups: Sequence[Group], salts: list[bytes]
-) -> tuple[list[bytes], list[str], list[bytes], list[int]]:
-    """The entries of a batch in the callers' order, made per group (a batch mixes tenants, a
-    group has one); the tenant and multihash of each digest's entry; the callers' positions of
-    pre-made entries."""
-    entries: list[bytes] = []
+@dataclass(frozen=True)
+class Keyed:
+    """What a batch's digests are known by, each computed once a batch (the repeats cap and the
+    tenant index both need them): in the groups' order, every digest's tenant, multihash and
+    tenant-index name (`TenantIndex.names`: 16 bytes each, concatenated). Pre-made entries have
+    none of them."""
+
+    tenants: list[str]
+    multihashes: list[bytes]
+    names: bytes
+
+
+def keyed(rows: TenantIndex, groups: Sequence[Group]) -> Keyed:
+    """The `Keyed` of `groups`' digests; ValueError on a tenant name that is not one."""
     tenants: list[str] = []
-    multihashes: list[bytes] = []
+    for g in groups:
+        tenants += [g.tenant] * len(g.digests)
+    multihashes = digest_multihashes([d for g in groups for d in g.digests])
+    return Keyed(tenants, multihashes, rows.names(tenants, multihashes))
+
+
+def group_entries(
+    groups: Sequence[Group], salts: list[bytes], multihashes: list[bytes]
+) -> tuple[list[bytes], list[int]]:
+    """The entries of a batch in the callers' order, made per group (a batch mixes tenants, a
+    group has one) from its digests' `multihashes` (`Keyed`); the callers' positions of pre-made
+    entries."""
+    entries: list[bytes] = []
     made: list[int] = []
-    at = 0
+    at = mine = 0
     for g in groups:
         if g.made is not None:
             made += range(at, at + len(g.made))
@@ -81,20 +100,17 @@ def group_entries(
             at += len(g.made)
             continue
         k = len(g.digests)
-        mine = digest_multihashes(g.digests)
-        entries += entries_of(mine, salts[at : at + k], g.tenant)
-        tenants += [g.tenant] * k
-        multihashes += mine
+        entries += entries_of(multihashes[mine : mine + k], salts[at : at + k], g.tenant)
         at += k
-    return entries, tenants, multihashes, made
+        mine += k
+    return entries, made
 
 
 def rows_with_made(
     rows: TenantIndex,
     made: list[int],
     entries: list[bytes],
-    tenants: list[str],
-    multihashes: list[bytes],
+    digests: Keyed,
     indices: list[int],
     salts: list[bytes],
 ) -> dict[bytes, bytes]:
@@ -103,7 +119,7 @@ def rows_with_made(
     skip = set(made)
     others = [i for i in range(len(entries)) if i not in skip]
     kept_indices, kept_salts = [indices[i] for i in others], [salts[i] for i in others]
-    puts = rows.rows(tenants, multihashes, kept_indices, kept_salts)
+    puts = rows.rows(digests.tenants, digests.multihashes, kept_indices, kept_salts, names=digests.names)
     for i in sorted(made, key=indices.__getitem__):
         puts.setdefault(state.entry_key(entries[i]), state.u64(indices[i]))
         salts[i] = b""

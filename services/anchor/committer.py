@@ -7,6 +7,14 @@ capped exponential backoff and show in ``status`` (metrics, readyz): never a cra
 record that does not hold (each backend guarantees that). Given the log's key, it anchors only
 checkpoints that key signed: the object store is not trusted to say what the tree head is, so
 the local chain's log-key signature never vouches for a root this log did not sign.
+
+With shards (SPEC §10) only the committer of anchor ordinal 0 (shard 0's) anchors: each round one
+aggregate of the latest checkpoint of every shard (``shard_heads.ShardHeads``: one local block, one
+EVM transaction, one RFC 3161 token), as soon as any shard's checkpoint grew, its record stored
+under each shard's private prefix with that shard's ``aggregate`` member, so that every shard's
+receipt upgrades and ``GET /v1/anchors`` find it. The other shards' committers anchor nothing;
+their ``status`` follows the records the aggregate wrote for their log (metrics, readyz). With one
+shard nothing changes.
 """
 
 from __future__ import annotations
@@ -17,22 +25,23 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 
-from merkle.note import NoteVerifier, open_note
-from services.anchor.chains import AnchorError, Backend, Target
+from merkle.note import NoteVerifier
+from services.anchor.chains import Anchorable, AnchorError, Backend, Target
 from services.anchor.chains.local import LocalChain
 from services.anchor.keys import LogKeys
+from services.anchor.shard_heads import LogKeysOf, ShardHeads, latest_target
 from services.common.components import ChainsConfig, CommitterConfig
 from services.common.resources import DETAILS, STORE
 from services.common.telemetry import TELEMETRY
 from services.published import layout
 from services.published.anchors import AnchorStore
 from storage.base import ObjectStore
-from storage.errors import ConflictError, NotFoundError, StorageError
+from storage.errors import ConflictError, CorruptedError, StorageError
 
 log = logging.getLogger("notar.anchor.committer")
 RECENT = 64  # anchored sizes read at start to find where each kind stopped
@@ -40,10 +49,12 @@ RECENT = 64  # anchored sizes read at start to find where each kind stopped
 
 @dataclass
 class KindStatus:
-    """What one kind has done: the last tree size it anchored, counts, and its latest failure."""
+    """What one kind has done: the last tree size it anchored (of this log; with shards, of each
+    shard's log in ``shards``, by prefix), counts, and its latest failure."""
 
     kind: str
     anchored_size: int = 0
+    shards: dict[str, int] = field(default_factory=dict)
     records: int = 0
     failures: int = 0
     consecutive_failures: int = 0
@@ -64,17 +75,20 @@ class Committer:
         config: CommitterConfig,
         anchors: AnchorStore | None = None,
         log_key: NoteVerifier | None = None,
+        shard_keys: LogKeysOf | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         meter: Meter | None = None,
     ) -> None:
         self._store, self._cfg, self._clock, self._sleep = store, config, clock, sleep
         self._log_key = log_key
+        self._heads = ShardHeads(store, prefix=config.prefix, log_key=log_key, keys_of=shard_keys)
         self._backends = {b.kind: b for b in backends}
         self.anchors = anchors or AnchorStore(store, prefix=config.prefix)
+        self._shard_anchors = {config.prefix: self.anchors}
         self.status = {k: KindStatus(k) for k in self._backends}
         self._wake = {k: asyncio.Event() for k in self._backends}
-        self._target: Target | None = None
+        self._target: Anchorable | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._instruments(meter or NoOpMeter("notar"))
 
@@ -108,10 +122,7 @@ class Committer:
     async def start(self) -> None:
         """Find what each kind anchored last (among the latest anchored sizes), then run the
         rounds and one loop per kind."""
-        for size in reversed((await self.anchors.sizes())[-RECENT:]):
-            found = await self.anchors.anchors_for(size)
-            for kind in {str(r.get("type")) for r in found.records} & set(self.status) if found else ():
-                self.status[kind].anchored_size = max(self.status[kind].anchored_size, size)
+        await self._recall(self._cfg.prefix)
         self._tasks = [asyncio.create_task(self._rounds(), name="notar-anchor-rounds")]
         self._tasks += [
             asyncio.create_task(self._loop(kind), name=f"notar-anchor-{kind}") for kind in self._backends
@@ -126,36 +137,87 @@ class Committer:
             with contextlib.suppress(Exception):
                 await b.close()
 
-    async def latest(self) -> Target | None:
-        """The latest published checkpoint, or None while there is none (or it is empty).
-        ValueError when it is malformed or, given the log key, not signed by it."""
-        return await latest_target(self._store, self._cfg.prefix, self._log_key)
+    async def latest(self) -> Anchorable | None:
+        """The latest published checkpoint, or with shards the aggregate of every shard's (see
+        ``ShardHeads``); None while there is none (or it is empty). ValueError when this log's is
+        malformed or, given the log key, not signed by it."""
+        return await self._heads.latest()
 
     async def round_target(self) -> Target | None:
-        """The checkpoint of the current round (what every free kind anchors), else the latest:
-        the witness client has it cosigned, so that anchors and cosignatures meet on it."""
-        return self._target if self._target is not None else await self.latest()
+        """This log's checkpoint of the current round (what every free kind anchors, alone or in
+        an aggregate), else its latest: the witness client has it cosigned, so that anchors and
+        cosignatures meet on it."""
+        target = self._target
+        if isinstance(target, Target):
+            return target
+        own = [h.target for h in target.heads if h.prefix == self._cfg.prefix] if target else []
+        return own[0] if own else await latest_target(self._store, self._cfg.prefix, self._log_key)
 
     async def run_once(self, kind: str) -> bool:
-        """Anchor the latest checkpoint to ``kind`` now: True when it stored a new record."""
+        """Anchor the latest checkpoint (or aggregate) to ``kind`` now: True when it stored a
+        new record."""
         target = await self.latest()
         return target is not None and await self._anchor(kind, target)
 
-    async def _anchor(self, kind: str, target: Target) -> bool:
+    def _parts(self, target: Anchorable) -> list[tuple[str, Target, dict[str, object]]]:
+        """Where a record of ``target`` is stored: (log prefix, checkpoint, members it adds)."""
+        if isinstance(target, Target):
+            return [(self._cfg.prefix, target, {})]
+        return [
+            (h.prefix, h.target, {"aggregate": p.to_obj()})
+            for h, p in zip(target.heads, target.proofs, strict=True)
+        ]
+
+    def _grew(self, before: Anchorable, now: Anchorable) -> bool:
+        """Whether ``now`` holds a larger checkpoint of some log than ``before`` (or a new log)."""
+        old = {prefix: t.size for prefix, t, _ in self._parts(before)}
+        return any(t.size > old.get(prefix, 0) for prefix, t, _ in self._parts(now))
+
+    def _store_of(self, prefix: str) -> AnchorStore:
+        if prefix not in self._shard_anchors:
+            self._shard_anchors[prefix] = AnchorStore(self._store, prefix=prefix)
+        return self._shard_anchors[prefix]
+
+    async def _recall(self, prefix: str) -> None:
+        """What each kind anchored last of the log under ``prefix``, from its latest records (those
+        above what every kind is known to have anchored)."""
+        anchors = self._store_of(prefix)
+        known = min([st.shards.setdefault(prefix, 0) for st in self.status.values()], default=0)
+        for size in reversed([s for s in (await anchors.sizes())[-RECENT:] if s > known]):
+            found = await anchors.anchors_for(size)
+            for kind in {str(r.get("type")) for r in found.records} & set(self.status) if found else ():
+                self._anchored(self.status[kind], prefix, size)
+
+    def _anchored(self, st: KindStatus, prefix: str, size: int) -> None:
+        st.shards[prefix] = max(st.shards.get(prefix, 0), size)
+        if prefix == self._cfg.prefix:
+            st.anchored_size = st.shards[prefix]
+
+    async def _anchor(self, kind: str, target: Anchorable) -> bool:
         st = self.status[kind]
-        if target.size <= st.anchored_size:
+        parts = self._parts(target)
+        for prefix, _, _ in parts:
+            if prefix not in st.shards:
+                await self._recall(prefix)
+        if all(t.size <= st.shards[prefix] for prefix, t, _ in parts):
             return False
-        if await self.anchors.has(target.size, kind):  # stored before a failure: no second anchor
-            await self.anchors.put_checkpoint(target.size, target.note)
-            st.anchored_size = target.size
+        if all([await self._store_of(p).has(t.size, kind) for p, t, _ in parts]):
+            for prefix, t, _ in parts:  # stored before a failure: no second anchor
+                await self._store_of(prefix).put_checkpoint(t.size, t.note)
+                self._anchored(st, prefix, t.size)
             return False
         done = await self._backends[kind].anchor(target)
-        await self.anchors.put(done.target.size, done.target.note, done.record)
-        st.anchored_size = max(st.anchored_size, done.target.size)
+        for prefix, t, extra in self._parts(done.target):
+            await self._store_of(prefix).put(t.size, t.note, {**done.record, **extra})
+            self._anchored(st, prefix, t.size)
         st.records += 1
         self._records.add(1, {"kind": kind})
         st.last_success = self._clock()
-        log.info("anchored tree size %d to %s", done.target.size, kind)
+        if isinstance(done.target, Target):
+            log.info("anchored tree size %d to %s", done.target.size, kind)
+        else:
+            sizes = ", ".join(f"{h.shard}: {h.target.size}" for h in done.target.heads)
+            log.info("anchored an aggregate of %d shards (%s) to %s", done.target.size, sizes, kind)
         return True
 
     async def _rounds(self) -> None:
@@ -167,11 +229,13 @@ class Committer:
         while True:
             try:
                 target = await self.latest()
-                if target is not None and (self._target is None or target.size > self._target.size):
+                if target is None and self._heads.aggregated_elsewhere:
+                    await self._recall(self._cfg.prefix)  # what the aggregating anchor did for us
+                if target is not None and (self._target is None or self._grew(self._target, target)):
                     self._target = target
                     for wake in self._wake.values():
                         wake.set()
-            except (StorageError, ValueError) as e:
+            except (StorageError, CorruptedError, ValueError) as e:  # the table too
                 log.warning("cannot read the latest checkpoint to anchor: %s", e)
             await self._sleep(self._cfg.interval_s)
 
@@ -214,23 +278,6 @@ class Committer:
             state = "ok" if s.healthy else f"failing ({s.consecutive_failures} in a row): {s.last_error}"
             lines.append(f"anchor {k}: {state}; anchored tree size {s.anchored_size}")
         return lines
-
-
-async def latest_target(store: ObjectStore, prefix: str, log_key: NoteVerifier | None) -> Target | None:
-    """The latest published checkpoint under ``prefix``, or None while there is none (or it is
-    empty). ValueError when it is malformed or, given the log key, not signed by it."""
-    where = layout.checkpoint_key(prefix)
-    try:
-        note = (await store.get(where)).decode("utf-8")
-    except NotFoundError:
-        return None
-    target = Target.from_note(note)
-    if log_key is not None and not open_note(note, [log_key]).ok:
-        raise ValueError(
-            f"{where} is not signed by this anchor's log key {log_key.name}: not used (written by "
-            "someone else, or by a previous key before a rotation)"
-        )
-    return target if target.size > 0 else None
 
 
 def build_backends(

@@ -10,8 +10,8 @@ written in the same atomic, fsynced batch as the rows it counts (the sequencer's
 so it survives a restart with them and a backup holds both. Erasure deletes it with the rows
 (`erasure.Eraser`), so an erased digest may be notarized again.
 
-A batch reads the counts of its distinct names in one multi-get. When no count plus the batch's
-own repeats of a name comes near the cap (the usual case) it is admitted whole, in a few C loops;
+A batch reads the counts of its distinct names in one multi-get. When no name's count plus the
+batch's own repeats of it passes the cap (the usual case) it is admitted whole, in a few C loops;
 otherwise its requests are admitted in order: a request that would take one of its names past
 the cap is refused whole with `RepeatsCapped` (409) and nothing of it is written; the others are
 written with their counts.
@@ -31,11 +31,12 @@ import asyncio
 import struct
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from merkle.digests import Digest, multihashes
 from services.anchor import state
-from services.anchor.tenant_index import NAME_SIZE, TENANT, TenantIndex
+from services.anchor.tenant_index import NAME_SIZE, TENANT, TenantIndex, cut
 from storage.base import Index
 from storage.errors import RepeatsCapped
 
@@ -59,6 +60,23 @@ class Request(Protocol):
 R = TypeVar("R", bound=Request)
 
 
+@dataclass(frozen=True)
+class Tally:
+    """A batch's names as the cap reads them: every entry's tenant-index name in the requests'
+    order; how often each comes; the distinct ones in order (their count rows are written in key
+    order: RocksDB inserts a batch's keys faster so, see `TenantIndex.rows`)."""
+
+    every: tuple[bytes, ...]
+    totals: Counter[bytes]
+    distinct: list[bytes]
+
+    @classmethod
+    def of(cls, names: bytes) -> Tally:
+        every = cut(names, NAME_SIZE)
+        totals = Counter(every)
+        return cls(every, totals, sorted(totals))
+
+
 def count_key(name: bytes) -> bytes:
     """The key of the count of a tenant-index name (16 bytes)."""
     return COUNT + name
@@ -70,27 +88,40 @@ class RepeatCap:
     def __init__(self, *, index: Index, tenant_index: TenantIndex, cap: int) -> None:
         self._index, self._rows, self.cap = index, tenant_index, cap
 
-    async def admit(self, requests: Sequence[R]) -> tuple[list[R], dict[bytes, bytes]]:
+    async def admit(
+        self, requests: Sequence[R], tally: Tally | None = None
+    ) -> tuple[list[R], dict[bytes, bytes]]:
         """The requests of a batch that stay under the cap, in order, and the count rows to write
         with them; every other request's future gets `RepeatsCapped` (409) naming its first
         digest over the cap. StorageError when the counts cannot be read (nothing is refused or
-        written then)."""
+        written then). `tally`: `tally` of the requests' names, when the caller has them (the
+        sequencer, in the worker thread that makes its batch); computed here otherwise."""
         if not self.cap or not requests:
             return list(requests), {}
-        # CPU-bound, in a worker thread as the sequencer's other steps: the event loop stays free
-        every, totals = await asyncio.to_thread(self._names, requests)
-        distinct = list(totals)
-        stored = await self._index.multi_get([COUNT + n for n in distinct])
-        held = {n: _U32.unpack(v)[0] for n, v in zip(distinct, stored, strict=True) if v is not None}
-        if max(held.values(), default=0) + max(totals.values(), default=0) <= self.cap:  # none nears it
-            return list(requests), {COUNT + n: _U32.pack(held.get(n, 0) + k) for n, k in totals.items()}
+        if tally is None:  # CPU-bound: in a worker thread, as the sequencer's other steps
+            tally = await asyncio.to_thread(self._tally_of, requests)
+        every, totals, distinct = tally.every, tally.totals, tally.distinct
+        keys = cut(COUNT + COUNT.join(distinct), len(COUNT) + NAME_SIZE) if distinct else ()
+        stored = await self._index.multi_get(keys)
+        if stored.count(None) == len(stored):  # the usual case: no name was notarized before
+            held: dict[bytes, int] = {}
+            counts = list(map(totals.__getitem__, distinct))
+        else:
+            held = {n: _U32.unpack(v)[0] for n, v in zip(distinct, stored, strict=True) if v is not None}
+            counts = [held.get(n, 0) + totals[n] for n in distinct]
+        if max(counts, default=0) <= self.cap:  # none passes it: the counts are written as they are
+            values = cut(struct.pack(f">{len(counts)}I", *counts), _U32.size)
+            return list(requests), dict(zip(keys, values, strict=True))
         return await self._one_by_one(requests, every, {n: held.get(n, 0) for n in distinct})
 
-    def _names(self, requests: Sequence[R]) -> tuple[tuple[bytes, ...], Counter[bytes]]:
-        """Every entry's tenant-index name, in the requests' order, and how often each comes."""
+    def tally(self, names: bytes) -> Tally | None:
+        """`Tally` of a batch's names (`TenantIndex.names` of all its digests, in order), or None
+        when the cap is off (nothing to count)."""
+        return Tally.of(names) if self.cap else None
+
+    def _tally_of(self, requests: Sequence[R]) -> Tally:
         tenants = [r.tenant for r in requests for _ in r.digests]
-        every = _split(self._rows.names(tenants, multihashes([d for r in requests for d in r.digests])))
-        return every, Counter(every)
+        return Tally.of(self._rows.names(tenants, multihashes([d for r in requests for d in r.digests])))
 
     async def _one_by_one(
         self, requests: Sequence[R], every: tuple[bytes, ...], held: dict[bytes, int]
@@ -138,7 +169,3 @@ class RepeatCap:
             cap=self.cap,
         )
 
-
-def _split(names: bytes) -> tuple[bytes, ...]:
-    """The 16-byte names of `TenantIndex.names`' output, in one call."""
-    return struct.Struct(f"{NAME_SIZE}s" * (len(names) // NAME_SIZE)).unpack(names)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import struct
 import time
 import uuid
 from collections import deque
@@ -33,16 +34,16 @@ from merkle.keyhistory import KeyHistory
 from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
 from services.anchor import state
-from services.anchor.batch import Batch, Group, group_entries, placement, rows_with_made
+from services.anchor.batch import Batch, Group, Keyed, group_entries, keyed, placement, rows_with_made
 from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
-from services.anchor.repeats import RepeatCap
+from services.anchor.repeats import RepeatCap, Tally
 from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
-from services.anchor.tenant_index import TenantIndex
+from services.anchor.tenant_index import TenantIndex, cut
 from services.common.telemetry import SequencerTelemetry, current_span_context
 from services.model import Sequenced, check_tenant
 from storage.base import Index, ObjectStore
@@ -375,28 +376,32 @@ class Sequencer:
         cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
         return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
 
-    def _prepare(self, groups: list[Group], first: int) -> Batch:
+    def _prepare_all(self, groups: list[Group], first: int) -> tuple[Batch, Tally | None]:
+        """`_prepare` of `groups`, with the `Tally` of their names for the repeats cap."""
+        digests = keyed(self._rows, groups)
+        return self._prepare(groups, digests, first), self._repeats.tally(digests.names)
+
+    def _prepare(self, groups: list[Group], digests: Keyed, first: int) -> Batch:
         """A batch starting at index `first`: its salts and its random placement, cut from one
         CSPRNG draw; its entries; its RocksDB writes (the tenant index, the entry bundle in index
         order, the last signed checkpoint, the time its own checkpoint will carry)."""
         n = sum(g.size for g in groups)
         randomness = self._urandom((SALT_SIZE + _KEY_SIZE) * n)
         end = SALT_SIZE * n
-        salts = [randomness[k : k + SALT_SIZE] for k in range(0, end, SALT_SIZE)]
+        salts = list(cut(randomness[:end], SALT_SIZE))
         order, rank = placement(memoryview(randomness)[end:].cast("Q").tolist(), n)
-        indices = [first + j for j in rank]
-        entries, tenants, multihashes, made = group_entries(groups, salts)
+        indices = list(map(first.__add__, rank))
+        entries, made = group_entries(groups, salts, digests.multihashes)
         if made:
-            puts = rows_with_made(self._rows, made, entries, tenants, multihashes, indices, salts)
+            puts = rows_with_made(self._rows, made, entries, digests, indices, salts)
         else:
-            puts = self._rows.rows(tenants, multihashes, indices, salts)
+            puts = self._rows.rows(digests.tenants, digests.multihashes, indices, salts, names=digests.names)
         # encode_bundle of the entries in index order, framed by one join (every v2 entry is
         # ENTRY_SIZE bytes); then the entries cut from it again, so that the passes over them in
         # index order (leaf hashes, tile bundles) read memory in order, not at random.
-        bundle = _FRAME + _FRAME.join([entries[p] for p in order])
+        bundle = _FRAME + _FRAME.join(map(entries.__getitem__, order))
         puts[state.batch_key(first)] = bundle
-        step = len(_FRAME) + ENTRY_SIZE
-        placed = [bundle[k : k + ENTRY_SIZE] for k in range(len(_FRAME), len(bundle), step)]
+        placed = list(struct.unpack(f"{len(_FRAME)}x{ENTRY_SIZE}s" * n, bundle))
         if self._last_note:
             puts[state.CHECKPOINT] = self._last_note.encode()
         timestamp = self._time.next()
@@ -424,14 +429,21 @@ class Sequencer:
     async def _sequence(self, groups: list[Group]) -> None:
         # The CPU-bound steps run in a worker thread: the event loop then gets the interpreter at
         # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
+        # The batch is made as if the repeats cap admitted every request, in one step with what
+        # the cap reads: each digest's tenant-index name is computed once, for both, and the
+        # batch waits for one worker thread, not two. A refusal is rare: the batch is then made
+        # again of the admitted requests (its CSPRNG draw is discarded, nothing of it was used).
+        first = self._size
+        batch, tally = await asyncio.to_thread(self._prepare_all, groups, first)
         try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
-            groups, counts = await self._repeats.admit(groups)
+            admitted, counts = await self._repeats.admit(groups, tally)
         except StorageError as e:
             raise _Retryable(f"the repeat counts could not be read from RocksDB, retry: {e}") from e
-        if not groups:
+        if not admitted:
             return
-        first = self._size
-        batch = await asyncio.to_thread(self._prepare, groups, first)
+        if len(admitted) < len(groups):
+            groups = admitted
+            batch, _ = await asyncio.to_thread(self._prepare_all, groups, first)
         batch.puts.update(counts)
         n = len(batch.placed)
         await self._write_durably(state.u64(first + n), batch.puts)

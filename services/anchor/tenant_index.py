@@ -88,9 +88,13 @@ class TenantIndex:
         multihashes: Sequence[bytes],
         indices: Sequence[int],
         salts: Sequence[bytes],
+        *,
+        names: bytes | None = None,
     ) -> dict[bytes, bytes]:
         """The RocksDB puts of a batch: row k is `tenants[k]` notarizing `multihashes[k]` (34
-        bytes) at `indices[k]` with `salts[k]` (16 bytes). ValueError on a bad tenant name."""
+        bytes) at `indices[k]` with `salts[k]` (16 bytes). ValueError on a bad tenant name.
+        `names`, when given, are these rows' names as `names(tenants, multihashes)` returned them
+        (the sequencer has them from the repeats cap): they are used as they are, not computed."""
         n = len(tenants)
         if not n == len(multihashes) == len(indices) == len(salts):
             raise ValueError(
@@ -101,14 +105,24 @@ class TenantIndex:
         joined, secrets = b"".join(multihashes), b"".join(salts)
         if len(joined) != MULTIHASH_SIZE * n or len(secrets) != SALT_SIZE * n:
             raise ValueError(f"multihashes must be {MULTIHASH_SIZE} bytes and salts {SALT_SIZE}")
-        names = self._cmac(tenants, joined, n)
+        if names is None:
+            names = self._cmac(tenants, joined, n)
+        elif len(names) != NAME_SIZE * n:
+            raise ValueError(f"{n} rows need {n} names of {NAME_SIZE} bytes, not {len(names)} bytes")
         places = struct.pack(f">{n}Q", *indices)
-        keys = bytearray(ROW_KEY_SIZE * n)
-        keys[0::ROW_KEY_SIZE] = TENANT * n
-        _gather(keys, 1, ROW_KEY_SIZE, names, 0, NAME_SIZE, NAME_SIZE)
-        _gather(keys, 1 + NAME_SIZE, ROW_KEY_SIZE, places, 0, 8, 8)
         sealed = _xor(secrets, self._pads(places, n))
-        return dict(zip(_split(bytes(keys), ROW_KEY_SIZE), _split(sealed, SALT_SIZE), strict=True))
+        # Each row as one record, key then value, so that one sort of bytes puts them in key
+        # order: RocksDB inserts a batch's keys into its memtable (a skip list) about twice as
+        # fast in order as at random (fewer cache misses), more than the sort costs.
+        size = ROW_KEY_SIZE + SALT_SIZE
+        records = bytearray(size * n)
+        records[0::size] = TENANT * n
+        _gather(records, 1, size, names, 0, NAME_SIZE, NAME_SIZE)
+        _gather(records, 1 + NAME_SIZE, size, places, 0, 8, 8)
+        _gather(records, ROW_KEY_SIZE, size, sealed, 0, SALT_SIZE, SALT_SIZE)
+        ordered = b"".join(sorted(cut(bytes(records), size)))
+        flat = struct.Struct(f"{ROW_KEY_SIZE}s{SALT_SIZE}s" * n).unpack(ordered)
+        return dict(zip(flat[0::2], flat[1::2], strict=True))
 
     def prefix(self, tenant: str, multihash: bytes) -> bytes:
         """The scan prefix of every row of `tenant`'s notarizations of `multihash`; ValueError
@@ -176,6 +190,6 @@ def _gather(
         dst[dst_at + i :: dst_stride] = src[src_at + i :: src_stride]
 
 
-def _split(data: bytes, size: int) -> tuple[bytes, ...]:
-    """`data` cut into `size`-byte pieces, in one call."""
+def cut(data: bytes, size: int) -> tuple[bytes, ...]:
+    """`data` cut into `size`-byte pieces (names, keys, values of a batch), in one call."""
     return struct.Struct(f"{size}s" * (len(data) // size)).unpack(data)

@@ -36,9 +36,10 @@ from merkle.note import parse_note, verify_note
 from merkle.policy import WitnessKey
 from merkle.witness import AddCheckpoint, Outcome, merge_cosignatures, read_answer
 from services.anchor.chains import Target
-from services.anchor.committer import COMMITTER, latest_target
+from services.anchor.committer import COMMITTER
 from services.anchor.keys import LogKeys
 from services.anchor.rotation import HISTORY
+from services.anchor.shard_heads import latest_target
 from services.common.components import Witness, WitnessesConfig
 from services.common.resources import DETAILS, METRICS, STORE
 from services.published import layout

@@ -13,7 +13,7 @@ from tests.reliability.conftest import run_scenario
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["kill9-shard-anchor"])  # + "kill9-shard-anchor-2" with issue 17 items 1-2
+@pytest.mark.parametrize("name", ["kill9-shard-anchor", "kill9-shard-anchor-2"])
 async def test_kill_9_of_a_shard_anchor_behind_haproxy_loses_nothing(
     name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -1,4 +1,5 @@
-"""The `evm` backend: a NotarAnchor.anchor(originHash, treeSize, root) transaction per checkpoint.
+"""The `evm` backend: a NotarAnchor.anchor(originHash, treeSize, root) transaction per checkpoint,
+or per aggregate of the shards' checkpoints (originHash = SHA-256(ORIGIN + "/aggregate"), SPEC §4).
 
 The contract (contracts/NotarAnchor.sol, compiled artifact NotarAnchor.json beside this file)
 emits ``Anchored``; the record ``{type, chain_id, contract, tx_hash, block_number, block_hash,
@@ -20,9 +21,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from merkle.aggregate import AnchorTarget
-from merkle.anchors.evm import anchor_calldata, check_receipt
+from merkle.anchors.evm import calldata, check_receipt
 from merkle.checks import AnchorVerdict, Status
-from services.anchor.chains import Anchored, AnchorError, Target
+from services.anchor.chains import Anchorable, Anchored, AnchorError, target_from_context
 from services.anchor.chains.evm_rpc import JsonRpc, RpcError, quantity
 from services.anchor.chains.evm_tx import Journal, Transactor, TxFailed
 from storage.errors import ConfigError
@@ -110,19 +111,19 @@ class EvmAnchor:
     def address(self) -> str:
         return str(self._tx.account.address)
 
-    async def anchor(self, target: Target) -> Anchored:
+    async def anchor(self, target: Anchorable) -> Anchored:
         """Anchor ``target``; if a transaction of an earlier run is still in flight, finish that
         one first and return its record (the committer anchors the newest checkpoint next)."""
         pending = self._tx.journal.load()
         if pending is None:
             await self._check_contract()
-            pending = await self._tx.submit(
-                self.contract, anchor_calldata(target.checkpoint), {"note": target.note}
-            )
-        if "note" not in pending.context:  # e.g. a deployment journaled under the same file
+            data = calldata(target.origin_hash, target.size, target.root)
+            pending = await self._tx.submit(self.contract, data, target.context())
+        try:  # a deployment journaled under the same file holds no target
+            done = target_from_context(pending.context)
+        except ValueError as e:
             self._tx.journal.clear()
-            raise AnchorError(f"the EVM journal held no anchor ({pending.context}); cleared it")
-        done = Target.from_note(str(pending.context["note"]))
+            raise AnchorError(f"the EVM journal held no anchor ({pending.context}); cleared it") from e
         receipt = await self._tx.wait_final(pending)
         record = {
             "type": self.kind,
@@ -132,11 +133,11 @@ class EvmAnchor:
             "block_number": quantity(receipt["blockNumber"]),
             "block_hash": str(receipt["blockHash"]).lower(),
             "tree_size": done.size,
-            "root": "0x" + done.checkpoint.root.hex(),
+            "root": "0x" + done.root.hex(),
         }
         verdict = await verify_online(
             record,
-            AnchorTarget.of(done.checkpoint, done.body),
+            done.verifiable(),
             rpc=self._tx.rpc,
             confirmations=self._tx.confirmations,
             contract=self.contract,

@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 
 from merkle.anchors.local import canonical_bytes, check_block, make_block
+from merkle.checkpoint import Checkpoint
 from merkle.note import NoteSigner
-from services.anchor.chains import Anchored, AnchorError, Target
+from services.anchor.chains import Anchorable, Anchored, AnchorError
 from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import ConflictError, NotFoundError, StorageError
@@ -56,9 +57,10 @@ class LocalChain:
         heights = sorted([int(k[len(self._dir) :]) async for k in self._store.list(self._dir)])
         return [orjson.loads(await self._store.get(self.key(h))) for h in heights]
 
-    async def anchor(self, target: Target) -> Anchored:
-        """Append a block committing to ``target``, or return the head if it already does."""
-        cp = target.checkpoint
+    async def anchor(self, target: Anchorable) -> Anchored:
+        """Append a block committing to ``target``, or return the head if it already does: for
+        an aggregate, a block of the aggregating log with the aggregate's size and root."""
+        cp = Checkpoint(target.origin, target.size, target.root)
         try:
             if not self._loaded:
                 await self._load_head()

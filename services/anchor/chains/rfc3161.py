@@ -1,4 +1,5 @@
-"""The `rfc3161` backend: a time-stamp token over the checkpoint body from an RFC 3161 TSA.
+"""The `rfc3161` backend: a time-stamp token over the checkpoint body (or an aggregate's text,
+``merkle.aggregate.aggregate_body``) from an RFC 3161 TSA.
 
 The request (HTTP POST, ``application/timestamp-query``) carries the SHA-256 imprint of the body,
 a fresh 63-bit nonce and certReq, so the token includes the TSA certificate and verifies offline.
@@ -17,7 +18,7 @@ import aiohttp
 from cryptography import x509
 
 from merkle.anchors.rfc3161 import build_request, load_certificates, token_from_response, verify_token
-from services.anchor.chains import Anchored, AnchorError, Target
+from services.anchor.chains import Anchorable, Anchored, AnchorError
 from storage.errors import ConfigError
 
 MAX_RESPONSE = 1 << 20
@@ -81,15 +82,15 @@ class TsaClient:
             raise AnchorError(f"the TSA at {self._url} answered more than {MAX_RESPONSE} bytes")
         return body
 
-    async def anchor(self, target: Target) -> Anchored:
-        nonce = secrets.randbits(63)
-        answer = await self._post(build_request(target.body, nonce))
+    async def anchor(self, target: Anchorable) -> Anchored:
+        nonce, stamped = secrets.randbits(63), target.stamped
+        answer = await self._post(build_request(stamped, nonce))
         try:
-            token = token_from_response(answer, nonce=nonce, body=target.body)
+            token = token_from_response(answer, nonce=nonce, body=stamped)
         except ValueError as e:
             raise AnchorError(f"the TSA at {self._url} gave no usable token: {e}") from e
         try:
-            verify_token(token, body=target.body, trusted_cas=self._cas)
+            verify_token(token, body=stamped, trusted_cas=self._cas)
         except ValueError as e:
             raise AnchorError(
                 f"the token of the TSA at {self._url} does not verify against TSA_CA_FILE: {e}"

@@ -12,7 +12,7 @@ import pytest
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
-from services.anchor.chains import Anchored, AnchorError, Target
+from services.anchor.chains import Anchorable, Anchored, AnchorError
 from services.anchor.chains.local import LocalChain
 from services.anchor.committer import Committer
 from services.common.components import CommitterConfig
@@ -44,7 +44,7 @@ class Scripted:
         self.fail: list[BaseException] = []
         self.closed = False
 
-    async def anchor(self, target: Target) -> Anchored:
+    async def anchor(self, target: Anchorable) -> Anchored:
         self.calls.append(target.size)
         if self.fail:
             raise self.fail.pop(0)
@@ -170,7 +170,7 @@ async def test_a_busy_kind_joins_the_current_round() -> None:
     release = asyncio.Event()
     original = evm.anchor
 
-    async def slow(target: Target) -> Anchored:
+    async def slow(target: Anchorable) -> Anchored:
         await release.wait()
         return await original(target)
 

@@ -12,6 +12,7 @@ import pytest
 
 from merkle import parse_digest
 from merkle.digests import Digest
+from merkle.note import Signer
 from services.anchor.chains.local import LocalChain
 from services.anchor.committer import Committer
 from services.anchor.erasure import Eraser
@@ -28,10 +29,12 @@ from services.anchor.freeze import (
 )
 from services.anchor.frozen_index import FrozenIndex, FrozenManifest, export, tombstoned
 from services.anchor.keys import LogKeys
+from services.anchor.rotation import load_history
 from services.anchor.sequenced import SequencerStopped
 from services.anchor.sequencer import Sequencer
 from services.common.components import CommitterConfig
 from services.published import layout
+from services.published.anchors import AnchorStore
 from services.published.shards import Shard, load_table, update_table
 from storage.memory import MemoryIndex, MemoryStore
 from storage.rocks import RocksIndex
@@ -143,10 +146,11 @@ async def freeze_rig(
     index = RocksIndex.open(tmp_path / "index")
     seq = await make_sequencer(store, index, prefix=PREFIX)
     eraser = Eraser(index=index, tenant_index=tenant_index(), journal=store, prefix=PREFIX)
-    committer = Committer(
+    await load_history(store, keys, PREFIX)  # the aggregating anchor checks shard 1's checkpoints
+    committer = Committer(  # shard 0's: it anchors every shard, in aggregates (SPEC §10)
         store=store,
-        backends=[LocalChain(store=store, signer=keys.log, prefix=PREFIX)],
-        config=CommitterConfig(interval_s=0.05, prefix=PREFIX),
+        backends=[LocalChain(store=store, signer=Signer.generate(BASE))],
+        config=CommitterConfig(interval_s=0.05),
     )
     await committer.start()
     return store, index, seq, eraser, committer
@@ -182,7 +186,8 @@ async def test_the_anchors_task_freezes_its_shard_when_the_table_says_so(
         assert manifest is not None and frozen_events == [manifest] and backups.cancelled()
         assert manifest.size == seq.size == 51 + 1 and manifest.rows == 52 and len(await late) == 1
         assert manifest.checkpoint == (await store.get(layout.checkpoint_key(PREFIX))).decode()
-        assert await committer.anchors.has(manifest.size, "local")  # anchored before the export
+        anchored = AnchorStore(store, prefix=PREFIX)  # by shard 0's aggregate, before the export
+        assert await anchored.has(manifest.size, "local")
         assert [s.state for s in await load_table(store)] == ["active", "frozen"]
         assert not [k for k in store.objects if k.startswith(layout.backups(PREFIX))]  # the copy is frozen/
         with pytest.raises(SequencerStopped, match="freezing"):

@@ -61,11 +61,10 @@ def test_a_batch_is_its_rows_one_by_one(
         for t, m, i, s in zip(tenants, multihashes, indices, salts, strict=True)
     )
     assert built == expected
-    for (t, m, i, s), (key, value) in zip(
-        zip(tenants, multihashes, indices, salts, strict=True), built.items(), strict=True
-    ):
-        assert key.startswith(index.prefix(t, m)) and len(key) == 25
-        assert index.decode(key, value) == (i, s)
+    assert list(built) == sorted(built), "the rows come in key order (RocksDB inserts them faster so)"
+    for t, m, i, s in zip(tenants, multihashes, indices, salts, strict=True):
+        key = index.prefix(t, m) + i.to_bytes(8, "big")
+        assert len(key) == 25 and index.decode(key, built[key]) == (i, s)
 
 
 def test_rows_hold_no_digest_tenant_or_salt() -> None:
@@ -116,3 +115,17 @@ def test_bad_input_is_refused() -> None:
         index.decode(b"t" + bytes(20), bytes(16))
     assert index.rows([], [], [], []) == {}
     assert repr(index) == "TenantIndex(…)"
+
+
+def test_rows_use_the_names_they_are_given() -> None:
+    """The sequencer computes a batch's names once (for the repeats cap) and hands them to `rows`."""
+    index = TenantIndex(KEY, origin=ORIGIN)
+    m = [b"\x1e\x20" + bytes([k]) * 32 for k in range(3)]
+    tenants, places, salts = ["acme", "globex", "acme"], [5, 9, 2], [bytes([k]) * 16 for k in range(3)]
+    names = index.names(tenants, m)
+    assert index.rows(tenants, m, places, salts, names=names) == index.rows(tenants, m, places, salts)
+    other = index.names(["initech"] * 3, m)
+    given = index.rows(tenants, m, places, salts, names=other)
+    assert sorted(key[1:17] for key in given) == sorted(other[k : k + 16] for k in range(0, 48, 16))
+    with pytest.raises(ValueError, match="names of 16 bytes"):
+        index.rows(tenants, m, places, salts, names=names[:-1])

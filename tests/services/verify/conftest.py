@@ -49,6 +49,7 @@ from tests.services.verify.live import (
     serve,
     token_from,
 )
+from tests.services.verify.sharded import sharded_receipts
 from tests.services.verify.tampering import flip_last_byte
 from tests.tsa import make_pki
 
@@ -123,10 +124,10 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
         work = tmp_path / "live-receipts"
         work.mkdir()
 
-        def add(name: str, receipt: Receipt, doc: Path | None, valid: bool) -> str:
+        def add(name: str, receipt: Receipt, doc: Path | None, valid: bool, keys: str = "live") -> str:
             path = work / f"{name}.json"
             path.write_text(json.dumps(receipt, indent=1, ensure_ascii=False), encoding="utf-8")
-            item = {"id": name, "receipt": str(path), "document": str(doc) if doc else None, "keys": "live"}
+            item = {"id": name, "receipt": str(path), "document": str(doc) if doc else None, "keys": keys}
             corpus.items.append({**item, "tsa_ca": str(pki.ca_cert)})
             if valid:
                 corpus.expected_valid.add(name)
@@ -134,6 +135,17 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
 
         for f in files:
             add(f"live-valid-{f.stem}", receipts[f], f, True)
+        # three shards' receipts anchored by shard 0's committer in one aggregate (SPEC §10)
+        sharded = sharded_receipts(tmp_path / "sharded", tsa.url, pki.ca_cert)
+        corpus.keys["sharded"] = sharded.keys
+        aggregated_live = [
+            add(f"live-valid-shard-{i}-aggregated", receipt, doc, True, "sharded")
+            for i, (receipt, doc) in enumerate(sharded.receipts)
+        ]
+        (shard2, shard2_doc), stamp = sharded.receipts[2], sharded.receipts[2][0]["anchors"][1]
+        moved = {**stamp, "aggregate": {**stamp["aggregate"], "index": 1}}  # another shard's leaf
+        add("live-shard-2-aggregate-index-moved", {**shard2, "anchors": [shard2["anchors"][0], moved]},
+            shard2_doc, False, "sharded")
         stamped = anchored(main, base, ("local", "rfc3161"))
         assert [a["type"] for a in stamped["anchors"]] == ["local", "rfc3161"], stamped["anchors"]
         assert tsa.answers["ok"] >= 1
@@ -222,6 +234,7 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> WebRun:
                     "tx_hash": corpus.anchored["anchors"][2]["tx_hash"],
                 },
                 "aggregated": case(by_id["valid-aggregated-all-kinds"], None, corpus.keys["main"]),
+                "aggregated_live": case(aggregated_live[2], shard2_doc, sharded.keys),
                 "witness_policy": {
                     "policy": policy,
                     "plain": by_id[f"live-valid-{base_file.stem}"],

@@ -451,6 +451,21 @@ try {
     await page.close();
   });
 
+  await step("a shard's receipt anchored by shard 0's committer in an aggregate", async () => {
+    const page = await newPage(served);
+    const r = await verify(page, { ...c.aggregated_live, ca: "server" });
+    assert.ok(r.valid, r.verdict);
+    assert.deepEqual(failed(r), []);
+    assert.deepEqual(unchecked(r), []);
+    const local = await page.textContent('#anchors li[data-anchor="local"]');
+    assert.match(local, /for an aggregate of 3 checkpoints/);
+    assert.match(local, /leaf 2 of 3 checkpoints/);
+    const stamp = await page.textContent('#anchors li[data-anchor="rfc3161"]');
+    assert.match(stamp, /time-stamped for an aggregate of 3 checkpoints/);
+    await shot(page, "aggregate-of-shards");
+    await page.close();
+  });
+
   await step("the corpus, receipt by receipt", async () => {
     const page = await newPage(served);
     const out = {};

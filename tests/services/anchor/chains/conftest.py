@@ -3,6 +3,8 @@ per test, and a real openssl-backed TSA with its PKI made once per session."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from services.anchor.chains import Target
 from services.anchor.chains.evm import deploy
 from services.anchor.chains.evm_rpc import JsonRpc
 from services.anchor.chains.evm_tx import Journal, Transactor
+from services.common.components import NotarConfig, load
 from tests.anvil import KEY0, Anvil
 from tests.tsa import LocalTsa, Pki, make_pki
 
@@ -59,6 +62,39 @@ def anvil() -> Iterator[Anvil]:
     node.start()
     yield node
     node.stop()
+
+
+def anchoring_config(
+    tmp: Path, origin: str, anvil: Anvil, contract: str, tsa: LocalTsa, pki: Pki, interval_s: int
+) -> NotarConfig:
+    """`notar serve`'s settings with ANCHORS=local,evm,rfc3161 on the test's anvil and TSA (the EVM
+    key file is anvil's first account, 2 confirmations)."""
+    key_file = tmp / "evm.key"
+    key_file.write_text(KEY0 + "\n")
+    key_file.chmod(0o600)
+    return load(flags={
+        "DATA_DIR": str(tmp / "data"), "ORIGIN": origin, "BATCH_MS": "10",
+        "ANCHORS": "local,evm,rfc3161", "ANCHOR_INTERVAL_S": str(interval_s),
+        "EVM_RPC": anvil.url, "EVM_KEY_FILE": str(key_file), "EVM_CONTRACT": contract,
+        "EVM_CONFIRMATIONS": "2", "TSA_URL": tsa.url, "TSA_CA_FILE": str(pki.ca_cert),
+    }, env={}, config_file=None)  # fmt: skip
+
+
+@pytest.fixture
+async def miner(anvil: Anvil) -> AsyncIterator[None]:
+    """A block every 100 ms, so that confirmations come as on a real chain."""
+
+    async def mine() -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(Exception):
+                await anvil.mine(1)
+
+    task = asyncio.create_task(mine())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @pytest.fixture

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from merkle import Anchor, AnchorTarget, AnchorVerdict, AnchorVerifier, Receipt, ReceiptResult, verify_receipt
@@ -24,32 +22,15 @@ from merkle.note import parse_note
 from services.anchor.app import create_app, ensure_keys, keys_from
 from services.anchor.chains.evm import verify_online
 from services.anchor.chains.evm_rpc import JsonRpc
-from services.common.components import load
 from services.common.resources import STORE
 from services.published.anchors import AnchorStore
 from services.published.reader import LogReader
-from tests.anvil import KEY0, Anvil
+from tests.anvil import Anvil
+from tests.services.anchor.chains.conftest import anchoring_config
 from tests.tsa import LocalTsa, Pki
 
 ORIGIN = "e2e.notar.test/log"
 DIGEST = "blake3:" + "ab" * 32
-
-
-@pytest.fixture
-async def miner(anvil: Anvil) -> AsyncIterator[None]:
-    """A block every 100 ms, so that confirmations come as on a real chain."""
-
-    async def mine() -> None:
-        while True:
-            await asyncio.sleep(0.1)
-            with contextlib.suppress(Exception):
-                await anvil.mine(1)
-
-    task = asyncio.create_task(mine())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def online_verifiers(receipt: Receipt, rpc: JsonRpc) -> dict[str, AnchorVerifier]:
@@ -71,15 +52,7 @@ async def online_verifiers(receipt: Receipt, rpc: JsonRpc) -> dict[str, AnchorVe
 async def test_receipt_upgraded_with_all_three_anchors(
     anvil: Anvil, miner: None, contract: str, tsa: LocalTsa, pki: Pki, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "evm.key"
-    key_file.write_text(KEY0 + "\n")
-    key_file.chmod(0o600)
-    config = load(flags={
-        "DATA_DIR": str(tmp_path / "data"), "ORIGIN": ORIGIN, "BATCH_MS": "10",
-        "ANCHORS": "local,evm,rfc3161", "ANCHOR_INTERVAL_S": "1",
-        "EVM_RPC": anvil.url, "EVM_KEY_FILE": str(key_file), "EVM_CONTRACT": contract,
-        "EVM_CONFIRMATIONS": "2", "TSA_URL": tsa.url, "TSA_CA_FILE": str(pki.ca_cert),
-    }, env={}, config_file=None)
+    config = anchoring_config(tmp_path, ORIGIN, anvil, contract, tsa, pki, 1)
     ensure_keys(config.keys)
     keys = list(keys_from(config.keys).verifier_keys.values())
     client = TestClient(TestServer(create_app(config, env={})))

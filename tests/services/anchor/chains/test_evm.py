@@ -11,20 +11,23 @@ import pytest
 from eth_account import Account
 
 from merkle.aggregate import AnchorTarget
-from merkle.anchors.evm import ANCHORED_TOPIC, origin_hash
+from merkle.anchors.evm import ANCHORED_TOPIC, aggregate_origin_hash, calldata, origin_hash
+from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.checks import AnchorVerdict, Status
-from services.anchor.chains import AnchorError, Target
+from merkle.cosignature import CosignatureSigner
+from merkle.note import Signer
+from services.anchor.chains import AggregateTarget, Anchorable, AnchorError, ShardHead, Target
 from services.anchor.chains.evm import EvmAnchor, verify_online
 from services.anchor.chains.evm_tx import Pending, TxFailed
 from tests.anvil import KEY0, Anvil, TcpProxy
-from tests.services.anchor.chains.conftest import MakeTransactor
+from tests.services.anchor.chains.conftest import ORIGIN, MakeTransactor
 
 MakeTarget = Callable[[int], Target]
 
 
-def at(target: Target) -> AnchorTarget:
-    """What an anchor of `target` commits to: its checkpoint (no aggregate)."""
-    return AnchorTarget.of(target.checkpoint, target.body)
+def at(target: Anchorable) -> AnchorTarget:
+    """What an anchor of `target` commits to: its checkpoint, or seen from its first shard's."""
+    return target.verifiable()
 
 
 def held(verdict: AnchorVerdict) -> bool:
@@ -250,15 +253,40 @@ async def test_out_of_funds_is_a_clear_error_and_no_record(
     assert tx.journal.load() is None, "nothing left in flight"
 
 
-async def _journal_only(tx: object, contract: str, target: Target) -> Pending:
+async def test_an_aggregate_is_one_transaction_that_every_shard_verifies(
+    anvil: Anvil, contract: str, make_tx: MakeTransactor, make_target: MakeTarget
+) -> None:
+    """SPEC §4: anchor(SHA-256(ORIGIN + "/aggregate"), K, root), journaled as the shards'
+    checkpoints, so that a restart finishes it as the aggregate it was."""
+    shard = ORIGIN + "/1"
+    cp = Checkpoint(shard, 5, bytes(range(32)))
+    note = sign_checkpoint(cp, Signer.generate(shard), CosignatureSigner.generate(shard + "/clock"), 1)
+    heads = [ShardHead(0, "log/", make_target(20)), ShardHead(1, "log/1/", Target.from_note(note))]
+    aggregate = AggregateTarget.of(ORIGIN, heads[::-1])
+    assert [h.shard for h in aggregate.heads] == [0, 1], "in shard order"
+    tx = make_tx(anvil.url)
+    p = await _journal_only(tx, contract, aggregate)
+    done = await EvmAnchor(tx=make_tx(anvil.url), contract=contract).anchor(make_target(21))
+    assert done.target == aggregate and done.record["tx_hash"] == p.sent[0]["hash"]
+    assert (done.record["tree_size"], done.record["root"]) == (2, "0x" + aggregate.root.hex())
+    (log,) = (await anvil.rpc("eth_getTransactionReceipt", done.record["tx_hash"]))["logs"]
+    assert log["topics"] == [ANCHORED_TOPIC, "0x" + aggregate_origin_hash(ORIGIN).hex()]
+    for head, proof in zip(aggregate.heads, aggregate.proofs, strict=True):
+        target = AnchorTarget.of(head.target.checkpoint, head.target.body, proof)
+        assert held(await verify_online(done.record, target, rpc=tx.rpc, confirmations=1))
+    wrong = AnchorTarget.of(heads[0].target.checkpoint, heads[0].target.body, aggregate.proofs[1])
+    assert not held(await verify_online(done.record, wrong, rpc=tx.rpc, confirmations=1))
+    assert not held(await verify_online(done.record, at(make_target(20)), rpc=tx.rpc, confirmations=1))
+
+
+async def _journal_only(tx: object, contract: str, target: Anchorable) -> Pending:
     """A transaction journaled but never broadcast: a crash between the two."""
-    from merkle.anchors.evm import anchor_calldata
     from services.anchor.chains.evm_tx import Transactor
 
     assert isinstance(tx, Transactor)
     nonce = await tx.rpc.nonce(tx.account.address)
-    p = Pending(nonce, contract, "0x" + anchor_calldata(target.checkpoint).hex(), 100_000,
-                {"note": target.note})
+    data = calldata(target.origin_hash, target.size, target.root)
+    p = Pending(nonce, contract, "0x" + data.hex(), 100_000, target.context())
     p.sent.append(await tx._sign(p, await tx._fees()))
     tx.journal.save(p)
     return p
