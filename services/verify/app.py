@@ -31,12 +31,15 @@ from services.published.trust import document_policy, merge_documents
 from services.verify.page import verify_page
 from services.verify.pool import Trusted, VerifyPool, trust_of
 from services.verify.shards import View, Views, clock_time
-from storage.errors import BadRequest, ConfigError, NotFoundError, PushbackError, StorageError
+from storage.errors import BadRequest, ConfigError, NotarError, NotFoundError, PushbackError, StorageError
 
 VIEWS = web.AppKey("views", Views)
 TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
 POOL = web.AppKey("verify_pool", VerifyPool)
 MAX_VERIFY_BODY = 1024 * 1024
+UNAVAILABLE_HEADER = "Notar-Shards-Unavailable"
+"""On a look-up answered while some shards did not answer: their origins. The receipt is genuine;
+an earlier notarization of the digest may be in one of those shards (ask again later)."""
 MAX_RECEIPTS = 1000  # ?all=true lists at most this many a page (the earliest first)
 PAGE_SIZE = 100  # ... and this many when the request does not say
 IMMUTABLE = layout.IMMUTABLE
@@ -112,18 +115,29 @@ async def get_receipt(request: web.Request) -> web.Response:
     views = _searched(await request.app[VIEWS].all())
     if request.query.get("all") in ("1", "true"):
         return await _every_receipt(request, views, tenant, digest)
-    founds = await asyncio.gather(*(v.looked_up().lookup(tenant, digest, limit=1) for v in views))
-    hits = [(view, found) for view, found in zip(views, founds, strict=True) if found]
+    founds = await asyncio.gather(
+        *(_first_row(v, tenant, digest) for v in views), return_exceptions=len(views) > 1
+    )
+    down = [(v, e) for v, e in zip(views, founds, strict=True) if isinstance(e, BaseException)]
+    for _, error in down:
+        if not (isinstance(error, NotarError) and error.status == 503):
+            raise error  # not "unavailable for now": the request's own fault, or a bug
+    hits = [(v, found) for v, found in zip(views, founds, strict=True) if isinstance(found, list) and found]
     if not hits:
+        if down:
+            raise down[0][1]  # it may be in a shard that did not answer: not a 404
         raise NotFoundError(f"this tenant has not notarized {digest}{await _explain(views)}")
     firsts = await asyncio.gather(*(_receipts(view, tenant, digest, found) for view, found in hits))
-    if len(firsts) == 1:
-        return web.Response(body=firsts[0][0].to_json(), content_type="application/json")
     earliest = min(
         zip(firsts, hits, strict=True),
         key=lambda pair: (clock_time(pair[0][0].checkpoint, pair[1][0].origin), pair[1][0].shard.id),
     )
-    return web.Response(body=earliest[0][0].to_json(), content_type="application/json")
+    headers = {UNAVAILABLE_HEADER: ", ".join(v.origin for v, _ in down)} if down else {}
+    return web.Response(body=earliest[0][0].to_json(), content_type="application/json", headers=headers)
+
+
+async def _first_row(view: View, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
+    return await view.looked_up().lookup(tenant, digest, limit=1)
 
 
 async def _explain(views: Sequence[View]) -> str:

@@ -35,12 +35,23 @@ ORIGINS = [ORIGIN, f"{ORIGIN}/1"]
 
 @dataclass
 class Sharded:
-    anchors: list[Pod]
-    ingest: Pod
-    verify: Pod
+    pods: list[Pod]  # the fixture's own list: a test that restarts a pod puts the new one in it
     api_key: str
     target: S3Target
     prefix: str
+    env: dict[str, str]  # what every pod got (the anchors their ordinal besides)
+
+    @property
+    def anchors(self) -> list[Pod]:
+        return self.pods[:2]
+
+    @property
+    def ingest(self) -> Pod:
+        return self.pods[2]
+
+    @property
+    def verify(self) -> Pod:
+        return self.pods[3]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +77,7 @@ def sharded(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> It
         add = run_notar("tenant", "add", "acme", env={**base, "NOTAR_DATA_DIR": str(tmp)}, log=log)
         assert add.wait(timeout=60) == 0, log.read_text()
         key = log.read_text().strip().splitlines()[-1]
-        yield Sharded(pods[:2], pods[2], pods[3], key, s3_target, prefix)
+        yield Sharded(pods, key, s3_target, prefix, base)
     finally:
         codes = stop(pods)
     assert all(code == 0 for code in codes.values()), f"not a clean stop: {codes}\n" + "\n".join(
@@ -136,3 +147,42 @@ def test_ingest_spreads_and_verify_reads_every_shard(sharded: Sharded) -> None:
     assert status == 200 and parse_checkpoint(parse_note(note.decode()).text).origin == ORIGINS[1]
     assert call(sharded.verify, f"/v1/receipts/{one['digest']}", sharded.api_key, method="DELETE")[0] == 204
     assert call(sharded.verify, f"/v1/receipts/{one['digest']}", sharded.api_key)[0] == 404
+
+
+def test_a_look_up_answers_from_the_shards_that_answer_while_one_is_down(sharded: Sharded) -> None:
+    """kill -9 of shard 1's anchor: a digest found in shard 0 is answered (the header names the
+    shard that did not answer: an earlier notarization may be there), a digest only shard 1 holds
+    is a 503 with Retry-After, not a 404; once the anchor is back, both are found as before."""
+    digests = ["sha256:" + f"down{n:04d}".encode().hex().ljust(64, "0") for n in range(1000)]
+    status, body = call(sharded.ingest, "/v1/digests", sharded.api_key, body={"digests": digests})
+    assert status == 200, body
+    receipts = json.loads(body)["receipts"]
+    in_zero = next(r for r in receipts if r["log"]["origin"] == ORIGINS[0])
+    in_one = next(r for r in receipts if r["log"]["origin"] == ORIGINS[1])
+    old = sharded.pods[1]
+    old.process.kill()
+    old.process.wait(timeout=30)
+    try:
+        req = urllib.request.Request(
+            f"{sharded.verify.url}/v1/receipts/{in_zero['digest']}",
+            headers={"Authorization": "Bearer " + sharded.api_key},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.headers["Notar-Shards-Unavailable"] == ORIGINS[1]
+            assert json.loads(r.read())["log"]["index"] == in_zero["log"]["index"]
+        req = urllib.request.Request(
+            f"{sharded.verify.url}/v1/receipts/{in_one['digest']}",
+            headers={"Authorization": "Bearer " + sharded.api_key},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=30)
+        assert refused.value.code == 503 and 1 <= int(refused.value.headers["Retry-After"]) <= 5
+    finally:
+        env = {**sharded.env, "HOSTNAME": "notar-anchor-1", "NOTAR_LISTEN": old.url.removeprefix("http://")}
+        env["NOTAR_DATA_DIR"] = str(old.log.with_suffix(""))
+        again = Pod("anchor", old.url, run_notar("serve", "--role", "anchor", env=env, log=old.log), old.log)
+        sharded.pods[1] = again
+        wait_ready(again, time.monotonic() + START_S)
+    for r in (in_zero, in_one):
+        status, body = call(sharded.verify, f"/v1/receipts/{r['digest']}", sharded.api_key)
+        assert status == 200 and json.loads(body)["log"]["index"] == r["log"]["index"], body
