@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import replace
 
 from aiohttp import web
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -18,8 +17,8 @@ from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
 from services.anchor.freeze import Freezer, drop_local_index
 from services.anchor.freeze import ShardAnchor as FreezingParts
-from services.anchor.frozen_index import FrozenIndex, FrozenManifest
-from services.anchor.frozen_shards import FrozenShards
+from services.anchor.frozen_index import FrozenIndex
+from services.anchor.frozen_shards import FrozenShards, drop_when_frozen
 from services.anchor.introductions import introduce, keep_introducing
 from services.anchor.keys import LogKeys
 from services.anchor.registrar import Registrar
@@ -97,6 +96,9 @@ def shards_context(
             app[RUNNING] = tuple(running)
             frozen = app[FROZEN] = FrozenShards(store, load_index_key(home.config.keys))
             await frozen.load()
+            if in_process:  # a crash after `frozen` in the table, before on_frozen, left its RocksDB
+                for gone in {s.id for s in frozen.shards()} - {one.shard.id for one in running}:
+                    drop_local_index(shard_config(config, gone, in_process=True).store.index_path)
             app[HISTORY] = home.history
             app[SEQUENCER] = home.sequencer
             app[ERASER] = home.eraser
@@ -123,7 +125,7 @@ def shards_context(
                     parts,
                     compact_s=config.shards.frozen_compact_s,
                     stop=backups,
-                    on_frozen=_drop_when_frozen(frozen, one, erasing),
+                    on_frozen=drop_when_frozen(frozen, one, erasing),
                 )
                 tasks += [*backups, asyncio.create_task(freezer.run(), name=f"notar-freezer-{one.shard.id}")]
             try:
@@ -134,23 +136,6 @@ def shards_context(
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     return ctx
-
-
-def _drop_when_frozen(
-    frozen: FrozenShards, one: ShardAnchor, erasing: asyncio.Task[None]
-) -> Callable[[FrozenManifest], Awaitable[None]]:
-    """Once `one` is frozen: its look-ups and erasures go to its frozen index, then its RocksDB is
-    closed and deleted (what else used it is done: the sequencer is sealed, the backups stopped
-    when it started freezing, its eraser is stopped here), so the disk holds only active shards."""
-
-    async def on_frozen(_: FrozenManifest) -> None:
-        frozen.add(replace(one.shard, state="frozen"))
-        erasing.cancel()
-        await asyncio.gather(erasing, return_exceptions=True)
-        await one.index.close()
-        drop_local_index(one.config.store.index_path)
-
-    return on_frozen
 
 
 def home_context(

@@ -5,12 +5,19 @@ it started, and those another anchor froze since, found in the table when asked 
 Only anchors read them: a frozen index is keyed and sealed under the index key, which verify pods
 do not hold (services.common.index_key). In one process the shards' links reach them in process
 (services.anchor.app `local_shards`); in split roles verify pods ask any active shard's anchor with
-the frozen shard's `origin` (services.internal.wire).
+the frozen shard's `origin` (services.internal.wire). `drop_when_frozen` is the Freezer's
+`on_frozen` hook: the shard's look-ups switch to the store, then its RocksDB goes.
 """
 
 from __future__ import annotations
 
-from services.anchor.frozen_index import FrozenIndex
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from services.anchor.freeze import drop_local_index
+from services.anchor.frozen_index import FrozenIndex, FrozenManifest
+from services.anchor.shardset import ShardAnchor
 from services.anchor.tenant_index import TenantIndex
 from services.published.shards import Shard, load_table
 from storage.base import ObjectStore
@@ -58,3 +65,20 @@ class FrozenShards:
 
     def _find(self, origin: str) -> FrozenIndex | None:
         return next((index for shard, index in self._held.values() if shard.origin == origin), None)
+
+
+def drop_when_frozen(
+    frozen: FrozenShards, one: ShardAnchor, erasing: asyncio.Task[None]
+) -> Callable[[FrozenManifest], Awaitable[None]]:
+    """Once `one` is frozen: its look-ups and erasures go to its frozen index, then its RocksDB is
+    closed and deleted (what else used it is done: the sequencer is sealed, the backups stopped
+    when it started freezing, its eraser is stopped here), so the disk holds only active shards."""
+
+    async def on_frozen(_: FrozenManifest) -> None:
+        frozen.add(replace(one.shard, state="frozen"))
+        erasing.cancel()
+        await asyncio.gather(erasing, return_exceptions=True)
+        await one.index.close()
+        drop_local_index(one.config.store.index_path)
+
+    return on_frozen
