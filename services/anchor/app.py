@@ -125,7 +125,7 @@ def shards_context(
                     parts,
                     compact_s=config.shards.frozen_compact_s,
                     stop=backups,
-                    on_frozen=drop_when_frozen(frozen, one, erasing),
+                    on_frozen=drop_when_frozen(frozen, one, erasing, drop=config.shards.count > 1),
                 )
                 tasks += [*backups, asyncio.create_task(freezer.run(), name=f"notar-freezer-{one.shard.id}")]
             try:

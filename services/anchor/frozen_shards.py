@@ -68,14 +68,18 @@ class FrozenShards:
 
 
 def drop_when_frozen(
-    frozen: FrozenShards, one: ShardAnchor, erasing: asyncio.Task[None]
+    frozen: FrozenShards, one: ShardAnchor, erasing: asyncio.Task[None], *, drop: bool = True
 ) -> Callable[[FrozenManifest], Awaitable[None]]:
-    """Once `one` is frozen: its look-ups and erasures go to its frozen index, then its RocksDB is
-    closed and deleted (what else used it is done: the sequencer is sealed, the backups stopped
-    when it started freezing, its eraser is stopped here), so the disk holds only active shards."""
+    """Once `one` is frozen: its look-ups and erasures go to its frozen index, then (`drop`) its
+    RocksDB is closed and deleted (what else used it is done: the sequencer is sealed, the backups
+    stopped when it started freezing, its eraser is stopped here), so the disk holds only active
+    shards. Not with SHARDS=1: that process runs shard 0 whatever the table says, sealed when
+    frozen, and its start-up recovers the log from that RocksDB."""
 
     async def on_frozen(_: FrozenManifest) -> None:
         frozen.add(replace(one.shard, state="frozen"))
+        if not drop:
+            return
         erasing.cancel()
         await asyncio.gather(erasing, return_exceptions=True)
         await one.index.close()
