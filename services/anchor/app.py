@@ -15,8 +15,10 @@ from merkle.digests import Digest, parse_digest
 from services.anchor.backup import Backups
 from services.anchor.committer import COMMITTER, committer_context
 from services.anchor.erasure import Eraser
-from services.anchor.freeze import Freezer
+from services.anchor.freeze import Freezer, drop_local_index
 from services.anchor.freeze import ShardAnchor as FreezingParts
+from services.anchor.frozen_index import FrozenIndex
+from services.anchor.frozen_shards import FrozenShards, drop_when_frozen
 from services.anchor.introductions import introduce, keep_introducing
 from services.anchor.keys import LogKeys
 from services.anchor.registrar import Registrar
@@ -33,6 +35,7 @@ from services.anchor.shardset import keys_from as keys_from
 from services.anchor.witnesses import witness_context
 from services.common.answers import send_json
 from services.common.components import NotarConfig
+from services.common.index_key import load_index_key
 from services.common.problems import read_json
 from services.common.resources import LIVENESS, STORE, new_app
 from services.common.shedding import add_shedding
@@ -48,8 +51,8 @@ from services.internal.wire import (
     encode_answer,
     encode_forgotten,
 )
-from services.model import Digests
-from storage.errors import BadRequest, NotarError
+from services.model import Digests, Lookup
+from storage.errors import BadRequest, NotarError, NotFoundError, PushbackError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 ERASER = web.AppKey("eraser", Eraser)
@@ -62,6 +65,8 @@ READY_LAG = 200_000  # entries signed but not yet published before /readyz says 
 RUNNING = web.AppKey("running_shards", tuple[ShardAnchor, ...])
 """The shards this process runs, by id; the first is its home shard (shard 0 in one process, the
 claimed one in an anchor pod), whose sequencer is also `SEQUENCER` (and so on)."""
+FROZEN = web.AppKey("frozen_shards", FrozenShards)
+"""The frozen shards whose look-ups and erasures this process answers from the object store."""
 
 
 def shards_context(
@@ -89,6 +94,11 @@ def shards_context(
                 running.append(await stack.enter_async_context(running_shard(shard, cfg, store, telemetry)))
             home = running[0]
             app[RUNNING] = tuple(running)
+            frozen = app[FROZEN] = FrozenShards(store, load_index_key(home.config.keys))
+            await frozen.load()
+            if in_process:  # a crash after `frozen` in the table, before on_frozen, left its RocksDB
+                for gone in {s.id for s in frozen.shards()} - {one.shard.id for one in running}:
+                    drop_local_index(shard_config(config, gone, in_process=True).store.index_path)
             app[HISTORY] = home.history
             app[SEQUENCER] = home.sequencer
             app[ERASER] = home.eraser
@@ -100,7 +110,8 @@ def shards_context(
                 introducing = keep_introducing(store, home.keys.log)
                 tasks.append(asyncio.create_task(introducing, name="notar-introducer"))
             for one in running:
-                tasks.append(asyncio.create_task(one.eraser.run(), name=f"notar-eraser-{one.shard.id}"))
+                erasing = asyncio.create_task(one.eraser.run(), name=f"notar-eraser-{one.shard.id}")
+                tasks.append(erasing)
                 backups = []
                 if one.backups is not None:
                     backing_up = one.backups.run()
@@ -109,7 +120,13 @@ def shards_context(
                 parts = FreezingParts(
                     store, one.sequencer, one.index, one.eraser, one.tenant_index, one.config.committer.kinds
                 )
-                freezer = Freezer(one.shard.id, parts, compact_s=config.shards.frozen_compact_s, stop=backups)
+                freezer = Freezer(
+                    one.shard.id,
+                    parts,
+                    compact_s=config.shards.frozen_compact_s,
+                    stop=backups,
+                    on_frozen=drop_when_frozen(frozen, one, erasing, drop=config.shards.count > 1),
+                )
                 tasks += [*backups, asyncio.create_task(freezer.run(), name=f"notar-freezer-{one.shard.id}")]
             try:
                 yield
@@ -148,11 +165,23 @@ def _tenant_and_digest(request: web.Request) -> tuple[str, Digest]:
         raise BadRequest(str(e), kind="invalid-digest") from e
 
 
+async def _lookup_of(request: web.Request) -> Lookup:
+    """The home shard, or with `?origin=` the frozen shard of that origin (NotFoundError when
+    the table has none): any anchor reads every frozen shard's index (services.internal.wire)."""
+    origin = request.query.get("origin")
+    if origin is None:
+        return LocalAnchor(request.app)
+    index = await request.app[FROZEN].of_origin(origin)
+    if index is None:
+        raise NotFoundError(f"the shard table has no frozen shard {origin[:200]!r}")
+    return index
+
+
 async def lookup_entries(request: web.Request) -> web.Response:
     tenant, digest = _tenant_and_digest(request)
     limit, after = decode_page(request.query)
     try:
-        found = await request.app[SEQUENCER].lookup(tenant, digest, limit=limit, after=after)
+        found = await (await _lookup_of(request)).lookup(tenant, digest, limit=limit, after=after)
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
     return web.json_response({"entries": [{"index": i, "salt": s.hex()} for i, s in found]})
@@ -162,7 +191,7 @@ async def forget_entries(request: web.Request) -> web.Response:
     """Erasure: deletes the tenant-index rows of that tenant's notarizations of that digest."""
     tenant, digest = _tenant_and_digest(request)
     try:
-        count = await request.app[ERASER].forget(tenant, digest.multihash)
+        count = await (await _lookup_of(request)).forget(tenant, digest)
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
     return web.json_response(encode_forgotten(count))
@@ -417,14 +446,21 @@ def create_app(config: NotarConfig, *, env: Mapping[str, str] | None = None) -> 
 
 class LocalAnchor:
     """The in-process anchor (`notar serve`): a shard's sequencer (the home shard's unless
-    `shard` says) as Submitter, Lookup and Registrations."""
+    `shard` says) as Submitter, Lookup and Registrations; once the shard is frozen, its look-ups
+    and erasures are its frozen index's (FROZEN), and it may run here no more."""
 
     def __init__(self, app: web.Application, shard: int | None = None) -> None:
         self._app, self._shard = app, shard
 
     def _one(self) -> ShardAnchor:
-        running = self._app[RUNNING]
-        return running[0] if self._shard is None else next(r for r in running if r.shard.id == self._shard)
+        running, wanted = self._app[RUNNING], self._shard
+        found = running[0] if wanted is None else next((r for r in running if r.shard.id == wanted), None)
+        if found is None:
+            raise PushbackError(f"shard {self._shard} is frozen: it takes no entries", retry_after=1)
+        return found
+
+    def _frozen(self) -> FrozenIndex | None:
+        return self._app[FROZEN].get(self._app[RUNNING][0].shard.id if self._shard is None else self._shard)
 
     async def submit(self, tenant: str, digests: Digests) -> bytes:
         return await submit_to(self._app, self._one().sequencer, tenant, digests)
@@ -432,9 +468,15 @@ class LocalAnchor:
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
     ) -> list[tuple[int, bytes]]:
+        frozen = self._frozen()
+        if frozen is not None:
+            return await frozen.lookup(tenant, digest, limit=limit, after=after)
         return await self._one().sequencer.lookup(tenant, digest, limit=limit, after=after)
 
     async def forget(self, tenant: str, digest: Digest) -> int:
+        frozen = self._frozen()
+        if frozen is not None:
+            return await frozen.forget(tenant, digest)
         return await self._one().eraser.forget(tenant, digest.multihash)
 
     def refusal(self, count: int = 1) -> NotarError | None:
@@ -452,15 +494,18 @@ class LocalAnchor:
 
 
 def local_shards(app: web.Application) -> FixedShards:
-    """The shards this process runs, as its ingest and verify routes reach them (in process)."""
+    """The shards this process runs and the frozen ones (their look-ups read the store), as its
+    ingest and verify routes reach them (in process), by id."""
     made: dict[int, ShardLink] = {}
 
     def links() -> list[ShardLink]:
+        frozen = app[FROZEN].shards()
+        shards = {s.id: s for s in [*(one.shard for one in app[RUNNING]), *frozen]}
         out = []
-        for one in app[RUNNING]:
-            link = made.get(one.shard.id)
-            if link is None or link.shard != one.shard:
-                link = made[one.shard.id] = ShardLink(one.shard, LocalAnchor(app, one.shard.id))
+        for shard in sorted(shards.values(), key=lambda s: s.id):
+            link = made.get(shard.id)
+            if link is None or link.shard != shard:
+                link = made[shard.id] = ShardLink(shard, LocalAnchor(app, shard.id))
             out.append(link)
         return out
 

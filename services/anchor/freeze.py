@@ -14,8 +14,9 @@ safe to take again after a crash (a restarted anchor finds its shard `freezing` 
 4. `frozen_index.export`: every row of RocksDB's tenant index to the store, then its manifest;
 5. `tombstone_erasures`: a tombstone for every name of the erasure journal still in the files
    (rows erased between the export's read and step 1 of a restarted freeze);
-6. `mark_frozen`: the table says `frozen`; look-ups and erasures of the shard go to the
-   `FrozenIndex`, and the anchor's RocksDB may go (`drop_local_index`): its disk then holds
+6. `mark_frozen`: the table says `frozen`; then the anchor's `on_frozen` hook
+   (services.anchor.frozen_shards `drop_when_frozen`) sends the shard's look-ups and erasures to
+   the `FrozenIndex`, closes its RocksDB and deletes it (`drop_local_index`): its disk then holds
    only the shard it takes next;
 7. `drop_backups`: the backups of the shard's RocksDB are deleted: the frozen index is the copy
    now, and a backup would keep rows that erasures in the frozen index remove.

@@ -29,17 +29,28 @@ class AnchorClient:
     but the anchor's refusal of a request over REPEATS_MAX, which stays a 409 (`_refusal`). Only
     a 503 that says pushback is a PushbackError (nothing of the request was taken: ingest's
     spread re-sends it to another shard for sure); any other 503 (a stopped sequencer, a store
-    failure) is a transient StorageError."""
+    failure) is a transient StorageError. With `origin` (a frozen shard's: `for_origin`), its
+    look-ups and erasures are of that shard, which the anchor reads from the object store."""
 
-    def __init__(self, url: str, *, session: aiohttp.ClientSession | None = None) -> None:
-        self._url = url.rstrip("/")
+    def __init__(
+        self, url: str, *, session: aiohttp.ClientSession | None = None, origin: str | None = None
+    ) -> None:
+        self._url, self._origin, self._owns = url.rstrip("/"), origin, session is None
         self._session = session or aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=60, sock_connect=5),
             json_serialize=lambda o: orjson.dumps(o).decode(),
         )
 
+    def for_origin(self, origin: str) -> AnchorClient:
+        """The same anchor, asked about the frozen shard of `origin` (on this one's connections)."""
+        return AnchorClient(self._url, session=self._session, origin=origin)
+
     async def close(self) -> None:
-        await self._session.close()
+        if self._owns:
+            await self._session.close()
+
+    def _of(self, query: dict[str, str]) -> dict[str, str]:
+        return query if self._origin is None else {**query, "origin": self._origin}
 
     async def _call(self, method: str, path: str, **kw: Any) -> bytes:
         """One call, in a client span of the serving app's trace when there is one; the W3C
@@ -126,7 +137,7 @@ class AnchorClient:
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
     ) -> list[tuple[int, bytes]]:
         query = {"tenant": tenant, "digest": str(digest), **encode_page(limit, after)}
-        raw = await self._call("GET", "/internal/v1/entries", params=query)
+        raw = await self._call("GET", "/internal/v1/entries", params=self._of(query))
         try:
             return [(int(e["index"]), bytes.fromhex(e["salt"])) for e in orjson.loads(raw)["entries"]]
         except (KeyError, TypeError, ValueError) as e:
@@ -136,7 +147,7 @@ class AnchorClient:
 
     async def forget(self, tenant: str, digest: Digest) -> int:
         query = {"tenant": tenant, "digest": str(digest)}
-        raw = await self._call("DELETE", "/internal/v1/entries", params=query)
+        raw = await self._call("DELETE", "/internal/v1/entries", params=self._of(query))
         try:
             return decode_forgotten(orjson.loads(raw))
         except ValueError as e:

@@ -4,7 +4,10 @@ with the anchor that serves it, as a `Submitter` and a `Lookup`.
 In one process (`notar serve --shards K`) the anchor's app lists its running shards; ingest and
 verify pods of split roles read the shard table (`private/shards.json`) and reach each shard's
 anchor at the URL it advertised there (`TableShards`), reading the table again at most every
-`refresh_s` so that a shard added or frozen is seen within that time.
+`refresh_s` so that a shard added or frozen is seen within that time. A frozen shard's look-ups
+and erasures go to the anchor of the lowest active shard id with the frozen shard's origin: any
+anchor reads a frozen index from the store (verify pods hold no index key to read it themselves),
+and the frozen shard's own anchor may be gone, or serve another shard now.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class TableShards:
     def __init__(self, store: ObjectStore, *, refresh_s: float = REFRESH_S) -> None:
         self._store, self._refresh_s = store, refresh_s
         self._clients: dict[str, AnchorClient] = {}
+        self._frozen_clients: dict[str, AnchorClient] = {}  # share the sessions of `_clients`
         self._held: tuple[float, tuple[ShardLink, ...]] | None = None
         self._reading = asyncio.Lock()
 
@@ -82,7 +86,12 @@ class TableShards:
                     table = await load_table(self._store)
                     if not table:
                         raise PushbackError("no anchor has claimed a shard yet", retry_after=1)
-                    held = self._held = (read_at, tuple(ShardLink(s, self._client(s.url)) for s in table))
+                    reader = next((s.url for s in table if s.writable and s.url is not None), None)
+                    links = tuple(
+                        ShardLink(s, self._client(s.url) if s.state != "frozen" else self._frozen(reader, s))
+                        for s in table
+                    )
+                    held = self._held = (read_at, links)
         return held[1]
 
     def _client(self, url: str | None) -> AnchorClient | None:
@@ -91,6 +100,16 @@ class TableShards:
         if url not in self._clients:
             self._clients[url] = AnchorClient(url)
         return self._clients[url]
+
+    def _frozen(self, reader: str | None, shard: Shard) -> AnchorClient | None:
+        """The anchor at `reader` asked about the frozen `shard` (None: no active shard's anchor)."""
+        client = self._client(reader)
+        if client is None:
+            return None
+        key = f"{reader} {shard.origin}"
+        if key not in self._frozen_clients:
+            self._frozen_clients[key] = client.for_origin(shard.origin)
+        return self._frozen_clients[key]
 
     async def close(self) -> None:
         for client in self._clients.values():

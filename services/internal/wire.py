@@ -12,12 +12,16 @@ the others pass its bytes through.
     canonical receipts, in the request's order, subject = the tenant, written by
     `merkle.write_receipts`). Ingest streams it to its client without parsing it, and
     `PUT /v1/documents` splices its one receipt (`one_receipt`) into its own answer.
-``GET /internal/v1/entries?tenant=<name>&digest=<digest>[&limit=<n>][&after=<index>]`` (verify → anchor)
+``GET /internal/v1/entries?tenant=<t>&digest=<d>[&limit=<n>][&after=<index>][&origin=<o>]`` (verify → anchor)
     answer: ``{"entries": [{"index": <int>, "salt": "<32 hex>"}, …]}``, earliest first: those after
-    index `after` when given, at most `limit` (the anchor reads no more rows of its index).
-``DELETE /internal/v1/entries?tenant=<name>&digest=<digest>`` (verify → anchor, erasure)
+    index `after` when given, at most `limit` (the anchor reads no more rows of its index). With
+    `origin`, of the frozen shard of that origin, read from its frozen index in the object store
+    (any anchor answers for every frozen shard; 404 when the table has no frozen shard of it);
+    without, of the anchor's own shard.
+``DELETE /internal/v1/entries?tenant=<t>&digest=<d>[&origin=<o>]`` (verify → anchor, erasure)
     answer: ``{"erased": <int>}``, how many of the tenant's notarizations of the digest the
-    anchor's index forgot (0: there was none).
+    anchor's index forgot (0: there was none); with `origin`, tombstoned in that frozen shard's
+    index.
 ``POST /internal/v1/scitt/entries?wait_ms=<ms>`` (SCITT routes → anchor)
     request: the 33-byte log entry of a signed statement (type 0x03), as
     ``application/octet-stream``; the SCITT routes checked the statement and its issuer.

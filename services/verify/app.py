@@ -94,8 +94,9 @@ async def _receipts(
 
 
 def _searched(views: Sequence[View]) -> list[View]:
-    """The shards a look-up asks: every one but a frozen shard no anchor serves (lane 5 reads
-    those from the store); PushbackError while an unfrozen shard has no anchor."""
+    """The shards a look-up asks: every one but a frozen shard no anchor reads (an anchor reads a
+    frozen shard's index from the store: services.internal.directory); PushbackError while an
+    unfrozen shard has no anchor."""
     return [v for v in views if v.lookup is not None or v.shard.state != "frozen"]
 
 

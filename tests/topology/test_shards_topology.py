@@ -1,18 +1,20 @@
 """SPEC §10 in split roles, minus Kubernetes: two `notar serve --role anchor` processes with
 SHARDS=2, each claiming its shard in the shard table by ordinal (one by SHARD_ORDINAL, one by a
 StatefulSet-style HOSTNAME), and an ingest and a verify pod that find both shards through the
-table, all on one SeaweedFS bucket."""
+table, all on one SeaweedFS bucket; at the end, shard 1 frozen and read through shard 0's anchor."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from merkle.checkpoint import parse_checkpoint
 from merkle.introduction import open_introduction
 from merkle.note import Verifier, parse_note
 from services.common.index_key import create_index_key
+from services.internal.directory import REFRESH_S
 from services.published.shards import load_table
 from services.published.trust import trusted_keys
 from storage.s3 import S3Store
@@ -40,6 +43,7 @@ class Sharded:
     target: S3Target
     prefix: str
     env: dict[str, str]  # what every pod got (the anchors their ordinal besides)
+    tmp: Path
 
     @property
     def anchors(self) -> list[Pod]:
@@ -77,7 +81,7 @@ def sharded(s3_target: S3Target, tmp_path_factory: pytest.TempPathFactory) -> It
         add = run_notar("tenant", "add", "acme", env={**base, "NOTAR_DATA_DIR": str(tmp)}, log=log)
         assert add.wait(timeout=60) == 0, log.read_text()
         key = log.read_text().strip().splitlines()[-1]
-        yield Sharded(pods, key, s3_target, prefix, base)
+        yield Sharded(pods, key, s3_target, prefix, base, tmp)
     finally:
         codes = stop(pods)
     assert all(code == 0 for code in codes.values()), f"not a clean stop: {codes}\n" + "\n".join(
@@ -186,3 +190,47 @@ def test_a_look_up_answers_from_the_shards_that_answer_while_one_is_down(sharded
     for r in (in_zero, in_one):
         status, body = call(sharded.verify, f"/v1/receipts/{r['digest']}", sharded.api_key)
         assert status == 200 and json.loads(body)["log"]["index"] == r["log"]["index"], body
+
+
+def test_a_frozen_shard_is_read_through_an_active_shards_anchor(sharded: Sharded) -> None:
+    """Last: it leaves shard 1 frozen. Once frozen, shard 1's anchor drops its RocksDB; stopped, its
+    look-ups and erasures go to shard 0's anchor with shard 1's origin (verify holds no index key)."""
+    digests = ["sha256:" + f"frozen{n:04d}".encode().hex().ljust(64, "0") for n in range(1000)]
+    status, body = call(sharded.ingest, "/v1/digests", sharded.api_key, body={"digests": digests})
+    assert status == 200, body
+    ones = [r for r in json.loads(body)["receipts"] if r["log"]["origin"] == ORIGINS[1]]
+    assert len(ones) > 2
+    log = sharded.tmp / "freeze.log"
+    env = {**sharded.env, "NOTAR_DATA_DIR": str(sharded.tmp)}
+    assert run_notar("shard", "freeze", "1", env=env, log=log).wait(timeout=60) == 0, log.read_text()
+
+    async def states() -> list[str]:
+        s3 = await S3Store.from_config(sharded.target.config(prefix=sharded.prefix))
+        try:
+            return [s.state for s in await load_table(s3)]
+        finally:
+            await s3.close()
+
+    index = sharded.tmp / f"anchor-{sharded.anchors[1].url.rsplit(':', 1)[1]}" / "index"
+    deadline = time.monotonic() + 90
+    while asyncio.run(states()) != ["active", "frozen"] or index.exists():
+        assert time.monotonic() < deadline, sharded.anchors[1].tail()
+        time.sleep(0.5)
+    sharded.anchors[1].process.send_signal(signal.SIGTERM)
+    assert sharded.anchors[1].process.wait(timeout=60) == 0
+    time.sleep(REFRESH_S + 0.5)  # the verify pod reads the table again
+
+    def place(r: dict[str, Any]) -> tuple[str, int, str]:
+        return r["log"]["origin"], r["log"]["index"], r["salt"]
+
+    for r in ones[:2]:
+        status, found = call(sharded.verify, f"/v1/receipts/{r['digest']}", sharded.api_key)
+        assert status == 200, found
+        assert place(json.loads(found)) == place(r)
+    status, page = call(sharded.verify, f"/v1/receipts/{ones[0]['digest']}?all=true", sharded.api_key)
+    assert status == 200 and [place(r) for r in json.loads(page)["receipts"]] == [place(ones[0])]
+    gone = ones[0]["digest"]
+    assert call(sharded.verify, f"/v1/receipts/{gone}", sharded.api_key, method="DELETE")[0] == 204
+    assert call(sharded.verify, f"/v1/receipts/{gone}", sharded.api_key)[0] == 404
+    status, found = call(sharded.verify, f"/v1/receipts/{ones[1]['digest']}", sharded.api_key)
+    assert status == 200 and place(json.loads(found)) == place(ones[1])
