@@ -3,9 +3,10 @@ with what goes with it (tenant index, eraser, registrar, backups), opened and cl
 
 `notar serve --shards K` runs shards 0..K-1 in one process; shard 0 keeps DATA_DIR as a single
 log has it, shard i > 0 keeps its signing keys, RocksDB and backup scratch under
-`DATA_DIR/shards/<i>/`. Every shard of a deployment shares the index key (the tenant index's pads
-differ per origin: services.anchor.tenant_index). An anchor pod of split roles runs the one shard
-its ordinal claims in the shard table, in its own DATA_DIR (its volume).
+`DATA_DIR/shards/<i>/`. Every shard of a deployment shares the index key (the tenant index's
+pads differ per origin: services.anchor.tenant_index). An anchor pod of split roles runs the one
+shard its ordinal claims in the shard table, in its own DATA_DIR (its volume), under the same
+names.
 """
 
 from __future__ import annotations
@@ -42,28 +43,28 @@ _ANY_ADDRESS = ("0.0.0.0", "::", "")  # noqa: S104  # compared with, not bound
 
 
 def shard_config(config: NotarConfig, shard: int, *, in_process: bool) -> NotarConfig:
-    """`config` for shard `shard`: its origin, prefix, and (`in_process`, shard > 0) its own
-    directory for keys, RocksDB and backups under DATA_DIR/shards/<i>/. Shard 0's is `config`
-    unchanged, so a single-log deployment is not touched."""
+    """`config` for shard `shard`: its origin, prefix, and (shard > 0) its own directory for keys,
+    RocksDB and backups under DATA_DIR/shards/<i>/, in one process and in an anchor pod alike, so
+    that a pod whose shard was frozen starts the shard its ordinal claims next in a fresh directory
+    (the frozen shard's keys stay where they were). In one process, shard i's signing keys are
+    always its own (LOG_KEY_FILE and CLOCK_KEY_FILE are shard 0's); an anchor pod's key files, when
+    set, are its shard's. Shard 0's is `config` unchanged, so a single-log deployment is not
+    touched."""
     if shard == 0:
         return config
     origin, prefix = shard_origin(config.sequencer.origin, shard), shard_prefix(shard)
-    keys = replace(config.keys, origin=origin)
-    store, backups, chains = config.store, config.backups, config.chains
+    own = config.store.data_dir / "shards" / str(shard)
+    keys = replace(config.keys, origin=origin, data_dir=own, index_key_file=config.keys.index_key_path)
     if in_process:
-        own = config.store.data_dir / "shards" / str(shard)
-        keys = KeysConfig(origin=origin, data_dir=own, index_key_file=config.keys.index_key_path)
-        store = replace(store, index_dir=own / "index")
-        backups = replace(backups, scratch=own / "backup")
-        chains = replace(chains, evm_journal=own / "anchors" / "evm-journal.json")
+        keys = replace(keys, log_key_file=None, clock_key_file=None)
     return replace(
         config,
         sequencer=replace(config.sequencer, origin=origin, prefix=prefix),
         committer=replace(config.committer, prefix=prefix),
         keys=keys,
-        store=store,
-        backups=backups,
-        chains=chains,
+        store=replace(config.store, index_dir=own / "index"),
+        backups=replace(config.backups, scratch=own / "backup"),
+        chains=replace(config.chains, evm_journal=own / "anchors" / "evm-journal.json"),
     )
 
 

@@ -43,9 +43,27 @@ def test_shard_zero_is_the_deployment_and_others_get_their_names(tmp_path: Path)
     assert two.store.index_path == tmp_path / "shards" / "2" / "index" != c.store.index_path
     assert two.store.data_dir == c.store.data_dir  # the same object store
     assert two.backups.scratch == tmp_path / "shards" / "2" / "backup"
-    pod = shard_config(c, 2, in_process=False)  # an anchor pod: its own DATA_DIR is its shard's
-    assert pod.keys.data_dir == tmp_path and pod.store.index_path == tmp_path / "index"
+    # an anchor pod: shard i > 0 in DATA_DIR/shards/<i>/ too, so that the next shard its ordinal
+    # claims after a freeze starts in a fresh directory; its key files, when set, are its shard's
+    files = load(
+        flags={
+            "DATA_DIR": str(tmp_path),
+            "ORIGIN": ORIGIN,
+            "LOG_KEY_FILE": "/k/log",
+            "CLOCK_KEY_FILE": "/k/clock",
+        },
+        env={},
+        config_file=None,
+    )
+    pod = shard_config(files, 2, in_process=False)
+    assert (
+        pod.keys.data_dir == tmp_path / "shards" / "2"
+        and pod.store.index_path == tmp_path / "shards" / "2" / "index"
+    )
+    assert (pod.keys.log_key_file, pod.keys.clock_key_file) == (Path("/k/log"), Path("/k/clock"))
+    assert pod.keys.index_key_path == files.keys.index_key_path
     assert pod.sequencer.origin == f"{ORIGIN}/2"
+    assert shard_config(files, 2, in_process=True).keys.log_key_file is None  # never shard 0's file
 
 
 def test_an_anchor_pods_ordinal_and_url(tmp_path: Path) -> None:

@@ -211,7 +211,9 @@ def test_a_frozen_shard_is_read_through_an_active_shards_anchor(sharded: Sharded
         finally:
             await s3.close()
 
-    index = sharded.tmp / f"anchor-{sharded.anchors[1].url.rsplit(':', 1)[1]}" / "index"
+    data_dir = sharded.tmp / f"anchor-{sharded.anchors[1].url.rsplit(':', 1)[1]}"
+    index = data_dir / "shards" / "1" / "index"
+    assert index.is_dir()
     deadline = time.monotonic() + 90
     while asyncio.run(states()) != ["active", "frozen"] or index.exists():
         assert time.monotonic() < deadline, sharded.anchors[1].tail()
@@ -234,3 +236,20 @@ def test_a_frozen_shard_is_read_through_an_active_shards_anchor(sharded: Sharded
     assert call(sharded.verify, f"/v1/receipts/{gone}", sharded.api_key)[0] == 404
     status, found = call(sharded.verify, f"/v1/receipts/{ones[1]['digest']}", sharded.api_key)
     assert status == 200 and place(json.loads(found)) == place(ones[1])
+
+    # the pod of ordinal 1 starts again on its volume: it claims a new shard, in a fresh directory
+    old = sharded.pods[1]
+    env = {**sharded.env, "HOSTNAME": "notar-anchor-1", "NOTAR_LISTEN": old.url.removeprefix("http://")}
+    env["NOTAR_DATA_DIR"] = str(data_dir)
+    again = Pod("anchor", old.url, run_notar("serve", "--role", "anchor", env=env, log=old.log), old.log)
+    sharded.pods[1] = again
+    wait_ready(again, time.monotonic() + START_S)
+    assert (data_dir / "shards" / "2" / "keys").is_dir() and not index.exists()
+    time.sleep(REFRESH_S + 0.5)  # the ingest pod reads the table again
+    fresh = ["sha256:" + f"after{n:04d}".encode().hex().ljust(64, "0") for n in range(1000)]
+    status, body = call(sharded.ingest, "/v1/digests", sharded.api_key, body={"digests": fresh})
+    assert status == 200, body
+    assert {r["log"]["origin"] for r in json.loads(body)["receipts"]} == {ORIGINS[0], f"{ORIGIN}/2"}
+    assert asyncio.run(states()) == ["active", "frozen", "active"]
+    status, found = call(sharded.verify, f"/v1/receipts/{ones[1]['digest']}", sharded.api_key)
+    assert status == 200 and place(json.loads(found)) == place(ones[1])  # the frozen shard, as before
