@@ -35,11 +35,13 @@ def test_shard_ones_anchor_gets_its_checkpoints_witnessed(tmp_path: Path) -> Non
         "NOTAR_SHARDS": "2",
         "NOTAR_SHARD_ORDINAL": "1",
         "NOTAR_WITNESS_INTERVAL_S": "1",
+        "NOTAR_INDEX_KEY_FILE": str(tmp_path / "index.key"),  # as a pod mounts it from a Secret
     }
-    # shard 1's keys made beforehand, as an operator does to give its log key to witnesses
+    # shard 1's keys made beforehand, as an operator does to give its log key to witnesses: an
+    # anchor pod keeps shard i > 0 under DATA_DIR/shards/<i>/
     made = subprocess.run(
         [NOTAR, "keygen"],
-        env={**env, "NOTAR_ORIGIN": f"{BASE}/1"},
+        env={**env, "NOTAR_ORIGIN": f"{BASE}/1", "NOTAR_DATA_DIR": str(data / "shards" / "1")},
         capture_output=True,
         text=True,
         timeout=60,
