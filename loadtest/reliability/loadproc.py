@@ -37,7 +37,8 @@ def record_from_json(d: dict[str, Any]) -> Record:
     r = Record()
     for name, value in d.items():
         if name == "acked":
-            r.acked = [Acked(a[0], a[1], a[2], a[3], a[4], a[5], tuple(a[6]), a[7]) for a in value]
+            # every field of Acked, in order (astuple), the origin included: a reader compares it
+            r.acked = [Acked(a[0], a[1], a[2], a[3], a[4], a[5], tuple(a[6]), *a[7:]) for a in value]
         elif name == "checkpoints":
             r.checkpoints = set(value)
         elif name in ("statuses", "reads"):

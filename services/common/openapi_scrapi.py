@@ -17,6 +17,7 @@ WHY = {
     400: "a statement refused by the registration policy (its reason), a malformed request or locator",
     401: "no API key, or one that is not valid",
     404: "no such entry or key",
+    408: "the request's body stalled for READ_TIMEOUT_S seconds (the connection is then closed)",
     413: "the statement is over SCITT_MAX_KB",
     415: "the body is not application/cose",
     429: "polled again sooner than half of Retry-After",
@@ -63,7 +64,7 @@ SCRAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "201": _binary(COSE, "the COSE receipt (RFC 9942)", {"Location": LOCATION}),
                 "303": _waiting("303"),
-                **_problems(400, 401, 413, 415, 503),
+                **_problems(400, 401, 408, 413, 415, 503),
             },
         }
     },
