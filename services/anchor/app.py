@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack
 
 from aiohttp import web
-from opentelemetry.metrics import CallbackOptions, Observation
 
 from merkle.digests import Digest, parse_digest
 from services.anchor.backup import Backups
@@ -21,6 +20,7 @@ from services.anchor.frozen_index import FrozenIndex
 from services.anchor.frozen_shards import FrozenShards, drop_when_frozen
 from services.anchor.introductions import introduce, keep_introducing
 from services.anchor.keys import LogKeys
+from services.anchor.metrics import register_anchor_metrics
 from services.anchor.registrar import Registrar
 from services.anchor.rotation import HISTORY
 from services.anchor.sequencer import Sequencer
@@ -39,7 +39,7 @@ from services.common.index_key import load_index_key
 from services.common.problems import read_json
 from services.common.resources import LIVENESS, STORE, new_app
 from services.common.shedding import add_shedding
-from services.common.telemetry import TELEMETRY, SequencerTelemetry, Telemetry
+from services.common.telemetry import TELEMETRY, SequencerTelemetry
 from services.internal.directory import FixedShards, ShardLink
 from services.internal.wire import (
     PENDING,
@@ -214,128 +214,10 @@ async def statement_receipt(request: web.Request) -> web.Response:
     return web.Response(body=answer or PENDING, content_type="application/cose")
 
 
-def register_anchor_metrics(tel: Telemetry, app: web.Application) -> None:
-    """The sequencer's and the committer's state as observable instruments of `tel`, read at
-    each collection (a /metrics scrape, an OTLP push): nothing is added to the hot path."""
-    running = app[RUNNING]
-    seq = app[SEQUENCER]
-    committer = app.get(COMMITTER)
-
-    def observe(read: Callable[[Sequencer], int]) -> Callable[[CallbackOptions], list[Observation]]:
-        """One observation per shard, named by its `origin` when there are several (with one, no
-        attribute: the series of a single log stay as they were)."""
-        if len(running) == 1:
-            return lambda _: [Observation(read(seq))]
-        return lambda _: [Observation(read(one.sequencer), {"origin": one.shard.origin}) for one in running]
-
-    def counter(name: str, read: Callable[[Sequencer], int], what: str) -> None:
-        tel.meter.create_observable_counter(name, [observe(read)], unit="1", description=what)
-
-    def gauge(name: str, read: Callable[[Sequencer], int], what: str) -> None:
-        tel.meter.create_observable_gauge(name, [observe(read)], unit="1", description=what)
-
-    counter(
-        "notar_entries_sequenced", lambda q: q.stats.sequenced, "entries sequenced (in a signed checkpoint)"
-    )
-    counter("notar_batches", lambda q: q.stats.batches, "batches sequenced (one signed checkpoint each)")
-    gauge("notar_tree_size", lambda q: q.stats.signed_size, "size of the latest signed checkpoint")
-    gauge("notar_published_tree_size", lambda q: q.stats.published_size, "size of the published checkpoint")
-    gauge(
-        "notar_publication_lag_entries",
-        lambda q: q.stats.signed_size - q.stats.published_size,
-        "entries signed but not yet published to the object store",
-    )
-    gauge("notar_queue_depth", lambda q: q.queued, "entries waiting for a batch")
-    gauge(
-        "notar_clock_behind_seconds",
-        lambda q: q.clock_behind_s,
-        "how far the wall clock is behind the last cosigned time (checkpoints keep that time meanwhile)",
-    )
-    gauge("notar_sequencer_stopped", lambda q: int(q.stopped is not None), "1 once it stopped for good")
-    gauge("notar_sequencer_refusing", lambda q: int(q.refusing is not None), "1 while it refuses entries")
-    lease = seq.lease  # the home shard's: in one process the others share its lifetime
-    if lease is not None:
-        tel.meter.create_observable_counter(
-            "notar_lease_lapses",
-            [lambda _: [Observation(lease.lapses)]],
-            unit="1",
-            description="times the lease was renewed after going overdue",
-        )
-        tel.meter.create_observable_gauge(
-            "notar_lease_acquired_timestamp_seconds",
-            [lambda _: [] if lease.acquired_at is None else [Observation(lease.acquired_at)]],
-            unit="s",
-            description="when this process took the log's lease (Unix time)",
-        )
-    backups = app.get(BACKUPS)
-    if backups is not None:
-        register_backup_metrics(tel, backups)
-    if committer is None:
-        return
-    status = committer.status
-
-    s = seq.stats
-
-    def anchor_lag(_: CallbackOptions) -> list[Observation]:
-        return [Observation(s.signed_size - st.anchored_size, {"kind": k}) for k, st in status.items()]
-
-    def last_anchored(_: CallbackOptions) -> list[Observation]:
-        return [
-            Observation(st.last_success, {"kind": k})
-            for k, st in status.items()
-            if st.last_success is not None
-        ]
-
-    tel.meter.create_observable_gauge(
-        "notar_anchor_lag_entries",
-        [anchor_lag],
-        unit="1",
-        description="entries in the log not yet covered by an anchor, per kind (chain)",
-    )
-    tel.meter.create_observable_gauge(
-        "notar_anchor_last_success_timestamp_seconds",
-        [last_anchored],
-        unit="s",
-        description="when each kind last stored an anchor record (Unix time)",
-    )
-
-
-def register_backup_metrics(tel: Telemetry, backups: Backups) -> None:
-    """The backups' figures: the alerts compare their age with their interval (runbook)."""
-    b = backups.stats
-
-    def last_success(_: CallbackOptions) -> list[Observation]:
-        return [] if b.last_success is None else [Observation(b.last_success)]
-
-    tel.meter.create_observable_gauge(
-        "notar_backup_last_success_timestamp_seconds",
-        [last_success],
-        unit="s",
-        description="when the newest complete backup of the anchor's index was taken (Unix time)",
-    )
-    tel.meter.create_observable_gauge(
-        "notar_backup_size_bytes",
-        [lambda _: [Observation(b.size)]],
-        unit="By",
-        description="bytes of the newest complete backup of the anchor's index",
-    )
-    tel.meter.create_observable_gauge(
-        "notar_backup_interval_seconds",
-        [lambda _: [Observation(backups.interval_s)]],
-        unit="s",
-        description="BACKUP_INTERVAL_S: how often the anchor's index is backed up",
-    )
-    tel.meter.create_observable_counter(
-        "notar_backup_failures",
-        [lambda _: [Observation(b.failures)]],
-        unit="1",
-        description="backups of the anchor's index that failed (each is retried)",
-    )
-
-
 async def metrics_context(app: web.Application) -> AsyncIterator[None]:
     """Registers the anchor's observable metrics once the sequencer and the committer run."""
-    register_anchor_metrics(app[TELEMETRY], app)
+    tel, committer, backups = app[TELEMETRY], app.get(COMMITTER), app.get(BACKUPS)
+    register_anchor_metrics(tel, app[RUNNING], app[SEQUENCER], committer, backups)
     yield
 
 
