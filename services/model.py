@@ -1,6 +1,6 @@
-"""What every service shares: a request's digests, an entry's place in the log, what ingest, verify
-and the SCITT routes ask of the anchor (`Submitter`, `Lookup`, `Registrations`), and the rule for
-tenant names.
+"""What every service shares: a request's digests, an entry's place in the log, a notarization a
+look-up finds, what ingest, verify and the SCITT routes ask of the anchor (`Submitter`, `Lookup`,
+`Registrations`), and the rule for tenant names.
 
 Only merkle, storage and the standard library are imported here: ingest, verify, common and the
 anchor all depend on this module, and it depends on none of them.
@@ -112,14 +112,26 @@ class Submitter(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One notarization as the tenant index finds it: its index and salt in its log, and
+    `signed_at`, the time the log's clock signed the checkpoint of the batch that holds it (the
+    cosignature's, seconds since the epoch), which orders notarizations across shards. None when
+    the log kept no such time (batches written before the anchors recorded them)."""
+
+    index: int
+    salt: bytes
+    signed_at: int | None = None
+
+
 class Lookup(Protocol):
     """The tenant-private index, as ingest and verify reach it."""
 
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
-    ) -> list[tuple[int, bytes]]:
-        """(index, salt) of `tenant`'s notarizations of `digest`, earliest first: those after index
-        `after` when given, at most `limit` of them (the index reads no more rows than that)."""
+    ) -> list[Found]:
+        """`tenant`'s notarizations of `digest`, earliest first: those after index `after` when
+        given, at most `limit` of them (the index reads no more rows than that)."""
         ...
 
     async def forget(self, tenant: str, digest: Digest) -> int:

@@ -50,8 +50,9 @@ from services.internal.wire import (
     decode_wait_ms,
     encode_answer,
     encode_forgotten,
+    encode_found,
 )
-from services.model import Digests, Lookup
+from services.model import Digests, Found, Lookup
 from storage.errors import BadRequest, NotarError, NotFoundError, PushbackError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
@@ -184,7 +185,7 @@ async def lookup_entries(request: web.Request) -> web.Response:
         found = await (await _lookup_of(request)).lookup(tenant, digest, limit=limit, after=after)
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
-    return web.json_response({"entries": [{"index": i, "salt": s.hex()} for i, s in found]})
+    return web.json_response(encode_found(found))
 
 
 async def forget_entries(request: web.Request) -> web.Response:
@@ -349,7 +350,7 @@ class LocalAnchor:
 
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
-    ) -> list[tuple[int, bytes]]:
+    ) -> list[Found]:
         frozen = self._frozen()
         if frozen is not None:
             return await frozen.lookup(tenant, digest, limit=limit, after=after)

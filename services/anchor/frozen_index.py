@@ -4,7 +4,8 @@ without the erased rows (docs/shards.md).
 
 When a shard freezes (freeze.py) the rows of its RocksDB tenant index are exported here, as
 tenant_index.py made them (keyed names, salts encrypted under the index key: the files reveal no
-more than a backup of RocksDB does), and the anchor's disk no longer holds them. Format
+more than a backup of RocksDB does), and the anchor's disk no longer holds them; the batches' signed
+times go with them (frozen_times.py), so that look-ups still carry each one's time. Format
 ``notar.frozen-index.v1``::
 
     record = name (16) || u64be(index) || sealed salt (16)          40 bytes
@@ -46,7 +47,9 @@ from dataclasses import dataclass, replace
 import orjson
 
 from merkle.digests import Digest
+from services.anchor.frozen_times import FrozenTimes, export_times
 from services.anchor.tenant_index import NAME_SIZE, ROW_KEY_SIZE, SALT_SIZE, TENANT, TenantIndex
+from services.model import Found
 from services.published import layout
 from storage.base import Index, ObjectStore
 from storage.errors import CorruptedError, NotFoundError
@@ -263,6 +266,7 @@ async def export(
         )
     except ValueError as e:  # RocksDB's scan is sorted: a row of another shape is not a tenant row
         raise CorruptedError(f"the tenant index of {origin} cannot be exported: {e}") from e
+    await export_times(index, store, prefix=prefix)  # the batches' times: look-ups carry them
     manifest = FrozenManifest(origin, size, checkpoint, block_rows, 0, tuple(files))
     await store.put_if_version(layout.frozen_manifest_key(prefix), manifest.to_json(), None)
     log.info("exported the tenant index of %s: %d rows in %d files", origin, manifest.rows, len(files))
@@ -284,6 +288,7 @@ class FrozenIndex:
         self._store, self._rows, self._prefix, self._cached = store, tenant_index, prefix, cached
         self._manifest: FrozenManifest | None = None
         self._fences: OrderedDict[str, bytes] = OrderedDict()
+        self._times = FrozenTimes(store, prefix=prefix)
 
     def __repr__(self) -> str:
         return f"FrozenIndex({self._prefix!r})"
@@ -295,14 +300,15 @@ class FrozenIndex:
 
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
-    ) -> list[tuple[int, bytes]]:
-        """(index, salt) of `tenant`'s notarizations of `digest`, earliest first, as
-        `Sequencer.lookup`; none once erased. ValueError when the tenant name is not valid."""
+    ) -> list[Found]:
+        """`tenant`'s notarizations of `digest`, earliest first, as `Sequencer.lookup` (with
+        their batches' times: frozen_times.py); none once erased. ValueError when the tenant name
+        is not valid."""
         name = self._rows.prefix(tenant, digest.multihash)[len(TENANT) :]
         if await self._erased(name):
             return []
         found = [r for r in await self._find(name) if after is None or r[0] > after]
-        return found if limit is None else found[:limit]
+        return await self._times.timed(found if limit is None else found[:limit])
 
     async def forget(self, tenant: str, digest: Digest) -> int:
         """Erase `tenant`'s notarizations of `digest`: their tombstone is written, look-ups honour

@@ -35,6 +35,7 @@ from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
 from services.anchor import state
 from services.anchor.batch import Batch, Group, Keyed, group_entries, keyed, placement, rows_with_made
+from services.anchor.batch_times import signed_times
 from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
@@ -45,7 +46,7 @@ from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
 from services.anchor.tenant_index import TenantIndex, cut
 from services.common.telemetry import SequencerTelemetry, current_span_context
-from services.model import Sequenced, check_tenant
+from services.model import Found, Sequenced, check_tenant
 from storage.base import Index, ObjectStore
 from storage.errors import ConflictError, NotarError, PushbackError, StorageError
 
@@ -296,14 +297,17 @@ class Sequencer:
 
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
-    ) -> list[tuple[int, bytes]]:
-        """(index, salt) under which `tenant` notarized `digest`, earliest first (`Lookup`): a
-        prefix scan of the tenant index from the row after `after`, stopped after `limit` rows."""
+    ) -> list[Found]:
+        """Where `tenant` notarized `digest`, earliest first (`Lookup`): a prefix scan of the
+        tenant index from the row after `after`, stopped after `limit` rows; the time of each
+        one's batch from its `state.BATCH_TIME` row (batch_times.py)."""
         prefix = self._rows.prefix(tenant, digest.multihash)
         if after is not None and after + 1 >= 1 << 64:
             return []  # no index comes after the last one
         start = prefix + (after + 1).to_bytes(8, "big") if after is not None else None
-        return [self._rows.decode(k, v) async for k, v in self._index.scan(prefix, start=start, limit=limit)]
+        rows = [self._rows.decode(k, v) async for k, v in self._index.scan(prefix, start=start, limit=limit)]
+        times = await signed_times(self._index, [i for i, _ in rows])
+        return [Found(i, salt, times.get(i)) for i, salt in rows]
 
     async def seal(self, reason: str, *, poll_s: float = 0.05) -> int:
         """Take no more entries (`refusal` says `reason`, readiness is unchanged: look-ups go on),
@@ -446,6 +450,7 @@ class Sequencer:
             batch, _ = await asyncio.to_thread(self._prepare_all, groups, first)
         batch.puts.update(counts)
         n = len(batch.placed)
+        batch.puts.update([state.batch_time(first, n, batch.timestamp)])  # when it was signed: batch_times.py
         await self._write_durably(state.u64(first + n), batch.puts)
         self._time.commit(batch.timestamp)
         self._size = first + n

@@ -16,6 +16,9 @@ l                                   -> this anchor's lease holder id
 r                                   -> the backup this index was restored from (JSON), until the
                                        anchor started on it and replayed the erasure journal
 e <8 random bytes>                  -> a row name whose erased rows await compaction (erasure.py)
+T <u64be last index>                -> u64be first index || u64be time: one batch, entries first to
+                                       last, and the time its checkpoint's clock cosignature
+                                       carries; written with the batch, never erased (batch_times.py)
 
 Every kind has its own first byte (tests/services/anchor/test_sequencer.py checks it): a prefix
 scan of one kind meets no row of another.
@@ -32,6 +35,7 @@ RESTORED = b"r"
 ENTRY = b"i"  # not "e": erasure.PENDING scans that prefix
 RECEIPT = b"k"
 REPEATS = b"n"
+BATCH_TIME = b"T"  # not "t": the tenant index's
 
 
 def u64(n: int) -> bytes:
@@ -52,3 +56,8 @@ def entry_key(entry: bytes) -> bytes:
 
 def receipt_key(entry: bytes) -> bytes:
     return RECEIPT + entry
+
+
+def batch_time(first: int, count: int, timestamp: int) -> tuple[bytes, bytes]:
+    """The `BATCH_TIME` row of the batch of `count` entries from `first`, signed at `timestamp`."""
+    return BATCH_TIME + u64(first + count - 1), u64(first) + u64(timestamp)

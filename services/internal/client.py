@@ -17,10 +17,11 @@ from services.internal.wire import (
     RECEIPTS_TAIL,
     SCITT_ENTRIES,
     decode_forgotten,
+    decode_found,
     encode_page,
     encode_request,
 )
-from services.model import Digests
+from services.model import Digests, Found
 from storage.errors import NotarError, NotFoundError, PushbackError, RepeatsCapped, StorageError
 
 
@@ -135,15 +136,13 @@ class AnchorClient:
 
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
-    ) -> list[tuple[int, bytes]]:
+    ) -> list[Found]:
         query = {"tenant": tenant, "digest": str(digest), **encode_page(limit, after)}
         raw = await self._call("GET", "/internal/v1/entries", params=self._of(query))
         try:
-            return [(int(e["index"]), bytes.fromhex(e["salt"])) for e in orjson.loads(raw)["entries"]]
-        except (KeyError, TypeError, ValueError) as e:
-            raise StorageError(
-                f"malformed lookup answer from the anchor at {self._url}: {e}", location=self._url
-            ) from e
+            return decode_found(orjson.loads(raw))
+        except ValueError as e:
+            raise StorageError(f"{e} (the anchor at {self._url})", location=self._url) from e
 
     async def forget(self, tenant: str, digest: Digest) -> int:
         query = {"tenant": tenant, "digest": str(digest)}

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from merkle.digests import Digest
 from services.internal.client import AnchorClient
-from services.model import Digests
+from services.model import Digests, Found
 from services.published.shards import Shard, load_table
 from storage.base import ObjectStore
 from storage.errors import NotarError, PushbackError
@@ -37,7 +37,7 @@ class ShardAnchor(Protocol):
 
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
-    ) -> list[tuple[int, bytes]]: ...
+    ) -> list[Found]: ...
 
     async def forget(self, tenant: str, digest: Digest) -> int: ...
 

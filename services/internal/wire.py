@@ -13,8 +13,10 @@ the others pass its bytes through.
     `merkle.write_receipts`). Ingest streams it to its client without parsing it, and
     `PUT /v1/documents` splices its one receipt (`one_receipt`) into its own answer.
 ``GET /internal/v1/entries?tenant=<t>&digest=<d>[&limit=<n>][&after=<index>][&origin=<o>]`` (verify → anchor)
-    answer: ``{"entries": [{"index": <int>, "salt": "<32 hex>"}, …]}``, earliest first: those after
-    index `after` when given, at most `limit` (the anchor reads no more rows of its index). With
+    answer: ``{"entries": [{"index": <int>, "salt": "<32 hex>", "signed_at": <int> | null}, …]}``,
+    earliest first: those after index `after` when given, at most `limit` (the anchor reads no more
+    rows of its index); `signed_at` is the time the clock signed the entry's batch at
+    (`services.model.Found`; an answer without it, from an older anchor, reads as null). With
     `origin`, of the frozen shard of that origin, read from its frozen index in the object store
     (any anchor answers for every frozen shard; 404 when the table has no frozen shard of it);
     without, of the anchor's own shard.
@@ -41,7 +43,7 @@ import orjson
 
 from merkle.digests import Digest
 from merkle.receipt import NodeTexts, write_receipts
-from services.model import BadDigest, Digests, Sequenced
+from services.model import BadDigest, Digests, Found, Sequenced
 from storage.errors import BadRequest
 
 MAX_DIGESTS = 10_000
@@ -128,6 +130,30 @@ def decode_page(query: Mapping[str, str]) -> tuple[int | None, int | None]:
             )
         out.append(None if raw is None else int(raw))
     return out[0], out[1]
+
+
+def encode_found(found: Sequence[Found]) -> dict[str, Any]:
+    """The answer of `GET /internal/v1/entries`."""
+    return {"entries": [{"index": f.index, "salt": f.salt.hex(), "signed_at": f.signed_at} for f in found]}
+
+
+def decode_found(body: Any) -> list[Found]:
+    """The notarizations of a look-up's answer; ValueError when it is malformed."""
+    try:
+        return [_found(e) for e in body["entries"]]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"malformed lookup answer from the anchor: {str(body)[:200]}") from e
+
+
+def _found(entry: Mapping[str, Any]) -> Found:
+    index, salt, signed_at = entry["index"], entry["salt"], entry.get("signed_at")
+    if not (_count(index) and isinstance(salt, str) and (signed_at is None or _count(signed_at))):
+        raise ValueError(f"malformed lookup entry from the anchor: {str(entry)[:200]}")
+    return Found(index, bytes.fromhex(salt), signed_at)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def encode_forgotten(count: int) -> dict[str, Any]:

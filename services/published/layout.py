@@ -53,6 +53,10 @@ key                                                 written by                  
 ``private/log/frozen/tombstones/<name>``            erasure in a frozen shard;    private
                                                     deleted by the compaction
                                                     that rewrote its rows away
+``private/log/frozen/times/records``                the shard's anchor when it    private (public
+                                                    freezes, before the manifest  facts: batches'
+                                                    (frozen_times.py)             signed times)
+``private/log/frozen/times/fence``                  the same, after the records   private
 ``documents/chunks/<upload>/<position>``            ingest, immutable, encrypted  private
 ``documents/manifests/<name>``                      ingest, immutable, encrypted, private
                                                     after the chunks
@@ -302,3 +306,13 @@ def frozen_tombstones(prefix: str = LOG_PREFIX) -> str:
 def frozen_tombstone_key(name: str, prefix: str = LOG_PREFIX) -> str:
     """The tombstone of an erased row name (32 hex digits) in a frozen index."""
     return frozen_tombstones(prefix) + name
+
+
+def frozen_times_key(prefix: str = LOG_PREFIX) -> str:
+    """A frozen shard's batch times (services.anchor.frozen_times): sorted 24-byte records."""
+    return frozen(prefix) + "times/records"
+
+
+def frozen_times_fence_key(prefix: str = LOG_PREFIX) -> str:
+    """The fence of `frozen_times_key`, written after it: the export of the times is complete."""
+    return frozen(prefix) + "times/fence"

@@ -25,6 +25,7 @@ from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
 from services.internal.client import AnchorClient
 from services.internal.directory import FixedShards, ShardAnchor, ShardLink, Shards, TableShards
+from services.model import Found
 from services.published import layout
 from services.published.shards import Shard
 from services.published.trust import document_policy, merge_documents
@@ -85,12 +86,12 @@ async def _receipt(view: View, tenant: str, digest: Digest, index: int, salt: by
     )
 
 
-async def _receipts(
-    view: View, tenant: str, digest: Digest, found: Sequence[tuple[int, bytes]]
-) -> list[Receipt]:
-    """The receipts of the notarizations `found` (index, salt) in the shard `view`."""
-    note, _ = await view.reader.checkpoint_covering(max(i for i, _ in found))
-    return list(await asyncio.gather(*(_receipt(view, tenant, digest, i, s, note) for i, s in found)))
+async def _receipts(view: View, tenant: str, digest: Digest, found: Sequence[Found]) -> list[Receipt]:
+    """The receipts of the notarizations `found` in the shard `view`."""
+    note, _ = await view.reader.checkpoint_covering(max(f.index for f in found))
+    return list(
+        await asyncio.gather(*(_receipt(view, tenant, digest, f.index, f.salt, note) for f in found))
+    )
 
 
 def _searched(views: Sequence[View]) -> list[View]:
@@ -102,8 +103,8 @@ def _searched(views: Sequence[View]) -> list[View]:
 
 async def get_receipt(request: web.Request) -> web.Response:
     """The receipt of the tenant's first notarization of the digest (one row of each shard's index
-    is read, however many there are): with several shards, the earliest by the time its clock
-    signed its checkpoint, then by shard id; with `?all=true`, a page of every notarization,
+    is read, however many there are): with several shards, the earliest (`_earliest`); with
+    `?all=true`, a page of every notarization,
     earliest first in each shard, shard after shard: `{"receipts": [...], "next": <cursor> |
     null}`, at most `limit` (default 100, at most 1,000) after `cursor` (the `next` of the page
     before)."""
@@ -123,22 +124,39 @@ async def get_receipt(request: web.Request) -> web.Response:
     for _, error in down:
         if not (isinstance(error, NotarError) and error.status == 503):
             raise error  # not "unavailable for now": the request's own fault, or a bug
-    hits = [(v, found) for v, found in zip(views, founds, strict=True) if isinstance(found, list) and found]
+    hits = [(v, rows[0]) for v, rows in zip(views, founds, strict=True) if isinstance(rows, list) and rows]
     if not hits:
         if down:
             raise down[0][1]  # it may be in a shard that did not answer: not a 404
         raise NotFoundError(f"this tenant has not notarized {digest}{await _explain(views)}")
-    firsts = await asyncio.gather(*(_receipts(view, tenant, digest, found) for view, found in hits))
-    earliest = min(
-        zip(firsts, hits, strict=True),
-        key=lambda pair: (clock_time(pair[0][0].checkpoint, pair[1][0].origin), pair[1][0].shard.id),
-    )
+    earliest = await _earliest(tenant, digest, hits)
     headers = {UNAVAILABLE_HEADER: ", ".join(v.origin for v, _ in down)} if down else {}
-    return web.Response(body=earliest[0][0].to_json(), content_type="application/json", headers=headers)
+    return web.Response(body=earliest.to_json(), content_type="application/json", headers=headers)
 
 
-async def _first_row(view: View, tenant: str, digest: Digest) -> list[tuple[int, bytes]]:
+async def _first_row(view: View, tenant: str, digest: Digest) -> list[Found]:
     return await view.looked_up().lookup(tenant, digest, limit=1)
+
+
+async def _earliest(tenant: str, digest: Digest, hits: Sequence[tuple[View, Found]]) -> Receipt:
+    """The receipt of the earliest of `hits`, each shard's first notarization: by the time the
+    clock signed its batch's checkpoint (`Found.signed_at`), then by shard id; only its receipt is
+    made. A hit without that time (a batch sequenced before anchors kept it) is placed by the
+    time of the checkpoint its receipt is issued against instead, the shard's latest or its best
+    anchored: later than its batch's, so such a hit may lose to a later notarization elsewhere."""
+    untimed = [k for k, (_, found) in enumerate(hits) if found.signed_at is None]
+    made = await asyncio.gather(*(_receipts(hits[k][0], tenant, digest, [hits[k][1]]) for k in untimed))
+    receipts = {k: one[0] for k, one in zip(untimed, made, strict=True)}
+
+    def order(k: int) -> tuple[int, int]:
+        view, found = hits[k]
+        signed = found.signed_at
+        return (clock_time(receipts[k].checkpoint, view.origin) if signed is None else signed, view.shard.id)
+
+    best = min(range(len(hits)), key=order)
+    if best not in receipts:
+        receipts[best] = (await _receipts(hits[best][0], tenant, digest, [hits[best][1]]))[0]
+    return receipts[best]
 
 
 async def _explain(views: Sequence[View]) -> str:
@@ -151,7 +169,7 @@ async def _every_receipt(
     """A page of `?all=true`: shard after shard, each shard's earliest first. The cursor is the
     last index given (`<shard>:<index>` past shard 0)."""
     limit, (first_shard, after) = _page(request)
-    chosen: list[tuple[View, list[tuple[int, bytes]]]] = []
+    chosen: list[tuple[View, list[Found]]] = []
     taken, more = 0, False
     for view in views:
         if view.shard.id < first_shard:
@@ -170,7 +188,7 @@ async def _every_receipt(
             return web.Response(body=b'{"receipts":[],"next":null}', content_type="application/json")
         raise NotFoundError(f"this tenant has not notarized {digest}{await _explain(views)}")
     pages = await asyncio.gather(*(_receipts(view, tenant, digest, found) for view, found in chosen))
-    last_view, last = chosen[-1][0], chosen[-1][1][-1][0]
+    last_view, last = chosen[-1][0], chosen[-1][1][-1].index
     cursor = (str(last) if last_view.shard.id == 0 else f"{last_view.shard.id}:{last}") if more else None
     body = b'{"receipts":[' + b",".join(r.to_json() for page in pages for r in page) + b'],"next":'
     return web.Response(body=body + orjson.dumps(cursor) + b"}", content_type="application/json")
