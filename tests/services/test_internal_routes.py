@@ -16,9 +16,13 @@ import blake3
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from merkle import Receipt
+from merkle import Receipt, parse_digest
 from services.anchor.app import create_app, ensure_keys
 from services.common.components import load
+from services.internal.client import AnchorClient
+from services.internal.wire import decode_found
+from services.model import Found
+from services.verify.shards import UNKNOWN_TIME, clock_time
 from tests.services.conftest import ORIGIN, Notar
 
 
@@ -78,7 +82,11 @@ async def test_the_anchor_role_keeps_its_internal_routes(anchor_role: TestClient
     assert [str(x.digest) for x in receipts] == digests and {x.subject for x in receipts} == {"acme"}
     r = await client.get("/internal/v1/entries", params={"tenant": "acme", "digest": digests[4]})
     assert r.status == 200
-    assert (await r.json())["entries"] == [{"index": receipts[4].index, "salt": receipts[4].salt.hex()}]
+    signed_at = clock_time(receipts[4].checkpoint, ORIGIN)  # its batch's checkpoint: the one it came with
+    assert signed_at != UNKNOWN_TIME
+    assert (await r.json())["entries"] == [
+        {"index": receipts[4].index, "salt": receipts[4].salt.hex(), "signed_at": signed_at}
+    ]
     # The anchor is a trust boundary: it checks what ingest sends again, and says what is wrong.
     bad_bodies = [
         ({"tenant": "acme", "digests": [*digests[:8], "blake3:" + "AB" * 32]}, "invalid-digest"),
@@ -129,3 +137,26 @@ async def test_notar_serve_erases_only_with_a_key(notar: Notar) -> None:
     r = await notar.client.delete("/internal/v1/entries", params={"tenant": "acme", "digest": digest})
     assert r.status in (404, 405) and r.content_type == "application/problem+json"
     assert (await notar.client.get(f"/v1/receipts/{digest}", headers=notar.acme)).status == 200
+
+
+async def test_a_lookup_over_the_wire_carries_each_batchs_signed_time(anchor_role: TestClient) -> None:  # type: ignore[type-arg]
+    """The verify pods' side of `GET /internal/v1/entries` (AnchorClient) against the anchor's route:
+    every notarization with the time its batch was signed at, as the anchor's own sequencer has it."""
+    digest = b3(os.urandom(32))
+    made = []
+    for _ in range(2):  # two batches
+        r = await anchor_role.post("/internal/v1/entries", json={"tenant": "acme", "digests": [digest]})
+        made.append(Receipt.from_obj((await r.json())["receipts"][0]))
+    anchor = AnchorClient(str(anchor_role.make_url("/")))
+    try:
+        found = await anchor.lookup("acme", parse_digest(digest))
+    finally:
+        await anchor.close()
+    assert found == [Found(r.index, r.salt, clock_time(r.checkpoint, ORIGIN)) for r in made]
+    assert all(f.signed_at != UNKNOWN_TIME for f in found)
+    # an anchor of before these times answers without them: unknown, not an error
+    salt = "00" * 16
+    assert decode_found({"entries": [{"index": 3, "salt": salt}]}) == [Found(3, bytes(16), None)]
+    for bad in ("soon", -1, True, 1.5):
+        with pytest.raises(ValueError, match="malformed"):
+            decode_found({"entries": [{"index": 3, "salt": salt, "signed_at": bad}]})

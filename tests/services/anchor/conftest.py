@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from merkle.cosignature import CosignatureSigner
-from merkle.note import Signer
+from merkle.cosignature import CosignatureSigner, signature_timestamp
+from merkle.note import Signer, parse_note
 from services.anchor.keys import LogKeys
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.tenant_index import TenantIndex
+from services.model import Found, Sequenced
 from storage.base import Index, ObjectStore
 from storage.memory import MemoryIndex, MemoryStore
 
@@ -19,6 +20,18 @@ INDEX_KEY = bytes(range(32))
 
 def tenant_index() -> TenantIndex:
     return TenantIndex(INDEX_KEY, origin=ORIGIN)
+
+
+def found(*sequenced: Sequenced) -> list[Found]:
+    """What a look-up finds of `sequenced`: each entry's index and salt, and the time its clock
+    cosigned the checkpoint the sequencer answered with, its own batch's."""
+    out = []
+    for s in sequenced:
+        note = parse_note(s.checkpoint)
+        clock = note.text.split("\n", 1)[0] + "/clock"
+        signed = [signature_timestamp(sig.signature) for sig in note.signatures if sig.name == clock]
+        out.append(Found(s.index, s.salt, signed[0]))
+    return out
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from storage.errors import ConfigError
 from storage.fs import FsStore
 from storage.memory import MemoryStore
 from storage.rocks import RocksIndex
-from tests.services.anchor.conftest import ORIGIN, MakeSequencer, tenant_index
+from tests.services.anchor.conftest import ORIGIN, MakeSequencer, found, tenant_index
 
 KEPT, ERASED, AFTER, LATER = (parse_digest("sha256:" + f"{b:02x}" * 32) for b in (1, 2, 3, 4))
 STATEMENT = bytes([0x03]) + b"\x5c" * 32  # a SCITT statement's entry (type 0x03)
@@ -170,7 +170,7 @@ async def test_a_restored_anchor_takes_the_published_log_and_reports_the_lost_sa
     await after_restore(restored, eraser2)
     try:
         assert seq2.size == 4  # the published log as it is
-        assert await seq2.lookup("acme", KEPT) == [(kept[0].index, kept[0].salt)]
+        assert await seq2.lookup("acme", KEPT) == found(kept[0])
         # the statement's entry is in the log as it is: indexed again, found again, not logged twice
         assert await seq2.entry_index(STATEMENT) == statement.index == 3
         assert await seq2.entry_index(bytes([0x03]) + b"\x77" * 32) is None

@@ -17,7 +17,7 @@ from services.anchor.tenant_index import TenantIndex
 from storage.errors import StorageError
 from storage.memory import MemoryIndex, MemoryStore
 from storage.rocks import RocksIndex
-from tests.services.anchor.conftest import MakeSequencer, tenant_index
+from tests.services.anchor.conftest import MakeSequencer, found, tenant_index
 
 D = parse_digest("blake3:" + "11" * 32)
 OTHER = parse_digest("sha256:" + "22" * 32)
@@ -34,8 +34,8 @@ async def test_forget_erases_one_tenants_digest_and_nothing_else(make_sequencer:
     try:
         assert await eraser.forget("acme", D.multihash) == 2
         assert await seq.lookup("acme", D) == []
-        assert await seq.lookup("acme", OTHER) == [(first[1].index, first[1].salt)]
-        assert await seq.lookup("globex", D) == [(theirs[0].index, theirs[0].salt)]
+        assert await seq.lookup("acme", OTHER) == found(first[1])
+        assert await seq.lookup("globex", D) == found(theirs[0])
         assert await eraser.forget("acme", D.multihash) == 0  # nothing left: nothing written
         assert [k async for k, _ in index.scan(PENDING)] == []  # compacted, marks gone
         name = tenant_index().prefix("acme", D.multihash)
@@ -44,7 +44,7 @@ async def test_forget_erases_one_tenants_digest_and_nothing_else(make_sequencer:
         assert await index.get(count) is None
         ranges = (name, after(name), count, after(count))
         assert compactions[0] == ",".join(k.decode("latin-1") for k in ranges)
-        assert again[0].index not in [i for i, _ in await seq.lookup("acme", D)]
+        assert again[0].index not in [f.index for f in await seq.lookup("acme", D)]
     finally:
         task.cancel()
 
@@ -102,7 +102,7 @@ async def test_erased_rows_leave_rocksdbs_files(make_sequencer: MakeSequencer, t
         for needle in (erased_value, erased_key, erased_key[1:17]):
             assert files_holding(tmp_path / "index", needle) == [], needle.hex()
         assert files_holding(tmp_path / "index", kept_value)  # the rest stays
-        assert await seq.lookup("acme", OTHER) == [(kept[1].index, kept[1].salt)]
+        assert await seq.lookup("acme", OTHER) == found(kept[1])
     finally:
         await index.close()
 

@@ -92,7 +92,7 @@ async def test_every_look_up_answers_as_rocksdb_did(make_sequencer: MakeSequence
         assert len(want) >= 1
         assert await frozen.lookup(tenant, d) == want
         assert await frozen.lookup(tenant, d, limit=1) == want[:1]
-        assert await frozen.lookup(tenant, d, after=want[0][0]) == want[1:]
+        assert await frozen.lookup(tenant, d, after=want[0].index) == want[1:]
     never = digest(10**9)
     assert await frozen.lookup("acme", never) == []
     with pytest.raises(ValueError, match="tenant name"):
@@ -136,9 +136,10 @@ async def test_a_look_up_reads_a_tombstone_and_one_range_of_blocks(make_sequence
     files = layout.frozen_files(PREFIX)
     ops = [(op, key.startswith(files)) for op, key in store.reads]
     if manifest.file_for(frozen_name(tenant, d)) == manifest.file_for(frozen_name(*done[0])):
-        assert ops == [("get", False), ("get_range", True)]  # tombstone, blocks
-    else:
-        assert ops == [("get", False), ("get_range", True), ("get_range", True)]  # + that file's fence
+        assert ops == [("get", False), ("get_range", True), ("get_range", False)]  # tombstone, blocks, time
+    else:  # + that file's fence
+        assert ops == [("get", False), ("get_range", True), ("get_range", True), ("get_range", False)]
+    assert store.reads[-1] == ("get_range", layout.frozen_times_key(PREFIX))  # its batch's time
     assert not [k for op, k in store.reads if op == "get" and k.startswith(files)]  # never a whole file
 
 

@@ -23,7 +23,7 @@ from services.published import layout
 from storage.errors import ConflictError, PushbackError
 from storage.memory import Faults, MemoryIndex, MemoryStore
 from tests.logaudit import audit
-from tests.services.anchor.conftest import ORIGIN, MakeSequencer
+from tests.services.anchor.conftest import ORIGIN, MakeSequencer, found
 
 
 def digest(i: int) -> str:
@@ -265,11 +265,11 @@ async def test_tenant_private_index(make_sequencer: MakeSequencer) -> None:
     d = parse_digest(digest(7))
     a = await seq.submit("acme", [d])
     b, c = await asyncio.gather(seq.submit("acme", [d, *digests(100, 50)]), seq.submit("globex", [d]))
-    assert await seq.lookup("acme", d) == [(a[0].index, a[0].salt), (b[0].index, b[0].salt)]
-    assert await seq.lookup("globex", d) == [(c[0].index, c[0].salt)]
+    assert await seq.lookup("acme", d) == found(a[0], b[0])
+    assert await seq.lookup("globex", d) == found(c[0])
     assert await seq.lookup("initech", d) == []
     for other, s in zip(digests(100, 50), b[1:], strict=True):  # each row names its entry's own index
-        assert await seq.lookup("acme", other) == [(s.index, s.salt)]
+        assert await seq.lookup("acme", other) == found(s)
     with pytest.raises(ValueError, match="tenant name"):
         await seq.submit("not a tenant", [d])
 
@@ -337,6 +337,7 @@ def test_every_rocksdb_prefix_of_the_anchor_is_its_own() -> None:
         "scitt entry": state.ENTRY,
         "scitt receipt": state.RECEIPT,
         "repeat counts": state.REPEATS,
+        "batch times": state.BATCH_TIME,
         "erasure mark": erasure.PENDING,
         "tenant index": tenant_index.TENANT,
     }
