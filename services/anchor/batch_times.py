@@ -8,7 +8,8 @@ checkpoint to hold its entries; every later checkpoint carries a later time. The
 the same atomic write as the batch, so every entry of the index has its time, except entries
 sequenced before anchors wrote these rows: the scan then meets the row of a later batch, whose first
 index is past the entry, and the entry's time is unknown (None). A batch that recovery signs again
-after a crash keeps the time of its first signature: the one its callers' receipts carried.
+after a crash keeps the time drawn for it when it was written: the one its callers' receipts
+carried, if they got theirs.
 
 A row is a public fact, an index range and a time: erasure leaves it, a backup copies it with the
 rest of RocksDB, a frozen shard exports it to the object store (frozen_times.py).

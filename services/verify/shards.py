@@ -123,7 +123,8 @@ class Views:
 
 def clock_time(note: str, origin: str) -> int:
     """The time the clock of `origin` signed `note` at (its cosignature's, unverified: the note is
-    the service's own), UNKNOWN_TIME when it holds none."""
+    the service's own), UNKNOWN_TIME when it holds none. Orders a look-up's hit whose batch time
+    is unknown by the checkpoint of its receipt (services.verify.app `_earliest`)."""
     for sig in parse_note(note).signatures:
         if sig.name == origin + "/clock":
             try:
