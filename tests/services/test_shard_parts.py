@@ -21,7 +21,7 @@ from services.common.config import Witness
 from services.ingest.sharded import ShardedSubmitter
 from services.internal.directory import FixedShards, ShardLink
 from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL
-from services.model import Digests
+from services.model import Digests, Found
 from services.published.shards import Shard
 from services.published.trust import keys_document, merge_documents
 from storage.errors import ConfigError, NotarError, PushbackError
@@ -106,7 +106,7 @@ class FakeShard:
     def refusal(self, count: int = 1) -> NotarError | None:
         return None
 
-    async def lookup(self, *_: object, **__: object) -> list[tuple[int, bytes]]:
+    async def lookup(self, *_: object, **__: object) -> list[Found]:
         return []
 
     async def forget(self, *_: object) -> int:
