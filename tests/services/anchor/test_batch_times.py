@@ -1,7 +1,7 @@
 """Each batch's signed time, kept in RocksDB with the batch (batch_times.py) and exported with a frozen
 index (frozen_times.py): every entry finds its own batch's time, entries of batches without a row
 (a log written before these rows) find none, a restart keeps them, and the frozen copy answers as
-RocksDB does."""
+RocksDB does; a batch recovered after a crash keeps its own time."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from services.anchor.keys import LogKeys
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.model import Sequenced
 from services.published import layout
+from services.verify.shards import clock_time
 from storage.errors import CorruptedError
 from storage.memory import MemoryIndex, MemoryStore
 from tests.services.anchor.conftest import ORIGIN, MakeSequencer, found, tenant_index
@@ -28,11 +29,10 @@ def digest(n: int) -> str:
     return "sha256:" + f"{n:064x}"
 
 
-async def batches(keys: LogKeys, index: MemoryIndex, count: int) -> list[list[Sequenced]]:
-    """`count` batches of 1 to 3 entries, one after the other, each signed 2 s after the last."""
-    now = [time.time()]
+async def sequencer(keys: LogKeys, store: MemoryStore, index: MemoryIndex, now: list[float]) -> Sequencer:
+    """A started sequencer whose clock says `now[0]`."""
     seq = Sequencer(
-        store=MemoryStore(),
+        store=store,
         index=index,
         keys=keys,
         config=SequencerConfig(origin=ORIGIN, batch_ms=5),
@@ -40,6 +40,13 @@ async def batches(keys: LogKeys, index: MemoryIndex, count: int) -> list[list[Se
         clock=lambda: now[0],
     )
     await seq.start()
+    return seq
+
+
+async def batches(keys: LogKeys, index: MemoryIndex, count: int) -> list[list[Sequenced]]:
+    """`count` batches of 1 to 3 entries, one after the other, each signed 2 s after the last."""
+    now = [time.time()]
+    seq = await sequencer(keys, MemoryStore(), index, now)
     made = []
     try:
         for b in range(count):
@@ -80,6 +87,25 @@ async def test_a_restart_keeps_the_times_and_lookups_carry_them(make_sequencer: 
     second = await again.submit("acme", [d])
     assert await again.lookup("acme", d) == found(first[0], second[0])
     assert found(first[0])[0].signed_at is not None
+
+
+async def test_a_batch_recovered_after_a_crash_keeps_the_time_its_callers_got(keys: LogKeys) -> None:
+    store, index, now = MemoryStore(), MemoryIndex(), [time.time()]
+    seq = await sequencer(keys, store, index, now)
+    store.faults.inject("put_if_absent", "log/tile/*", times=10**9)  # publication stalls
+    d = parse_digest(digest(1))
+    acked = await seq.submit("acme", [d])
+    for task in seq._tasks:  # "kill -9": abandoned, not closed
+        task.cancel()
+    store.faults.clear()
+    now[0] += 60
+    again = await sequencer(keys, store, index, now)
+    try:
+        published = (await store.get(layout.checkpoint_key())).decode()
+        assert clock_time(published, ORIGIN) == int(now[0])  # recovery signed it anew, a minute on
+        assert await again.lookup("acme", d) == found(*acked)  # the time of the checkpoint acked with
+    finally:
+        await again.close()
 
 
 async def test_a_frozen_copy_answers_as_rocksdb(keys: LogKeys) -> None:
