@@ -96,6 +96,8 @@ def shards_context(
             app[RUNNING] = tuple(running)
             frozen = app[FROZEN] = FrozenShards(store, load_index_key(home.config.keys))
             await frozen.load()
+            for one in running:  # SCITT statements logged by a shard frozen since
+                one.registrar.read_frozen(frozen.scitt_receipt)
             if in_process:  # a crash after `frozen` in the table, before on_frozen, left its RocksDB
                 for gone in {s.id for s in frozen.shards()} - {one.shard.id for one in running}:
                     drop_local_index(shard_config(config, gone, in_process=True).store.index_path)
@@ -118,7 +120,13 @@ def shards_context(
                     backups.append(asyncio.create_task(backing_up, name=f"notar-backups-{one.shard.id}"))
                 # freezing (`notar shard freeze`) and frozen shards' compaction, per shard
                 parts = FreezingParts(
-                    store, one.sequencer, one.index, one.eraser, one.tenant_index, one.config.committer.kinds
+                    store,
+                    one.sequencer,
+                    one.index,
+                    one.eraser,
+                    one.tenant_index,
+                    one.config.committer.kinds,
+                    one.registrar.remake,
                 )
                 freezer = Freezer(
                     one.shard.id,
@@ -369,9 +377,20 @@ class LocalAnchor:
         return self._one().sequencer.spare
 
     async def register(self, entry: bytes, wait_s: float) -> bytes | None:
+        if self._frozen() is not None:  # its RocksDB is gone: its statements are in the store
+            found = await self._app[FROZEN].scitt_receipt(entry)
+            if found is None:
+                origin = self._one().shard.origin
+                raise PushbackError(f"{origin} is frozen: it takes no entries", retry_after=1)
+            return found
         return await self._one().registrar.register(entry, wait_s)
 
     async def receipt(self, entry: bytes) -> bytes | None:
+        if self._frozen() is not None:
+            found = await self._app[FROZEN].scitt_receipt(entry)
+            if found is None:
+                raise NotFoundError("no statement with this entry ID is registered in this log")
+            return found
         return await self._one().registrar.receipt(entry)
 
 

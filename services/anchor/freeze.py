@@ -12,6 +12,8 @@ safe to take again after a crash (a restarted anchor finds its shard `freezing` 
    sequenced and published: the published checkpoint is the final one (`final_checkpoint`);
 3. `wait_anchored`: until every anchor kind (ANCHORS) stored a record of that checkpoint;
 4. `frozen_index.export`: every row of RocksDB's tenant index to the store, then its manifest;
+   then `frozen_scitt.export`: its SCITT entries and their receipts likewise (a lost receipt made
+   again first), so that SCITT look-ups find them once the RocksDB is gone;
 5. `tombstone_erasures`: a tombstone for every name of the erasure journal still in the files
    (rows erased between the export's read and step 1 of a restarted freeze);
 6. `mark_frozen`: the table says `frozen`; then the anchor's `on_frozen` hook
@@ -35,6 +37,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.anchor import frozen_scitt
 from services.anchor.chains import Target
 from services.anchor.erasure import Eraser
 from services.anchor.frozen_index import FrozenIndex, FrozenManifest, compact, export
@@ -140,7 +143,8 @@ def drop_local_index(path: Path) -> None:
 @dataclass(frozen=True)
 class ShardAnchor:
     """What freezing takes from the anchor of the shard: its store, sequencer, RocksDB index and
-    eraser, the tenant index's rows, and the anchor kinds (ANCHORS) its final checkpoint awaits."""
+    eraser, the tenant index's rows, the anchor kinds (ANCHORS) its final checkpoint awaits, and
+    how a SCITT receipt lost from RocksDB is made again (`Registrar.remake`)."""
 
     store: ObjectStore
     sequencer: Sequencer
@@ -148,6 +152,7 @@ class ShardAnchor:
     eraser: Eraser
     tenant_index: TenantIndex
     kinds: Sequence[str]
+    remake: frozen_scitt.Remake
 
 
 async def freeze(shard: Shard, anchor: ShardAnchor, *, poll_s: float = POLL_S) -> FrozenManifest:
@@ -162,16 +167,21 @@ async def freeze(shard: Shard, anchor: ShardAnchor, *, poll_s: float = POLL_S) -
     manifest = await export(
         anchor.index, store, prefix=shard.prefix, origin=shard.origin, checkpoint=note, size=size
     )
+    scitt = await frozen_scitt.export(
+        anchor.index, store, anchor.remake, prefix=shard.prefix, origin=shard.origin, size=size
+    )
     frozen = FrozenIndex(store, tenant_index=anchor.tenant_index, prefix=shard.prefix)
     erased = await tombstone_erasures(store, shard.prefix, frozen)
     await mark_frozen(store, shard.id)
     await drop_backups(store, shard.prefix)
     log.warning(
-        "shard %d (%s) is frozen at tree size %d: %d tenant-index rows in the store, %d erased",
+        "shard %d (%s) is frozen at tree size %d: %d tenant-index rows and %d SCITT "
+        "registrations in the store, %d erased",
         shard.id,
         shard.origin,
         size,
         manifest.rows,
+        scitt.rows,
         erased,
     )
     return manifest

@@ -53,6 +53,12 @@ key                                                 written by                  
 ``private/log/frozen/tombstones/<name>``            erasure in a frozen shard;    private
                                                     deleted by the compaction
                                                     that rewrote its rows away
+``private/log/frozen/scitt/manifest.json``          the shard's anchor when it    private
+                                                    freezes (frozen_scitt.py),
+                                                    after the files
+``private/log/frozen/scitt/files/<file>``           the same, immutable: a frozen private
+                                                    shard's SCITT entries and
+                                                    receipts, sorted
 ``documents/chunks/<upload>/<position>``            ingest, immutable, encrypted  private
 ``documents/manifests/<name>``                      ingest, immutable, encrypted, private
                                                     after the chunks
@@ -302,3 +308,17 @@ def frozen_tombstones(prefix: str = LOG_PREFIX) -> str:
 def frozen_tombstone_key(name: str, prefix: str = LOG_PREFIX) -> str:
     """The tombstone of an erased row name (32 hex digits) in a frozen index."""
     return frozen_tombstones(prefix) + name
+
+
+def frozen_scitt_manifest_key(prefix: str = LOG_PREFIX) -> str:
+    """The manifest of a frozen shard's SCITT registrations (services.anchor.frozen_scitt)."""
+    return frozen(prefix) + "scitt/manifest.json"
+
+
+def frozen_scitt_files(prefix: str = LOG_PREFIX) -> str:
+    return frozen(prefix) + "scitt/files/"
+
+
+def frozen_scitt_file_key(file: str, prefix: str = LOG_PREFIX) -> str:
+    """One immutable sorted file of them (``<file>``: 32 random hex digits)."""
+    return frozen_scitt_files(prefix) + file
