@@ -209,7 +209,7 @@ async def register_statement(request: web.Request) -> web.Response:
     """A SCITT entry to sequence (services.internal.wire): its receipt, or PENDING."""
     wait_s = decode_wait_ms(request.query.get("wait_ms"))
     entry = decode_scitt_entry(await request.read())
-    answer = await request.app[REGISTRAR].register(entry, wait_s)
+    answer = await LocalAnchor(request.app).register(entry, wait_s)
     return web.Response(body=answer or PENDING, content_type="application/cose")
 
 
@@ -218,7 +218,7 @@ async def statement_receipt(request: web.Request) -> web.Response:
         entry = decode_scitt_entry(bytes.fromhex(request.match_info["entry"]))
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-entry") from e
-    answer = await request.app[REGISTRAR].receipt(entry)
+    answer = await LocalAnchor(request.app).receipt(entry)  # its frozen files once frozen
     return web.Response(body=answer or PENDING, content_type="application/cose")
 
 
