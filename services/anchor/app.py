@@ -20,7 +20,7 @@ from services.anchor.frozen_index import FrozenIndex
 from services.anchor.frozen_shards import FrozenShards, drop_when_frozen
 from services.anchor.introductions import introduce, keep_introducing
 from services.anchor.keys import LogKeys
-from services.anchor.metrics import register_anchor_metrics
+from services.anchor.metrics import register_anchor_metrics, register_shard_metrics
 from services.anchor.registrar import Registrar
 from services.anchor.rotation import HISTORY
 from services.anchor.sequencer import Sequencer
@@ -67,6 +67,8 @@ RUNNING = web.AppKey("running_shards", tuple[ShardAnchor, ...])
 claimed one in an anchor pod), whose sequencer is also `SEQUENCER` (and so on)."""
 FROZEN = web.AppKey("frozen_shards", FrozenShards)
 """The frozen shards whose look-ups and erasures this process answers from the object store."""
+FREEZERS = web.AppKey("freezers", tuple[Freezer, ...])
+"""The freezing and compacting task of each running shard, in the order of RUNNING."""
 
 
 def shards_context(
@@ -80,6 +82,7 @@ def shards_context(
         shards = await shards_to_run(config, store, env)
         in_process = env is None
         tasks: list[asyncio.Task[None]] = []
+        freezers: list[Freezer] = []
         async with AsyncExitStack() as stack:
             running = []
             for shard in shards:
@@ -135,7 +138,9 @@ def shards_context(
                     stop=backups,
                     on_frozen=drop_when_frozen(frozen, one, erasing, drop=config.shards.count > 1),
                 )
+                freezers.append(freezer)
                 tasks += [*backups, asyncio.create_task(freezer.run(), name=f"notar-freezer-{one.shard.id}")]
+            app[FREEZERS] = tuple(freezers)
             try:
                 yield
             finally:
@@ -226,6 +231,7 @@ async def metrics_context(app: web.Application) -> AsyncIterator[None]:
     """Registers the anchor's observable metrics once the sequencer and the committer run."""
     tel, committer, backups = app[TELEMETRY], app.get(COMMITTER), app.get(BACKUPS)
     register_anchor_metrics(tel, app[RUNNING], app[SEQUENCER], committer, backups)
+    register_shard_metrics(tel, app[FREEZERS])
     yield
 
 
