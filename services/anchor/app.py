@@ -21,7 +21,6 @@ from services.anchor.frozen_shards import FrozenShards, drop_when_frozen
 from services.anchor.introductions import introduce, keep_introducing
 from services.anchor.keys import LogKeys
 from services.anchor.metrics import register_anchor_metrics, register_shard_metrics
-from services.anchor.registrar import Registrar
 from services.anchor.rotation import HISTORY
 from services.anchor.sequencer import Sequencer
 from services.anchor.shardset import (
@@ -56,7 +55,6 @@ from storage.errors import BadRequest, NotarError, NotFoundError, PushbackError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 ERASER = web.AppKey("eraser", Eraser)
-REGISTRAR = web.AppKey("registrar", Registrar)
 BACKUPS = web.AppKey("backups", Backups)
 MAX_BODY = 4 * 1024 * 1024
 READY_LAG = 200_000  # entries signed but not yet published before /readyz says no
@@ -107,7 +105,6 @@ def shards_context(
             app[HISTORY] = home.history
             app[SEQUENCER] = home.sequencer
             app[ERASER] = home.eraser
-            app[REGISTRAR] = home.registrar
             if home.backups is not None:
                 app[BACKUPS] = home.backups
             if home.shard.id == 0 and config.shards.count > 1:  # shard 0 introduces the others' keys
