@@ -110,7 +110,14 @@ async def test_a_statement_of_a_frozen_shard_keeps_its_first_receipt(
         await request_freeze(store, 1)
         shard = next(s for s in await load_table(store) if s.id == 1)
         parts = ShardAnchor(store, seq, index, eraser, tenant_index(), ["local"], registrar.remake)
-        await freeze(shard, parts, poll_s=0.02)
+        store.faults.inject("put_if_version", layout.frozen_scitt_manifest_key(PREFIX))  # a crash there
+        with pytest.raises(Exception, match="injected"):
+            await freeze(shard, parts, poll_s=0.02)
+        assert [s.state for s in await load_table(store)] == ["active", "freezing"]
+        assert layout.frozen_manifest_key(PREFIX) in store.objects  # the tenant index was exported
+        await freeze(shard, parts, poll_s=0.02)  # the anchor restarted: the freeze resumes
+        assert [s.state for s in await load_table(store)] == ["active", "frozen"]
+        assert len(files_of(store)) == 1  # the first try's file went
     finally:
         await committer.close()
         await seq.close()
