@@ -20,8 +20,7 @@ from services.anchor.frozen_index import FrozenIndex
 from services.anchor.frozen_shards import FrozenShards, drop_when_frozen
 from services.anchor.introductions import introduce, keep_introducing
 from services.anchor.keys import LogKeys
-from services.anchor.metrics import register_anchor_metrics
-from services.anchor.registrar import Registrar
+from services.anchor.metrics import register_anchor_metrics, register_shard_metrics
 from services.anchor.rotation import HISTORY
 from services.anchor.sequencer import Sequencer
 from services.anchor.shardset import (
@@ -57,7 +56,6 @@ from storage.errors import BadRequest, NotarError, NotFoundError, PushbackError
 
 SEQUENCER = web.AppKey("sequencer", Sequencer)
 ERASER = web.AppKey("eraser", Eraser)
-REGISTRAR = web.AppKey("registrar", Registrar)
 BACKUPS = web.AppKey("backups", Backups)
 MAX_BODY = 4 * 1024 * 1024
 READY_LAG = 200_000  # entries signed but not yet published before /readyz says no
@@ -68,6 +66,8 @@ RUNNING = web.AppKey("running_shards", tuple[ShardAnchor, ...])
 claimed one in an anchor pod), whose sequencer is also `SEQUENCER` (and so on)."""
 FROZEN = web.AppKey("frozen_shards", FrozenShards)
 """The frozen shards whose look-ups and erasures this process answers from the object store."""
+FREEZERS = web.AppKey("freezers", tuple[Freezer, ...])
+"""The freezing and compacting task of each running shard, in the order of RUNNING."""
 
 
 def shards_context(
@@ -81,6 +81,7 @@ def shards_context(
         shards = await shards_to_run(config, store, env)
         in_process = env is None
         tasks: list[asyncio.Task[None]] = []
+        freezers: list[Freezer] = []
         async with AsyncExitStack() as stack:
             running = []
             for shard in shards:
@@ -97,13 +98,14 @@ def shards_context(
             app[RUNNING] = tuple(running)
             frozen = app[FROZEN] = FrozenShards(store, load_index_key(home.config.keys))
             await frozen.load()
+            for one in running:  # SCITT statements logged by a shard frozen since
+                one.registrar.read_frozen(frozen.scitt_receipt)
             if in_process:  # a crash after `frozen` in the table, before on_frozen, left its RocksDB
                 for gone in {s.id for s in frozen.shards()} - {one.shard.id for one in running}:
                     drop_local_index(shard_config(config, gone, in_process=True).store.index_path)
             app[HISTORY] = home.history
             app[SEQUENCER] = home.sequencer
             app[ERASER] = home.eraser
-            app[REGISTRAR] = home.registrar
             if home.backups is not None:
                 app[BACKUPS] = home.backups
             if home.shard.id == 0 and config.shards.count > 1:  # shard 0 introduces the others' keys
@@ -119,7 +121,13 @@ def shards_context(
                     backups.append(asyncio.create_task(backing_up, name=f"notar-backups-{one.shard.id}"))
                 # freezing (`notar shard freeze`) and frozen shards' compaction, per shard
                 parts = FreezingParts(
-                    store, one.sequencer, one.index, one.eraser, one.tenant_index, one.config.committer.kinds
+                    store,
+                    one.sequencer,
+                    one.index,
+                    one.eraser,
+                    one.tenant_index,
+                    one.config.committer.kinds,
+                    one.registrar.remake,
                 )
                 freezer = Freezer(
                     one.shard.id,
@@ -128,7 +136,9 @@ def shards_context(
                     stop=backups,
                     on_frozen=drop_when_frozen(frozen, one, erasing, drop=config.shards.count > 1),
                 )
+                freezers.append(freezer)
                 tasks += [*backups, asyncio.create_task(freezer.run(), name=f"notar-freezer-{one.shard.id}")]
+            app[FREEZERS] = tuple(freezers)
             try:
                 yield
             finally:
@@ -202,7 +212,7 @@ async def register_statement(request: web.Request) -> web.Response:
     """A SCITT entry to sequence (services.internal.wire): its receipt, or PENDING."""
     wait_s = decode_wait_ms(request.query.get("wait_ms"))
     entry = decode_scitt_entry(await request.read())
-    answer = await request.app[REGISTRAR].register(entry, wait_s)
+    answer = await LocalAnchor(request.app).register(entry, wait_s)
     return web.Response(body=answer or PENDING, content_type="application/cose")
 
 
@@ -211,7 +221,7 @@ async def statement_receipt(request: web.Request) -> web.Response:
         entry = decode_scitt_entry(bytes.fromhex(request.match_info["entry"]))
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-entry") from e
-    answer = await request.app[REGISTRAR].receipt(entry)
+    answer = await LocalAnchor(request.app).receipt(entry)  # its frozen files once frozen
     return web.Response(body=answer or PENDING, content_type="application/cose")
 
 
@@ -219,6 +229,7 @@ async def metrics_context(app: web.Application) -> AsyncIterator[None]:
     """Registers the anchor's observable metrics once the sequencer and the committer run."""
     tel, committer, backups = app[TELEMETRY], app.get(COMMITTER), app.get(BACKUPS)
     register_anchor_metrics(tel, app[RUNNING], app[SEQUENCER], committer, backups)
+    register_shard_metrics(tel, app[FREEZERS])
     yield
 
 
@@ -370,9 +381,20 @@ class LocalAnchor:
         return self._one().sequencer.spare
 
     async def register(self, entry: bytes, wait_s: float) -> bytes | None:
+        if self._frozen() is not None:  # its RocksDB is gone: its statements are in the store
+            found = await self._app[FROZEN].scitt_receipt(entry)
+            if found is None:
+                origin = self._one().shard.origin
+                raise PushbackError(f"{origin} is frozen: it takes no entries", retry_after=1)
+            return found
         return await self._one().registrar.register(entry, wait_s)
 
     async def receipt(self, entry: bytes) -> bytes | None:
+        if self._frozen() is not None:
+            found = await self._app[FROZEN].scitt_receipt(entry)
+            if found is None:
+                raise NotFoundError("no statement with this entry ID is registered in this log")
+            return found
         return await self._one().registrar.receipt(entry)
 
 

@@ -12,6 +12,8 @@ safe to take again after a crash (a restarted anchor finds its shard `freezing` 
    sequenced and published: the published checkpoint is the final one (`final_checkpoint`);
 3. `wait_anchored`: until every anchor kind (ANCHORS) stored a record of that checkpoint;
 4. `frozen_index.export`: every row of RocksDB's tenant index to the store, then its manifest;
+   then `frozen_scitt.export`: its SCITT entries and their receipts likewise (a lost receipt made
+   again first), so that SCITT look-ups find them once the RocksDB is gone;
 5. `tombstone_erasures`: a tombstone for every name of the erasure journal still in the files
    (rows erased between the export's read and step 1 of a restarted freeze);
 6. `mark_frozen`: the table says `frozen`; then the anchor's `on_frozen` hook
@@ -24,6 +26,10 @@ safe to take again after a crash (a restarted anchor finds its shard `freezing` 
 The same task, in the anchor of the lowest active shard id, compacts the tombstones of every frozen
 shard of the table every `compact_s` (`frozen_index.compact`): the bound on how long an erased
 row's bytes stay in the store (a second compactor would only lose the manifest's conditional write).
+
+For the anchor's metrics (services.anchor.metrics) each task keeps the table as it last read it
+(`Freezer.table`) and its `Compactions`: passes that failed, when the last one succeeded, and
+(while it is the compactor) the tombstones each frozen shard holds, counted every `COUNT_S`.
 """
 
 from __future__ import annotations
@@ -31,13 +37,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.anchor import frozen_scitt
 from services.anchor.chains import Target
 from services.anchor.erasure import Eraser
-from services.anchor.frozen_index import FrozenIndex, FrozenManifest, compact, export
+from services.anchor.frozen_index import FrozenIndex, FrozenManifest, compact, export, tombstoned
 from services.anchor.sequencer import Sequencer
 from services.anchor.tenant_index import TenantIndex
 from services.published import layout
@@ -49,6 +57,7 @@ from storage.errors import ConflictError, NotarError, StorageError
 log = logging.getLogger("notar.anchor")
 POLL_S = 5.0  # how often the table (and the anchor records) are read
 COMPACT_S = 86_400.0  # FROZEN_COMPACT_S: how often frozen indexes drop their erased rows
+COUNT_S = 300.0  # how often the compactor counts the tombstones waiting (one LIST per frozen shard)
 
 
 def freezing(shards: Sequence[Shard], shard: int) -> tuple[Shard, ...]:
@@ -140,7 +149,8 @@ def drop_local_index(path: Path) -> None:
 @dataclass(frozen=True)
 class ShardAnchor:
     """What freezing takes from the anchor of the shard: its store, sequencer, RocksDB index and
-    eraser, the tenant index's rows, and the anchor kinds (ANCHORS) its final checkpoint awaits."""
+    eraser, the tenant index's rows, the anchor kinds (ANCHORS) its final checkpoint awaits, and
+    how a SCITT receipt lost from RocksDB is made again (`Registrar.remake`)."""
 
     store: ObjectStore
     sequencer: Sequencer
@@ -148,6 +158,7 @@ class ShardAnchor:
     eraser: Eraser
     tenant_index: TenantIndex
     kinds: Sequence[str]
+    remake: frozen_scitt.Remake
 
 
 async def freeze(shard: Shard, anchor: ShardAnchor, *, poll_s: float = POLL_S) -> FrozenManifest:
@@ -162,19 +173,35 @@ async def freeze(shard: Shard, anchor: ShardAnchor, *, poll_s: float = POLL_S) -
     manifest = await export(
         anchor.index, store, prefix=shard.prefix, origin=shard.origin, checkpoint=note, size=size
     )
+    scitt = await frozen_scitt.export(
+        anchor.index, store, anchor.remake, prefix=shard.prefix, origin=shard.origin, size=size
+    )
     frozen = FrozenIndex(store, tenant_index=anchor.tenant_index, prefix=shard.prefix)
     erased = await tombstone_erasures(store, shard.prefix, frozen)
     await mark_frozen(store, shard.id)
     await drop_backups(store, shard.prefix)
     log.warning(
-        "shard %d (%s) is frozen at tree size %d: %d tenant-index rows in the store, %d erased",
+        "shard %d (%s) is frozen at tree size %d: %d tenant-index rows and %d SCITT "
+        "registrations in the store, %d erased",
         shard.id,
         shard.origin,
         size,
         manifest.rows,
+        scitt.rows,
         erased,
     )
     return manifest
+
+
+@dataclass
+class Compactions:
+    """One freezer's compactions of the frozen shards' tombstones, as its metrics read them."""
+
+    interval_s: float
+    failures: int = 0  # passes that failed (each is tried again `poll_s` later)
+    last_success: float | None = None  # Unix time of the last pass that completed
+    compacting: bool = False  # this freezer is the deployment's compactor (lowest active shard)
+    pending: dict[int, tuple[Shard, int]] = field(default_factory=dict)  # id -> (shard, tombstones)
 
 
 class Freezer:
@@ -192,19 +219,23 @@ class Freezer:
         poll_s: float = POLL_S,
         compact_s: float = COMPACT_S,
         clock: Callable[[], float] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._shard_id, self._anchor, self._store = shard_id, anchor, anchor.store
         self._on_frozen, self._stop = on_frozen, stop
         self._poll_s, self._compact_s = poll_s, compact_s
-        self._clock = clock or asyncio.get_running_loop().time
+        self._clock, self._wall = clock or asyncio.get_running_loop().time, wall
         self._compacted_at: float | None = None
+        self._counted_at: float | None = None
         self.frozen: FrozenManifest | None = None
+        self.table: tuple[Shard, ...] = ()  # as last read
+        self.compactions = Compactions(compact_s)
 
     async def step(self) -> None:
         """Read the table once: freeze this anchor's shard if it is freezing (take no entries if it
         is frozen: an anchor restarted on a frozen shard); compact the frozen shards' tombstones
         when a compaction is due."""
-        table = await load_table(self._store)
+        table = self.table = tuple(await load_table(self._store))
         mine = next((s for s in table if s.id == self._shard_id), None)
         if mine is not None and mine.state != "active" and self.frozen is None:
             for task in self._stop:  # the backups: they would copy rows the frozen index may erase
@@ -218,12 +249,22 @@ class Freezer:
                     f"shard {mine.id} ({mine.origin}) is frozen: it takes no entries"
                 )
         now, active = self._clock(), [s.id for s in table if s.state == "active"]
-        due = self._compacted_at is None or now - self._compacted_at >= self._compact_s
-        if due and active and min(active) == self._shard_id:  # one compactor a deployment
-            for s in table:
-                if s.state == "frozen":
+        stats, frozen = self.compactions, [s for s in table if s.state == "frozen"]
+        stats.compacting = bool(active) and min(active) == self._shard_id  # one compactor a deployment
+        if not stats.compacting:
+            stats.pending = {}
+            return
+        if self._counted_at is None or now - self._counted_at >= COUNT_S:
+            stats.pending = {s.id: (s, len(await tombstoned(self._store, s.prefix))) for s in frozen}
+            self._counted_at = now
+        if self._compacted_at is None or now - self._compacted_at >= self._compact_s:
+            try:
+                for s in frozen:
                     await compact(self._store, prefix=s.prefix)
-            self._compacted_at = now
+            except (StorageError, ConflictError, NotarError):
+                stats.failures += 1
+                raise
+            self._compacted_at, self._counted_at, stats.last_success = now, None, self._wall()
 
     async def run(self) -> None:
         while True:

@@ -1,5 +1,6 @@
 """The anchor's observable metrics (OpenTelemetry instruments read at each collection): the
-sequencer of every shard this process runs, the committer and the backups of its home shard."""
+sequencer of every shard this process runs, the committer and the backups of its home shard, and
+the shard table and frozen indexes' compactions as its freezers see them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from services.anchor.backup import Backups
 from services.anchor.committer import Committer
+from services.anchor.freeze import Freezer
 from services.anchor.sequencer import Sequencer
 from services.anchor.shardset import ShardAnchor
 from services.common.telemetry import Telemetry
+from services.published.shards import STATES
 
 
 def register_anchor_metrics(
@@ -136,3 +139,62 @@ def register_backup_metrics(tel: Telemetry, backups: Backups) -> None:
     )
 
 
+
+
+def register_shard_metrics(tel: Telemetry, freezers: tuple[Freezer, ...]) -> None:
+    """The shard table as this anchor last read it, and the compactions of the frozen indexes
+    (docs/shards.md, "Observing shards"). `notar_shard_state` is one series per shard and state,
+    1 for the shard's state and 0 for the others (as kube-state-metrics exports a pod's phase):
+    `notar_shard_state{state="freezing"} == 1` selects the freezing shards, and a change of state
+    is a change of value, not a series that appears. With one shard (no table) it has no series."""
+
+    def states(_: CallbackOptions) -> list[Observation]:
+        table = freezers[0].table if freezers else ()
+        return [
+            Observation(int(s.state == state), {"shard": str(s.id), "origin": s.origin, "state": state})
+            for s in table
+            for state in STATES
+        ]
+
+    def pending(_: CallbackOptions) -> list[Observation]:
+        return [
+            Observation(count, {"shard": str(s.id), "origin": s.origin})
+            for f in freezers
+            if f.compactions.compacting
+            for s, count in f.compactions.pending.values()
+        ]
+
+    def last_success(_: CallbackOptions) -> list[Observation]:
+        done = [f.compactions.last_success for f in freezers if f.compactions.last_success is not None]
+        return [Observation(max(done))] if done else []
+
+    tel.meter.create_observable_gauge(
+        "notar_shard_state",
+        [states],
+        unit="1",
+        description="1 for the state of each shard of the table (active, freezing, frozen), 0 for the others",
+    )
+    tel.meter.create_observable_gauge(
+        "notar_frozen_tombstones_pending",
+        [pending],
+        unit="1",
+        description="erasures in a frozen shard's index whose rows the next compaction rewrites away",
+    )
+    tel.meter.create_observable_gauge(
+        "notar_frozen_compaction_last_success_timestamp_seconds",
+        [last_success],
+        unit="s",
+        description="when a compaction pass over the frozen indexes last completed (Unix time)",
+    )
+    tel.meter.create_observable_gauge(
+        "notar_frozen_compact_interval_seconds",
+        [lambda _: [Observation(f.compactions.interval_s) for f in freezers[:1]]],
+        unit="s",
+        description="FROZEN_COMPACT_S: how often the frozen indexes are compacted",
+    )
+    tel.meter.create_observable_counter(
+        "notar_frozen_compaction_failures",
+        [lambda _: [Observation(sum(f.compactions.failures for f in freezers))]],
+        unit="1",
+        description="compaction passes over the frozen indexes that failed (each is tried again)",
+    )

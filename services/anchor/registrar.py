@@ -16,6 +16,10 @@ opened under the log and clock keys, its tree head signed once for every receipt
 batch (``state.entry_key``), so a machine crash may lose a receipt but never the registration. A
 lost receipt is made again from the published log (the inclusion proof at the latest published
 checkpoint's size, that checkpoint's tree head signed by the current log key) and kept.
+
+A statement registered in a shard that was frozen since is found in that shard's frozen SCITT
+files (services.anchor.frozen_scitt, through `read_frozen`): its first receipt is still the one
+handed back, and it is not logged again.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 from merkle.checkpoint import open_checkpoint
 from merkle.cose import SignedTreeHead, receipt, sign_tree_head
@@ -43,6 +48,12 @@ class Registrar:
         self._running: dict[bytes, asyncio.Task[bytes]] = {}
         self._failed: OrderedDict[bytes, BaseException] = OrderedDict()
         self._heads: OrderedDict[str, SignedTreeHead] = OrderedDict()
+        self._frozen: Callable[[bytes], Awaitable[bytes | None]] | None = None
+
+    def read_frozen(self, receipts: Callable[[bytes], Awaitable[bytes | None]]) -> None:
+        """Look for the entries this log lacks in the frozen shards: `receipts` gives an entry's
+        receipt from them, or None (services.anchor.frozen_shards `FrozenShards.scitt_receipt`)."""
+        self._frozen = receipts
 
     async def register(self, entry: bytes, wait_s: float) -> bytes | None:
         """The entry's receipt, sequencing it first unless it was; None when not ready in ``wait_s``.
@@ -93,14 +104,15 @@ class Registrar:
         return len(self._running)
 
     async def _kept(self, entry: bytes) -> bytes | None:
-        """The kept receipt, made again when the entry is logged and its receipt was lost."""
+        """The kept receipt, made again when the entry is logged and its receipt was lost; else
+        the receipt of a frozen shard that logged it."""
         kept = await self._index.get(state.receipt_key(entry))
         if kept is not None:
             return kept
         index = await self._seq.entry_index(entry)
-        if index is None:
-            return None
-        return await self._remake(entry, index)
+        if index is not None:
+            return await self.remake(entry, index)
+        return None if self._frozen is None else await self._frozen(entry)
 
     async def _sequence(self, entry: bytes) -> bytes:
         (done,) = await self._seq.submit_entries([entry])
@@ -123,7 +135,9 @@ class Registrar:
                 self._heads.popitem(last=False)
         return head
 
-    async def _remake(self, entry: bytes, index: int) -> bytes:
+    async def remake(self, entry: bytes, index: int) -> bytes:
+        """The receipt of the logged entry `entry` at `index`, made again from the published log
+        (its kept one was lost) and kept; PushbackError while that entry is not published."""
         published = await self._reader.published(index + 1)
         if published is None:
             raise PushbackError(f"entry {index} is logged but not published yet", retry_after=1)

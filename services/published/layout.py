@@ -57,6 +57,14 @@ key                                                 written by                  
                                                     freezes, before the manifest  facts: batches'
                                                     (frozen_times.py)             signed times)
 ``private/log/frozen/times/fence``                  the same, after the records   private
+
+
+``private/log/frozen/scitt/manifest.json``          the shard's anchor when it    private
+                                                    freezes (frozen_scitt.py),
+                                                    after the files
+``private/log/frozen/scitt/files/<file>``           the same, immutable: a frozen private
+                                                    shard's SCITT entries and
+                                                    receipts, sorted
 ``documents/chunks/<upload>/<position>``            ingest, immutable, encrypted  private
 ``documents/manifests/<name>``                      ingest, immutable, encrypted, private
                                                     after the chunks
@@ -316,3 +324,17 @@ def frozen_times_key(prefix: str = LOG_PREFIX) -> str:
 def frozen_times_fence_key(prefix: str = LOG_PREFIX) -> str:
     """The fence of `frozen_times_key`, written after it: the export of the times is complete."""
     return frozen(prefix) + "times/fence"
+
+
+def frozen_scitt_manifest_key(prefix: str = LOG_PREFIX) -> str:
+    """The manifest of a frozen shard's SCITT registrations (services.anchor.frozen_scitt)."""
+    return frozen(prefix) + "scitt/manifest.json"
+
+
+def frozen_scitt_files(prefix: str = LOG_PREFIX) -> str:
+    return frozen(prefix) + "scitt/files/"
+
+
+def frozen_scitt_file_key(file: str, prefix: str = LOG_PREFIX) -> str:
+    """One immutable sorted file of them (``<file>``: 32 random hex digits)."""
+    return frozen_scitt_files(prefix) + file

@@ -1,6 +1,7 @@
 """k8s/monitoring/ read for the tests: the rule files, their alerts, the dashboard's queries, and
 the metric names a PromQL expression uses; and the per-shard series an ingest pod exports with
-several shards (`spread_exports`)."""
+several shards (`spread_exports`), and the shard table's and frozen compactions' series an anchor
+exports then (`shard_exports`)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,22 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import yaml
 
+from services.anchor.erasure import Eraser
+from services.anchor.freeze import Freezer, ShardAnchor
+from services.anchor.metrics import register_shard_metrics
+from services.anchor.sequencer import Sequencer
+from services.anchor.tenant_index import TenantIndex
 from services.common.telemetry import Telemetry
 from services.ingest.spread import Spread
 from services.model import Digests
+from services.published.shards import Shard, update_table
 from storage.errors import NotarError, PushbackError, StorageError
+from storage.memory import MemoryIndex, MemoryStore
 from tests.k8s.conftest import K8S, ROOT
 
 MONITORING = K8S / "monitoring"
@@ -146,3 +154,30 @@ def spread_exports() -> set[str]:
     telemetry = Telemetry()
     asyncio.run(traffic(telemetry))
     return {line.split("{")[0].split(" ")[0] for line in telemetry.prometheus() if not line.startswith("#")}
+
+
+def shard_exports() -> set[str]:
+    """The metric names an anchor exports on /metrics about the shard table and the frozen
+    indexes' compactions (services/anchor/metrics.py `register_shard_metrics`), as the anchor of
+    shard 0 renders them once its freezer read a table with a frozen shard and compacted: the
+    loopback topology of the live test runs one shard, which has no table."""
+
+    async def step(telemetry: Telemetry) -> None:
+        store, index = MemoryStore(), MemoryIndex()
+        table = (Shard(0, "exports.test/log", "active", 0), Shard(1, "exports.test/log/1", "frozen", 1))
+        await update_table(store, lambda _: table)
+        rows = TenantIndex(bytes(32), origin="exports.test/log")
+        eraser = Eraser(index=index, tenant_index=rows, journal=store)
+
+        async def remake(entry: bytes, at: int) -> bytes:
+            raise AssertionError("no freeze here")
+
+        parts = ShardAnchor(store, cast(Sequencer, None), index, eraser, rows, (), remake)  # not sealed
+        freezer = Freezer(0, parts)
+        register_shard_metrics(telemetry, (freezer,))
+        await freezer.step()
+
+    telemetry = Telemetry()
+    asyncio.run(step(telemetry))
+    return {line.split("{")[0].split(" ")[0] for line in telemetry.prometheus() if not line.startswith("#")}
+

@@ -31,6 +31,7 @@ from tests.k8s.monitoring import (
     routes,
     rule_queries,
     series_names,
+    shard_exports,
     spread_exports,
 )
 from tests.prometheus import Prometheus, start_prometheus
@@ -128,6 +129,7 @@ def test_every_metric_the_rules_and_the_dashboard_use_is_exported(topology: Clus
         series += lines
         exported |= {line.split("{")[0].split(" ")[0] for line in lines}
     exported |= spread_exports()  # one shard here: ingest's per-shard series, from a spread over two
+    exported |= shard_exports()  # and no shard table: the anchors' shard series, from one with two
     queries = rule_queries() + dashboard_queries()
     used = set().union(*(series_names(q) for q in queries))
     metrics = {n for n in used if ":" not in n}

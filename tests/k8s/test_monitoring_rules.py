@@ -27,6 +27,7 @@ from tests.k8s.monitoring import (
     rule_queries,
     runbook_sections,
     series_names,
+    shard_exports,
     spread_exports,
 )
 from tests.k8s.test_manifests import KUBE_VERSIONS
@@ -111,6 +112,17 @@ def test_the_per_shard_series_used_are_what_ingest_exports() -> None:
     spread = {n for n in used if n.startswith("notar_spread")}
     assert spread, "no rule or panel reads the shards as ingest sees them"
     assert spread <= exported, f"not exported: {sorted(spread - exported)}"
+
+
+def test_the_shard_state_and_compaction_series_used_are_what_anchors_export() -> None:
+    """The rules and panels on freezing and frozen shards read the anchors' series of the shard
+    table and of the frozen compactions, which exist only with several shards."""
+    exported = shard_exports()
+    assert {"notar_shard_state", "notar_frozen_tombstones_pending"} <= exported
+    used = set().union(*(series_names(q) for q in dashboard_queries() + rule_queries()))
+    watched = {n for n in used if n.startswith(("notar_shard_", "notar_frozen_"))}
+    assert len(watched) == 5, f"the rules and panels read only {sorted(watched)}"
+    assert watched <= exported, f"not exported: {sorted(watched - exported)}"
 
 
 def test_the_dashboard_is_grafana_json_with_the_sections_asked() -> None:

@@ -14,7 +14,7 @@ from merkle import verify_receipt
 from services.published.shards import load_table
 from storage.fs import FsStore
 from tests.services.test_shards_serve import call, digest, notarize, ok
-from tests.serving import notar_cli, notar_serve
+from tests.serving import NotarProcess, notar_cli, notar_serve
 
 ORIGIN = "frozen.test/log"
 SPREAD = 1200  # digests a request needs to be cut over the 2 shards
@@ -27,6 +27,16 @@ def states(data: Path) -> list[tuple[int, str]]:
         return [(s.id, s.state) for s in await load_table(FsStore(data / "store"))]
 
     return asyncio.run(read())
+
+
+def freeze_and_wait(notar: NotarProcess, shard: int, index_dir: Path) -> None:
+    """`notar shard freeze SHARD`, then wait until the table says frozen and its RocksDB is gone."""
+    freeze = notar_cli("shard", "freeze", str(shard), env=notar.env)
+    assert freeze.returncode == 0, freeze.stderr
+    deadline = time.monotonic() + FREEZE_S
+    while dict(states(notar.data)).get(shard) != "frozen" or index_dir.exists():
+        assert time.monotonic() < deadline, f"shard {shard} not frozen and dropped: {states(notar.data)}"
+        time.sleep(0.2)
 
 
 def place(receipt: dict[str, Any]) -> tuple[str, int, str]:
@@ -47,12 +57,8 @@ def test_a_frozen_shard_answers_lookups_and_erasures_from_the_store(tmp_path: Pa
         index_dir = tmp_path / "shards" / "1" / "index"
         assert index_dir.is_dir()
 
-        freeze = notar_cli("shard", "freeze", "1", env=notar.env)
-        assert freeze.returncode == 0, freeze.stderr
-        deadline = time.monotonic() + FREEZE_S
-        while states(tmp_path) != [(0, "active"), (1, "frozen")] or index_dir.exists():
-            assert time.monotonic() < deadline, f"shard 1 not frozen and dropped: {states(tmp_path)}"
-            time.sleep(0.2)
+        freeze_and_wait(notar, 1, index_dir)
+        assert states(tmp_path) == [(0, "active"), (1, "frozen")]
         assert (tmp_path / "store" / "private/log/1/frozen/manifest.json").exists()
         assert (tmp_path / "shards" / "1" / "keys").is_dir()  # only the index went
 

@@ -1,7 +1,8 @@
 """SPEC §10 in split roles, minus Kubernetes: two `notar serve --role anchor` processes with
 SHARDS=2, each claiming its shard in the shard table by ordinal (one by SHARD_ORDINAL, one by a
 StatefulSet-style HOSTNAME), and an ingest and a verify pod that find both shards through the
-table, all on one SeaweedFS bucket; at the end, shard 1 frozen and read through shard 0's anchor."""
+table, all on one SeaweedFS bucket; at the end, shard 1 frozen and read through shard 0's anchor, then
+through shard 2's once shard 0's anchor stopped."""
 
 from __future__ import annotations
 
@@ -253,3 +254,9 @@ def test_a_frozen_shard_is_read_through_an_active_shards_anchor(sharded: Sharded
     assert asyncio.run(states()) == ["active", "frozen", "active"]
     status, found = call(sharded.verify, f"/v1/receipts/{ones[1]['digest']}", sharded.api_key)
     assert status == 200 and place(json.loads(found)) == place(ones[1])  # the frozen shard, as before
+
+    # shard 0's anchor stops: the frozen shard is read through the next active shard's, shard 2's
+    sharded.anchors[0].process.send_signal(signal.SIGTERM)
+    assert sharded.anchors[0].process.wait(timeout=60) == 0
+    status, found = call(sharded.verify, f"/v1/receipts/{ones[1]['digest']}", sharded.api_key)
+    assert status == 200 and place(json.loads(found)) == place(ones[1]), found

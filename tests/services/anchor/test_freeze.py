@@ -45,6 +45,10 @@ SHARD = Shard(1, ORIGIN, "active", 1, None)  # the sequencers of conftest sign a
 PREFIX = SHARD.prefix
 
 
+async def no_remake(entry: bytes, index: int) -> bytes:
+    raise AssertionError(f"no SCITT receipt was lost here (entry {index})")
+
+
 def digest(i: int) -> Digest:
     return parse_digest(f"blake3:{i:064x}")
 
@@ -167,7 +171,7 @@ async def test_the_anchors_task_freezes_its_shard_when_the_table_says_so(
         frozen_events.append(manifest)
 
     backups = asyncio.create_task(asyncio.sleep(3600))
-    anchor = ShardAnchor(store, seq, index, eraser, tenant_index(), ["local"])
+    anchor = ShardAnchor(store, seq, index, eraser, tenant_index(), ["local"], no_remake)
     freezer = Freezer(1, anchor, stop=[backups], on_frozen=on_frozen, poll_s=0.02)
     try:
         await seq.submit("acme", [digest(i) for i in range(50)])
@@ -203,7 +207,8 @@ async def test_the_anchors_task_freezes_its_shard_when_the_table_says_so(
         await committer.close()
         await seq.close()
         await index.close()
-    compactor = Freezer(0, ShardAnchor(store, seq, MemoryIndex(), eraser, tenant_index(), []), poll_s=0.02)
+    parts = ShardAnchor(store, seq, MemoryIndex(), eraser, tenant_index(), [], no_remake)
+    compactor = Freezer(0, parts, poll_s=0.02)
     await compactor.step()
     assert await tombstoned(store, PREFIX) == set()
     assert await frozen.lookup("acme", digest(3)) == []
@@ -220,7 +225,7 @@ async def test_a_freeze_cut_short_resumes_after_a_restart(
         await seq.submit("acme", [digest(i) for i in range(20)])
         await request_freeze(store, 1)
         shard = next(s for s in await load_table(store) if s.id == 1)
-        anchor = ShardAnchor(store, seq, index, eraser, tenant_index(), ["local"])
+        anchor = ShardAnchor(store, seq, index, eraser, tenant_index(), ["local"], no_remake)
         store.faults.inject("put_if_version", layout.frozen_manifest_key(PREFIX))  # dies before the manifest
         with pytest.raises(Exception, match="injected"):
             await freeze(shard, anchor, poll_s=0.02)
@@ -242,7 +247,8 @@ async def test_an_anchor_started_on_a_frozen_shard_takes_no_entries(make_sequenc
     assert seq.refusal() is None
     eraser = Eraser(index=index, tenant_index=tenant_index(), journal=store, prefix=PREFIX)
     backups = asyncio.create_task(asyncio.sleep(3600))
-    await Freezer(1, ShardAnchor(store, seq, index, eraser, tenant_index(), []), stop=[backups]).step()
+    parts = ShardAnchor(store, seq, index, eraser, tenant_index(), [], no_remake)
+    await Freezer(1, parts, stop=[backups]).step()
     await asyncio.sleep(0)
     assert backups.cancelled()
     with pytest.raises(SequencerStopped, match="is frozen"):
