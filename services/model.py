@@ -102,9 +102,10 @@ class Sequenced:
 
 
 class Submitter(Protocol):
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
         """Notarize `digests` for `tenant`; the finished public answer `{"receipts": [...]}`,
-        one receipt per digest in order, once they are durable and in a signed checkpoint."""
+        one receipt per digest in order, once they are durable and in a signed checkpoint; with
+        `compact`, the compact answer of the same receipts instead (merkle.compact)."""
         ...
 
     def refusal(self, count: int = 1) -> NotarError | None:

@@ -12,6 +12,9 @@ the others pass its bytes through.
     canonical receipts, in the request's order, subject = the tenant, written by
     `merkle.write_receipts`). Ingest streams it to its client without parsing it, and
     `PUT /v1/documents` splices its one receipt (`one_receipt`) into its own answer.
+    With ``Accept: application/vnd.notar.batch+json``: the compact answer of the same receipts
+    (`merkle.compact`: one part per checkpoint, written by `encode_compact`), which ingest
+    passes through, or joins part by part when a request went to several shards.
 ``GET /internal/v1/entries?tenant=<t>&digest=<d>[&limit=<n>][&after=<index>][&origin=<o>]`` (verify → anchor)
     answer: ``{"entries": [{"index": <int>, "salt": "<32 hex>"}, …]}``, earliest first: those after
     index `after` when given, at most `limit` (the anchor reads no more rows of its index). With
@@ -35,10 +38,12 @@ Errors are problem+json; 503 carries Retry-After.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 import orjson
 
+from merkle import compact
 from merkle.digests import Digest
 from merkle.receipt import NodeTexts, write_receipts
 from services.model import BadDigest, Digests, Sequenced
@@ -97,6 +102,44 @@ def encode_answer(
         tail=RECEIPTS_TAIL,
         node_texts=_NODE_TEXTS,
     )
+
+
+def encode_compact(*, tenant: str, results: Sequence[Sequenced]) -> bytes:
+    """The compact answer to a submission (merkle.compact): one part per run of results that
+    share a checkpoint (a request's entries are sequenced in one batch: one part), its nodes
+    picked from the results' proofs, its indices and salts written whole: nothing per entry but
+    reading the results' fields."""
+    parts, at = [], 0
+    while at < len(results):
+        end = _run_end(results, at)
+        run = results[at:end]
+        indices = list(map(_INDEX, run))
+        nodes = compact.batch_nodes(indices, run[0].tree_size, list(map(_INCLUSION, run)))
+        parts.append(
+            compact.write_part(
+                subject=tenant,
+                checkpoint=run[0].checkpoint,
+                indices=indices,
+                salts=list(map(_SALT, run)),
+                nodes=nodes,
+            )
+        )
+        at = end
+    return compact.answer(parts)
+
+
+_INDEX, _SALT, _INCLUSION = attrgetter("index"), attrgetter("salt"), attrgetter("inclusion")
+
+
+def _run_end(results: Sequence[Sequenced], at: int) -> int:
+    """The end of the run of results from `at` that share its checkpoint and tree size."""
+    first = results[at]
+    end = at + 1
+    while end < len(results) and (
+        results[end].checkpoint is first.checkpoint or results[end].checkpoint == first.checkpoint
+    ):
+        end += 1
+    return end
 
 
 def one_receipt(answer: bytes) -> bytes:

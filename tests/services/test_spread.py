@@ -32,7 +32,7 @@ class Shard:
         self.answer: bytes | None = None
         self.answers_left: int | None = None  # then it fails every submission
 
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
         await asyncio.sleep(0)
         if self.fail:
             raise self.fail.pop(0)
