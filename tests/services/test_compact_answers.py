@@ -10,6 +10,7 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jsonschema  # type: ignore[import-untyped]  # schemathesis brings it, without stubs
 import orjson
 import pytest
 from aiohttp import web
@@ -30,6 +31,7 @@ from services.anchor.app import create_app as anchor_app
 from services.anchor.app import ensure_keys, keys_from
 from services.cli.serve import build_app
 from services.common.answers import accepts_compact
+from services.common.openapi import DOCUMENT
 from services.common.resources import TENANTS
 from services.ingest.spread import Spread
 from services.internal.client import AnchorClient
@@ -128,7 +130,10 @@ async def test_post_digests_answers_compactly_over_three_shards_and_the_sdk_expa
     )
     assert r.status == 200 and r.content_type == compact.MEDIA_TYPE
     raw = await r.read()
-    parts = orjson.loads(raw)["parts"]
+    doc = orjson.loads(raw)
+    schema = DOCUMENT["paths"]["/v1/digests"]["post"]["responses"]["200"]["content"][compact.MEDIA_TYPE]
+    jsonschema.validate(doc, schema["schema"])  # as /openapi.json documents it
+    parts = doc["parts"]
     assert len({p["checkpoint"].split("\n")[0] for p in parts}) == 3, "one checkpoint per shard"
     receipts = compact.expand(raw, digests)
     keys = orjson.loads(await (await client.get("/v1/keys")).read())
