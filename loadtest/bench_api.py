@@ -15,6 +15,12 @@ Four measurements, each one bounded in requests and in seconds (loadtest/loadgen
    SeaweedFS: MB/s.
 4. proofs: GET /v1/proofs/inclusion at random indices of the published tree, beside the
    hello-world app answering a constant proof: proofs/s.
+5. compact: bulk POST /v1/digests (--bulk-size digests a request, --bulk-clients at once) asking
+   for the compact answer (Accept: application/vnd.notar.batch+json), beside the same asking for
+   the default answer, both taken as bytes (every 16th answer read in full and its receipts
+   checked), beside the plain RFC 9162 hashing loop (hashlib leaf hashes and root) over as many
+   entries per "request" in this process: digests/s, p50/p99, server CPU per digest, and the
+   same-round ratios compact ÷ default, compact ÷ plain loop.
 
 Every round runs every contestant once, in an order rotating from round to round, so a noisy
 machine slows all of them alike; figures are medians over rounds, each ratio the median of
@@ -25,6 +31,8 @@ otherwise. `--profile DIR` adds one py-spy recording of the server per measureme
     .venv/bin/python -m loadtest.bench_api                    # full run, 5 rounds
     .venv/bin/python -m loadtest.bench_api --quick            # a fast look
     .venv/bin/python -m loadtest.bench_api --profile /tmp/prof --skip documents
+    .venv/bin/python -m loadtest.bench_api --skip bulk single documents proofs \
+        --bulk-size 1000 --bulk-clients 8 --rounds 5 --seconds 6      # compact vs default
 """
 
 from __future__ import annotations
@@ -46,9 +54,12 @@ import aiohttp
 from aiohttp import web
 
 from loadtest.bench_api_measure import (
+    COMPACT,
+    DEFAULT,
     HELLO,
     NOTAR,
     OPEN_IN_FLIGHT,
+    PLAIN,
     RAW,
     Contestant,
     Sample,
@@ -64,7 +75,9 @@ from loadtest.bench_api_report import machine, profile_all, report, summarize_pr
 from loadtest.loadgen import (
     Op,
     ReceiptSampler,
+    bulk_op,
     closed_loop,
+    hashing_op,
     inclusion_op,
     notar_client,
     notarize_op,
@@ -79,7 +92,7 @@ if TYPE_CHECKING:
 # Kept importable from here since the servers, measuring and report moved to their own modules.
 __all__ = ["HELLO", "HELLO_SIZE", "document_maker", "hello_app", "main", "parse_args", "summarize_profile"]
 
-MEASUREMENTS = ("bulk", "single", "documents", "proofs")
+MEASUREMENTS = ("bulk", "compact", "single", "documents", "proofs")
 
 
 # -------------------------------------------------------------------------------- the run
@@ -148,6 +161,19 @@ async def _run(
                            sizes.bulk_clients * 4, big * 100, lambda: [fs.pid],
                            lambda: metric_sampler(plain, fs.url), reference("bulk", NOTAR, 0.5)),
             ]
+        if "compact" in wanted:
+            n = sizes.bulk_per_request
+            contestants += [
+                Contestant("compact", COMPACT, "digests",
+                           lambda r: bulk_op(bulk_client, per_request=n, compact=True, sampler=sampler),
+                           sizes.bulk_clients, big * 100, lambda: [fs.pid],
+                           lambda: metric_sampler(plain, fs.url)),
+                Contestant("compact", DEFAULT, "digests",
+                           lambda r: bulk_op(bulk_client, per_request=n, compact=False, sampler=sampler),
+                           sizes.bulk_clients, big * 100, lambda: [fs.pid],
+                           lambda: metric_sampler(plain, fs.url)),
+                Contestant("compact", PLAIN, "digests", lambda r: hashing_op(n), 1, big * 100, lambda: []),
+            ]
         if "single" in wanted:
             contestants += [
                 Contestant("single", NOTAR, "requests",
@@ -198,6 +224,11 @@ async def _run(
                 if a and b and b.result.unit_rate > 0:
                     ratio = a.result.unit_rate / b.result.unit_rate
                     table.ratios.setdefault((metric, base), []).append(ratio)
+            for top, under in ((COMPACT, DEFAULT), (COMPACT, PLAIN), (DEFAULT, PLAIN)):
+                x, y = current.get(("compact", top)), current.get(("compact", under))
+                if x and y and y.result.unit_rate > 0:
+                    table.ratios.setdefault(("compact", f"{top} ÷ {under}"), []).append(
+                        x.result.unit_rate / y.result.unit_rate)
             if s3 is not None:
                 await _delete_documents(s3)
         keys = await NotarClient(fs.url, session=plain).keys()
