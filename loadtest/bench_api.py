@@ -83,6 +83,7 @@ from loadtest.loadgen import (
     notarize_op,
     upload_op,
 )
+from loadtest.profiled import top
 from loadtest.servers import HELLO_SIZE, S3Side, Server, hello_app, hello_server, notar_server, seaweed
 from services.sdk import NotarClient
 
@@ -102,7 +103,7 @@ async def run(args: argparse.Namespace, sizes: Sizes, root: Path) -> Table:
     table = Table()
     wanted = [m for m in MEASUREMENTS if m not in args.skip]
     with contextlib.ExitStack() as stack:
-        fs_server, fs_key = stack.enter_context(notar_server("notar-fs", root))
+        fs_server, fs_key = stack.enter_context(notar_server("notar-fs", root, cprofile=args.cprofile))
         hello = stack.enter_context(hello_server(root))
         s3 = None
         if "documents" in wanted:
@@ -163,17 +164,20 @@ async def _run(
             ]
         if "compact" in wanted:
             n = sizes.bulk_per_request
+            forms = [] if args.answers == "default" else [True]
+            forms += [] if args.answers == "compact" else [False]
+
+            def bulk(form: bool) -> Callable[[int], Op]:
+                return lambda r: bulk_op(bulk_client, per_request=n, compact=form, sampler=sampler)
+
             contestants += [
-                Contestant("compact", COMPACT, "digests",
-                           lambda r: bulk_op(bulk_client, per_request=n, compact=True, sampler=sampler),
+                Contestant("compact", COMPACT if form else DEFAULT, "digests", bulk(form),
                            sizes.bulk_clients, big * 100, lambda: [fs.pid],
-                           lambda: metric_sampler(plain, fs.url)),
-                Contestant("compact", DEFAULT, "digests",
-                           lambda r: bulk_op(bulk_client, per_request=n, compact=False, sampler=sampler),
-                           sizes.bulk_clients, big * 100, lambda: [fs.pid],
-                           lambda: metric_sampler(plain, fs.url)),
-                Contestant("compact", PLAIN, "digests", lambda r: hashing_op(n), 1, big * 100, lambda: []),
+                           lambda: metric_sampler(plain, fs.url))
+                for form in forms
             ]
+            contestants.append(
+                Contestant("compact", PLAIN, "digests", lambda r: hashing_op(n), 1, big * 100, lambda: []))
         if "single" in wanted:
             contestants += [
                 Contestant("single", NOTAR, "requests",
@@ -342,6 +346,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--doc-concurrency", type=int, default=2, help="documents at a time (default 2)")
     p.add_argument("--skip", nargs="*", default=[], choices=MEASUREMENTS, help="measurements to leave out")
     p.add_argument("--profile", type=Path, help="record the server with py-spy into this directory")
+    p.add_argument("--cprofile", type=Path,
+                   help="run the fs server with every thread under cProfile, its profile written to "
+                   "this file and its top functions printed (rates are then slower than without)")
+    p.add_argument("--answers", choices=("both", "compact", "default"), default="both",
+                   help="which answers the compact measurement asks for (default both)")
     ns = p.parse_args(argv)
     if ns.command is None:
         for name in ("rounds", "seconds", "doc_mib"):
@@ -390,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report(table, sizes))
     for note in table.notes:
         print(note)
+    if ns.cprofile is not None:
+        print(f"cProfile of the server, every thread ({ns.cprofile}):")
+        print(top(str(ns.cprofile)))
     return 0
 
 

@@ -1,0 +1,82 @@
+"""Run a notar command with every thread of its process under cProfile (the event loop, the
+sequencer's worker threads, the store's pools), and write the merged profile when it returns
+(`notar serve` returns on SIGTERM), for `bench_api --cprofile`:
+
+    NOTAR_CPROFILE=/tmp/serve.prof .venv/bin/python -m loadtest.profiled serve --data-dir …
+    .venv/bin/python -m loadtest.profiled --top /tmp/serve.prof        # its hottest functions
+
+cProfile costs time per call, so a profiled server is slower: its rates are not figures, its
+shares are where the time goes. (py-spy samples without that cost; scripts/install does not
+install it.)
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import os
+import pstats
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+_PROFILES: list[cProfile.Profile] = []
+_LOCK = threading.Lock()
+
+
+def _in_thread(frame: FrameType, event: str, arg: Any) -> None:
+    """Set by threading.setprofile in every new thread: its first event starts that thread's
+    own profiler, which replaces this hook."""
+    profile = cProfile.Profile()
+    with _LOCK:
+        _PROFILES.append(profile)
+    profile.enable()
+
+
+def top(path: str, count: int = 25) -> str:
+    """The `count` functions with the most own time (tottime) of a pstats file, with their
+    share of the total."""
+    stats = pstats.Stats(path)
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:count]  # type: ignore[attr-defined]
+    out = io.StringIO()
+    out.write(f"total own time {total:.2f} s\n")
+    for (file, line, name), (_, calls, own, cum, _) in rows:
+        where = f"{os.path.basename(file)}:{line}" if line else file
+        share = 100 * own / total
+        out.write(f"{share:5.1f}% {own:6.2f}s own {cum:6.2f}s cum {calls:>9,} calls {name} ({where})\n")
+    return out.getvalue()
+
+
+def main(argv: Sequence[str]) -> int:
+    if argv[:1] == ["--top"]:
+        print(top(argv[1], int(argv[2]) if len(argv) > 2 else 25))
+        return 0
+    from services.cli import main as notar
+
+    out = os.environ["NOTAR_CPROFILE"]
+    threading.setprofile(_in_thread)
+    main_profile = cProfile.Profile()
+    _PROFILES.append(main_profile)
+    sys.argv = ["notar", *argv]
+    main_profile.enable()
+    try:
+        code = notar()
+    finally:
+        main_profile.disable()
+        threading.setprofile(None)
+        with _LOCK:
+            profiles = list(_PROFILES)
+        for p in profiles:
+            p.create_stats()
+        merged = pstats.Stats(profiles[0])
+        for p in profiles[1:]:
+            merged.add(p)
+        merged.dump_stats(out)
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
