@@ -5,8 +5,10 @@ sequencer's worker threads, the store's pools), and write the merged profile whe
     NOTAR_CPROFILE=/tmp/serve.prof .venv/bin/python -m loadtest.profiled serve --data-dir …
     .venv/bin/python -m loadtest.profiled --top /tmp/serve.prof        # its hottest functions
 
-cProfile costs time per call, so a profiled server is slower: its rates are not figures, its
-shares are where the time goes. (py-spy samples without that cost; scripts/install does not
+Each thread is timed by its own CPU time (`time.thread_time`): time spent blocked (in the
+kernel waiting for the disk, on the GIL, idle in a pool) is not counted. cProfile costs time per
+call, so a profiled server is slower: its rates are not figures, its shares are where the CPU
+goes. (py-spy samples without that cost; scripts/install does not
 install it.)
 """
 
@@ -18,6 +20,7 @@ import os
 import pstats
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
@@ -29,21 +32,37 @@ _LOCK = threading.Lock()
 def _in_thread(frame: FrameType, event: str, arg: Any) -> None:
     """Set by threading.setprofile in every new thread: its first event starts that thread's
     own profiler, which replaces this hook."""
-    profile = cProfile.Profile()
+    profile = cProfile.Profile(time.thread_time)
     with _LOCK:
         _PROFILES.append(profile)
     profile.enable()
 
 
+WAITS = (
+    "<method 'get' of '_queue.SimpleQueue' objects>",  # idle pool threads
+    "<method 'poll' of 'select.epoll' objects>",  # the idle event loop
+    "<method 'acquire' of '_thread.lock' objects>",
+    "<built-in method time.sleep>",
+    "<built-in method posix.fsync>",  # waiting for the disk
+)
+"""Functions whose own time is waiting, not computing: left out of the shares."""
+
+
 def top(path: str, count: int = 25) -> str:
     """The `count` functions with the most own time (tottime) of a pstats file, with their
-    share of the total."""
+    share of the total own time spent computing (`WAITS` apart)."""
     stats = pstats.Stats(path)
-    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
-    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:count]  # type: ignore[attr-defined]
+    entries = stats.stats.items()  # type: ignore[attr-defined]
+    waits = {name: v[2] for (_, _, name), v in entries if name in WAITS}
+    working = [kv for kv in entries if kv[0][2] not in WAITS]
+    total = sum(v[2] for _, v in working)
     out = io.StringIO()
-    out.write(f"total own time {total:.2f} s\n")
-    for (file, line, name), (_, calls, own, cum, _) in rows:
+    out.write(
+        f"own time computing {total:.2f} s; waiting: "
+        + ", ".join(f"{name} {t:.1f} s" for name, t in waits.items())
+        + "\n"
+    )
+    for (file, line, name), (_, calls, own, cum, _) in sorted(working, key=lambda kv: -kv[1][2])[:count]:
         where = f"{os.path.basename(file)}:{line}" if line else file
         share = 100 * own / total
         out.write(f"{share:5.1f}% {own:6.2f}s own {cum:6.2f}s cum {calls:>9,} calls {name} ({where})\n")
@@ -58,7 +77,7 @@ def main(argv: Sequence[str]) -> int:
 
     out = os.environ["NOTAR_CPROFILE"]
     threading.setprofile(_in_thread)
-    main_profile = cProfile.Profile()
+    main_profile = cProfile.Profile(time.thread_time)
     _PROFILES.append(main_profile)
     sys.argv = ["notar", *argv]
     main_profile.enable()

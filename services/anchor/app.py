@@ -237,16 +237,15 @@ async def submit_to(
 ) -> bytes:
     """`submit_timed` to the sequencer `seq` of one of the app's shards; with `compact`, answered
     with the compact form (merkle.compact) of the same receipts."""
-    parsed = digests.digests()
     start = time.perf_counter()
     try:
-        results = await seq.submit(tenant, parsed)
+        results = await seq.submit(tenant, digests)  # read as multihashes: no Digest per digest
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
     app[TELEMETRY].submit_seconds.record(time.perf_counter() - start)
     if compact:
         return encode_compact(tenant=tenant, results=results)
-    return encode_answer(origin=seq.origin, tenant=tenant, digests=parsed, results=results)
+    return encode_answer(origin=seq.origin, tenant=tenant, digests=digests.digests(), results=results)
 
 
 async def anchor_ready(app: web.Application) -> str | None:
