@@ -29,16 +29,14 @@ from merkle.tileset import TileSet
 from merkle.verdict import verify_receipt
 from services.anchor.app import create_app as anchor_app
 from services.anchor.app import ensure_keys, keys_from
-from services.cli.serve import build_app
 from services.common.answers import accepts_compact
 from services.common.openapi import DOCUMENT
-from services.common.resources import TENANTS
 from services.ingest.spread import Spread
 from services.internal.client import AnchorClient
 from services.internal.wire import encode_answer, encode_compact
 from services.model import Digests, Sequenced
 from services.sdk import NotarClient
-from tests.services.conftest import config_for
+from tests.services.conftest import config_for, serving
 
 LOG = Signer.generate("compact.test/log")
 CLOCK = CosignatureSigner.generate("compact.test/log/clock")
@@ -110,13 +108,8 @@ async def three_shards(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[TestClient, str]]:  # type: ignore[type-arg]
     config, env = config_for("fs", tmp_path, request, SHARDS="3")
-    app = build_app("all", config, env)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield client, await app[TENANTS].add("acme")
-    finally:
-        await client.close()
+    async with serving(config, env) as both:
+        yield both
 
 
 async def test_post_digests_answers_compactly_over_three_shards_and_the_sdk_expands_it(
