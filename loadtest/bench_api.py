@@ -91,7 +91,10 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import ObjectIdentifierTypeDef
 
 # Kept importable from here since the servers, measuring and report moved to their own modules.
-__all__ = ["HELLO", "HELLO_SIZE", "document_maker", "hello_app", "main", "parse_args", "summarize_profile"]
+__all__ = [
+    "COMPACT", "DEFAULT", "HELLO", "HELLO_SIZE", "PLAIN", "document_maker", "hello_app", "main", "parse_args",
+    "summarize_profile",
+]
 
 MEASUREMENTS = ("bulk", "compact", "single", "documents", "proofs")
 
