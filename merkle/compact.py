@@ -79,8 +79,9 @@ def batch_nodes(indices: Sequence[int], size: int, proofs: Sequence[Sequence[byt
 
 
 def _position(index: int, lengths: Sequence[int]) -> int:
-    """Where the node of the level above `lengths` sits in entry `index`'s inclusion proof: the
-    levels below where its ancestor had a sibling (the right edge's last node may have none)."""
+    """The position in entry `index`'s inclusion proof of its sibling at the level whose length
+    is `lengths[-1]`: how many levels below it gave the entry's ancestor a sibling (only the
+    last node of a level can lack one)."""
     return sum(1 for h, n in enumerate(lengths[:-1]) if (index >> h) ^ 1 < n)
 
 
