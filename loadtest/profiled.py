@@ -2,7 +2,7 @@
 sequencer's worker threads, the store's pools), and write the merged profile when it returns
 (`notar serve` returns on SIGTERM), for `bench_api --cprofile`:
 
-    NOTAR_CPROFILE=/tmp/serve.prof .venv/bin/python -m loadtest.profiled serve --data-dir …
+    CPROFILE_OUT=/tmp/serve.prof .venv/bin/python -m loadtest.profiled serve --data-dir …
     .venv/bin/python -m loadtest.profiled --top /tmp/serve.prof        # its hottest functions
 
 Each thread is timed by its own CPU time (`time.thread_time`): time spent blocked (in the
@@ -18,6 +18,7 @@ import cProfile
 import io
 import os
 import pstats
+import runpy
 import sys
 import threading
 import time
@@ -73,16 +74,17 @@ def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["--top"]:
         print(top(argv[1], int(argv[2]) if len(argv) > 2 else 25))
         return 0
-    from services.cli import main as notar
-
-    out = os.environ["NOTAR_CPROFILE"]
+    out = os.environ["CPROFILE_OUT"]
     threading.setprofile(_in_thread)
     main_profile = cProfile.Profile(time.thread_time)
     _PROFILES.append(main_profile)
     sys.argv = ["notar", *argv]
     main_profile.enable()
-    try:
-        code = notar()
+    code: object = 0
+    try:  # as `python -m services.cli` (only the CLI imports the CLI: tests/test_layering.py)
+        runpy.run_module("services.cli", run_name="__main__", alter_sys=True)
+    except SystemExit as e:
+        code = e.code
     finally:
         main_profile.disable()
         threading.setprofile(None)
@@ -94,7 +96,7 @@ def main(argv: Sequence[str]) -> int:
         for p in profiles[1:]:
             merged.add(p)
         merged.dump_stats(out)
-    return int(code or 0)
+    return code if isinstance(code, int) else int(bool(code))
 
 
 if __name__ == "__main__":

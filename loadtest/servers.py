@@ -141,7 +141,7 @@ def notar_server(name: str, root: Path, flags: Sequence[str] = (), env: dict[str
     command = notar_command("serve", "--listen", f"127.0.0.1:{port}", *common)
     if cprofile is not None:
         command[1:3] = ["-m", "loadtest.profiled"]
-        env |= {"NOTAR_CPROFILE": str(cprofile),
+        env |= {"CPROFILE_OUT": str(cprofile),
                 "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     server = start_server(
         name,

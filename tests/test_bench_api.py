@@ -210,6 +210,19 @@ def test_the_profile_shares_leave_waits_out(tmp_path: Path) -> None:
     assert "busy" in text or "<genexpr>" in text
 
 
+def test_the_profiled_cli_writes_its_profile(tmp_path: Path) -> None:
+    """`python -m loadtest.profiled ARGS` runs `notar ARGS` and leaves the profile behind."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli.prof"
+    env = {**os.environ, "CPROFILE_OUT": str(out)}
+    run = subprocess.run([sys.executable, "-m", "loadtest.profiled", "--help"], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0 and "serve" in run.stdout
+    assert out.exists()
+
+
 # ------------------------------- the anchor's answer == the receipts' canonical forms, joined
 
 
