@@ -15,6 +15,12 @@ Four measurements, each one bounded in requests and in seconds (loadtest/loadgen
    SeaweedFS: MB/s.
 4. proofs: GET /v1/proofs/inclusion at random indices of the published tree, beside the
    hello-world app answering a constant proof: proofs/s.
+5. compact: bulk POST /v1/digests (--bulk-size digests a request, --bulk-clients at once) asking
+   for the compact answer (Accept: application/vnd.notar.batch+json), beside the same asking for
+   the default answer, both taken as bytes (every 16th answer read in full and its receipts
+   checked), beside the plain RFC 9162 hashing loop (hashlib leaf hashes and root) over as many
+   entries per "request" in this process: digests/s, p50/p99, server CPU per digest, and the
+   same-round ratios compact ÷ default, compact ÷ plain loop.
 
 Every round runs every contestant once, in an order rotating from round to round, so a noisy
 machine slows all of them alike; figures are medians over rounds, each ratio the median of
@@ -25,6 +31,8 @@ otherwise. `--profile DIR` adds one py-spy recording of the server per measureme
     .venv/bin/python -m loadtest.bench_api                    # full run, 5 rounds
     .venv/bin/python -m loadtest.bench_api --quick            # a fast look
     .venv/bin/python -m loadtest.bench_api --profile /tmp/prof --skip documents
+    .venv/bin/python -m loadtest.bench_api --skip bulk single documents proofs \
+        --bulk-size 1000 --bulk-clients 8 --rounds 5 --seconds 6      # compact vs default
 """
 
 from __future__ import annotations
@@ -46,9 +54,12 @@ import aiohttp
 from aiohttp import web
 
 from loadtest.bench_api_measure import (
+    COMPACT,
+    DEFAULT,
     HELLO,
     NOTAR,
     OPEN_IN_FLIGHT,
+    PLAIN,
     RAW,
     Contestant,
     Sample,
@@ -64,12 +75,15 @@ from loadtest.bench_api_report import machine, profile_all, report, summarize_pr
 from loadtest.loadgen import (
     Op,
     ReceiptSampler,
+    bulk_op,
     closed_loop,
+    hashing_op,
     inclusion_op,
     notar_client,
     notarize_op,
     upload_op,
 )
+from loadtest.profiled import top
 from loadtest.servers import HELLO_SIZE, S3Side, Server, hello_app, hello_server, notar_server, seaweed
 from services.sdk import NotarClient
 
@@ -77,9 +91,12 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import ObjectIdentifierTypeDef
 
 # Kept importable from here since the servers, measuring and report moved to their own modules.
-__all__ = ["HELLO", "HELLO_SIZE", "document_maker", "hello_app", "main", "parse_args", "summarize_profile"]
+__all__ = [
+    "COMPACT", "DEFAULT", "HELLO", "HELLO_SIZE", "PLAIN", "document_maker", "hello_app", "main", "parse_args",
+    "summarize_profile",
+]
 
-MEASUREMENTS = ("bulk", "single", "documents", "proofs")
+MEASUREMENTS = ("bulk", "compact", "single", "documents", "proofs")
 
 
 # -------------------------------------------------------------------------------- the run
@@ -89,7 +106,7 @@ async def run(args: argparse.Namespace, sizes: Sizes, root: Path) -> Table:
     table = Table()
     wanted = [m for m in MEASUREMENTS if m not in args.skip]
     with contextlib.ExitStack() as stack:
-        fs_server, fs_key = stack.enter_context(notar_server("notar-fs", root))
+        fs_server, fs_key = stack.enter_context(notar_server("notar-fs", root, cprofile=args.cprofile))
         hello = stack.enter_context(hello_server(root))
         s3 = None
         if "documents" in wanted:
@@ -148,6 +165,22 @@ async def _run(
                            sizes.bulk_clients * 4, big * 100, lambda: [fs.pid],
                            lambda: metric_sampler(plain, fs.url), reference("bulk", NOTAR, 0.5)),
             ]
+        if "compact" in wanted:
+            n = sizes.bulk_per_request
+            forms = [] if args.answers == "default" else [True]
+            forms += [] if args.answers == "compact" else [False]
+
+            def bulk(form: bool) -> Callable[[int], Op]:
+                return lambda r: bulk_op(bulk_client, per_request=n, compact=form, sampler=sampler)
+
+            contestants += [
+                Contestant("compact", COMPACT if form else DEFAULT, "digests", bulk(form),
+                           sizes.bulk_clients, big * 100, lambda: [fs.pid],
+                           lambda: metric_sampler(plain, fs.url))
+                for form in forms
+            ]
+            contestants.append(
+                Contestant("compact", PLAIN, "digests", lambda r: hashing_op(n), 1, big * 100, lambda: []))
         if "single" in wanted:
             contestants += [
                 Contestant("single", NOTAR, "requests",
@@ -198,6 +231,11 @@ async def _run(
                 if a and b and b.result.unit_rate > 0:
                     ratio = a.result.unit_rate / b.result.unit_rate
                     table.ratios.setdefault((metric, base), []).append(ratio)
+            for top, under in ((COMPACT, DEFAULT), (COMPACT, PLAIN), (DEFAULT, PLAIN)):
+                x, y = current.get(("compact", top)), current.get(("compact", under))
+                if x and y and y.result.unit_rate > 0:
+                    table.ratios.setdefault(("compact", f"{top} ÷ {under}"), []).append(
+                        x.result.unit_rate / y.result.unit_rate)
             if s3 is not None:
                 await _delete_documents(s3)
         keys = await NotarClient(fs.url, session=plain).keys()
@@ -311,6 +349,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--doc-concurrency", type=int, default=2, help="documents at a time (default 2)")
     p.add_argument("--skip", nargs="*", default=[], choices=MEASUREMENTS, help="measurements to leave out")
     p.add_argument("--profile", type=Path, help="record the server with py-spy into this directory")
+    p.add_argument("--cprofile", type=Path,
+                   help="run the fs server with every thread under cProfile, its profile written to "
+                   "this file and its top functions printed (rates are then slower than without)")
+    p.add_argument("--answers", choices=("both", "compact", "default"), default="both",
+                   help="which answers the compact measurement asks for (default both)")
     ns = p.parse_args(argv)
     if ns.command is None:
         for name in ("rounds", "seconds", "doc_mib"):
@@ -359,6 +402,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report(table, sizes))
     for note in table.notes:
         print(note)
+    if ns.cprofile is not None:
+        print(f"cProfile of the server, every thread ({ns.cprofile}):")
+        print(top(str(ns.cprofile)))
     return 0
 
 

@@ -24,6 +24,8 @@ from merkle.verdict import verify_receipt
 from services.sdk import trusted_keys
 
 NOTAR, HELLO, RAW = "notar serve", "aiohttp hello world", "raw aiobotocore put_object"
+COMPACT, DEFAULT = "notar serve, compact answers", "notar serve, default answers"
+PLAIN = "plain RFC 9162 hashing loop (this process)"
 OPEN_IN_FLIGHT = 1024  # single digests, open loop: connections and requests in flight at most
 
 

@@ -17,7 +17,17 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from loadtest.bench_api_measure import NOTAR, OPEN_IN_FLIGHT, Contestant, Sample, Sizes, Table, measure
+from loadtest.bench_api_measure import (
+    COMPACT,
+    DEFAULT,
+    NOTAR,
+    OPEN_IN_FLIGHT,
+    Contestant,
+    Sample,
+    Sizes,
+    Table,
+    measure,
+)
 from loadtest.servers import Server
 
 GOALS = {
@@ -25,6 +35,7 @@ GOALS = {
     "single": "≥ 1/3 of hello world, p99 < 500 ms",
     "documents": "≥ 0.9 × raw PUTs",
     "proofs": "≥ 20,000 proofs/s",
+    "compact": "compact ≥ 100,000 digests/s, p99 < 500 ms",
 }
 
 
@@ -41,10 +52,10 @@ async def profile_all(out: Path, contestants: Sequence[Contestant], fs: Server, 
         return
     os.makedirs(out, exist_ok=True)
     for c in contestants:
-        if c.name != NOTAR:
+        if c.name not in (NOTAR, COMPACT, DEFAULT):
             continue
         pid = c.pids()[0]
-        raw = out / f"{c.metric}.txt"
+        raw = out / (f"{c.metric}.txt" if c.name == NOTAR else f"{c.metric}-{c.name.split()[-2]}.txt")
         seconds = max(2, int(sizes.seconds))
         spy_proc = await asyncio.create_subprocess_exec(
             spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "250", "--format", "raw",
@@ -54,9 +65,9 @@ async def profile_all(out: Path, contestants: Sequence[Contestant], fs: Server, 
         await measure(c, 2000, seconds)
         _, err = await asyncio.wait_for(spy_proc.communicate(), timeout=60)
         if spy_proc.returncode != 0 or not raw.exists():
-            table.notes.append(f"py-spy failed on {c.metric}: {err.decode()[-300:]}")
+            table.notes.append(f"py-spy failed on {c.metric} ({c.name}): {err.decode()[-300:]}")
             continue
-        table.notes.append(f"profile of {c.metric} ({raw}):\n" + summarize_profile(raw.read_text()))
+        table.notes.append(f"profile of {c.metric} ({c.name}, {raw}):\n" + summarize_profile(raw.read_text()))
 
 
 def summarize_profile(collapsed: str, top: int = 14) -> str:
@@ -102,7 +113,8 @@ def machine() -> str:
 def _fmt_rate(metric: str, value: float) -> str:
     if metric == "documents":
         return f"{value / 1e6:,.1f} MB/s"
-    unit = {"bulk": "digests/s", "single": "req/s", "proofs": "proofs/s"}[metric.removesuffix("-open")]
+    unit = {"bulk": "digests/s", "compact": "digests/s", "single": "req/s", "proofs": "proofs/s"}[
+        metric.removesuffix("-open")]
     return f"{value:,.0f} {unit}"
 
 
@@ -119,6 +131,8 @@ def _label(metric: str, sizes: Sizes, samples: Sequence[Sample]) -> str:
         "documents": f"documents into SeaweedFS ({sizes.doc_bytes >> 20} MiB, "
                      f"{sizes.doc_concurrency} at a time)",
         "proofs": f"inclusion proofs ({sizes.proof_connections} connections)",
+        "compact": f"bulk, closed loop ({sizes.bulk_per_request:,} digests/request, "
+                   f"{sizes.bulk_clients} clients)",
     }[metric]
 
 
@@ -129,7 +143,7 @@ def report(table: Table, sizes: Sizes) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     med = statistics.median
-    order = ("bulk", "bulk-open", "single", "single-open", "proofs", "documents")
+    order = ("bulk", "bulk-open", "compact", "single", "single-open", "proofs", "documents")
     for (metric, name), samples in sorted(table.samples.items(), key=lambda kv: order.index(kv[0][0])):
         rate = med(s.result.unit_rate for s in samples)
         p50 = med(s.result.quantile(0.5) for s in samples) * 1000
@@ -144,15 +158,21 @@ def report(table: Table, sizes: Sizes) -> str:
             f"| {p50:,.1f} ms | {p99:,.1f} ms | {server:.2f} cores | {per_unit} | {client:.2f} cores |")
     rows += ["", "| ratio (median of same-round ratios) | value | goal |", "| --- | ---: | --- |"]
     for (metric, base), values in table.ratios.items():
-        rows.append(f"| {metric}: notar ÷ {base} | {med(values):.3f} | {GOALS[metric]} |")
+        what = base if metric == "compact" else f"notar ÷ {base}"
+        rows.append(f"| {metric}: {what} | {med(values):.3f} | {GOALS[metric]} |")
     for metric, goal, unit in (("bulk", 100_000, "digests/s"), ("proofs", 20_000, "proofs/s")):
         if (metric, NOTAR) in table.samples:
             rate = med(s.result.unit_rate for s in table.samples[(metric, NOTAR)])
             rows.append(f"| {metric}: notar ÷ {goal:,} {unit} | {rate / goal:.3f} | {GOALS[metric]} |")
-    for metric in ("bulk", "bulk-open", "single-open"):
-        if (metric, NOTAR) in table.samples:
-            p99 = med(s.result.quantile(0.99) for s in table.samples[(metric, NOTAR)]) * 1000
-            rows.append(f"| {metric}: p99 ÷ 500 ms | {p99 / 500:.2f} | < 1 |")
+    if ("compact", COMPACT) in table.samples:
+        rate = med(s.result.unit_rate for s in table.samples[("compact", COMPACT)])
+        rows.append(f"| compact: notar ÷ 100,000 digests/s | {rate / 100_000:.3f} | {GOALS['compact']} |")
+    for metric, name in (("bulk", NOTAR), ("bulk-open", NOTAR), ("single-open", NOTAR), ("compact", COMPACT),
+                         ("compact", DEFAULT)):
+        if (metric, name) in table.samples:
+            p99 = med(s.result.quantile(0.99) for s in table.samples[(metric, name)]) * 1000
+            who = "" if name == NOTAR else name + " "
+            rows.append(f"| {metric}: {who}p99 ÷ 500 ms | {p99 / 500:.2f} | < 1 |")
     bulk = table.samples.get(("bulk", NOTAR), []) + table.samples.get(("bulk-open", NOTAR), [])
     if bulk:
         lag = max(s.extra.get("lag", 0.0) for s in bulk)

@@ -34,9 +34,12 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
+from loadtest.bench_merkle_contestants import plain_root
+from merkle.compact import expand
 from merkle.receipt import Receipt
-from services.sdk import ApiError, NotarClient
+from services.sdk import ApiError, NotarClient, Receipts
 
 Op = Callable[[int], Awaitable[int]]
 """One request: given its sequence number, do it and return the units it carried."""
@@ -300,6 +303,55 @@ def notarize_op(
             raise AssertionError("receipts are not in request order")
         if sampler is not None:
             sampler.offer(k, digests[0], receipts[0])
+        return per_request
+
+    return op
+
+
+def bulk_op(
+    client: NotarClient,
+    *,
+    per_request: int,
+    compact: bool,
+    sampler: ReceiptSampler | None = None,
+    expand_every: int = 16,
+) -> Op:
+    """POST /v1/digests with `per_request` fresh digests, the answer compact or default, taken
+    as bytes: the server's cost, not the client's, is what is measured. Every answer is checked
+    cheaply (its entry count); every `expand_every`-th one is read in full (the compact one
+    expanded by `merkle.compact.expand`, the default one parsed strictly) and its first receipt
+    offered to `sampler`."""
+
+    async def op(k: int) -> int:
+        digests = random_digests(per_request)
+        raw = await client.post_digests(digests, compact=compact)
+        if compact:
+            count = sum(len(p["indices"]) for p in orjson.loads(raw)["parts"])
+        else:
+            count = raw.count(b'{"format":"notar.receipt.v2"')
+        if count != per_request:
+            raise AssertionError(f"{count} entries answered for {per_request} digests")
+        if k % expand_every == 0:
+            receipts = expand(raw, digests) if compact else Receipts(orjson.loads(raw)["receipts"])[:]
+            if [str(r.digest) for r in receipts] != digests:
+                raise AssertionError("receipts are not in request order")
+            if sampler is not None:
+                sampler.offer(k, digests[0], receipts[0])
+        return per_request
+
+    return op
+
+
+def hashing_op(per_request: int) -> Op:
+    """The baseline: the plain RFC 9162 hashing loop (leaf hashes and root, hashlib only) over
+    `per_request` fresh 33-byte entries, in this process; one "request" per call."""
+
+    raw = os.urandom(33 * per_request)
+    entries = [raw[i : i + 33] for i in range(0, len(raw), 33)]
+
+    async def op(k: int) -> int:
+        plain_root(entries)
+        await asyncio.sleep(0)
         return per_request
 
     return op

@@ -127,18 +127,25 @@ def start_server(name: str, command: list[str], url: str, env: dict[str, str], c
 
 
 @contextlib.contextmanager
-def notar_server(name: str, root: Path, flags: Sequence[str] = (), env: dict[str, str] | None = None
-                 ) -> Iterator[tuple[Server, str]]:
-    """`notar serve` (all roles) on a free loopback port with its own DATA_DIR and tenant."""
+def notar_server(name: str, root: Path, flags: Sequence[str] = (), env: dict[str, str] | None = None,
+                 cprofile: Path | None = None) -> Iterator[tuple[Server, str]]:
+    """`notar serve` (all roles) on a free loopback port with its own DATA_DIR and tenant; with
+    `cprofile`, every thread under cProfile, the merged profile written there when it stops
+    (loadtest/profiled.py)."""
     data = root / name.replace(" ", "-")
     data.mkdir(parents=True)
     env = {**os.environ, **(env or {})}
     common = ["--data-dir", str(data), "--origin", ORIGIN, *flags]
     key = add_tenant(common, env, data)
     port = free_port()
+    command = notar_command("serve", "--listen", f"127.0.0.1:{port}", *common)
+    if cprofile is not None:
+        command[1:3] = ["-m", "loadtest.profiled"]
+        env |= {"CPROFILE_OUT": str(cprofile),
+                "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     server = start_server(
         name,
-        notar_command("serve", "--listen", f"127.0.0.1:{port}", *common),
+        command,
         f"http://127.0.0.1:{port}",
         env,
         data,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, overload
 
 from merkle.digests import Digest, parse_digest
 from storage.errors import NotarError
@@ -20,6 +20,7 @@ _TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PREFIXES = frozenset({"blake3:", "sha256:"})
 _DIGEST_TEXT = len("blake3:") + 64
 _BULK = 8  # digests from which checking them in bulk beats parse_digest one by one
+_MULTIHASH_PREFIX = {name: Digest(name, bytes(32)).multihash[:2] for name in ("blake3", "sha256")}
 
 
 def check_tenant(tenant: str) -> str:
@@ -39,10 +40,13 @@ class BadDigest(ValueError):
 
 
 @dataclass(frozen=True)
-class Digests:
+class Digests(Sequence[Digest]):
     """One request's digests, checked once: their canonical texts (`blake3:<hex>` exactly as
     `str(Digest)` writes them, so receipts can carry them as they are) and their 32-byte values
-    concatenated. Build it with `parse`; `digests()` gives the `Digest` objects."""
+    concatenated. Build it with `parse`. As a sequence of `Digest` it makes each one when read
+    (`digests()` makes them all); `multihashes()` gives what the sequencer needs of them without
+    a `Digest` per digest (~1.5 µs each: a request of 10,000 made 10,000 objects to read two
+    fields)."""
 
     texts: Sequence[str]
     values: bytes
@@ -67,6 +71,21 @@ class Digests:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @overload
+    def __getitem__(self, i: int) -> Digest: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Digest]: ...
+    def __getitem__(self, i: int | slice) -> Digest | Sequence[Digest]:
+        if isinstance(i, slice):
+            return self.digests()[i]
+        k = range(len(self.texts))[i]
+        return Digest(self.texts[k][:6], self.values[32 * k : 32 * k + 32])
+
+    def multihashes(self) -> list[bytes]:
+        """Each digest's multihash (`Digest.multihash`), in order, in one pass."""
+        values, prefix = self.values, _MULTIHASH_PREFIX
+        return [prefix[t[:6]] + values[32 * i : 32 * i + 32] for i, t in enumerate(self.texts)]
 
     def digests(self) -> list[Digest]:
         values = self.values
@@ -102,9 +121,10 @@ class Sequenced:
 
 
 class Submitter(Protocol):
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
         """Notarize `digests` for `tenant`; the finished public answer `{"receipts": [...]}`,
-        one receipt per digest in order, once they are durable and in a signed checkpoint."""
+        one receipt per digest in order, once they are durable and in a signed checkpoint; with
+        `compact`, the compact answer of the same receipts instead (merkle.compact)."""
         ...
 
     def refusal(self, count: int = 1) -> NotarError | None:

@@ -4,6 +4,9 @@
         receipts = await notar.notarize(["blake3:…"])      # merkle.Receipt, in order
         keys = trusted_keys(await notar.keys())             # every key the deployment lists
 
+`notarize` asks for the compact batch answer (merkle.compact) and rebuilds the receipts from it,
+each byte for byte the one the default answer carries; a compact answer that does not hold (a
+node, index, salt or checkpoint that does not fit the request) raises ValueError naming what.
 Receipts come back as `merkle.Receipt` (read strictly: a malformed one raises ValueError), the
 keys as the SPEC §6 document, and `trusted_keys` gives its verifier keys. A document comes back
 hashed as it arrives: the last piece is given only once the whole is the digest asked for
@@ -25,6 +28,8 @@ import aiohttp
 import blake3
 import orjson
 
+from merkle.compact import MEDIA_TYPE as COMPACT
+from merkle.compact import expand
 from merkle.digests import parse_digest
 from merkle.receipt import Receipt
 from services.published.trust import trusted_keys
@@ -48,6 +53,7 @@ class Receipts(Sequence[Receipt]):
     used, so that 10,000 of them cost one JSON parse until the caller looks at them."""
 
     def __init__(self, items: list[Any]) -> None:
+        """`items`: receipts parsed as JSON values, or `Receipt`s already made."""
         self._items = items
         self._read: dict[int, Receipt] = {}
 
@@ -64,7 +70,8 @@ class Receipts(Sequence[Receipt]):
         k = range(len(self._items))[i]
         found = self._read.get(k)
         if found is None:
-            found = self._read[k] = Receipt.from_obj(self._items[k])
+            item = self._items[k]
+            found = self._read[k] = item if isinstance(item, Receipt) else Receipt.from_obj(item)
         return found
 
 
@@ -127,8 +134,11 @@ class NotarClient:
         data: Any = None,
         params: dict[str, str] | None = None,
         parse: bool = True,
+        accept: str | None = None,
     ) -> Any:
         headers = dict(self._headers)
+        if accept is not None:
+            headers["Accept"] = accept
         if body is not None:
             headers["Content-Type"] = "application/json"
         for attempt in range(self._retries + 1):
@@ -148,13 +158,29 @@ class NotarClient:
                 return orjson.loads(raw) if parse and raw and r.content_type.endswith("json") else raw
         raise AssertionError("unreachable")
 
-    async def notarize(self, digests: Sequence[str]) -> Receipts:
-        """Receipts for `digests` (any number: sent 10,000 per request), in order."""
+    async def notarize(self, digests: Sequence[str], *, compact: bool = True) -> Receipts:
+        """Receipts for `digests` (any number: sent 10,000 per request), in order. With
+        `compact` (the default) the server is asked for the compact answer and the receipts are
+        rebuilt from it (ValueError when it does not hold); a server that answers the default
+        form instead is read as such. `compact=False` asks for the default answer."""
         out: list[Any] = []
         for i in range(0, len(digests), MAX_DIGESTS):
-            body = orjson.dumps({"digests": list(digests[i : i + MAX_DIGESTS])})
-            out += (await self._request("POST", "/v1/digests", body=body))["receipts"]
+            part = list(digests[i : i + MAX_DIGESTS])
+            raw = await self.post_digests(part, compact=compact)
+            if raw.startswith(b'{"receipts":'):
+                out += orjson.loads(raw)["receipts"]
+            else:
+                out += expand(raw, part)
         return Receipts(out)
+
+    async def post_digests(self, digests: Sequence[str], *, compact: bool = True) -> bytes:
+        """`POST /v1/digests` of at most 10,000 digests: the answer's bytes as the server sent
+        them, asked for in the compact form (`merkle.compact.expand` reads it) or not."""
+        body = orjson.dumps({"digests": list(digests)})
+        raw: bytes = await self._request(
+            "POST", "/v1/digests", body=body, parse=False, accept=COMPACT if compact else None
+        )
+        return raw
 
     async def upload(self, chunks: AsyncIterable[bytes]) -> Upload:
         """Store and notarize a document streamed from `chunks`."""

@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -184,6 +185,42 @@ def test_a_tiny_run_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None
     assert "| single digest, open loop at 1/3 of hello world (" in out
     assert f"| single: notar ÷ {bench.HELLO} |" in out and f"| proofs: notar ÷ {bench.HELLO} |" in out
     assert "sampled receipts verified offline" in out and " 0 sampled" not in out
+    for name in (bench.COMPACT, bench.DEFAULT, bench.PLAIN):  # the compact measurement's rows
+        assert f"| bulk, closed loop (500 digests/request, 2 clients) | {name} |" in out
+    assert f"| compact: {bench.COMPACT} ÷ {bench.DEFAULT} |" in out
+    assert f"| compact: {bench.COMPACT} ÷ {bench.PLAIN} |" in out
+
+
+def test_the_profile_shares_leave_waits_out(tmp_path: Path) -> None:
+    """loadtest/profiled.py: own CPU time by function, blocking calls apart."""
+    import cProfile
+    import time
+
+    from loadtest.profiled import top
+
+    def busy() -> int:
+        time.sleep(0.05)
+        return sum(i * i for i in range(200_000))
+
+    profile = cProfile.Profile(time.thread_time)
+    profile.runcall(busy)
+    profile.dump_stats(tmp_path / "p.prof")
+    text = top(str(tmp_path / "p.prof"))
+    assert "time.sleep" not in text.split("\n", 1)[1], "a wait is not among the shares"
+    assert "busy" in text or "<genexpr>" in text
+
+
+def test_the_profiled_cli_writes_its_profile(tmp_path: Path) -> None:
+    """`python -m loadtest.profiled ARGS` runs `notar ARGS` and leaves the profile behind."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli.prof"
+    env = {**os.environ, "CPROFILE_OUT": str(out)}
+    run = subprocess.run([sys.executable, "-m", "loadtest.profiled", "--help"], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0 and "serve" in run.stdout
+    assert out.exists()
 
 
 # ------------------------------- the anchor's answer == the receipts' canonical forms, joined

@@ -32,7 +32,7 @@ from services.anchor.shardset import (
 from services.anchor.shardset import ensure_keys as ensure_keys  # re-exported: CLI and tests
 from services.anchor.shardset import keys_from as keys_from
 from services.anchor.witnesses import witness_context
-from services.common.answers import send_json
+from services.common.answers import COMPACT, accepts_compact, send_json
 from services.common.components import NotarConfig
 from services.common.index_key import load_index_key
 from services.common.problems import read_json
@@ -48,6 +48,7 @@ from services.internal.wire import (
     decode_scitt_entry,
     decode_wait_ms,
     encode_answer,
+    encode_compact,
     encode_forgotten,
     encode_found,
 )
@@ -165,6 +166,9 @@ def home_context(
 
 async def submit_entries(request: web.Request) -> web.StreamResponse:
     tenant, digests = decode_request(await read_json(request, limit=MAX_BODY))
+    if accepts_compact(request.headers.get("Accept")):
+        answer = await submit_to(request.app, request.app[SEQUENCER], tenant, digests, compact=True)
+        return await send_json(request, answer, content_type=COMPACT)
     return await send_json(request, await submit_timed(request.app, tenant, digests))
 
 
@@ -240,16 +244,20 @@ async def submit_timed(app: web.Application, tenant: str, digests: Digests) -> b
     return await submit_to(app, app[SEQUENCER], tenant, digests)
 
 
-async def submit_to(app: web.Application, seq: Sequencer, tenant: str, digests: Digests) -> bytes:
-    """`submit_timed` to the sequencer `seq` of one of the app's shards."""
-    parsed = digests.digests()
+async def submit_to(
+    app: web.Application, seq: Sequencer, tenant: str, digests: Digests, *, compact: bool = False
+) -> bytes:
+    """`submit_timed` to the sequencer `seq` of one of the app's shards; with `compact`, answered
+    with the compact form (merkle.compact) of the same receipts."""
     start = time.perf_counter()
     try:
-        results = await seq.submit(tenant, parsed)
+        results = await seq.submit(tenant, digests)  # read as multihashes: no Digest per digest
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
     app[TELEMETRY].submit_seconds.record(time.perf_counter() - start)
-    return encode_answer(origin=seq.origin, tenant=tenant, digests=parsed, results=results)
+    if compact:
+        return encode_compact(tenant=tenant, results=results)
+    return encode_answer(origin=seq.origin, tenant=tenant, digests=digests.digests(), results=results)
 
 
 async def anchor_ready(app: web.Application) -> str | None:
@@ -356,8 +364,8 @@ class LocalAnchor:
     def _frozen(self) -> FrozenIndex | None:
         return self._app[FROZEN].get(self._app[RUNNING][0].shard.id if self._shard is None else self._shard)
 
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
-        return await submit_to(self._app, self._one().sequencer, tenant, digests)
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
+        return await submit_to(self._app, self._one().sequencer, tenant, digests, compact=compact)
 
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None

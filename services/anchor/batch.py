@@ -16,7 +16,7 @@ from merkle.digests import multihashes as digest_multihashes
 from services.anchor import state
 from services.anchor.tenant_index import TenantIndex
 from services.common.telemetry import current_span_context
-from services.model import Sequenced
+from services.model import Digests, Sequenced
 
 
 @dataclass
@@ -80,7 +80,10 @@ def keyed(rows: TenantIndex, groups: Sequence[Group]) -> Keyed:
     tenants: list[str] = []
     for g in groups:
         tenants += [g.tenant] * len(g.digests)
-    multihashes = digest_multihashes([d for g in groups for d in g.digests])
+    multihashes: list[bytes] = []
+    for g in groups:  # a request's Digests (services.model) has them without a Digest per digest
+        d = g.digests
+        multihashes += d.multihashes() if isinstance(d, Digests) else digest_multihashes(d)
     return Keyed(tenants, multihashes, rows.names(tenants, multihashes))
 
 

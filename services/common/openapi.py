@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from merkle.compact import MEDIA_TYPE as COMPACT
+from services.common.openapi_batch import BATCH_CONTENT
 from services.common.openapi_scrapi import SCRAPI_PATHS
 
 DIGEST = {"type": "string", "pattern": "^(blake3|sha256):[0-9a-f]{64}$", "example": "blake3:" + "ab" * 32}
@@ -213,9 +215,15 @@ PATHS: dict[str, Any] = {
                 },
             },
             "responses": {
-                "200": _json(
-                    _object({"receipts": {"type": "array", "items": _ref("Receipt")}}, ["receipts"])
-                ),
+                "200": {
+                    "description": "the receipts; asked with Accept: " + COMPACT + ", the compact answer",
+                    "content": {
+                        **_json(
+                            _object({"receipts": {"type": "array", "items": _ref("Receipt")}}, ["receipts"])
+                        )["content"],
+                        **BATCH_CONTENT,
+                    },
+                },
                 **_problems(
                     400,
                     401,

@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from merkle.digests import Digest, parse_digest
-from services.common.answers import send_json
+from services.common.answers import COMPACT, accepts_compact, send_json
 from services.common.components import NotarConfig
 from services.common.index_key import load_index_key
 from services.common.problems import body_at_most, body_chunks, read_json
@@ -54,6 +54,9 @@ async def post_digests(request: web.Request) -> web.StreamResponse:
     except BadDigest as e:
         raise BadRequest(str(e), kind="invalid-digest", position=e.position) from e
     # The receipts come written by the anchor, which owns the log: passed through unparsed.
+    if accepts_compact(request.headers.get("Accept")):
+        answer = await request.app[SUBMITTER].submit(tenant, digests, compact=True)
+        return await send_json(request, answer, content_type=COMPACT)
     return await send_json(request, await request.app[SUBMITTER].submit(tenant, digests))
 
 

@@ -43,5 +43,5 @@ class ShardedSubmitter:
     def refusal(self, count: int = 1) -> NotarError | None:
         return None if self._spread is None else self._spread.refusal(count)
 
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
-        return await (await self._current()).submit(tenant, digests)
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
+        return await (await self._current()).submit(tenant, digests, compact=compact)

@@ -3,7 +3,8 @@
 Each request's digests are cut into contiguous parts, sized by each healthy shard's spare capacity
 (its `Loaded.spare()` when it can tell, else what this front has in flight there), submitted
 concurrently; the shards' answers are joined in request order without being parsed (each is
-`{"receipts":[…]}`, one receipt per digest of its part, written by the anchor that owns the log).
+`{"receipts":[…]}`, one receipt per digest of its part, written by the anchor that owns the log;
+or, for a compact answer, `{"format":"notar.batch.v1","parts":[…]}`: merkle.compact).
 
 A shard that refuses (PushbackError) or fails (another 5xx kind, a connection error, no answer
 within `timeout_s`) is marked down and its part goes to the others within the same request; it is
@@ -35,6 +36,7 @@ from typing import Protocol, runtime_checkable
 import aiohttp
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 
+from merkle import compact as compact_answer
 from services.internal.wire import RECEIPTS_HEAD, RECEIPTS_TAIL
 from services.model import Digests, Submitter
 from storage.errors import NotarError, PushbackError, StorageError
@@ -107,6 +109,7 @@ class _Request:
     tenant: str
     digests: Digests
     pending: list[tuple[int, int]]
+    compact: bool = False
     answers: dict[int, bytes] = field(default_factory=dict)  # start of a part -> its answer
     tried: set[int] = field(default_factory=set)  # shards that failed it: not asked again
 
@@ -183,11 +186,13 @@ class Spread:
                 return None
         return self._unavailable(count)
 
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
-        """`{"receipts": [...]}` for `digests` in order, their parts notarized by one shard each."""
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
+        """`{"receipts": [...]}` for `digests` in order, their parts notarized by one shard each;
+        with `compact`, the compact answer whose parts are the shards' parts in order."""
+        head, tail = _framing(compact)
         if not len(digests):
-            return RECEIPTS_HEAD + RECEIPTS_TAIL
-        request = _Request(tenant, digests, [(0, len(digests))])
+            return head + tail
+        request = _Request(tenant, digests, [(0, len(digests))], compact)
         while request.pending:
             parts = self._plan(request)
             if not parts:
@@ -216,9 +221,9 @@ class Spread:
                 raise refused
         if len(request.answers) == 1:  # one part: its answer is the request's, as it came
             return next(iter(request.answers.values()))
-        head, tail = len(RECEIPTS_HEAD), len(RECEIPTS_TAIL)
-        inner = [memoryview(request.answers[start])[head:-tail] for start in sorted(request.answers)]
-        return RECEIPTS_HEAD + b",".join(inner) + RECEIPTS_TAIL
+        a, b = len(head), len(tail)
+        inner = [memoryview(request.answers[start])[a:-b] for start in sorted(request.answers)]
+        return head + b",".join(inner) + tail
 
     # -- placing -------------------------------------------------------------------------------
     def _plan(self, request: _Request) -> list[_Part]:
@@ -269,7 +274,7 @@ class Spread:
         h.inflight += size
         try:
             async with asyncio.timeout(self._cfg.timeout_s):
-                answer = await part.submitter.submit(request.tenant, digests)
+                answer = await part.submitter.submit(request.tenant, digests, compact=request.compact)
         except TimeoutError:
             return self._down(part, f"no answer within {self._cfg.timeout_s} s", sure=False, reason="timeout")
         except NotarError as e:
@@ -280,7 +285,8 @@ class Spread:
             return self._down(part, e, sure=False)
         finally:
             h.inflight -= size
-        if not (answer.startswith(RECEIPTS_HEAD + b"{") and answer.endswith(b"}" + RECEIPTS_TAIL)):
+        head, tail = _framing(request.compact)
+        if not (answer.startswith(head + b"{") and answer.endswith(b"}" + tail)):
             return self._down(part, f"malformed answer {answer[:80]!r}", sure=False)
         h.failures, h.down_until = 0, 0.0
         self._acked.add(size, {"shard": str(part.shard)})
@@ -318,6 +324,11 @@ class Spread:
 
     def _observe_inflight(self, _: CallbackOptions) -> list[Observation]:
         return [Observation(h.inflight, {"shard": str(i)}) for i, h in self._health.items()]
+
+
+def _framing(compact: bool) -> tuple[bytes, bytes]:
+    """What surrounds the parts of an answer: receipts, or the compact answer's parts."""
+    return (compact_answer.HEAD, compact_answer.TAIL) if compact else (RECEIPTS_HEAD, RECEIPTS_TAIL)
 
 
 def _surely_not_taken(error: NotarError) -> bool:

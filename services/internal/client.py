@@ -10,6 +10,9 @@ import aiohttp
 import orjson
 from opentelemetry.trace import SpanKind, StatusCode
 
+from merkle.compact import HEAD as COMPACT_HEAD
+from merkle.compact import MEDIA_TYPE as COMPACT
+from merkle.compact import TAIL as COMPACT_TAIL
 from merkle.digests import Digest
 from services.common.telemetry import current_tracer, inject_traceparent
 from services.internal.wire import (
@@ -105,15 +108,17 @@ class AnchorClient:
     def refusal(self, count: int = 1) -> NotarError | None:
         return None  # only the anchor knows; it refuses before reading the body (anchor/app.py)
 
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
-        """The anchor's answer, passed through as it is (its framing checked, nothing parsed)."""
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
+        """The anchor's answer, passed through as it is (its framing checked, nothing parsed);
+        with `compact`, its compact form (merkle.compact)."""
+        headers = {"Content-Type": "application/json"}
+        if compact:
+            headers["Accept"] = COMPACT
         answer = await self._call(
-            "POST",
-            "/internal/v1/entries",
-            data=encode_request(tenant, digests),
-            headers={"Content-Type": "application/json"},
+            "POST", "/internal/v1/entries", data=encode_request(tenant, digests), headers=headers
         )
-        if not (answer.startswith(RECEIPTS_HEAD) and answer.endswith(RECEIPTS_TAIL)):
+        head, tail = (COMPACT_HEAD, COMPACT_TAIL) if compact else (RECEIPTS_HEAD, RECEIPTS_TAIL)
+        if not (answer.startswith(head) and answer.endswith(tail)):
             raise StorageError(
                 f"malformed answer from the anchor at {self._url}: {answer[:80]!r}", location=self._url
             )

@@ -12,6 +12,9 @@ the others pass its bytes through.
     canonical receipts, in the request's order, subject = the tenant, written by
     `merkle.write_receipts`). Ingest streams it to its client without parsing it, and
     `PUT /v1/documents` splices its one receipt (`one_receipt`) into its own answer.
+    With ``Accept: application/vnd.notar.batch+json``: the compact answer of the same receipts
+    (`merkle.compact`: one part per checkpoint, written by `encode_compact`), which ingest
+    passes through, or joins part by part when a request went to several shards.
 ``GET /internal/v1/entries?tenant=<t>&digest=<d>[&limit=<n>][&after=<index>][&origin=<o>]`` (verify → anchor)
     answer: ``{"entries": [{"index": <int>, "salt": "<32 hex>", "signed_at": <int> | null}, …]}``,
     earliest first: those after index `after` when given, at most `limit` (the anchor reads no more
@@ -37,10 +40,12 @@ Errors are problem+json; 503 carries Retry-After.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 import orjson
 
+from merkle import compact
 from merkle.digests import Digest
 from merkle.receipt import NodeTexts, write_receipts
 from services.model import BadDigest, Digests, Found, Sequenced
@@ -99,6 +104,43 @@ def encode_answer(
         tail=RECEIPTS_TAIL,
         node_texts=_NODE_TEXTS,
     )
+
+
+def encode_compact(*, tenant: str, results: Sequence[Sequenced]) -> bytes:
+    """The compact answer to a submission (merkle.compact): one part per run of results that
+    share a checkpoint (a request's entries are sequenced in one batch: one part), its nodes
+    picked from the results' proofs, its indices and salts written whole: nothing per entry but
+    reading the results' fields."""
+    parts = []
+    for run in _runs(results):
+        indices = list(map(_INDEX, run))
+        nodes = compact.batch_nodes(indices, run[0].tree_size, list(map(_INCLUSION, run)))
+        parts.append(
+            compact.write_part(
+                subject=tenant,
+                checkpoint=run[0].checkpoint,
+                indices=indices,
+                salts=list(map(_SALT, run)),
+                nodes=nodes,
+            )
+        )
+    return compact.answer(parts)
+
+
+_INDEX, _SALT, _INCLUSION = attrgetter("index"), attrgetter("salt"), attrgetter("inclusion")
+_CHECKPOINT = attrgetter("checkpoint")
+
+
+def _runs(results: Sequence[Sequenced]) -> list[Sequence[Sequenced]]:
+    """`results` cut into runs that share a checkpoint."""
+    if len(set(map(_CHECKPOINT, results))) <= 1:  # one batch, one note: C loops, no Python per entry
+        return [results] if results else []
+    runs, at = [], 0
+    for end in range(1, len(results) + 1):
+        if end == len(results) or results[end].checkpoint != results[at].checkpoint:
+            runs.append(results[at:end])
+            at = end
+    return runs
 
 
 def one_receipt(answer: bytes) -> bytes:

@@ -122,7 +122,7 @@ class _Shard:
     def __init__(self, *, down: bool) -> None:
         self.down = down
 
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
         await asyncio.sleep(0)
         if self.down:
             raise StorageError("this shard is down", transient=True)

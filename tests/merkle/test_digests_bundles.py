@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from merkle import (
@@ -223,3 +223,13 @@ def test_bundle_builder_refuses_a_bad_entry_and_adds_nothing() -> None:
             b.append([b"d", bad])  # type: ignore[list-item]
         assert b.size == 3
     assert [t.id.width for t in b.append([b"d"])] == [4]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 40), st.lists(st.binary(max_size=40), max_size=30), st.booleans())
+def test_bundles_frame_each_entry_with_its_length(size: int, mixed: list[bytes], same: bool) -> None:
+    """Entries of one size (one join) and of many sizes are framed alike: length, then bytes."""
+    entries = [bytes([i % 256]) * size for i in range(len(mixed))] if same else mixed
+    framed = b"".join(len(e).to_bytes(2, "big") + e for e in entries)
+    assert encode_bundle(entries) == framed
+    assert decode_bundle(framed) == entries

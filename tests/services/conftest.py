@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,19 @@ def config_for(
         }
         env = {"AWS_ACCESS_KEY_ID": target.access_key, "AWS_SECRET_ACCESS_KEY": target.secret_key}
     return load(flags=flags, env={}, config_file=None), env
+
+
+@asynccontextmanager
+async def serving(config: NotarConfig, env: dict[str, str]) -> AsyncIterator[tuple[TestClient, str]]:  # type: ignore[type-arg]
+    """`notar serve` of `config` on a test server, and the API key of its tenant `acme`."""
+    ensure_keys(config.keys)
+    app = build_app("all", config, env)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client, await app[TENANTS].add("acme")
+    finally:
+        await client.close()
 
 
 @pytest.fixture(params=["fs", "s3"])

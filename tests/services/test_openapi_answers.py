@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
 from merkle.cbor import decode
-from services.anchor.app import SEQUENCER, ensure_keys
-from services.cli.serve import build_app
+from services.anchor.app import SEQUENCER
 from services.common.openapi import DOCUMENT
-from services.common.resources import TENANTS
 from services.scitt.problems import DETAIL
-from tests.services.conftest import config_for
+from tests.services.conftest import config_for, serving
 
 QUEUE_MAX = 10
 DIGEST = "sha256:" + "ab" * 32
@@ -63,14 +61,8 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         BATCH_MS="60000",
         BATCH_MAX="1000",
     )
-    ensure_keys(config.keys)
-    app = build_app("all", config, env)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield client, await app[TENANTS].add("acme")
-    finally:
-        await client.close()
+    async with serving(config, env) as both:
+        yield both
 
 
 def _path(path: str) -> str:

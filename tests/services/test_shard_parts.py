@@ -99,7 +99,7 @@ class FakeShard:
     def __init__(self) -> None:
         self.got = 0
 
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
         self.got += len(digests)
         return answer(digests.texts)
 

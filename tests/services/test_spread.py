@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from merkle import compact as compact_answer
 from services.common.problems import to_response
 from services.ingest.spread import Loaded, Spread, SpreadConfig, _carve, _shares
 from services.model import Digests
@@ -32,7 +33,7 @@ class Shard:
         self.answer: bytes | None = None
         self.answers_left: int | None = None  # then it fails every submission
 
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
         await asyncio.sleep(0)
         if self.fail:
             raise self.fail.pop(0)
@@ -45,6 +46,9 @@ class Shard:
         self.got += digests.texts
         if self.answer is not None:
             return self.answer
+        if compact:  # the framing of merkle.compact, one part naming its digests
+            part = {"shard": self.name, "subject": tenant, "digests": list(digests.texts)}
+            return compact_answer.answer([orjson.dumps(part)])
         return orjson.dumps(
             {"receipts": [{"digest": d, "shard": self.name, "subject": tenant} for d in digests.texts]}
         )
@@ -234,6 +238,23 @@ async def test_an_unsure_part_is_resent_or_refused_as_configured() -> None:
     with pytest.raises(PushbackError):
         await strict.submit("acme", request(2000))
     assert len(b2.got) == 1000, "only its own half: the unsure one is not re-sent"
+
+
+async def test_compact_answers_are_joined_part_by_part_in_request_order() -> None:
+    """A compact request's parts come back from each shard in the compact framing and are joined
+    into one compact answer, the request's digests in order; a shard that fails has its part
+    sent elsewhere, and an answer in the other framing is a failure."""
+    a, b, c = Shard("a"), Shard("b"), Shard("c")
+    spread = Spread({0: a, 1: b, 2: c})
+    b.fail = [PushbackError("busy", retry_after=1)]
+    c.answer = b'{"receipts":[{"digest":"x"}]}'  # not what was asked for
+    digests = request(3000)
+    raw = await spread.submit("acme", digests, compact=True)
+    assert raw.startswith(compact_answer.HEAD) and raw.endswith(compact_answer.TAIL)
+    parts = orjson.loads(raw)["parts"]
+    assert [d for p in parts for d in p["digests"]] == list(digests.texts)
+    assert {p["shard"] for p in parts} == {"a"}
+    assert spread.health()[2].failures == 1
 
 
 async def test_a_malformed_answer_is_a_failure_not_a_receipt() -> None:

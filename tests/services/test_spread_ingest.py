@@ -28,7 +28,7 @@ class Dead:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
         self.calls += 1
         raise StorageError("the anchor at http://127.0.0.1:9 answered 502", transient=True)
 
