@@ -132,7 +132,7 @@ class FrozenReaders:
     def __repr__(self) -> str:
         return f"FrozenReaders({self._origin!r}, {len(self._readers)} anchors)"
 
-    async def submit(self, tenant: str, digests: Digests) -> bytes:
+    async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
         raise PushbackError(f"the shard {self._origin} is frozen: it takes no entries", retry_after=1)
 
     def refusal(self, count: int = 1) -> NotarError | None:
@@ -140,7 +140,7 @@ class FrozenReaders:
 
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
-    ) -> list[tuple[int, bytes]]:
+    ) -> list[Found]:
         for reader in self._readers[:-1]:
             try:
                 return await reader.lookup(tenant, digest, limit=limit, after=after)

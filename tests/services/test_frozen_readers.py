@@ -13,6 +13,7 @@ from aiohttp import web
 from merkle import parse_digest
 from services.internal.directory import TableShards
 from services.internal.wire import encode_forgotten
+from services.model import Found
 from services.published.shards import Shard, update_table
 from storage.errors import PushbackError, StorageError
 from storage.memory import MemoryStore
@@ -39,7 +40,7 @@ async def anchors() -> AsyncIterator[Serve]:
                 return web.json_response({"type": "urn:notar:problem:pushback"}, status=status)
             if request.method == "DELETE":
                 return web.json_response(encode_forgotten(1))
-            return web.json_response({"entries": [{"index": 7, "salt": "00" * 16}]})
+            return web.json_response({"entries": [{"index": 7, "salt": "00" * 16, "signed_at": 1700000000}]})
 
         app = web.Application()
         app.router.add_get("/internal/v1/entries", entries)
@@ -75,7 +76,7 @@ async def test_a_frozen_shard_is_read_by_the_next_anchor_when_the_first_fails(an
     try:
         (frozen,) = [link.anchor for link in await shards.links() if link.shard.state == "frozen"]
         assert frozen is not None
-        assert await frozen.lookup("acme", DIGEST) == [(7, bytes(16))]
+        assert await frozen.lookup("acme", DIGEST) == [Found(7, bytes(16), 1700000000)]
         assert await frozen.forget("acme", DIGEST) == 1
         assert busy_asked == good_asked == [f"{BASE}/1", f"{BASE}/1"]  # each asked, in id order
         with pytest.raises(PushbackError, match="frozen"):
