@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 
 PROPAGATOR = TraceContextTextMapPropagator()  # W3C traceparent / tracestate, nothing else
 UNTRACED_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes
+STATIC_ROUTES = frozenset(
+    {"/log/checkpoint", "/log/tile/{path}", "/log/{shard}/checkpoint", "/log/{shard}/tile/{path}"}
+)
+"""The published log's files, answered as a static file server would: no span, no timing and no
+access log line when they succeed, only a count (`Telemetry.count_static`): their answer costs
+a few microseconds, which a span, a histogram and a log line would multiply."""
 
 
 def inject_traceparent(headers: dict[str, str]) -> dict[str, str]:

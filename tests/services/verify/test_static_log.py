@@ -169,3 +169,22 @@ async def test_a_directory_and_a_seaweedfs_bucket_serve_the_same_bytes(
                 assert from_dir.headers["Cache-Control"] == from_bucket.headers["Cache-Control"]
     finally:
         await s3.close()
+
+
+@pytest.mark.parametrize("notar", ["fs"], indirect=True)
+async def test_static_answers_are_counted(notar: Notar) -> None:
+    """The log's files are counted in notar_http_requests (added at the latest by the scrape),
+    304s and 404s included."""
+    await published(notar)
+    c = notar.client
+    etag = (await c.get("/log/tile/0/000")).headers["ETag"]
+    for _ in range(4):
+        assert (await c.get("/log/tile/0/000")).status == 200
+    assert (await c.get("/log/tile/0/000", headers={"If-None-Match": etag})).status == 304
+    assert (await c.get("/log/tile/0/1")).status == 404
+    text = await (await c.get("/metrics")).text()
+    route = 'method="GET",route="/log/tile/{path}"'
+    assert f'notar_http_requests_total{{{route},status="200"}} 5' in text
+    assert f'notar_http_requests_total{{{route},status="304"}} 1' in text
+    assert f'notar_http_requests_total{{{route},status="404"}} 1' in text
+    assert 'notar_http_requests_total{method="GET",route="/log/checkpoint",status="200"}' in text
