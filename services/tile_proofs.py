@@ -103,6 +103,14 @@ class TileLog:
         except ValueError as e:  # a tile of the wrong length
             raise TileLogError(0, f"{self._base}{prefix}: unusable tile: {e}") from e
 
+    async def checkpoint(self, origin: str | None = None) -> str:
+        """The latest published checkpoint of log `origin` (None: shard 0's), as the note it is
+        (unverified: the caller checks its signatures)."""
+        prefix, name = await self._prefix(origin)
+        note = (await self._get(prefix + "checkpoint")).decode("utf-8", "replace")
+        await self._size(prefix, name)  # a checkpoint of that log, or TileLogError
+        return note
+
     async def inclusion_proof(self, index: int, size: int, origin: str | None = None) -> list[bytes]:
         """The RFC 9162 inclusion proof of entry `index` in the tree of `size` of log `origin`."""
         if not 0 <= index < size:
