@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> Results:
         root = Path(tmp)
         notar, key = stack.enter_context(notar_server("notar", root))
         uncached, other = stack.enter_context(
-            notar_server("notar-sendfile", root, env={"TILE_CACHE_MB": "0"})
+            notar_server("notar-sendfile", root, env={"NOTAR_TILE_CACHE_MB": "0"})
         )
         res.tree_size, tile = asyncio.run(fill(notar.url, key, args.entries))
         _, same_shape = asyncio.run(fill(uncached.url, other, 256))

@@ -13,7 +13,7 @@ from aiohttp.abc import AbstractAccessLogger
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
-from services.common.tracing import STATIC_ROUTES, UNTRACED_ROUTES
+from services.common.tracing import STATIC_ROUTE, STATIC_ROUTES, UNTRACED_ROUTES
 
 # The server span's context, kept on the request for the access log (RequestKey: aiohttp ≥ 3.12).
 SPAN_CONTEXT: Any = (
@@ -47,7 +47,7 @@ class AccessLogger(AbstractAccessLogger):
     Successful probes, scrapes and static files (the published log's) are not logged."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        route = "unmatched"
+        route = request.get(STATIC_ROUTE, "unmatched")  # answered before routing: named by its answerer
         try:
             resource = request.match_info.route.resource if isinstance(request, web.Request) else None
         except (AssertionError, AttributeError):  # refused by the parser, never routed: no match info

@@ -23,6 +23,9 @@ STATIC_ROUTES = frozenset(
 """The published log's files, answered as a static file server would: no span, no timing and no
 access log line when they succeed, only a count (`Telemetry.count_static`): their answer costs
 a few microseconds, which a span, a histogram and a log line would multiply."""
+STATIC_ROUTE = "notar_static_route"
+"""The request key naming the static route of a request answered before routing (it has no
+match_info): the access log reads it."""
 
 
 def inject_traceparent(headers: dict[str, str]) -> dict[str, str]:

@@ -20,9 +20,12 @@ from merkle.note import parse_note
 from merkle.receipt import Receipt
 from merkle.tiles import parse_tile_path
 from services.common.components import NotarConfig
+from services.common.http_server import EARLY_ANSWERS, EarlyAnswer
 from services.common.problems import read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
+from services.common.telemetry import TELEMETRY
+from services.common.tracing import STATIC_ROUTE
 from services.internal.client import AnchorClient
 from services.internal.directory import FixedShards, ShardAnchor, ShardLink, Shards, TableShards
 from services.published import layout
@@ -314,6 +317,31 @@ async def get_tile(request: web.Request) -> web.StreamResponse:
     return await files.tile(request, view.reader, view.shard.prefix + tid.path, tid)
 
 
+def held_tile(app: web.Application) -> EarlyAnswer:
+    """`notar serve`'s answer, before routing and the middlewares, to a GET of a tile or bundle
+    held in memory (services/common/http_server.py): they would cost more than the answer. It is
+    counted as its route's (`Telemetry.count_static`); anything else goes on to the routes."""
+    tile_route, shard_route = "/log/tile/{path}", "/log/{shard}/tile/{path}"
+
+    def early(request: web.Request) -> web.StreamResponse | None:
+        path = request.path
+        if not path.startswith("/log/") or request.method != "GET":
+            return None
+        files = app.get(LOG_FILES)
+        held = None if files is None else files.cache.get(path[1:])
+        if held is None:
+            return None
+        route = tile_route if path.startswith("/log/tile/") else shard_route
+        request[STATIC_ROUTE] = route
+        response = answer(request, held)
+        telemetry = app.get(TELEMETRY)
+        if telemetry is not None:
+            telemetry.count_static(route, "GET", response.status)
+        return response
+
+    return early
+
+
 async def post_verify(request: web.Request) -> web.Response:
     """`{"receipt": …, "digest": …}` → `{"valid", "checks": [{name, status, ok, detail}],
     "unchecked": [name]}` under the server's own published keys (SPEC §6), worked out in the
@@ -404,6 +432,10 @@ def setup(
     app.router.add_get("/v1/tsa-ca", get_tsa_ca)
     app.router.add_post("/v1/verify", post_verify)
     add_shedding(app, [("POST", "/v1/verify")], _verify_refusal)
+    early = app.get(EARLY_ANSWERS)
+    if early is None:
+        early = app[EARLY_ANSWERS] = []
+    early.append(held_tile(app))
     app.router.add_get("/log/checkpoint", get_checkpoint)
     app.router.add_get("/log/tile/{path:.+}", get_tile)
     app.router.add_get(f"/log/{{shard:{SHARD_ID}}}/checkpoint", get_checkpoint)

@@ -32,6 +32,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from merkle.tiles import TileId
+from services.common.http_server import NOSNIFF
 from services.common.traced_store import TracedStore
 from services.published import layout
 from services.published.reader import LogReader
@@ -55,6 +56,7 @@ class Held:
     @classmethod
     def of(cls, data: bytes, etag: str, *, cache: str = layout.IMMUTABLE, content_type: str = OCTETS) -> Held:
         headers = CIMultiDict({hdrs.CONTENT_TYPE: content_type, hdrs.CACHE_CONTROL: cache, hdrs.ETAG: etag})
+        headers[NOSNIFF[0]] = NOSNIFF[1]  # answered before routing too, where no signal adds it
         return cls(data, etag, CIMultiDictProxy(headers))
 
 
@@ -111,8 +113,8 @@ class ImmutableCache:
 def answer(request: web.Request, held: Held) -> web.Response:
     """`held` as the answer to `request`: 304 when its If-None-Match names the ETag."""
     if hdrs.IF_NONE_MATCH in request.headers and _matches(request, held.etag):
-        cache = held.headers[hdrs.CACHE_CONTROL]
-        return web.Response(status=304, headers={hdrs.ETAG: held.etag, hdrs.CACHE_CONTROL: cache})
+        kept = {name: held.headers[name] for name in (hdrs.ETAG, hdrs.CACHE_CONTROL, NOSNIFF[0])}
+        return web.Response(status=304, headers=kept)
     return web.Response(body=held.data, headers=held.headers)
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -21,6 +23,7 @@ from services.published import layout
 from services.verify.app import LOG_FILES
 from services.verify.static import Held, ImmutableCache, content_etag
 from tests.services.conftest import Notar, config_for
+from tests.serving import notar_serve
 
 ENTRIES = 300  # one full level-0 tile and bundle, and a partial of each
 
@@ -188,3 +191,38 @@ async def test_static_answers_are_counted(notar: Notar) -> None:
     assert f'notar_http_requests_total{{{route},status="304"}} 1' in text
     assert f'notar_http_requests_total{{{route},status="404"}} 1' in text
     assert 'notar_http_requests_total{method="GET",route="/log/checkpoint",status="200"}' in text
+
+
+async def test_notar_serve_answers_held_tiles_before_routing_as_the_routes_do(tmp_path: Path) -> None:
+    """`notar serve` answers a tile held in memory before routing (services/common/http_server.py
+    EARLY_ANSWERS): the same bytes and headers (nosniff included), 304, and counted."""
+    with notar_serve(tmp_path, "early.notar.test/log") as server:
+        async with aiohttp.ClientSession() as s:
+            digests = [f"sha256:{os.urandom(32).hex()}" for _ in range(300)]
+            auth = {"Authorization": f"Bearer {server.env['NOTAR_API_KEY']}"}
+            async with s.post(server.url + "/v1/digests", json={"digests": digests}, headers=auth) as r:
+                assert r.status == 200
+            for _ in range(200):
+                async with s.get(server.url + "/log/tile/0/000") as r:
+                    if r.status == 200:
+                        break
+                await asyncio.sleep(0.05)
+            answers = []
+            for _ in range(4):  # a file, then read into memory, then held: answered early
+                async with s.get(server.url + "/log/tile/0/000") as r:
+                    answers.append((r.status, await r.read(), r.headers))
+            assert len({body for _, body, _ in answers}) == 1 and answers[-1][0] == 200
+            held = answers[-1][2]
+            assert held["X-Content-Type-Options"] == "nosniff" and held["Cache-Control"] == layout.IMMUTABLE
+            assert {h["ETag"] for _, _, h in answers} == {held["ETag"]} and "Last-Modified" not in held
+            async with s.get(server.url + "/log/tile/0/000", headers={"If-None-Match": held["ETag"]}) as r:
+                assert r.status == 304 and r.headers["X-Content-Type-Options"] == "nosniff"
+            async with s.get(server.url + "/log/tile/0/009") as r:
+                assert r.status == 404 and r.content_type == "application/problem+json"
+            async with s.get(server.url + "/metrics") as r:
+                text = await r.text()
+            route = 'method="GET",route="/log/tile/{path}"'
+            assert f'notar_http_requests_total{{{route},status="304"}} 1' in text
+            assert f'notar_http_requests_total{{{route},status="404"}} 1' in text
+            counted = re.search(rf'notar_http_requests_total{{{re.escape(route)},status="200"}} (\d+)', text)
+            assert counted is not None and int(counted.group(1)) >= 5
