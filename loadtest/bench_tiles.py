@@ -129,6 +129,25 @@ def ratio(res: Results, a: str, b: str) -> float:
     return statistics.median(r[a].rate / r[b].rate for r in res.rounds if r[b].rate > 0)
 
 
+def cpu_us(run: WrkRun) -> float:
+    """The server's CPU per answer, in µs: on a shared machine, steadier than answers per second."""
+    return run.server_cores / run.rate * 1e6 if run.rate > 0 else 0.0
+
+
+def cpu_ratio(res: Results, a: str, b: str) -> str:
+    """The median over rounds of `a`'s CPU per answer ÷ `b`'s, as text ("n/a" without CPU)."""
+    pairs = [(cpu_us(r[a]), cpu_us(r[b])) for r in res.rounds]
+    ratios = [x / y for x, y in pairs if x > 0 and y > 0]
+    return f"{statistics.median(ratios):.2f}×" if ratios else "n/a"
+
+
+def load(path: Path) -> Results:
+    """The results a run wrote with `--out`."""
+    saved = json.loads(path.read_text())
+    rounds = [{k: WrkRun(**v) for k, v in r.items()} for r in saved["rounds"]]
+    return Results(rounds=rounds, tree_size=saved["tree_size"])
+
+
 def median_of(res: Results, name: str, value: Callable[[WrkRun], float]) -> float:
     return statistics.median(value(r[name]) for r in res.rounds)
 
@@ -138,8 +157,8 @@ def report(res: Results, *, seconds: int, connections: int) -> str:
         f"Machine: {machine()}. wrk -t1 -c{connections}, {seconds} s a run, {len(res.rounds)} rounds; "
         f"the log holds {res.tree_size:,} entries; figures are medians over rounds.",
         "",
-        "| contestant | reads/s | p50 | p99 | server cores | errors (all rounds) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| contestant | reads/s | p50 | p99 | server cores | server CPU µs per read | errors (all rounds) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in CONTESTANTS:
         unit = "proofs/s" if name == PROOFS else "reads/s"
@@ -148,6 +167,7 @@ def report(res: Results, *, seconds: int, connections: int) -> str:
             f"| {median_of(res, name, lambda r: r.p50_ms):.2f} ms "
             f"| {median_of(res, name, lambda r: r.p99_ms):.2f} ms "
             f"| {median_of(res, name, lambda r: r.server_cores):.2f} "
+            f"| {median_of(res, name, cpu_us):.1f} "
             f"| {sum(r[name].errors for r in res.rounds)} |"
         )
     tile = ratio(res, NOTAR, HELLO)
@@ -159,6 +179,8 @@ def report(res: Results, *, seconds: int, connections: int) -> str:
         f"| notar tile, TILE_CACHE_MB=0 (sendfile) ÷ hello world | {ratio(res, SENDFILE, HELLO):.2f}× | | |",
         f"| inclusion proofs ÷ hello world's tile reads | {ratio(res, PROOFS, HELLO):.2f}× | | |",
         f"| notar tile ÷ inclusion proofs | {ratio(res, NOTAR, PROOFS):.2f}× | | |",
+        f"| hello world's CPU per read ÷ notar tile's (the rate ratio if both had a core) "
+        f"| {cpu_ratio(res, HELLO, NOTAR)} | | |",
     ]
     return "\n".join(lines)
 
@@ -259,6 +281,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="a fast look: fewer and shorter rounds")
     p.add_argument("--out", type=Path, help="also write the runs as JSON")
+    p.add_argument("--report", type=Path, metavar="JSON", help="only print the report of a run's --out")
     ns = p.parse_args(argv)
     for name, (full, quick) in {"rounds": (5, 2), "seconds": (5, 2), "entries": (100_000, 20_000)}.items():
         if getattr(ns, name) is None:
@@ -272,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parse_args(sys.argv[1:] if argv is None else argv)
     if ns.command == "hello":
         web.run_app(hello_app(ns.file.read_bytes()), host="127.0.0.1", port=ns.port, print=None)
+        return 0
+    if ns.report is not None:
+        print(report(load(ns.report), seconds=ns.seconds, connections=ns.connections))
         return 0
     if shutil.which("wrk") is None:
         raise SystemExit("the tiles benchmark needs wrk (scripts/install --test installs it)")

@@ -52,6 +52,10 @@ def test_ratios_are_medians_of_same_round_ratios() -> None:
     assert "| notar tile ÷ hello world | 0.80× | ≥ 0.8× | yes |" in text
     row = next(line for line in text.splitlines() if line.startswith(f"| {bench.HELLO}"))
     assert row.split("|")[-2].strip() == "3"  # errors summed over rounds
+    res.rounds[0][bench.NOTAR] = bench.WrkRun(800.0, 1.0, 2.0, 0, server_cores=0.08)  # 100 µs a read
+    res.rounds[0][bench.HELLO] = bench.WrkRun(1000.0, 1.0, 2.0, 0, server_cores=0.05)  # 50 µs
+    assert bench.cpu_us(res.rounds[0][bench.NOTAR]) == pytest.approx(100.0)
+    assert bench.cpu_ratio(res, bench.HELLO, bench.NOTAR) == "0.50×"  # the rounds without CPU are left out
 
 
 def test_the_proofs_script_asks_indices_below_the_size(tmp_path: Path) -> None:
