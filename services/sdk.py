@@ -235,32 +235,28 @@ class NotarClient:
         """The inclusion proof in the log `origin` (a shard's; default: the deployment's ORIGIN);
         from the log's tiles when /v1/proofs cannot be reached."""
         params = {"index": str(index), "size": str(size), **({"origin": origin} if origin else {})}
-        try:
-            answer = await self._request("GET", "/v1/proofs/inclusion", params=params)
-        except (ApiError, aiohttp.ClientConnectionError) as e:
-            if not _unreachable(e):
-                raise
-            return await self._from_tiles(lambda log: log.inclusion_proof(index, size, origin))
-        return list(answer["proof"])
+        return await self._proof("inclusion", params, lambda log: log.inclusion_proof(index, size, origin))
 
     async def consistency_proof(self, first: int, second: int, origin: str | None = None) -> list[str]:
         """The consistency proof in the log `origin` (a shard's; default: the deployment's
         ORIGIN); from the log's tiles when /v1/proofs cannot be reached."""
         params = {"from": str(first), "to": str(second), **({"origin": origin} if origin else {})}
+        return await self._proof("consistency", params, lambda t: t.consistency_proof(first, second, origin))
+
+    async def _proof(
+        self, kind: str, params: dict[str, str], from_tiles: Callable[[TileLog], Awaitable[list[bytes]]]
+    ) -> list[str]:
         try:
-            answer = await self._request("GET", "/v1/proofs/consistency", params=params)
+            answer = await self._request("GET", f"/v1/proofs/{kind}", params=params)
         except (ApiError, aiohttp.ClientConnectionError) as e:
             if not _unreachable(e):
                 raise
-            return await self._from_tiles(lambda log: log.consistency_proof(first, second, origin))
+            try:
+                return [h.hex() for h in await from_tiles(TileLog(self._session, self.tiles))]
+            except TileLogError as bad:
+                kind = "not-found" if bad.status == 404 else "tiles-unusable"
+                raise ApiError(bad.status or 502, kind, bad.detail) from bad
         return list(answer["proof"])
-
-    async def _from_tiles(self, prove: Callable[[TileLog], Awaitable[list[bytes]]]) -> list[str]:
-        try:
-            return [h.hex() for h in await prove(TileLog(self._session, self.tiles))]
-        except TileLogError as e:
-            kind = "not-found" if e.status == 404 else "tiles-unusable"
-            raise ApiError(e.status or 502, kind, e.detail) from e
 
     async def verify(self, receipt: Receipt | Mapping[str, Any], digest: str | None = None) -> dict[str, Any]:
         """The server's verdict on `receipt` (POST /v1/verify)."""

@@ -221,7 +221,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def telemetry_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A server span per request, child of the caller's `traceparent`; request count and time.
-    Probes and scrapes (/healthz, /readyz, /metrics) are neither traced nor counted."""
+    Probes and scrapes (/healthz, /readyz, /metrics) are neither traced nor counted; the
+    published log's files (STATIC_ROUTES) are counted only."""
     tel = request.app.get(TELEMETRY)
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
@@ -229,11 +230,11 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
         response: web.StreamResponse = await handler(request)
         return response
     if route in STATIC_ROUTES:
-        return await _static(request, handler, tel, route)
+        return await _answer(request, handler, lambda status: tel.count_static(route, request.method, status))
     token = _CURRENT.set(tel)
     start = time.perf_counter()
-    status = 500
     method = request.method
+    statuses: list[int] = []
     try:
         with tel.tracer.start_as_current_span(
             f"{method} {route}",
@@ -244,28 +245,25 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
             set_status_on_exception=False,
         ) as span:
             request[SPAN_CONTEXT] = span.get_span_context()
-            try:
-                response = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as e:
-                status = e.status
-                raise
-            except BaseException:
-                status = 499 if request.transport is None or request.transport.is_closing() else 500
-                raise
-            finally:
+
+            def ended(status: int) -> None:
+                statuses.append(status)
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(StatusCode.ERROR)
+
+            return await _answer(request, handler, ended)
     finally:
         _CURRENT.reset(token)
+        status = statuses[0] if statuses else 500
         tel.served += 1
         tel.requests.add(1, {"route": route, "method": method, "status": str(status)})
         tel.request_seconds.record(time.perf_counter() - start, {"route": route, "method": method})
 
 
-async def _static(request: web.Request, handler: Handler, tel: Telemetry, route: str) -> web.StreamResponse:
+async def _answer(request: web.Request, handler: Handler, ended: Callable[[int], None]) -> web.StreamResponse:
+    """`handler`'s answer; `ended` is told its status whatever happens (an HTTPException's, 499
+    when the client left, else 500)."""
     status = 500
     try:
         response = await handler(request)
@@ -274,8 +272,11 @@ async def _static(request: web.Request, handler: Handler, tel: Telemetry, route:
     except web.HTTPException as e:
         status = e.status
         raise
+    except BaseException:
+        status = 499 if request.transport is None or request.transport.is_closing() else 500
+        raise
     finally:
-        tel.count_static(route, request.method, status)
+        ended(status)
 
 
 def telemetry_context(env: Mapping[str, str]) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -21,6 +21,7 @@ from services.tile_proofs import TileLog
 from storage.fs import FsStore
 from tests.seaweed import free_ports
 from tests.services.conftest import Notar
+from tests.services.proxy import proxy
 
 
 async def grown(notar: Notar) -> list[int]:
@@ -57,21 +58,6 @@ async def expected(
     ]
 
 
-def no_proofs(upstream: str, session: aiohttp.ClientSession, status: int) -> web.Application:
-    """A proxy to `upstream` that answers `status` to /v1/proofs/… (a route table without it)."""
-
-    async def forward(request: web.Request) -> web.StreamResponse:
-        if request.path.startswith("/v1/proofs"):
-            return web.Response(status=status, text="not here")
-        async with session.get(upstream + request.path_qs) as r:
-            body = await r.read()
-            return web.Response(status=r.status, body=body, headers={"Content-Type": r.content_type})
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", forward)
-    return app
-
-
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
@@ -89,7 +75,7 @@ async def test_proofs_from_tiles_equal_v1_proofs_wherever_the_tiles_come_from(
         want = await expected(direct, inclusions, cons)
     assert len(want) == len(inclusions) + len(cons) and any(len(p) > 8 for p in want)
 
-    proxies = [TestServer(no_proofs(url, session, status)) for status in (404, 502)]
+    proxies = [TestServer(proxy(url, session, missing=status)) for status in (404, 502)]
     store = notar.store
     root = getattr(store, "inner", store)
     assert isinstance(root, FsStore)

@@ -16,7 +16,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from merkle.checkpoint import parse_checkpoint
@@ -24,6 +23,7 @@ from merkle.note import parse_note
 from services.cli import main
 from tests.seaweed import free_ports
 from tests.services.conftest import Notar
+from tests.services.proxy import proxy
 
 
 async def notarized(notar: Notar, tmp_path: Path) -> Path:
@@ -59,26 +59,6 @@ async def verify_online(notar: Notar, receipt: Path, url: str) -> tuple[int, dic
     return code, json.loads(out), err
 
 
-def proxy(upstream: str, session: aiohttp.ClientSession, *, proofs: str) -> web.Application:
-    """`upstream` as it is, but /v1/proofs/… missing (`proofs="missing"`) or with a consistency
-    proof's first hash altered (`"altered"`)."""
-
-    async def forward(request: web.Request) -> web.StreamResponse:
-        if request.path.startswith("/v1/proofs") and proofs == "missing":
-            raise web.HTTPNotFound()
-        async with session.get(upstream + request.path_qs) as r:
-            body = await r.read()
-            if request.path == "/v1/proofs/consistency" and proofs == "altered":
-                answer = json.loads(body)
-                answer["proof"][0] = ("0" if answer["proof"][0][0] != "0" else "1") + answer["proof"][0][1:]
-                body = json.dumps(answer).encode()
-            return web.Response(status=r.status, body=body, headers={"Content-Type": r.content_type})
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", forward)
-    return app
-
-
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
@@ -98,7 +78,10 @@ async def test_the_published_log_check(notar: Notar, tmp_path: Path, session: ai
     assert code == 0 and check is not None and check["status"] == "ok", verdict
     assert "contains this receipt's tree of 1" in check["detail"]
 
-    servers = {kind: TestServer(proxy(url, session, proofs=kind)) for kind in ("missing", "altered")}
+    servers = {
+        "missing": TestServer(proxy(url, session, missing=404)),
+        "altered": TestServer(proxy(url, session)),
+    }
     for server in servers.values():
         await server.start_server()
     try:
