@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,11 +18,12 @@ from aiohttp.test_utils import TestServer
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
 from services.sdk import ApiError, NotarClient
-from services.tile_proofs import TileLog
+from services.tile_proofs import TileLog, TileLogError
 from storage.fs import FsStore
 from tests.seaweed import free_ports
 from tests.services.conftest import Notar
 from tests.services.proxy import proxy
+from tests.serving import notar_serve
 
 
 async def grown(notar: Notar) -> list[int]:
@@ -127,3 +129,28 @@ async def test_tile_proofs_verify_and_bad_questions_stay_refused(
         with pytest.raises(ApiError) as other:
             await offline.inclusion_proof(0, 3, origin="elsewhere.example/log")
         assert other.value.status == 404
+
+
+async def test_each_shard_s_proofs_come_from_its_own_tiles(tmp_path: Path) -> None:
+    """With `--shards 3`, the origin of shard i names its tiles under `/log/<i>/`."""
+    origin = "tiles.shards.test/log"
+    with notar_serve(tmp_path, origin, SHARDS="3") as served:
+        async with aiohttp.ClientSession() as s, NotarClient(served.url, served.env["NOTAR_API_KEY"]) as c:
+            receipts = await c.notarize([f"sha256:{random.randbytes(32).hex()}" for _ in range(1200)])
+            sizes: dict[str, int] = {}
+            for r in receipts:
+                sizes[r.origin] = max(sizes.get(r.origin, 0), r.tree_size)
+            assert set(sizes) == {origin, f"{origin}/1", f"{origin}/2"}
+            (refused,) = free_ports(1)
+            offline = NotarClient(f"http://127.0.0.1:{refused}", tiles=served.url + "/log/")
+            async with offline:
+                for name, size in sizes.items():
+                    for index in (0, size // 2, size - 1):
+                        want = await c.inclusion_proof(index, size, name)
+                        assert await offline.inclusion_proof(index, size, name) == want
+                    want = await c.consistency_proof(size // 3, size, name)
+                    assert await offline.consistency_proof(size // 3, size, name) == want
+            tiles = TileLog(s, served.url + "/log/")
+            with pytest.raises(TileLogError) as other:
+                await tiles.inclusion_proof(0, 1, f"{origin}/9")
+            assert other.value.status == 404
