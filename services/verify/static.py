@@ -143,7 +143,7 @@ class LogFiles:
             held = Held.of(data := await reader.tile(tid), content_etag(data))
         else:
             path = self.root / key
-            if not self.cache.asked_before(key) or self.cache.max_bytes == 0:
+            if self.cache.max_bytes == 0 or not self.cache.asked_before(key):
                 if not await _run(path.is_file):
                     await reader.tile(tid)  # waits for its tree, else NotFoundError
                 return web.FileResponse(
