@@ -49,7 +49,7 @@ def test_ratios_are_medians_of_same_round_ratios() -> None:
                              bench.HELLO: bench.WrkRun(hello, 1.0, 2.0, 1)})
     assert bench.ratio(res, bench.NOTAR, bench.HELLO) == 0.8
     text = bench.report(res, seconds=2, connections=64)
-    assert "| notar tile ÷ hello world | 0.80× | ≥ 0.8× | yes |" in text
+    assert "| notar tile ÷ hello world | 0.800× | ≥ 0.8× | yes |" in text
     row = next(line for line in text.splitlines() if line.startswith(f"| {bench.HELLO}"))
     assert row.split("|")[-2].strip() == "3"  # errors summed over rounds
     res.rounds[0][bench.NOTAR] = bench.WrkRun(800.0, 1.0, 2.0, 0, server_cores=0.08)  # 100 µs a read

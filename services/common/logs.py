@@ -48,6 +48,8 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         route = request.get(STATIC_ROUTE, "unmatched")  # answered before routing: named by its answerer
+        if route in STATIC_ROUTES and response.status < 400:
+            return
         try:
             resource = request.match_info.route.resource if isinstance(request, web.Request) else None
         except (AssertionError, AttributeError):  # refused by the parser, never routed: no match info
