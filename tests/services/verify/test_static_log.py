@@ -5,6 +5,7 @@ store sends a file with sendfile, from memory, or a SeaweedFS bucket serves it."
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from pathlib import Path
@@ -13,12 +14,18 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from merkle.checkpoint import parse_checkpoint
 from merkle.note import parse_note
 from merkle.tiles import tiles_for_size
+from services.anchor.app import ensure_keys
 from services.cli.serve import build_app
+from services.common.logs import AccessLogger
+from services.common.resources import TENANTS
 from services.common.stores import open_store
+from services.common.telemetry import TELEMETRY, Telemetry
 from services.published import layout
 from services.verify.app import LOG_FILES
 from services.verify.static import Held, ImmutableCache, content_etag
@@ -226,3 +233,36 @@ async def test_notar_serve_answers_held_tiles_before_routing_as_the_routes_do(tm
             assert f'notar_http_requests_total{{{route},status="404"}} 1' in text
             counted = re.search(rf'notar_http_requests_total{{{re.escape(route)},status="200"}} (\d+)', text)
             assert counted is not None and int(counted.group(1)) >= 5
+
+
+async def test_static_answers_make_no_span_and_no_access_line_unless_they_fail(
+    tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    spans = InMemorySpanExporter()
+    config, env = config_for("fs", tmp_path, request)
+    ensure_keys(config.keys)
+    app = build_app("all", config, env)
+    app[TELEMETRY] = Telemetry(span_processors=[SimpleSpanProcessor(spans)])
+    server = TestServer(app)
+    caplog.set_level(logging.INFO, "aiohttp.access")  # before the first connection: each reads it once
+    await server.start_server(access_log_class=AccessLogger)
+    c = TestClient(server)
+    await c.start_server()
+    try:
+        key = await app[TENANTS].add("acme")
+        digests = [f"sha256:{os.urandom(32).hex()}" for _ in range(300)]
+        r = await c.post("/v1/digests", json={"digests": digests}, headers={"Authorization": f"Bearer {key}"})
+        assert r.status == 200
+        for path in ("/log/checkpoint", "/log/tile/0/000", "/log/tile/0/000", "/v1/keys"):
+            assert (await c.get(path)).status == 200, path
+        assert (await c.get("/log/tile/0/1")).status == 404
+    finally:
+        await c.close()
+    routes = [line.getMessage().split()[:3] for line in caplog.records if line.name == "aiohttp.access"]
+    assert routes == [
+        ["POST", "/v1/digests", "200"],
+        ["GET", "/v1/keys", "200"],
+        ["GET", "/log/tile/{path}", "404"],
+    ]
+    names = {s.name for s in spans.get_finished_spans()}
+    assert "GET /v1/keys" in names and not any(n.startswith("GET /log/") for n in names), names
