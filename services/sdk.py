@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, overload
@@ -33,6 +33,7 @@ from merkle.compact import expand
 from merkle.digests import parse_digest
 from merkle.receipt import Receipt
 from services.published.trust import trusted_keys
+from services.tile_proofs import TileLog, TileLogError
 
 __all__ = ["MAX_DIGESTS", "ApiError", "DocumentMismatch", "NotarClient", "Receipts", "Upload", "trusted_keys"]
 MAX_DIGESTS = 10_000
@@ -88,7 +89,9 @@ class NotarClient:
     of `/v1/keys` and proofs need none). Use it as an async context manager, or `close()` it;
     pass `session` to share an aiohttp session (it is then not closed). A 503 with Retry-After
     (pushback) is retried `retries` times, except uploads (their body is consumed); other
-    problems raise `ApiError`.
+    problems raise `ApiError`. Proofs are computed from the log's tiles at `tiles` (default
+    `url/log/`; a bucket or CDN serving the log's files is as good) when `/v1/proofs` cannot be
+    reached (services/tile_proofs.py).
 
         async with NotarClient("http://127.0.0.1:8080", api_key) as notar:
             receipts = await notar.notarize(["blake3:…"])
@@ -103,8 +106,10 @@ class NotarClient:
         retries: int = 5,
         timeout: float = 120.0,
         connections: int = 64,
+        tiles: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.tiles = tiles or self.url + "/log/"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._own = session is None
         self._session = session or aiohttp.ClientSession(
@@ -253,15 +258,30 @@ class NotarClient:
         return answer
 
     async def inclusion_proof(self, index: int, size: int, origin: str | None = None) -> list[str]:
-        """The inclusion proof in the log `origin` (a shard's; default: the deployment's ORIGIN)."""
+        """The inclusion proof in the log `origin` (a shard's; default: the deployment's ORIGIN);
+        from the log's tiles when /v1/proofs cannot be reached."""
         params = {"index": str(index), "size": str(size), **({"origin": origin} if origin else {})}
-        answer = await self._request("GET", "/v1/proofs/inclusion", params=params)
-        return list(answer["proof"])
+        return await self._proof("inclusion", params, lambda log: log.inclusion_proof(index, size, origin))
 
     async def consistency_proof(self, first: int, second: int, origin: str | None = None) -> list[str]:
-        """The consistency proof in the log `origin` (a shard's; default: the deployment's ORIGIN)."""
+        """The consistency proof in the log `origin` (a shard's; default: the deployment's
+        ORIGIN); from the log's tiles when /v1/proofs cannot be reached."""
         params = {"from": str(first), "to": str(second), **({"origin": origin} if origin else {})}
-        answer = await self._request("GET", "/v1/proofs/consistency", params=params)
+        return await self._proof("consistency", params, lambda t: t.consistency_proof(first, second, origin))
+
+    async def _proof(
+        self, kind: str, params: dict[str, str], from_tiles: Callable[[TileLog], Awaitable[list[bytes]]]
+    ) -> list[str]:
+        try:
+            answer = await self._request("GET", f"/v1/proofs/{kind}", params=params)
+        except (ApiError, aiohttp.ClientConnectionError) as e:
+            if not _unreachable(e):
+                raise
+            try:
+                return [h.hex() for h in await from_tiles(TileLog(self._session, self.tiles))]
+            except TileLogError as bad:
+                kind = "not-found" if bad.status == 404 else "tiles-unusable"
+                raise ApiError(bad.status or 502, kind, bad.detail) from bad
         return list(answer["proof"])
 
     async def verify(self, receipt: Receipt | Mapping[str, Any], digest: str | None = None) -> dict[str, Any]:
@@ -271,6 +291,12 @@ class NotarClient:
         body = b'{"receipt":' + raw + tail + b"}"
         result: dict[str, Any] = await self._request("POST", "/v1/verify", body=body)
         return result
+
+
+def _unreachable(e: BaseException) -> bool:
+    """Whether a proof route's failure means "not reachable here" (no answer, no such route, a
+    server error) rather than a bad question (400)."""
+    return not isinstance(e, ApiError) or e.status in (404, 405) or e.status >= 500
 
 
 def _problem(status: int, raw: bytes) -> ApiError:

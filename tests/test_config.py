@@ -95,6 +95,7 @@ ROWS: dict[str, tuple[Read, list[tuple[str, Any]]]] = {
     "KEY_CACHE_S": (lambda c: c.http.key_cache_s, [("4", 4), ("5", 5), ("6", 6)]),
     "VERIFY_WORKERS": (lambda c: c.http.verify_workers, [("2", 2), ("3", 3), ("4", 4)]),
     "VERIFY_QUEUE": (lambda c: c.http.verify_queue, [("7", 7), ("8", 8), ("9", 9)]),
+    "TILE_CACHE_MB": (lambda c: c.http.tile_cache_mb, [("0", 0), ("1", 1), ("256", 256)]),
     "DOCUMENT_MAX_MB": (
         lambda c: (c.http.document_max_mb, c.http.document_max_bytes),
         [(str(i), (i, i << 20)) for i in (1, 2, 3)],

@@ -199,7 +199,8 @@ def verify(sub: Subparsers) -> None:
         "log keys (in their periods, with the document's rotation statements) and its witness quorum",
     )
     p.add_argument("--tsa-ca", metavar="PEM", help="trust anchor for RFC 3161 anchors (default TSA_CA_FILE)")
-    p.add_argument("--online", action="store_true", help="also check EVM anchors on the chain (EVM_RPC)")
+    p.add_argument("--online", action="store_true", help="also check EVM anchors on the chain (EVM_RPC), "
+                   "and that the log URL publishes now still contains the receipt's tree")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--report", type=Path, metavar="PDF", help="also write a one-page PDF report for a court")
     add_setting_flags(p, VERIFY)

@@ -30,6 +30,7 @@ MEANING = {
     "inclusion": "the entry is in that signed tree (RFC 9162 inclusion proof)",
     "signed time": "the service's clock vouched for the tree at that time",
     "witnesses": "as many independent witnesses as the policy asks cosigned the tree head",
+    "published log": "the log as its server publishes it now still contains this tree: it was not rewritten",
 }
 WHY_NOT = {
     "format": "This file is not a notar receipt, or it is damaged.",
@@ -43,6 +44,8 @@ WHY_NOT = {
     "signed time": "No trusted clock signature vouches for the time of this receipt.",
     "witnesses": "The witnesses the policy asks for have not cosigned this receipt's tree head: fetch the "
     "receipt again (upgraded receipts carry their cosignatures), or it was altered.",
+    "published log": "The log its server publishes now does not contain this receipt's tree: the log was "
+    "rewritten (forked), or the server publishes another log under that name.",
 }
 KINDS = {"local": "local chain", "evm": "EVM chain", "rfc3161": "RFC 3161"}
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",

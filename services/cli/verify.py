@@ -6,7 +6,8 @@ says "every check holds" when a check was not made: it lists what was not checke
 when no check failed, 1 when one failed, 2 when the receipt is malformed or unreadable, or the
 command is unusable (no key, a malformed key). No network unless `--online` (EVM anchors checked
 against EVM_RPC; keys fetched from URL's /v1/keys when none is given — that trusts the server,
-and says so). `--report FILE.pdf` also writes the verdict as a one-page PDF a court can file
+and says so; the receipt's tree checked to be in the log URL publishes now: services/cli/
+verify_online.py). `--report FILE.pdf` also writes the verdict as a one-page PDF a court can file
 (services/cli/report.py)."""
 
 from __future__ import annotations
@@ -228,6 +229,14 @@ def check(ns: argparse.Namespace) -> tuple[ReceiptResult, list[str], Trust, list
         raise ConfigError(f"{ns.file}: no such file", setting="FILE")
     document = _chunks(ns.file) if ns.file is not None else None
     result = verify_receipt(receipt, keys=keys, document=document, anchor_verifiers=verifiers)
+    if ns.online and result.receipt is not None:
+        from services.cli.verify_online import published_log
+
+        found = asyncio.run(published_log(result.receipt, keys, config.client.url))
+        if isinstance(found, str):
+            notes.append(found)
+        else:
+            result = dataclasses.replace(result, checks=(*result.checks, found))
     return result, notes, keys, cas
 
 

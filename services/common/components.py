@@ -134,7 +134,8 @@ class KeysConfig:
 class HttpConfig:
     """The HTTP server of every role and how its pods reach the anchor (LISTEN, READ_TIMEOUT_S,
     DRAIN_S, KEY_CACHE_S, DOCUMENT_MAX_MB, LOG_FORMAT, ANCHOR_URL), and POST /v1/verify's worker pool
-    (VERIFY_WORKERS, VERIFY_QUEUE)."""
+    (VERIFY_WORKERS, VERIFY_QUEUE), and the memory the verify service keeps the log's immutable
+    files in (TILE_CACHE_MB)."""
 
     listen: tuple[str, int] = ("127.0.0.1", 8080)
     read_timeout_s: int = 30
@@ -145,6 +146,7 @@ class HttpConfig:
     anchor_url: str = "http://127.0.0.1:8080"
     verify_workers: int = 1
     verify_queue: int = 16
+    tile_cache_mb: int = 64
 
     @property
     def document_max_bytes(self) -> int:
@@ -294,6 +296,7 @@ class NotarConfig:
                 anchor_url=s.get("ANCHOR_URL"),
                 verify_workers=s.get("VERIFY_WORKERS"),
                 verify_queue=s.get("VERIFY_QUEUE"),
+                tile_cache_mb=s.get("TILE_CACHE_MB"),
             ),
             backups=BackupsConfig(
                 scratch=data_dir / "backup",

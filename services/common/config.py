@@ -186,6 +186,10 @@ SETTINGS: dict[str, Setting] = {
             "VERIFY_QUEUE", "16", "POST /v1/verify requests waiting at most before new ones get 503",
             _positive_int,
         ),
+        Setting(
+            "TILE_CACHE_MB", "64", "MiB of tiles and entry bundles the verify service keeps in memory "
+            "(0: none; files of a directory store are then sent with sendfile)", _whole,
+        ),
         Setting("LOG_FORMAT", "text", "log lines: text, or json with trace ids", _choice("text", "json")),
         Setting(
             "READ_TIMEOUT_S",

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -36,6 +36,11 @@ from storage.errors import ConfigError
 
 log = logging.getLogger("notar.http")
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
+EarlyAnswer = Callable[[web.Request], web.StreamResponse | None]
+EARLY_ANSWERS = web.AppKey("early_answers", list[EarlyAnswer])
+"""Answers given before routing and the middlewares, as a static file server in front of the app
+would (the verify service's tiles held in memory): the first that is not None is the answer, and
+carries its own headers (nosniff included: `on_response_prepare` runs for routed requests only)."""
 
 
 async def nosniff(request: web.BaseRequest, response: web.StreamResponse) -> None:
@@ -172,7 +177,24 @@ class _Runner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = _Server  # the app built aiohttp's Server; only the handler it makes differs
+        early = self.app.get(EARLY_ANSWERS)
+        if early:
+            server.request_handler = _answering_early(tuple(early), server.request_handler)
         return server
+
+
+def _answering_early(
+    early: tuple[EarlyAnswer, ...], routed: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if isinstance(request, web.Request):  # the app's request factory makes nothing else
+            for answer in early:
+                response = answer(request)
+                if response is not None:
+                    return response
+        return await routed(request)
+
+    return handle
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

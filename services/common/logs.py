@@ -13,7 +13,7 @@ from aiohttp.abc import AbstractAccessLogger
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
-from services.common.tracing import UNTRACED_ROUTES
+from services.common.tracing import STATIC_ROUTE, STATIC_ROUTES, UNTRACED_ROUTES
 
 # The server span's context, kept on the request for the access log (RequestKey: aiohttp ≥ 3.12).
 SPAN_CONTEXT: Any = (
@@ -44,17 +44,19 @@ class JsonFormatter(logging.Formatter):
 class AccessLogger(AbstractAccessLogger):
     """One line per request, after it is answered, joined to its trace: route template (never
     the raw path, which holds tenants' digests), method, status, seconds, client address.
-    Successful probes and scrapes are not logged."""
+    Successful probes, scrapes and static files (the published log's) are not logged."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        route = "unmatched"
+        route = request.get(STATIC_ROUTE, "unmatched")  # answered before routing: named by its answerer
+        if route in STATIC_ROUTES and response.status < 400:
+            return
         try:
             resource = request.match_info.route.resource if isinstance(request, web.Request) else None
         except (AssertionError, AttributeError):  # refused by the parser, never routed: no match info
             resource = None
         if resource is not None:
             route = resource.canonical
-        if route in UNTRACED_ROUTES and response.status < 400:
+        if response.status < 400 and (route in UNTRACED_ROUTES or route in STATIC_ROUTES):
             return
         self.logger.info(
             "%s %s %d %.3fs from %s",

@@ -190,6 +190,15 @@ SCHEMAS: dict[str, Any] = {
     ),
 }
 
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "ETags of copies the client holds: 304 when one is the answer's",
+    "schema": {"type": "string"},
+}
+NOT_MODIFIED = {"description": "Not Modified: If-None-Match named this answer's ETag (no body)"}
+
 PATHS: dict[str, Any] = {
     "/v1/digests": {
         "post": {
@@ -433,15 +442,20 @@ PATHS: dict[str, Any] = {
     "/log/checkpoint": {
         "get": {
             "summary": "The latest signed checkpoint (C2SP tlog-checkpoint)",
-            "responses": {"200": _text("signed note", "text/plain"), **_problems(404)},
+            "parameters": [IF_NONE_MATCH],
+            "responses": {"200": _text("signed note", "text/plain"), "304": NOT_MODIFIED, **_problems(404)},
         }
     },
     "/log/tile/{path}": {
         "get": {
             "summary": "A C2SP tlog-tiles tile or entry bundle",
-            "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [
+                {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
+                IF_NONE_MATCH,
+            ],
             "responses": {
                 "200": _text("tile bytes", "application/octet-stream"),
+                "304": NOT_MODIFIED,
                 **_problems(
                     404,
                     why={

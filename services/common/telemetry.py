@@ -36,6 +36,7 @@ from services.common.prometheus import render
 from services.common.traced_store import TracedStore
 from services.common.tracing import (
     PROPAGATOR,
+    STATIC_ROUTES,
     UNTRACED_ROUTES,
     SequencerTelemetry,
     current_span_context,
@@ -60,6 +61,8 @@ __all__ = [
 
 log = logging.getLogger("notar.telemetry")
 
+STATIC_COUNT_S = 1.0
+"""How often static answers are added to `notar_http_requests` (and at every scrape)."""
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10000, 20000, 50000, 100000)
 
@@ -88,6 +91,8 @@ class Telemetry:
         self.tracer: Tracer = self.tracer_provider.get_tracer("notar")
         self.meter = self.meter_provider.get_meter("notar")
         self.served = 0  # requests answered (as notar_http_requests counts them), for the summary at exit
+        self._static: dict[tuple[str, str, int], int] = {}  # STATIC_ROUTES' answers not added yet
+        self._static_added = time.monotonic()
         m = self.meter
         self.requests: Counter = m.create_counter(
             "notar_http_requests", unit="1", description="HTTP requests answered, by route, method and status"
@@ -119,6 +124,23 @@ class Telemetry:
             description="from a submission reaching the sequencer to its entries in a signed checkpoint",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
+
+    def count_static(self, route: str, method: str, status: int) -> None:
+        """One answer of a static route, counted in `notar_http_requests` at most a second
+        later (or at the next scrape): adding to the OTel counter per request would cost more
+        than the answer itself."""
+        key = (route, method, status)
+        self._static[key] = self._static.get(key, 0) + 1
+        self.served += 1
+        if time.monotonic() - self._static_added >= STATIC_COUNT_S:
+            self.add_static()
+
+    def add_static(self) -> None:
+        """Add the static answers counted since the last call to `notar_http_requests`."""
+        counts, self._static = self._static, {}
+        self._static_added = time.monotonic()
+        for (route, method, status), n in counts.items():
+            self.requests.add(n, {"route": route, "method": method, "status": str(status)})
 
     def observe_store_clock(self, offset: Callable[[], float | None]) -> None:
         """Export ``offset()`` (this pod's wall clock minus the object store's, None while
@@ -163,6 +185,7 @@ class Telemetry:
 
     def prometheus(self) -> list[str]:
         """Every instrument as Prometheus text exposition lines (format 0.0.4)."""
+        self.add_static()
         data = self._pull.get_metrics_data()
         if data is None:
             return []
@@ -175,6 +198,7 @@ class Telemetry:
 
     def shutdown(self) -> None:
         """Flush and stop the exporters (OTLP); the instruments become no-ops."""
+        self.add_static()
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
 
@@ -197,17 +221,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def telemetry_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A server span per request, child of the caller's `traceparent`; request count and time.
-    Probes and scrapes (/healthz, /readyz, /metrics) are neither traced nor counted."""
+    Probes and scrapes (/healthz, /readyz, /metrics) are neither traced nor counted; the
+    published log's files (STATIC_ROUTES) are counted only."""
     tel = request.app.get(TELEMETRY)
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     if tel is None or route in UNTRACED_ROUTES:
         response: web.StreamResponse = await handler(request)
         return response
+    if route in STATIC_ROUTES:
+        return await _answer(request, handler, lambda status: tel.count_static(route, request.method, status))
     token = _CURRENT.set(tel)
     start = time.perf_counter()
-    status = 500
     method = request.method
+    statuses: list[int] = []
     try:
         with tel.tracer.start_as_current_span(
             f"{method} {route}",
@@ -218,25 +245,38 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
             set_status_on_exception=False,
         ) as span:
             request[SPAN_CONTEXT] = span.get_span_context()
-            try:
-                response = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as e:
-                status = e.status
-                raise
-            except BaseException:
-                status = 499 if request.transport is None or request.transport.is_closing() else 500
-                raise
-            finally:
+
+            def ended(status: int) -> None:
+                statuses.append(status)
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(StatusCode.ERROR)
+
+            return await _answer(request, handler, ended)
     finally:
         _CURRENT.reset(token)
+        status = statuses[0] if statuses else 500
         tel.served += 1
         tel.requests.add(1, {"route": route, "method": method, "status": str(status)})
         tel.request_seconds.record(time.perf_counter() - start, {"route": route, "method": method})
+
+
+async def _answer(request: web.Request, handler: Handler, ended: Callable[[int], None]) -> web.StreamResponse:
+    """`handler`'s answer; `ended` is told its status whatever happens (an HTTPException's, 499
+    when the client left, else 500)."""
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    except BaseException:
+        status = 499 if request.transport is None or request.transport.is_closing() else 500
+        raise
+    finally:
+        ended(status)
 
 
 def telemetry_context(env: Mapping[str, str]) -> Callable[[web.Application], AsyncIterator[None]]:

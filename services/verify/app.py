@@ -18,11 +18,14 @@ from merkle.checkpoint import parse_checkpoint
 from merkle.digests import Digest, parse_digest
 from merkle.note import parse_note
 from merkle.receipt import Receipt
-from merkle.tiles import ENTRIES, parse_tile_path
+from merkle.tiles import parse_tile_path
 from services.common.components import NotarConfig
+from services.common.http_server import EARLY_ANSWERS, EarlyAnswer
 from services.common.problems import read_json
 from services.common.resources import STORE, new_app, tenant_of
 from services.common.shedding import add_shedding
+from services.common.telemetry import TELEMETRY
+from services.common.tracing import STATIC_ROUTE
 from services.internal.client import AnchorClient
 from services.internal.directory import FixedShards, ShardAnchor, ShardLink, Shards, TableShards
 from services.model import Found
@@ -32,11 +35,13 @@ from services.published.trust import document_policy, merge_documents
 from services.verify.page import verify_page
 from services.verify.pool import Trusted, VerifyPool, trust_of
 from services.verify.shards import View, Views, clock_time
+from services.verify.static import ImmutableCache, LogFiles, answer
 from storage.errors import BadRequest, ConfigError, NotarError, NotFoundError, PushbackError, StorageError
 
 VIEWS = web.AppKey("views", Views)
 TSA_CAS = web.AppKey("tsa_cas", list[x509.Certificate])
 POOL = web.AppKey("verify_pool", VerifyPool)
+LOG_FILES = web.AppKey("log_files", LogFiles)
 MAX_VERIFY_BODY = 1024 * 1024
 UNAVAILABLE_HEADER = "Notar-Shards-Unavailable"
 """On a look-up answered while some shards did not answer: their origins. The receipt is genuine;
@@ -310,29 +315,49 @@ async def _log_view(request: web.Request) -> View:
     return await (views.first() if shard is None else views.of_id(int(shard)))
 
 
-async def get_checkpoint(request: web.Request) -> web.Response:
-    data = await (await _log_view(request)).reader.raw(layout.CHECKPOINT)
-    return web.Response(
-        body=data,
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"Cache-Control": layout.CHECKPOINT_CACHE},
-    )
+async def get_checkpoint(request: web.Request) -> web.StreamResponse:
+    return await LogFiles.checkpoint(request, (await _log_view(request)).reader)
 
 
-async def get_tile(request: web.Request) -> web.Response:
+async def get_tile(request: web.Request) -> web.StreamResponse:
+    """A tile or entry bundle (services/verify/static.py): from memory when held, found by the
+    request's path alone (`/log/<i>/tile/…` is the store key `log/<i>/tile/…`)."""
+    files = request.app[LOG_FILES]
+    held = files.cache.get(request.path[1:])
+    if held is not None:
+        return answer(request, held)
     path = "tile/" + request.match_info["path"]
     try:
         tid = parse_tile_path(path)
     except ValueError as e:
         raise NotFoundError(f"no such log resource: {path[:200]}") from e
-    data = await (await _log_view(request)).reader.tile(tid)
-    response = web.Response(
-        body=data, content_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
-    )
-    if tid.level == ENTRIES:
-        response.enable_compression()
-    return response
+    view = await _log_view(request)
+    return await files.tile(request, view.reader, view.shard.prefix + tid.path, tid)
+
+
+def held_tile(app: web.Application) -> EarlyAnswer:
+    """`notar serve`'s answer, before routing and the middlewares, to a GET of a tile or bundle
+    held in memory (services/common/http_server.py): they would cost more than the answer. It is
+    counted as its route's (`Telemetry.count_static`); anything else goes on to the routes."""
+    tile_route, shard_route = "/log/tile/{path}", "/log/{shard}/tile/{path}"
+
+    def early(request: web.Request) -> web.StreamResponse | None:
+        path = request.path
+        if not path.startswith("/log/") or request.method != "GET":
+            return None
+        files = app.get(LOG_FILES)
+        held = None if files is None else files.cache.get(path[1:])
+        if held is None:
+            return None
+        route = tile_route if path.startswith("/log/tile/") else shard_route
+        request[STATIC_ROUTE] = route
+        response = answer(request, held)
+        telemetry = app.get(TELEMETRY)
+        if telemetry is not None:
+            telemetry.count_static(route, "GET", response.status)
+        return response
+
+    return early
 
 
 async def post_verify(request: web.Request) -> web.Response:
@@ -396,6 +421,7 @@ def verify_context(
             links = (ShardLink(Shard(0, config.sequencer.origin), lookup),)
             shards = FixedShards(lambda: links)
         app[VIEWS] = Views(app[STORE], shards)
+        app[LOG_FILES] = LogFiles(app[STORE], ImmutableCache(config.http.tile_cache_mb * 1024 * 1024))
         yield
         app[POOL].close()
         if client is not None:
@@ -424,6 +450,10 @@ def setup(
     app.router.add_get("/v1/tsa-ca", get_tsa_ca)
     app.router.add_post("/v1/verify", post_verify)
     add_shedding(app, [("POST", "/v1/verify")], _verify_refusal)
+    early = app.get(EARLY_ANSWERS)
+    if early is None:
+        early = app[EARLY_ANSWERS] = []
+    early.append(held_tile(app))
     app.router.add_get("/log/checkpoint", get_checkpoint)
     app.router.add_get("/log/tile/{path:.+}", get_tile)
     app.router.add_get(f"/log/{{shard:{SHARD_ID}}}/checkpoint", get_checkpoint)
