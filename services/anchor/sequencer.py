@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import struct
 import time
 import uuid
 from collections import deque
@@ -28,30 +27,28 @@ from opentelemetry.trace import SpanContext
 
 from merkle.bundles import BundleBuilder
 from merkle.checkpoint import Checkpoint, sign_checkpoint
-from merkle.digests import ENTRY_SCITT, ENTRY_SIZE, SALT_SIZE, Digest
+from merkle.digests import ENTRY_SCITT, ENTRY_SIZE, Digest
 from merkle.hashing import leaf_hashes
 from merkle.keyhistory import KeyHistory
 from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
 from services.anchor import state
-from services.anchor.batch import Batch, Group, Keyed, group_entries, keyed, placement, rows_with_made
+from services.anchor.batch import Batch, Group, Preparer
 from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import RecoveryError, recover
-from services.anchor.repeats import RepeatCap, Tally
+from services.anchor.repeats import RepeatCap
 from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
-from services.anchor.tenant_index import TenantIndex, cut
+from services.anchor.tenant_index import TenantIndex
 from services.common.telemetry import SequencerTelemetry, current_span_context
 from services.model import Sequenced, check_tenant
 from storage.base import Index, ObjectStore
 from storage.errors import ConflictError, NotarError, PushbackError, StorageError
 
 log = logging.getLogger("notar.anchor")
-_KEY_SIZE = 8  # bytes of randomness per entry that place it in its batch
-_FRAME = ENTRY_SIZE.to_bytes(2, "big")  # an entry's length in a bundle (C2SP tlog-tiles)
 
 __all__ = [
     "Sequencer",
@@ -68,6 +65,28 @@ class _Job:
     size: int
     batches: list[tuple[int, int]] = field(default_factory=list)
     span: SpanContext = field(default_factory=current_span_context)  # its batch's, for the publish span
+
+
+@dataclass
+class _Flight:
+    """A batch launched: written, then integrated, by its `task`; `written` says, once its write
+    is over, whether it is durable (False: it failed, and the batch prepared after it must be made
+    again); `counts`, its REPEATS_MAX count rows, which the next batch counts before they land."""
+
+    batch: Batch
+    groups: list[Group]
+    counts: dict[bytes, bytes]
+    written: asyncio.Future[bool]
+    task: asyncio.Task[None] | None = None
+
+
+def _fail_groups(groups: Sequence[Group], error: BaseException) -> None:
+    """Give `error` to every caller of `groups` not answered yet (a NotarError as it is: a 503
+    when retryable; anything else as the sequencer stopping)."""
+    failure = error if isinstance(error, NotarError) else SequencerStopped(str(error) or type(error).__name__)
+    for g in groups:
+        if not g.future.done():
+            g.future.set_exception(failure)
 
 
 class Sequencer:
@@ -88,8 +107,8 @@ class Sequencer:
         self._history = history
         self._rows = tenant_index
         self._repeats = RepeatCap(index=index, tenant_index=tenant_index, cap=config.repeats_max)
-        self._urandom = urandom
         self._time = SigningTime(clock)
+        self._preparer = Preparer(tenant_index, self._repeats, urandom, self._time)
         self._telemetry = telemetry or SequencerTelemetry()
         self._publisher = Publisher(store, prefix=config.prefix, clock=clock)
         self._pending: deque[Group] = deque()
@@ -103,7 +122,7 @@ class Sequencer:
         self._lease: LeaseKeeper | None = None
         self._write_error: str | None = None  # why the last durable write failed, until one works
         self._sealed: str | None = None  # why no more entries are taken (a freezing shard: `seal`)
-        self._batching = False  # a batch taken from the queue is being sequenced
+        self._unfinished = 0  # batches taken from the queue whose callers are not answered yet
         self._size = 0
         self._head: bytes | None = None
         self._tiles = TileBuilder()
@@ -311,22 +330,59 @@ class Sequencer:
         published one. SequencerStopped when the sequencer stopped meanwhile (a freezing shard's
         anchor: services.anchor.freeze)."""
         self._sealed = reason
-        while self._pending or self._batching or self.stats.published_size != self._size:
+        while self._pending or self._unfinished or self.stats.published_size != self._size:
             if self._failed is not None or self._closing:
                 raise SequencerStopped(f"the sequencer of {self._cfg.origin} stopped before it was sealed")
             await asyncio.sleep(poll_s)
         return self._size
 
     # -- batching ----------------------------------------------------------------------------
+    # Group commit, two batches deep. A batch is cut as soon as the loop is free to prepare it
+    # (and BATCH_MIN_MS, 0 by default, has passed since its first entry): what arrives while a
+    # batch is prepared or written goes into the next one, up to BATCH_MAX, so that batches grow
+    # with the load and a lone entry waits for no timer. Batch N+1 is prepared (CSPRNG draw,
+    # entries, rows, bundle: `Preparer`, in a worker thread) while batch N's fsynced write runs;
+    # the writes (compare-and-swap of the head) and the integrations (tiles, signature, proofs)
+    # go strictly in order, each batch in its own `_Flight`.
     async def _batch_loop(self) -> None:
+        ahead: _Flight | None = None  # the last batch launched: being written or integrated
         while True:
+            groups = await self._cut()
+            if groups is None:
+                break
+            self._unfinished += 1
+            try:
+                flight = await self._launch(groups, ahead)
+            except BaseException as e:
+                self._unfinished -= 1
+                _fail_groups(groups, e)
+                if isinstance(e, _Retryable):
+                    continue
+                if self._failed is None:
+                    self._fail(e)
+                break
+            if flight is None:  # every request was refused (REPEATS_MAX)
+                self._unfinished -= 1
+                continue
+            ahead = flight
+        if ahead is not None and ahead.task is not None:
+            await asyncio.wait([ahead.task])  # each flight waits for the one before: all are done
+
+    async def _cut(self) -> list[Group] | None:
+        """The next batch's groups, once the oldest has waited BATCH_MIN_MS (at most BATCH_MS) or
+        BATCH_MAX entries are queued; None when the loop must end (closing with nothing queued,
+        or stopped)."""
+        hold = min(self._cfg.batch_min_ms, self._cfg.batch_ms) / 1000
+        while True:
+            if self._failed is not None:
+                return None
             if not self._pending:
                 if self._closing:
-                    return
+                    return None
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            wait = self._pending[0].arrived + self._cfg.batch_ms / 1000 - time.monotonic()
+            wait = self._pending[0].arrived + hold - time.monotonic()
             if self._queued < self._cfg.batch_max and wait > 0 and not self._closing:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -334,24 +390,94 @@ class Sequencer:
                 continue
             groups = self._take()
             refused = self._refusal()
-            if refused is not None:  # nothing of these was written: the callers may retry
-                for g in groups:
-                    if not g.future.done():
-                        g.future.set_exception(refused)
-                continue
-            try:
-                self._batching = True
-                with self._telemetry.batch(groups):
-                    await self._sequence(groups)
-            except BaseException as e:
-                for g in groups:
-                    if not g.future.done():
-                        g.future.set_exception(e if isinstance(e, NotarError) else SequencerStopped(str(e)))
-                if not isinstance(e, _Retryable):
-                    self._fail(e)
-                    return
-            finally:
-                self._batching = False
+            if refused is None:
+                return groups
+            _fail_groups(groups, refused)  # nothing of these was written: the callers may retry
+
+    async def _launch(self, groups: list[Group], ahead: _Flight | None) -> _Flight | None:
+        """Prepare the batch of `groups` to follow `ahead` (while `ahead` is being written), admit
+        it under REPEATS_MAX, and start its flight once `ahead` is durable; None when no request
+        was admitted.
+
+        The batch is made as if the repeats cap admitted every request, in one step with what the
+        cap reads: each digest's tenant-index name is computed once, for both, and the batch waits
+        for one worker thread, not two. It is made again (its CSPRNG draw discarded, nothing of
+        it was used) when the cap refused a request, or when `ahead`'s write failed: its indices
+        followed `ahead`'s, and its counts counted `ahead`'s entries."""
+        first = self._size if ahead is None else ahead.batch.end
+        batch, tally = await asyncio.to_thread(self._preparer.prepare_all, groups, first, self._last_note)
+        counts: dict[bytes, bytes] | None = None
+        if ahead is not None:
+            with contextlib.suppress(StorageError):  # then `admit` reads again, below
+                counts = await self._repeats.admit_whole(tally, ahead.counts)
+            if not await asyncio.shield(ahead.written):
+                if self._failed is not None:
+                    raise SequencerStopped(f"the sequencer of {self._cfg.origin} stopped: {self._failed}")
+                counts = None
+        if counts is None or batch.first != self._size:
+            try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
+                admitted, counts = await self._repeats.admit(groups, tally)
+            except StorageError as e:
+                raise _Retryable(f"the repeat counts could not be read from RocksDB, retry: {e}") from e
+            if not admitted:
+                return None
+            if len(admitted) < len(groups) or batch.first != self._size:
+                groups = admitted
+                batch, _ = await asyncio.to_thread(
+                    self._preparer.prepare_all, groups, self._size, self._last_note
+                )
+        batch.puts.update(counts)
+        flight = _Flight(batch, groups, counts, asyncio.get_running_loop().create_future())
+        flight.task = asyncio.create_task(self._fly(flight, ahead), name="notar-sequencer-batch")
+        return flight
+
+    async def _fly(self, flight: _Flight, before: _Flight | None) -> None:
+        """Write a batch launched once the batch `before` was durable, then, once `before` is
+        integrated, integrate it and answer its callers."""
+        batch, groups = flight.batch, flight.groups
+        try:
+            with self._telemetry.batch(groups):
+                try:
+                    await self._write_durably(state.u64(batch.end), batch.puts)
+                except BaseException:
+                    flight.written.set_result(False)
+                    raise
+                self._time.commit(batch.timestamp)
+                self._size = batch.end
+                self._unpublished.append((batch.first, len(batch.placed)))
+                flight.written.set_result(True)
+                if before is not None and before.task is not None:
+                    await asyncio.wait([before.task])
+                if self._failed is not None:  # durable, not signed: recovery integrates it
+                    raise SequencerStopped(f"the sequencer stopped: {self._failed}")
+                await self._answer(batch, groups)
+        except BaseException as e:
+            _fail_groups(groups, e)
+            if not isinstance(e, _Retryable) and self._failed is None:
+                self._fail(e)
+            if isinstance(e, asyncio.CancelledError):
+                raise
+        finally:
+            self._unfinished -= 1
+
+    async def _answer(self, batch: Batch, groups: list[Group]) -> None:
+        """Integrate a durable batch, answer its callers, queue its publication."""
+        changed, note, results = await asyncio.to_thread(self._integrate, batch)
+        self._last_note = note
+        now = time.monotonic()
+        pos = 0
+        for g in groups:
+            k = g.size
+            if not g.future.done():
+                g.future.set_result(results[pos : pos + k])
+            self.stats.latencies.append(now - g.arrived)
+            pos += k
+        n = len(batch.placed)
+        self.stats.sequenced += n
+        self.stats.batches += 1
+        self.stats.last_batch = n
+        self.stats.signed_size = batch.end
+        await self._jobs.put(_Job(changed, note, batch.end))
 
     def _take(self) -> list[Group]:
         groups: list[Group] = []
@@ -376,38 +502,6 @@ class Sequencer:
         cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
         return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
 
-    def _prepare_all(self, groups: list[Group], first: int) -> tuple[Batch, Tally | None]:
-        """`_prepare` of `groups`, with the `Tally` of their names for the repeats cap."""
-        digests = keyed(self._rows, groups)
-        return self._prepare(groups, digests, first), self._repeats.tally(digests.names)
-
-    def _prepare(self, groups: list[Group], digests: Keyed, first: int) -> Batch:
-        """A batch starting at index `first`: its salts and its random placement, cut from one
-        CSPRNG draw; its entries; its RocksDB writes (the tenant index, the entry bundle in index
-        order, the last signed checkpoint, the time its own checkpoint will carry)."""
-        n = sum(g.size for g in groups)
-        randomness = self._urandom((SALT_SIZE + _KEY_SIZE) * n)
-        end = SALT_SIZE * n
-        salts = list(cut(randomness[:end], SALT_SIZE))
-        order, rank = placement(memoryview(randomness)[end:].cast("Q").tolist(), n)
-        indices = list(map(first.__add__, rank))
-        entries, made = group_entries(groups, salts, digests.multihashes)
-        if made:
-            puts = rows_with_made(self._rows, made, entries, digests, indices, salts)
-        else:
-            puts = self._rows.rows(digests.tenants, digests.multihashes, indices, salts, names=digests.names)
-        # encode_bundle of the entries in index order, framed by one join (every v2 entry is
-        # ENTRY_SIZE bytes); then the entries cut from it again, so that the passes over them in
-        # index order (leaf hashes, tile bundles) read memory in order, not at random.
-        bundle = _FRAME + _FRAME.join(map(entries.__getitem__, order))
-        puts[state.batch_key(first)] = bundle
-        placed = list(struct.unpack(f"{len(_FRAME)}x{ENTRY_SIZE}s" * n, bundle))
-        if self._last_note:
-            puts[state.CHECKPOINT] = self._last_note.encode()
-        timestamp = self._time.next()
-        puts[state.SIGNED_TIME] = state.u64(timestamp)
-        return Batch(first, placed, rank, indices, entries, salts, puts, timestamp)
-
     def _integrate(self, batch: Batch) -> tuple[list[Tile], str, list[Sequenced]]:
         """Append a durable batch to the tiles, sign the new tree head and prove every entry;
         the results in the callers' order."""
@@ -425,46 +519,6 @@ class Sequencer:
             map(Sequenced, batch.indices, batch.entries, batch.salts, repeat(size), proofs, repeat(note))
         )
         return changed, note, results
-
-    async def _sequence(self, groups: list[Group]) -> None:
-        # The CPU-bound steps run in a worker thread: the event loop then gets the interpreter at
-        # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
-        # The batch is made as if the repeats cap admitted every request, in one step with what
-        # the cap reads: each digest's tenant-index name is computed once, for both, and the
-        # batch waits for one worker thread, not two. A refusal is rare: the batch is then made
-        # again of the admitted requests (its CSPRNG draw is discarded, nothing of it was used).
-        first = self._size
-        batch, tally = await asyncio.to_thread(self._prepare_all, groups, first)
-        try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
-            admitted, counts = await self._repeats.admit(groups, tally)
-        except StorageError as e:
-            raise _Retryable(f"the repeat counts could not be read from RocksDB, retry: {e}") from e
-        if not admitted:
-            return
-        if len(admitted) < len(groups):
-            groups = admitted
-            batch, _ = await asyncio.to_thread(self._prepare_all, groups, first)
-        batch.puts.update(counts)
-        n = len(batch.placed)
-        await self._write_durably(state.u64(first + n), batch.puts)
-        self._time.commit(batch.timestamp)
-        self._size = first + n
-        self._unpublished.append((first, n))
-        changed, note, results = await asyncio.to_thread(self._integrate, batch)
-        self._last_note = note
-        now = time.monotonic()
-        pos = 0
-        for g in groups:
-            k = g.size
-            if not g.future.done():
-                g.future.set_result(results[pos : pos + k])
-            self.stats.latencies.append(now - g.arrived)
-            pos += k
-        self.stats.sequenced += n
-        self.stats.batches += 1
-        self.stats.last_batch = n
-        self.stats.signed_size = self._size
-        await self._jobs.put(_Job(changed, note, self._size))
 
     async def _write_durably(self, new_head: bytes, puts: dict[bytes, bytes]) -> None:
         """Compare-and-swap the head with the batch, fsynced. A failed write is re-read: applied
