@@ -17,10 +17,12 @@ from merkle.digests import ENTRY_SIZE, SALT_SIZE, Digest, entries_of
 from merkle.digests import multihashes as digest_multihashes
 from services.anchor import state
 from services.anchor.repeats import RepeatCap, Tally
+from services.anchor.sequenced import SequencerStopped
 from services.anchor.signing_time import SigningTime
 from services.anchor.tenant_index import TenantIndex, cut
 from services.common.telemetry import current_span_context
 from services.model import Sequenced
+from storage.errors import NotarError, StorageError
 
 
 @dataclass
@@ -179,3 +181,32 @@ class Preparer:
         timestamp = self._time.next()
         puts[state.SIGNED_TIME] = state.u64(timestamp)
         return Batch(first, placed, rank, indices, entries, salts, puts, timestamp)
+
+
+@dataclass
+class Flight:
+    """A batch launched: written, then integrated, by its `task`; `written` says, once its write
+    is over, whether it is durable (False: it failed, and the batch prepared after it must be made
+    again); `counts`, its REPEATS_MAX count rows, which the next batch counts before they land."""
+
+    batch: Batch
+    groups: list[Group]
+    counts: dict[bytes, bytes]
+    written: asyncio.Future[bool]
+    task: asyncio.Task[None] | None = None
+
+
+def fail_groups(groups: Sequence[Group], error: BaseException) -> None:
+    """Give `error` to every caller of `groups` not answered yet (a NotarError as it is: a 503
+    when retryable; anything else as the sequencer stopping)."""
+    failure = error if isinstance(error, NotarError) else SequencerStopped(str(error) or type(error).__name__)
+    for g in groups:
+        if not g.future.done():
+            g.future.set_exception(failure)
+
+
+class Retryable(StorageError):
+    """A batch that was certainly not written: its callers may submit again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True)

@@ -105,7 +105,9 @@ class RepeatCap:
             return list(requests), counts
         return await self._one_by_one(requests, tally.every, held)
 
-    async def admit_whole(self, tally: Tally | None, ahead: Mapping[bytes, bytes]) -> dict[bytes, bytes] | None:
+    async def admit_whole(
+        self, tally: Tally | None, ahead: Mapping[bytes, bytes]
+    ) -> dict[bytes, bytes] | None:
         """The count rows of a batch whose `tally` passes the cap nowhere, counting over the stored
         counts those of `ahead` (the count rows of the batch being written before it, whose rows
         RocksDB does not hold yet); None when some name may pass it: then `admit` decides, once

@@ -18,22 +18,18 @@ import logging
 import os
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 
 from opentelemetry.trace import SpanContext
 
-from merkle.bundles import BundleBuilder
-from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.digests import ENTRY_SCITT, ENTRY_SIZE, Digest
-from merkle.hashing import leaf_hashes
 from merkle.keyhistory import KeyHistory
-from merkle.tiles import Tile, TileBuilder, TileLevels
-from merkle.tileset import TileSet
+from merkle.tiles import Tile
 from services.anchor import state
-from services.anchor.batch import Batch, Group, Preparer
+from services.anchor.batch import Batch, Flight, Group, Preparer, Retryable, fail_groups
+from services.anchor.intake import Intake
+from services.anchor.integration import Tree
 from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
@@ -67,28 +63,6 @@ class _Job:
     span: SpanContext = field(default_factory=current_span_context)  # its batch's, for the publish span
 
 
-@dataclass
-class _Flight:
-    """A batch launched: written, then integrated, by its `task`; `written` says, once its write
-    is over, whether it is durable (False: it failed, and the batch prepared after it must be made
-    again); `counts`, its REPEATS_MAX count rows, which the next batch counts before they land."""
-
-    batch: Batch
-    groups: list[Group]
-    counts: dict[bytes, bytes]
-    written: asyncio.Future[bool]
-    task: asyncio.Task[None] | None = None
-
-
-def _fail_groups(groups: Sequence[Group], error: BaseException) -> None:
-    """Give `error` to every caller of `groups` not answered yet (a NotarError as it is: a 503
-    when retryable; anything else as the sequencer stopping)."""
-    failure = error if isinstance(error, NotarError) else SequencerStopped(str(error) or type(error).__name__)
-    for g in groups:
-        if not g.future.done():
-            g.future.set_exception(failure)
-
-
 class Sequencer:
     def __init__(
         self,
@@ -111,9 +85,7 @@ class Sequencer:
         self._preparer = Preparer(tenant_index, self._repeats, urandom, self._time)
         self._telemetry = telemetry or SequencerTelemetry()
         self._publisher = Publisher(store, prefix=config.prefix, clock=clock)
-        self._pending: deque[Group] = deque()
-        self._queued = 0
-        self._wake = asyncio.Event()
+        self._intake = Intake(config)
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue(maxsize=config.publish_backlog)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -125,9 +97,7 @@ class Sequencer:
         self._unfinished = 0  # batches taken from the queue whose callers are not answered yet
         self._size = 0
         self._head: bytes | None = None
-        self._tiles = TileBuilder()
-        self._bundles = BundleBuilder()
-        self._held = TileSet()
+        self._tree = Tree(config.origin, keys)
         self._unpublished: list[tuple[int, int]] = []
         self._last_note = ""
         self.stats = Stats()
@@ -160,9 +130,9 @@ class Sequencer:
         was missing."""
         await check_log_format(self._store, self._index, prefix=self._cfg.prefix)
         rec = await recover(self._store, self._index, origin=self._cfg.origin, prefix=self._cfg.prefix)
-        self._size, self._tiles, self._bundles = rec.size, rec.tiles, rec.bundles
+        self._size = rec.size
+        self._tree = Tree(self._cfg.origin, self._keys, rec.tiles, rec.bundles)
         self._head = await self._index.get(state.HEAD)
-        self._held = TileSet(self._tiles.edge_tiles())
         self._unpublished = list(rec.batches)
         self._publisher.adopt_checkpoint_version(rec.checkpoint_version)
         self.stats.published_size = rec.published_size
@@ -172,7 +142,7 @@ class Sequencer:
             t = self._time.next()
             await self._index.write_batch({state.SIGNED_TIME: state.u64(t)}, sync=True)
             self._time.commit(t)
-            note = self._sign(self._size, t)
+            note = self._tree.sign(self._size, t)
             await self._publisher.put_tiles(rec.republish)
             await self._publisher.put_checkpoint(note)
             await self._after_publication(self._size, note)
@@ -186,7 +156,7 @@ class Sequencer:
     async def close(self) -> None:
         """Stop accepting, sequence and publish everything queued, release the lease."""
         self._closing = True
-        self._wake.set()
+        self._intake.close()
         if self._tasks:
             batcher, publisher, lease = self._tasks
             with contextlib.suppress(Exception):
@@ -213,13 +183,13 @@ class Sequencer:
 
     @property
     def queued(self) -> int:
-        return self._queued
+        return self._intake.queued
 
     @property
     def spare(self) -> int:
         """Entries it would queue now before refusing for a full queue (the shards' load signal:
         services.ingest.spread); none once sealed (a freezing shard)."""
-        return 0 if self._sealed is not None else max(self._cfg.queue_max - self._queued, 0)
+        return 0 if self._sealed is not None else max(self._cfg.queue_max - self._intake.queued, 0)
 
     @property
     def failed(self) -> BaseException | None:
@@ -265,10 +235,11 @@ class Sequencer:
         refused = self._refusal()
         if refused is not None:
             return refused
-        if self._queued + count > self._cfg.queue_max:
-            backlog_s = self._cfg.batch_ms / 1000 * (1 + self._queued / self._cfg.batch_max)
+        queued = self._intake.queued
+        if queued + count > self._cfg.queue_max:
+            backlog_s = self._cfg.batch_ms / 1000 * (1 + queued / self._cfg.batch_max)
             return PushbackError(
-                f"the sequencer has {self._queued} entries queued (limit {self._cfg.queue_max})",
+                f"the sequencer has {queued} entries queued (limit {self._cfg.queue_max})",
                 retry_after=max(1.0, round(backlog_s, 1)),
             )
         return None
@@ -284,9 +255,7 @@ class Sequencer:
         if refused is not None:
             raise refused
         future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
-        self._pending.append(Group(tenant, digests, future, time.monotonic()))
-        self._queued += len(digests)
-        self._wake.set()
+        self._intake.put(Group(tenant, digests, future, time.monotonic()))
         return await asyncio.shield(future)
 
     async def submit_entries(self, entries: Sequence[bytes]) -> list[Sequenced]:
@@ -303,9 +272,7 @@ class Sequencer:
         if refused is not None:
             raise refused
         future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
-        self._pending.append(Group("", (), future, time.monotonic(), made=entries))
-        self._queued += len(entries)
-        self._wake.set()
+        self._intake.put(Group("", (), future, time.monotonic(), made=entries))
         return await asyncio.shield(future)
 
     async def entry_index(self, entry: bytes) -> int | None:
@@ -330,22 +297,19 @@ class Sequencer:
         published one. SequencerStopped when the sequencer stopped meanwhile (a freezing shard's
         anchor: services.anchor.freeze)."""
         self._sealed = reason
-        while self._pending or self._unfinished or self.stats.published_size != self._size:
+        while self._intake or self._unfinished or self.stats.published_size != self._size:
             if self._failed is not None or self._closing:
                 raise SequencerStopped(f"the sequencer of {self._cfg.origin} stopped before it was sealed")
             await asyncio.sleep(poll_s)
         return self._size
 
     # -- batching ----------------------------------------------------------------------------
-    # Group commit, two batches deep. A batch is cut as soon as the loop is free to prepare it
-    # (and BATCH_MIN_MS, 0 by default, has passed since its first entry): what arrives while a
-    # batch is prepared or written goes into the next one, up to BATCH_MAX, so that batches grow
-    # with the load and a lone entry waits for no timer. Batch N+1 is prepared (CSPRNG draw,
+    # Group commit (`intake`), two batches deep: batch N+1 is prepared (CSPRNG draw,
     # entries, rows, bundle: `Preparer`, in a worker thread) while batch N's fsynced write runs;
     # the writes (compare-and-swap of the head) and the integrations (tiles, signature, proofs)
-    # go strictly in order, each batch in its own `_Flight`.
+    # go strictly in order, each batch in its own `Flight`.
     async def _batch_loop(self) -> None:
-        ahead: _Flight | None = None  # the last batch launched: being written or integrated
+        ahead: Flight | None = None  # the last batch launched: being written or integrated
         while True:
             groups = await self._cut()
             if groups is None:
@@ -355,8 +319,8 @@ class Sequencer:
                 flight = await self._launch(groups, ahead)
             except BaseException as e:
                 self._unfinished -= 1
-                _fail_groups(groups, e)
-                if isinstance(e, _Retryable):
+                fail_groups(groups, e)
+                if isinstance(e, Retryable):
                     continue
                 if self._failed is None:
                     self._fail(e)
@@ -369,32 +333,16 @@ class Sequencer:
             await asyncio.wait([ahead.task])  # each flight waits for the one before: all are done
 
     async def _cut(self) -> list[Group] | None:
-        """The next batch's groups, once the oldest has waited BATCH_MIN_MS (at most BATCH_MS) or
-        BATCH_MAX entries are queued; None when the loop must end (closing with nothing queued,
-        or stopped)."""
-        hold = min(self._cfg.batch_min_ms, self._cfg.batch_ms) / 1000
+        """The next batch's groups (`Intake.cut`) that may be sequenced now; None when the loop
+        must end."""
         while True:
-            if self._failed is not None:
-                return None
-            if not self._pending:
-                if self._closing:
-                    return None
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            wait = self._pending[0].arrived + hold - time.monotonic()
-            if self._queued < self._cfg.batch_max and wait > 0 and not self._closing:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                continue
-            groups = self._take()
+            groups = await self._intake.cut()
             refused = self._refusal()
-            if refused is None:
+            if groups is None or refused is None:
                 return groups
-            _fail_groups(groups, refused)  # nothing of these was written: the callers may retry
+            fail_groups(groups, refused)  # nothing of these was written: the callers may retry
 
-    async def _launch(self, groups: list[Group], ahead: _Flight | None) -> _Flight | None:
+    async def _launch(self, groups: list[Group], ahead: Flight | None) -> Flight | None:
         """Prepare the batch of `groups` to follow `ahead` (while `ahead` is being written), admit
         it under REPEATS_MAX, and start its flight once `ahead` is durable; None when no request
         was admitted.
@@ -418,7 +366,7 @@ class Sequencer:
             try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
                 admitted, counts = await self._repeats.admit(groups, tally)
             except StorageError as e:
-                raise _Retryable(f"the repeat counts could not be read from RocksDB, retry: {e}") from e
+                raise Retryable(f"the repeat counts could not be read from RocksDB, retry: {e}") from e
             if not admitted:
                 return None
             if len(admitted) < len(groups) or batch.first != self._size:
@@ -427,11 +375,11 @@ class Sequencer:
                     self._preparer.prepare_all, groups, self._size, self._last_note
                 )
         batch.puts.update(counts)
-        flight = _Flight(batch, groups, counts, asyncio.get_running_loop().create_future())
+        flight = Flight(batch, groups, counts, asyncio.get_running_loop().create_future())
         flight.task = asyncio.create_task(self._fly(flight, ahead), name="notar-sequencer-batch")
         return flight
 
-    async def _fly(self, flight: _Flight, before: _Flight | None) -> None:
+    async def _fly(self, flight: Flight, before: Flight | None) -> None:
         """Write a batch launched once the batch `before` was durable, then, once `before` is
         integrated, integrate it and answer its callers."""
         batch, groups = flight.batch, flight.groups
@@ -452,8 +400,8 @@ class Sequencer:
                     raise SequencerStopped(f"the sequencer stopped: {self._failed}")
                 await self._answer(batch, groups)
         except BaseException as e:
-            _fail_groups(groups, e)
-            if not isinstance(e, _Retryable) and self._failed is None:
+            fail_groups(groups, e)
+            if not isinstance(e, Retryable) and self._failed is None:
                 self._fail(e)
             if isinstance(e, asyncio.CancelledError):
                 raise
@@ -462,7 +410,7 @@ class Sequencer:
 
     async def _answer(self, batch: Batch, groups: list[Group]) -> None:
         """Integrate a durable batch, answer its callers, queue its publication."""
-        changed, note, results = await asyncio.to_thread(self._integrate, batch)
+        changed, note, results = await asyncio.to_thread(self._tree.integrate, batch)
         self._last_note = note
         now = time.monotonic()
         pos = 0
@@ -479,46 +427,10 @@ class Sequencer:
         self.stats.signed_size = batch.end
         await self._jobs.put(_Job(changed, note, batch.end))
 
-    def _take(self) -> list[Group]:
-        groups: list[Group] = []
-        count = 0
-        while self._pending and (not groups or count + self._pending[0].size <= self._cfg.batch_max):
-            g = self._pending.popleft()
-            groups.append(g)
-            count += g.size
-        self._queued -= count
-        return groups
-
     def _fail(self, error: BaseException) -> None:
         log.critical("sequencer of %s stopped: %s", self._cfg.origin, error)
         self._failed = error
-        while self._pending:
-            g = self._pending.popleft()
-            if not g.future.done():
-                g.future.set_exception(SequencerStopped(f"the sequencer stopped: {error}"))
-        self._queued = 0
-
-    def _sign(self, size: int, timestamp: int) -> str:
-        cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
-        return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
-
-    def _integrate(self, batch: Batch) -> tuple[list[Tile], str, list[Sequenced]]:
-        """Append a durable batch to the tiles, sign the new tree head and prove every entry;
-        the results in the callers' order."""
-        first, placed = batch.first, batch.placed
-        size = first + len(placed)
-        levels: TileLevels = {}
-        changed = self._tiles.append(leaf_hashes(placed), levels=levels) + self._bundles.append(placed)
-        self._held.add(changed, levels)
-        note = self._sign(size, batch.timestamp)
-        # The proofs made in the callers' order: the receipt writer reads them in that order, and
-        # reading them at random in index order's memory cost it more than making them so.
-        proofs = self._held.inclusion_proofs(first, len(placed), size, order=batch.rank)
-        self._held.prune(size)
-        results = list(
-            map(Sequenced, batch.indices, batch.entries, batch.salts, repeat(size), proofs, repeat(note))
-        )
-        return changed, note, results
+        self._intake.stop(SequencerStopped(f"the sequencer stopped: {error}"))
 
     async def _write_durably(self, new_head: bytes, puts: dict[bytes, bytes]) -> None:
         """Compare-and-swap the head with the batch, fsynced. A failed write is re-read: applied
@@ -536,7 +448,7 @@ class Sequencer:
             if now == new_head:
                 ok = True
             elif now == self._head:
-                raise _Retryable(f"the batch could not be written to RocksDB, retry: {e}") from e
+                raise Retryable(f"the batch could not be written to RocksDB, retry: {e}") from e
             else:
                 raise RecoveryError(
                     f"RocksDB's head moved under the sequencer after a failed write: {e}"
@@ -613,10 +525,3 @@ class Sequencer:
             return f"RocksDB cannot be written: {e}"
         self._write_error = None
         return None
-
-
-class _Retryable(StorageError):
-    """A batch that was certainly not written: its callers may submit again."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, transient=True)

@@ -75,8 +75,8 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class SequencerConfig:
-    """The sequencer of one log (ORIGIN, BATCH_MS, BATCH_MIN_MS, BATCH_MAX, QUEUE_MAX, REPEATS_MAX); `prefix` is
-    where its log is published, the rest tuning without a setting."""
+    """The sequencer of one log (ORIGIN, BATCH_MS, BATCH_MIN_MS, BATCH_MAX, QUEUE_MAX, REPEATS_MAX);
+    `prefix` is where its log is published, the rest tuning without a setting."""
 
     origin: str
     prefix: str = LOG_PREFIX

@@ -61,6 +61,7 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         DOCUMENT_MAX_MB="1",
         QUEUE_MAX=str(QUEUE_MAX),
         BATCH_MS="60000",
+        BATCH_MIN_MS="60000",
         BATCH_MAX="1000",
     )
     ensure_keys(config.keys)

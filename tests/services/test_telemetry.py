@@ -51,7 +51,7 @@ class Pair:
 async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     spans = InMemorySpanExporter()
     reader = InMemoryMetricReader()
-    base = {"DATA_DIR": str(tmp_path), "ORIGIN": ORIGIN, "BATCH_MS": "150", "ANCHOR_INTERVAL_S": "1"}
+    base = {"DATA_DIR": str(tmp_path), "ORIGIN": ORIGIN, "BATCH_MS": "150", "BATCH_MIN_MS": "150", "ANCHOR_INTERVAL_S": "1"}
     config = load(flags=base, env={}, config_file=None)
     ensure_keys(config.keys)
     anchor_app = build_app("anchor", config, {})
