@@ -359,9 +359,9 @@ class Sequencer:
             with contextlib.suppress(StorageError):  # then `admit` reads again, below
                 counts = await self._repeats.admit_whole(tally, ahead.counts)
             if not await asyncio.shield(ahead.written):
-                if self._failed is not None:
-                    raise SequencerStopped(f"the sequencer of {self._cfg.origin} stopped: {self._failed}")
                 counts = None
+            if self._failed is not None:  # nothing more is written once the log stopped
+                raise SequencerStopped(f"the sequencer of {self._cfg.origin} stopped: {self._failed}")
         if counts is None or batch.first != self._size:
             try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
                 admitted, counts = await self._repeats.admit(groups, tally)
