@@ -8,6 +8,11 @@ and clock cosignature) → answer every waiting caller with its index, salt, inc
 checkpoint, in the caller's own order. Publication of tiles and checkpoint follows in order in the
 background: acknowledged entries are durable in RocksDB, and a restart re-integrates whatever was
 not yet published (`recovery`).
+
+Batches are group commits (`intake`): the next is cut as soon as the sequencer is free to prepare
+it, and prepared (`batch.Preparer`, in a worker thread) while the one before is written; writes
+and integrations (`integration.Tree`) stay strictly in index order, and an entry is acknowledged
+only once its batch is fsynced and in a signed checkpoint.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ from merkle.keyhistory import KeyHistory
 from merkle.tiles import Tile
 from services.anchor import state
 from services.anchor.batch import Batch, Flight, Group, Preparer, Retryable, fail_groups
+from services.anchor.head import Head
 from services.anchor.intake import Intake
 from services.anchor.integration import Tree
 from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
 from services.anchor.publisher import Publisher
-from services.anchor.recovery import RecoveryError, recover
+from services.anchor.recovery import recover
 from services.anchor.repeats import RepeatCap
 from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
@@ -92,11 +98,10 @@ class Sequencer:
         self._failed: BaseException | None = None
         self._holder = ""
         self._lease: LeaseKeeper | None = None
-        self._write_error: str | None = None  # why the last durable write failed, until one works
         self._sealed: str | None = None  # why no more entries are taken (a freezing shard: `seal`)
         self._unfinished = 0  # batches taken from the queue whose callers are not answered yet
         self._size = 0
-        self._head: bytes | None = None
+        self._head = Head(index)
         self._tree = Tree(config.origin, keys)
         self._unpublished: list[tuple[int, int]] = []
         self._last_note = ""
@@ -132,7 +137,7 @@ class Sequencer:
         rec = await recover(self._store, self._index, origin=self._cfg.origin, prefix=self._cfg.prefix)
         self._size = rec.size
         self._tree = Tree(self._cfg.origin, self._keys, rec.tiles, rec.bundles)
-        self._head = await self._index.get(state.HEAD)
+        self._head = Head(self._index, await self._index.get(state.HEAD))
         self._unpublished = list(rec.batches)
         self._publisher.adopt_checkpoint_version(rec.checkpoint_version)
         self.stats.published_size = rec.published_size
@@ -386,7 +391,7 @@ class Sequencer:
         try:
             with self._telemetry.batch(groups):
                 try:
-                    await self._write_durably(state.u64(batch.end), batch.puts)
+                    await self._head.advance(state.u64(batch.end), batch.puts)
                 except BaseException:
                     flight.written.set_result(False)
                     raise
@@ -431,32 +436,6 @@ class Sequencer:
         log.critical("sequencer of %s stopped: %s", self._cfg.origin, error)
         self._failed = error
         self._intake.stop(SequencerStopped(f"the sequencer stopped: {error}"))
-
-    async def _write_durably(self, new_head: bytes, puts: dict[bytes, bytes]) -> None:
-        """Compare-and-swap the head with the batch, fsynced. A failed write is re-read: applied
-        means success, not applied means the callers may retry, anything else stops the log."""
-        try:
-            ok = await self._index.compare_and_swap(state.HEAD, self._head, new_head, puts=puts, sync=True)
-        except StorageError as e:
-            self._write_error = str(e)
-            try:
-                now = await self._index.get(state.HEAD)
-            except StorageError:
-                # Unknown (the index is being reopened): if the batch did land after all, the
-                # next compare-and-swap finds the head moved and stops the log; nothing is lost.
-                now = self._head
-            if now == new_head:
-                ok = True
-            elif now == self._head:
-                raise Retryable(f"the batch could not be written to RocksDB, retry: {e}") from e
-            else:
-                raise RecoveryError(
-                    f"RocksDB's head moved under the sequencer after a failed write: {e}"
-                ) from e
-        if not ok:
-            raise RecoveryError("RocksDB's head changed under the sequencer: a second writer on this index?")
-        self._head = new_head
-        self._write_error = None
 
     # -- publication ---------------------------------------------------------------------------
     async def _publish_loop(self) -> None:
@@ -515,13 +494,5 @@ class Sequencer:
 
     async def unwritable(self) -> str | None:
         """Why the last batch could not be written to RocksDB (a full disk...), or None once a
-        write works again. Tries an fsynced write of the holder id (unchanged) to find out, so
-        that readiness recovers by itself even when no entries come in."""
-        if self._write_error is None:
-            return None
-        try:
-            await self._index.write_batch({state.HOLDER: self._holder.encode()}, sync=True)
-        except StorageError as e:
-            return f"RocksDB cannot be written: {e}"
-        self._write_error = None
-        return None
+        write works again (`Head.unwritable`)."""
+        return await self._head.unwritable(self._holder)
