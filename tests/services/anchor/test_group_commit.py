@@ -14,6 +14,7 @@ import pytest
 from merkle import Digest
 from merkle.tiles import tiles_for_size
 from services.anchor.keys import LogKeys
+from services.anchor.signing_time import SigningTime
 from services.model import Sequenced
 from services.published import layout
 from storage.errors import RepeatsCapped, StorageError
@@ -229,3 +230,15 @@ async def test_publication_of_several_batches_writes_every_signed_sizes_partial_
         assert partial, size
         for tile in partial:
             assert layout.tile_key(tile) in store.objects, f"partial tile {tile.path} of size {size}"
+
+
+def test_a_batch_prepared_under_another_never_gets_an_earlier_time() -> None:
+    """Batch N+1 draws its time while batch N, with its own, is still being written (not yet
+    committed): a clock stepped back meanwhile must not give N+1 an earlier time than N's."""
+    now = [1_800_000_010.0]
+    times = SigningTime(lambda: now[0])
+    first = times.next()
+    now[0] -= 10
+    assert times.next() == first
+    now[0] += 20
+    assert times.next() == first + 10
