@@ -261,6 +261,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, help="seconds per open-loop run (default 10; --quick 2)")
     p.add_argument("--tick", type=float, default=0.01, help="open-loop submission period, s (default 0.01)")
     p.add_argument("--batch-ms", type=int, default=100, help="the sequencer's BATCH_MS (default 100)")
+    p.add_argument("--batch-min-ms", type=int, default=0,
+                   help="the sequencer's BATCH_MIN_MS (default 0: group commit; = --batch-ms: a batch "
+                   "waits that long for more entries, as before group commit)")
     p.add_argument("--batch-max", type=int, default=20_000, help="largest batch (default 20,000)")
     p.add_argument("--repeats-max", type=int, default=100,
                    help="the sequencer's REPEATS_MAX (default 100, the setting's; 0: no cap)")
@@ -281,6 +284,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("entries", "s3_entries", "rounds", "submitters", "batch_ms", "batch_max"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.batch_min_ms < 0:
+        p.error("--batch-min-ms must be at least 0")
     if args.gc_threshold is not None and args.gc_threshold < 1:
         p.error("--gc-threshold must be at least 1")
     if max(args.entries, args.s3_entries) > 5_000_000:
@@ -329,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         s3_entries=args.s3_entries,
         seed=args.seed,
     )
-    setup = Setup(batch_ms=args.batch_ms, batch_max=args.batch_max, repeats_max=args.repeats_max)
+    setup = Setup(batch_ms=args.batch_ms, batch_min_ms=args.batch_min_ms, batch_max=args.batch_max,
+                  repeats_max=args.repeats_max)
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="notar-bench-seq-",
@@ -351,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"Closed loop: {plan.submitters} submitters of {GROUP:,}-digest groups, {plan.entries:,} entries "
         f"per run on fs, {plan.s3_entries:,} on S3, {len(res.rounds)} rounds; BATCH_MS {setup.batch_ms}, "
+        f"BATCH_MIN_MS {setup.batch_min_ms}, "
         f"batch max {setup.batch_max:,}, fsync per batch. Open loop: one group every "
         f"{plan.tick * 1000:g} ms for {plan.duration:g} s. {res.proofs_checked:,} inclusion proofs "
         "checked against their signed checkpoints."

@@ -125,6 +125,7 @@ class Setup:
     """How each measured sequencer is built."""
 
     batch_ms: int = 100
+    batch_min_ms: int = 0
     batch_max: int = 20_000
     queue_max: int = 200_000
     repeats_max: int = 100
@@ -154,6 +155,7 @@ async def open_sequencer(store_kind: str, setup: Setup, workdir: Path) -> AsyncI
         origin=ORIGIN,
         prefix=f"{run.name}/log/",
         batch_ms=setup.batch_ms,
+        batch_min_ms=setup.batch_min_ms,
         batch_max=setup.batch_max,
         queue_max=setup.queue_max,
         repeats_max=setup.repeats_max,

@@ -56,6 +56,7 @@ ROWS: dict[str, tuple[Read, list[tuple[str, Any]]]] = {
     "S3_PREFIX": (lambda c: c.store.s3_prefix, [(f"p{i}/", f"p{i}/") for i in range(3)]),
     "S3_PATH_STYLE": (lambda c: c.store.s3_path_style, [("false", False), ("yes", True), ("off", False)]),
     "BATCH_MS": (lambda c: c.sequencer.batch_ms, [("5", 5), ("6", 6), ("7", 7)]),
+    "BATCH_MIN_MS": (lambda c: c.sequencer.batch_min_ms, [("5", 5), ("6", 6), ("7", 7)]),
     "BATCH_MAX": (lambda c: c.sequencer.batch_max, [("5", 5), ("6", 6), ("7", 7)]),
     "QUEUE_MAX": (lambda c: c.sequencer.queue_max, [("5", 5), ("6", 6), ("7", 7)]),
     "REPEATS_MAX": (lambda c: c.sequencer.repeats_max, [("0", 0), ("1", 1), ("250", 250)]),

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -100,9 +100,34 @@ class RepeatCap:
             return list(requests), {}
         if tally is None:  # CPU-bound: in a worker thread, as the sequencer's other steps
             tally = await asyncio.to_thread(self._tally_of, requests)
-        every, totals, distinct = tally.every, tally.totals, tally.distinct
+        counts, held = await self._counts(tally, {})
+        if counts is not None:
+            return list(requests), counts
+        return await self._one_by_one(requests, tally.every, held)
+
+    async def admit_whole(
+        self, tally: Tally | None, ahead: Mapping[bytes, bytes]
+    ) -> dict[bytes, bytes] | None:
+        """The count rows of a batch whose `tally` passes the cap nowhere, counting over the stored
+        counts those of `ahead` (the count rows of the batch being written before it, whose rows
+        RocksDB does not hold yet); None when some name may pass it: then `admit` decides, once
+        that batch is durable (it refuses, and corrects counts from the rows, which only RocksDB
+        has). Refuses nothing. StorageError as `admit`."""
+        if tally is None:
+            return {}
+        counts, _ = await self._counts(tally, ahead)
+        return counts
+
+    async def _counts(
+        self, tally: Tally, ahead: Mapping[bytes, bytes]
+    ) -> tuple[dict[bytes, bytes] | None, dict[bytes, int]]:
+        """The count rows of a batch when no name passes the cap (the usual case: a multi-get and
+        a few C loops), else None; and every distinct name's stored count."""
+        totals, distinct = tally.totals, tally.distinct
         keys = cut(COUNT + COUNT.join(distinct), len(COUNT) + NAME_SIZE) if distinct else ()
         stored = await self._index.multi_get(keys)
+        if ahead:
+            stored = [ahead.get(k, v) for k, v in zip(keys, stored, strict=True)]
         if stored.count(None) == len(stored):  # the usual case: no name was notarized before
             held: dict[bytes, int] = {}
             counts = list(map(totals.__getitem__, distinct))
@@ -111,8 +136,8 @@ class RepeatCap:
             counts = [held.get(n, 0) + totals[n] for n in distinct]
         if max(counts, default=0) <= self.cap:  # none passes it: the counts are written as they are
             values = cut(struct.pack(f">{len(counts)}I", *counts), _U32.size)
-            return list(requests), dict(zip(keys, values, strict=True))
-        return await self._one_by_one(requests, every, {n: held.get(n, 0) for n in distinct})
+            return dict(zip(keys, values, strict=True)), held
+        return None, {n: held.get(n, 0) for n in distinct}
 
     def tally(self, names: bytes) -> Tally | None:
         """`Tally` of a batch's names (`TenantIndex.names` of all its digests, in order), or None

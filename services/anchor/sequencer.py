@@ -8,6 +8,11 @@ and clock cosignature) → answer every waiting caller with its index, salt, inc
 checkpoint, in the caller's own order. Publication of tiles and checkpoint follows in order in the
 background: acknowledged entries are durable in RocksDB, and a restart re-integrates whatever was
 not yet published (`recovery`).
+
+Batches are group commits (`intake`): the next is cut as soon as the sequencer is free to prepare
+it, and prepared (`batch.Preparer`, in a worker thread) while the one before is written; writes
+and integrations (`integration.Tree`) stay strictly in index order, and an entry is acknowledged
+only once its batch is fsynced and in a signed checkpoint.
 """
 
 from __future__ import annotations
@@ -16,43 +21,37 @@ import asyncio
 import contextlib
 import logging
 import os
-import struct
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 
 from opentelemetry.trace import SpanContext
 
-from merkle.bundles import BundleBuilder
-from merkle.checkpoint import Checkpoint, sign_checkpoint
-from merkle.digests import ENTRY_SCITT, ENTRY_SIZE, SALT_SIZE, Digest
-from merkle.hashing import leaf_hashes
+from merkle.digests import ENTRY_SCITT, ENTRY_SIZE, Digest
 from merkle.keyhistory import KeyHistory
-from merkle.tiles import Tile, TileBuilder, TileLevels
-from merkle.tileset import TileSet
+from merkle.tiles import Tile
 from services.anchor import state
-from services.anchor.batch import Batch, Group, Keyed, group_entries, keyed, placement, rows_with_made
+from services.anchor.batch import Batch, Flight, Group, Preparer, Retryable, fail_groups
 from services.anchor.batch_times import signed_times
+from services.anchor.head import Head
+from services.anchor.intake import Intake
+from services.anchor.integration import Tree
 from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
 from services.anchor.publisher import Publisher
-from services.anchor.recovery import RecoveryError, recover
-from services.anchor.repeats import RepeatCap, Tally
+from services.anchor.recovery import recover
+from services.anchor.repeats import RepeatCap
 from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
-from services.anchor.tenant_index import TenantIndex, cut
+from services.anchor.tenant_index import TenantIndex
 from services.common.telemetry import SequencerTelemetry, current_span_context
 from services.model import Found, Sequenced, check_tenant
 from storage.base import Index, ObjectStore
 from storage.errors import ConflictError, NotarError, PushbackError, StorageError
 
 log = logging.getLogger("notar.anchor")
-_KEY_SIZE = 8  # bytes of randomness per entry that place it in its batch
-_FRAME = ENTRY_SIZE.to_bytes(2, "big")  # an entry's length in a bundle (C2SP tlog-tiles)
 
 __all__ = [
     "Sequencer",
@@ -89,27 +88,22 @@ class Sequencer:
         self._history = history
         self._rows = tenant_index
         self._repeats = RepeatCap(index=index, tenant_index=tenant_index, cap=config.repeats_max)
-        self._urandom = urandom
         self._time = SigningTime(clock)
+        self._preparer = Preparer(tenant_index, self._repeats, urandom, self._time)
         self._telemetry = telemetry or SequencerTelemetry()
         self._publisher = Publisher(store, prefix=config.prefix, clock=clock)
-        self._pending: deque[Group] = deque()
-        self._queued = 0
-        self._wake = asyncio.Event()
+        self._intake = Intake(config)
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue(maxsize=config.publish_backlog)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._failed: BaseException | None = None
         self._holder = ""
         self._lease: LeaseKeeper | None = None
-        self._write_error: str | None = None  # why the last durable write failed, until one works
         self._sealed: str | None = None  # why no more entries are taken (a freezing shard: `seal`)
-        self._batching = False  # a batch taken from the queue is being sequenced
+        self._unfinished = 0  # batches taken from the queue whose callers are not answered yet
         self._size = 0
-        self._head: bytes | None = None
-        self._tiles = TileBuilder()
-        self._bundles = BundleBuilder()
-        self._held = TileSet()
+        self._head = Head(index)
+        self._tree = Tree(config.origin, keys)
         self._unpublished: list[tuple[int, int]] = []
         self._last_note = ""
         self.stats = Stats()
@@ -142,9 +136,9 @@ class Sequencer:
         was missing."""
         await check_log_format(self._store, self._index, prefix=self._cfg.prefix)
         rec = await recover(self._store, self._index, origin=self._cfg.origin, prefix=self._cfg.prefix)
-        self._size, self._tiles, self._bundles = rec.size, rec.tiles, rec.bundles
-        self._head = await self._index.get(state.HEAD)
-        self._held = TileSet(self._tiles.edge_tiles())
+        self._size = rec.size
+        self._tree = Tree(self._cfg.origin, self._keys, rec.tiles, rec.bundles)
+        self._head = Head(self._index, await self._index.get(state.HEAD))
         self._unpublished = list(rec.batches)
         self._publisher.adopt_checkpoint_version(rec.checkpoint_version)
         self.stats.published_size = rec.published_size
@@ -154,7 +148,7 @@ class Sequencer:
             t = self._time.next()
             await self._index.write_batch({state.SIGNED_TIME: state.u64(t)}, sync=True)
             self._time.commit(t)
-            note = self._sign(self._size, t)
+            note = self._tree.sign(self._size, t)
             await self._publisher.put_tiles(rec.republish)
             await self._publisher.put_checkpoint(note)
             await self._after_publication(self._size, note)
@@ -168,7 +162,7 @@ class Sequencer:
     async def close(self) -> None:
         """Stop accepting, sequence and publish everything queued, release the lease."""
         self._closing = True
-        self._wake.set()
+        self._intake.close()
         if self._tasks:
             batcher, publisher, lease = self._tasks
             with contextlib.suppress(Exception):
@@ -195,13 +189,13 @@ class Sequencer:
 
     @property
     def queued(self) -> int:
-        return self._queued
+        return self._intake.queued
 
     @property
     def spare(self) -> int:
         """Entries it would queue now before refusing for a full queue (the shards' load signal:
         services.ingest.spread); none once sealed (a freezing shard)."""
-        return 0 if self._sealed is not None else max(self._cfg.queue_max - self._queued, 0)
+        return 0 if self._sealed is not None else max(self._cfg.queue_max - self._intake.queued, 0)
 
     @property
     def failed(self) -> BaseException | None:
@@ -247,10 +241,11 @@ class Sequencer:
         refused = self._refusal()
         if refused is not None:
             return refused
-        if self._queued + count > self._cfg.queue_max:
-            backlog_s = self._cfg.batch_ms / 1000 * (1 + self._queued / self._cfg.batch_max)
+        queued = self._intake.queued
+        if queued + count > self._cfg.queue_max:
+            backlog_s = self._cfg.batch_ms / 1000 * (1 + queued / self._cfg.batch_max)
             return PushbackError(
-                f"the sequencer has {self._queued} entries queued (limit {self._cfg.queue_max})",
+                f"the sequencer has {queued} entries queued (limit {self._cfg.queue_max})",
                 retry_after=max(1.0, round(backlog_s, 1)),
             )
         return None
@@ -266,9 +261,7 @@ class Sequencer:
         if refused is not None:
             raise refused
         future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
-        self._pending.append(Group(tenant, digests, future, time.monotonic()))
-        self._queued += len(digests)
-        self._wake.set()
+        self._intake.put(Group(tenant, digests, future, time.monotonic()))
         return await asyncio.shield(future)
 
     async def submit_entries(self, entries: Sequence[bytes]) -> list[Sequenced]:
@@ -285,9 +278,7 @@ class Sequencer:
         if refused is not None:
             raise refused
         future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
-        self._pending.append(Group("", (), future, time.monotonic(), made=entries))
-        self._queued += len(entries)
-        self._wake.set()
+        self._intake.put(Group("", (), future, time.monotonic(), made=entries))
         return await asyncio.shield(future)
 
     async def entry_index(self, entry: bytes) -> int | None:
@@ -315,147 +306,120 @@ class Sequencer:
         published one. SequencerStopped when the sequencer stopped meanwhile (a freezing shard's
         anchor: services.anchor.freeze)."""
         self._sealed = reason
-        while self._pending or self._batching or self.stats.published_size != self._size:
+        while self._intake or self._unfinished or self.stats.published_size != self._size:
             if self._failed is not None or self._closing:
                 raise SequencerStopped(f"the sequencer of {self._cfg.origin} stopped before it was sealed")
             await asyncio.sleep(poll_s)
         return self._size
 
     # -- batching ----------------------------------------------------------------------------
+    # Group commit (`intake`), two batches deep: batch N+1 is prepared (CSPRNG draw,
+    # entries, rows, bundle: `Preparer`, in a worker thread) while batch N's fsynced write runs;
+    # the writes (compare-and-swap of the head) and the integrations (tiles, signature, proofs)
+    # go strictly in order, each batch in its own `Flight`.
     async def _batch_loop(self) -> None:
+        ahead: Flight | None = None  # the last batch launched: being written or integrated
         while True:
-            if not self._pending:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            wait = self._pending[0].arrived + self._cfg.batch_ms / 1000 - time.monotonic()
-            if self._queued < self._cfg.batch_max and wait > 0 and not self._closing:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                continue
-            groups = self._take()
-            refused = self._refusal()
-            if refused is not None:  # nothing of these was written: the callers may retry
-                for g in groups:
-                    if not g.future.done():
-                        g.future.set_exception(refused)
-                continue
+            groups = await self._cut()
+            if groups is None:
+                break
+            self._unfinished += 1
             try:
-                self._batching = True
-                with self._telemetry.batch(groups):
-                    await self._sequence(groups)
+                flight = await self._launch(groups, ahead)
             except BaseException as e:
-                for g in groups:
-                    if not g.future.done():
-                        g.future.set_exception(e if isinstance(e, NotarError) else SequencerStopped(str(e)))
-                if not isinstance(e, _Retryable):
+                self._unfinished -= 1
+                fail_groups(groups, e)
+                if isinstance(e, Retryable):
+                    continue
+                if self._failed is None:
                     self._fail(e)
-                    return
-            finally:
-                self._batching = False
+                break
+            if flight is None:  # every request was refused (REPEATS_MAX)
+                self._unfinished -= 1
+                continue
+            ahead = flight
+        if ahead is not None and ahead.task is not None:
+            await asyncio.wait([ahead.task])  # each flight waits for the one before: all are done
 
-    def _take(self) -> list[Group]:
-        groups: list[Group] = []
-        count = 0
-        while self._pending and (not groups or count + self._pending[0].size <= self._cfg.batch_max):
-            g = self._pending.popleft()
-            groups.append(g)
-            count += g.size
-        self._queued -= count
-        return groups
+    async def _cut(self) -> list[Group] | None:
+        """The next batch's groups (`Intake.cut`) that may be sequenced now; None when the loop
+        must end."""
+        while True:
+            groups = await self._intake.cut()
+            refused = self._refusal()
+            if groups is None or refused is None:
+                return groups
+            fail_groups(groups, refused)  # nothing of these was written: the callers may retry
 
-    def _fail(self, error: BaseException) -> None:
-        log.critical("sequencer of %s stopped: %s", self._cfg.origin, error)
-        self._failed = error
-        while self._pending:
-            g = self._pending.popleft()
-            if not g.future.done():
-                g.future.set_exception(SequencerStopped(f"the sequencer stopped: {error}"))
-        self._queued = 0
+    async def _launch(self, groups: list[Group], ahead: Flight | None) -> Flight | None:
+        """Prepare the batch of `groups` to follow `ahead` (while `ahead` is being written), admit
+        it under REPEATS_MAX, and start its flight once `ahead` is durable; None when no request
+        was admitted.
 
-    def _sign(self, size: int, timestamp: int) -> str:
-        cp = Checkpoint(self._cfg.origin, size, self._tiles.root())
-        return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
-
-    def _prepare_all(self, groups: list[Group], first: int) -> tuple[Batch, Tally | None]:
-        """`_prepare` of `groups`, with the `Tally` of their names for the repeats cap."""
-        digests = keyed(self._rows, groups)
-        return self._prepare(groups, digests, first), self._repeats.tally(digests.names)
-
-    def _prepare(self, groups: list[Group], digests: Keyed, first: int) -> Batch:
-        """A batch starting at index `first`: its salts and its random placement, cut from one
-        CSPRNG draw; its entries; its RocksDB writes (the tenant index, the entry bundle in index
-        order, the last signed checkpoint, the time its own checkpoint will carry)."""
-        n = sum(g.size for g in groups)
-        randomness = self._urandom((SALT_SIZE + _KEY_SIZE) * n)
-        end = SALT_SIZE * n
-        salts = list(cut(randomness[:end], SALT_SIZE))
-        order, rank = placement(memoryview(randomness)[end:].cast("Q").tolist(), n)
-        indices = list(map(first.__add__, rank))
-        entries, made = group_entries(groups, salts, digests.multihashes)
-        if made:
-            puts = rows_with_made(self._rows, made, entries, digests, indices, salts)
-        else:
-            puts = self._rows.rows(digests.tenants, digests.multihashes, indices, salts, names=digests.names)
-        # encode_bundle of the entries in index order, framed by one join (every v2 entry is
-        # ENTRY_SIZE bytes); then the entries cut from it again, so that the passes over them in
-        # index order (leaf hashes, tile bundles) read memory in order, not at random.
-        bundle = _FRAME + _FRAME.join(map(entries.__getitem__, order))
-        puts[state.batch_key(first)] = bundle
-        placed = list(struct.unpack(f"{len(_FRAME)}x{ENTRY_SIZE}s" * n, bundle))
-        if self._last_note:
-            puts[state.CHECKPOINT] = self._last_note.encode()
-        timestamp = self._time.next()
-        puts[state.SIGNED_TIME] = state.u64(timestamp)
-        return Batch(first, placed, rank, indices, entries, salts, puts, timestamp)
-
-    def _integrate(self, batch: Batch) -> tuple[list[Tile], str, list[Sequenced]]:
-        """Append a durable batch to the tiles, sign the new tree head and prove every entry;
-        the results in the callers' order."""
-        first, placed = batch.first, batch.placed
-        size = first + len(placed)
-        levels: TileLevels = {}
-        changed = self._tiles.append(leaf_hashes(placed), levels=levels) + self._bundles.append(placed)
-        self._held.add(changed, levels)
-        note = self._sign(size, batch.timestamp)
-        # The proofs made in the callers' order: the receipt writer reads them in that order, and
-        # reading them at random in index order's memory cost it more than making them so.
-        proofs = self._held.inclusion_proofs(first, len(placed), size, order=batch.rank)
-        self._held.prune(size)
-        results = list(
-            map(Sequenced, batch.indices, batch.entries, batch.salts, repeat(size), proofs, repeat(note))
-        )
-        return changed, note, results
-
-    async def _sequence(self, groups: list[Group]) -> None:
-        # The CPU-bound steps run in a worker thread: the event loop then gets the interpreter at
-        # every switch interval and keeps publication (file writes, S3 requests) moving meanwhile.
-        # The batch is made as if the repeats cap admitted every request, in one step with what
-        # the cap reads: each digest's tenant-index name is computed once, for both, and the
-        # batch waits for one worker thread, not two. A refusal is rare: the batch is then made
-        # again of the admitted requests (its CSPRNG draw is discarded, nothing of it was used).
-        first = self._size
-        batch, tally = await asyncio.to_thread(self._prepare_all, groups, first)
-        try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
-            admitted, counts = await self._repeats.admit(groups, tally)
-        except StorageError as e:
-            raise _Retryable(f"the repeat counts could not be read from RocksDB, retry: {e}") from e
-        if not admitted:
-            return
-        if len(admitted) < len(groups):
-            groups = admitted
-            batch, _ = await asyncio.to_thread(self._prepare_all, groups, first)
+        The batch is made as if the repeats cap admitted every request, in one step with what the
+        cap reads: each digest's tenant-index name is computed once, for both, and the batch waits
+        for one worker thread, not two. It is made again (its CSPRNG draw discarded, nothing of
+        it was used) when the cap refused a request, or when `ahead`'s write failed: its indices
+        followed `ahead`'s, and its counts counted `ahead`'s entries."""
+        first = self._size if ahead is None else ahead.batch.end
+        batch, tally = await asyncio.to_thread(self._preparer.prepare_all, groups, first, self._last_note)
+        counts: dict[bytes, bytes] | None = None
+        if ahead is not None:
+            with contextlib.suppress(StorageError):  # then `admit` reads again, below
+                counts = await self._repeats.admit_whole(tally, ahead.counts)
+            if not await asyncio.shield(ahead.written):
+                counts = None
+            if self._failed is not None:  # nothing more is written once the log stopped
+                raise SequencerStopped(f"the sequencer of {self._cfg.origin} stopped: {self._failed}")
+        if counts is None or batch.first != self._size:
+            try:  # the requests that would pass REPEATS_MAX are refused (services.anchor.repeats)
+                admitted, counts = await self._repeats.admit(groups, tally)
+            except StorageError as e:
+                raise Retryable(f"the repeat counts could not be read from RocksDB, retry: {e}") from e
+            if not admitted:
+                return None
+            if len(admitted) < len(groups) or batch.first != self._size:
+                groups = admitted
+                batch, _ = await asyncio.to_thread(
+                    self._preparer.prepare_all, groups, self._size, self._last_note
+                )
         batch.puts.update(counts)
-        n = len(batch.placed)
-        batch.puts.update([state.batch_time(first, n, batch.timestamp)])  # when it was signed: batch_times.py
-        await self._write_durably(state.u64(first + n), batch.puts)
-        self._time.commit(batch.timestamp)
-        self._size = first + n
-        self._unpublished.append((first, n))
-        changed, note, results = await asyncio.to_thread(self._integrate, batch)
+        flight = Flight(batch, groups, counts, asyncio.get_running_loop().create_future())
+        flight.task = asyncio.create_task(self._fly(flight, ahead), name="notar-sequencer-batch")
+        return flight
+
+    async def _fly(self, flight: Flight, before: Flight | None) -> None:
+        """Write a batch launched once the batch `before` was durable, then, once `before` is
+        integrated, integrate it and answer its callers."""
+        batch, groups = flight.batch, flight.groups
+        try:
+            with self._telemetry.batch(groups):
+                try:
+                    await self._head.advance(state.u64(batch.end), batch.puts)
+                except BaseException:
+                    flight.written.set_result(False)
+                    raise
+                self._time.commit(batch.timestamp)
+                self._size = batch.end
+                self._unpublished.append((batch.first, len(batch.placed)))
+                flight.written.set_result(True)
+                if before is not None and before.task is not None:
+                    await asyncio.wait([before.task])
+                if self._failed is not None:  # durable, not signed: recovery integrates it
+                    raise SequencerStopped(f"the sequencer stopped: {self._failed}")
+                await self._answer(batch, groups)
+        except BaseException as e:
+            fail_groups(groups, e)
+            if not isinstance(e, Retryable) and self._failed is None:
+                self._fail(e)
+            if isinstance(e, asyncio.CancelledError):
+                raise
+        finally:
+            self._unfinished -= 1
+
+    async def _answer(self, batch: Batch, groups: list[Group]) -> None:
+        """Integrate a durable batch, answer its callers, queue its publication."""
+        changed, note, results = await asyncio.to_thread(self._tree.integrate, batch)
         self._last_note = note
         now = time.monotonic()
         pos = 0
@@ -465,37 +429,17 @@ class Sequencer:
                 g.future.set_result(results[pos : pos + k])
             self.stats.latencies.append(now - g.arrived)
             pos += k
+        n = len(batch.placed)
         self.stats.sequenced += n
         self.stats.batches += 1
         self.stats.last_batch = n
-        self.stats.signed_size = self._size
-        await self._jobs.put(_Job(changed, note, self._size))
+        self.stats.signed_size = batch.end
+        await self._jobs.put(_Job(changed, note, batch.end))
 
-    async def _write_durably(self, new_head: bytes, puts: dict[bytes, bytes]) -> None:
-        """Compare-and-swap the head with the batch, fsynced. A failed write is re-read: applied
-        means success, not applied means the callers may retry, anything else stops the log."""
-        try:
-            ok = await self._index.compare_and_swap(state.HEAD, self._head, new_head, puts=puts, sync=True)
-        except StorageError as e:
-            self._write_error = str(e)
-            try:
-                now = await self._index.get(state.HEAD)
-            except StorageError:
-                # Unknown (the index is being reopened): if the batch did land after all, the
-                # next compare-and-swap finds the head moved and stops the log; nothing is lost.
-                now = self._head
-            if now == new_head:
-                ok = True
-            elif now == self._head:
-                raise _Retryable(f"the batch could not be written to RocksDB, retry: {e}") from e
-            else:
-                raise RecoveryError(
-                    f"RocksDB's head moved under the sequencer after a failed write: {e}"
-                ) from e
-        if not ok:
-            raise RecoveryError("RocksDB's head changed under the sequencer: a second writer on this index?")
-        self._head = new_head
-        self._write_error = None
+    def _fail(self, error: BaseException) -> None:
+        log.critical("sequencer of %s stopped: %s", self._cfg.origin, error)
+        self._failed = error
+        self._intake.stop(SequencerStopped(f"the sequencer stopped: {error}"))
 
     # -- publication ---------------------------------------------------------------------------
     async def _publish_loop(self) -> None:
@@ -554,20 +498,5 @@ class Sequencer:
 
     async def unwritable(self) -> str | None:
         """Why the last batch could not be written to RocksDB (a full disk...), or None once a
-        write works again. Tries an fsynced write of the holder id (unchanged) to find out, so
-        that readiness recovers by itself even when no entries come in."""
-        if self._write_error is None:
-            return None
-        try:
-            await self._index.write_batch({state.HOLDER: self._holder.encode()}, sync=True)
-        except StorageError as e:
-            return f"RocksDB cannot be written: {e}"
-        self._write_error = None
-        return None
-
-
-class _Retryable(StorageError):
-    """A batch that was certainly not written: its callers may submit again."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, transient=True)
+        write works again (`Head.unwritable`)."""
+        return await self._head.unwritable(self._holder)

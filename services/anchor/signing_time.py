@@ -29,27 +29,32 @@ log = logging.getLogger("notar.anchor")
 
 
 class SigningTime:
-    """``next()``: the time to cosign at now; ``commit(t)`` once ``t`` is durably recorded."""
+    """``next()``: the time to cosign at now, never before one it handed out already (the
+    sequencer draws a batch's time while the batch before, with its earlier time, is still being
+    written); ``commit(t)`` once ``t`` is durably recorded."""
 
     def __init__(self, clock: Callable[[], float], floor: int = 0) -> None:
         self._clock = clock
         self.floor = floor
         self.behind_s = 0
+        self._handed = 0
 
     def next(self) -> int:
         now = int(self._clock())
-        behind = self.floor - now
+        self._handed = max(self._handed, self.floor)
+        behind = self._handed - now
         if behind > 0 and self.behind_s == 0:
             log.warning(
                 "the wall clock is %d s behind the last cosigned time %d: checkpoints keep that time "
                 "until the clock catches up (cosigned times never go back)",
                 behind,
-                self.floor,
+                self._handed,
             )
         elif behind <= 0 and self.behind_s > 0:
-            log.info("the wall clock caught up with the last cosigned time %d", self.floor)
+            log.info("the wall clock caught up with the last cosigned time %d", self._handed)
         self.behind_s = max(0, behind)
-        return max(now, self.floor)
+        self._handed = max(now, self._handed)
+        return self._handed
 
     def commit(self, t: int) -> None:
         self.floor = max(self.floor, t)

@@ -75,12 +75,13 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class SequencerConfig:
-    """The sequencer of one log (ORIGIN, BATCH_MS, BATCH_MAX, QUEUE_MAX, REPEATS_MAX); `prefix` is
-    where its log is published, the rest tuning without a setting."""
+    """The sequencer of one log (ORIGIN, BATCH_MS, BATCH_MIN_MS, BATCH_MAX, QUEUE_MAX, REPEATS_MAX);
+    `prefix` is where its log is published, the rest tuning without a setting."""
 
     origin: str
     prefix: str = LOG_PREFIX
     batch_ms: int = 100
+    batch_min_ms: int = 0
     batch_max: int = 20_000
     queue_max: int = 200_000
     repeats_max: int = 100
@@ -264,6 +265,7 @@ class NotarConfig:
             sequencer=SequencerConfig(
                 origin=origin,
                 batch_ms=s.get("BATCH_MS"),
+                batch_min_ms=s.get("BATCH_MIN_MS"),
                 batch_max=s.get("BATCH_MAX"),
                 queue_max=s.get("QUEUE_MAX"),
                 repeats_max=s.get("REPEATS_MAX"),

@@ -155,7 +155,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("S3_REGION", "us-east-1", "S3 region"),
         Setting("S3_PREFIX", "", "key prefix inside the bucket"),
         Setting("S3_PATH_STYLE", "true", "path-style S3 addressing (MinIO, SeaweedFS, Ceph)", _bool),
-        Setting("BATCH_MS", "100", "the longest an entry waits for its checkpoint, in ms", _positive_int),
+        Setting("BATCH_MS", "100", "the longest a batch waits after its first entry, in ms", _positive_int),
+        Setting("BATCH_MIN_MS", "0", "the least a batch waits after its first entry, in ms", _whole),
         Setting(
             "BATCH_MAX", "20000", "entries per batch at most (a full batch is cut at once)", _positive_int
         ),

@@ -59,6 +59,7 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         DOCUMENT_MAX_MB="1",
         QUEUE_MAX=str(QUEUE_MAX),
         BATCH_MS="60000",
+        BATCH_MIN_MS="60000",
         BATCH_MAX="1000",
     )
     async with serving(config, env) as both:

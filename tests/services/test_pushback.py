@@ -28,7 +28,13 @@ async def full(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
     """An embedded server whose queue is full: QUEUE_MAX entries wait for a batch that is not
     cut for a minute (BATCH_MS) nor by size (BATCH_MAX)."""
     config, env = config_for(
-        "fs", tmp_path, request, QUEUE_MAX=str(QUEUE_MAX), BATCH_MS="60000", BATCH_MAX="1000"
+        "fs",
+        tmp_path,
+        request,
+        QUEUE_MAX=str(QUEUE_MAX),
+        BATCH_MS="60000",
+        BATCH_MIN_MS="60000",
+        BATCH_MAX="1000",
     )
     ensure_keys(config.keys)
     app = build_app("all", config, env)

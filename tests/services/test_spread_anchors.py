@@ -138,7 +138,9 @@ async def test_writes_go_on_through_the_other_shard_when_one_is_killed(anchors: 
             await client.close()
 
 
-@pytest.mark.parametrize("anchors", [{"BATCH_MS": "60000", "BATCH_MAX": "100000"}], indirect=True)
+@pytest.mark.parametrize(
+    "anchors", [{"BATCH_MS": "60000", "BATCH_MIN_MS": "60000", "BATCH_MAX": "100000"}], indirect=True
+)
 async def test_a_part_cut_off_in_flight_goes_to_the_other_shard(anchors: list[Anchor]) -> None:
     """Shard 1 holds its part in its queue (a batch a minute away) when it is killed: no answer
     came (unsure: the spread cannot know it was only queued), so the part is re-sent to shard 0

@@ -51,7 +51,13 @@ class Pair:
 async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     spans = InMemorySpanExporter()
     reader = InMemoryMetricReader()
-    base = {"DATA_DIR": str(tmp_path), "ORIGIN": ORIGIN, "BATCH_MS": "150", "ANCHOR_INTERVAL_S": "1"}
+    base = {
+        "DATA_DIR": str(tmp_path),
+        "ORIGIN": ORIGIN,
+        "BATCH_MS": "150",
+        "BATCH_MIN_MS": "150",
+        "ANCHOR_INTERVAL_S": "1",
+    }
     config = load(flags=base, env={}, config_file=None)
     ensure_keys(config.keys)
     anchor_app = build_app("anchor", config, {})
@@ -164,7 +170,7 @@ async def test_a_batch_links_every_submission_it_served(pair: Pair) -> None:
     spans = await wait_spans(pair, lambda s: len(named(s, "POST /internal/v1/entries")) == 2)
     spans = await wait_spans(pair, lambda s: bool(named(s, "anchor.batch")))
     batches = named(spans, "anchor.batch")
-    assert len(batches) == 1, "both requests arrived within BATCH_MS: one batch"
+    assert len(batches) == 1, "both requests arrived within BATCH_MIN_MS: one batch"
     batch = batches[0]
     servers = {ctx(s).span_id for s in named(spans, "POST /internal/v1/entries")}
     linked = {link.context.span_id for link in batch.links}

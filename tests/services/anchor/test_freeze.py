@@ -87,7 +87,7 @@ async def test_a_sealed_sequencer_sequences_what_it_queued_and_refuses_the_rest(
     make_sequencer: MakeSequencer,
 ) -> None:
     store = MemoryStore()
-    seq = await make_sequencer(store, batch_ms=50)
+    seq = await make_sequencer(store, batch_ms=50, batch_min_ms=50)
     queued = asyncio.create_task(seq.submit("acme", [digest(i) for i in range(10)]))
     await asyncio.sleep(0.01)  # queued, not yet in a batch
     assert seq.queued == 10

@@ -60,7 +60,7 @@ async def test_a_bulk_request_is_refused_whole(make_sequencer: MakeSequencer) ->
 
 
 async def test_requests_of_one_batch_are_counted_in_order(make_sequencer: MakeSequencer) -> None:
-    seq = await make_sequencer(repeats_max=3, batch_ms=200)
+    seq = await make_sequencer(repeats_max=3, batch_ms=200, batch_min_ms=200)
     d, other = fresh(), fresh()
     await seq.submit("acme", [d])
     # one batch: the first two fit, the third would be the fourth notarization of d

@@ -92,13 +92,13 @@ async def test_concurrent_submissions_get_unique_indices_and_valid_receipts(
 
 async def test_salts_and_places_come_from_one_csprng_call_per_batch(make_sequencer: MakeSequencer) -> None:
     calls: list[int] = []
-    seq = await make_sequencer(start=False, batch_ms=50)
+    seq = await make_sequencer(start=False, batch_ms=50, batch_min_ms=50)
 
     def counting_urandom(n: int) -> bytes:
         calls.append(n)
         return os.urandom(n)
 
-    seq._urandom = counting_urandom
+    seq._preparer._urandom = counting_urandom
     await seq.start()
     a, b = await asyncio.gather(seq.submit("acme", digests(0, 300)), seq.submit("globex", digests(300, 50)))
     assert calls == [350 * (16 + 8)]  # one batch: 16 bytes of salt and 8 of placement per entry
@@ -111,8 +111,8 @@ async def test_the_entries_of_one_batch_are_placed_at_random(make_sequencer: Mak
     its results in its own order. Two requests of one batch interleave: with 300 and 200 entries
     placed uniformly, a contiguous or sorted run happens with probability ~1/C(500, 200)."""
     draw = os.urandom(500 * 24)
-    seq = await make_sequencer(start=False, batch_ms=50)
-    seq._urandom = lambda n: draw[:n]
+    seq = await make_sequencer(start=False, batch_ms=50, batch_min_ms=50)
+    seq._preparer._urandom = lambda n: draw[:n]
     await seq.start()
     a, b = await asyncio.gather(seq.submit("acme", digests(0, 300)), seq.submit("globex", digests(300, 200)))
     mine, theirs = [r.index for r in a], [r.index for r in b]
@@ -126,8 +126,8 @@ async def test_the_entries_of_one_batch_are_placed_at_random(make_sequencer: Mak
     by_index = {r.index: r.entry for r in a + b}
     assert bundle is not None and bundle == b"".join(b"\x00\x21" + by_index[i] for i in range(500))
     # The same draw on a fresh log gives the same places: nothing but the draw decides them.
-    again = await make_sequencer(start=False, batch_ms=50)
-    again._urandom = lambda n: draw[:n]
+    again = await make_sequencer(start=False, batch_ms=50, batch_min_ms=50)
+    again._preparer._urandom = lambda n: draw[:n]
     await again.start()
     a2, b2 = await asyncio.gather(
         again.submit("acme", digests(0, 300)), again.submit("globex", digests(300, 200))
@@ -203,7 +203,7 @@ async def test_faults_at_every_step_lose_nothing(
 
 
 async def test_pushback_past_the_queue_bound(make_sequencer: MakeSequencer) -> None:
-    seq = await make_sequencer(batch_ms=200, queue_max=1000)
+    seq = await make_sequencer(batch_ms=200, batch_min_ms=200, queue_max=1000)
     first = asyncio.create_task(seq.submit("acme", digests(0, 900)))
     await asyncio.sleep(0)
     with pytest.raises(PushbackError) as e:

@@ -1,0 +1,58 @@
+"""The log's tree as the sequencer grows it: each durable batch appended to the tiles and entry
+bundles, the new tree head signed (log key and clock cosignature), every entry of the batch
+proved (`Tree.integrate`). CPU only: the sequencer runs it in a worker thread, one batch after
+another in index order."""
+
+from __future__ import annotations
+
+from itertools import repeat
+
+from merkle.bundles import BundleBuilder
+from merkle.checkpoint import Checkpoint, sign_checkpoint
+from merkle.hashing import leaf_hashes
+from merkle.tiles import Tile, TileBuilder, TileLevels
+from merkle.tileset import TileSet
+from services.anchor.batch import Batch
+from services.anchor.keys import LogKeys
+from services.model import Sequenced
+
+
+class Tree:
+    """The tiles and bundles of the log `origin` (from recovery, or empty), and the tiles the
+    next proofs need."""
+
+    def __init__(
+        self,
+        origin: str,
+        keys: LogKeys,
+        tiles: TileBuilder | None = None,
+        bundles: BundleBuilder | None = None,
+    ) -> None:
+        self._origin, self._keys = origin, keys
+        self._tiles = tiles or TileBuilder()
+        self._bundles = bundles or BundleBuilder()
+        self._held = TileSet(self._tiles.edge_tiles())
+
+    def sign(self, size: int, timestamp: int) -> str:
+        """The checkpoint of the tree as it is, of `size` entries, cosigned at `timestamp`."""
+        cp = Checkpoint(self._origin, size, self._tiles.root())
+        return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
+
+    def integrate(self, batch: Batch) -> tuple[list[Tile], str, list[Sequenced]]:
+        """Append a durable batch to the tiles, sign the new tree head and prove every entry:
+        the tiles and bundles it changed (the partial ones of its size included: C2SP
+        tlog-tiles), its checkpoint, and the results in the callers' order."""
+        first, placed = batch.first, batch.placed
+        size = first + len(placed)
+        levels: TileLevels = {}
+        changed = self._tiles.append(leaf_hashes(placed), levels=levels) + self._bundles.append(placed)
+        self._held.add(changed, levels)
+        note = self.sign(size, batch.timestamp)
+        # The proofs made in the callers' order: the receipt writer reads them in that order, and
+        # reading them at random in index order's memory cost it more than making them so.
+        proofs = self._held.inclusion_proofs(first, len(placed), size, order=batch.rank)
+        self._held.prune(size)
+        results = list(
+            map(Sequenced, batch.indices, batch.entries, batch.salts, repeat(size), proofs, repeat(note))
+        )
+        return changed, note, results
