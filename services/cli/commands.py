@@ -64,6 +64,9 @@ def serve(sub: Subparsers) -> None:
     p.add_argument(
         "--role", choices=ROLES, default="all", help="run one service, as in Kubernetes (default all)"
     )
+    # a worker of `notar serve --workers N`, started by its parent (services/cli/workers.py)
+    p.add_argument("--worker", metavar="INDEX:FD:PARENT", help=argparse.SUPPRESS)
+    p.add_argument("--anchor-socket", metavar="PATH", help=argparse.SUPPRESS)
     add_setting_flags(p, SERVER)
     p.set_defaults(run="serve:serve")
 

@@ -133,8 +133,8 @@ class KeysConfig:
 @dataclass(frozen=True)
 class HttpConfig:
     """The HTTP server of every role and how its pods reach the anchor (LISTEN, READ_TIMEOUT_S,
-    DRAIN_S, KEY_CACHE_S, DOCUMENT_MAX_MB, LOG_FORMAT, ANCHOR_URL), and POST /v1/verify's worker pool
-    (VERIFY_WORKERS, VERIFY_QUEUE)."""
+    DRAIN_S, KEY_CACHE_S, DOCUMENT_MAX_MB, LOG_FORMAT, ANCHOR_URL), its processes (WORKERS), and
+    POST /v1/verify's worker pool (VERIFY_WORKERS, VERIFY_QUEUE)."""
 
     listen: tuple[str, int] = ("127.0.0.1", 8080)
     read_timeout_s: int = 30
@@ -145,6 +145,7 @@ class HttpConfig:
     anchor_url: str = "http://127.0.0.1:8080"
     verify_workers: int = 1
     verify_queue: int = 16
+    workers: int | None = None  # WORKERS; None: as many as the CPUs this process may use
 
     @property
     def document_max_bytes(self) -> int:
@@ -294,6 +295,7 @@ class NotarConfig:
                 anchor_url=s.get("ANCHOR_URL"),
                 verify_workers=s.get("VERIFY_WORKERS"),
                 verify_queue=s.get("VERIFY_QUEUE"),
+                workers=s.get("WORKERS"),
             ),
             backups=BackupsConfig(
                 scratch=data_dir / "backup",

@@ -180,6 +180,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("TSA_URL", None, "RFC 3161 time-stamp authority URL", _url),
         Setting("TSA_CA_FILE", None, "trust anchor (PEM) for the TSA's tokens"),
         Setting(
+            "WORKERS",
+            None,
+            "processes serving the HTTP port together (SO_REUSEPORT) in front of the one sequencer "
+            "(default: the CPUs this process may use: its affinity and cgroup CPU quota)",
+            _positive_int,
+        ),
+        Setting(
             "VERIFY_WORKERS", "1", "processes verifying receipts for POST /v1/verify", _positive_int
         ),
         Setting(
