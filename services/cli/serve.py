@@ -21,6 +21,7 @@ from services.anchor.app import ensure_keys, keys_from
 from services.cli.commands import config_from
 from services.cli.workers import (
     WorkerArgs,
+    WorkerFailed,
     Workers,
     anchor_socket,
     die_with_parent,
@@ -141,32 +142,48 @@ def serve_with_workers(
         if run_dir is None:
             workers = Workers(count, command, worker_env(env))
             supervise(workers, listening, stop_s=config.http.drain_s + 5)
-            print(summary(ns.role, None, time.monotonic() - started, served=workers.served), flush=True)
-            return 0
-        sock = anchor_socket(run_dir)
-        workers = Workers(count, [*command, "--anchor-socket", str(run_dir / "anchor.sock")], worker_env(env))
-        app = new_app(config, env, readiness=[anchor_app.anchor_ready], client_max_size=anchor_app.MAX_BODY)
-        anchor_app.setup(app, config)  # with its internal routes, for the workers: on the Unix socket
-        app.cleanup_ctx.append(workers_context(workers))
-        telemetry = app[TELEMETRY] = Telemetry.from_env(env, service=f"notar-{ns.role}")
-        try:
-            run_app(
-                app,
-                sock=sock,
-                read_timeout=config.http.read_timeout_s,
-                drain_s=config.http.drain_s,
-                access_log_class=FailuresLogger,
-                on_listening=listening,
-                on_stopping=lambda: workers.stop(config.http.drain_s + 5),
-            )
-        finally:
-            telemetry.shutdown()
-        print(summary(ns.role, app, time.monotonic() - started, served=workers.served), flush=True)
-        return 0
+            app = None
+        else:
+            socket_path = run_dir / "anchor.sock"
+            workers = Workers(count, [*command, "--anchor-socket", str(socket_path)], worker_env(env))
+            app = anchor_behind(workers, config, env, socket_path, listening)
+    except WorkerFailed as e:
+        return e.exit_status  # the worker said why, in one line
     finally:
         reserved.close()
         if run_dir is not None:
             shutil.rmtree(run_dir, ignore_errors=True)
+    print(summary(ns.role, app, time.monotonic() - started, served=workers.served), flush=True)
+    return 0
+
+
+def anchor_behind(
+    workers: Workers,
+    config: NotarConfig,
+    env: Mapping[str, str],
+    socket_path: Path,
+    listening: Callable[[], None],
+) -> web.Application:
+    """Role all's parent: the anchor (`notar serve`'s, with its internal routes) on the Unix
+    socket `socket_path`, the workers started once it has, until SIGTERM; the app, for the summary."""
+    sock = anchor_socket(socket_path)
+    app = new_app(config, env, readiness=[anchor_app.anchor_ready], client_max_size=anchor_app.MAX_BODY)
+    anchor_app.setup(app, config)  # in process (no env): the shards of `notar serve`, its data layout
+    app.cleanup_ctx.append(workers_context(workers))
+    telemetry = app[TELEMETRY] = Telemetry.from_env(env, service="notar-all")
+    try:
+        run_app(
+            app,
+            sock=sock,
+            read_timeout=config.http.read_timeout_s,
+            drain_s=config.http.drain_s,
+            access_log_class=FailuresLogger,
+            on_listening=listening,
+            on_stopping=lambda: workers.stop(config.http.drain_s + 5),
+        )
+    finally:
+        telemetry.shutdown()
+    return app
 
 
 def serve_worker(ns: argparse.Namespace, config: NotarConfig, env: Mapping[str, str]) -> int:

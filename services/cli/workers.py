@@ -13,7 +13,8 @@ An anchor pod is always one process (one writer per log).
 - A worker tells the parent over a pipe when it listens and, as it exits, how many requests it
   served (the parent's summary line adds them up; a worker killed says nothing).
 - "listening" is printed once every worker listens; a worker that exits during start-up stops
-  everything, its own message above the parent's.
+  everything with its exit status, and its own message is the only one (the first worker starts
+  alone, the others once it listens).
 - A worker that exits afterwards is logged and started again (after RESTART_S, longer while it
   keeps failing): the anchor holds everything acknowledged, a worker only requests in flight.
 - A worker dies with its parent (PR_SET_PDEATHSIG), so none is left holding the port.
@@ -59,7 +60,16 @@ HEALTHY_S = 30.0  # a worker that ran this long and exits is restarted after RES
 
 
 class WorkerFailed(NotarError):
-    """A worker exited during start-up."""
+    """A worker exited during start-up, with `status` (it said why on stderr itself)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def exit_status(self) -> int:
+        """The parent's: the worker's own (2: a setting), 1 when a signal ended it."""
+        return self.status if self.status > 0 else 1
 
 
 def worker_count(role: str, config: NotarConfig, *, cpus: Callable[[], int] = usable_cpus) -> int:
@@ -124,8 +134,9 @@ class Workers:
 
     async def start(self) -> None:
         """Every worker, once each listens; WorkerFailed (the others stopped) when one does not."""
-        try:
-            await asyncio.gather(*(self._spawn(i) for i in range(1, self.count + 1)))
+        try:  # the first alone: a start-up that fails (a store down) is said once, by it
+            await self._spawn(1)
+            await asyncio.gather(*(self._spawn(i) for i in range(2, self.count + 1)))
         except BaseException:
             await self.stop(5.0)
             raise
@@ -158,7 +169,7 @@ class Workers:
             line = b""
         if line != b"listening\n":
             status = await proc.wait()
-            raise WorkerFailed(f"worker {index} exited during start-up ({_status(status)})")
+            raise WorkerFailed(f"worker {index} exited during start-up ({_status(status)})", status=status)
 
     async def _watch(self, index: int) -> None:
         backoff = RESTART_S
@@ -378,9 +389,8 @@ async def anchor_metrics(anchor: SocketAnchor, have: list[str]) -> list[str]:
     return out
 
 
-def anchor_socket(directory: Path) -> socket.socket:
-    """The Unix socket the anchor of role all's parent listens on, in `directory` (0700)."""
-    path = directory / "anchor.sock"
+def anchor_socket(path: Path) -> socket.socket:
+    """The Unix socket the anchor of role all's parent listens on, at `path` in a 0700 directory."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
     path.chmod(0o600)
