@@ -275,3 +275,25 @@ def test_workers_die_with_their_parent(tmp_path: Path) -> None:
         notar.proc.kill()
         notar.proc.wait(timeout=10)
         assert _wait_gone(pids, 30) == [], "a worker outlived its parent"
+
+
+def test_a_verify_pod_runs_its_role_in_each_worker(tmp_path: Path) -> None:
+    """`--role verify` with WORKERS=2: two copies of the role on one port, no anchor in the parent."""
+    port = free_port()
+    env = _env(tmp_path / "data", port, WORKERS="2")
+    assert notar_cli("keygen", env=env).returncode == 0  # the fs store the verify pods read
+    proc = subprocess.Popen([NOTAR, "serve", "--role", "verify"], env=env, stdout=subprocess.PIPE)
+    try:
+        wait_ready(env["NOTAR_URL"], proc)
+        notar = Served(proc, env["NOTAR_URL"], {**env, "NOTAR_API_KEY": ""}, tmp_path / "unused")
+        pids = notar.workers()
+        assert set(pids) == {"1", "2"} and proc.pid not in pids.values(), pids
+        status, headers, _ = notar.call("/v1/keys", auth=False)
+        assert status == 200 and headers["X-Notar-Worker"] in pids
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0].decode()
+        assert proc.returncode == 0
+        assert out.strip().splitlines()[-1].startswith("notar verify stopped after "), out
+        assert _wait_gone(list(pids.values()), 10) == []
+    finally:
+        stop_process(proc)
