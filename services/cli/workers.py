@@ -48,6 +48,7 @@ from services.common.config import ENV_PREFIX, OTHER_VARIABLES, SETTINGS
 from services.common.cpus import usable_cpus
 from services.common.resources import METRICS, MORE_METRICS, new_app
 from services.internal.client import AnchorClient
+from services.internal.coalesce import Coalescer
 from services.model import Digests
 from storage.errors import ConfigError, NotarError
 
@@ -284,6 +285,7 @@ class SocketAnchor:
         self._path = path
         self.session: aiohttp.ClientSession | None = None
         self._client: AnchorClient | None = None
+        self._coalescer: Coalescer | None = None
 
     async def open(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -292,6 +294,7 @@ class SocketAnchor:
             json_serialize=lambda o: orjson.dumps(o).decode(),
         )
         self._client = AnchorClient(ANCHOR_HOST, session=self.session)
+        self._coalescer = Coalescer(self._client.submit)
 
     async def close(self) -> None:
         if self.session is not None:
@@ -304,7 +307,10 @@ class SocketAnchor:
         return self._client
 
     async def submit(self, tenant: str, digests: Digests) -> bytes:
-        return await self.client.submit(tenant, digests)
+        """Merged with the same tenant's submissions of this loop round (services.internal.coalesce)."""
+        if self._coalescer is None:
+            raise RuntimeError("the anchor's socket is not open yet")
+        return await self._coalescer.submit(tenant, digests)
 
     def refusal(self, count: int = 1) -> NotarError | None:
         return None  # only the anchor knows; it refuses before reading the body
