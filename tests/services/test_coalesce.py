@@ -62,9 +62,11 @@ def test_a_refusal_of_the_merged_call_refuses_only_the_request_at_fault() -> Non
 
     async def main() -> list[bytes | BaseException]:
         c = Coalescer(anchor.submit)
-        return await asyncio.gather(
-            c.submit("acme", digests(1)), c.submit("acme", digests(666)), c.submit("acme", digests(2)),
-            return_exceptions=True,
+        return list(
+            await asyncio.gather(
+                c.submit("acme", digests(1)), c.submit("acme", digests(666)), c.submit("acme", digests(2)),
+                return_exceptions=True,
+            )
         )
 
     first, refused, third = asyncio.run(main())
