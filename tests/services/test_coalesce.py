@@ -44,7 +44,7 @@ def expected(tenant: str, ds: Digests) -> bytes:
 def test_one_round_is_one_call_and_each_caller_gets_its_own_receipts() -> None:
     anchor = Anchor()
 
-    async def main() -> list[bytes]:
+    async def main() -> tuple[bytes, ...]:
         c = Coalescer(anchor.submit)
         return await asyncio.gather(
             c.submit("acme", digests(1)), c.submit("acme", digests(2, 3)), c.submit("beta", digests(4))
