@@ -50,7 +50,7 @@ def test_one_round_is_one_call_and_each_caller_gets_its_own_receipts() -> None:
             c.submit("acme", digests(1)), c.submit("acme", digests(2, 3)), c.submit("beta", digests(4))
         )
 
-    answers = asyncio.run(main())
+    answers = list(asyncio.run(main()))
     assert answers == [
         expected("acme", digests(1)), expected("acme", digests(2, 3)), expected("beta", digests(4))
     ]
