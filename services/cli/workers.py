@@ -116,6 +116,7 @@ def worker_env(env: Mapping[str, str]) -> dict[str, str]:
 class _Running:
     proc: asyncio.subprocess.Process
     reports: asyncio.StreamReader
+    pipe: asyncio.BaseTransport
     started: float
 
 
@@ -159,10 +160,10 @@ class Workers:
             os.close(write_fd)
         loop = asyncio.get_running_loop()
         reports = asyncio.StreamReader()
-        await loop.connect_read_pipe(
+        pipe, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reports), os.fdopen(read_fd, "rb", buffering=0)
         )
-        self._running[index] = _Running(proc, reports, time.monotonic())
+        self._running[index] = _Running(proc, reports, pipe, time.monotonic())
         try:
             line = await asyncio.wait_for(reports.readline(), START_S)
         except TimeoutError:
@@ -170,6 +171,7 @@ class Workers:
             line = b""
         if line != b"listening\n":
             status = await proc.wait()
+            pipe.close()
             raise WorkerFailed(f"worker {index} exited during start-up ({_status(status)})", status=status)
 
     async def _watch(self, index: int) -> None:
@@ -181,6 +183,7 @@ class Workers:
                 report = await asyncio.wait_for(running.reports.readline(), 1.0)
                 if report.startswith(b"served "):
                     self.served += int(report.split()[1])
+            running.pipe.close()
             if self._stopping:
                 return
             ran = time.monotonic() - running.started
@@ -200,7 +203,11 @@ class Workers:
                     backoff = min(backoff * 2, RESTART_MAX_S)
                     continue
                 self.restarts += 1
-                log.info("worker %d started again (pid %d)", index, self._running[index].proc.pid)
+                restarted = self._running[index].proc
+                log.info("worker %d started again (pid %d)", index, restarted.pid)
+                if self._stopping:  # `stop` came while it started: it signalled the one before
+                    with contextlib.suppress(ProcessLookupError):
+                        restarted.send_signal(signal.SIGTERM)
                 break
 
     async def stop(self, grace_s: float) -> None:
