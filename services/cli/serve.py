@@ -8,10 +8,11 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -108,18 +109,7 @@ def serve(ns: argparse.Namespace) -> int:
         return serve_with_workers(ns, config, env, count, listening)
     sock = listen_socket(host, port)
     app = build_app(ns.role, config, env)
-    telemetry = app[TELEMETRY] = Telemetry.from_env(env, service=f"notar-{ns.role}")
-    try:
-        run_app(
-            app,
-            sock=sock,
-            read_timeout=config.http.read_timeout_s,
-            drain_s=config.http.drain_s,
-            access_log_class=AccessLogger,
-            on_listening=listening,
-        )
-    finally:
-        telemetry.shutdown()
+    serve_app(app, sock, config, env, service=f"notar-{ns.role}", on_listening=listening)
     print(summary(ns.role, app, time.monotonic() - started), flush=True)
     return 0
 
@@ -170,19 +160,16 @@ def anchor_behind(
     app = new_app(config, env, readiness=[anchor_app.anchor_ready], client_max_size=anchor_app.MAX_BODY)
     anchor_app.setup(app, config)  # in process (no env): the shards of `notar serve`, its data layout
     app.cleanup_ctx.append(workers_context(workers))
-    telemetry = app[TELEMETRY] = Telemetry.from_env(env, service="notar-all")
-    try:
-        run_app(
-            app,
-            sock=sock,
-            read_timeout=config.http.read_timeout_s,
-            drain_s=config.http.drain_s,
-            access_log_class=FailuresLogger,
-            on_listening=listening,
-            on_stopping=lambda: workers.stop(config.http.drain_s + 5),
-        )
-    finally:
-        telemetry.shutdown()
+    serve_app(
+        app,
+        sock,
+        config,
+        env,
+        service="notar-all",
+        on_listening=listening,
+        on_stopping=lambda: workers.stop(config.http.drain_s + 5),
+        access_log_class=FailuresLogger,  # the workers log every public request
+    )
     return app
 
 
@@ -199,22 +186,39 @@ def serve_worker(ns: argparse.Namespace, config: NotarConfig, env: Mapping[str, 
     else:
         app = build_app(ns.role, config, env)
     mark_worker(app, args.index)
-    telemetry = app[TELEMETRY] = Telemetry.from_env(env, service=f"notar-{ns.role}")
+    said = lambda: print("listening", file=report)  # noqa: E731
+    serve_app(app, sock, config, env, service=f"notar-{ns.role}", on_listening=said)
+    with contextlib.suppress(OSError):
+        report.write(f"served {app[TELEMETRY].served}\n")
+        report.close()
+    return 0
+
+
+def serve_app(
+    app: web.Application,
+    sock: socket.socket,
+    config: NotarConfig,
+    env: Mapping[str, str],
+    *,
+    service: str,
+    on_listening: Callable[[], None],
+    on_stopping: Callable[[], Awaitable[None]] | None = None,
+    access_log_class: type[AccessLogger] = AccessLogger,
+) -> None:
+    """`run_app` with the process's telemetry (exported as `service`), shut down at exit."""
+    telemetry = app[TELEMETRY] = Telemetry.from_env(env, service=service)
     try:
         run_app(
             app,
             sock=sock,
             read_timeout=config.http.read_timeout_s,
             drain_s=config.http.drain_s,
-            access_log_class=AccessLogger,
-            on_listening=lambda: print("listening", file=report),
+            access_log_class=access_log_class,
+            on_listening=on_listening,
+            on_stopping=on_stopping,
         )
     finally:
         telemetry.shutdown()
-    with contextlib.suppress(OSError):
-        report.write(f"served {telemetry.served}\n")
-        report.close()
-    return 0
 
 
 def summary(role: str, app: web.Application | None, uptime_s: float, *, served: int | None = None) -> str:
