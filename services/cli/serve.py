@@ -19,7 +19,7 @@ from aiohttp import web
 
 from services.anchor import app as anchor_app
 from services.anchor.app import ensure_keys, keys_from
-from services.cli.commands import config_from
+from services.cli.commands import config_from, setting_args
 from services.cli.workers import (
     WorkerArgs,
     WorkerFailed,
@@ -28,12 +28,11 @@ from services.cli.workers import (
     die_with_parent,
     front_app,
     mark_worker,
-    setting_flags,
     worker_count,
-    worker_env,
     workers_context,
 )
 from services.common.components import NotarConfig
+from services.common.config import without_unknown
 from services.common.http_server import listen_socket, run_app
 from services.common.index_key import load_index_key
 from services.common.logs import FailuresLogger
@@ -126,16 +125,16 @@ def serve_with_workers(
     host, port = config.http.listen
     started = time.monotonic()
     reserved = listen_socket(host, port, reuse_port=True)  # a port in use stops start-up here, named
-    command = [sys.executable, "-m", "services.cli", "serve", "--role", ns.role, *setting_flags(ns)]
+    command = [sys.executable, "-m", "services.cli", "serve", "--role", ns.role, *setting_args(ns)]
     run_dir = Path(tempfile.mkdtemp(prefix="notar-")) if ns.role == "all" else None  # mode 0700
     try:
         if run_dir is None:
-            workers = Workers(count, command, worker_env(env))
+            workers = Workers(count, command, without_unknown(env))
             supervise(workers, listening, stop_s=config.http.drain_s + 5)
             app = None
         else:
             socket_path = run_dir / "anchor.sock"
-            workers = Workers(count, [*command, "--anchor-socket", str(socket_path)], worker_env(env))
+            workers = Workers(count, [*command, "--anchor-socket", str(socket_path)], without_unknown(env))
             app = anchor_behind(workers, config, env, socket_path, listening)
     except WorkerFailed as e:
         return e.exit_status  # the worker said why, in one line

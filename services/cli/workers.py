@@ -24,7 +24,6 @@ An anchor pod is always one process (one writer per log).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import ctypes
@@ -44,7 +43,6 @@ from aiohttp import web
 
 from merkle.digests import Digest
 from services.common.components import NotarConfig
-from services.common.config import ENV_PREFIX, OTHER_VARIABLES, SETTINGS
 from services.common.cpus import usable_cpus
 from services.common.resources import METRICS, MORE_METRICS, new_app
 from services.internal.client import AnchorClient
@@ -89,27 +87,6 @@ def worker_count(role: str, config: NotarConfig, *, cpus: Callable[[], int] = us
             )
         return 1
     return wanted if wanted is not None else cpus()
-
-
-def setting_flags(ns: argparse.Namespace) -> list[str]:
-    """The setting flags (and --config) `ns` was given, to pass on to a worker unchanged."""
-    out = [] if ns.config is None else ["--config", str(ns.config)]
-    for name in SETTINGS:
-        value = getattr(ns, f"setting_{name}", None)
-        if value is not None:
-            out += [f"--{name.lower().replace('_', '-')}", value]
-    return out
-
-
-def worker_env(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` without the NOTAR_* variables that are no setting: the parent warned about them once."""
-    def kept(variable: str) -> bool:
-        name = variable.removeprefix(ENV_PREFIX)
-        if name == variable or name in SETTINGS:
-            return True
-        return any(name == o or (o.endswith("*") and name.startswith(o[:-1])) for o in OTHER_VARIABLES)
-
-    return {k: v for k, v in env.items() if kept(k)}
 
 
 @dataclass

@@ -329,15 +329,27 @@ def unknown_variables(env: Mapping[str, str]) -> list[str]:
     setting at its default), naming the setting it most likely meant."""
     warnings = []
     for variable in sorted(env):
+        if _known(variable):
+            continue
         name = variable.removeprefix(ENV_PREFIX)
-        if name == variable or name in SETTINGS:
-            continue
-        if any(name == o or (o.endswith("*") and name.startswith(o[:-1])) for o in OTHER_VARIABLES):
-            continue
         close = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.6)
         hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
         warnings.append(f"unknown setting {variable}{hint}: it is ignored")
     return warnings
+def _known(variable: str) -> bool:
+    """Not a NOTAR_* variable, or one that is a setting or in OTHER_VARIABLES."""
+    name = variable.removeprefix(ENV_PREFIX)
+    if name == variable or name in SETTINGS:
+        return True
+    return any(name == o or (o.endswith("*") and name.startswith(o[:-1])) for o in OTHER_VARIABLES)
+
+
+def without_unknown(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without the NOTAR_* variables `unknown_variables` warns about (for a child process
+    of a command that warned once)."""
+    return {k: v for k, v in env.items() if _known(k)}
+
+
 def missing(name: str, why: str) -> ConfigError:
     """The error for setting `name`, unset though needed `why` (e.g. "when STORE=s3")."""
     return ConfigError(

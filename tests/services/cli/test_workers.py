@@ -142,9 +142,11 @@ class Served:
             return e.code, dict(e.headers), e.read()
 
     def workers(self) -> dict[str, int]:
-        """worker index -> pid, from the /metrics of whichever workers answer 40 scrapes."""
+        """worker index -> pid, from the /metrics of whichever workers answer scrapes for 30 s at
+        most (/readyz answers once the first worker listens; the second starts after it)."""
         seen: dict[str, int] = {}
-        for _ in range(40):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             try:
                 _, _, text = self.call("/metrics", auth=False)
             except OSError:
@@ -156,6 +158,7 @@ class Served:
                     seen[labels["worker"].strip('"')] = int(labels["pid"].strip('"'))
             if len(seen) == 2:
                 break
+            time.sleep(0.05)
         return seen
 
 
@@ -288,7 +291,7 @@ def test_a_verify_pod_runs_its_role_in_each_worker(tmp_path: Path) -> None:
         notar = Served(proc, env["NOTAR_URL"], {**env, "NOTAR_API_KEY": ""}, tmp_path / "unused")
         pids = notar.workers()
         assert set(pids) == {"1", "2"} and proc.pid not in pids.values(), pids
-        status, headers, _ = notar.call("/v1/keys", auth=False)
+        status, headers, _ = notar.call("/healthz", auth=False)
         assert status == 200 and headers["X-Notar-Worker"] in pids
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=60)[0].decode()
