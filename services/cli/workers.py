@@ -44,7 +44,7 @@ from aiohttp import web
 from merkle.digests import Digest
 from services.common.components import NotarConfig
 from services.common.cpus import usable_cpus
-from services.common.resources import METRICS, MORE_METRICS, new_app
+from services.common.resources import LIVENESS, METRICS, MORE_METRICS, new_app
 from services.internal.client import AnchorClient
 from services.internal.coalesce import Coalescer
 from services.model import Digests
@@ -55,6 +55,7 @@ ANCHOR_HOST = "http://notar-anchor"  # the Host of requests on the anchor's Unix
 START_S = 120.0
 RESTART_S = 1.0
 RESTART_MAX_S = 30.0
+HEALTH_S = 2.0  # how often a worker reads the anchor's /healthz
 HEALTHY_S = 30.0  # a worker that ran this long and exits is restarted after RESTART_S again
 
 
@@ -270,6 +271,7 @@ class SocketAnchor:
         self.session: aiohttp.ClientSession | None = None
         self._client: AnchorClient | None = None
         self._coalescer: Coalescer | None = None
+        self.dead: str | None = None  # why the anchor's /healthz says restart (`watch_health`)
 
     async def open(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -313,6 +315,16 @@ class SocketAnchor:
     async def receipt(self, entry: bytes) -> bytes | None:
         return await self.client.receipt(entry)
 
+    async def watch_health(self) -> None:
+        """Keep `dead` as the anchor's /healthz says, every HEALTH_S: a sequencer stopped for good
+        makes the worker's /healthz fail too, so that the whole `notar serve` is restarted (a worker
+        alone restarted would not resume it). An anchor that does not answer is no such reason."""
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                status, text = await self.get("/healthz")
+                self.dead = None if status != 503 else "anchor: " + _detail(text)
+            await asyncio.sleep(HEALTH_S)
+
     async def get(self, path: str) -> tuple[int, str]:
         """GET `path` of the anchor: its status and text (ClientError, TimeoutError)."""
         if self.session is None:
@@ -322,6 +334,13 @@ class SocketAnchor:
 
 
 ANCHOR = web.AppKey("socket_anchor", SocketAnchor)
+
+
+def _detail(problem: str) -> str:
+    """The `detail` of a problem+json answer, else its text, short."""
+    with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+        return str(orjson.loads(problem).get("detail", problem))[:500]
+    return problem[:500]
 
 
 def front_app(config: NotarConfig, env: Mapping[str, str], anchor_socket: Path) -> web.Application:
@@ -341,10 +360,14 @@ def front_app(config: NotarConfig, env: Mapping[str, str], anchor_socket: Path) 
 
     async def connect(app: web.Application) -> AsyncIterator[None]:
         await anchor.open()
+        watching = asyncio.create_task(anchor.watch_health(), name="notar-anchor-health")
         yield
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
         await anchor.close()
 
     app.cleanup_ctx.append(connect)
+    app[LIVENESS].append(lambda app: anchor.dead)
     ingest_app.setup(app, config, submitter=anchor)
     verify_app.setup(app, config, lookup=anchor)
     scitt_app.setup(app, config, registrations=anchor)
