@@ -6,6 +6,7 @@ workers with it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -21,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
+from services.cli.workers import ANCHOR, SocketAnchor, anchor_ready
 from services.common.cpus import cgroup_quota, usable_cpus
 from tests.serving import NOTAR, free_port, notar_cli, stop_process, wait_ready
 
@@ -300,3 +303,46 @@ def test_a_verify_pod_runs_its_role_in_each_worker(tmp_path: Path) -> None:
         assert _wait_gone(list(pids.values()), 10) == []
     finally:
         stop_process(proc)
+
+
+def test_a_workers_readiness_and_liveness_are_the_anchors_too(tmp_path: Path) -> None:
+    """`anchor_ready` and `watch_health` over a real Unix socket: an anchor that says not ready
+    or stopped for good makes the worker say so; one that does not answer is unready, not dead."""
+    async def not_ready(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="sequencer starting\n")
+
+    async def dead(request: web.Request) -> web.Response:
+        return web.json_response({"detail": "the sequencer stopped for good"}, status=503)
+
+    async def main() -> None:
+        anchor_app = web.Application()
+        anchor_app.router.add_get("/readyz", not_ready)
+        anchor_app.router.add_get("/healthz", dead)
+        runner = web.AppRunner(anchor_app)
+        await runner.setup()
+        path = tmp_path / "anchor.sock"
+        await web.UnixSite(runner, str(path)).start()
+        worker = web.Application()
+        anchor = worker[ANCHOR] = SocketAnchor(path)
+        await anchor.open()
+        try:
+            assert await anchor_ready(worker) == "anchor: sequencer starting"
+            watching = asyncio.create_task(anchor.watch_health())
+            async with asyncio.timeout(10):
+                while anchor.dead is None:
+                    await asyncio.sleep(0.05)
+            watching.cancel()
+            assert anchor.dead == "anchor: the sequencer stopped for good"
+        finally:
+            await anchor.close()
+            await runner.cleanup()
+        gone = SocketAnchor(tmp_path / "nothing.sock")
+        worker[ANCHOR] = gone
+        await gone.open()
+        try:
+            reason = await anchor_ready(worker)
+            assert reason is not None and reason.startswith("anchor unreachable"), reason
+        finally:
+            await gone.close()
+
+    asyncio.run(main())
