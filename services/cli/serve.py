@@ -187,6 +187,8 @@ def serve_worker(ns: argparse.Namespace, config: NotarConfig, env: Mapping[str, 
     mark_worker(app, args.index)
     said = lambda: print("listening", file=report)  # noqa: E731
     serve_app(app, sock, config, env, service=f"notar-{ns.role}", on_listening=said)
+    if ns.anchor_socket is not None and os.getppid() != args.parent:  # the parent was killed
+        shutil.rmtree(Path(ns.anchor_socket).parent, ignore_errors=True)  # its directory, left behind
     with contextlib.suppress(OSError):
         report.write(f"served {app[TELEMETRY].served}\n")
         report.close()

@@ -278,9 +278,13 @@ def test_workers_die_with_their_parent(tmp_path: Path) -> None:
     with served(tmp_path) as notar:
         pids = list(notar.workers().values())
         assert len(pids) == 2
+        command = Path(f"/proc/{pids[0]}/cmdline").read_bytes().split(b"\0")
+        directory = Path(command[command.index(b"--anchor-socket") + 1].decode()).parent
+        assert directory.is_dir() and directory.stat().st_mode & 0o777 == 0o700
         notar.proc.kill()
         notar.proc.wait(timeout=10)
         assert _wait_gone(pids, 30) == [], "a worker outlived its parent"
+        assert not directory.exists(), "the anchor's socket directory was left behind"
 
 
 def test_a_verify_pod_runs_its_role_in_each_worker(tmp_path: Path) -> None:
