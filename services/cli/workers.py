@@ -8,7 +8,9 @@ SCITT and reach the parent's anchor over its internal routes on a Unix socket in
 the parent's user can enter (those routes take no API key: the socket's permissions keep other
 users out, as the NetworkPolicy keeps other pods out of an anchor pod's port). An ingest or
 verify pod's workers are that role, each reaching the anchor at ANCHOR_URL as one process does.
-An anchor pod is always one process (one writer per log).
+An anchor pod is always one process (one writer per log). A worker of role `all` merges the
+submissions that arrive together into one internal request (services.internal.coalesce): one
+internal request per digest cost the anchor more than the whole request costs in one process.
 
 - A worker tells the parent over a pipe when it listens and, as it exits, how many requests it
   served (the parent's summary line adds them up; a worker killed says nothing).
@@ -17,7 +19,9 @@ An anchor pod is always one process (one writer per log).
   alone, the others once it listens).
 - A worker that exits afterwards is logged and started again (after RESTART_S, longer while it
   keeps failing): the anchor holds everything acknowledged, a worker only requests in flight.
-- A worker dies with its parent (PR_SET_PDEATHSIG), so none is left holding the port.
+- A worker dies with its parent (PR_SET_PDEATHSIG), so none is left holding the port; the last
+  one removes the socket directory a killed parent left.
+- A worker's /readyz and /healthz follow the anchor's too; its /metrics adds the anchor's.
 - SIGTERM or SIGINT to the parent: every worker gets SIGTERM and drains (DRAIN_S), then the
   anchor stops as one process does (it publishes what it holds).
 """
