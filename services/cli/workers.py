@@ -19,7 +19,7 @@ internal request per digest cost the anchor more than the whole request costs in
   alone, the others once it listens).
 - A worker that exits afterwards is logged and started again (after RESTART_S, longer while it
   keeps failing): the anchor holds everything acknowledged, a worker only requests in flight.
-- A worker dies with its parent (PR_SET_PDEATHSIG), so none is left holding the port; its
+- A worker dies with its parent (PR_SET_PDEATHSIG), so none is left holding the port; the
   workers remove the socket directory a killed parent left behind.
 - A worker's /readyz and /healthz follow the anchor's too; its /metrics adds the anchor's.
 - SIGTERM or SIGINT to the parent: every worker gets SIGTERM and drains (DRAIN_S), then the
