@@ -28,6 +28,7 @@ from services.cli.workers import (
     die_with_parent,
     front_app,
     mark_worker,
+    parent_gone,
     worker_count,
     workers_context,
 )
@@ -186,9 +187,11 @@ def serve_worker(ns: argparse.Namespace, config: NotarConfig, env: Mapping[str, 
         app = build_app(ns.role, config, env)
     mark_worker(app, args.index)
     said = lambda: print("listening", file=report)  # noqa: E731
-    serve_app(app, sock, config, env, service=f"notar-{ns.role}", on_listening=said)
-    if ns.anchor_socket is not None and os.getppid() != args.parent:  # the parent was killed
-        shutil.rmtree(Path(ns.anchor_socket).parent, ignore_errors=True)  # its directory, left behind
+    try:
+        serve_app(app, sock, config, env, service=f"notar-{ns.role}", on_listening=said)
+    finally:
+        if ns.anchor_socket is not None and parent_gone(args.parent):  # it was killed
+            shutil.rmtree(Path(ns.anchor_socket).parent, ignore_errors=True)  # its directory, left behind
     with contextlib.suppress(OSError):
         report.write(f"served {app[TELEMETRY].served}\n")
         report.close()

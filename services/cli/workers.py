@@ -230,6 +230,18 @@ def die_with_parent(parent: int) -> None:
         sys.exit(1)
 
 
+def parent_gone(parent: int) -> bool:
+    """Whether the process `parent` exited (or is exiting: a SIGKILL reaches PR_SET_PDEATHSIG as
+    its first thread ends, before this process is handed to another parent)."""
+    if os.getppid() != parent:
+        return True
+    try:
+        state = Path(f"/proc/{parent}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
 @dataclass(frozen=True)
 class WorkerArgs:
     """`--worker INDEX:FD:PARENT`: which worker this is, the pipe to its parent, the parent's pid."""
