@@ -53,6 +53,17 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...]) -
         )
 
 
+def setting_args(ns: argparse.Namespace) -> list[str]:
+    """The setting flags (and --config) `ns` was given, as arguments to pass on to a child
+    process (a worker of `notar serve --workers`)."""
+    out = [] if getattr(ns, "config", None) is None else ["--config", str(ns.config)]
+    for name in SETTINGS:
+        value = getattr(ns, f"setting_{name}", None)
+        if value is not None:
+            out += [f"--{name.lower().replace('_', '-')}", value]
+    return out
+
+
 def config_from(ns: argparse.Namespace, env: Mapping[str, str]) -> NotarConfig:
     """Every component's config from the setting flags of `ns`, `env` and the config file."""
     flags = {name: getattr(ns, f"setting_{name}", None) for name in SETTINGS}
@@ -64,6 +75,9 @@ def serve(sub: Subparsers) -> None:
     p.add_argument(
         "--role", choices=ROLES, default="all", help="run one service, as in Kubernetes (default all)"
     )
+    # a worker of `notar serve --workers N`, started by its parent (services/cli/workers.py)
+    p.add_argument("--worker", metavar="INDEX:FD:PARENT", help=argparse.SUPPRESS)
+    p.add_argument("--anchor-socket", metavar="PATH", help=argparse.SUPPRESS)
     add_setting_flags(p, SERVER)
     p.set_defaults(run="serve:serve")
 

@@ -134,9 +134,9 @@ class KeysConfig:
 @dataclass(frozen=True)
 class HttpConfig:
     """The HTTP server of every role and how its pods reach the anchor (LISTEN, READ_TIMEOUT_S,
-    DRAIN_S, KEY_CACHE_S, DOCUMENT_MAX_MB, LOG_FORMAT, ANCHOR_URL), and POST /v1/verify's worker pool
-    (VERIFY_WORKERS, VERIFY_QUEUE), and the memory the verify service keeps the log's immutable
-    files in (TILE_CACHE_MB)."""
+    DRAIN_S, KEY_CACHE_S, DOCUMENT_MAX_MB, LOG_FORMAT, ANCHOR_URL), its processes (WORKERS),
+    POST /v1/verify's worker pool (VERIFY_WORKERS, VERIFY_QUEUE), and the memory the verify
+    service keeps the log's immutable files in (TILE_CACHE_MB)."""
 
     listen: tuple[str, int] = ("127.0.0.1", 8080)
     read_timeout_s: int = 30
@@ -148,6 +148,7 @@ class HttpConfig:
     verify_workers: int = 1
     verify_queue: int = 16
     tile_cache_mb: int = 64
+    workers: int | None = None  # WORKERS; None: as many as the CPUs this process may use
 
     @property
     def document_max_bytes(self) -> int:
@@ -299,6 +300,7 @@ class NotarConfig:
                 verify_workers=s.get("VERIFY_WORKERS"),
                 verify_queue=s.get("VERIFY_QUEUE"),
                 tile_cache_mb=s.get("TILE_CACHE_MB"),
+                workers=s.get("WORKERS"),
             ),
             backups=BackupsConfig(
                 scratch=data_dir / "backup",

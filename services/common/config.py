@@ -181,6 +181,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("TSA_URL", None, "RFC 3161 time-stamp authority URL", _url),
         Setting("TSA_CA_FILE", None, "trust anchor (PEM) for the TSA's tokens"),
         Setting(
+            "WORKERS",
+            None,
+            "processes serving the HTTP port together (SO_REUSEPORT) in front of the one sequencer "
+            "(default: the CPUs this process may use: its affinity and cgroup CPU quota)",
+            _positive_int,
+        ),
+        Setting(
             "VERIFY_WORKERS", "1", "processes verifying receipts for POST /v1/verify", _positive_int
         ),
         Setting(
@@ -327,15 +334,27 @@ def unknown_variables(env: Mapping[str, str]) -> list[str]:
     setting at its default), naming the setting it most likely meant."""
     warnings = []
     for variable in sorted(env):
+        if _known(variable):
+            continue
         name = variable.removeprefix(ENV_PREFIX)
-        if name == variable or name in SETTINGS:
-            continue
-        if any(name == o or (o.endswith("*") and name.startswith(o[:-1])) for o in OTHER_VARIABLES):
-            continue
         close = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.6)
         hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
         warnings.append(f"unknown setting {variable}{hint}: it is ignored")
     return warnings
+def _known(variable: str) -> bool:
+    """Not a NOTAR_* variable, or one that is a setting or in OTHER_VARIABLES."""
+    name = variable.removeprefix(ENV_PREFIX)
+    if name == variable or name in SETTINGS:
+        return True
+    return any(name == o or (o.endswith("*") and name.startswith(o[:-1])) for o in OTHER_VARIABLES)
+
+
+def without_unknown(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without the NOTAR_* variables `unknown_variables` warns about (for a child process
+    of a command that warned once)."""
+    return {k: v for k, v in env.items() if _known(k)}
+
+
 def missing(name: str, why: str) -> ConfigError:
     """The error for setting `name`, unset though needed `why` (e.g. "when STORE=s3")."""
     return ConfigError(

@@ -197,9 +197,11 @@ def _answering_early(
     return handle
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A TCP socket bound to host:port, not listening yet: taken before anything else starts, so
-    that a port in use stops start-up at once, named as such (ConfigError on LISTEN)."""
+    that a port in use stops start-up at once, named as such (ConfigError on LISTEN). With
+    `reuse_port`, processes of the same user may bind it too and the kernel spreads the
+    connections over those that listen (SO_REUSEPORT: `notar serve --workers`)."""
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -210,6 +212,8 @@ def listen_socket(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot listen on {where}: {_reason(e)}", setting="LISTEN") from e
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does: restarts
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except OSError as e:
         sock.close()
@@ -241,6 +245,7 @@ def run_app(
     drain_s: float,
     access_log_class: type[AbstractAccessLogger],
     on_listening: Callable[[], None] = lambda: None,
+    on_stopping: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve `app` on the bound `sock` until SIGINT or SIGTERM. Start-up (the app's cleanup
     contexts: the store, the keys, the sequencer's recovery) completes before the socket listens
@@ -248,7 +253,8 @@ def run_app(
 
     On a signal: uploads in flight are answered 503 with Retry-After at once (`drain`),
     the socket stops listening, other requests get `drain_s` seconds to finish before they are
-    cancelled, then the app's cleanup contexts run (the sequencer publishes what it holds)."""
+    cancelled, then the app's cleanup contexts run (the sequencer publishes what it holds).
+    `on_stopping` is awaited first, while the app still serves (the workers in front of it drain)."""
     app.on_response_prepare.append(nosniff)
     loop = asyncio.new_event_loop()
     runner = _Runner(
@@ -270,6 +276,8 @@ def run_app(
             await web.SockSite(runner, sock).start()
             on_listening()
             await stop.wait()
+            if on_stopping is not None:
+                await on_stopping()
             refused = drain(runner)
             log.info("stopping: %d upload(s) refused, other requests get %g s to finish", refused, drain_s)
         finally:

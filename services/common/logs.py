@@ -73,6 +73,15 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
 
+class FailuresLogger(AccessLogger):
+    """The access log of requests that failed only: the anchor behind `notar serve --workers`,
+    whose workers log every public request already."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if response.status >= 400:
+            super().log(request, response, time)
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

@@ -114,10 +114,17 @@ async def readyz(request: web.Request) -> web.Response:
     return web.Response(text="ready\n" + details)
 
 
+MORE_METRICS = web.AppKey("more_metrics", list[Callable[[list[str]], Awaitable[list[str]]]])
+"""Lines from elsewhere (a worker's: its anchor's), given the lines so far to leave out what they
+already have."""
+
+
 async def metrics(request: web.Request) -> web.Response:
     lines: list[str] = []
     for provider in request.app[METRICS]:
         lines += provider()
+    for more in request.app.get(MORE_METRICS, []):
+        lines += await more(lines)
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 

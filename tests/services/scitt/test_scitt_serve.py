@@ -105,9 +105,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """A server whose batches take longer than POST /entries waits: registrations answer 303."""
+    """A server whose batches take longer than POST /entries waits: registrations answer 303.
+    One worker: the poll rate limit is each process's own (per worker, as per ingest pod)."""
     yield from serve(
-        tmp_path_factory.mktemp("slow"), BATCH_MS="1500", BATCH_MIN_MS="1500", SCITT_WAIT_MS="50"
+        tmp_path_factory.mktemp("slow"), BATCH_MS="1500", BATCH_MIN_MS="1500", SCITT_WAIT_MS="50", WORKERS="1"
     )
 
 

@@ -1,0 +1,205 @@
+"""Single-digest benchmark: `wrk` (Debian's, an independent client process) posting one fresh digest
+per request to `notar serve` with WORKERS=1 and WORKERS=2, beside the aiohttp hello world of
+loadtest/servers.py answering the same POST with a constant body, in interleaved rounds of one run.
+
+Each round runs every server twice: 128 connections (requests/s and p99: the throughput goal,
+≥ 0.33 × hello world with p99 < 500 ms) and 10 connections (p50: the latency goal, < 20 ms).
+The notar servers run with fsync on, on the embedded store, each in its own DATA_DIR, with
+BATCH_MS at its default (100) and at `--small-batch-ms` (5): the sequencer of this revision
+waits BATCH_MS after a batch's first entry, so at 128 connections each request waits about that
+long. Figures are medians over rounds; each ratio is the median of same-round ratios. Every
+request's answer is counted: anything but 200 is reported as an error, never as throughput.
+Loopback only; bounded by rounds × servers × 2 × `--seconds`.
+
+    .venv/bin/python -m loadtest.bench_single                 # 3 rounds of 10 s
+    .venv/bin/python -m loadtest.bench_single --rounds 5 --seconds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest.servers import Server, cpu_seconds, hello_server, notar_server
+
+LUA = r"""
+-- one fresh digest per request: thread id and a counter, so no two requests repeat a digest
+local counter = 0
+local threads = {}
+local key = os.getenv("BENCH_API_KEY") or ""
+local nonce = tonumber(os.getenv("BENCH_NONCE") or "0")
+function setup(thread)
+  thread:set("id", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. key
+end
+function request()
+  counter = counter + 1
+  local hex = string.format("%08x%08x%016x", nonce, id, counter)
+  local body = '{"digests":["sha256:' .. hex .. string.rep("0", 64 - #hex) .. '"]}'
+  return wrk.format(nil, "/v1/digests", nil, body)
+end
+non200 = 0  -- a global: done() reads it from each thread
+function response(status, headers, body)
+  if status ~= 200 then non200 = non200 + 1 end
+end
+function done(summary, latency, requests)
+  local bad = 0
+  for _, t in ipairs(threads) do bad = bad + t:get("non200") end
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,"non200":%d,' ..
+    '"connect":%d,"read":%d,"write":%d,"timeout":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
+    bad, e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+NONCES = itertools.count(int.from_bytes(os.urandom(3), "big") << 4)  # a fresh prefix per wrk run
+
+
+@dataclass
+class Run:
+    server: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_s: float
+
+
+def wrk(url: str, key: str, script: Path, *, connections: int, seconds: int) -> dict[str, int]:
+    out = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s", "-s", str(script),
+         url],
+        env={**os.environ, "BENCH_API_KEY": key, "BENCH_NONCE": str(next(NONCES))},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, int] = json.loads(line.removeprefix("RESULT "))
+            return result
+    raise SystemExit(f"wrk gave no result ({out.returncode}): {out.stdout[-2000:]} {out.stderr[-2000:]}")
+
+
+def pids_of(server: Server) -> list[int]:
+    """The server's process and its children (the workers)."""
+    out = [server.pid]
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{server.pid}/task").iterdir():
+            children = (child / "children").read_text().split()
+            out += [int(c) for c in children]
+    return out
+
+
+def measure(name: str, server: Server, key: str, script: Path, connections: int, seconds: int) -> Run:
+    pids = pids_of(server)
+    cpu = sum(cpu_seconds(p) for p in pids)
+    r = wrk(server.url, key, script, connections=connections, seconds=seconds)
+    cpu = sum(cpu_seconds(p) for p in pids) - cpu
+    errors = r["non200"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
+    good = r["requests"] - r["non200"]
+    rps = good / (r["duration_us"] / 1e6)
+    return Run(name, connections, rps, r["p50_us"] / 1e3, r["p99_us"] / 1e3, errors, cpu)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=int, default=10, help="per wrk run")
+    p.add_argument("--small-batch-ms", type=int, default=5)
+    p.add_argument("--connections", type=int, nargs=2, default=(128, 10), metavar=("MANY", "FEW"))
+    args = p.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: scripts/install --test installs it (apt-get install -y wrk)")
+    root = Path(tempfile.mkdtemp(prefix="notar-bench-single-"))
+    script = root / "single.lua"
+    script.write_text(LUA)
+    contestants = [
+        ("notar W=1", {"WORKERS": "1"}),
+        ("notar W=2", {"WORKERS": "2"}),
+        (f"notar W=1 B={args.small_batch_ms}", {"WORKERS": "1", "BATCH_MS": str(args.small_batch_ms)}),
+        (f"notar W=2 B={args.small_batch_ms}", {"WORKERS": "2", "BATCH_MS": str(args.small_batch_ms)}),
+    ]
+    runs: list[tuple[int, Run]] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            servers: list[tuple[str, Server, str]] = [("hello", stack.enter_context(hello_server(root)), "")]
+            for name, settings in contestants:
+                env = {f"NOTAR_{k}": v for k, v in settings.items()}
+                server, key = stack.enter_context(notar_server(name.replace("=", ""), root, env=env))
+                servers.append((name, server, key))
+            for r in range(args.rounds):
+                order = servers[r % len(servers) :] + servers[: r % len(servers)]
+                for name, server, key in order:
+                    for c in args.connections:
+                        run = measure(name, server, key, script, c, args.seconds)
+                        runs.append((r, run))
+                        print(
+                            f"round {r + 1} {name:>16} c={c:<3} {run.rps:8.0f} req/s"
+                            f"  p50 {run.p50_ms:7.1f} ms  p99 {run.p99_ms:7.1f} ms"
+                            f"  errors {run.errors}  cpu {run.cpu_s:5.1f} s",
+                            flush=True,
+                        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(report(runs, [n for n, _ in [("hello", {}), *contestants]], args))
+    return 0
+
+
+def report(runs: list[tuple[int, Run]], names: list[str], args: argparse.Namespace) -> str:
+    many, few = args.connections
+    lines = [
+        f"single digest, wrk -t2, {args.rounds} rounds of {args.seconds} s, medians; "
+        f"{platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load {os.getloadavg()[0]:.1f}",
+        "",
+        f"| server | req/s c={many} | ratio to hello | p99 c={many} (ms) | p50 c={few} (ms) | req/s c={few} "
+        f"| errors | CPU s per 1k req c={many} |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def of(name: str, c: int) -> list[Run]:
+        return [run for _, run in runs if run.server == name and run.connections == c]
+
+    for name in names:
+        m, f = of(name, many), of(name, few)
+        ratios = [
+            run.rps / hello.rps
+            for r, run in runs
+            if run.server == name and run.connections == many
+            for r2, hello in runs
+            if r2 == r and hello.server == "hello" and hello.connections == many
+        ]
+        cpu = statistics.median(run.cpu_s / max(1, run.rps * args.seconds) * 1000 for run in m)
+        lines.append(
+            f"| {name} | {statistics.median(x.rps for x in m):,.0f} | {statistics.median(ratios):.2f} "
+            f"| {statistics.median(x.p99_ms for x in m):.0f} | {statistics.median(x.p50_ms for x in f):.1f} "
+            f"| {statistics.median(x.rps for x in f):,.0f} | {sum(x.errors for x in m + f)} | {cpu:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
