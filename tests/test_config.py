@@ -95,7 +95,7 @@ ROWS: dict[str, tuple[Read, list[tuple[str, Any]]]] = {
     "READ_TIMEOUT_S": (lambda c: c.http.read_timeout_s, [("4", 4), ("5", 5), ("6", 6)]),
     "KEY_CACHE_S": (lambda c: c.http.key_cache_s, [("4", 4), ("5", 5), ("6", 6)]),
     "VERIFY_WORKERS": (lambda c: c.http.verify_workers, [("2", 2), ("3", 3), ("4", 4)]),
-    "WORKERS": (lambda c: c.http.workers, [("2", 2), ("3", 3), ("4", 4)]),
+    "WORKERS": (lambda c: c.http.workers, [("2", 2), ("3", 3), ("auto", None)]),
     "VERIFY_QUEUE": (lambda c: c.http.verify_queue, [("7", 7), ("8", 8), ("9", 9)]),
     "TILE_CACHE_MB": (lambda c: c.http.tile_cache_mb, [("0", 0), ("1", 1), ("256", 256)]),
     "DOCUMENT_MAX_MB": (

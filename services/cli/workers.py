@@ -64,20 +64,22 @@ HEALTHY_S = 30.0  # a worker that ran this long and exits is restarted after RES
 
 
 class WorkerFailed(NotarError):
-    """A worker exited during start-up, with `status` (it said why on stderr itself)."""
+    """A worker exited during start-up with `returncode` (it said why on stderr itself). Not
+    `status`: that is every NotarError's HTTP status."""
 
-    def __init__(self, message: str, *, status: int) -> None:
+    def __init__(self, message: str, *, returncode: int) -> None:
         super().__init__(message)
-        self.status = status
+        self.returncode = returncode
 
     @property
     def exit_status(self) -> int:
         """The parent's: the worker's own (2: a setting), 1 when a signal ended it."""
-        return self.status if self.status > 0 else 1
+        return self.returncode if self.returncode > 0 else 1
 
 
 def worker_count(role: str, config: NotarConfig, *, cpus: Callable[[], int] = usable_cpus) -> int:
-    """How many processes serve the port: WORKERS, by default the CPUs this process may use;
+    """How many processes serve the port: WORKERS (1 by default), with `auto` the CPUs this
+    process may use;
     1 for an anchor pod, and for `all` with several shards (ConfigError when WORKERS asks more:
     its workers would reach only the home shard's internal routes)."""
     wanted = config.http.workers
@@ -154,7 +156,9 @@ class Workers:
         if line != b"listening\n":
             status = await proc.wait()
             pipe.close()
-            raise WorkerFailed(f"worker {index} exited during start-up ({_status(status)})", status=status)
+            raise WorkerFailed(
+                f"worker {index} exited during start-up ({_status(status)})", returncode=status
+            )
 
     async def _watch(self, index: int) -> None:
         backoff = RESTART_S

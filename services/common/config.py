@@ -38,6 +38,11 @@ def _positive_int(name: str, value: str) -> int:
     return n
 
 
+def _workers(name: str, value: str) -> int | None:
+    """WORKERS: a positive number, or `auto` (None): the CPUs this process may use."""
+    return None if value.strip().lower() == "auto" else _positive_int(name, value)
+
+
 def _whole(name: str, value: str) -> int:
     """A whole number, 0 or more (0: off, where the setting says so)."""
     try:
@@ -182,10 +187,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("TSA_CA_FILE", None, "trust anchor (PEM) for the TSA's tokens"),
         Setting(
             "WORKERS",
-            None,
-            "processes serving the HTTP port together (SO_REUSEPORT) in front of the one sequencer "
-            "(default: the CPUs this process may use: its affinity and cgroup CPU quota)",
-            _positive_int,
+            "1",
+            "processes serving the HTTP port together (SO_REUSEPORT) in front of the one sequencer; "
+            "auto: the CPUs this process may use (its affinity and cgroup CPU quota)",
+            _workers,
         ),
         Setting(
             "VERIFY_WORKERS", "1", "processes verifying receipts for POST /v1/verify", _positive_int

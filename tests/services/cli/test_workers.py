@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from services.cli.workers import ANCHOR, SocketAnchor, anchor_ready
+from services.cli.workers import ANCHOR, SocketAnchor, anchor_ready, worker_count
+from services.common.components import load
 from services.common.cpus import cgroup_quota, usable_cpus
 from tests.serving import NOTAR, free_port, notar_cli, stop_process, wait_ready
 
@@ -86,6 +87,22 @@ def test_cgroup_v1_without_quota_and_no_cgroup_files(tmp_path: Path) -> None:
 
 def test_this_process_may_use_at_least_one_cpu_and_no_more_than_its_affinity() -> None:
     assert 1 <= usable_cpus() <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("role", "env", "expected"),
+    [
+        ("all", {}, 1),  # the default: one process, as before
+        ("all", {"NOTAR_WORKERS": "auto"}, 5),
+        ("ingest", {"NOTAR_WORKERS": "AUTO"}, 5),
+        ("verify", {"NOTAR_WORKERS": "3"}, 3),
+        ("anchor", {"NOTAR_WORKERS": "auto"}, 1),  # one writer per log
+        ("all", {"NOTAR_WORKERS": "auto", "NOTAR_SHARDS": "2"}, 1),
+    ],
+)
+def test_how_many_workers(tmp_path: Path, role: str, env: dict[str, str], expected: int) -> None:
+    config = load(env={"NOTAR_DATA_DIR": str(tmp_path), **env})
+    assert worker_count(role, config, cpus=lambda: 5) == expected
 
 
 # --- refusals -------------------------------------------------------------------------------
