@@ -1,4 +1,5 @@
-"""When each batch of a log was signed: the `state.BATCH_TIME` rows of the anchor's RocksDB, one a
+"""When each batch of a log was signed (the `state.BATCH_TIME` rows), and look-ups that carry it
+(`find`): the rows of the anchor's RocksDB, one a
 batch, keyed by its last index, so that one forward scan from an entry's index finds the batch that
 holds it. Look-ups carry these times (`services.model.Found.signed_at`): across shards, the earliest
 notarization is the one whose batch the clock signed first, then the lowest shard id (SPEC §10).
@@ -19,7 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from merkle.digests import Digest
 from services.anchor import state
+from services.anchor.tenant_index import TenantIndex
+from services.model import Found
 from storage.base import Index
 
 RECORD = 24  # a row without its kind byte: u64be last index || u64be first index || u64be time
@@ -52,3 +56,18 @@ async def signed_times(index: Index, indices: Iterable[int]) -> dict[int, int]:
         if t is not None:
             out[i] = t
     return out
+
+
+async def find(
+    index: Index, rows: TenantIndex, tenant: str, digest: Digest, *, limit: int | None, after: int | None
+) -> list[Found]:
+    """Where `tenant` notarized `digest` in the log of `index`, earliest first: a prefix scan of
+    the tenant index (`rows`) from the row after `after`, stopped after `limit` rows, each with
+    its batch's signed time."""
+    prefix = rows.prefix(tenant, digest.multihash)
+    if after is not None and after + 1 >= 1 << 64:
+        return []  # no index comes after the last one
+    start = prefix + (after + 1).to_bytes(8, "big") if after is not None else None
+    found = [rows.decode(k, v) async for k, v in index.scan(prefix, start=start, limit=limit)]
+    times = await signed_times(index, [i for i, _ in found])
+    return [Found(i, salt, times.get(i)) for i, salt in found]

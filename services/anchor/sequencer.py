@@ -33,7 +33,7 @@ from merkle.keyhistory import KeyHistory
 from merkle.tiles import Tile
 from services.anchor import state
 from services.anchor.batch import Batch, Flight, Group, Preparer, Retryable, fail_groups
-from services.anchor.batch_times import signed_times
+from services.anchor.batch_times import find
 from services.anchor.head import Head
 from services.anchor.intake import Intake
 from services.anchor.integration import Tree
@@ -289,16 +289,8 @@ class Sequencer:
     async def lookup(
         self, tenant: str, digest: Digest, *, limit: int | None = None, after: int | None = None
     ) -> list[Found]:
-        """Where `tenant` notarized `digest`, earliest first (`Lookup`): a prefix scan of the
-        tenant index from the row after `after`, stopped after `limit` rows; the time of each
-        one's batch from its `state.BATCH_TIME` row (batch_times.py)."""
-        prefix = self._rows.prefix(tenant, digest.multihash)
-        if after is not None and after + 1 >= 1 << 64:
-            return []  # no index comes after the last one
-        start = prefix + (after + 1).to_bytes(8, "big") if after is not None else None
-        rows = [self._rows.decode(k, v) async for k, v in self._index.scan(prefix, start=start, limit=limit)]
-        times = await signed_times(self._index, [i for i, _ in rows])
-        return [Found(i, salt, times.get(i)) for i, salt in rows]
+        """Where `tenant` notarized `digest`, earliest first (`Lookup`, batch_times.find)."""
+        return await find(self._index, self._rows, tenant, digest, limit=limit, after=after)
 
     async def seal(self, reason: str, *, poll_s: float = 0.05) -> int:
         """Take no more entries (`refusal` says `reason`, readiness is unchanged: look-ups go on),
