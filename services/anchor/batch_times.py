@@ -1,7 +1,8 @@
 """When each batch of a log was signed, and look-ups that carry it (`find`): the
 `state.BATCH_TIME` rows of the anchor's RocksDB, one a batch, keyed by its last index, so that one
-forward scan from an entry's index finds the batch that holds it. Look-ups carry these times (`services.model.Found.signed_at`): across shards, the earliest
-notarization is the one whose batch the clock signed first, then the lowest shard id (SPEC §10).
+forward scan from an entry's index finds the batch that holds it. Look-ups carry these times
+(`services.model.Found.signed_at`): across shards, the earliest notarization is the one whose batch
+the clock signed first, then the lowest shard id (SPEC §10).
 
 The time is the one the clock cosigned the batch's own checkpoint at (`Batch.timestamp`), the first
 checkpoint to hold its entries; every later checkpoint carries a later time. The row is written in
