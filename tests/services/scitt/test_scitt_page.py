@@ -19,7 +19,7 @@ from merkle.note import Signer, Verifier
 from merkle.scitt import parse_statement
 from merkle.transparent import verify_transparent
 from tests.fuzz.conftest import sample
-from tests.services.scitt.test_scitt_serve import Served, get, post, serve
+from tests.services.scitt.serving import Served, get, post, serve
 from tests.services.scitt.thirdparty import statement
 from tests.services.verify.live import REPO, browser_tools
 from tests.services.verify.test_receipt_js import page_verdicts
