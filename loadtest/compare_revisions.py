@@ -271,6 +271,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="no round starts after this many seconds (default 3600)")
     p.add_argument("--head-sequencer-args", default="",
                    help="more arguments for the head's sequencer runs only, e.g. '--repeats-max 0'")
+    p.add_argument("--head-api-args", default="",
+                   help="more arguments for the head's api runs only (the last --skip wins), e.g. "
+                   "'--skip bulk single proofs documents --answers default' against a base from before "
+                   "the compact answer")
     p.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run at most (default 900)")
     p.add_argument("--keep", type=Path, help="write every run's output into this directory")
     args = p.parse_args(argv)
@@ -301,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     done = session(trees, args.benches, bench_args, rounds=args.rounds, budget=args.budget,
                    run_timeout=args.run_timeout, keep=args.keep, log=log,
-                   head_args={"sequencer": shlex.split(args.head_sequencer_args)})
+                   head_args={"sequencer": shlex.split(args.head_sequencer_args),
+                              "api": shlex.split(args.head_api_args)})
     from loadtest.bench_merkle import machine
 
     print(f"Machine: {machine()}")
@@ -311,8 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe(t))
     for bench in args.benches:
         print(f"{bench}: python -m {MODULES[bench]} {shlex.join(bench_args[bench])}")
-        if bench == "sequencer" and args.head_sequencer_args:
-            print(f"  head only: {args.head_sequencer_args}")
+        head_only = {"sequencer": args.head_sequencer_args, "api": args.head_api_args}[bench]
+        if head_only:
+            print(f"  head only: {head_only}")
     print(f"{len({r.number for r in done})} rounds, the first tree alternating by round.\n")
     print(report(done, args.benches))
     return 0

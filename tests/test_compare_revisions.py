@@ -89,3 +89,22 @@ def test_a_failed_run_ends_the_session_with_the_complete_rounds(monkeypatch: pyt
                       keep=None, log=logged.append)
     assert [r.number for r in done] == [1] and calls == ["base", "head", "head"]  # round 2: head first
     assert "exit 1" in logged[-1] and "after 1 complete pairs" in logged[-1]
+
+
+def test_head_only_api_arguments_reach_the_head_runs_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, list[str]] = {}
+
+    def fake_run(tree: cr.Tree, bench: str, args: list[str], *rest: object) -> cr.Run:
+        seen[tree.name] = list(args)
+        return cr.Run({"bulk: digests/s": 1.0}, 1.0, (0.0, 0.0))
+
+    monkeypatch.setattr(cr, "run_bench", fake_run)
+    trees = {w: cr.Tree(w, Path(w), Path(w)) for w in ("base", "head")}
+    cr.session(trees, ["api"], {"api": ["--skip", "single"]}, rounds=1, budget=60, run_timeout=60,
+               keep=None, log=lambda _: None, head_args={"api": ["--answers", "default"]})
+    assert seen == {"base": ["--skip", "single"], "head": ["--skip", "single", "--answers", "default"]}
+
+
+def test_a_default_answers_row_is_read_as_the_bulk_figure() -> None:
+    out = API_OUT.replace("| notar serve | 7,148", "| notar serve, default answers | 7,148")
+    assert cr.parse_figures("api", out)["bulk: digests/s"] == 7_148
