@@ -64,8 +64,6 @@ __all__ = [
 
 log = logging.getLogger("notar.telemetry")
 
-STATIC_COUNT_S = 1.0
-"""How often static answers are added to `notar_http_requests` (and at every scrape)."""
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10000, 20000, 50000, 100000)
 
@@ -97,11 +95,15 @@ class Telemetry:
         self.tracer: Tracer = self.tracer_provider.get_tracer("notar")
         self.meter = self.meter_provider.get_meter("notar")
         self.served = 0  # requests answered (as notar_http_requests counts them), for the summary at exit
-        self._static: dict[tuple[str, str, int], int] = {}  # STATIC_ROUTES' answers not added yet
-        self._static_added = time.monotonic()
+        self._answered: dict[tuple[str, str, int], int] = {}  # by route, method and status
         m = self.meter
-        self.requests: Counter = m.create_counter(
-            "notar_http_requests", unit="1", description="HTTP requests answered, by route, method and status"
+        # Observed from those counts when read (a scrape, an OTLP push): Counter.add per request
+        # costs more than a tile's whole answer, and a tenth of a single digest's.
+        m.create_observable_counter(
+            "notar_http_requests",
+            [self._observe_answered],
+            unit="1",
+            description="HTTP requests answered, by route, method and status",
         )
         self.request_seconds: Histogram = m.create_histogram(
             "notar_http_request_duration_seconds",
@@ -131,22 +133,18 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
 
-    def count_static(self, route: str, method: str, status: int) -> None:
-        """One answer of a static route, counted in `notar_http_requests` at most a second
-        later (or at the next scrape): adding to the OTel counter per request would cost more
-        than the answer itself."""
+    def count(self, route: str, method: str, status: int) -> None:
+        """One answer, in `notar_http_requests` from its next reading on."""
         key = (route, method, status)
-        self._static[key] = self._static.get(key, 0) + 1
+        self._answered[key] = self._answered.get(key, 0) + 1
         self.served += 1
-        if time.monotonic() - self._static_added >= STATIC_COUNT_S:
-            self.add_static()
 
-    def add_static(self) -> None:
-        """Add the static answers counted since the last call to `notar_http_requests`."""
-        counts, self._static = self._static, {}
-        self._static_added = time.monotonic()
-        for (route, method, status), n in counts.items():
-            self.requests.add(n, {"route": route, "method": method, "status": str(status)})
+    def _observe_answered(self, _: CallbackOptions) -> list[Observation]:
+        return [
+            Observation(n, {"route": route, "method": method, "status": str(status)})
+            for (route, method, status), n in list(self._answered.items())  # one C call: safe from
+            # the OTLP reader's thread while the loop counts
+        ]
 
     def observe_store_clock(self, offset: Callable[[], float | None]) -> None:
         """Export ``offset()`` (this pod's wall clock minus the object store's, None while
@@ -191,7 +189,6 @@ class Telemetry:
 
     def prometheus(self) -> list[str]:
         """Every instrument as Prometheus text exposition lines (format 0.0.4)."""
-        self.add_static()
         data = self._pull.get_metrics_data()
         if data is None:
             return []
@@ -204,7 +201,6 @@ class Telemetry:
 
     def shutdown(self) -> None:
         """Flush and stop the exporters (OTLP); the instruments become no-ops."""
-        self.add_static()
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
 
@@ -238,7 +234,7 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
         response: web.StreamResponse = await handler(request)
         return response
     if route in STATIC_ROUTES:
-        return await _answer(request, handler, lambda status: tel.count_static(route, request.method, status))
+        return await _answer(request, handler, lambda status: tel.count(route, request.method, status))
     token = _CURRENT.set(tel)
     start = time.perf_counter()
     method = request.method
@@ -269,9 +265,7 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
             return await _answer(request, handler, ended)
     finally:
         _CURRENT.reset(token)
-        status = statuses[0] if statuses else 500
-        tel.served += 1
-        tel.requests.add(1, {"route": route, "method": method, "status": str(status)})
+        tel.count(route, method, statuses[0] if statuses else 500)
         tel.request_seconds.record(time.perf_counter() - start, {"route": route, "method": method})
 
 
@@ -328,4 +322,3 @@ def telemetry_context(env: Mapping[str, str]) -> Callable[[web.Application], Asy
                 app[TELEMETRY].shutdown()
 
     return ctx
-
