@@ -13,6 +13,15 @@ Loopback only; bounded by rounds × servers × 2 × `--seconds`.
 
     .venv/bin/python -m loadtest.bench_single                 # 3 rounds of 10 s
     .venv/bin/python -m loadtest.bench_single --rounds 5 --seconds 15
+
+`--base TREE` runs each notar server twice per round, from TREE (another checkout, e.g. a
+detached worktree of main: its packages first on PYTHONPATH, this tree's interpreter) and from
+this tree, so that a change is measured against its base in the same run; `--workers 2`
+keeps only the WORKERS=2 servers. `--cprofile FILE` benchmarks nothing: one `notar serve`
+(WORKERS=1, BATCH_MS=`--small-batch-ms`) runs with every thread under cProfile
+(loadtest/profiled.py) through one wrk run of each connection count, and its hottest functions
+are printed in µs of CPU per request (cProfile's own cost included: compare shares, not totals);
+with `--base`, the server is the base tree's.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.servers import Server, cpu_seconds, hello_server, notar_server
+from loadtest.profiled import top
+from loadtest.servers import REPO, Server, cpu_seconds, hello_server, notar_server
 
 LUA = r"""
 -- one fresh digest per request: thread id and a counter, so no two requests repeat a digest
@@ -130,24 +140,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seconds", type=int, default=10, help="per wrk run")
     p.add_argument("--small-batch-ms", type=int, default=5)
     p.add_argument("--connections", type=int, nargs=2, default=(128, 10), metavar=("MANY", "FEW"))
+    p.add_argument("--workers", type=int, nargs="+", default=(1, 2), help="WORKERS of the notar servers")
+    p.add_argument("--base", type=Path, help="also run every notar server from this checkout")
+    p.add_argument("--cprofile", type=Path, help="profile one notar server instead (see above)")
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: scripts/install --test installs it (apt-get install -y wrk)")
     root = Path(tempfile.mkdtemp(prefix="notar-bench-single-"))
     script = root / "single.lua"
     script.write_text(LUA)
+    if args.cprofile is not None:
+        try:
+            return profile(args, root, script)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    settings = [{"WORKERS": str(w)} for w in args.workers]
+    settings += [{"WORKERS": str(w), "BATCH_MS": str(args.small_batch_ms)} for w in args.workers]
+    trees: list[tuple[str, dict[str, str]]] = [("", {})]
+    if args.base is not None:
+        base = str(args.base.resolve())
+        trees = [("main ", {"PYTHONPATH": os.pathsep.join([base, os.environ.get("PYTHONPATH", "")])}),
+                 ("head ", {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})]
     contestants = [
-        ("notar W=1", {"WORKERS": "1"}),
-        ("notar W=2", {"WORKERS": "2"}),
-        (f"notar W=1 B={args.small_batch_ms}", {"WORKERS": "1", "BATCH_MS": str(args.small_batch_ms)}),
-        (f"notar W=2 B={args.small_batch_ms}", {"WORKERS": "2", "BATCH_MS": str(args.small_batch_ms)}),
+        (f"{tree}notar W={s['WORKERS']}" + (f" B={s['BATCH_MS']}" if "BATCH_MS" in s else ""),
+         {**{f"NOTAR_{k}": v for k, v in s.items()}, **tree_env})
+        for s in settings
+        for tree, tree_env in trees
     ]
     runs: list[tuple[int, Run]] = []
     try:
         with contextlib.ExitStack() as stack:
             servers: list[tuple[str, Server, str]] = [("hello", stack.enter_context(hello_server(root)), "")]
-            for name, settings in contestants:
-                env = {f"NOTAR_{k}": v for k, v in settings.items()}
+            for name, env in contestants:
                 server, key = stack.enter_context(notar_server(name.replace("=", ""), root, env=env))
                 servers.append((name, server, key))
             for r in range(args.rounds):
@@ -165,6 +189,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(report(runs, [n for n, _ in [("hello", {}), *contestants]], args))
+    return 0
+
+
+def profile(args: argparse.Namespace, root: Path, script: Path) -> int:
+    """`--cprofile`: one WORKERS=1 server under cProfile through one wrk run per connection count."""
+    env = {"NOTAR_WORKERS": "1", "NOTAR_BATCH_MS": str(args.small_batch_ms)}
+    if args.base is not None:  # the base tree's server (its packages first on the path)
+        env["PYTHONPATH"] = os.pathsep.join([str(args.base.resolve()), os.environ.get("PYTHONPATH", "")])
+    served = 0
+    with notar_server("notar-profiled", root, env=env, cprofile=args.cprofile) as (server, key):
+        for c in args.connections:
+            run = measure("profiled", server, key, script, c, args.seconds)
+            served += round(run.rps * args.seconds)
+            each = run.cpu_s / max(1, run.rps * args.seconds) * 1e6
+            print(f"profiled c={c}: {run.rps:.0f} req/s, CPU {each:.0f} µs/request", flush=True)
+    print(f"cProfile of the server, every thread ({args.cprofile}):")
+    print(top(str(args.cprofile), 40, per=served))
     return 0
 
 
@@ -198,6 +239,18 @@ def report(runs: list[tuple[int, Run]], names: list[str], args: argparse.Namespa
             f"| {statistics.median(x.p99_ms for x in m):.0f} | {statistics.median(x.p50_ms for x in f):.1f} "
             f"| {statistics.median(x.rps for x in f):,.0f} | {sum(x.errors for x in m + f)} | {cpu:.2f} |"
         )
+    lines.append("")
+    for name in names:  # with --base: each head server against its main twin, round by round
+        if not name.startswith("head "):
+            continue
+        twin = "main " + name.removeprefix("head ")
+        for c in (many, few):
+            pairs = [(a, b) for r, a in runs if a.server == name and a.connections == c
+                     for r2, b in runs if r2 == r and b.server == twin and b.connections == c]
+            if pairs:
+                rps = [a.rps / b.rps for a, b in pairs]
+                lines.append(f"{name} ÷ main, c={c}: req/s ratios {', '.join(f'{x:.2f}' for x in rps)}, "
+                             f"median {statistics.median(rps):.2f}")
     return "\n".join(lines)
 
 

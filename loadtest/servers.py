@@ -142,7 +142,8 @@ def notar_server(name: str, root: Path, flags: Sequence[str] = (), env: dict[str
     if cprofile is not None:
         command[1:3] = ["-m", "loadtest.profiled"]
         env |= {"CPROFILE_OUT": str(cprofile),
-                "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+                # the caller's PYTHONPATH first: a base tree's packages (bench_single --base)
+                "PYTHONPATH": os.pathsep.join([env.get("PYTHONPATH", ""), str(REPO)]).lstrip(os.pathsep)}
     server = start_server(
         name,
         command,

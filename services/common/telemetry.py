@@ -20,16 +20,19 @@ from __future__ import annotations
 import contextvars
 import importlib
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.trace import SpanKind, StatusCode, Tracer
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags, Tracer
 
 from services.common.logs import SPAN_CONTEXT, AccessLogger, JsonFormatter, configure_logging
 from services.common.prometheus import render
@@ -61,8 +64,6 @@ __all__ = [
 
 log = logging.getLogger("notar.telemetry")
 
-STATIC_COUNT_S = 1.0
-"""How often static answers are added to `notar_http_requests` (and at every scrape)."""
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10000, 20000, 50000, 100000)
 
@@ -88,14 +89,21 @@ class Telemetry:
         self.meter_provider = MeterProvider(
             metric_readers=[self._pull, *metric_readers], resource=resource, shutdown_on_exit=False
         )
+        self.recording = bool(span_processors)
+        """Whether spans go anywhere: without a processor (no OTLP endpoint) a request's span is
+        never exported, so the middleware gives it an id and no more (`_unrecorded`)."""
         self.tracer: Tracer = self.tracer_provider.get_tracer("notar")
         self.meter = self.meter_provider.get_meter("notar")
         self.served = 0  # requests answered (as notar_http_requests counts them), for the summary at exit
-        self._static: dict[tuple[str, str, int], int] = {}  # STATIC_ROUTES' answers not added yet
-        self._static_added = time.monotonic()
+        self._answered: dict[tuple[str, str, int], int] = {}  # by route, method and status
         m = self.meter
-        self.requests: Counter = m.create_counter(
-            "notar_http_requests", unit="1", description="HTTP requests answered, by route, method and status"
+        # Observed from those counts when read (a scrape, an OTLP push): Counter.add per request
+        # costs more than a tile's whole answer, and a tenth of a single digest's.
+        m.create_observable_counter(
+            "notar_http_requests",
+            [self._observe_answered],
+            unit="1",
+            description="HTTP requests answered, by route, method and status",
         )
         self.request_seconds: Histogram = m.create_histogram(
             "notar_http_request_duration_seconds",
@@ -125,22 +133,18 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
 
-    def count_static(self, route: str, method: str, status: int) -> None:
-        """One answer of a static route, counted in `notar_http_requests` at most a second
-        later (or at the next scrape): adding to the OTel counter per request would cost more
-        than the answer itself."""
+    def count(self, route: str, method: str, status: int) -> None:
+        """One answer, in `notar_http_requests` from its next reading on."""
         key = (route, method, status)
-        self._static[key] = self._static.get(key, 0) + 1
+        self._answered[key] = self._answered.get(key, 0) + 1
         self.served += 1
-        if time.monotonic() - self._static_added >= STATIC_COUNT_S:
-            self.add_static()
 
-    def add_static(self) -> None:
-        """Add the static answers counted since the last call to `notar_http_requests`."""
-        counts, self._static = self._static, {}
-        self._static_added = time.monotonic()
-        for (route, method, status), n in counts.items():
-            self.requests.add(n, {"route": route, "method": method, "status": str(status)})
+    def _observe_answered(self, _: CallbackOptions) -> list[Observation]:
+        return [
+            Observation(n, {"route": route, "method": method, "status": str(status)})
+            for (route, method, status), n in list(self._answered.items())  # one C call: safe from
+            # the OTLP reader's thread while the loop counts
+        ]
 
     def observe_store_clock(self, offset: Callable[[], float | None]) -> None:
         """Export ``offset()`` (this pod's wall clock minus the object store's, None while
@@ -185,7 +189,6 @@ class Telemetry:
 
     def prometheus(self) -> list[str]:
         """Every instrument as Prometheus text exposition lines (format 0.0.4)."""
-        self.add_static()
         data = self._pull.get_metrics_data()
         if data is None:
             return []
@@ -198,7 +201,6 @@ class Telemetry:
 
     def shutdown(self) -> None:
         """Flush and stop the exporters (OTLP); the instruments become no-ops."""
-        self.add_static()
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
 
@@ -208,9 +210,10 @@ _CURRENT: contextvars.ContextVar[Telemetry | None] = contextvars.ContextVar("not
 
 
 def current_tracer() -> Tracer | None:
-    """The tracer of the app serving the current request (set by the middleware), if any."""
+    """The tracer of the app serving the current request (set by the middleware), if any and if
+    its spans go anywhere."""
     tel = _CURRENT.get()
-    return tel.tracer if tel is not None else None
+    return tel.tracer if tel is not None and tel.recording else None
 
 
 # -- HTTP --------------------------------------------------------------------------------------
@@ -220,7 +223,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def telemetry_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A server span per request, child of the caller's `traceparent`; request count and time.
+    """A server span per request, child of the caller's `traceparent` (only its context when no
+    span is exported: `_unrecorded`); request count and time.
     Probes and scrapes (/healthz, /readyz, /metrics) are neither traced nor counted; the
     published log's files (STATIC_ROUTES) are counted only."""
     tel = request.app.get(TELEMETRY)
@@ -230,12 +234,18 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
         response: web.StreamResponse = await handler(request)
         return response
     if route in STATIC_ROUTES:
-        return await _answer(request, handler, lambda status: tel.count_static(route, request.method, status))
+        return await _answer(request, handler, lambda status: tel.count(route, request.method, status))
     token = _CURRENT.set(tel)
     start = time.perf_counter()
     method = request.method
     statuses: list[int] = []
     try:
+        if not tel.recording:
+            unrecorded = _unrecorded(request)
+            try:
+                return await _answer(request, handler, statuses.append)
+            finally:
+                otel_context.detach(unrecorded)
         with tel.tracer.start_as_current_span(
             f"{method} {route}",
             context=PROPAGATOR.extract(request.headers),
@@ -255,10 +265,28 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
             return await _answer(request, handler, ended)
     finally:
         _CURRENT.reset(token)
-        status = statuses[0] if statuses else 500
-        tel.served += 1
-        tel.requests.add(1, {"route": route, "method": method, "status": str(status)})
+        tel.count(route, method, statuses[0] if statuses else 500)
         tel.request_seconds.record(time.perf_counter() - start, {"route": route, "method": method})
+
+
+def _unrecorded(request: web.Request) -> contextvars.Token[otel_context.Context]:
+    """What the middleware does when no span is exported: the request still gets a span context,
+    current while it is answered (a child of the caller's `traceparent`, or a new trace) so that
+    its log lines carry trace and span ids and the anchor is sent a `traceparent`, but no SDK span
+    is made, given attributes, ended and dropped (about 90 µs a request, most of a single-digest
+    answer's telemetry). The token to detach it with."""
+    parent = PROPAGATOR.extract(request.headers) if "traceparent" in request.headers else None
+    caller = trace.get_current_span(parent).get_span_context()
+    ids = random.getrandbits  # as the SDK's RandomIdGenerator
+    context = SpanContext(
+        caller.trace_id if caller.is_valid else ids(128) or 1,
+        ids(64) or 1,
+        is_remote=False,
+        trace_flags=caller.trace_flags if caller.is_valid else TraceFlags(TraceFlags.SAMPLED),
+        trace_state=caller.trace_state if caller.is_valid else None,
+    )
+    request[SPAN_CONTEXT] = context
+    return otel_context.attach(trace.set_span_in_context(trace.NonRecordingSpan(context), parent))
 
 
 async def _answer(request: web.Request, handler: Handler, ended: Callable[[int], None]) -> web.StreamResponse:
@@ -294,4 +322,3 @@ def telemetry_context(env: Mapping[str, str]) -> Callable[[web.Application], Asy
                 app[TELEMETRY].shutdown()
 
     return ctx
-

@@ -41,7 +41,7 @@ class TracedStore:
     async def _call(self, op: str, key: str, call: Awaitable[Any]) -> Any:
         start = time.perf_counter()
         try:
-            if not trace.get_current_span().get_span_context().is_valid:
+            if not self._tel.recording or not trace.get_current_span().get_span_context().is_valid:
                 return await call
             with self._tel.tracer.start_as_current_span(
                 f"store {op}",

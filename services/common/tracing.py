@@ -21,7 +21,7 @@ STATIC_ROUTES = frozenset(
     {"/log/checkpoint", "/log/tile/{path}", "/log/{shard}/checkpoint", "/log/{shard}/tile/{path}"}
 )
 """The published log's files, answered as a static file server would: no span, no timing and no
-access log line when they succeed, only a count (`Telemetry.count_static`): their answer costs
+access log line when they succeed, only a count (`Telemetry.count`): their answer costs
 a few microseconds, which a span, a histogram and a log line would multiply."""
 STATIC_ROUTE = "notar_static_route"
 """The request key naming the static route of a request answered before routing (it has no

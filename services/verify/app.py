@@ -338,7 +338,7 @@ async def get_tile(request: web.Request) -> web.StreamResponse:
 def held_tile(app: web.Application) -> EarlyAnswer:
     """`notar serve`'s answer, before routing and the middlewares, to a GET of a tile or bundle
     held in memory (services/common/http_server.py): they would cost more than the answer. It is
-    counted as its route's (`Telemetry.count_static`); anything else goes on to the routes."""
+    counted as its route's (`Telemetry.count`); anything else goes on to the routes."""
     tile_route, shard_route = "/log/tile/{path}", "/log/{shard}/tile/{path}"
 
     def early(request: web.Request) -> web.StreamResponse | None:
@@ -354,7 +354,7 @@ def held_tile(app: web.Application) -> EarlyAnswer:
         response = answer(request, held)
         telemetry = app.get(TELEMETRY)
         if telemetry is not None:
-            telemetry.count_static(route, "GET", response.status)
+            telemetry.count(route, "GET", response.status)
         return response
 
     return early

@@ -48,8 +48,11 @@ class Pair:
 
 
 @pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
+async def pair(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
+    """Both apps export their spans to `spans`, unless parametrized False (no exporter, as
+    `notar serve` without OTEL_EXPORTER_OTLP_ENDPOINT)."""
     spans = InMemorySpanExporter()
+    exported = [SimpleSpanProcessor(spans)] if getattr(request, "param", True) else []
     reader = InMemoryMetricReader()
     base = {
         "DATA_DIR": str(tmp_path),
@@ -62,7 +65,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     ensure_keys(config.keys)
     anchor_app = build_app("anchor", config, {})
     anchor_app[TELEMETRY] = Telemetry(
-        service="notar-anchor", span_processors=[SimpleSpanProcessor(spans)], metric_readers=[reader]
+        service="notar-anchor", span_processors=exported, metric_readers=[reader]
     )
     anchor_server = TestServer(anchor_app)
     await anchor_server.start_server(access_log_class=AccessLogger)
@@ -71,7 +74,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     url = str(anchor.make_url("")).rstrip("/")
     ingest_config = load(flags={**base, "ANCHOR_URL": url}, env={}, config_file=None)
     ingest_app = build_app("ingest", ingest_config, {})
-    ingest_app[TELEMETRY] = Telemetry(service="notar-ingest", span_processors=[SimpleSpanProcessor(spans)])
+    ingest_app[TELEMETRY] = Telemetry(service="notar-ingest", span_processors=exported)
     server = TestServer(ingest_app)
     await server.start_server(access_log_class=AccessLogger)
     ingest = TestClient(server)
@@ -363,3 +366,24 @@ async def test_access_log_lines_join_their_trace_and_keep_digests_out(
     assert ingest["trace_id"] == anchor["trace_id"] == f"{ctx(one(spans, 'POST /v1/digests')).trace_id:032x}"
     assert anchor["span_id"] == f"{ctx(one(spans, 'POST /internal/v1/entries')).span_id:016x}"
     assert document["span_id"] == f"{ctx(one(spans, 'GET /v1/documents/{digest}')).span_id:016x}"
+
+
+@pytest.mark.parametrize("pair", [False], indirect=True)
+async def test_without_an_exporter_requests_keep_trace_ids_and_pass_them_on(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    trace_id, span_id = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
+    with caplog.at_level(logging.INFO, "aiohttp.access"):
+        await notarize(pair, [b3(5)], {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-01"})
+        await notarize(pair, [b3(6)])
+    lines = [orjson.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "aiohttp.access"]
+    assert [line["message"].split()[:3] for line in lines] == [
+        ["POST", "/internal/v1/entries", "200"],
+        ["POST", "/v1/digests", "200"],
+    ] * 2
+    anchor, ingest, anchor2, ingest2 = lines
+    assert anchor["trace_id"] == ingest["trace_id"] == f"{trace_id:032x}", "the caller's trace goes on"
+    assert len({f"{span_id:016x}", ingest["span_id"], anchor["span_id"]}) == 3, "each request its own span id"
+    assert anchor2["trace_id"] == ingest2["trace_id"] != ingest["trace_id"], "a new trace, passed on"
+    assert int(ingest2["trace_id"], 16) and int(ingest2["span_id"], 16)
+    assert pair.spans.get_finished_spans() == (), "no exporter: nothing recorded"
