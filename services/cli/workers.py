@@ -366,9 +366,8 @@ def _detail(problem: str) -> str:
 
 
 def front_app(config: NotarConfig, env: Mapping[str, str], anchor_socket: Path) -> web.Application:
-    """Ingest, verify and SCITT, reaching the anchor on `anchor_socket`; ready when the store and
-    the anchor are, /readyz with the anchor's lines (`app[ANCHOR]`: the anchor whose /metrics
-    `mark_worker` adds)."""
+    """Ingest, verify and SCITT, reaching the anchor (`app[ANCHOR]`) on `anchor_socket`; ready
+    when the store and the anchor are, /readyz with the anchor's lines."""
     # imported here: only a worker of role all loads them through this module
     from services.anchor.app import MAX_BODY
     from services.ingest import app as ingest_app
@@ -398,7 +397,8 @@ def front_app(config: NotarConfig, env: Mapping[str, str], anchor_socket: Path) 
 
 async def anchor_ready(app: web.Application) -> str | None:
     """The anchor's /readyz: a worker is ready only when the anchor behind it is. A ready
-    anchor's lines under `ready` (one per anchor kind, per witness) are kept for `anchor_details`."""
+    anchor's lines under `ready` (one per anchor kind, per witness) are kept in its `details`,
+    which the worker's /readyz shows next."""
     anchor = app[ANCHOR]
     try:
         status, text = await anchor.get("/readyz")
