@@ -171,6 +171,7 @@ def test_the_defaults() -> None:
     assert c.keys.index_key_path == Path("notar-data/keys/index.key")
     assert (c.http.listen, c.http.document_max_bytes) == (("127.0.0.1", 8080), 0)
     assert (c.http.verify_workers, c.http.verify_queue) == (1, 16)
+    assert c.http.workers is None  # WORKERS=auto: the CPUs this process may use
     assert c.witnesses == dataclasses.replace(c.witnesses, witnesses=(), quorum=0, interval_s=10)
     assert c.shards.count == 1 and c.client.api_key.value is None
 

@@ -26,3 +26,14 @@ class Stats:
 
 class SequencerStopped(NotarError):
     """The sequencer is not accepting entries (closing, or stopped by a fatal error)."""
+
+
+class SequencerSealed(SequencerStopped):
+    """A sealed sequencer (a freezing shard's: services.anchor.freeze) takes no more entries, for
+    good. Its problem says `sealed: true`; unlike other 503s its detail is for the client (it
+    names the shard and why), so an ingest pod or a worker relaying it keeps it
+    (services.internal.client)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.extra = {"sealed": True}

@@ -43,7 +43,7 @@ from services.anchor.logformat import check_log_format
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import recover
 from services.anchor.repeats import RepeatCap
-from services.anchor.sequenced import SequencerConfig, SequencerStopped, Stats
+from services.anchor.sequenced import SequencerConfig, SequencerSealed, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
 from services.anchor.tenant_index import TenantIndex
 from services.common.telemetry import SequencerTelemetry, current_span_context
@@ -237,7 +237,7 @@ class Sequencer:
         if self._closing:
             return SequencerStopped(f"the sequencer of {self._cfg.origin} is shutting down")
         if self._sealed is not None:
-            return SequencerStopped(self._sealed)
+            return SequencerSealed(self._sealed)
         refused = self._refusal()
         if refused is not None:
             return refused

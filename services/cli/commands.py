@@ -77,7 +77,8 @@ def serve(sub: Subparsers) -> None:
     )
     # a worker of `notar serve --workers N`, started by its parent (services/cli/workers.py)
     p.add_argument("--worker", metavar="INDEX:FD:PARENT", help=argparse.SUPPRESS)
-    p.add_argument("--anchor-socket", metavar="PATH", help=argparse.SUPPRESS)
+    # the parent's private directory: the anchor's socket (role all), the workers' metrics sockets
+    p.add_argument("--run-dir", metavar="DIR", help=argparse.SUPPRESS)
     add_setting_flags(p, SERVER)
     p.set_defaults(run="serve:serve")
 

@@ -21,6 +21,8 @@ from services.anchor import app as anchor_app
 from services.anchor.app import ensure_keys, keys_from
 from services.cli.commands import config_from, setting_args
 from services.cli.workers import (
+    ANCHOR,
+    ANCHOR_SOCKET,
     WorkerArgs,
     WorkerFailed,
     Workers,
@@ -126,23 +128,21 @@ def serve_with_workers(
     host, port = config.http.listen
     started = time.monotonic()
     reserved = listen_socket(host, port, reuse_port=True)  # a port in use stops start-up here, named
-    command = [sys.executable, "-m", "services.cli", "serve", "--role", ns.role, *setting_args(ns)]
-    run_dir = Path(tempfile.mkdtemp(prefix="notar-")) if ns.role == "all" else None  # mode 0700
+    run_dir = Path(tempfile.mkdtemp(prefix="notar-"))  # mode 0700: the sockets of services.cli.workers
+    command = [sys.executable, "-m", "services.cli", "serve", "--role", ns.role, "--run-dir", str(run_dir)]
+    workers = Workers(count, [*command, *setting_args(ns)], without_unknown(env))
     try:
-        if run_dir is None:
-            workers = Workers(count, command, without_unknown(env))
+        if ns.role == "all":
+            socket_path = run_dir / ANCHOR_SOCKET
+            app: web.Application | None = anchor_behind(workers, config, env, socket_path, listening)
+        else:
             supervise(workers, listening, stop_s=config.http.drain_s + 5)
             app = None
-        else:
-            socket_path = run_dir / "anchor.sock"
-            workers = Workers(count, [*command, "--anchor-socket", str(socket_path)], without_unknown(env))
-            app = anchor_behind(workers, config, env, socket_path, listening)
     except WorkerFailed as e:
         return e.exit_status  # the worker said why, in one line
     finally:
         reserved.close()
-        if run_dir is not None:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
     print(summary(ns.role, app, time.monotonic() - started, served=workers.served), flush=True)
     return 0
 
@@ -181,17 +181,19 @@ def serve_worker(ns: argparse.Namespace, config: NotarConfig, env: Mapping[str, 
     report = os.fdopen(args.pipe, "w", buffering=1)
     host, port = config.http.listen
     sock = listen_socket(host, port, reuse_port=True)
-    if ns.anchor_socket is not None:
-        app = front_app(config, env, Path(ns.anchor_socket))
+    run_dir = Path(ns.run_dir)
+    if ns.role == "all":
+        app = front_app(config, env, run_dir / ANCHOR_SOCKET)
+        mark_worker(app, args.index, run_dir, app[ANCHOR])
     else:
         app = build_app(ns.role, config, env)
-    mark_worker(app, args.index)
+        mark_worker(app, args.index, run_dir, None)
     said = lambda: print("listening", file=report)  # noqa: E731
     try:
         serve_app(app, sock, config, env, service=f"notar-{ns.role}", on_listening=said)
     finally:
-        if ns.anchor_socket is not None and parent_gone(args.parent):  # it was killed
-            shutil.rmtree(Path(ns.anchor_socket).parent, ignore_errors=True)  # its directory, left behind
+        if parent_gone(args.parent):  # it was killed
+            shutil.rmtree(run_dir, ignore_errors=True)  # its directory, left behind
     with contextlib.suppress(OSError):
         report.write(f"served {app[TELEMETRY].served}\n")
         report.close()

@@ -21,7 +21,8 @@ internal request per digest cost the anchor more than the whole request costs in
   keeps failing): the anchor holds everything acknowledged, a worker only requests in flight.
 - A worker dies with its parent (PR_SET_PDEATHSIG), so none is left holding the port; the
   workers remove the socket directory a killed parent left behind.
-- A worker's /readyz and /healthz follow the anchor's too; its /metrics adds the anchor's.
+- A worker's /readyz and /healthz follow the anchor's too (/readyz with its lines); its /metrics
+  is the whole pod's: its own, its siblings' and the anchor's (services.cli.worker_metrics).
 - SIGTERM or SIGINT to the parent: every worker gets SIGTERM and drains (DRAIN_S), then the
   anchor stops as one process does (it publishes what it holds).
 """
@@ -37,7 +38,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,10 @@ import orjson
 from aiohttp import web
 
 from merkle.digests import Digest
+from services.cli.worker_metrics import share_metrics
 from services.common.components import NotarConfig
 from services.common.cpus import usable_cpus
-from services.common.resources import LIVENESS, METRICS, MORE_METRICS, new_app
+from services.common.resources import DETAILS, LIVENESS, new_app
 from services.internal.client import AnchorClient
 from services.internal.coalesce import Coalescer
 from services.model import Digests, Found
@@ -56,6 +58,7 @@ from storage.errors import ConfigError, NotarError
 
 log = logging.getLogger("notar.workers")
 ANCHOR_HOST = "http://notar-anchor"  # the Host of requests on the anchor's Unix socket
+ANCHOR_SOCKET = "anchor.sock"  # in the parent's private directory (`--run-dir`), with role all
 START_S = 120.0
 RESTART_S = 1.0
 RESTART_MAX_S = 30.0
@@ -263,21 +266,15 @@ class WorkerArgs:
 WORKER_HEADER = "X-Notar-Worker"
 
 
-def mark_worker(app: web.Application, index: int) -> None:
-    """Every answer of the worker says which it is (`X-Notar-Worker: 2`) and /metrics its pid
-    (`notar_worker_info`): which one answered, for operators and tests."""
+def mark_worker(app: web.Application, index: int, run_dir: Path, anchor: SocketAnchor | None) -> None:
+    """Every answer of the worker says which it is (`X-Notar-Worker: 2`), for operators and tests;
+    its /metrics is the pod's (services.cli.worker_metrics: its siblings' and `anchor`'s too)."""
 
     async def header(request: web.BaseRequest, response: web.StreamResponse) -> None:
         response.headers[WORKER_HEADER] = str(index)
 
     app.on_response_prepare.append(header)
-    app[METRICS].append(worker_metrics(index))
-
-
-def worker_metrics(index: int) -> Callable[[], list[str]]:
-    line = f'notar_worker_info{{worker="{index}",pid="{os.getpid()}"}} 1'
-    help_ = "# HELP notar_worker_info the worker process of notar serve --workers that answered"
-    return lambda: [help_, "# TYPE notar_worker_info gauge", line]
+    share_metrics(app, run_dir, index, None if anchor is None else lambda: anchor.get("/metrics"))
 
 
 # --- role all's workers: ingest, verify and SCITT over the parent's anchor -------------------
@@ -292,6 +289,7 @@ class SocketAnchor:
         self._client: AnchorClient | None = None
         self._coalescer: Coalescer | None = None
         self.dead: str | None = None  # why the anchor's /healthz says restart (`watch_health`)
+        self.details: list[str] = []  # the lines of its last /readyz under `ready` (`anchor_ready`)
 
     async def open(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -368,8 +366,8 @@ def _detail(problem: str) -> str:
 
 
 def front_app(config: NotarConfig, env: Mapping[str, str], anchor_socket: Path) -> web.Application:
-    """Ingest, verify and SCITT, reaching the anchor on `anchor_socket`; ready when the store and
-    the anchor are; /metrics adds the anchor's own (the sequencer's, the committer's)."""
+    """Ingest, verify and SCITT, reaching the anchor (`app[ANCHOR]`) on `anchor_socket`; ready
+    when the store and the anchor are, /readyz with the anchor's lines."""
     # imported here: only a worker of role all loads them through this module
     from services.anchor.app import MAX_BODY
     from services.ingest import app as ingest_app
@@ -379,8 +377,6 @@ def front_app(config: NotarConfig, env: Mapping[str, str], anchor_socket: Path) 
     anchor = SocketAnchor(anchor_socket)
     app = new_app(config, env, readiness=[anchor_ready], client_max_size=MAX_BODY)
     app[ANCHOR] = anchor
-    more: list[Callable[[list[str]], Awaitable[list[str]]]] = [lambda lines: anchor_metrics(anchor, lines)]
-    app[MORE_METRICS] = more
 
     async def connect(app: web.Application) -> AsyncIterator[None]:
         await anchor.open()
@@ -392,6 +388,7 @@ def front_app(config: NotarConfig, env: Mapping[str, str], anchor_socket: Path) 
 
     app.cleanup_ctx.append(connect)
     app[LIVENESS].append(lambda app: anchor.dead)
+    app[DETAILS].append(lambda: anchor.details)  # read by /readyz right after `anchor_ready`
     ingest_app.setup(app, config, submitter=anchor)
     verify_app.setup(app, config, lookup=anchor)
     scitt_app.setup(app, config, registrations=anchor)
@@ -399,31 +396,17 @@ def front_app(config: NotarConfig, env: Mapping[str, str], anchor_socket: Path) 
 
 
 async def anchor_ready(app: web.Application) -> str | None:
-    """The anchor's /readyz: a worker is ready only when the anchor behind it is."""
+    """The anchor's /readyz: a worker is ready only when the anchor behind it is. A ready
+    anchor's lines under `ready` (one per anchor kind, per witness) are kept in its `details`,
+    which the worker's /readyz shows next."""
+    anchor = app[ANCHOR]
     try:
-        status, text = await app[ANCHOR].get("/readyz")
-        if status == 200:
-            return None
-        return "anchor: " + text.strip().replace("\n", "; ")[:500]
+        status, text = await anchor.get("/readyz")
     except (aiohttp.ClientError, TimeoutError) as e:
+        anchor.details = []
         return f"anchor unreachable: {e or type(e).__name__}"
-
-
-async def anchor_metrics(anchor: SocketAnchor, have: list[str]) -> list[str]:
-    """The anchor's metric families that the worker's own lines (`have`) do not have: its HTTP
-    metrics are the internal routes', which the worker's own replace."""
-    try:
-        _, text = await anchor.get("/metrics")
-    except (aiohttp.ClientError, TimeoutError) as e:
-        return [f"# the anchor's metrics could not be read: {e or type(e).__name__}"]
-    own = {line.split()[2] for line in have if line.startswith("# TYPE ")}
-    out, skip = [], False
-    for line in text.splitlines():
-        if line.startswith(("# HELP ", "# TYPE ")):
-            skip = line.split()[2] in own
-        if line and not skip:
-            out.append(line)
-    return out
+    anchor.details = text.splitlines()[1:] if status == 200 else []  # else they are in the reason
+    return None if status == 200 else "anchor: " + text.strip().replace("\n", "; ")[:500]
 
 
 def anchor_socket(path: Path) -> socket.socket:

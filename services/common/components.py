@@ -148,7 +148,7 @@ class HttpConfig:
     verify_workers: int = 1
     verify_queue: int = 16
     tile_cache_mb: int = 64
-    workers: int | None = 1  # WORKERS; None (`auto`): as many as the CPUs this process may use
+    workers: int | None = None  # WORKERS; None (`auto`, the default): the CPUs this process may use
 
     @property
     def document_max_bytes(self) -> int:

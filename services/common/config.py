@@ -187,7 +187,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("TSA_CA_FILE", None, "trust anchor (PEM) for the TSA's tokens"),
         Setting(
             "WORKERS",
-            "1",
+            "auto",
             "processes serving the HTTP port together (SO_REUSEPORT) in front of the one sequencer; "
             "auto: the CPUs this process may use (its affinity and cgroup CPU quota)",
             _workers,

@@ -114,17 +114,19 @@ async def readyz(request: web.Request) -> web.Response:
     return web.Response(text="ready\n" + details)
 
 
-MORE_METRICS = web.AppKey("more_metrics", list[Callable[[list[str]], Awaitable[list[str]]]])
-"""Lines from elsewhere (a worker's: its anchor's), given the lines so far to leave out what they
-already have."""
+PodMetrics = Callable[[list[str]], Awaitable[list[str]]]
+POD_METRICS: web.AppKey[PodMetrics] = web.AppKey("pod_metrics")
+"""When set, what /metrics answers given this process's own lines: a worker's, the pod's
+(services.cli.worker_metrics)."""
 
 
 async def metrics(request: web.Request) -> web.Response:
     lines: list[str] = []
     for provider in request.app[METRICS]:
         lines += provider()
-    for more in request.app.get(MORE_METRICS, []):
-        lines += await more(lines)
+    pod = request.app.get(POD_METRICS)
+    if pod is not None:
+        lines = await pod(lines)
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 

@@ -83,7 +83,7 @@ class AnchorClient:
                 body = await r.read()
                 if r.status == 503:
                     if _kind(body) not in (None, PushbackError.kind):
-                        raise StorageError(
+                        raise _sealed(body) or StorageError(
                             f"the anchor at {self._url} is unavailable", location=self._url, transient=True
                         )
                     retry = float(r.headers.get("Retry-After", "1"))
@@ -165,6 +165,17 @@ def _kind(body: bytes) -> str | None:
     except (orjson.JSONDecodeError, AttributeError):
         return None
     return kind.rpartition(":")[2] if isinstance(kind, str) else None
+
+
+def _sealed(body: bytes) -> StorageError | None:
+    """A sealed sequencer's refusal (a freezing shard's, `sealed: true`), relayed with its detail:
+    the other 503s' details (a lease lost, a bucket) stay inside."""
+    problem = orjson.loads(body)
+    if problem.get("sealed") is not True:
+        return None
+    error = StorageError(str(problem.get("detail", "the shard is sealed"))[:300], transient=True)
+    error.extra = {"sealed": True}
+    return error
 
 
 def _refusal(status: int, body: bytes) -> RepeatsCapped | None:

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from services.anchor.sequenced import SequencerSealed
 from services.common.problems import to_response
 from services.internal.client import AnchorClient
 from services.model import Digests
@@ -45,6 +46,30 @@ async def test_only_a_pushback_503_is_a_pushback(answer: web.Response, raised: t
         else:
             assert isinstance(e.value, PushbackError)
             assert e.value.retry_after == float(answer.headers.get("Retry-After", "1"))
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_a_sealed_shards_refusal_is_relayed_with_its_detail() -> None:
+    """A freezing shard's sequencer refusal (`sealed: true`) is for the client: an ingest pod or a
+    worker passes its detail on, as one process answers it."""
+    sealed = SequencerSealed("shard 0 (notar.test/log) is freezing: it takes no more entries")
+
+    async def entries(_: web.Request) -> web.Response:
+        return to_response(sealed)
+
+    app = web.Application()
+    app.router.add_post("/internal/v1/entries", entries)
+    server = TestServer(app)
+    await server.start_server()
+    client = AnchorClient(str(server.make_url("/")))
+    try:
+        with pytest.raises(StorageError) as e:
+            await client.submit("acme", Digests.parse(["blake3:" + os.urandom(32).hex()]))
+        relayed = to_response(e.value)
+        assert relayed.status == 503 and e.value.transient
+        assert relayed.body == to_response(sealed).body, "the same problem as one process answers"
     finally:
         await client.close()
         await server.close()

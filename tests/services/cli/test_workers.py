@@ -92,7 +92,9 @@ def test_this_process_may_use_at_least_one_cpu_and_no_more_than_its_affinity() -
 @pytest.mark.parametrize(
     ("role", "env", "expected"),
     [
-        ("all", {}, 1),  # the default: one process, as before
+        ("all", {}, 5),  # the default: the CPUs this process may use
+        ("all", {"NOTAR_WORKERS": "1"}, 1),
+        ("all", {"NOTAR_SHARDS": "2"}, 1),  # the default with shards in one process: 1, not an error
         ("all", {"NOTAR_WORKERS": "auto"}, 5),
         ("ingest", {"NOTAR_WORKERS": "AUTO"}, 5),
         ("verify", {"NOTAR_WORKERS": "3"}, 3),
@@ -161,9 +163,10 @@ class Served:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
 
-    def workers(self) -> dict[str, int]:
-        """worker index -> pid, from the /metrics of whichever workers answer scrapes for 30 s at
-        most (/readyz answers once the first worker listens; the second starts after it)."""
+    def workers(self, count: int = 2) -> dict[str, int]:
+        """worker index -> pid, from the /metrics (the pod's: every worker's notar_worker_info)
+        of scrapes for 30 s at most, until `count` are seen (/readyz answers once the first worker
+        listens; the others start after it)."""
         seen: dict[str, int] = {}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -176,19 +179,24 @@ class Served:
                     inside = line[line.index("{") + 1 : line.index("}")]
                     labels = dict(p.split("=") for p in inside.split(","))
                     seen[labels["worker"].strip('"')] = int(labels["pid"].strip('"'))
-            if len(seen) == 2:
+            if len(seen) == count:
                 break
             time.sleep(0.05)
         return seen
 
 
 @contextmanager
-def served(tmp_path: Path, workers: str = "2") -> Iterator[Served]:
+def served(tmp_path: Path, workers: str | None = "2", cpus: set[int] | None = None) -> Iterator[Served]:
+    """`notar serve` with WORKERS=`workers` (None: the default), on `cpus` (its affinity) if given."""
     port = free_port()
-    env = _env(tmp_path / "data", port, WORKERS=workers, ANCHOR_INTERVAL_S="1")
+    settings = {"ANCHOR_INTERVAL_S": "1"} | ({} if workers is None else {"WORKERS": workers})
+    env = _env(tmp_path / "data", port, **settings)
     out = tmp_path / "out.txt"
+    on_cpus = None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
     with out.open("wb") as sink:
-        proc = subprocess.Popen([NOTAR, "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [NOTAR, "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=on_cpus
+        )
     try:
         wait_ready(env["NOTAR_URL"], proc)
         added = notar_cli("tenant", "add", "acme", env=env)
@@ -236,6 +244,15 @@ def test_two_workers_one_port_one_log_restart_and_stop(tmp_path: Path) -> None:
             acked[d] = receipt["log"]["index"]
         assert set(by_worker) == {"1", "2"}, by_worker
         assert sorted(acked.values()) == list(range(40))  # one sequence of indexes, none twice
+        # whichever worker a scrape reaches answers for the pod: both workers' requests, summed
+        for _ in range(4):
+            _, headers, text = notar.call("/metrics", auth=False)
+            lines = text.decode().splitlines()
+            served_40 = 'notar_http_requests_total{method="POST",route="/v1/digests",status="200"} 40'
+            assert served_40 in lines, (headers["X-Notar-Worker"], [x for x in lines if "digests" in x])
+            assert not any("/internal/" in line for line in lines), "the anchor's internal routes"
+            checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+            assert checked.returncode in (0, 3) and b"error" not in checked.stderr, checked.stderr
 
         # SIGKILL of a worker under load: it is started again; nothing acknowledged is lost
         stop = threading.Event()
@@ -291,13 +308,48 @@ def test_two_workers_one_port_one_log_restart_and_stop(tmp_path: Path) -> None:
         assert "worker 1 (pid" in notar.out.read_text() and "starting it again" in notar.out.read_text()
 
 
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_by_default_one_worker_per_cpu_this_process_may_use(tmp_path: Path) -> None:
+    """No WORKERS: as many workers as usable_cpus() (the server runs on this process's CPUs),
+    each answering some of the connections under its own X-Notar-Worker."""
+    expected = usable_cpus()
+    with served(tmp_path, workers=None) as notar:
+        answered: set[str] = set()
+        for _ in range(200):
+            status, headers, _ = notar.call("/v1/keys", auth=False)
+            assert status == 200
+            answered.add(headers.get("X-Notar-Worker", "none"))
+            if len(answered) == expected:
+                break
+        if expected == 1:
+            assert answered == {"none"} and _children(notar.proc.pid) == []
+        else:
+            assert answered == {str(i) for i in range(1, expected + 1)}, answered
+            pids = notar.workers(expected)
+            assert len(pids) == expected and set(pids.values()) <= set(_children(notar.proc.pid)), pids
+            assert f", {expected} workers)" in notar.out.read_text()
+
+
+def test_on_one_cpu_the_default_is_one_process(tmp_path: Path) -> None:
+    """`taskset -c N notar serve`: one CPU in its affinity, one process (no worker, no header)."""
+    with served(tmp_path, workers=None, cpus={min(os.sched_getaffinity(0))}) as notar:
+        status, headers, _ = notar.call("/v1/keys", auth=False)
+        assert status == 200 and "X-Notar-Worker" not in headers
+        assert _children(notar.proc.pid) == []
+        assert "workers)" not in notar.out.read_text()
+
+
 def test_workers_die_with_their_parent(tmp_path: Path) -> None:
     with served(tmp_path) as notar:
         pids = list(notar.workers().values())
         assert len(pids) == 2
         command = Path(f"/proc/{pids[0]}/cmdline").read_bytes().split(b"\0")
-        directory = Path(command[command.index(b"--anchor-socket") + 1].decode()).parent
+        directory = Path(command[command.index(b"--run-dir") + 1].decode())
         assert directory.is_dir() and directory.stat().st_mode & 0o777 == 0o700
+        assert {p.name for p in directory.iterdir()} >= {"anchor.sock", "worker-1.sock", "worker-2.sock"}
         notar.proc.kill()
         notar.proc.wait(timeout=10)
         assert _wait_gone(pids, 30) == [], "a worker outlived its parent"
