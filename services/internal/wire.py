@@ -46,7 +46,7 @@ import orjson
 
 from merkle import compact
 from merkle.digests import Digest
-from merkle.receipt import NodeTexts, write_receipts
+from merkle.receipt import NodeTexts, write_receipts, write_run_receipts
 from services.model import BadDigest, Digests, Found, Sequenced, SequencedGroup
 from storage.errors import BadRequest
 
@@ -91,9 +91,20 @@ def encode_answer(
     *, origin: str, tenant: str, digests: Sequence[Digest], results: Sequence[Sequenced]
 ) -> bytes:
     """The answer to a submission: `{"receipts": [...]}`, one canonical receipt per digest (given
-    as the Digest objects the entries were made of: writing them is cheaper than checking text)."""
+    as the Digest objects the entries were made of: writing them is cheaper than checking text).
+    A sequencer's `SequencedGroup` is written by column, without a `Sequenced` per entry."""
     if len(_NODE_TEXTS) > _NODE_TEXTS_MAX:
         _NODE_TEXTS.clear()
+    if isinstance(results, SequencedGroup):
+        return write_run_receipts(
+            subject=tenant,
+            origin=origin,
+            digests=digests,
+            run=results,
+            head=RECEIPTS_HEAD,
+            tail=RECEIPTS_TAIL,
+            node_texts=_NODE_TEXTS,
+        )
     return write_receipts(
         subject=tenant,
         origin=origin,

@@ -91,6 +91,11 @@ def test_the_anchors_compact_answer_expands_to_its_default_answer(
         origin="compact.test/log", tenant="acme", digests=digests.digests(), results=results
     )
     small = encode_compact(tenant="acme", results=results)
+    # written by column (the sequencer's result) or entry by entry: the same bytes
+    each = encode_answer(
+        origin="compact.test/log", tenant="acme", digests=digests.digests(), results=list(results)
+    )
+    assert each == default
     # the sequencer's compact result (nodes read off its tiles, no proof per entry) writes the
     # same compact answer, and its receipts made from the nodes the same default answer
     _, nodes_only = _batch(before, batch, mine, seed, compact_nodes=True)
