@@ -156,6 +156,11 @@ class SequencedGroup(Sequence[Sequenced]):
         self.tree_size, self.checkpoint = tree_size, checkpoint
         self._proofs, self._nodes = proofs, nodes
 
+    @property
+    def has_proofs(self) -> bool:
+        """Whether each entry's proof is at hand (made by the sequencer, or derived already)."""
+        return self._proofs is not None
+
     def proofs(self) -> list[list[bytes]]:
         """Each entry's inclusion proof (RFC 9162), in order; from the nodes when not made."""
         if self._proofs is None:
