@@ -130,6 +130,7 @@ async def run(
                         duration=plan.duration,
                         tick=plan.tick,
                         check=check,
+                        compact=setup.compact,
                     )
                 res.latency.setdefault(name, []).append(lat)
                 res.proofs_checked += check.checked_proofs
@@ -165,7 +166,7 @@ async def _closed_rounds(
             n = plan.entries if name == "fs" else plan.s3_entries
             async with open_sequencer(name, setup, workdir) as seq:
                 groups: list[Group] = groups_of(digests[:n])
-                t = await closed_loop(seq, groups, submitters=plan.submitters)
+                t = await closed_loop(seq, groups, submitters=plan.submitters, compact=setup.compact)
             measured[name] = t.rate
             res.throughput.setdefault(name, []).append(t)
             res.proofs_checked += t.proofs_checked
@@ -267,6 +268,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-max", type=int, default=20_000, help="largest batch (default 20,000)")
     p.add_argument("--repeats-max", type=int, default=100,
                    help="the sequencer's REPEATS_MAX (default 100, the setting's; 0: no cap)")
+    p.add_argument("--compact", action="store_true",
+                   help="submitters ask for compact results (their part's nodes, no proof per entry)")
     p.add_argument("--budget", type=float, default=600.0,
                    help="no new closed-loop round starts after this many seconds (default 600)")
     p.add_argument("--gc-threshold", type=int,
@@ -335,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )
     setup = Setup(batch_ms=args.batch_ms, batch_min_ms=args.batch_min_ms, batch_max=args.batch_max,
-                  repeats_max=args.repeats_max)
+                  repeats_max=args.repeats_max, compact=args.compact)
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="notar-bench-seq-",

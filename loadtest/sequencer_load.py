@@ -29,7 +29,7 @@ from merkle.proofs import verify_inclusion
 from services.anchor.keys import LogKeys, clock_key_name
 from services.anchor.sequencer import Sequencer, SequencerConfig
 from services.anchor.tenant_index import TenantIndex
-from services.model import Sequenced
+from services.model import Sequenced, SequencedGroup
 from storage.base import ObjectStore
 from storage.errors import PushbackError
 from storage.fs import FsStore
@@ -76,26 +76,39 @@ class AckCheck:
 
     Every acknowledgement's count and index are checked; its entry (the v2 commitment to its
     digest, salt and tenant) and its inclusion proof against the signed checkpoint's root every
-    `sample_every`-th index, so that the checking client does not weigh on the sequencer it
-    shares the process with.
+    `sample_every`-th index (of compact results, every entry of every `compact_every`-th group),
+    so that the checking client does not weigh on the sequencer it shares the process with.
     """
 
     sample_every: int = 97
+    compact_every: int = 64
+    """Compact results: every entry of one group in this many is checked."""
+    _compact: int = 0
     indices: set[int] = field(default_factory=set)
     checked_proofs: int = 0
     _roots: dict[str, Checkpoint] = field(default_factory=dict)
 
     def add(self, group: Group, results: Sequence[Sequenced]) -> None:
-        if len(results) != len(group.digests):
-            raise AckError(f"{len(results)} acknowledgements for {len(group.digests)} digests")
+        # a sequencer's result gives its indices whole: each entry's `Sequenced` is made only for
+        # the sampled ones (as a service makes only what its answer writes)
+        indices = results.indices if isinstance(results, SequencedGroup) else [r.index for r in results]
+        if len(indices) != len(group.digests):
+            raise AckError(f"{len(indices)} acknowledgements for {len(group.digests)} digests")
         before = len(self.indices)
-        self.indices.update([r.index for r in results])
-        if len(self.indices) != before + len(results):
+        self.indices.update(indices)
+        if len(self.indices) != before + len(indices):
             raise AckError("an index was given twice")
         every = self.sample_every
-        for d, r in zip(group.digests, results, strict=True):
-            if r.index % every == 0:
-                self._check(group.tenant, d, r)
+        if isinstance(results, SequencedGroup) and not results.has_proofs:
+            # a compact result: checking any entry's proof derives every proof of the group from
+            # its nodes (as the SDK's expansion does), so whole groups are sampled, not entries
+            self._compact += 1
+            if self._compact % self.compact_every:
+                return
+            every = 1
+        for k, i in enumerate(indices):
+            if i % every == 0:
+                self._check(group.tenant, group.digests[k], results[k])
 
     def _check(self, tenant: str, digest: Digest, r: Sequenced) -> None:
         if len(r.salt) != 16 or r.entry != make_entry(digest, r.salt, tenant):
@@ -129,6 +142,9 @@ class Setup:
     batch_max: int = 20_000
     queue_max: int = 200_000
     repeats_max: int = 100
+    compact: bool = False
+    """Submitters ask for compact results (the nodes of their part, no proof per entry), as the
+    service does for a compact answer."""
     s3: S3Config | None = None
 
 
@@ -232,7 +248,12 @@ class Throughput:
 
 
 async def closed_loop(
-    seq: Sequencer, groups: Sequence[Group], *, submitters: int = 32, check: AckCheck | None = None
+    seq: Sequencer,
+    groups: Sequence[Group],
+    *,
+    submitters: int = 32,
+    check: AckCheck | None = None,
+    compact: bool = False,
 ) -> Throughput:
     """`submitters` tasks each submit the next group as soon as their last is acknowledged."""
     check = check or AckCheck()
@@ -242,7 +263,7 @@ async def closed_loop(
 
     async def submitter() -> None:
         for g in next_group:
-            check.add(g, await seq.submit(g.tenant, g.digests))
+            check.add(g, await seq.submit(g.tenant, g.digests, compact=compact))
 
     gc.collect()
     with gc_pauses() as pauses:
@@ -294,6 +315,7 @@ async def open_loop(
     duration: float,
     tick: float = 0.01,
     check: AckCheck | None = None,
+    compact: bool = False,
 ) -> Latency:
     """Submit `rate * tick` digests every `tick` seconds for `duration` seconds (fewer if
     `digests` runs out), on schedule whatever the completions, each group one tenant's (as
@@ -310,7 +332,7 @@ async def open_loop(
     async def one(group: Group, due: float) -> None:
         nonlocal refused
         try:
-            results = await seq.submit(group.tenant, group.digests)
+            results = await seq.submit(group.tenant, group.digests, compact=compact)
         except PushbackError:
             refused += len(group.digests)
             return

@@ -153,7 +153,7 @@ def _expand_part(part: object, digests: Sequence[str]) -> list[Receipt]:
     mine = [parse_digest(d) for d in digests[:k]]
     entries = [make_entry(d, s, subject) for d, s in zip(mine, salts, strict=True)]
     leaves = [sha256(b"\x00" + e).digest() for e in entries]
-    proofs = _proofs(indices, size, leaves, nodes, body.root)
+    proofs = node_proofs(indices, size, leaves, nodes, body.root)
     return [
         Receipt(d, s, subject, e, body.origin, i, size, tuple(proof), note)
         for d, s, e, i, proof in zip(mine, salts, entries, indices, proofs, strict=True)
@@ -177,7 +177,7 @@ def _hex(value: object, what: str, width: int, count: int | None) -> list[bytes]
     return [raw[i : i + width] for i in range(0, len(raw), width)]
 
 
-def _proofs(
+def node_proofs(
     indices: Sequence[int], size: int, leaves: Sequence[bytes], nodes: Sequence[bytes], root: bytes
 ) -> list[list[bytes]]:
     """Every entry's inclusion proof, the tree hashed up level by level from its leaves and

@@ -380,6 +380,93 @@ def write_receipts(
     checked, the entries are not recomputed."""
     if len(digests) != len(proven):
         raise ValueError(f"{len(digests)} digests but {len(proven)} proven entries")
+    return _write(
+        subject,
+        origin,
+        digests,
+        [p.salt for p in proven],
+        [p.entry for p in proven],
+        [p.index for p in proven],
+        [p.tree_size for p in proven],
+        [p.inclusion for p in proven],
+        [p.checkpoint for p in proven],
+        anchors,
+        head,
+        tail,
+        node_texts,
+    )
+
+
+class ProvenRun(Protocol):
+    """Entries proven against one signed checkpoint, held by column (what the sequencer answers
+    one caller: services.model.SequencedGroup)."""
+
+    @property
+    def indices(self) -> Sequence[int]: ...
+    @property
+    def entries(self) -> Sequence[bytes]: ...
+    @property
+    def salts(self) -> bytes: ...
+    @property
+    def tree_size(self) -> int: ...
+    @property
+    def checkpoint(self) -> str: ...
+    def proofs(self) -> Sequence[Sequence[bytes]]: ...
+
+
+def write_run_receipts(
+    *,
+    subject: str,
+    origin: str,
+    digests: Sequence[Digest | str],
+    run: ProvenRun,
+    head: bytes = b"[",
+    tail: bytes = b"]",
+    node_texts: NodeTexts | None = None,
+) -> bytes:
+    """`write_receipts` of a run's entries (`salts` concatenated, 16 bytes each), without an
+    object per entry: the same bytes."""
+    n = len(run.indices)
+    if len(digests) != n:
+        raise ValueError(f"{len(digests)} digests but {n} proven entries")
+    salts = run.salts
+    if len(salts) != SALT_SIZE * n:
+        raise ValueError(f"salts must be {SALT_SIZE} bytes per entry")
+    each = [salts[i : i + SALT_SIZE] for i in range(0, len(salts), SALT_SIZE)]
+    sizes, notes = [run.tree_size] * n, [run.checkpoint] * n
+    return _write(
+        subject,
+        origin,
+        digests,
+        each,
+        run.entries,
+        run.indices,
+        sizes,
+        run.proofs(),
+        notes,
+        (),
+        head,
+        tail,
+        node_texts,
+    )
+
+
+def _write(
+    subject: str,
+    origin: str,
+    digests: Sequence[Digest | str],
+    salts: Sequence[bytes],
+    entries: Sequence[bytes],
+    indices: Sequence[int],
+    sizes: Sequence[int],
+    inclusions: Sequence[Sequence[bytes]],
+    checkpoints: Sequence[str],
+    anchors: Sequence[Anchor],
+    head: bytes,
+    tail: bytes,
+    node_texts: NodeTexts | None,
+) -> bytes:
+    """The receipts of `write_receipts`, their fields given by column."""
     if not isinstance(origin, str) or not origin:
         raise ValueError("log.origin must be a non-empty string")
     subject_bytes(subject)
@@ -394,11 +481,12 @@ def write_receipts(
     add = out.extend
     last_checkpoint: object = None
     ending = b""
-    for d, p in zip(digests, proven, strict=True):
+    for d, salt, entry, index, size, inclusion, checkpoint in zip(
+        digests, salts, entries, indices, sizes, inclusions, checkpoints, strict=True
+    ):
         text = str(d) if isinstance(d, Digest) else d
         if isinstance(d, str) and not is_digest_text(d):
             raise ValueError(f"not a digest: {d[:80]!r}")
-        salt, entry, index, size = p.salt, p.entry, p.index, p.tree_size
         if (
             type(salt) is not bytes
             or len(salt) != SALT_SIZE
@@ -412,19 +500,19 @@ def write_receipts(
             or not (0 <= index <= MAX_TREE_SIZE and 0 <= size <= MAX_TREE_SIZE)
         ):
             raise ValueError("log.index and log.tree_size must be integers from 0 to 2^63 - 1")
-        if len(p.inclusion) > MAX_INCLUSION:
+        if len(inclusion) > MAX_INCLUSION:
             raise ValueError(f"log.inclusion has more than {MAX_INCLUSION} hashes")
-        if not ending or p.checkpoint != last_checkpoint:  # a run shares one checkpoint: written once
-            if not isinstance(p.checkpoint, str):
+        if not ending or checkpoint != last_checkpoint:  # a run shares one checkpoint: written once
+            if not isinstance(checkpoint, str):
                 raise ValueError("checkpoint must be the signed note as text")
-            ending = b']},"checkpoint":' + _json_text(p.checkpoint, "checkpoint").encode() + b',"anchors":['
+            ending = b']},"checkpoint":' + _json_text(checkpoint, "checkpoint").encode() + b',"anchors":['
             ending += after_anchors + b","
-            last_checkpoint = p.checkpoint
+            last_checkpoint = checkpoint
         add(
             (
                 _HEAD,
                 f'{text}","salt":"{salt.hex()}{at_subject}{entry.hex()}{at_log}{index},"tree_size":{size},"inclusion":['.encode(),
-                join(map(node, p.inclusion)),
+                join(map(node, inclusion)),
                 ending,
             )
         )

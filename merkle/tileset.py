@@ -84,6 +84,59 @@ class TileSet:
                 del self._hashes[place]
                 self._levels.pop(place, None)
 
+    def edges(self, size: int) -> list[bytes]:
+        """The last node of each level of the tree of `size`, leaves first (RFC 9162's shape: a
+        level's odd last node is carried up; an even level's last pair is hashed)."""
+        lengths = _lengths(size)
+        edges = [self.perfect(0, size - 1)]
+        for h, n in enumerate(lengths[:-1]):
+            edge = edges[-1]
+            if not n & 1:
+                edge = sha256(b"\x01" + self.perfect(h, n - 2) + edge).digest()
+            edges.append(edge)
+        return edges
+
+    def nodes(self, indices: Iterable[int], size: int) -> list[bytes]:
+        """The nodes of a compact answer's part (merkle.compact) for the entries at `indices` of
+        the tree of `size`, read off the tiles held: the siblings of the entries' ancestors that
+        are not ancestors of an entry, level by level from the leaves up, by position. The same
+        list `compact.batch_nodes` picks from the entries' proofs, without a proof per entry:
+        per level, one set pass and one lookup per node. ValueError for an index outside the
+        tree or a tile not held."""
+        known = set(indices)
+        if known and (min(known) < 0 or max(known) >= size):
+            raise ValueError(f"an index is outside the tree of size {size}")
+        lengths = _lengths(size)
+        edges: list[bytes] | None = None
+        out: list[bytes] = []
+        for h, n in enumerate(lengths[:-1]):
+            missing = sorted({j ^ 1 for j in known} - known)
+            if missing and missing[-1] >= n:  # the odd last node has no sibling: carried up
+                missing.pop()
+            if missing and missing[-1] == n - 1 and (n << h) != size:  # the right edge: not perfect
+                missing.pop()
+                if edges is None:
+                    edges = self.edges(size)
+                out += self._perfect_nodes(h, missing)
+                out.append(edges[h])
+            else:
+                out += self._perfect_nodes(h, missing)
+            known = {j >> 1 for j in known}
+        return out
+
+    def _perfect_nodes(self, height: int, positions: list[int]) -> list[bytes]:
+        """The perfect subtrees at `height` and `positions` (sorted), each read off its tile's
+        level. Their tiles are a contiguous run (those of the entries' ancestors: module doc),
+        fetched once; then one comprehension, no call per node."""
+        if not positions:
+            return []
+        level, rest = divmod(height, TILE_HEIGHT)
+        shift = TILE_HEIGHT - rest  # positions per tile: 2**shift
+        mask = (1 << shift) - 1
+        tiles = range(positions[0] >> shift, (positions[-1] >> shift) + 1)
+        rows = {t: self._tile_levels(level, t)[rest] for t in tiles}
+        return [rows[m >> shift][m & mask] for m in positions]
+
     def inclusion_proofs(
         self, first: int, count: int, size: int, order: Sequence[int] | None = None
     ) -> list[list[bytes]]:
@@ -107,15 +160,8 @@ class TileSet:
             return paths if order is None else [paths[k] for k in order]
         # Level h has ceil(size / 2**h) nodes; its last one covers the tree's right edge and is
         # perfect only when 2**h divides size, so it is hashed up from the perfect ones beside it.
-        lengths = [size]
-        while lengths[-1] > 1:
-            lengths.append((lengths[-1] + 1) >> 1)
-        edges = [self.perfect(0, size - 1)]
-        for h, n in enumerate(lengths[:-1]):
-            edge = edges[-1]
-            if not n & 1:
-                edge = sha256(b"\x01" + self.perfect(h, n - 2) + edge).digest()
-            edges.append(edge)
+        lengths = _lengths(size)
+        edges = self.edges(size)
         proofs: list[list[bytes]] = [[]]
         for h in range(len(lengths) - 2, -1, -1):
             n, lo, hi = lengths[h], first >> h, last >> h
@@ -143,3 +189,11 @@ class TileSet:
             if carried is not None:
                 proofs.append(carried)
         return proofs if order is None else [proofs[k] for k in order]
+
+
+def _lengths(size: int) -> list[int]:
+    """The number of nodes of each level of the tree of `size`, leaves first, root last."""
+    lengths = [size]
+    while lengths[-1] > 1:
+        lengths.append((lengths[-1] + 1) >> 1)
+    return lengths

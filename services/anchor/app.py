@@ -251,7 +251,7 @@ async def submit_to(
     with the compact form (merkle.compact) of the same receipts."""
     start = time.perf_counter()
     try:
-        results = await seq.submit(tenant, digests)  # read as multihashes: no Digest per digest
+        results = await seq.submit(tenant, digests, compact=compact)  # multihashes: no Digest per digest
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
     app[TELEMETRY].submit_seconds.record(time.perf_counter() - start)

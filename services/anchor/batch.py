@@ -21,7 +21,7 @@ from services.anchor.sequenced import SequencerStopped
 from services.anchor.signing_time import SigningTime
 from services.anchor.tenant_index import TenantIndex, cut
 from services.common.telemetry import current_span_context
-from services.model import Digests, Sequenced
+from services.model import Digests, SequencedGroup
 from storage.errors import NotarError, StorageError
 
 
@@ -29,10 +29,11 @@ from storage.errors import NotarError, StorageError
 class Group:
     tenant: str
     digests: Sequence[Digest]
-    future: asyncio.Future[list[Sequenced]]
+    future: asyncio.Future[SequencedGroup]
     arrived: float
     span: SpanContext = field(default_factory=current_span_context)  # the submitter's, for the batch span
     made: Sequence[bytes] | None = None  # pre-made entries (`submit_entries`), in place of digests
+    compact: bool = False  # its caller writes a compact answer: the nodes, not a proof per entry
 
     @property
     def size(self) -> int:

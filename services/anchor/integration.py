@@ -5,16 +5,16 @@ another in index order."""
 
 from __future__ import annotations
 
-from itertools import repeat
+from collections.abc import Sequence
 
 from merkle.bundles import BundleBuilder
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.hashing import leaf_hashes
 from merkle.tiles import Tile, TileBuilder, TileLevels
 from merkle.tileset import TileSet
-from services.anchor.batch import Batch
+from services.anchor.batch import Batch, Group
 from services.anchor.keys import LogKeys
-from services.model import Sequenced
+from services.model import SequencedGroup
 
 
 class Tree:
@@ -38,21 +38,48 @@ class Tree:
         cp = Checkpoint(self._origin, size, self._tiles.root())
         return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
 
-    def integrate(self, batch: Batch) -> tuple[list[Tile], str, list[Sequenced]]:
-        """Append a durable batch to the tiles, sign the new tree head and prove every entry:
-        the tiles and bundles it changed (the partial ones of its size included: C2SP
-        tlog-tiles), its checkpoint, and the results in the callers' order."""
+    def integrate(
+        self, batch: Batch, groups: Sequence[Group]
+    ) -> tuple[list[Tile], str, list[SequencedGroup]]:
+        """Append a durable batch to the tiles, sign the new tree head and prove the entries of
+        `groups` (the batch's callers, in its order): the tiles and bundles it changed (the
+        partial ones of its size included: C2SP tlog-tiles), its checkpoint, and one result per
+        group, each with the proof material its caller asked for (`Group.compact`: the nodes of
+        its compact part, else every entry's proof)."""
         first, placed = batch.first, batch.placed
         size = first + len(placed)
         levels: TileLevels = {}
         changed = self._tiles.append(leaf_hashes(placed), levels=levels) + self._bundles.append(placed)
         self._held.add(changed, levels)
         note = self.sign(size, batch.timestamp)
-        # The proofs made in the callers' order: the receipt writer reads them in that order, and
-        # reading them at random in index order's memory cost it more than making them so.
-        proofs = self._held.inclusion_proofs(first, len(placed), size, order=batch.rank)
+        spans, at = [], 0
+        for g in groups:
+            spans.append((at, at + g.size))
+            at += g.size
+        # The proofs of the groups that want them, made together in the callers' order: the
+        # receipt writer reads them in that order, and reading them at random in index order's
+        # memory cost it more than making them so.
+        rank = batch.rank
+        wanted = [k for g, (a, b) in zip(groups, spans, strict=True) if not g.compact for k in rank[a:b]]
+        proofs = self._held.inclusion_proofs(first, len(placed), size, order=wanted) if wanted else []
+        results, used = [], 0
+        for g, (a, b) in zip(groups, spans, strict=True):
+            indices = batch.indices[a:b]
+            mine = nodes = None
+            if g.compact:
+                nodes = self._held.nodes(indices, size)
+            else:
+                mine, used = proofs[used : used + b - a], used + b - a
+            results.append(
+                SequencedGroup(
+                    indices=indices,
+                    entries=batch.entries[a:b],
+                    salts=b"".join(batch.salts[a:b]),
+                    tree_size=size,
+                    checkpoint=note,
+                    proofs=mine,
+                    nodes=nodes,
+                )
+            )
         self._held.prune(size)
-        results = list(
-            map(Sequenced, batch.indices, batch.entries, batch.salts, repeat(size), proofs, repeat(note))
-        )
         return changed, note, results

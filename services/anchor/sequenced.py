@@ -1,6 +1,6 @@
 """The sequencer's own value types: its running counts and the error of a sequencer that takes
 no more entries (its config, `SequencerConfig`, is built with the others in
-services.common.components; what comes out of it, `Sequenced`, is in services.model: every
+services.common.components; what comes out of it, `SequencedGroup`, is in services.model: every
 service shares those)."""
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from services.anchor.sequenced import SequencerConfig, SequencerSealed, Sequence
 from services.anchor.signing_time import SigningTime, recorded_floor
 from services.anchor.tenant_index import TenantIndex
 from services.common.telemetry import SequencerTelemetry, current_span_context
-from services.model import Found, Sequenced, check_tenant
+from services.model import Found, SequencedGroup, check_tenant
 from storage.base import Index, ObjectStore
 from storage.errors import ConflictError, NotarError, PushbackError, StorageError
 
@@ -59,6 +59,10 @@ __all__ = [
     "SequencerStopped",
     "Stats",
 ]
+
+
+_NONE = SequencedGroup(indices=[], entries=[], salts=b"", tree_size=0, checkpoint="", proofs=[], nodes=[])
+"""The result of submitting nothing."""
 
 
 @dataclass
@@ -250,34 +254,37 @@ class Sequencer:
             )
         return None
 
-    async def submit(self, tenant: str, digests: Sequence[Digest]) -> list[Sequenced]:
+    async def submit(
+        self, tenant: str, digests: Sequence[Digest], *, compact: bool = False
+    ) -> SequencedGroup:
         """Notarize `digests` as `tenant` (the entries' subject); returns once they are durable and
-        in a signed checkpoint, one result per digest in order. ValueError for a tenant name that
-        is not one (`check_tenant`)."""
+        in a signed checkpoint, their result in order: with `compact`, made with the nodes of
+        their compact part (merkle.compact) instead of a proof per entry (either can be asked of
+        it). ValueError for a tenant name that is not one (`check_tenant`)."""
         check_tenant(tenant)
         if not digests and self._failed is None and not self._closing:
-            return []
+            return _NONE
         refused = self.refusal(len(digests))
         if refused is not None:
             raise refused
-        future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
-        self._intake.put(Group(tenant, digests, future, time.monotonic()))
+        future: asyncio.Future[SequencedGroup] = asyncio.get_running_loop().create_future()
+        self._intake.put(Group(tenant, digests, future, time.monotonic(), compact=compact))
         return await asyncio.shield(future)
 
-    async def submit_entries(self, entries: Sequence[bytes]) -> list[Sequenced]:
+    async def submit_entries(self, entries: Sequence[bytes]) -> SequencedGroup:
         """Sequence pre-made entries as they are (SCITT statements: type 0x03, 33 bytes): no salt
-        (`Sequenced.salt` is empty), no tenant row; each one's index is written under
+        (the result's `salts` are empty), no tenant row; each one's index is written under
         `state.entry_key` in its batch's durable write. Returns as `submit` does. ValueError for
         an entry of another shape."""
         for entry in entries:
             if len(entry) != ENTRY_SIZE or entry[0] != ENTRY_SCITT:
                 raise ValueError(f"a pre-made entry is 33 bytes of type 0x03, not {bytes(entry[:1]).hex()!r}")
         if not entries and self._failed is None and not self._closing:
-            return []
+            return _NONE
         refused = self.refusal(len(entries))
         if refused is not None:
             raise refused
-        future: asyncio.Future[list[Sequenced]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[SequencedGroup] = asyncio.get_running_loop().create_future()
         self._intake.put(Group("", (), future, time.monotonic(), made=entries))
         return await asyncio.shield(future)
 
@@ -411,16 +418,13 @@ class Sequencer:
 
     async def _answer(self, batch: Batch, groups: list[Group]) -> None:
         """Integrate a durable batch, answer its callers, queue its publication."""
-        changed, note, results = await asyncio.to_thread(self._tree.integrate, batch)
+        changed, note, results = await asyncio.to_thread(self._tree.integrate, batch, groups)
         self._last_note = note
         now = time.monotonic()
-        pos = 0
-        for g in groups:
-            k = g.size
+        for g, result in zip(groups, results, strict=True):
             if not g.future.done():
-                g.future.set_result(results[pos : pos + k])
+                g.future.set_result(result)
             self.stats.latencies.append(now - g.arrived)
-            pos += k
         n = len(batch.placed)
         self.stats.sequenced += n
         self.stats.batches += 1

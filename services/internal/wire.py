@@ -40,15 +40,14 @@ Errors are problem+json; 503 carries Retry-After.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from operator import attrgetter
 from typing import Any
 
 import orjson
 
 from merkle import compact
 from merkle.digests import Digest
-from merkle.receipt import NodeTexts, write_receipts
-from services.model import BadDigest, Digests, Found, Sequenced
+from merkle.receipt import NodeTexts, write_receipts, write_run_receipts
+from services.model import BadDigest, Digests, Found, Sequenced, SequencedGroup
 from storage.errors import BadRequest
 
 MAX_DIGESTS = 10_000
@@ -92,9 +91,20 @@ def encode_answer(
     *, origin: str, tenant: str, digests: Sequence[Digest], results: Sequence[Sequenced]
 ) -> bytes:
     """The answer to a submission: `{"receipts": [...]}`, one canonical receipt per digest (given
-    as the Digest objects the entries were made of: writing them is cheaper than checking text)."""
+    as the Digest objects the entries were made of: writing them is cheaper than checking text).
+    A sequencer's `SequencedGroup` is written by column, without a `Sequenced` per entry."""
     if len(_NODE_TEXTS) > _NODE_TEXTS_MAX:
         _NODE_TEXTS.clear()
+    if isinstance(results, SequencedGroup):
+        return write_run_receipts(
+            subject=tenant,
+            origin=origin,
+            digests=digests,
+            run=results,
+            head=RECEIPTS_HEAD,
+            tail=RECEIPTS_TAIL,
+            node_texts=_NODE_TEXTS,
+        )
     return write_receipts(
         subject=tenant,
         origin=origin,
@@ -106,41 +116,20 @@ def encode_answer(
     )
 
 
-def encode_compact(*, tenant: str, results: Sequence[Sequenced]) -> bytes:
-    """The compact answer to a submission (merkle.compact): one part per run of results that
-    share a checkpoint (a request's entries are sequenced in one batch: one part), its nodes
-    picked from the results' proofs, its indices and salts written whole: nothing per entry but
-    reading the results' fields."""
-    parts = []
-    for run in _runs(results):
-        indices = list(map(_INDEX, run))
-        nodes = compact.batch_nodes(indices, run[0].tree_size, list(map(_INCLUSION, run)))
-        parts.append(
-            compact.write_part(
-                subject=tenant,
-                checkpoint=run[0].checkpoint,
-                indices=indices,
-                salts=list(map(_SALT, run)),
-                nodes=nodes,
-            )
-        )
-    return compact.answer(parts)
-
-
-_INDEX, _SALT, _INCLUSION = attrgetter("index"), attrgetter("salt"), attrgetter("inclusion")
-_CHECKPOINT = attrgetter("checkpoint")
-
-
-def _runs(results: Sequence[Sequenced]) -> list[Sequence[Sequenced]]:
-    """`results` cut into runs that share a checkpoint."""
-    if len(set(map(_CHECKPOINT, results))) <= 1:  # one batch, one note: C loops, no Python per entry
-        return [results] if results else []
-    runs, at = [], 0
-    for end in range(1, len(results) + 1):
-        if end == len(results) or results[end].checkpoint != results[at].checkpoint:
-            runs.append(results[at:end])
-            at = end
-    return runs
+def encode_compact(*, tenant: str, results: SequencedGroup) -> bytes:
+    """The compact answer to a submission (merkle.compact): a request's entries are sequenced in
+    one batch, so one part, its nodes as the sequencer made them (`SequencedGroup.nodes`), its
+    indices and salts written whole: nothing per entry."""
+    if not results:
+        return compact.answer([])
+    part = compact.write_part(
+        subject=tenant,
+        checkpoint=results.checkpoint,
+        indices=results.indices,
+        salts=(results.salts,),
+        nodes=results.nodes(),
+    )
+    return compact.answer([part])
 
 
 def one_receipt(answer: bytes) -> bytes:

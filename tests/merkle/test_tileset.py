@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from merkle import TileBuilder, leaf_hash
+from merkle.compact import batch_nodes
 from merkle.proofs import inclusion_path
 from merkle.tiles import TileLevels
 from merkle.tileset import TileSet
@@ -34,6 +35,27 @@ def test_batch_proofs_from_changed_tiles_and_edge(start: int, batches: list[int]
         for k in {0, n // 2, n - 1}:
             assert proofs[k] == ref_path(first + k, all_leaves)
         held.prune(builder.size)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 70_000), st.integers(1, 3000), st.data())
+def test_compact_nodes_are_those_the_builder_picks_from_the_proofs(
+    start: int, n: int, data: st.DataObject
+) -> None:
+    """`TileSet.nodes` of any subset of a fresh batch, in any order, held as the sequencer holds
+    it (the batch's tiles and the edge before it), is `compact.batch_nodes` of their proofs."""
+    builder = TileBuilder()
+    builder.append(_leaves(0, start))
+    held = TileSet(builder.edge_tiles())
+    held.add(builder.append(_leaves(start, n)))
+    size = builder.size
+    positions = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=min(n, 400), unique=True))
+    indices = [start + k for k in positions]
+    proofs = held.inclusion_proofs(start, n, size, order=positions)
+    assert held.nodes(indices, size) == batch_nodes(indices, size, proofs)
+    assert held.nodes([], size) == batch_nodes([], size, [])
+    with pytest.raises(ValueError, match="outside the tree"):
+        held.nodes([size], size)
 
 
 def test_missing_tile_is_value_error() -> None:

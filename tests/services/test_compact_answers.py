@@ -34,7 +34,7 @@ from services.common.openapi import DOCUMENT
 from services.ingest.spread import Spread
 from services.internal.client import AnchorClient
 from services.internal.wire import encode_answer, encode_compact
-from services.model import Digests, Sequenced
+from services.model import Digests, SequencedGroup
 from services.sdk import NotarClient
 from tests.services.conftest import config_for, serving
 
@@ -42,7 +42,9 @@ LOG = Signer.generate("compact.test/log")
 CLOCK = CosignatureSigner.generate("compact.test/log/clock")
 
 
-def _batch(before: int, batch: int, mine: int, seed: int) -> tuple[Digests, list[Sequenced]]:
+def _batch(
+    before: int, batch: int, mine: int, seed: int, *, compact_nodes: bool = False
+) -> tuple[Digests, SequencedGroup]:
     """A sequencer's results for a request of `mine` digests placed at random among `batch`
     entries appended to a tree of `before`, proven as the sequencer proves them (TileSet)."""
     rng = random.Random(seed)
@@ -61,8 +63,19 @@ def _batch(before: int, batch: int, mine: int, seed: int) -> tuple[Digests, list
     held.add(builder.append(leaf_hashes(placed)))
     size = before + batch
     note = sign_checkpoint(Checkpoint("compact.test/log", size, builder.root()), LOG, CLOCK, 1_700_000_000)
-    proofs = held.inclusion_proofs(before, batch, size, order=rank[:mine])
-    results = [Sequenced(before + rank[k], entries[k], salts[k], size, proofs[k], note) for k in range(mine)]
+    indices = [before + rank[k] for k in range(mine)]
+    # as the sequencer makes a compact caller's result: the nodes off its tiles, no proofs
+    nodes = held.nodes(indices, size) if compact_nodes else None
+    proofs = None if compact_nodes else held.inclusion_proofs(before, batch, size, order=rank[:mine])
+    results = SequencedGroup(
+        indices=indices,
+        entries=entries,
+        salts=b"".join(salts),
+        tree_size=size,
+        checkpoint=note,
+        proofs=proofs,
+        nodes=nodes,
+    )
     return Digests.parse([str(d) for d in digests]), results
 
 
@@ -72,11 +85,25 @@ def test_the_anchors_compact_answer_expands_to_its_default_answer(
     before: int, batch: int, data: st.DataObject
 ) -> None:
     mine = data.draw(st.integers(1, batch))
-    digests, results = _batch(before, batch, mine, data.draw(st.integers(0, 2**32)))
+    seed = data.draw(st.integers(0, 2**32))
+    digests, results = _batch(before, batch, mine, seed)
     default = encode_answer(
         origin="compact.test/log", tenant="acme", digests=digests.digests(), results=results
     )
     small = encode_compact(tenant="acme", results=results)
+    # written by column (the sequencer's result) or entry by entry: the same bytes
+    each = encode_answer(
+        origin="compact.test/log", tenant="acme", digests=digests.digests(), results=list(results)
+    )
+    assert each == default
+    # the sequencer's compact result (nodes read off its tiles, no proof per entry) writes the
+    # same compact answer, and its receipts made from the nodes the same default answer
+    _, nodes_only = _batch(before, batch, mine, seed, compact_nodes=True)
+    assert encode_compact(tenant="acme", results=nodes_only) == small
+    assert (
+        encode_answer(origin="compact.test/log", tenant="acme", digests=digests.digests(), results=nodes_only)
+        == default
+    )
     receipts = compact.expand(small, list(digests.texts))
     assert b'{"receipts":[' + b",".join(r.to_json() for r in receipts) + b"]}" == default
     assert len(small) < len(default)

@@ -15,7 +15,7 @@ from services.anchor.batch_times import signed_times
 from services.anchor.frozen_times import FrozenTimes, export_times
 from services.anchor.keys import LogKeys
 from services.anchor.sequencer import Sequencer, SequencerConfig
-from services.model import Sequenced
+from services.model import SequencedGroup
 from services.published import layout
 from services.verify.shards import clock_time
 from storage.errors import CorruptedError
@@ -43,7 +43,7 @@ async def sequencer(keys: LogKeys, store: MemoryStore, index: MemoryIndex, now: 
     return seq
 
 
-async def batches(keys: LogKeys, index: MemoryIndex, count: int) -> list[list[Sequenced]]:
+async def batches(keys: LogKeys, index: MemoryIndex, count: int) -> list[SequencedGroup]:
     """`count` batches of 1 to 3 entries, one after the other, each signed 2 s after the last."""
     now = [time.time()]
     seq = await sequencer(keys, MemoryStore(), index, now)

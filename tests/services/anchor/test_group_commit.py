@@ -15,7 +15,7 @@ from merkle import Digest
 from merkle.tiles import tiles_for_size
 from services.anchor.keys import LogKeys
 from services.anchor.signing_time import SigningTime
-from services.model import Sequenced
+from services.model import SequencedGroup
 from services.published import layout
 from storage.errors import RepeatsCapped, StorageError
 from storage.memory import MemoryIndex, MemoryStore
@@ -138,7 +138,7 @@ async def test_a_failed_write_under_the_next_batch_loses_nothing(
     assert sorted(r.index for r in got) == list(range(20)) and {r.tree_size for r in got} == {20}
     after = await seq.submit("acme", digests(200, 5))
     assert sorted(r.index for r in after) == list(range(20, 25))
-    acked: dict[int, bytes] = {r.index: r.entry for r in got + after}
+    acked: dict[int, bytes] = {r.index: r.entry for r in [*got, *after]}
     await seq.close()
     await check_log(store, keys, acked, [got[0].checkpoint, after[0].checkpoint])
 
@@ -161,7 +161,7 @@ async def test_the_repeats_cap_counts_the_batch_being_written(make_sequencer: Ma
         return await asyncio.gather(a, *rest, return_exceptions=True)
 
     results = await overlapped([d, d], [[d]])
-    assert all(isinstance(r, list) for r in results), results
+    assert all(isinstance(r, SequencedGroup) for r in results), results
     results = await overlapped([digests(8, 1)[0]], [[d]])
     assert isinstance(results[1], RepeatsCapped), "the fourth notarization of d"
     rows = [k async for k, _ in index.scan(seq._rows.prefix("acme", d.multihash))]
@@ -215,7 +215,7 @@ async def test_publication_of_several_batches_writes_every_signed_sizes_partial_
     store = HeldStore()
     seq = await make_sequencer(store, batch_ms=5000)
     store.held.clear()
-    results: list[list[Sequenced]] = []
+    results: list[SequencedGroup] = []
     at = 0
     for n in (3, 300, 5, 70_000 - 308, 9):
         results.append(await seq.submit("acme", digests(at, n)))

@@ -11,6 +11,7 @@ import pytest
 
 from merkle import Digest, Receipt, make_entry, parse_digest, verify_receipt
 from merkle.checkpoint import parse_checkpoint
+from merkle.compact import batch_nodes
 from merkle.note import parse_note
 from services.anchor import state
 from services.anchor.keys import LogKeys
@@ -71,11 +72,16 @@ async def test_concurrent_submissions_get_unique_indices_and_valid_receipts(
     store = MemoryStore()
     seq = await make_sequencer(store)
     groups = [(f"tenant-{g % 3}", digests(g * 1000, random.randint(1, 700))) for g in range(12)]
-    results = await asyncio.gather(*(seq.submit(t, ds) for t, ds in groups))
+    # every other caller asks for its compact part's nodes instead of a proof per entry
+    results = await asyncio.gather(
+        *(seq.submit(t, ds, compact=g % 2 == 0) for g, (t, ds) in enumerate(groups))
+    )
     acked: dict[int, bytes] = {}
     salts: set[bytes] = set()
     for (tenant, ds), res in zip(groups, results, strict=True):
         assert len(res) == len(ds)
+        # either proof material follows from the other (the nodes lead to the checkpoint's root)
+        assert res.nodes() == batch_nodes(res.indices, res.tree_size, res.proofs())
         for d, s in zip(ds, res, strict=True):
             assert len(s.salt) == 16 and s.entry == make_entry(d, s.salt, tenant)
             assert s.index not in acked
@@ -102,7 +108,7 @@ async def test_salts_and_places_come_from_one_csprng_call_per_batch(make_sequenc
     await seq.start()
     a, b = await asyncio.gather(seq.submit("acme", digests(0, 300)), seq.submit("globex", digests(300, 50)))
     assert calls == [350 * (16 + 8)]  # one batch: 16 bytes of salt and 8 of placement per entry
-    assert len({r.salt for r in a + b}) == 350
+    assert len({r.salt for r in [*a, *b]}) == 350
     assert all(r.entry == make_entry(d, r.salt, "globex") for d, r in zip(digests(300, 50), b, strict=True))
 
 
@@ -123,7 +129,7 @@ async def test_the_entries_of_one_batch_are_placed_at_random(make_sequencer: Mak
     assert runs > 100  # ~240 switches between the two requests' entries when placed at random
     # The batch bundle kept in RocksDB is in index order, as recovery re-reads it.
     bundle = await seq._index.get(state.batch_key(0))
-    by_index = {r.index: r.entry for r in a + b}
+    by_index = {r.index: r.entry for r in [*a, *b]}
     assert bundle is not None and bundle == b"".join(b"\x00\x21" + by_index[i] for i in range(500))
     # The same draw on a fresh log gives the same places: nothing but the draw decides them.
     again = await make_sequencer(start=False, batch_ms=50, batch_min_ms=50)
@@ -144,7 +150,7 @@ async def test_restart_continues_the_log(make_sequencer: MakeSequencer, keys: Lo
     b = await second.submit("acme", digests(300, 10))
     assert sorted(r.index for r in b) == list(range(300, 310))
     await second.close()
-    await check_log(store, keys, {s.index: s.entry for s in a + b}, [a[0].checkpoint, b[0].checkpoint])
+    await check_log(store, keys, {s.index: s.entry for s in [*a, *b]}, [a[0].checkpoint, b[0].checkpoint])
 
 
 async def test_crash_before_publication_loses_nothing(make_sequencer: MakeSequencer, keys: LogKeys) -> None:
