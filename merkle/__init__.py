@@ -32,7 +32,8 @@ from merkle.proofs import (
     verify_consistency,
     verify_inclusion,
 )
-from merkle.receipt import RECEIPT_FORMAT, Anchor, Proven, Receipt, write_receipts
+from merkle.receipt import RECEIPT_FORMAT, Anchor, Receipt
+from merkle.receipt_writer import Proven, write_receipts
 from merkle.tiles import (
     ENTRIES,
     Tile,

@@ -20,7 +20,8 @@ from merkle.digests import Digest, make_entries, parse_digest
 from merkle.hashing import leaf_hashes
 from merkle.note import Signer
 from merkle.proofs import Tree
-from merkle.receipt import Anchor, Receipt, write_receipts
+from merkle.receipt import Anchor, Receipt
+from merkle.receipt_writer import write_receipts
 from merkle.tiles import TileBuilder
 from merkle.tileset import TileSet
 from services.internal.wire import encode_answer, one_receipt

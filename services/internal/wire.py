@@ -46,7 +46,7 @@ import orjson
 
 from merkle import compact
 from merkle.digests import Digest
-from merkle.receipt import NodeTexts, write_receipts, write_run_receipts
+from merkle.receipt_writer import NodeTexts, write_receipts, write_run_receipts
 from services.model import BadDigest, Digests, Found, Sequenced, SequencedGroup
 from storage.errors import BadRequest
 
@@ -58,7 +58,7 @@ RECEIPTS_HEAD = b'{"receipts":['
 RECEIPTS_TAIL = b"]}"
 _NODE_TEXTS = NodeTexts()
 """The JSON text of proof nodes, shared by every answer: the requests of one batch share its
-nodes, and a random placement leaves each request alone few in common (merkle.receipt.NodeTexts).
+nodes, and a random placement leaves each request alone few in common (merkle.receipt_writer.NodeTexts).
 Emptied past `_NODE_TEXTS_MAX` nodes (~200 bytes each; a 20,000-entry batch has ~40,000)."""
 _NODE_TEXTS_MAX = 1 << 16
 

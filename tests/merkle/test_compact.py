@@ -19,7 +19,7 @@ from merkle.digests import make_entry, parse_digest
 from merkle.hashing import leaf_hash
 from merkle.note import Signer
 from merkle.proofs import Tree
-from merkle.receipt import write_receipts
+from merkle.receipt_writer import write_receipts
 from tests.merkle.reference import ref_path
 
 SUBJECT = "acme"

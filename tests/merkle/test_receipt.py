@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from merkle import RECEIPT_FORMAT, Anchor, Digest, Receipt, make_entry, write_receipts
-from merkle.receipt import NodeTexts
+from merkle.receipt_writer import NodeTexts
 from tests.merkle.logs import DELETE, MEMBER_PATHS, ORIGIN, SUBJECT, Log, make_log, set_member
 
 LOG = make_log()
