@@ -6,6 +6,8 @@ may have queued the request before it failed (services/ingest/spread.py tells th
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
@@ -18,6 +20,29 @@ from services.model import Digests
 from storage.errors import NotarError, PushbackError, StorageError
 
 
+@asynccontextmanager
+async def anchor_answering(answer: web.Response) -> AsyncIterator[AnchorClient]:
+    """An AnchorClient of an anchor whose /internal/v1/entries always gives `answer`."""
+
+    async def entries(_: web.Request) -> web.Response:
+        return answer
+
+    app = web.Application()
+    app.router.add_post("/internal/v1/entries", entries)
+    server = TestServer(app)
+    await server.start_server()
+    client = AnchorClient(str(server.make_url("/")))
+    try:
+        yield client
+    finally:
+        await client.close()
+        await server.close()
+
+
+def one_digest() -> Digests:
+    return Digests.parse(["blake3:" + os.urandom(32).hex()])
+
+
 @pytest.mark.parametrize(
     ("answer", "raised"),
     [
@@ -28,48 +53,25 @@ from storage.errors import NotarError, PushbackError, StorageError
     ],
 )
 async def test_only_a_pushback_503_is_a_pushback(answer: web.Response, raised: type[NotarError]) -> None:
-    async def entries(_: web.Request) -> web.Response:
-        return answer
-
-    app = web.Application()
-    app.router.add_post("/internal/v1/entries", entries)
-    server = TestServer(app)
-    await server.start_server()
-    client = AnchorClient(str(server.make_url("/")))
-    try:
+    async with anchor_answering(answer) as client:
         with pytest.raises(NotarError) as e:
-            await client.submit("acme", Digests.parse(["blake3:" + os.urandom(32).hex()]))
-        assert type(e.value) is raised
-        if raised is StorageError:
-            assert isinstance(e.value, StorageError) and e.value.transient
-            assert "lease" not in str(e.value) and "bucket" not in str(e.value), "its detail stays inside"
-        else:
-            assert isinstance(e.value, PushbackError)
-            assert e.value.retry_after == float(answer.headers.get("Retry-After", "1"))
-    finally:
-        await client.close()
-        await server.close()
+            await client.submit("acme", one_digest())
+    assert type(e.value) is raised
+    if raised is StorageError:
+        assert isinstance(e.value, StorageError) and e.value.transient
+        assert "lease" not in str(e.value) and "bucket" not in str(e.value), "its detail stays inside"
+    else:
+        assert isinstance(e.value, PushbackError)
+        assert e.value.retry_after == float(answer.headers.get("Retry-After", "1"))
 
 
 async def test_a_sealed_shards_refusal_is_relayed_with_its_detail() -> None:
     """A freezing shard's sequencer refusal (`sealed: true`) is for the client: an ingest pod or a
     worker passes its detail on, as one process answers it."""
     sealed = SequencerSealed("shard 0 (notar.test/log) is freezing: it takes no more entries")
-
-    async def entries(_: web.Request) -> web.Response:
-        return to_response(sealed)
-
-    app = web.Application()
-    app.router.add_post("/internal/v1/entries", entries)
-    server = TestServer(app)
-    await server.start_server()
-    client = AnchorClient(str(server.make_url("/")))
-    try:
+    async with anchor_answering(to_response(sealed)) as client:
         with pytest.raises(StorageError) as e:
-            await client.submit("acme", Digests.parse(["blake3:" + os.urandom(32).hex()]))
-        relayed = to_response(e.value)
-        assert relayed.status == 503 and e.value.transient
-        assert relayed.body == to_response(sealed).body, "the same problem as one process answers"
-    finally:
-        await client.close()
-        await server.close()
+            await client.submit("acme", one_digest())
+    relayed = to_response(e.value)
+    assert relayed.status == 503 and e.value.transient
+    assert relayed.body == to_response(sealed).body, "the same problem as one process answers"
