@@ -154,17 +154,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return profile(args, root, script)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-    settings = [{"WORKERS": str(w)} for w in args.workers]
-    settings += [{"WORKERS": str(w), "BATCH_MS": str(args.small_batch_ms)} for w in args.workers]
+    # (workers, batch_ms or None for the default), each becoming NOTAR_WORKERS / NOTAR_BATCH_MS
+    settings: list[tuple[int, int | None]] = [(w, None) for w in args.workers]
+    settings += [(w, args.small_batch_ms) for w in args.workers]
     trees: list[tuple[str, dict[str, str]]] = [("", {})]
     if args.base is not None:
         base = str(args.base.resolve())
         trees = [("main ", {"PYTHONPATH": os.pathsep.join([base, os.environ.get("PYTHONPATH", "")])}),
                  ("head ", {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})]
     contestants = [
-        (f"{tree}notar W={s['WORKERS']}" + (f" B={s['BATCH_MS']}" if "BATCH_MS" in s else ""),
-         {**{f"NOTAR_{k}": v for k, v in s.items()}, **tree_env})
-        for s in settings
+        (f"{tree}notar W={workers}" + (f" B={batch_ms}" if batch_ms is not None else ""),
+         {"NOTAR_WORKERS": str(workers), **({} if batch_ms is None else {"NOTAR_BATCH_MS": str(batch_ms)}),
+          **tree_env})
+        for workers, batch_ms in settings
         for tree, tree_env in trees
     ]
     runs: list[tuple[int, Run]] = []
