@@ -40,7 +40,7 @@ def share_metrics(app: web.Application, run_dir: Path, index: int, anchor: Ancho
     """Make worker `index`'s /metrics the pod's, and serve its own lines to its siblings."""
     app[METRICS].append(worker_info(index))
 
-    async def own() -> bytes:
+    def own() -> bytes:
         return "\n".join(line for provider in app[METRICS] for line in provider()).encode() + b"\n"
 
     async def serve(app: web.Application) -> AsyncIterator[None]:
@@ -49,7 +49,7 @@ def share_metrics(app: web.Application, run_dir: Path, index: int, anchor: Ancho
 
         async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError):
-                writer.write(await own())
+                writer.write(own())
                 await writer.drain()
             writer.close()
 
