@@ -96,6 +96,14 @@ class TileSet:
             edges.append(edge)
         return edges
 
+    def root(self, size: int) -> bytes:
+        """The root of the tree of `size` (> 0) off the tiles held: the top of `edges`. After a
+        batch's tiles are added this is `TileBuilder.root`, from the tile levels its proofs read
+        anyway, instead of hashing every partial tile's perfect subtrees again."""
+        if size < 1:
+            raise ValueError("the tree of size 0 has no tile: its root is EMPTY_ROOT")
+        return self.edges(size)[-1]
+
     def nodes(self, indices: Iterable[int], size: int) -> list[bytes]:
         """The nodes of a compact answer's part (merkle.compact) for the entries at `indices` of
         the tree of `size`, read off the tiles held: the siblings of the entries' ancestors that

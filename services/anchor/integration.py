@@ -33,9 +33,10 @@ class Tree:
         self._bundles = bundles or BundleBuilder()
         self._held = TileSet(self._tiles.edge_tiles())
 
-    def sign(self, size: int, timestamp: int) -> str:
-        """The checkpoint of the tree as it is, of `size` entries, cosigned at `timestamp`."""
-        cp = Checkpoint(self._origin, size, self._tiles.root())
+    def sign(self, size: int, timestamp: int, root: bytes | None = None) -> str:
+        """The checkpoint of the tree as it is, of `size` entries, cosigned at `timestamp`;
+        `root`, when the caller has it, is the tree's root (else hashed off the tiles' edge)."""
+        cp = Checkpoint(self._origin, size, self._tiles.root() if root is None else root)
         return sign_checkpoint(cp, self._keys.log, self._keys.clock, timestamp)
 
     def integrate(
@@ -51,7 +52,7 @@ class Tree:
         levels: TileLevels = {}
         changed = self._tiles.append(leaf_hashes(placed), levels=levels) + self._bundles.append(placed)
         self._held.add(changed, levels)
-        note = self.sign(size, batch.timestamp)
+        note = self.sign(size, batch.timestamp, self._held.root(size))  # off the levels proofs read
         spans, at = [], 0
         for g in groups:
             spans.append((at, at + g.size))

@@ -32,6 +32,7 @@ def test_batch_proofs_from_changed_tiles_and_edge(start: int, batches: list[int]
         all_leaves += new
         held.add(builder.append(new))
         proofs = held.inclusion_proofs(first, n, builder.size)
+        assert held.root(builder.size) == builder.root()  # the root a checkpoint signs
         for k in {0, n // 2, n - 1}:
             assert proofs[k] == ref_path(first + k, all_leaves)
         held.prune(builder.size)
@@ -97,3 +98,16 @@ def test_proofs_outside_the_tree_are_value_errors() -> None:
     held.add(TileBuilder().append(_leaves(0, 10)))
     with pytest.raises(ValueError, match="outside"):
         held.inclusion_proofs(5, 6, 10)
+
+
+def test_the_root_of_every_small_tree_is_the_builders() -> None:
+    """Sizes 1..600 one entry at a time (odd nodes carried up at every level, a tile's
+    completion), each against TileBuilder.root; the empty tree has no tile to read."""
+    builder = TileBuilder()
+    held = TileSet()
+    for i in range(600):
+        held.add(builder.append(_leaves(i, 1)))
+        assert held.root(builder.size) == builder.root()
+        held.prune(builder.size)
+    with pytest.raises(ValueError, match="size 0"):
+        TileSet().root(0)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from rocksdict import WriteBatch, WriteOptions
 
 from storage.errors import ConflictError, StorageError
 from storage.fs import FsStore
@@ -189,6 +190,38 @@ async def test_rocks_calls_leave_the_event_loop_free(tmp_path: Path) -> None:
     await index.write_batch({b"k": b"v"})
     assert seen and main not in seen
     await index.close()
+
+
+async def test_rocks_synced_writes_sync_the_log_with_the_gil_let_go(tmp_path: Path) -> None:
+    """rocksdict holds the GIL through `write`, its fsync included, and lets it go in
+    `flush_wal`: a synced write is a write then `flush_wal(True)` (RocksDB's SyncWAL), never a
+    write with sync on; an unsynced one syncs nothing."""
+    index = RocksIndex.open(tmp_path / "db")
+    assert index._db is not None, "a freshly opened index holds its database"
+    db = index._db
+    calls: list[tuple[str, bool]] = []
+
+    def write(batch: WriteBatch, options: WriteOptions) -> None:
+        calls.append(("write", bool(options.sync)))
+        db.write(batch, options)
+
+    def flush_wal(sync: bool) -> None:
+        calls.append(("flush_wal", sync))
+        db.flush_wal(sync)
+
+    index._db = _Spy(db, write=write, flush_wal=flush_wal)  # type: ignore[assignment]
+    await index.write_batch({b"head": b"1"}, sync=True)
+    assert await index.compare_and_swap(b"head", b"1", b"2")
+    assert calls == [("write", False), ("flush_wal", True)] * 2
+    calls.clear()
+    await index.write_batch({b"k": b"v"}, sync=False)
+    assert not await index.compare_and_swap(b"head", b"1", b"3")  # refused: nothing written
+    assert calls == [("write", False)]
+    index._db = db
+    await index.close()
+    reopened = RocksIndex.open(tmp_path / "db")
+    assert await reopened.multi_get([b"head", b"k"]) == [b"2", b"v"]
+    await reopened.close()
 
 
 class _Spy:
