@@ -84,7 +84,16 @@ from loadtest.loadgen import (
     upload_op,
 )
 from loadtest.profiled import top
-from loadtest.servers import HELLO_SIZE, S3Side, Server, hello_app, hello_server, notar_server, seaweed
+from loadtest.servers import (
+    HELLO_SIZE,
+    S3Side,
+    Server,
+    hello_app,
+    hello_server,
+    notar_server,
+    process_tree,
+    seaweed,
+)
 from services.sdk import NotarClient
 
 if TYPE_CHECKING:
@@ -158,11 +167,11 @@ async def _run(
                 Contestant("bulk", NOTAR, "digests",
                            lambda r: notarize_op(bulk_client, per_request=sizes.bulk_per_request,
                                                  sampler=sampler),
-                           sizes.bulk_clients, big * 100, lambda: [fs.pid],
+                           sizes.bulk_clients, big * 100, lambda: process_tree(fs.pid),
                            lambda: metric_sampler(plain, fs.url)),
                 Contestant("bulk-open", NOTAR, "digests",
                            lambda r: notarize_op(bulk_client, per_request=sizes.bulk_per_request),
-                           sizes.bulk_clients * 4, big * 100, lambda: [fs.pid],
+                           sizes.bulk_clients * 4, big * 100, lambda: process_tree(fs.pid),
                            lambda: metric_sampler(plain, fs.url), reference("bulk", NOTAR, 0.5)),
             ]
         if "compact" in wanted:
@@ -175,7 +184,7 @@ async def _run(
 
             contestants += [
                 Contestant("compact", COMPACT if form else DEFAULT, "digests", bulk(form),
-                           sizes.bulk_clients, big * 100, lambda: [fs.pid],
+                           sizes.bulk_clients, big * 100, lambda: process_tree(fs.pid),
                            lambda: metric_sampler(plain, fs.url))
                 for form in forms
             ]
@@ -185,13 +194,13 @@ async def _run(
             contestants += [
                 Contestant("single", NOTAR, "requests",
                            lambda r: notarize_op(single_client, per_request=1, sampler=sampler),
-                           sizes.single_connections, 1_000_000, lambda: [fs.pid]),
+                           sizes.single_connections, 1_000_000, lambda: process_tree(fs.pid)),
                 Contestant("single", HELLO, "requests",
                            lambda r: notarize_op(hello_client, per_request=1, check=False),
-                           sizes.single_connections, 1_000_000, lambda: [hello.pid]),
+                           sizes.single_connections, 1_000_000, lambda: process_tree(hello.pid)),
                 Contestant("single-open", NOTAR, "requests",
                            lambda r: notarize_op(open_client, per_request=1),
-                           OPEN_IN_FLIGHT, 1_000_000, lambda: [fs.pid],
+                           OPEN_IN_FLIGHT, 1_000_000, lambda: process_tree(fs.pid),
                            rate=reference("single", HELLO, 1 / 3)),
             ]
         if "proofs" in wanted:
@@ -204,10 +213,10 @@ async def _run(
             contestants += [
                 Contestant("proofs", NOTAR, "proofs",
                            lambda r: _proof_op(proof_client, plain, fs.url, r),
-                           sizes.proof_connections, 5_000_000, lambda: [fs.pid]),
+                           sizes.proof_connections, 5_000_000, lambda: process_tree(fs.pid)),
                 Contestant("proofs", HELLO, "proofs",
                            lambda r: inclusion_op(hello_client, size=HELLO_SIZE, seed=r),
-                           sizes.proof_connections, 5_000_000, lambda: [hello.pid]),
+                           sizes.proof_connections, 5_000_000, lambda: process_tree(hello.pid)),
             ]
         if s3 is not None:
             contestants += await _document_contestants(stack, sizes, s3)

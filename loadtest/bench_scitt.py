@@ -38,7 +38,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from loadtest.bench_api_report import machine
 from loadtest.loadgen import LoadResult, Op, check_loopback, closed_loop, open_loop
-from loadtest.servers import ORIGIN, TENANT, Server, cpu_seconds, notar_command, notar_server
+from loadtest.servers import (
+    ORIGIN,
+    TENANT,
+    Server,
+    notar_command,
+    notar_server,
+    process_tree,
+    tree_cpu_seconds,
+)
 from merkle.cbor import Tag, encode
 from merkle.cose import ALG_EDDSA, sig_structure, verify_receipt
 from merkle.note import Verifier
@@ -113,10 +121,11 @@ async def one_round(
     closed_set = issuer.statements(f"closed-{number}-{os.urandom(4).hex()}", most)
     connector = aiohttp.TCPConnector(limit=ns.connections)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
-        cpu = cpu_seconds(server.pid)
+        pids = process_tree(server.pid)  # with its workers
+        cpu = tree_cpu_seconds(pids)
         op = post_op(http, server.url, api_key, closed_set, collected)
         closed = await closed_loop(op, concurrency=ns.connections, max_requests=most, max_seconds=ns.seconds)
-        cpu = cpu_seconds(server.pid) - cpu
+        cpu = tree_cpu_seconds(pids) - cpu
         rate = max(closed.rate / 2, 1.0)
         count = min(most, int(rate * ns.seconds) + 1)
         open_set = issuer.statements(f"open-{number}-{os.urandom(4).hex()}", count)

@@ -37,7 +37,7 @@ from loadtest.bench_api_report import machine
 from loadtest.cluster import LoopbackCluster, running_cluster
 from loadtest.loadgen import ReceiptSampler, closed_loop, notar_client, notarize_op
 from loadtest.reliability.cluster import S3Bucket
-from loadtest.servers import Server, cpu_seconds, notar_server
+from loadtest.servers import Server, cpu_seconds, notar_server, process_tree
 from tests.seaweed import S3Target, ensure_bucket, start_seaweed
 
 MODES = ("in-process", "cluster")
@@ -100,7 +100,7 @@ async def load_once(d: Deployment, *, seconds: float, clients: int, per_request:
 
 
 def notar_pids(c: LoopbackCluster) -> list[int]:
-    return [p.process.pid for p in c.pods.pods if p.process is not None]
+    return [pid for p in c.pods.pods if p.process is not None for pid in process_tree(p.process.pid)]
 
 
 def other_pids(c: LoopbackCluster, weed_pid: int) -> list[int]:
@@ -109,7 +109,7 @@ def other_pids(c: LoopbackCluster, weed_pid: int) -> list[int]:
 
 
 def server_pids(server: Server) -> list[int]:
-    return [server.pid]
+    return process_tree(server.pid)  # with its workers
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest.profiled import top
-from loadtest.servers import REPO, Server, cpu_seconds, hello_server, notar_server
+from loadtest.servers import REPO, Server, hello_server, notar_server, process_tree, tree_cpu_seconds
 
 LUA = r"""
 -- one fresh digest per request: thread id and a counter, so no two requests repeat a digest
@@ -113,21 +113,11 @@ def wrk(url: str, key: str, script: Path, *, connections: int, seconds: int) -> 
     raise SystemExit(f"wrk gave no result ({out.returncode}): {out.stdout[-2000:]} {out.stderr[-2000:]}")
 
 
-def pids_of(server: Server) -> list[int]:
-    """The server's process and its children (the workers)."""
-    out = [server.pid]
-    with contextlib.suppress(OSError):
-        for child in Path(f"/proc/{server.pid}/task").iterdir():
-            children = (child / "children").read_text().split()
-            out += [int(c) for c in children]
-    return out
-
-
 def measure(name: str, server: Server, key: str, script: Path, connections: int, seconds: int) -> Run:
-    pids = pids_of(server)
-    cpu = sum(cpu_seconds(p) for p in pids)
+    pids = process_tree(server.pid)  # the server and its workers
+    cpu = tree_cpu_seconds(pids)
     r = wrk(server.url, key, script, connections=connections, seconds=seconds)
-    cpu = sum(cpu_seconds(p) for p in pids) - cpu
+    cpu = tree_cpu_seconds(pids) - cpu
     errors = r["non200"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
     good = r["requests"] - r["non200"]
     rps = good / (r["duration_us"] / 1e6)

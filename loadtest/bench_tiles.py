@@ -38,7 +38,15 @@ from aiohttp import web
 from loadtest.bench_api_measure import published_size
 from loadtest.bench_api_report import machine
 from loadtest.loadgen import check_loopback, random_digests
-from loadtest.servers import REPO, Server, cpu_seconds, free_port, notar_server, start_server
+from loadtest.servers import (
+    REPO,
+    Server,
+    free_port,
+    notar_server,
+    process_tree,
+    start_server,
+    tree_cpu_seconds,
+)
 from services.sdk import NotarClient
 
 TILE = "/log/tile/0/000"
@@ -65,6 +73,7 @@ class WrkRun:
 class Results:
     rounds: list[dict[str, WrkRun]] = field(default_factory=list)
     tree_size: int = 0
+    workers: int = 1  # WORKERS of the notar servers
 
 
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -118,9 +127,10 @@ def wrk(url: str, *, connections: int, seconds: int, script: Path | None = None)
 
 
 def measured(url: str, pid: int, *, connections: int, seconds: int, script: Path | None = None) -> WrkRun:
-    before = cpu_seconds(pid)
+    pids = process_tree(pid)  # a notar serve's workers too
+    before = tree_cpu_seconds(pids)
     run = parse_wrk(wrk(url, connections=connections, seconds=seconds, script=script))
-    cores = (cpu_seconds(pid) - before) / seconds
+    cores = (tree_cpu_seconds(pids) - before) / seconds
     return WrkRun(run.rate, run.p50_ms, run.p99_ms, run.errors, cores)
 
 
@@ -145,7 +155,7 @@ def load(path: Path) -> Results:
     """The results a run wrote with `--out`."""
     saved = json.loads(path.read_text())
     rounds = [{k: WrkRun(**v) for k, v in r.items()} for r in saved["rounds"]]
-    return Results(rounds=rounds, tree_size=saved["tree_size"])
+    return Results(rounds=rounds, tree_size=saved["tree_size"], workers=saved.get("workers", 1))
 
 
 def median_of(res: Results, name: str, value: Callable[[WrkRun], float]) -> float:
@@ -155,7 +165,8 @@ def median_of(res: Results, name: str, value: Callable[[WrkRun], float]) -> floa
 def report(res: Results, *, seconds: int, connections: int) -> str:
     lines = [
         f"Machine: {machine()}. wrk -t1 -c{connections}, {seconds} s a run, {len(res.rounds)} rounds; "
-        f"the log holds {res.tree_size:,} entries; figures are medians over rounds.",
+        f"the log holds {res.tree_size:,} entries; notar serve with WORKERS={res.workers} (its CPU: "
+        "every process); figures are medians over rounds.",
         "",
         "| contestant | reads/s | p50 | p99 | server cores | server CPU µs per read | errors (all rounds) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -233,12 +244,13 @@ async def fill(url: str, key: str, entries: int) -> tuple[int, bytes]:
 
 
 def run(args: argparse.Namespace) -> Results:
-    res = Results()
+    res = Results(workers=args.workers)
     with tempfile.TemporaryDirectory(prefix="notar-bench-tiles-") as tmp, ExitStack() as stack:
         root = Path(tmp)
-        notar, key = stack.enter_context(notar_server("notar", root))
+        workers = {"NOTAR_WORKERS": str(args.workers)}
+        notar, key = stack.enter_context(notar_server("notar", root, env=workers))
         uncached, other = stack.enter_context(
-            notar_server("notar-sendfile", root, env={"NOTAR_TILE_CACHE_MB": "0"})
+            notar_server("notar-sendfile", root, env={**workers, "NOTAR_TILE_CACHE_MB": "0"})
         )
         res.tree_size, tile = asyncio.run(fill(notar.url, key, args.entries))
         _, same_shape = asyncio.run(fill(uncached.url, other, 256))
@@ -276,6 +288,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="default 5 (--quick 2)")
     p.add_argument("--seconds", type=int, help="each run, in seconds (wrk -d); default 5 (--quick 2)")
     p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--workers", type=int, default=1,
+                   help="WORKERS of the notar servers (default 1: one process, as the hello world)")
     p.add_argument("--entries", type=int, help="entries in the log proofs are asked of; default 100,000 "
                    "(--quick 20,000)")
     p.add_argument("--seed", type=int, default=1)

@@ -89,6 +89,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its children (a `notar serve`'s workers), from /proc."""
+    out = [pid]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def tree_cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of the processes `pids` (see `process_tree`)."""
+    return sum(cpu_seconds(p) for p in pids)
+
+
 def notar_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "services.cli", *args]
 

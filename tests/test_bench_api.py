@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from loadtest import bench_api as bench
 from loadtest import loadgen
+from loadtest.servers import process_tree, tree_cpu_seconds
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.digests import Digest, make_entries, parse_digest
@@ -383,3 +386,31 @@ async def test_log_reader_reads_each_tile_once() -> None:
         assert await reader.inclusion_proof(index, 70_000) == tree.inclusion_proof(index, 70_000)
     tiles = [k for k in got if k.startswith("log/tile/")]
     assert len(tiles) == len(set(tiles)) and tiles
+
+
+def test_a_servers_cpu_counts_its_workers() -> None:
+    """`notar serve` answers from worker processes: the benchmarks read the CPU of the server's
+    process tree (servers.process_tree), not of the parent alone, which would show ~0 cores."""
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert process_tree(parent.pid) == [parent.pid, child]
+        before = tree_cpu_seconds(process_tree(parent.pid))
+        deadline = 200
+        while tree_cpu_seconds([child]) < 0.2 and deadline:  # the child spins: its CPU grows
+            subprocess.run([sys.executable, "-c", "pass"], check=True)
+            deadline -= 1
+        assert tree_cpu_seconds(process_tree(parent.pid)) > before
+        assert tree_cpu_seconds([parent.pid]) < tree_cpu_seconds(process_tree(parent.pid))
+    finally:
+        for pid in process_tree(parent.pid)[1:]:
+            os.kill(pid, 9)
+        parent.kill()
+        parent.wait()
