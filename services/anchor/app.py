@@ -42,7 +42,9 @@ from services.common.telemetry import TELEMETRY, SequencerTelemetry
 from services.internal.directory import FixedShards, ShardLink
 from services.internal.wire import (
     PENDING,
+    RUN,
     SCITT_ENTRIES,
+    accepts_run,
     decode_page,
     decode_request,
     decode_scitt_entry,
@@ -51,6 +53,7 @@ from services.internal.wire import (
     encode_compact,
     encode_forgotten,
     encode_found,
+    encode_run,
 )
 from services.model import Digests, Found, Lookup
 from storage.errors import BadRequest, NotarError, NotFoundError, PushbackError
@@ -166,9 +169,13 @@ def home_context(
 
 async def submit_entries(request: web.Request) -> web.StreamResponse:
     tenant, digests = decode_request(await read_json(request, limit=MAX_BODY))
-    if accepts_compact(request.headers.get("Accept")):
+    accept = request.headers.get("Accept")
+    if accepts_compact(accept):
         answer = await submit_to(request.app, request.app[SEQUENCER], tenant, digests, compact=True)
         return await send_json(request, answer, content_type=COMPACT)
+    if accepts_run(accept):  # ingest writes the receipts (services.internal.wire.RUN)
+        answer = await submit_to(request.app, request.app[SEQUENCER], tenant, digests, run=True)
+        return await send_json(request, answer, content_type=RUN)
     return await send_json(request, await submit_timed(request.app, tenant, digests))
 
 
@@ -245,10 +252,17 @@ async def submit_timed(app: web.Application, tenant: str, digests: Digests) -> b
 
 
 async def submit_to(
-    app: web.Application, seq: Sequencer, tenant: str, digests: Digests, *, compact: bool = False
+    app: web.Application,
+    seq: Sequencer,
+    tenant: str,
+    digests: Digests,
+    *,
+    compact: bool = False,
+    run: bool = False,
 ) -> bytes:
     """`submit_timed` to the sequencer `seq` of one of the app's shards; with `compact`, answered
-    with the compact form (merkle.compact) of the same receipts."""
+    with the compact form (merkle.compact) of the same receipts, with `run` with their material
+    (services.internal.wire.RUN)."""
     start = time.perf_counter()
     try:
         results = await seq.submit(tenant, digests, compact=compact)  # multihashes: no Digest per digest
@@ -257,6 +271,8 @@ async def submit_to(
     app[TELEMETRY].submit_seconds.record(time.perf_counter() - start)
     if compact:
         return encode_compact(tenant=tenant, results=results)
+    if run:
+        return encode_run(origin=seq.origin, results=results)
     return encode_answer(origin=seq.origin, tenant=tenant, digests=digests.digests(), results=results)
 
 

@@ -18,14 +18,19 @@ from services.common.telemetry import current_tracer, inject_traceparent
 from services.internal.wire import (
     RECEIPTS_HEAD,
     RECEIPTS_TAIL,
+    RUN,
     SCITT_ENTRIES,
     decode_forgotten,
     decode_found,
+    decode_run,
+    encode_answer,
     encode_page,
     encode_request,
 )
 from services.model import Digests, Found
 from storage.errors import NotarError, NotFoundError, PushbackError, RepeatsCapped, StorageError
+
+_RUN_OR_JSON = f"{RUN}, application/json;q=0.5"
 
 
 class AnchorClient:
@@ -57,8 +62,12 @@ class AnchorClient:
         return query if self._origin is None else {**query, "origin": self._origin}
 
     async def _call(self, method: str, path: str, **kw: Any) -> bytes:
-        """One call, in a client span of the serving app's trace when there is one; the W3C
-        `traceparent` goes along either way, so the anchor's spans join the caller's trace."""
+        return (await self._exchange(method, path, **kw))[0]
+
+    async def _exchange(self, method: str, path: str, **kw: Any) -> tuple[bytes, str]:
+        """One call, its answer and the answer's content type, in a client span of the serving
+        app's trace when there is one; the W3C `traceparent` goes along either way, so the
+        anchor's spans join the caller's trace."""
         tracer = current_tracer()
         if tracer is None:
             return await self._send(method, path, inject_traceparent({}), **kw)
@@ -75,7 +84,7 @@ class AnchorClient:
                 span.set_status(StatusCode.ERROR, type(e).__name__)
                 raise
 
-    async def _send(self, method: str, path: str, trace: dict[str, str], **kw: Any) -> bytes:
+    async def _send(self, method: str, path: str, trace: dict[str, str], **kw: Any) -> tuple[bytes, str]:
         where = f"{self._url}{path}"
         headers = {**trace, **kw.pop("headers", {})}
         try:
@@ -99,7 +108,7 @@ class AnchorClient:
                         location=self._url,
                         transient=r.status >= 500,
                     )
-                return body
+                return body, r.content_type
         except aiohttp.ClientError as e:
             raise StorageError(
                 f"cannot reach the anchor at {where}: {e}", location=self._url, transient=True
@@ -110,13 +119,21 @@ class AnchorClient:
 
     async def submit(self, tenant: str, digests: Digests, *, compact: bool = False) -> bytes:
         """The anchor's answer, passed through as it is (its framing checked, nothing parsed);
-        with `compact`, its compact form (merkle.compact)."""
-        headers = {"Content-Type": "application/json"}
-        if compact:
-            headers["Accept"] = COMPACT
-        answer = await self._call(
+        with `compact`, its compact form (merkle.compact). The default answer's receipts are
+        written here, from the material the anchor sends (services.internal.wire.RUN), with the
+        anchor's own writer; an anchor that does not send it is passed through."""
+        headers = {"Content-Type": "application/json", "Accept": COMPACT if compact else _RUN_OR_JSON}
+        answer, kind = await self._exchange(
             "POST", "/internal/v1/entries", data=encode_request(tenant, digests), headers=headers
         )
+        if kind == RUN and not compact:
+            try:
+                origin, run = decode_run(answer)
+                return encode_answer(origin=origin, tenant=tenant, digests=digests.texts, results=run)
+            except ValueError as e:
+                raise StorageError(
+                    f"malformed answer from the anchor at {self._url}: {e}", location=self._url
+                ) from e
         head, tail = (COMPACT_HEAD, COMPACT_TAIL) if compact else (RECEIPTS_HEAD, RECEIPTS_TAIL)
         if not (answer.startswith(head) and answer.endswith(tail)):
             raise StorageError(
