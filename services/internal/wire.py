@@ -1,6 +1,7 @@
 """The anchor's internal HTTP wire format, shared by its routes and the client of the ingest and
-verify pods. The anchor owns the log (origin, checkpoints, proofs), so it writes the receipts;
-the others pass its bytes through.
+verify pods. The anchor owns the log (origin, checkpoints, proofs): it writes the receipts, or
+sends what they are made of for ingest to write with the same writer (`RUN`); ingest checks and
+passes its bytes through otherwise.
 
 ``POST /internal/v1/entries`` (ingest → anchor)
     request: ``{"tenant": "<name>", "digests": ["blake3:<64 hex>", …]}``, at most 10,000
