@@ -116,8 +116,7 @@ class RocksIndex:
         self._reopen_at = 0.0  # monotonic: no reopening before this
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="notar-rocks")
         self._write_lock = threading.Lock()
-        self._sync, self._nosync = WriteOptions(), WriteOptions()
-        self._sync.sync = True
+        self._nosync = WriteOptions()  # every write; a synced one then syncs the log (_durable_write)
         self._nosync.sync = False
 
     @classmethod
