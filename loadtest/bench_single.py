@@ -44,8 +44,8 @@ from pathlib import Path
 from loadtest.profiled import top
 from loadtest.servers import REPO, Server, hello_server, notar_server, process_tree, tree_cpu_seconds
 
-LUA = r"""
--- one fresh digest per request: thread id and a counter, so no two requests repeat a digest
+LUA_THREADS = r"""
+-- fresh digests: thread id, a counter and the run's nonce, so no two requests repeat a digest
 local counter = 0
 local threads = {}
 local key = os.getenv("BENCH_API_KEY") or ""
@@ -54,6 +54,11 @@ function setup(thread)
   thread:set("id", #threads + 1)
   table.insert(threads, thread)
 end
+"""
+"""The part of a wrk script that numbers its threads and reads the API key and nonce (shared
+with loadtest.bench_split)."""
+
+LUA = LUA_THREADS + r"""
 function init(args)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"

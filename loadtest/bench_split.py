@@ -34,19 +34,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadtest.bench_single import LUA_THREADS
 from loadtest.servers import REPO, Server, notar_server, process_tree
 
-LUA = r"""
-local counter = 0
-local threads = {}
-local key = os.getenv("BENCH_API_KEY") or ""
+LUA = LUA_THREADS + r"""
 local per = tonumber(os.getenv("BENCH_PER") or "1")
 local accept = os.getenv("BENCH_ACCEPT") or "application/json"
-local nonce = tonumber(os.getenv("BENCH_NONCE") or "0")
-function setup(thread)
-  thread:set("id", #threads + 1)
-  table.insert(threads, thread)
-end
 function init(args)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"

@@ -102,7 +102,8 @@ def encode_answer(
     *, origin: str, tenant: str, digests: Sequence[Digest | str], results: Sequence[Sequenced]
 ) -> bytes:
     """The answer to a submission: `{"receipts": [...]}`, one canonical receipt per digest (given
-    as the Digest objects the entries were made of: writing them is cheaper than checking text).
+    as the Digest objects the entries were made of, cheaper to write than text is to check; or as
+    their canonical text, which `AnchorClient` has from the request).
     A sequencer's `SequencedGroup` is written by column, without a `Sequenced` per entry."""
     if len(_NODE_TEXTS) > _NODE_TEXTS_MAX:
         _NODE_TEXTS.clear()

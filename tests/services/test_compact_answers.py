@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]  # schemathesis brings it, without stubs
@@ -126,6 +127,22 @@ def test_the_accept_header_chooses_the_compact_answer(accept: str | None, wanted
     assert accepts_compact(accept) is wanted
 
 
+@asynccontextmanager
+async def anchor_serving(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[TestServer, list[str]]]:
+    """An anchor app (fs store, its keys made) served on loopback, and its verifier keys."""
+    config, env = config_for("fs", tmp_path, request)
+    ensure_keys(config.keys)
+    trusted = list(keys_from(config.keys).verifier_keys.values())
+    server = TestServer(anchor_app(config, env=env))
+    await server.start_server()
+    try:
+        yield server, trusted
+    finally:
+        await server.close()
+
+
 def _fresh(n: int) -> list[str]:
     return ["blake3:" + os.urandom(32).hex() for _ in range(n)]
 
@@ -199,20 +216,15 @@ async def test_the_sdk_refuses_a_tampered_compact_answer() -> None:
 async def test_an_ingest_pod_gets_the_compact_answer_from_the_anchor_over_the_wire(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    config, env = config_for("fs", tmp_path, request)
-    ensure_keys(config.keys)
-    trusted = list(keys_from(config.keys).verifier_keys.values())
-    server = TestServer(anchor_app(config, env=env))
-    await server.start_server()
-    client = AnchorClient(str(server.make_url("/")))
-    try:
-        spread = Spread({0: client})
-        digests = _fresh(300)
-        raw = await spread.submit("acme", Digests.parse(digests), compact=True)
-        receipts = compact.expand(raw, digests)
-        assert all(verify_receipt(r, keys=trusted).valid for r in receipts[::50])
-        default = await client.submit("acme", Digests.parse(digests[:2]))
-        assert default.startswith(b'{"receipts":[')
-    finally:
-        await client.close()
-        await server.close()
+    async with anchor_serving(tmp_path, request) as (server, trusted):
+        client = AnchorClient(str(server.make_url("/")))
+        try:
+            spread = Spread({0: client})
+            digests = _fresh(300)
+            raw = await spread.submit("acme", Digests.parse(digests), compact=True)
+            receipts = compact.expand(raw, digests)
+            assert all(verify_receipt(r, keys=trusted).valid for r in receipts[::50])
+            default = await client.submit("acme", Digests.parse(digests[:2]))
+            assert default.startswith(b'{"receipts":[')
+        finally:
+            await client.close()

@@ -11,21 +11,17 @@ from pathlib import Path
 import orjson
 import pytest
 from aiohttp import ClientSession, web
-from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from merkle.receipt import Receipt
 from merkle.verdict import verify_receipt
-from services.anchor.app import create_app as anchor_app
-from services.anchor.app import ensure_keys, keys_from
 from services.internal.client import AnchorClient
 from services.internal.wire import RUN, decode_run, encode_answer, encode_run
 from services.model import Digests, SequencedGroup
 from storage.errors import StorageError
-from tests.services.conftest import config_for
 from tests.services.test_anchor_client import anchor_answering
-from tests.services.test_compact_answers import _batch
+from tests.services.test_compact_answers import _batch, anchor_serving
 
 ORIGIN = "compact.test/log"
 
@@ -85,12 +81,7 @@ def test_a_malformed_run_is_refused() -> None:
 async def test_an_anchor_sends_runs_to_whom_asks_and_ingest_writes_valid_receipts(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    config, env = config_for("fs", tmp_path, request)
-    ensure_keys(config.keys)
-    trusted = list(keys_from(config.keys).verifier_keys.values())
-    server = TestServer(anchor_app(config, env=env))
-    await server.start_server()
-    try:
+    async with anchor_serving(tmp_path, request) as (server, trusted):
         texts = ["blake3:" + os.urandom(32).hex() for _ in range(20)]
         body = orjson.dumps({"tenant": "acme", "digests": texts})
         async with ClientSession() as http:
@@ -110,8 +101,6 @@ async def test_an_anchor_sends_runs_to_whom_asks_and_ingest_writes_valid_receipt
         receipts = [Receipt.from_json(orjson.dumps(r)) for r in orjson.loads(answer)["receipts"]]
         assert [str(r.digest) for r in receipts] == texts and {r.subject for r in receipts} == {"acme"}
         assert all(verify_receipt(r, keys=trusted).valid for r in receipts)
-    finally:
-        await server.close()
 
 
 async def test_an_anchor_that_answers_json_is_passed_through() -> None:
