@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +90,13 @@ class CountingStore:
     async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         self._count(key, len(data))
         await self.inner.put_if_absent(key, data, cache_control=cache_control)
+
+    async def put_all_if_absent(
+        self, items: Sequence[tuple[str, bytes]], *, cache_control: str | None = None
+    ) -> None:
+        for key, data in items:  # one PUT each on S3
+            self._count(key, len(data))
+        await self.inner.put_all_if_absent(items, cache_control=cache_control)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
         size = await self.inner.put_stream(key, chunks, immutable=immutable)

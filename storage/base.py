@@ -86,6 +86,16 @@ class ObjectStore(Protocol):
         """Store ``data`` under an immutable key (tiles, bundles, documents)."""
         ...
 
+    async def put_all_if_absent(
+        self, items: Sequence[tuple[str, bytes]], *, cache_control: str | None = None
+    ) -> None:
+        """``put_if_absent`` of every ``(key, data)``, all durable when it returns (a round of the
+        log's tiles and bundles). A driver may write them at once and pay its durability once for
+        all. When it raises, any of them may or may not be stored (retrying all is safe); a
+        ``ConflictError`` (a key holding different bytes) is raised over any other error. An
+        invalid key raises ``ValueError`` before anything is written."""
+        ...
+
     async def put_stream(
         self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool
     ) -> int:

@@ -160,3 +160,10 @@ class BadRequest(NotarError):
         super().__init__(message)
         self.kind, self.status, self.extra = kind, status, extra
         self.title = self.TITLES.get(status, "Bad request")
+
+
+def worst(errors: list[BaseException | None]) -> BaseException | None:
+    """The error a call made of several writes raises (`ObjectStore.put_all_if_absent`): a
+    ConflictError first (it will not go away on a retry), else the first error, else None."""
+    found = [e for e in errors if e is not None]
+    return next((e for e in found if isinstance(e, ConflictError)), found[0] if found else None)

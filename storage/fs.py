@@ -2,8 +2,9 @@
 
 Each object is a file at its key's path under the root. Writes go to a temporary file that is
 fsynced and then renamed (or hard-linked, for immutable keys) into place, and the directory is
-fsynced, so a write is durable once it returns and never visible half-done. Blocking calls run
-in a small thread pool, off the event loop.
+fsynced, so a write is durable once it returns and never visible half-done; several immutable
+objects at once (a round of tiles: `put_all_if_absent`) share their directories' fsyncs. Blocking
+calls run in a small thread pool, off the event loop.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from storage.base import Versioned, check_key, check_prefix
-from storage.errors import ConflictError, NotFoundError, StorageError
+from storage.errors import ConflictError, NotarError, NotFoundError, StorageError, worst
 
 T = TypeVar("T")
 _TMP, _LOCK = ".tmp", ".lock"  # never valid keys: no key segment starts with "."
@@ -43,6 +44,7 @@ class FsStore:
         fsync_dir(self.root.parent)
         fsync_dir(self.root)
         self._dirs: set[Path] = {self.root}
+        self._threads = threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="notar-fs")
         now = time.time()
         for leftover in self._tmp.iterdir():  # temp files of writers that crashed long ago
@@ -73,6 +75,23 @@ class FsStore:
 
     async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         await self._run("put", key, lambda: self._install(key, self._write_tmp(data), True))
+
+    async def put_all_if_absent(
+        self, items: Sequence[tuple[str, bytes]], *, cache_control: str | None = None
+    ) -> None:
+        """The objects in shares, one per thread of the pool, written at once; each share pays
+        one fsync per directory, not one per object (`_install_all`)."""
+        for key, _ in items:
+            self._path(key)
+        size = -(-len(items) // self._threads) if items else 1
+        shares = [items[i : i + size] for i in range(0, len(items), size)]
+        outcomes = await asyncio.gather(
+            *(self._run("put", share[0][0], functools.partial(self._install_all, share)) for share in shares),
+            return_exceptions=True,
+        )
+        error = worst([o for o in outcomes if isinstance(o, BaseException)])
+        if error is not None:
+            raise error
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
         self._path(key)
@@ -158,25 +177,48 @@ class FsStore:
         return tmp
 
     def _install(self, key: str, tmp: Path, immutable: bool) -> None:
-        """Move the fsynced ``tmp`` to ``key``: rename over it, or (immutable) hard-link it only
-        if the key is absent, since a link never replaces an existing file."""
-        path = self._path(key)
+        """Move the fsynced ``tmp`` to ``key`` (`_place`) and make that durable."""
         try:
-            self._make_parents(path.parent)
-            if not immutable:
-                os.replace(tmp, path)
-            else:
-                try:
-                    os.link(tmp, path)
-                except FileExistsError:
-                    if not filecmp.cmp(tmp, path, shallow=False):
-                        raise ConflictError(f"immutable {key!r} in directory {self.root} "
-                                            "already holds different bytes", key=key) from None
-            # The entry in the directory is durable only once the directory is fsynced, also
-            # when identical bytes were already there (written by a writer that then crashed).
-            fsync_dir(path.parent)
+            fsync_dir(self._place(key, tmp, immutable))
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _install_all(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Write each object to a temporary file, fsynced before it is placed (as `_install`),
+        then fsync each directory once for all its new entries. An OSError names its key."""
+        directories: dict[Path, str] = {}  # each directory, and a key in it for errors
+        for key, data in items:
+            try:
+                tmp = self._write_tmp(data)
+                try:
+                    directories.setdefault(self._place(key, tmp, immutable=True), key)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            except OSError as e:
+                raise self._failure("put", key, e) from e
+        for directory, key in directories.items():
+            try:
+                fsync_dir(directory)
+            except OSError as e:
+                raise self._failure("put", key, e) from e
+
+    def _place(self, key: str, tmp: Path, immutable: bool) -> Path:
+        """Move the fsynced ``tmp`` to ``key``: rename over it, or (immutable) hard-link it only
+        if the key is absent, since a link never replaces an existing file. Its directory, which
+        the caller fsyncs: the entry is durable only then, also when identical bytes were
+        already there (written by a writer that then crashed)."""
+        path = self._path(key)
+        self._make_parents(path.parent)
+        if not immutable:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                if not filecmp.cmp(tmp, path, shallow=False):
+                    raise ConflictError(f"immutable {key!r} in directory {self.root} "
+                                        "already holds different bytes", key=key) from None
+        return path.parent
 
     def _make_parents(self, directory: Path) -> None:
         if directory in self._dirs:
@@ -197,16 +239,20 @@ class FsStore:
     async def _run(self, op: str, key: str, call: Callable[[], T]) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, call)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
-            if op == "get":
-                raise NotFoundError(f"{key!r} not found in directory {self.root}", key=key) from e
-            raise StorageError(f"{op} {key!r} in directory {self.root} failed: {e.strerror}; "
-                               "is another key a path prefix of this one?", key=key,
-                               location=str(self.root)) from e
         except OSError as e:
-            raise StorageError(f"{op} {key!r} in directory {self.root} failed: {e.strerror}",
-                               key=key, location=str(self.root),
-                               transient=e.errno in (errno.EAGAIN, errno.EINTR)) from e
+            raise self._failure(op, key, e) from e
+
+    def _failure(self, op: str, key: str, e: OSError) -> NotarError:
+        """The notar error of an OSError of `op` on `key`."""
+        if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+            if op == "get":
+                return NotFoundError(f"{key!r} not found in directory {self.root}", key=key)
+            return StorageError(f"{op} {key!r} in directory {self.root} failed: {e.strerror}; "
+                                "is another key a path prefix of this one?", key=key,
+                                location=str(self.root))
+        return StorageError(f"{op} {key!r} in directory {self.root} failed: {e.strerror}",
+                            key=key, location=str(self.root),
+                            transient=e.errno in (errno.EAGAIN, errno.EINTR))
 
 
 def fsync_dir(directory: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from storage.base import Versioned, check_key, check_prefix
-from storage.errors import ConflictError, NotFoundError, StorageError
+from storage.errors import ConflictError, NotarError, NotFoundError, StorageError, worst
 
 T = TypeVar("T")
 MEMORY_FILE = "memory-index"
@@ -128,6 +128,22 @@ class MemoryStore:
     async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         await self.faults.run("put_if_absent", [check_key(key)],
                               lambda: self._write(key, data, True, cache_control))
+
+    async def put_all_if_absent(
+        self, items: Sequence[tuple[str, bytes]], *, cache_control: str | None = None
+    ) -> None:
+        for key, _ in items:
+            check_key(key)
+        errors: list[BaseException | None] = []
+        for key, data in items:  # one by one, each a put_if_absent to `faults`
+            try:
+                await self.put_if_absent(key, data, cache_control=cache_control)
+                errors.append(None)
+            except NotarError as e:
+                errors.append(e)
+        error = worst(errors)
+        if error is not None:
+            raise error
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
         check_key(key)

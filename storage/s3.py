@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing, suppress
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -27,7 +28,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from storage import s3_multipart
 from storage.base import Versioned, check_key, check_prefix
-from storage.errors import ConfigError, ConflictError, NotarError, NotFoundError, StorageError
+from storage.errors import ConfigError, ConflictError, NotarError, NotFoundError, StorageError, worst
 from storage.retry import RetryPolicy, retrying
 
 if TYPE_CHECKING:
@@ -175,6 +176,21 @@ class S3Store:
             if current.data != data:
                 raise ConflictError(f"immutable {key!r} in {self.where} already holds "
                                     "different bytes", key=key) from None
+
+    async def put_all_if_absent(self, items: Sequence[tuple[str, bytes]], *,
+                                cache_control: str | None = None) -> None:
+        """One conditional PUT per object, half of ``max_connections`` at a time."""
+        for key, _ in items:
+            self.object_key(key)
+        gate = asyncio.Semaphore(max(1, self.config.max_connections // 2))
+
+        async def one(key: str, data: bytes) -> None:
+            async with gate:
+                await self.put_if_absent(key, data, cache_control=cache_control)
+        outcomes = await asyncio.gather(*(one(k, d) for k, d in items), return_exceptions=True)
+        error = worst([o for o in outcomes if isinstance(o, BaseException)])
+        if error is not None:
+            raise error
 
     async def put_if_version(self, key: str, data: bytes, version: str | None, *,
                              cache_control: str | None = None) -> str:

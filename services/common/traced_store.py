@@ -4,7 +4,7 @@ client span (`TracedStore`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from services.common.telemetry import Telemetry
 
 
-OPERATIONS = ("get", "get_range", "put", "put_if_absent", "put_stream", "get_versioned", "put_if_version",
-              "list", "delete")  # fmt: skip
+OPERATIONS = ("get", "get_range", "put", "put_if_absent", "put_all_if_absent", "put_stream", "get_versioned",
+              "put_if_version", "list", "delete")  # fmt: skip
 
 
 def _area(key: str) -> str:
@@ -75,6 +75,12 @@ class TracedStore:
     async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         call = self.inner.put_if_absent(key, data, cache_control=cache_control)
         await self._call("put_if_absent", key, call)
+
+    async def put_all_if_absent(
+        self, items: Sequence[tuple[str, bytes]], *, cache_control: str | None = None
+    ) -> None:
+        call = self.inner.put_all_if_absent(items, cache_control=cache_control)
+        await self._call("put_all_if_absent", items[0][0] if items else "", call)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
         call = self.inner.put_stream(key, chunks, immutable=immutable)

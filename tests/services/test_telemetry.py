@@ -145,7 +145,7 @@ async def test_one_trace_runs_from_ingest_through_the_anchor_into_the_store(pair
     assert batch.attributes is not None and batch.attributes["notar.batch.entries"] == 3
     assert parent_id(publish) == ctx(batch).span_id
     tile_writes = [
-        s for s in spans if s.name == "store put_if_absent" and parent_id(s) == ctx(publish).span_id
+        s for s in spans if s.name == "store put_all_if_absent" and parent_id(s) == ctx(publish).span_id
     ]
     checkpoint = [
         s for s in spans if s.name == "store put_if_version" and parent_id(s) == ctx(publish).span_id

@@ -118,6 +118,59 @@ async def test_a_key_below_another_object_is_a_clear_error(tmp_path: Path) -> No
     await store.close()
 
 
+async def test_many_objects_at_once_fsync_each_file_before_it_shows_and_each_directory_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`put_all_if_absent` keeps `put_if_absent`'s order (the data durable before its name shows,
+    the name durable before the call returns) with one directory fsync per share, not per file."""
+    store = FsStore(tmp_path, threads=3)
+    await store.put_if_absent("tile/0/x000/000", b"made before")  # the directories exist
+    await store.put_if_absent("tile/1/000", b"made before")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_link = os.fsync, os.link
+
+    def recording_fsync(fd: int) -> None:
+        real_fsync(fd)
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+
+    def recording_link(src: str | Path, dst: str | Path) -> None:
+        events.append(("link", f"{src} {dst}"))
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "link", recording_link)
+    folders = ("tile/0/x000", "tile/1")
+    items = [(f"{folders[k % 2]}/{k + 1:03d}", f"tile {k}".encode()) for k in range(24)]
+    await store.put_all_if_absent(items)
+    links: list[tuple[int, str, str]] = []
+    for i, (kind, value) in enumerate(events):
+        if kind == "link":
+            src, dst = value.split(" ", 1)
+            links.append((i, src, dst))
+    assert sorted(Path(dst) for _, _, dst in links) == sorted(tmp_path / k for k, _ in items)
+    synced = {value: i for i, (kind, value) in enumerate(events) if kind == "fsync"}  # the last of each
+    for i, src, dst in links:
+        assert events.index(("fsync", src)) < i  # the data was durable before the name showed
+        assert synced[str(Path(dst).parent)] > i  # and the name before the call returned
+    wanted = {str(tmp_path / f) for f in folders}
+    directories = [value for kind, value in events if kind == "fsync" and value in wanted]
+    assert set(directories) == wanted
+    assert len(directories) <= 2 * 3  # at most each directory per share: 24 with a call per file
+    for key, data in items:
+        assert await store.get(key) == data
+    assert files_under(tmp_path / ".tmp") == []
+    await store.close()
+
+
+async def test_many_objects_at_once_name_the_key_that_failed(tmp_path: Path) -> None:
+    store = FsStore(tmp_path)
+    await store.put_if_absent("a", b"object")
+    with pytest.raises(StorageError, match="'a/b'"):
+        await store.put_all_if_absent([("x", b"1"), ("a/b", b"below an object"), ("y", b"2")])
+    assert await store.get("a") == b"object"
+    assert files_under(tmp_path / ".tmp") == []
+    await store.close()
+
+
 def test_two_processes_racing_on_a_version_cannot_both_win(tmp_path: Path) -> None:
     """Two stores on one directory, each in its own thread and event loop, stand for two
     processes: the lock file, not the event loop, must keep the swap atomic."""

@@ -55,6 +55,7 @@ async def test_every_method_refuses_a_key_that_leaves_the_root(root: Path, key: 
             "get_versioned": lambda: store.get_versioned(key),
             "put": lambda: store.put(key, b"x"),
             "put_if_absent": lambda: store.put_if_absent(key, b"x"),
+            "put_all_if_absent": lambda: store.put_all_if_absent([("fine", b"x"), (key, b"x")]),
             "put_if_version": lambda: store.put_if_version(key, b"x", None),
             "put_stream": lambda: store.put_stream(key, _one(b"x"), immutable=False),
             "delete": lambda: store.delete(key),

@@ -78,6 +78,34 @@ async def test_concurrent_put_if_absent_of_different_bytes_lets_exactly_one_win(
     assert await store.get("race") == f"writer {winners[0]}".encode()
 
 
+async def test_put_all_if_absent_stores_every_object_and_a_retry_succeeds(store: ObjectStore) -> None:
+    items = [(f"tile/{level}/x{i:03d}/{j:03d}", os.urandom(40 + i)) for level in (0, 1)
+             for i in range(3) for j in range(7)]  # 42 objects over 6 directories
+    await store.put_all_if_absent(items)
+    await store.put_all_if_absent(items[::-1])  # a retry after "failed but stored", any order
+    assert await keys_of(store, "tile/") == sorted(k for k, _ in items)
+    for key, data in items:
+        assert await store.get(key) == data
+    await store.put_all_if_absent([])
+
+
+async def test_put_all_if_absent_refuses_different_bytes_and_keeps_the_first(store: ObjectStore) -> None:
+    await store.put_if_absent("tile/0/005", b"first")
+    items = [(f"tile/0/{i:03d}", b"other" if i == 5 else b"new") for i in range(9)]
+    with pytest.raises(ConflictError, match="tile/0/005"):
+        await store.put_all_if_absent(items)
+    assert await store.get("tile/0/005") == b"first"
+    await store.put_all_if_absent([item for item in items if item[0] != "tile/0/005"])  # the rest
+    assert await keys_of(store, "tile/0/") == [f"tile/0/{i:03d}" for i in range(9)]
+
+
+@pytest.mark.parametrize("bad", ["../escape", "tile//0", "/root", ""])
+async def test_put_all_if_absent_refuses_a_bad_key_before_writing_any(store: ObjectStore, bad: str) -> None:
+    with pytest.raises(ValueError):
+        await store.put_all_if_absent([("tile/0/000", b"a"), (bad, b"b"), ("tile/0/001", b"c")])
+    assert await keys_of(store) == []
+
+
 async def test_get_range_is_a_slice(store: ObjectStore) -> None:
     await store.put_if_absent("doc", b"0123456789")
     assert await store.get_range("doc", 0, 1) == b"0"
