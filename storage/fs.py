@@ -18,8 +18,9 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -71,7 +72,11 @@ class FsStore:
         return await self._run("get", key, read)
 
     async def put(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
-        await self._run("put", key, lambda: self._install(key, self._write_tmp(data), False))
+        def replace() -> None:
+            tmp = self._write_tmp(data)
+            with self._locked():
+                self._install(key, tmp, False)
+        await self._run("put", key, replace)
 
     async def put_if_absent(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         await self._run("put", key, lambda: self._install(key, self._write_tmp(data), True))
@@ -110,7 +115,14 @@ class FsStore:
             await asyncio.shield(self._run("put", key, lambda: _discard(f, tmp)))
             raise
         await self._run("put", key, f.close)
-        await self._run("put", key, lambda: self._install(key, tmp, immutable))
+
+        def install() -> None:
+            if immutable:
+                self._install(key, tmp, True)
+                return
+            with self._locked():
+                self._install(key, tmp, False)
+        await self._run("put", key, install)
         return size
 
     async def put_if_version(
@@ -118,8 +130,7 @@ class FsStore:
     ) -> str:
         def swap() -> str:
             path = self._path(key)
-            with open(self.root / _LOCK, "a+b") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            with self._locked():
                 try:
                     current: bytes | None = path.read_bytes()
                 except FileNotFoundError:
@@ -146,17 +157,28 @@ class FsStore:
     async def delete(self, key: str) -> None:
         def remove() -> None:
             path = self._path(key)
-            try:
-                path.unlink()
-            except (FileNotFoundError, NotADirectoryError):
-                return
-            fsync_dir(path.parent)
+            with self._locked():
+                try:
+                    path.unlink()
+                except (FileNotFoundError, NotADirectoryError):
+                    return
+                fsync_dir(path.parent)
         await self._run("delete", key, remove)
 
     async def close(self) -> None:
         self._pool.shutdown(wait=True)
 
     # -- internals (run in the pool) ---------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The store's lock file, held: a write that replaces or removes an object is then wholly
+        before or after a conditional write's check and replacement (`put_if_version`), in this
+        process or another, as an S3 server orders them; it cannot land in between and be
+        overwritten unseen."""
+        with open(self.root / _LOCK, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            yield
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)

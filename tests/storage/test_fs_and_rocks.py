@@ -171,6 +171,35 @@ async def test_many_objects_at_once_name_the_key_that_failed(tmp_path: Path) -> 
     await store.close()
 
 
+async def test_a_plain_put_cannot_land_inside_a_conditional_write_and_be_lost(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer's `put` (another process: its own store) issued while `put_if_version` is
+    between its check and its replacement waits for it, as an S3 server orders the two: it
+    lands after, and is not overwritten unseen (the checkpoint of another anchor must stay
+    visible, so that the next conditional write finds the log taken)."""
+    store, other = FsStore(tmp_path), FsStore(tmp_path)
+    v0 = await store.put_if_version("checkpoint", b"v0", None)
+    real_write_tmp = store._write_tmp
+    theirs: list[threading.Thread] = []
+
+    def write_tmp(data: bytes) -> Path:  # inside put_if_version, after its check
+        thread = threading.Thread(target=lambda: asyncio.run(other.put("checkpoint", b"theirs")))
+        thread.start()
+        thread.join(timeout=0.5)  # enough for the put to land, were it not held back
+        theirs.append(thread)
+        return real_write_tmp(data)
+
+    monkeypatch.setattr(store, "_write_tmp", write_tmp)
+    mine = await store.put_if_version("checkpoint", b"mine", v0)
+    await asyncio.to_thread(theirs[0].join, 10)
+    assert not theirs[0].is_alive()
+    assert await store.get("checkpoint") == b"theirs"
+    with pytest.raises(ConflictError):
+        await store.put_if_version("checkpoint", b"next", mine)
+    await store.close()
+    await other.close()
+
+
 def test_two_processes_racing_on_a_version_cannot_both_win(tmp_path: Path) -> None:
     """Two stores on one directory, each in its own thread and event loop, stand for two
     processes: the lock file, not the event loop, must keep the swap atomic."""
