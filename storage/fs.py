@@ -72,6 +72,8 @@ class FsStore:
         return await self._run("get", key, read)
 
     async def put(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
+        self._path(key)  # a bad key is refused before anything is written
+
         def replace() -> None:
             tmp = self._write_tmp(data)
             with self._locked():
