@@ -70,9 +70,10 @@ class Publisher:
     async def put_tiles(self, tiles: Sequence[Tile]) -> None:
         """Write every tile and bundle (immutable) in one call of the store, which writes them at
         once (`ObjectStore.put_all_if_absent`), retried whole until all are durable. A round of a
-        busy log is hundreds of files: one thread hop and one fsync per directory for all of them
-        (the directory store), where a call per file paid both per file and left the sequencer's
-        event loop a callback per file (publication then fell behind the sequencer)."""
+        busy log is hundreds of files: the directory store gives each of its threads a share, and
+        fsyncs each directory once per share. A call per file paid a thread hop and a directory
+        fsync per file, and left the sequencer's event loop a callback per file: publication
+        fell behind the sequencer."""
         if not tiles:
             return
         items = [(layout.tile_key(t.id, self._prefix), t.data) for t in tiles]
