@@ -161,6 +161,34 @@ async def test_many_objects_at_once_fsync_each_file_before_it_shows_and_each_dir
     await store.close()
 
 
+async def test_a_read_is_not_held_behind_a_round_of_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`put_all_if_absent` leaves one thread of the pool free: a tile read while a round's
+    writes are stuck on the disk is answered."""
+    store = FsStore(tmp_path, threads=2)
+    await store.put_if_absent("tile/0/000", b"published")
+    real_write_tmp = store._write_tmp
+    disk = threading.Event()  # set: the stuck disk answers again
+    writing = threading.Event()
+
+    def stuck_write_tmp(data: bytes) -> Path:
+        writing.set()
+        disk.wait(timeout=30)
+        return real_write_tmp(data)
+
+    monkeypatch.setattr(store, "_write_tmp", stuck_write_tmp)
+    round_ = asyncio.create_task(store.put_all_if_absent([(f"tile/0/{i:03d}", b"t") for i in range(1, 80)]))
+    try:
+        assert await asyncio.to_thread(writing.wait, 10)
+        assert await asyncio.wait_for(store.get("tile/0/000"), timeout=10) == b"published"
+        assert not round_.done()
+    finally:
+        disk.set()
+    await round_
+    assert len([k async for k in store.list("tile/0/")]) == 80
+    await store.close()
+
+
 async def test_many_objects_at_once_name_the_key_that_failed(tmp_path: Path) -> None:
     store = FsStore(tmp_path)
     await store.put_if_absent("a", b"object")
