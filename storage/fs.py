@@ -31,7 +31,6 @@ T = TypeVar("T")
 _TMP, _LOCK = ".tmp", ".lock"  # never valid keys: no key segment starts with "."
 _STALE_TMP_S = 3600.0
 _WRITE_BUFFER = 1024 * 1024
-_SHARE_MAX = 32  # objects a pool thread writes in one go (`put_all_if_absent`)
 
 
 class FsStore:
@@ -87,21 +86,19 @@ class FsStore:
     async def put_all_if_absent(
         self, items: Sequence[tuple[str, bytes]], *, cache_control: str | None = None
     ) -> None:
-        """The objects in shares of at most `_SHARE_MAX`, written by all the pool's threads but
-        one, which stays free for reads (a verify route reading a tile waits for no round of
-        publication); each share pays one fsync per directory, not one per object
-        (`_install_all`)."""
+        """The objects in one share per thread of the pool but one, which stays free for reads
+        (a verify route reading a tile waits for no round of publication); each share pays one
+        fsync per directory, not one per object (`_install_all`). Shares are as large as that
+        makes them: a round cut in smaller ones fell behind the sequencer again."""
         for key, _ in items:
             self._path(key)
         writers = max(1, self._threads - 1)
-        size = min(_SHARE_MAX, -(-len(items) // writers)) if items else 1
+        size = -(-len(items) // writers) if items else 1
         shares = [items[i : i + size] for i in range(0, len(items), size)]
-        gate = asyncio.Semaphore(writers)
-
-        async def write(share: Sequence[tuple[str, bytes]]) -> None:
-            async with gate:
-                await self._run("put", share[0][0], functools.partial(self._install_all, share))
-        outcomes = await asyncio.gather(*map(write, shares), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(self._run("put", share[0][0], functools.partial(self._install_all, share)) for share in shares),
+            return_exceptions=True,
+        )
         error = worst([o for o in outcomes if isinstance(o, BaseException)])
         if error is not None:
             raise error
