@@ -29,6 +29,7 @@ their parent unless they say otherwise.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 
@@ -162,8 +163,11 @@ class BadRequest(NotarError):
         self.title = self.TITLES.get(status, "Bad request")
 
 
-def worst(errors: list[BaseException | None]) -> BaseException | None:
-    """The error a call made of several writes raises (`ObjectStore.put_all_if_absent`): a
-    ConflictError first (it will not go away on a retry), else the first error, else None."""
-    found = [e for e in errors if e is not None]
-    return next((e for e in found if isinstance(e, ConflictError)), found[0] if found else None)
+def raise_worst(outcomes: Iterable[object]) -> None:
+    """Raise the error of a call made of several writes (`ObjectStore.put_all_if_absent`), from
+    its writes' outcomes (an exception, or anything else for a success): a ConflictError first
+    (it will not go away on a retry), else the first error; nothing when all succeeded."""
+    found = [o for o in outcomes if isinstance(o, BaseException)]
+    error = next((e for e in found if isinstance(e, ConflictError)), found[0] if found else None)
+    if error is not None:
+        raise error

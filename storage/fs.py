@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from storage.base import Versioned, check_key, check_prefix
-from storage.errors import ConflictError, NotarError, NotFoundError, StorageError, worst
+from storage.errors import ConflictError, NotarError, NotFoundError, StorageError, raise_worst
 
 T = TypeVar("T")
 _TMP, _LOCK = ".tmp", ".lock"  # never valid keys: no key segment starts with "."
@@ -90,18 +90,15 @@ class FsStore:
         (a verify route reading a tile waits for no round of publication); each share pays one
         fsync per directory, not one per object (`_install_all`). Shares are as large as that
         makes them: a round cut in smaller ones fell behind the sequencer again."""
-        for key, _ in items:
-            self._path(key)
+        placed = [(key, self._path(key), data) for key, data in items]  # each key checked once
         writers = max(1, self._threads - 1)
-        size = -(-len(items) // writers) if items else 1
-        shares = [items[i : i + size] for i in range(0, len(items), size)]
+        size = -(-len(placed) // writers) if placed else 1
+        shares = [placed[i : i + size] for i in range(0, len(placed), size)]
         outcomes = await asyncio.gather(
             *(self._run("put", share[0][0], functools.partial(self._install_all, share)) for share in shares),
             return_exceptions=True,
         )
-        error = worst([o for o in outcomes if isinstance(o, BaseException)])
-        if error is not None:
-            raise error
+        raise_worst(outcomes)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
         self._path(key)
@@ -206,19 +203,20 @@ class FsStore:
     def _install(self, key: str, tmp: Path, immutable: bool) -> None:
         """Move the fsynced ``tmp`` to ``key`` (`_place`) and make that durable."""
         try:
-            fsync_dir(self._place(key, tmp, immutable))
+            fsync_dir(self._place(key, self._path(key), tmp, immutable))
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _install_all(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Write each object to a temporary file, fsynced before it is placed (as `_install`),
-        then fsync each directory once for all its new entries. An OSError names its key."""
+    def _install_all(self, items: Sequence[tuple[str, Path, bytes]]) -> None:
+        """Write each object (its key, its checked path, its bytes) to a temporary file, fsynced
+        before it is placed (as `_install`), then fsync each directory once for all its new
+        entries. An OSError names its key."""
         directories: dict[Path, str] = {}  # each directory, and a key in it for errors
-        for key, data in items:
+        for key, path, data in items:
             try:
                 tmp = self._write_tmp(data)
                 try:
-                    directories.setdefault(self._place(key, tmp, immutable=True), key)
+                    directories.setdefault(self._place(key, path, tmp, immutable=True), key)
                 finally:
                     tmp.unlink(missing_ok=True)
             except OSError as e:
@@ -229,12 +227,11 @@ class FsStore:
             except OSError as e:
                 raise self._failure("put", key, e) from e
 
-    def _place(self, key: str, tmp: Path, immutable: bool) -> Path:
-        """Move the fsynced ``tmp`` to ``key``: rename over it, or (immutable) hard-link it only
-        if the key is absent, since a link never replaces an existing file. Its directory, which
-        the caller fsyncs: the entry is durable only then, also when identical bytes were
-        already there (written by a writer that then crashed)."""
-        path = self._path(key)
+    def _place(self, key: str, path: Path, tmp: Path, immutable: bool) -> Path:
+        """Move the fsynced ``tmp`` to ``key`` (at ``path``, its checked path): rename over it,
+        or (immutable) hard-link it only if the key is absent, since a link never replaces an
+        existing file. Its directory, which the caller fsyncs: the entry is durable only then,
+        also when identical bytes were already there (written by a writer that then crashed)."""
         self._make_parents(path.parent)
         if not immutable:
             os.replace(tmp, path)

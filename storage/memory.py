@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from storage.base import Versioned, check_key, check_prefix
-from storage.errors import ConflictError, NotarError, NotFoundError, StorageError, worst
+from storage.errors import ConflictError, NotarError, NotFoundError, StorageError, raise_worst
 
 T = TypeVar("T")
 MEMORY_FILE = "memory-index"
@@ -141,9 +141,7 @@ class MemoryStore:
                 errors.append(None)
             except NotarError as e:
                 errors.append(e)
-        error = worst(errors)
-        if error is not None:
-            raise error
+        raise_worst(errors)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, immutable: bool) -> int:
         check_key(key)

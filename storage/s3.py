@@ -28,7 +28,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from storage import s3_multipart
 from storage.base import Versioned, check_key, check_prefix
-from storage.errors import ConfigError, ConflictError, NotarError, NotFoundError, StorageError, worst
+from storage.errors import ConfigError, ConflictError, NotarError, NotFoundError, StorageError, raise_worst
 from storage.retry import RetryPolicy, retrying
 
 if TYPE_CHECKING:
@@ -188,9 +188,7 @@ class S3Store:
             async with gate:
                 await self.put_if_absent(key, data, cache_control=cache_control)
         outcomes = await asyncio.gather(*(one(k, d) for k, d in items), return_exceptions=True)
-        error = worst([o for o in outcomes if isinstance(o, BaseException)])
-        if error is not None:
-            raise error
+        raise_worst(outcomes)
 
     async def put_if_version(self, key: str, data: bytes, version: str | None, *,
                              cache_control: str | None = None) -> str:
