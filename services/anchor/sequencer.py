@@ -45,6 +45,7 @@ from services.anchor.recovery import recover
 from services.anchor.repeats import RepeatCap
 from services.anchor.sequenced import SequencerConfig, SequencerSealed, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
+from services.anchor.switching import Backlog
 from services.anchor.tenant_index import TenantIndex
 from services.common.telemetry import SequencerTelemetry, current_span_context
 from services.model import Found, SequencedGroup, check_tenant
@@ -98,6 +99,7 @@ class Sequencer:
         self._publisher = Publisher(store, prefix=config.prefix, clock=clock)
         self._intake = Intake(config)
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue(maxsize=config.publish_backlog)
+        self._backlog = Backlog(config.publish_backlog)  # the GIL's switch interval follows it
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._failed: BaseException | None = None
@@ -431,6 +433,7 @@ class Sequencer:
         self.stats.last_batch = n
         self.stats.signed_size = batch.end
         await self._jobs.put(_Job(changed, note, batch.end))
+        self._backlog.update(self._jobs.qsize())
 
     def _fail(self, error: BaseException) -> None:
         log.critical("sequencer of %s stopped: %s", self._cfg.origin, error)
@@ -439,22 +442,34 @@ class Sequencer:
 
     # -- publication ---------------------------------------------------------------------------
     async def _publish_loop(self) -> None:
-        while True:
-            jobs = [await self._jobs.get()]
-            while not self._jobs.empty():
-                jobs.append(self._jobs.get_nowait())
-            span = self._telemetry.publishing([j.span for j in jobs], jobs[-1].size)
-            try:
-                await self._publisher.put_tiles([t for j in jobs for t in j.tiles])
-                await self._publisher.put_checkpoint(jobs[-1].note)
-                await self._after_publication(jobs[-1].size, jobs[-1].note)
-            except ConflictError as e:
-                self._fail(e)
-                return
-            finally:
-                span.end()
-                for _ in jobs:
-                    self._jobs.task_done()
+        try:
+            while True:
+                jobs = [await self._jobs.get()]
+                while not self._jobs.empty():
+                    jobs.append(self._jobs.get_nowait())
+                if not await self._publish(jobs):
+                    return
+        finally:
+            self._backlog.close()  # behind no more: stopped
+
+    async def _publish(self, jobs: list[_Job]) -> bool:
+        """One round: the tiles of `jobs`, then the last one's checkpoint; False when the log
+        stopped (another writer's objects are in the store)."""
+        self._backlog.update(0, len(jobs))
+        span = self._telemetry.publishing([j.span for j in jobs], jobs[-1].size)
+        try:
+            await self._publisher.put_tiles([t for j in jobs for t in j.tiles])
+            await self._publisher.put_checkpoint(jobs[-1].note)
+            await self._after_publication(jobs[-1].size, jobs[-1].note)
+        except ConflictError as e:
+            self._fail(e)
+            return False
+        finally:
+            span.end()
+            for _ in jobs:
+                self._jobs.task_done()
+            self._backlog.update(self._jobs.qsize(), 0)
+        return True
 
     async def _after_publication(self, size: int, note: str) -> None:
         """Drop the published batches; keep the published note, which recovery checks the store
