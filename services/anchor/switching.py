@@ -11,8 +11,9 @@ call, fell a whole backlog behind, and entries were refused with 503
 
 A 1 ms interval for good removed those refusals, but cost ~5 % of the throughput when publication
 keeps up (the CPU-bound threads hand the GIL over more often). So it is shortened only while some
-sequencer of the process has a backlog (`Backlog`): queued and in-flight batches of
-`PUBLISH_BACKLOG / 8` or more; the interval the process had is restored once none has.
+sequencer of the process has a backlog (`Backlog`): queued and in-flight batches of an eighth
+of its `publish_backlog` or more (8 of 64); the interval the process had is restored once none
+has.
 """
 
 from __future__ import annotations
