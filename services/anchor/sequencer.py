@@ -6,8 +6,8 @@ request's entries are no contiguous run → write the entries in index order, an
 to RocksDB atomically with fsync → append them to the tile builder → sign the checkpoint (log key
 and clock cosignature) → answer every waiting caller with its index, salt, inclusion proof and
 checkpoint, in the caller's own order. Publication of tiles and checkpoint follows in order in the
-background: acknowledged entries are durable in RocksDB, and a restart re-integrates whatever was
-not yet published (`recovery`).
+background (`publication`): acknowledged entries are durable in RocksDB, and a restart
+re-integrates whatever was not yet published (`recovery`).
 
 Batches are group commits (`intake`): the next is cut as soon as the sequencer is free to prepare
 it, and prepared (`batch.Preparer`, in a worker thread) while the one before is written; writes
@@ -24,13 +24,9 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-
-from opentelemetry.trace import SpanContext
 
 from merkle.digests import ENTRY_SCITT, ENTRY_SIZE, Digest
 from merkle.keyhistory import KeyHistory
-from merkle.tiles import Tile
 from services.anchor import state
 from services.anchor.batch import Batch, Flight, Group, Preparer, Retryable, fail_groups
 from services.anchor.batch_times import find
@@ -40,17 +36,17 @@ from services.anchor.integration import Tree
 from services.anchor.keys import LogKeys
 from services.anchor.lease import LeaseKeeper
 from services.anchor.logformat import check_log_format
+from services.anchor.publication import Publication
 from services.anchor.publisher import Publisher
 from services.anchor.recovery import recover
 from services.anchor.repeats import RepeatCap
 from services.anchor.sequenced import SequencerConfig, SequencerSealed, SequencerStopped, Stats
 from services.anchor.signing_time import SigningTime, recorded_floor
-from services.anchor.switching import Backlog
 from services.anchor.tenant_index import TenantIndex
-from services.common.telemetry import SequencerTelemetry, current_span_context
+from services.common.telemetry import SequencerTelemetry
 from services.model import Found, SequencedGroup, check_tenant
 from storage.base import Index, ObjectStore
-from storage.errors import ConflictError, NotarError, PushbackError, StorageError
+from storage.errors import NotarError, PushbackError, StorageError
 
 log = logging.getLogger("notar.anchor")
 
@@ -64,15 +60,6 @@ __all__ = [
 
 _NONE = SequencedGroup(indices=[], entries=[], salts=b"", tree_size=0, checkpoint="", proofs=[], nodes=[])
 """The result of submitting nothing."""
-
-
-@dataclass
-class _Job:
-    tiles: list[Tile]
-    note: str
-    size: int
-    batches: list[tuple[int, int]] = field(default_factory=list)
-    span: SpanContext = field(default_factory=current_span_context)  # its batch's, for the publish span
 
 
 class Sequencer:
@@ -98,8 +85,6 @@ class Sequencer:
         self._telemetry = telemetry or SequencerTelemetry()
         self._publisher = Publisher(store, prefix=config.prefix, clock=clock)
         self._intake = Intake(config)
-        self._jobs: asyncio.Queue[_Job] = asyncio.Queue(maxsize=config.publish_backlog)
-        self._backlog = Backlog(config.publish_backlog)  # the GIL's switch interval follows it
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._failed: BaseException | None = None
@@ -110,9 +95,12 @@ class Sequencer:
         self._size = 0
         self._head = Head(index)
         self._tree = Tree(config.origin, keys)
-        self._unpublished: list[tuple[int, int]] = []
         self._last_note = ""
         self.stats = Stats()
+        self._publication = Publication(
+            self._publisher, index, self._telemetry, self.stats,
+            backlog=config.publish_backlog, on_conflict=self._fail,
+        )
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -133,7 +121,7 @@ class Sequencer:
         self.stats.signed_size = self._size
         self._tasks = [
             asyncio.create_task(self._batch_loop(), name="notar-sequencer"),
-            asyncio.create_task(self._publish_loop(), name="notar-publisher"),
+            asyncio.create_task(self._publication.run(), name="notar-publisher"),
             asyncio.create_task(self._lease.run(), name="notar-lease"),
         ]
 
@@ -145,7 +133,7 @@ class Sequencer:
         self._size = rec.size
         self._tree = Tree(self._cfg.origin, self._keys, rec.tiles, rec.bundles)
         self._head = Head(self._index, await self._index.get(state.HEAD))
-        self._unpublished = list(rec.batches)
+        self._publication.unpublished = list(rec.batches)
         self._publisher.adopt_checkpoint_version(rec.checkpoint_version)
         self.stats.published_size = rec.published_size
         clock_key = self._keys.clock.verifier()
@@ -157,7 +145,7 @@ class Sequencer:
             note = self._tree.sign(self._size, t)
             await self._publisher.put_tiles(rec.republish)
             await self._publisher.put_checkpoint(note)
-            await self._after_publication(self._size, note)
+            await self._publication.published(self._size, note)
             log.info(
                 "recovered log %s at size %d (published was %d)",
                 self._cfg.origin,
@@ -174,7 +162,7 @@ class Sequencer:
             with contextlib.suppress(Exception):
                 await batcher
             if self._failed is None:  # publish what is queued, unless the publisher died
-                joined = asyncio.ensure_future(self._jobs.join())
+                joined = asyncio.ensure_future(self._publication.drained())
                 await asyncio.wait([joined, publisher], timeout=60, return_when=asyncio.FIRST_COMPLETED)
                 joined.cancel()
             for t in (publisher, lease):
@@ -402,7 +390,7 @@ class Sequencer:
                     raise
                 self._time.commit(batch.timestamp)
                 self._size = batch.end
-                self._unpublished.append((batch.first, len(batch.placed)))
+                self._publication.unpublished.append((batch.first, len(batch.placed)))
                 flight.written.set_result(True)
                 if before is not None and before.task is not None:
                     await asyncio.wait([before.task])
@@ -432,55 +420,12 @@ class Sequencer:
         self.stats.batches += 1
         self.stats.last_batch = n
         self.stats.signed_size = batch.end
-        await self._jobs.put(_Job(changed, note, batch.end))
-        self._backlog.update(self._jobs.qsize())
+        await self._publication.queue(changed, note, batch.end)
 
     def _fail(self, error: BaseException) -> None:
         log.critical("sequencer of %s stopped: %s", self._cfg.origin, error)
         self._failed = error
         self._intake.stop(SequencerStopped(f"the sequencer stopped: {error}"))
-
-    # -- publication ---------------------------------------------------------------------------
-    async def _publish_loop(self) -> None:
-        try:
-            while True:
-                jobs = [await self._jobs.get()]
-                while not self._jobs.empty():
-                    jobs.append(self._jobs.get_nowait())
-                if not await self._publish(jobs):
-                    return
-        finally:
-            self._backlog.close()  # behind no more: stopped
-
-    async def _publish(self, jobs: list[_Job]) -> bool:
-        """One round: the tiles of `jobs`, then the last one's checkpoint; False when the log
-        stopped (another writer's objects are in the store)."""
-        self._backlog.update(0, len(jobs))
-        span = self._telemetry.publishing([j.span for j in jobs], jobs[-1].size)
-        try:
-            await self._publisher.put_tiles([t for j in jobs for t in j.tiles])
-            await self._publisher.put_checkpoint(jobs[-1].note)
-            await self._after_publication(jobs[-1].size, jobs[-1].note)
-        except ConflictError as e:
-            self._fail(e)
-            return False
-        finally:
-            span.end()
-            for _ in jobs:
-                self._jobs.task_done()
-            self._backlog.update(self._jobs.qsize(), 0)
-        return True
-
-    async def _after_publication(self, size: int, note: str) -> None:
-        """Drop the published batches; keep the published note, which recovery checks the store
-        against (any note this anchor signed will do: a lost write leaves an earlier one)."""
-        self.stats.published_size = size
-        done = [b for b in self._unpublished if b[0] + b[1] <= size]
-        self._unpublished = [b for b in self._unpublished if b[0] + b[1] > size]
-        with contextlib.suppress(StorageError):  # kept batches are only re-read at start-up
-            await self._index.write_batch(
-                {state.CHECKPOINT: note.encode()}, [state.batch_key(f) for f, _ in done], sync=False
-            )
 
     def _refusal(self) -> PushbackError | None:
         """Why no entry can be acknowledged for now, as the error callers get (503 with
@@ -494,9 +439,10 @@ class Sequencer:
                 "(is the store reachable?): no entries are acknowledged until it is renewed",
                 retry_after=5,
             )
-        if self._jobs.full():
+        behind = self._publication.behind
+        if behind is not None:
             return PushbackError(
-                f"publication to the object store is {self._jobs.qsize()} batches behind",
+                f"publication to the object store is {behind} batches behind",
                 retry_after=2,
             )
         return None

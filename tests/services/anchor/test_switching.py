@@ -13,6 +13,7 @@ import pytest
 
 from services.anchor import state
 from services.anchor.keys import LogKeys
+from services.anchor.sequencer import Sequencer
 from services.anchor.switching import INTERVAL, SHORT_S, Backlog, SwitchInterval
 from storage.errors import NotarError
 from storage.memory import Faults, MemoryIndex, MemoryStore
@@ -92,6 +93,18 @@ def process_interval() -> Iterator[float]:
         sys.setswitchinterval(before)
 
 
+async def _submit_until_shortened(seq: Sequencer, acked: dict[int, bytes]) -> int:
+    """Submit batches of 5 (acknowledged into `acked`) until the interval is short; the next
+    digest's number."""
+    n, deadline = 0, time.monotonic() + BOUND_S
+    while sys.getswitchinterval() != SHORT_S:
+        assert time.monotonic() < deadline, "the interval was never shortened"
+        done = await asyncio.wait_for(seq.submit("acme", digests(n, 5)), 2.0)
+        acked.update({s.index: s.entry for s in done})
+        n += 5
+    return n
+
+
 async def test_a_sequencer_whose_tiles_cannot_be_published_shortens_it_until_caught_up(
     make_sequencer: MakeSequencer, keys: LogKeys, process_interval: float
 ) -> None:
@@ -101,12 +114,8 @@ async def test_a_sequencer_whose_tiles_cannot_be_published_shortens_it_until_cau
     seq = await make_sequencer(store, index, lease_ttl_s=60, publish_backlog=32)  # behind from 4
     faults.inject("put_if_absent", "log/tile/*", times=10**9)  # tiles cannot be published
     acked: dict[int, bytes] = {}
-    n, deadline = 0, time.monotonic() + BOUND_S
-    while sys.getswitchinterval() != SHORT_S:
-        assert time.monotonic() < deadline, "the interval was never shortened"
-        done = await asyncio.wait_for(seq.submit("acme", digests(n, 5)), 2.0)
-        acked.update({s.index: s.entry for s in done})
-        n += 5
+    await _submit_until_shortened(seq, acked)
+    deadline = time.monotonic() + BOUND_S
     assert INTERVAL.shortened and len(acked) >= 4 * 5  # four batches or more behind
     faults.clear()
     while sys.getswitchinterval() != process_interval or seq.stats.published_size != seq.size:
@@ -127,11 +136,7 @@ async def test_a_sequencer_that_stops_behind_gives_the_interval_back(
     index = MemoryIndex()
     seq = await make_sequencer(MemoryStore(faults=faults), index, lease_ttl_s=60, publish_backlog=32)
     faults.inject("put_if_absent", "log/tile/*", times=10**9)
-    n, deadline = 0, time.monotonic() + BOUND_S
-    while sys.getswitchinterval() != SHORT_S:
-        assert time.monotonic() < deadline, "the interval was never shortened"
-        await asyncio.wait_for(seq.submit("acme", digests(n, 5)), 2.0)
-        n += 5
+    n = await _submit_until_shortened(seq, {})
     for _ in range(4):  # as many again: queued alone, they are a backlog without the round's
         await asyncio.wait_for(seq.submit("acme", digests(n, 5)), 2.0)
         n += 5
