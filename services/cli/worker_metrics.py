@@ -3,22 +3,28 @@ whole pod (services.common.pod_metrics), as one process would.
 
 Each worker serves its own lines on a Unix socket of its parent's private directory
 (`worker-<index>.sock`: connect, read until it closes); a worker's /metrics reads its siblings'
-there and, with role `all`, the anchor's /metrics on the anchor's socket."""
+there and, with role `all`, the anchor's /metrics on the anchor's socket. The pod's counters never
+go down when a worker is started again or misses a scrape (services.common.pod_counters)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import orjson
 from aiohttp import web
 
-from services.common import pod_metrics
+from services.common import pod_counters, pod_metrics
+from services.common.pod_metrics import Family
 from services.common.resources import METRICS, POD_METRICS
 
 READ_S = 5.0  # a sibling or the anchor that does not answer a scrape in this long is left out
+COUNTERS = "counters.json"  # what each process last showed (services.common.pod_counters)
+COUNTERS_LOCK = "counters.lock"
 
 
 def worker_info(index: int) -> Callable[[], list[str]]:
@@ -77,15 +83,36 @@ async def pod_lines(own: list[str], run_dir: Path, index: int, anchor: AnchorMet
         names.append(pod_metrics.ANCHOR)
         reads.append(_read_anchor(anchor))
     texts = await asyncio.gather(*reads, return_exceptions=True)
-    sources = [(str(index), own)]
+    sources = [(str(index), pod_metrics.parse(own))]
     missed = []
     for name, text in zip(names, texts, strict=True):
         if isinstance(text, BaseException):
-            missed.append(f"# the metrics of {'the anchor' if name == 'anchor' else 'worker ' + name} "
-                          f"could not be read: {text or type(text).__name__}")
+            who = "the anchor" if name == "anchor" else "worker " + name
+            missed.append(
+                f"# the metrics of {who} could not be read: {text or type(text).__name__}; "
+                "its counters are those it last showed"
+            )
         else:
-            sources.append((name, text.splitlines()))
-    return pod_metrics.merge(sources) + missed
+            sources.append((name, pod_metrics.parse(text.splitlines())))
+    carried = await asyncio.to_thread(_carried, run_dir, sources)
+    return pod_metrics.merge_parsed(carried) + missed
+
+
+def _carried(run_dir: Path, read: list[tuple[str, dict[str, Family]]]) -> list[tuple[str, dict[str, Family]]]:
+    """`pod_counters.carry` of `read` with the pod's state in `run_dir`, under an exclusive lock
+    (several workers may answer scrapes at once). The state is the pod's life only: no fsync."""
+    with (run_dir / COUNTERS_LOCK).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = run_dir / COUNTERS
+        try:
+            state = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            state = {}
+        out = pod_counters.carry(state, read)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(state))
+        tmp.replace(path)
+        return out
 
 
 def _siblings(run_dir: Path, index: int) -> list[Path]:

@@ -3,8 +3,8 @@ the workers of `notar serve --workers N` and, with role `all`, the anchor behind
 reaches one worker; it answers for all, as one process would.
 
 - Counters and histograms in several processes are summed series by series (same name, same
-  labels): the pod's totals. A worker started again counts from 0, so the sum drops by what the
-  dead one had counted; Prometheus' rate() takes that for a counter reset.
+  labels): the pod's totals. A worker started again counts from 0, and a worker left out of a
+  scrape counts nothing: `pod_counters` adds what they last showed, so the sums never go down.
 - A gauge family in several processes is each one's view (a clock offset, a shard seen up):
   every series gets a `worker` label naming the process (`1`, `2`, …, `anchor`), unless it has
   one already (notar_worker_info).
@@ -58,8 +58,12 @@ def parse(lines: list[str]) -> dict[str, Family]:
 def merge(sources: list[tuple[str, list[str]]]) -> list[str]:
     """The exposition lines of `sources`, (`1`/`2`/…/`anchor`, that process's lines), merged as
     the module doc says."""
+    return merge_parsed([(source, parse(lines)) for source, lines in sources])
+
+
+def merge_parsed(parsed: list[tuple[str, dict[str, Family]]]) -> list[str]:
+    """`merge` of processes already parsed (`parse`)."""
     merged: dict[str, Family] = {}
-    parsed = [(source, parse(lines)) for source, lines in sources]
     seen: dict[str, set[str]] = {}  # family -> the processes that have it
     for source, families in parsed:
         for name in families:

@@ -1,8 +1,8 @@
 """`notar serve --workers N` (WORKERS): the CPUs it defaults to (affinity, cgroup v2 and v1 quotas,
 read from fake cgroup files), its one-line refusals, and two real workers on one port: both
 answer, digests through either land in one log, a worker killed with SIGKILL is started again
-with nothing acknowledged lost, SIGTERM stops every process, and a killed parent takes its
-workers with it."""
+with nothing acknowledged lost (and the pod's counters do not go down), SIGTERM stops every
+process, and a killed parent takes its workers with it."""
 
 from __future__ import annotations
 
@@ -163,6 +163,20 @@ class Served:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
 
+    def digests_answered(self) -> float:
+        """The pod's count of POST /v1/digests answered 200, from one scrape of /metrics (again
+        when the connection was one the killed worker held)."""
+        for _ in range(20):
+            try:
+                _, _, text = self.call("/metrics", auth=False)
+                break
+            except OSError:
+                time.sleep(0.05)
+        for line in text.decode().splitlines():
+            if line.startswith(DIGESTS_OK + " "):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"no {DIGESTS_OK} in /metrics")
+
     def workers(self, count: int = 2) -> dict[str, int]:
         """worker index -> pid, from the /metrics (the pod's: every worker's notar_worker_info)
         of scrapes for 30 s at most, until `count` are seen (/readyz answers once the first worker
@@ -205,6 +219,9 @@ def served(tmp_path: Path, workers: str | None = "2", cpus: set[int] | None = No
         yield Served(proc, env["NOTAR_URL"], env, out)
     finally:
         stop_process(proc, timeout=60)
+
+
+DIGESTS_OK = 'notar_http_requests_total{method="POST",route="/v1/digests",status="200"}'
 
 
 def digest(n: int, tag: str) -> str:
@@ -275,10 +292,12 @@ def test_two_workers_one_port_one_log_restart_and_stop(tmp_path: Path) -> None:
         loader = threading.Thread(target=load)
         loader.start()
         time.sleep(0.5)
+        counted = [notar.digests_answered()]  # the pod's counter: it never goes down (pod_counters)
         os.kill(first["1"], signal.SIGKILL)
         deadline = time.monotonic() + 60
         again: dict[str, int] = {}
         while time.monotonic() < deadline:
+            counted.append(notar.digests_answered())
             again = notar.workers()
             if again.get("1") not in (None, first["1"]) and again.get("2") == first["2"]:
                 break
@@ -286,6 +305,8 @@ def test_two_workers_one_port_one_log_restart_and_stop(tmp_path: Path) -> None:
         stop.set()
         loader.join(timeout=120)
         assert again.get("1") not in (None, first["1"]) and again["2"] == first["2"], again
+        counted.append(notar.digests_answered())
+        assert counted == sorted(counted) and counted[0] >= 40, counted
         assert len(acked) > 40
         assert set(errors) <= {503}, errors
         assert len(set(acked.values())) == len(acked)
