@@ -106,7 +106,7 @@ def _carried(run_dir: Path, read: list[tuple[str, dict[str, Family]]]) -> list[t
         path = run_dir / COUNTERS
         try:
             state = orjson.loads(path.read_bytes())
-        except FileNotFoundError:
+        except (FileNotFoundError, orjson.JSONDecodeError):  # the first scrape; or not ours
             state = {}
         out = pod_counters.carry(state, read)
         tmp = path.with_suffix(".tmp")
