@@ -42,7 +42,7 @@ from services.common.telemetry import TELEMETRY, SequencerTelemetry
 from services.internal.directory import FixedShards, ShardLink
 from services.internal.wire import (
     PENDING,
-    RUN,
+    RUN_NODES,
     SCITT_ENTRIES,
     accepts_run,
     decode_page,
@@ -173,9 +173,10 @@ async def submit_entries(request: web.Request) -> web.StreamResponse:
     if accepts_compact(accept):
         answer = await submit_to(request.app, request.app[SEQUENCER], tenant, digests, compact=True)
         return await send_json(request, answer, content_type=COMPACT)
-    if accepts_run(accept):  # ingest writes the receipts (services.internal.wire.RUN)
-        answer = await submit_to(request.app, request.app[SEQUENCER], tenant, digests, run=True)
-        return await send_json(request, answer, content_type=RUN)
+    run = accepts_run(accept)
+    if run is not None:  # ingest writes the receipts (services.internal.wire.RUN, RUN_NODES)
+        answer = await submit_to(request.app, request.app[SEQUENCER], tenant, digests, run=run)
+        return await send_json(request, answer, content_type=run)
     return await send_json(request, await submit_timed(request.app, tenant, digests))
 
 
@@ -258,21 +259,22 @@ async def submit_to(
     digests: Digests,
     *,
     compact: bool = False,
-    run: bool = False,
+    run: str | None = None,
 ) -> bytes:
     """`submit_timed` to the sequencer `seq` of one of the app's shards; with `compact`, answered
-    with the compact form (merkle.compact) of the same receipts, with `run` with their material
-    (services.internal.wire.RUN)."""
+    with the compact form (merkle.compact) of the same receipts, with `run` (RUN or RUN_NODES)
+    with their material (services.internal.wire)."""
     start = time.perf_counter()
+    nodes = run == RUN_NODES  # the sequencer makes the nodes of a compact part, no proof per entry
     try:
-        results = await seq.submit(tenant, digests, compact=compact)  # multihashes: no Digest per digest
+        results = await seq.submit(tenant, digests, compact=compact or nodes)  # no Digest per digest
     except ValueError as e:
         raise BadRequest(str(e), kind="invalid-tenant") from e
     app[TELEMETRY].submit_seconds.record(time.perf_counter() - start)
     if compact:
         return encode_compact(tenant=tenant, results=results)
-    if run:
-        return encode_run(origin=seq.origin, results=results)
+    if run is not None:
+        return encode_run(origin=seq.origin, results=results, nodes=nodes)
     return encode_answer(origin=seq.origin, tenant=tenant, digests=digests.digests(), results=results)
 
 

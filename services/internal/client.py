@@ -19,6 +19,7 @@ from services.internal.wire import (
     RECEIPTS_HEAD,
     RECEIPTS_TAIL,
     RUN,
+    RUN_NODES,
     SCITT_ENTRIES,
     decode_forgotten,
     decode_found,
@@ -30,7 +31,9 @@ from services.internal.wire import (
 from services.model import Digests, Found
 from storage.errors import NotarError, NotFoundError, PushbackError, RepeatsCapped, StorageError
 
-_RUN_OR_JSON = f"{RUN}, application/json;q=0.5"
+ACCEPT_RUN = f"{RUN_NODES}, {RUN};q=0.9, application/json;q=0.5"
+"""What a default submission asks the anchor for: RUN_NODES; RUN from an anchor before it (which
+looked for RUN anywhere in Accept); receipts from an anchor before RUN."""
 
 
 class AnchorClient:
@@ -122,11 +125,11 @@ class AnchorClient:
         with `compact`, its compact form (merkle.compact). The default answer's receipts are
         written here, from the material the anchor sends (services.internal.wire.RUN), with the
         anchor's own writer; an anchor that does not send it is passed through."""
-        headers = {"Content-Type": "application/json", "Accept": COMPACT if compact else _RUN_OR_JSON}
+        headers = {"Content-Type": "application/json", "Accept": COMPACT if compact else ACCEPT_RUN}
         answer, kind = await self._exchange(
             "POST", "/internal/v1/entries", data=encode_request(tenant, digests), headers=headers
         )
-        if kind == RUN and not compact:
+        if kind in (RUN, RUN_NODES) and not compact:
             try:
                 origin, run = decode_run(answer)
                 return encode_answer(origin=origin, tenant=tenant, digests=digests.texts, results=run)

@@ -1,7 +1,9 @@
 """The internal `RUN` answer (services.internal.wire): the anchor sends a default answer's
 material, and the ingest side writes the receipts with the anchor's own writer. They are the
-bytes the anchor would have written; a malformed run is refused; an anchor that answers JSON
-(one from before RUN) is passed through."""
+bytes the anchor would have written, whether the run carries each proof (`RUN`) or the nodes of
+the compact part (`RUN_NODES`); a malformed run is refused, and so is a node that does not give
+the checkpoint's root; an anchor that answers JSON (one from before RUN) is passed through, an
+anchor from before RUN_NODES answers RUN, and a client from before it is sent RUN."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from hypothesis import strategies as st
 
 from merkle.receipt import Receipt
 from merkle.verdict import verify_receipt
-from services.internal.client import AnchorClient
-from services.internal.wire import RUN, decode_run, encode_answer, encode_run
+from services.internal.client import ACCEPT_RUN, AnchorClient
+from services.internal.wire import RUN, RUN_NODES, accepts_run, decode_run, encode_answer, encode_run
 from services.model import Digests, SequencedGroup
 from storage.errors import StorageError
 from tests.services.test_anchor_client import anchor_answering
@@ -27,14 +29,15 @@ ORIGIN = "compact.test/log"
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 3000), st.integers(1, 1500), st.data())
+@given(st.integers(0, 3000), st.integers(1, 1500), st.booleans(), st.data())
 def test_receipts_written_from_a_run_are_the_anchors_bytes(
-    before: int, batch: int, data: st.DataObject
+    before: int, batch: int, nodes: bool, data: st.DataObject
 ) -> None:
     mine = data.draw(st.integers(1, batch))
     digests, results = _batch(before, batch, mine, data.draw(st.integers(0, 2**32)))
     anchors = encode_answer(origin=ORIGIN, tenant="acme", digests=digests.digests(), results=results)
-    origin, run = decode_run(encode_run(origin=ORIGIN, results=results))
+    origin, run = decode_run(encode_run(origin=ORIGIN, results=results, nodes=nodes))
+    assert run.has_proofs is not nodes  # RUN_NODES: the proofs are hashed out of the nodes here
     assert origin == ORIGIN
     assert (run.indices, run.entries, run.salts, run.tree_size, run.checkpoint) == (
         results.indices, results.entries, results.salts, results.tree_size, results.checkpoint
@@ -55,6 +58,59 @@ def _head(run: bytes) -> dict[str, object]:
 
 def _with_head(run: bytes, **changes: object) -> bytes:
     return orjson.dumps({**_head(run), **changes}) + b"\n" + run.partition(b"\n")[2]
+
+
+def test_what_a_request_asks_for() -> None:
+    assert accepts_run(ACCEPT_RUN) == RUN_NODES  # what AnchorClient asks for
+    assert RUN in ACCEPT_RUN  # how an anchor from before RUN_NODES saw a request for RUN
+    assert accepts_run("application/vnd.notar.run, application/json;q=0.5") == RUN  # an older ingest
+    assert accepts_run("application/json") is None and accepts_run(None) is None
+
+
+def _nodes_run() -> tuple[Digests, SequencedGroup, bytes]:
+    digests, results = _batch(100, 40, 5, seed=7)
+    return digests, results, encode_run(origin=ORIGIN, results=results, nodes=True)
+
+
+def test_a_malformed_nodes_run_is_refused() -> None:
+    digests, results, run = _nodes_run()
+    head = _head(run)
+    count = head["nodes"]
+    assert isinstance(count, int) and count > 0 and "lengths" not in head
+    bad = {
+        "a node missing": _with_head(run, nodes=count - 1)[:-32],
+        "a node too many": _with_head(run, nodes=count + 1) + bytes(32),
+        "nodes and lengths": _with_head(run, lengths=[20] * 5),
+        "a negative count": _with_head(run, nodes=-1),
+        "a count that is not a number": _with_head(run, nodes="3"),
+        "truncated": run[:-1],
+    }
+    for answer in bad.values():
+        with pytest.raises(ValueError, match=r"run answer|nodes|root"):
+            _, group = decode_run(answer)
+            encode_answer(origin=ORIGIN, tenant="acme", digests=digests.texts, results=group)
+    # a node changed: the sizes fit, the proofs hashed out of it do not give the checkpoint's root
+    changed = run[:-1] + bytes([run[-1] ^ 1])
+    _, group = decode_run(changed)
+    with pytest.raises(ValueError):
+        encode_answer(origin=ORIGIN, tenant="acme", digests=digests.texts, results=group)
+    _, group = decode_run(run)
+    assert encode_answer(origin=ORIGIN, tenant="acme", digests=digests.texts, results=group) == encode_answer(
+        origin=ORIGIN, tenant="acme", digests=digests.digests(), results=results
+    )
+
+
+async def test_a_changed_node_is_a_storage_error_and_an_older_anchors_run_is_written() -> None:
+    digests, results, run = _nodes_run()
+    changed = run[:-1] + bytes([run[-1] ^ 1])
+    async with anchor_answering(web.Response(body=changed, content_type=RUN_NODES)) as client:
+        with pytest.raises(StorageError, match="malformed answer"):
+            await client.submit("acme", digests)
+    older = encode_run(origin=ORIGIN, results=results)  # an anchor from before RUN_NODES: RUN
+    expected = encode_answer(origin=ORIGIN, tenant="acme", digests=digests.texts, results=results)
+    for body, kind in ((older, RUN), (run, RUN_NODES)):
+        async with anchor_answering(web.Response(body=body, content_type=kind)) as client:
+            assert await client.submit("acme", digests) == expected
 
 
 def test_a_malformed_run_is_refused() -> None:
@@ -86,9 +142,15 @@ async def test_an_anchor_sends_runs_to_whom_asks_and_ingest_writes_valid_receipt
         body = orjson.dumps({"tenant": "acme", "digests": texts})
         async with ClientSession() as http:
             url = str(server.make_url("/internal/v1/entries"))
-            async with http.post(url, data=body, headers={"Accept": RUN}) as r:
+            async with http.post(url, data=body, headers={"Accept": RUN}) as r:  # an older ingest
                 assert (r.status, r.content_type) == (200, RUN)
                 origin, run = decode_run(await r.read())
+                assert run.has_proofs
+            again = orjson.dumps({"tenant": "acme", "digests": texts[:3]})
+            async with http.post(url, data=again, headers={"Accept": f"{RUN_NODES}, {RUN};q=0.9"}) as r:
+                assert (r.status, r.content_type) == (200, RUN_NODES)
+                _, nodes = decode_run(await r.read())
+                assert not nodes.has_proofs and len(nodes.proofs()) == 3
             async with http.post(url, data=body) as r:  # a client that does not ask: receipts
                 assert (r.status, r.content_type) == (200, "application/json")
         assert isinstance(run, SequencedGroup) and len(run) == 20
