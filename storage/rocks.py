@@ -45,6 +45,7 @@ T = TypeVar("T")
 _SCAN_PAGE = 512
 _REOPEN_EVERY_S = 1.0
 _REOPEN_MARGIN = 4 * 1024 * 1024  # free bytes wanted beyond the write-ahead logs to reopen
+MEMTABLE_BYTES = 8 * 1024 * 1024  # RocksDB's write buffer (see `_options`)
 log = logging.getLogger("notar.storage")
 
 
@@ -57,6 +58,14 @@ def _options() -> Options:
     # deleted key is nowhere in the directory. RocksDB's default rewrites it every 1 GB.
     options.set_max_manifest_file_size(1)
     options.set_manifest_preallocation_size(64 * 1024)
+    # A memtable of 8 MB, not RocksDB's 64 MB. rocksdict holds the GIL through a write's memtable
+    # inserts, and an insert into a skip list of random keys costs its cache misses: ~1.4 µs a
+    # row into a full 64 MB memtable, ~0.7 at 8 MB, ~0.5 at 4 MB (rows of the tenant index,
+    # measured apart). The sequencer writes two rows a digest, so its process gains ~1.5 µs of
+    # GIL a digest: 1.08-1.11x compact and default bulk throughput (BENCHMARKS.md). Flushes and
+    # compactions run in RocksDB's own threads, without the GIL; at 60,000 digests a second a
+    # memtable fills in about a second.
+    options.set_write_buffer_size(MEMTABLE_BYTES)
     # Bloom filters over whole keys, in table files (10 bits a key: ~1 % false positives) and in
     # the memtable (2 % of its 64 MB: ~12 bits a key when full): a point read of a key that is
     # not there, which is what the repeats cap's count of a new digest is, skips the skip-list

@@ -16,7 +16,7 @@ from rocksdict import WriteBatch, WriteOptions
 
 from storage.errors import ConflictError, StorageError
 from storage.fs import FsStore
-from storage.rocks import RocksIndex
+from storage.rocks import MEMTABLE_BYTES, RocksIndex
 
 
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -274,6 +274,25 @@ async def test_rocks_keeps_synced_writes_across_a_restart(tmp_path: Path) -> Non
     reopened = RocksIndex.open(tmp_path / "db")
     assert await reopened.multi_get([b"head", b"q/1"]) == [b"8", b"\x00\xff"]
     await reopened.close()
+
+
+async def test_rocks_flushes_a_full_memtable_to_table_files_in_the_background(tmp_path: Path) -> None:
+    """The memtable is MEMTABLE_BYTES (small: inserts into a small skip list cost less of the
+    GIL), so rows past it reach table files without any flush asked for; every row is read back."""
+    index = RocksIndex.open(tmp_path / "db")
+    try:
+        rows, step = 3 * MEMTABLE_BYTES // 64, 20_000  # ~64 bytes a row in the memtable
+        for first in range(0, rows, step):
+            puts = {b"t" + os.urandom(16) + n.to_bytes(8, "big"): os.urandom(16) for n in range(step)}
+            head = None if first == 0 else first.to_bytes(8, "big")
+            await index.compare_and_swap(b"h", head, (first + step).to_bytes(8, "big"), puts=puts)
+        deadline = time.monotonic() + 30
+        while not list((tmp_path / "db").glob("*.sst")) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert list((tmp_path / "db").glob("*.sst")), "no table file: the memtable was never full"
+        assert len([k async for k, _ in index.scan(b"t")]) == -(-rows // step) * step
+    finally:
+        await index.close()
 
 
 async def test_rocks_refuses_a_second_opener_naming_the_path(tmp_path: Path) -> None:
