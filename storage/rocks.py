@@ -60,11 +60,10 @@ def _options() -> Options:
     options.set_manifest_preallocation_size(64 * 1024)
     # A memtable of 8 MB, not RocksDB's 64 MB. rocksdict holds the GIL through a write's memtable
     # inserts, and an insert into a skip list of random keys costs its cache misses: ~1.4 µs a
-    # row into a full 64 MB memtable, ~0.7 at 8 MB, ~0.5 at 4 MB (rows of the tenant index,
-    # measured apart). The sequencer writes two rows a digest, so its process gains ~1.5 µs of
-    # GIL a digest: 1.08-1.11x compact and default bulk throughput (BENCHMARKS.md). Flushes and
-    # compactions run in RocksDB's own threads, without the GIL; at 60,000 digests a second a
-    # memtable fills in about a second.
+    # row into a full 64 MB memtable, ~0.9 at 16 MB, ~0.5 at 4 MB (rows of the tenant index,
+    # measured apart). The sequencer writes two rows a digest: 1.05-1.11x bulk throughput, from
+    # 90 s to 8 s runs (BENCHMARKS.md). Flushes and compactions run in RocksDB's own threads,
+    # without the GIL; at 60,000 digests a second a memtable fills in about a second.
     options.set_write_buffer_size(MEMTABLE_BYTES)
     # Bloom filters over whole keys, in table files (10 bits a key: ~1 % false positives) and in
     # the memtable (2 % of its 64 MB: ~12 bits a key when full): a point read of a key that is
