@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -49,8 +49,9 @@ class FsStore:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="notar-fs")
         now = time.time()
         for leftover in self._tmp.iterdir():  # temp files of writers that crashed long ago
-            if now - leftover.stat().st_mtime > _STALE_TMP_S:
-                leftover.unlink(missing_ok=True)
+            with suppress(FileNotFoundError):  # one that another process's writer just renamed
+                if now - leftover.stat().st_mtime > _STALE_TMP_S:
+                    leftover.unlink(missing_ok=True)
 
     async def get(self, key: str) -> bytes:
         return await self._run("get", key, lambda: self._path(key).read_bytes())

@@ -8,7 +8,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -107,6 +107,23 @@ async def test_stale_temporary_files_are_cleaned_on_open_but_fresh_ones_kept(
     os.utime(stale, (yesterday, yesterday))
     await FsStore(tmp_path).close()
     assert not stale.exists() and fresh.exists()
+
+
+async def test_a_temporary_file_renamed_while_a_store_opens_is_no_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process writing to the same directory renames its temporary file into place
+    between the listing of `.tmp` and the look at its age (seen in CI: a test opening the
+    anchor's store while it published)."""
+    await FsStore(tmp_path).close()
+    renamed = tmp_path / ".tmp" / "renamed-by-another-writer"
+    listed = Path.iterdir
+
+    def listing(self: Path) -> Iterator[Path]:
+        yield from listed(self)
+        if self == tmp_path / ".tmp":
+            yield renamed  # listed, then gone before its stat
+    monkeypatch.setattr(Path, "iterdir", listing)
+    await FsStore(tmp_path).close()
 
 
 async def test_a_key_below_another_object_is_a_clear_error(tmp_path: Path) -> None:
