@@ -197,6 +197,7 @@ BAD = [
     ("LISTEN", "host:99999"),
     ("ORIGIN", "has space"),
     ("ORIGIN", "a+b"),
+    ("ORIGIN", "example.org/aggregate"),
     ("STORE", "ftp"),
     ("S3_ENDPOINT", "s3.example"),
     ("S3_PATH_STYLE", "maybe"),

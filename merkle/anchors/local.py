@@ -2,8 +2,9 @@
 
 A block is ``{height, prev, time, origin, tree_size, root, sig}``: ``height`` counts from 0,
 ``time`` is POSIX seconds, ``root`` the checkpoint's root hash in lowercase hex (for an aggregate,
-SPEC §10: ``tree_size`` and ``root`` are the aggregate's, ``origin`` the aggregating log's), ``prev`` the
-lowercase hex SHA-256 of the previous block's canonical bytes (64 zeros for block 0), ``sig`` the
+SPEC §10: ``tree_size`` and ``root`` are the aggregate's, ``origin`` the aggregating log's followed
+by ``AGGREGATE_SUFFIX``, as in the EVM ``originHash`` of an aggregate: ``aggregate_block_origin``),
+``prev`` the lowercase hex SHA-256 of the previous block's canonical bytes (64 zeros for block 0), ``sig`` the
 base64 Ed25519 signature of the log key over ``SIGNING_PREFIX`` followed by the canonical bytes of
 the block without ``sig``.
 
@@ -36,6 +37,7 @@ from merkle.receipt import Anchor
 SIGNING_PREFIX = b"notar.local-anchor.v1\n"
 GENESIS_PREV = "0" * 64
 FIELDS = ("height", "prev", "time", "origin", "tree_size", "root", "sig")
+AGGREGATE_SUFFIX = "/aggregate"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -51,6 +53,19 @@ def block_hash(block: Mapping[str, Any]) -> str:
 
 def signing_bytes(block: Mapping[str, Any]) -> bytes:
     return SIGNING_PREFIX + canonical_bytes({k: block[k] for k in FIELDS[:-1]})
+
+
+def aggregate_block_origin(origin: str) -> str:
+    """The ``origin`` of a block anchoring an aggregate by the log ``origin``. An aggregate's
+    ``tree_size`` counts checkpoints, not entries: under the log's own origin, a block of two
+    shards after one of the log's 20 entries would read as its tree shrinking. Blocks made before
+    this suffix name the log itself; receipts holding them still verify (``local_anchor_verifier``)."""
+    return origin + AGGREGATE_SUFFIX
+
+
+def signer_name(origin: str) -> str:
+    """The name of the log key that signs a block of ``origin``: the log's, for an aggregate's."""
+    return origin.removesuffix(AGGREGATE_SUFFIX)
 
 
 def make_block(
@@ -103,11 +118,12 @@ def _log_verifiers(keys: Iterable[str | NoteVerifier]) -> list[NoteVerifier]:
 
 
 def signed_by(block: Mapping[str, Any], keys: Iterable[str | NoteVerifier]) -> str | None:
-    """The name of the trusted log key (named after the block's origin) that signed it, or None."""
+    """The name of the trusted log key (named after the block's origin, less ``AGGREGATE_SUFFIX``)
+    that signed it, or None."""
     check_block(block)
     message, sig = signing_bytes(block), base64.b64decode(block["sig"])
     for v in _log_verifiers(keys):
-        if v.name == block["origin"] and v.verify(message, sig):
+        if v.name == signer_name(block["origin"]) and v.verify(message, sig):
             return v.name
     return None
 
@@ -117,7 +133,8 @@ def verify_chain(blocks: Sequence[Mapping[str, Any]], keys: Iterable[str | NoteV
 
     The chain must start at height 0 and count up by one, link each block to the hash of the one
     before, carry a valid signature by a trusted log key, never go back in time and never shrink
-    the tree of an origin.
+    the tree of an origin. An aggregate's size (``AGGREGATE_SUFFIX``) is its number of shards,
+    which falls when a shard is frozen: it is not a tree that grows, and may.
     """
     trusted = _log_verifiers(keys)
     problems: list[str] = []
@@ -140,9 +157,10 @@ def verify_chain(blocks: Sequence[Mapping[str, Any]], keys: Iterable[str | NoteV
         if previous is not None and block["time"] < previous["time"]:
             problems.append(f"block {i}: time goes back")
         origin = block["origin"]
-        if block["tree_size"] < sizes.get(origin, 0):
-            problems.append(f"block {i}: tree of {origin} shrinks")
-        sizes[origin] = max(sizes.get(origin, 0), block["tree_size"])
+        if not origin.endswith(AGGREGATE_SUFFIX):
+            if block["tree_size"] < sizes.get(origin, 0):
+                problems.append(f"block {i}: tree of {origin} shrinks")
+            sizes[origin] = max(sizes.get(origin, 0), block["tree_size"])
         previous = block
     return problems
 
@@ -151,7 +169,8 @@ def local_anchor_verifier(keys: Iterable[str | NoteVerifier]) -> AnchorVerifier:
     """An AnchorVerifier for ``merkle.verdict.verify_receipt``: the record (a block with ``type:
     local``) is signed by a trusted log key named after the block's origin, and names the target's
     tree size and root: the receipt's checkpoint (then also its origin), or the aggregate that
-    includes it (then the block's origin is the aggregating log's). Its time is the block's.
+    includes it (then the block's origin is the aggregating log's followed by ``AGGREGATE_SUFFIX``,
+    or, in blocks made before that suffix, the log's alone). Its time is the block's.
     One block cannot show its place in the chain: ``verify_chain`` audits the whole chain."""
     trusted = _log_verifiers(keys)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from merkle.anchors.local import AGGREGATE_SUFFIX
 from storage.errors import ConfigError
 
 ENV_PREFIX = "NOTAR_"
@@ -104,6 +105,8 @@ def _origin(name: str, value: str) -> str:
             f"{name} must be a non-empty name without spaces or '+', such as example.org/log; got {value!r}",
             setting=name,
         )
+    if value.endswith(AGGREGATE_SUFFIX):  # how the local chain names aggregates' blocks
+        raise ConfigError(f"{name} must not end in {AGGREGATE_SUFFIX!r}; got {value!r}", setting=name)
     return value
 
 

@@ -9,8 +9,10 @@ import orjson
 import pytest
 
 from merkle import Anchor, AnchorTarget, AnchorVerdict, Status
+from merkle.aggregate import make_aggregate
 from merkle.anchors.local import (
     GENESIS_PREV,
+    aggregate_block_origin,
     block_hash,
     canonical_bytes,
     local_anchor_verifier,
@@ -130,3 +132,45 @@ def test_a_key_signs_only_blocks_of_its_own_name() -> None:
     impostor = Signer("other.test/log", KEY.seed)  # the same key material under another name
     block = make_block(previous=None, time=5, checkpoint=cp(20), signer=impostor)
     assert signed_by(block, [impostor.verifier().to_key()]) is None
+
+
+def aggregate_block(previous: dict[str, Any] | None, time: int, size: int, origin: str) -> dict[str, Any]:
+    """A block of an aggregate of `size` made-up checkpoints, named `origin`, signed by KEY."""
+    root, _ = make_aggregate([Checkpoint(f"{ORIGIN}/{i}", 1, bytes(32)) for i in range(size)])
+    return make_block(previous=previous, time=time, checkpoint=Checkpoint(origin, size, root), signer=KEY)
+
+
+def test_aggregates_are_named_apart_so_a_chain_from_one_log_to_shards_audits_clean() -> None:
+    """An aggregate's size counts shards: after the log's own tree of 20 it must not read as a
+    shrink, and it may fall when a shard is frozen. The log's own tree still may not shrink."""
+    blocks = chain(1)  # the log alone, tree of 10
+    for time, size in ((1001, 3), (1002, 2)):
+        blocks.append(aggregate_block(blocks[-1], time, size, aggregate_block_origin(ORIGIN)))
+    blocks.append(make_block(previous=blocks[-1], time=1003, checkpoint=cp(30), signer=KEY))
+    assert verify_chain(blocks, [VKEY]) == []
+    assert signed_by(blocks[1], [VKEY]) == ORIGIN
+    blocks.append(make_block(previous=blocks[-1], time=1004, checkpoint=cp(5), signer=KEY))
+    assert verify_chain(blocks, [VKEY]) == ["block 4: tree of local.notar.test/log shrinks"]
+    legacy = chain(1)  # blocks made before the suffix: the aggregate under the log's own name
+    legacy.append(aggregate_block(legacy[-1], 1001, 3, ORIGIN))
+    assert verify_chain(legacy, [VKEY]) == ["block 1: tree of local.notar.test/log shrinks"]
+
+
+def test_an_aggregate_block_verifies_for_an_aggregate_only() -> None:
+    mine, other = cp(20), Checkpoint(f"{ORIGIN}/1", 7, bytes(32))
+    root, proofs = make_aggregate([mine, other])
+    aggregate = AnchorTarget.of(mine, mine.format(), proofs[0])
+    verify = local_anchor_verifier([VKEY])
+    for origin in (aggregate_block_origin(ORIGIN), ORIGIN):  # today's blocks, and earlier ones
+        block = make_block(previous=None, time=5, checkpoint=Checkpoint(origin, 2, root), signer=KEY)
+        record = {"type": "local", **block, "aggregate": proofs[0].to_obj()}
+        verdict = verify(Anchor.from_obj(record), aggregate)
+        assert verdict.status is Status.OK, (origin, verdict)
+        assert "for an aggregate of 2 checkpoints, signed by local.notar.test/log" in verdict.detail
+    named_apart = Checkpoint(aggregate_block_origin(ORIGIN), 20, mine.root)
+    fake = make_block(previous=None, time=5, checkpoint=named_apart, signer=KEY)
+    verdict = verify(Anchor.from_obj({"type": "local", **fake}), target(20))
+    assert verdict.status is Status.FAILED and "of log 'local.notar.test/log/aggregate'" in verdict.detail
+    named = Signer(aggregate_block_origin(ORIGIN), KEY.seed)  # a key named like an aggregate
+    block = make_block(previous=None, time=5, checkpoint=Checkpoint(named.name, 2, root), signer=named)
+    assert signed_by(block, [named.verifier().to_key()]) is None

@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from merkle.anchors.local import canonical_bytes, check_block, make_block
+from merkle.anchors.local import aggregate_block_origin, canonical_bytes, check_block, make_block
 from merkle.checkpoint import Checkpoint
 from merkle.note import NoteSigner
-from services.anchor.chains import Anchorable, Anchored, AnchorError
+from services.anchor.chains import AggregateTarget, Anchorable, Anchored, AnchorError
 from services.published import layout
 from storage.base import ObjectStore
 from storage.errors import ConflictError, NotFoundError, StorageError
@@ -59,8 +59,12 @@ class LocalChain:
 
     async def anchor(self, target: Anchorable) -> Anchored:
         """Append a block committing to ``target``, or return the head if it already does: for
-        an aggregate, a block of the aggregating log with the aggregate's size and root."""
-        cp = Checkpoint(target.origin, target.size, target.root)
+        an aggregate, a block of the aggregating log's origin + ``/aggregate`` with the aggregate's
+        size and root (``merkle.anchors.local.aggregate_block_origin``)."""
+        origin = target.origin
+        if isinstance(target, AggregateTarget):
+            origin = aggregate_block_origin(origin)
+        cp = Checkpoint(origin, target.size, target.root)
         try:
             if not self._loaded:
                 await self._load_head()

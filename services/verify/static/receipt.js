@@ -32,6 +32,7 @@ const MAX_INCLUSION = 64;
 const MAX_ANCHORS = 16;
 const ANCHOR_TIME_SLACK_S = 300;
 const LOCAL_PREFIX = "notar.local-anchor.v1\n";
+const AGGREGATE_SUFFIX = "/aggregate";
 const LOCAL_FIELDS = ["height", "prev", "time", "origin", "tree_size", "root", "sig"];
 const HEX = /^(?:[0-9a-f]{2})*$/;
 const HASH_HEX = /^[0-9a-f]{64}$/;
@@ -418,7 +419,9 @@ function localAnchor(record, target, logKeys) {
   for (const key of Object.keys(record)) if (key !== "type" && key !== "aggregate") block[key] = record[key];
   const sig = checkBlock(block);
   const message = blockSigningBytes(block);
-  const signer = logKeys.find((key) => key.name === block.origin && ed25519Verify(key.publicKey, message, sig));
+  // An aggregate's block names the aggregating log + "/aggregate"; its log key signs it.
+  const keyName = block.origin.endsWith(AGGREGATE_SUFFIX) ? block.origin.slice(0, -AGGREGATE_SUFFIX.length) : block.origin;
+  const signer = logKeys.find((key) => key.name === keyName && ed25519Verify(key.publicKey, message, sig));
   if (!signer) return { status: FAILED, detail: "the block is not signed by a trusted key named after its origin", time: null };
   if (target.aggregate === null && block.origin !== target.cp.origin) {
     return { status: FAILED, detail: `the block is of log ${repr(block.origin)}, not ${repr(target.cp.origin)}`, time: null };

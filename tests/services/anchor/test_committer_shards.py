@@ -14,6 +14,7 @@ import pytest
 
 from merkle import verify_receipt
 from merkle.anchors.evm import aggregate_origin_hash
+from merkle.anchors.local import verify_chain
 from merkle.checkpoint import Checkpoint, sign_checkpoint
 from merkle.cosignature import CosignatureSigner
 from merkle.note import Signer
@@ -83,7 +84,8 @@ async def test_one_aggregate_per_round_for_every_shard(store: MemoryStore, shard
             (record,) = upgraded.anchors
             member = record.fields()["aggregate"]
             assert (member["size"], member["index"]) == (3, log.shard.id)
-            assert record.fields()["origin"] == shards[0].shard.origin and record.fields()["tree_size"] == 3
+            assert record.fields()["origin"] == shards[0].shard.origin + "/aggregate"
+            assert record.fields()["tree_size"] == 3
             result = verify_receipt(upgraded, keys=[*log.verifier_keys, zero_key], digest=str(r.digest))
             assert result.valid, result.failed
             (check,) = [c for c in result.checks if c.name == "anchor 1 (local)"]
@@ -126,6 +128,36 @@ async def test_with_one_shard_records_are_as_before_shards() -> None:
     assert plain_keys == table_keys
     assert [sorted(r) for r in plain.records] == [sorted(r) for r in tabled.records]
     assert "aggregate" not in tabled.records[0] and tabled.records[0]["tree_size"] == 4
+
+
+async def test_the_chain_audits_clean_from_one_log_to_aggregates_and_back_to_fewer(
+    store: MemoryStore, shards: list[ShardLog]
+) -> None:
+    """Shard 0 anchored alone (its own tree of 20), then aggregates of 3 and, a shard frozen, of 2:
+    an aggregate's size counts shards, so it is named apart and the chain never reads as shrinking
+    (CI once found `block 1: tree of … shrinks` on exactly this)."""
+    await shards[0].notarize(digests("alone", 20))
+    await shards[0].published()
+    c = committer(store, shards[0])
+    assert await c.run_once("local")
+    for log in shards[1:]:
+        await log.notarize(digests(f"later{log.shard.id}", 2))
+        await log.published()
+    assert await c.run_once("local")
+    await update_table(store, lambda t: with_state(t, 1, "frozen"))
+    await shards[2].notarize(digests("grow", 1))
+    await shards[2].published()
+    assert await c.run_once("local")
+    chain = await LocalChain(store=store, signer=shards[0].keys.log).blocks()
+    origin = shards[0].shard.origin
+    assert [(b["origin"], b["tree_size"]) for b in chain] == [
+        (origin, 20), (origin + "/aggregate", 3), (origin + "/aggregate", 2)
+    ]
+    zero_key = shards[0].keys.log.verifier().to_key()
+    assert verify_chain(chain, [zero_key]) == []
+    assert verify_chain(chain, [shards[1].keys.log.verifier().to_key()]) == [
+        f"block {i}: no valid signature by a trusted log key" for i in range(3)
+    ], "an aggregate's block is signed by the aggregating log's key, not any shard's"
 
 
 async def test_the_table_decides_which_shards_each_round_holds(
@@ -243,7 +275,7 @@ async def test_aggregation_outlives_shard_0(store: MemoryStore, shards: list[Sha
         assert await c.run_once("local")
         for log in (shards[1], shards[2], new):
             found = await AnchorStore(store, prefix=log.shard.prefix).latest()
-            assert found is not None and found.records[0]["origin"] == new.shard.origin
+            assert found is not None and found.records[0]["origin"] == new.shard.origin + "/aggregate"
         (sequenced,) = await shards[2].notarize(digests("z2-late", 1))
         await shards[2].published()
         assert await c.run_once("local")
