@@ -133,8 +133,8 @@ def verify_chain(blocks: Sequence[Mapping[str, Any]], keys: Iterable[str | NoteV
 
     The chain must start at height 0 and count up by one, link each block to the hash of the one
     before, carry a valid signature by a trusted log key, never go back in time and never shrink
-    the tree of an origin. An aggregate's size (``AGGREGATE_SUFFIX``) is its number of shards,
-    which falls when a shard is frozen: it is not a tree that grows, and may.
+    the tree of an origin. An aggregate's size (an origin ending in ``AGGREGATE_SUFFIX``) is its
+    number of shards, not a tree's: it falls when a shard is frozen, and is not compared.
     """
     trusted = _log_verifiers(keys)
     problems: list[str] = []
