@@ -8,9 +8,10 @@ the aggregate's size and root in place of the checkpoint's, and
 
 What each kind anchors for an aggregate of size K and root R:
 
-- `local`: a block with `tree_size` K and `root` R; its `origin` is the aggregating log's (shard 0),
-  whose trusted key signs it.
-- `evm`: `anchor(SHA-256(ORIGIN + "/aggregate"), K, R)`. ORIGIN (shard 0's origin) is not in the
+- `local`: a block with `tree_size` K and `root` R; its `origin` is the aggregating log's (shard 0)
+  followed by `AGGREGATE_SUFFIX`, and that log's trusted key signs it (blocks made before the
+  suffix name the log alone).
+- `evm`: `anchor(SHA-256(ORIGIN + AGGREGATE_SUFFIX), K, R)`. ORIGIN (shard 0's origin) is not in the
   receipt of shard i > 0, whose origin is `ORIGIN/i`: a verifier accepts the origin hash of the
   receipt's origin or of that origin without its last `/<digits>` (see `evm_origin_hashes`).
 - `rfc3161`: SPEC §4 does not say; notar stamps `aggregate_body(K, R)`, a checkpoint-shaped text
@@ -32,6 +33,9 @@ from merkle.proofs import Tree, root_from_inclusion
 
 AGGREGATE_ORIGIN = "notar.aggregate.v1"
 """The origin line of the text an RFC 3161 token stamps for an aggregate (module doc)."""
+AGGREGATE_SUFFIX = "/aggregate"
+"""What names an aggregate after the log that anchors it: in the EVM ``originHash`` and in a
+local block's ``origin`` (module doc)."""
 MAX_PATH = 64
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SHARD_SUFFIX = re.compile(r"/[0-9]+\Z")

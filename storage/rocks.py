@@ -66,7 +66,7 @@ def _options() -> Options:
     # without the GIL; at 60,000 digests a second a memtable fills in about a second.
     options.set_write_buffer_size(MEMTABLE_BYTES)
     # Bloom filters over whole keys, in table files (10 bits a key: ~1 % false positives) and in
-    # the memtable (2 % of its 64 MB: ~12 bits a key when full): a point read of a key that is
+    # the memtable (2 % of its size: ~12 bits a key when full): a point read of a key that is
     # not there, which is what the repeats cap's count of a new digest is, skips the skip-list
     # search and the table files' blocks (~2.5 µs -> ~0.7 µs a key). Prefix scans (the tenant
     # index's look-ups) do not use them and are unchanged.

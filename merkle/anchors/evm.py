@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from merkle.aggregate import AnchorTarget
+from merkle.aggregate import AGGREGATE_SUFFIX, AnchorTarget
 from merkle.checkpoint import Checkpoint
 
 # keccak256("anchor(bytes32,uint64,bytes32)")[:4] and keccak256("Anchored(bytes32,uint64,bytes32)"),
@@ -34,7 +34,7 @@ def origin_hash(origin: str) -> bytes:
 
 def aggregate_origin_hash(origin: str) -> bytes:
     """The ``originHash`` of an aggregate anchored by the log ``origin``: SHA-256(origin + "/aggregate")."""
-    return origin_hash(origin + "/aggregate")
+    return origin_hash(origin + AGGREGATE_SUFFIX)
 
 
 def calldata(origin_digest: bytes, tree_size: int, root: bytes) -> bytes:

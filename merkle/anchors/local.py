@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from merkle.aggregate import AnchorTarget
+from merkle.aggregate import AGGREGATE_SUFFIX, AnchorTarget
 from merkle.checkpoint import Checkpoint
 from merkle.checks import AnchorVerdict, AnchorVerifier, Status
 from merkle.cosignature import CosignatureVerifier, verifier_from_key
@@ -37,7 +37,6 @@ from merkle.receipt import Anchor
 SIGNING_PREFIX = b"notar.local-anchor.v1\n"
 GENESIS_PREV = "0" * 64
 FIELDS = ("height", "prev", "time", "origin", "tree_size", "root", "sig")
-AGGREGATE_SUFFIX = "/aggregate"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from merkle.anchors.local import AGGREGATE_SUFFIX
+from merkle.aggregate import AGGREGATE_SUFFIX
 from storage.errors import ConfigError
 
 ENV_PREFIX = "NOTAR_"
