@@ -149,9 +149,10 @@ class RocksIndex:
         if not keys:
             return []
         def read(db: Rdict) -> list[bytes | None]:
-            # One get per key: rocksdict's list get (RocksDB's MultiGet) took ~2.2 µs a key
-            # that is not there, a get ~0.5 µs (the bloom filters above).
-            return cast("list[bytes | None]", list(map(db.get, keys)))
+            # rocksdict's list get: RocksDB's MultiGet, in one call holding the GIL. With the
+            # bloom filters above, ~0.9 µs a key that is not there and ~2.1 one that is, against
+            # ~1.4 and ~2.8 for a get per key (2,000 sorted keys, 3 million digests' rows).
+            return cast("list[bytes | None]", db.get(list(keys)))
         return await self._run("multi_get", read)
 
     async def write_batch(self, puts: Mapping[bytes, bytes], deletes: Iterable[bytes] = (), *,

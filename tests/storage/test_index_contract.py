@@ -34,6 +34,8 @@ async def test_a_batch_is_applied_whole(index: Index) -> None:
         b"two", None, b"\x00\x02", b"one"]
     await index.write_batch({b"q/3": b"three"}, [b"q/1", b"q/2"], sync=False)
     assert await index.multi_get([b"q/1", b"q/2", b"q/3"]) == [None, None, b"three"]
+    # keys in any order, repeated, as a tuple: one answer per key, in the keys' order
+    assert await index.multi_get((b"q/3", b"head", b"q/3", b"q/1")) == [b"three", b"\x00\x02", b"three", None]
 
 
 async def test_a_key_both_put_and_deleted_in_a_batch_ends_up_deleted(index: Index) -> None:
