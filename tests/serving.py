@@ -17,12 +17,20 @@ from pathlib import Path
 
 from services.published.trust import trusted_keys
 
+_HANDED: set[int] = set()
+
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on 127.0.0.1 right now, and not one handed out before in this process: the
+    kernel may give the same free port to two binds in a row, and two servers started one after
+    the other (before the first binds) would then be given one port."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED:
+            _HANDED.add(port)
+            return port
 
 
 def wait_ready(

@@ -36,7 +36,7 @@ from services.cli.workers import (
 )
 from services.common.components import NotarConfig
 from services.common.config import without_unknown
-from services.common.http_server import listen_socket, run_app
+from services.common.http_server import listen_socket, port_lock, run_app
 from services.common.index_key import load_index_key
 from services.common.logs import FailuresLogger
 from services.common.resources import new_app
@@ -127,6 +127,7 @@ def serve_with_workers(
     socket behind them; with ingest or verify, the workers alone."""
     host, port = config.http.listen
     started = time.monotonic()
+    lock = port_lock(host, port)  # no other group of workers joins ours on this port
     reserved = listen_socket(host, port, reuse_port=True)  # a port in use stops start-up here, named
     run_dir = Path(tempfile.mkdtemp(prefix="notar-"))  # mode 0700: the sockets of services.cli.workers
     command = [sys.executable, "-m", "services.cli", "serve", "--role", ns.role, "--run-dir", str(run_dir)]
@@ -142,6 +143,7 @@ def serve_with_workers(
         return e.exit_status  # the worker said why, in one line
     finally:
         reserved.close()
+        lock.close()
         shutil.rmtree(run_dir, ignore_errors=True)
     print(summary(ns.role, app, time.monotonic() - started, served=workers.served), flush=True)
     return 0

@@ -18,6 +18,7 @@ never takes a receipt, a tile or a stored document for HTML or a script.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import socket
@@ -201,8 +202,9 @@ def listen_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.s
     """A TCP socket bound to host:port, not listening yet: taken before anything else starts, so
     that a port in use stops start-up at once, named as such (ConfigError on LISTEN). With
     `reuse_port`, processes of the same user may bind it too and the kernel spreads the
-    connections over those that listen (SO_REUSEPORT: `notar serve --workers`)."""
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    connections over those that listen (SO_REUSEPORT: `notar serve --workers`, whose parent
+    holds `port_lock` so that no other such group joins)."""
+    where = _where(host, port)
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -219,6 +221,39 @@ def listen_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.s
         sock.close()
         raise ConfigError(f"cannot listen on {where}: {_reason(e)}", setting="LISTEN") from e
     return sock
+
+
+def port_lock(host: str, port: int) -> socket.socket:
+    """The lock of host:port among `notar serve --workers` groups, held by a group's parent for
+    its life: a Unix socket bound in the abstract namespace, which belongs to the network
+    namespace as the port does and is let go when the process ends, however it ends.
+
+    SO_REUSEPORT lets any process of the same user bind a port that sockets with it hold. Two
+    groups of workers on one port (a second deployment, or an ingest and a verify pod given the
+    same LISTEN) would share its connections without a word. With this lock the second stops at
+    start-up (ConfigError on LISTEN). A single process binds without SO_REUSEPORT, and the kernel
+    already refuses it a port held by anyone, or anyone else that port."""
+    where = _where(host, port)
+    try:
+        ip, bound = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][4][:2]
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {where}: {_reason(e)}", setting="LISTEN") from e
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        lock.bind(f"\0notar-listen {ip!r} {bound!r}")  # as resolved: localhost is 127.0.0.1
+    except OSError as e:
+        lock.close()
+        if e.errno != errno.EADDRINUSE:
+            raise ConfigError(f"cannot listen on {where}: {_reason(e)}", setting="LISTEN") from e
+        raise ConfigError(
+            f"cannot listen on {where}: address already in use (by another notar serve --workers)",
+            setting="LISTEN",
+        ) from e
+    return lock
+
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _reason(e: OSError) -> str:

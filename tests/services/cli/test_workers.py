@@ -27,6 +27,8 @@ from aiohttp import web
 from services.cli.workers import ANCHOR, SocketAnchor, anchor_ready, worker_count
 from services.common.components import load
 from services.common.cpus import cgroup_quota, usable_cpus
+from services.common.http_server import port_lock
+from storage.errors import ConfigError
 from tests.serving import NOTAR, free_port, notar_cli, stop_process, wait_ready
 
 # --- the CPUs this process may use ------------------------------------------------------------
@@ -440,3 +442,38 @@ def test_a_workers_readiness_and_liveness_are_the_anchors_too(tmp_path: Path) ->
             await gone.close()
 
     asyncio.run(main())
+
+
+def test_a_second_group_of_workers_on_the_same_port_is_refused(tmp_path: Path) -> None:
+    """SO_REUSEPORT would let a second `notar serve --workers` of the same user bind the port of
+    the first and take half its connections without a word: it is refused at start-up in one
+    line, as a single process is; the first keeps every connection."""
+    (tmp_path / "first").mkdir()
+    with served(tmp_path / "first") as first:
+        port = int(first.url.rsplit(":", 1)[1])
+        for workers in ("2", "1"):
+            env = _env(tmp_path / f"second-{workers}", port, WORKERS=workers)
+            r = subprocess.run(
+                [NOTAR, "serve"], env=env, capture_output=True, text=True, timeout=60
+            )
+            assert r.returncode in (1, 2) and "listening" not in r.stdout, r.stdout + r.stderr
+            assert r.stderr.count("\n") == 1, r.stderr
+            assert f"cannot listen on 127.0.0.1:{port}: address already in use" in r.stderr, r.stderr
+        for n in range(20):  # each on a new connection: every one reaches the first's ingest
+            status, _, body = first.call("/v1/digests", {"digests": [digest(n, "one-port")]})
+            assert status == 200, body
+
+
+def test_the_port_lock_is_one_per_address_and_let_go_on_close() -> None:
+    port = free_port()
+    held = port_lock("127.0.0.1", port)
+    try:
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}: address already in use") as e:
+            port_lock("127.0.0.1", port)
+        assert e.value.setting == "LISTEN"
+        with pytest.raises(ConfigError, match="address already in use"):
+            port_lock("localhost", port)  # the same address, resolved
+        port_lock("127.0.0.1", free_port()).close()  # another port is another lock
+    finally:
+        held.close()
+    port_lock("127.0.0.1", port).close()  # let go
