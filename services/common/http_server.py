@@ -205,10 +205,8 @@ def listen_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.s
     connections over those that listen (SO_REUSEPORT: `notar serve --workers`, whose parent
     holds `port_lock` so that no other such group joins)."""
     where = _where(host, port)
+    family, kind, proto, _, address = _resolved(host, port)
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
         sock = socket.socket(family, kind, proto)
     except OSError as e:
         raise ConfigError(f"cannot listen on {where}: {_reason(e)}", setting="LISTEN") from e
@@ -223,6 +221,15 @@ def listen_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.s
     return sock
 
 
+_AddrInfo = tuple[
+    socket.AddressFamily,
+    socket.SocketKind,
+    int,
+    str,
+    tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes],
+]
+
+
 def port_lock(host: str, port: int) -> socket.socket:
     """The lock of host:port among `notar serve --workers` groups, held by a group's parent for
     its life: a Unix socket bound in the abstract namespace, which belongs to the network
@@ -231,13 +238,10 @@ def port_lock(host: str, port: int) -> socket.socket:
     SO_REUSEPORT lets any process of the same user bind a port that sockets with it hold. Two
     groups of workers on one port (a second deployment, or an ingest and a verify pod given the
     same LISTEN) would share its connections without a word. With this lock the second stops at
-    start-up (ConfigError on LISTEN). A single process binds without SO_REUSEPORT, and the kernel
-    already refuses it a port held by anyone, or anyone else that port."""
+    start-up (ConfigError on LISTEN). A single process binds without SO_REUSEPORT: the kernel
+    refuses it a port that anyone holds, and refuses anyone a port that it holds."""
     where = _where(host, port)
-    try:
-        ip, bound = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][4][:2]
-    except OSError as e:
-        raise ConfigError(f"cannot listen on {where}: {_reason(e)}", setting="LISTEN") from e
+    ip, bound = _resolved(host, port)[4][:2]
     lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         lock.bind(f"\0notar-listen {ip!r} {bound!r}")  # as resolved: localhost is 127.0.0.1
@@ -250,6 +254,14 @@ def port_lock(host: str, port: int) -> socket.socket:
             setting="LISTEN",
         ) from e
     return lock
+
+
+def _resolved(host: str, port: int) -> _AddrInfo:
+    """The address to bind for host:port (the first getaddrinfo gives); ConfigError on LISTEN."""
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {_where(host, port)}: {_reason(e)}", setting="LISTEN") from e
 
 
 def _where(host: str, port: int) -> str:
