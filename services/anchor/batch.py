@@ -1,7 +1,8 @@
 """A sequencer batch's data and its preparation: the random placement of its entries, the entries
 made from each caller's group, the index rows (with those of pre-made SCITT entries), the entry
 bundle, all cut from one CSPRNG draw (`Preparer`). No I/O: the sequencer writes what these return,
-and runs `Preparer.prepare` in a worker thread while the batch before is written."""
+and runs `Preparer.prepare_all` while the batch before is written (in a worker thread, or on its
+event loop for a small batch)."""
 
 from __future__ import annotations
 

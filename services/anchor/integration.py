@@ -1,7 +1,7 @@
 """The log's tree as the sequencer grows it: each durable batch appended to the tiles and entry
 bundles, the new tree head signed (log key and clock cosignature), every entry of the batch
-proved (`Tree.integrate`). CPU only: the sequencer runs it in a worker thread, one batch after
-another in index order."""
+proved (`Tree.integrate`). CPU only: the sequencer runs it in a worker thread (on its event loop
+for a small batch), one batch after another in index order."""
 
 from __future__ import annotations
 

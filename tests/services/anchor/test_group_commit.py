@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import pytest
 
 from merkle import Digest
 from merkle.tiles import tiles_for_size
+from services.anchor.batch import Preparer
+from services.anchor.integration import Tree
 from services.anchor.keys import LogKeys
+from services.anchor.sequencer import INLINE_MAX
 from services.anchor.signing_time import SigningTime
 from services.model import SequencedGroup
 from services.published import layout
@@ -87,6 +92,40 @@ async def test_a_lone_entry_waits_for_no_timer(make_sequencer: MakeSequencer) ->
         [result] = await asyncio.wait_for(seq.submit("acme", digests(i, 1)), timeout=2.5)
         assert result.index == i and result.tree_size == i + 1
     assert seq.stats.batches == 3
+
+
+async def test_a_small_batch_is_made_on_the_event_loop_and_a_large_one_in_a_thread(
+    make_sequencer: MakeSequencer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of up to INLINE_MAX entries is prepared and integrated on the event loop (its hop
+    to a thread costs more than its work); a larger one off it, leaving the loop free. Both give
+    the same log."""
+    threads: list[tuple[str, int, bool]] = []
+    loop_thread = threading.get_ident()
+
+    def recording(name: str, work: Callable[..., Any], size: Callable[..., int]) -> Callable[..., Any]:
+        def wrapped(*args: Any) -> Any:
+            threads.append((name, size(*args), threading.get_ident() == loop_thread))
+            return work(*args)
+
+        return wrapped
+
+    prepare, integrate = Preparer.prepare_all, Tree.integrate
+    monkeypatch.setattr(
+        Preparer, "prepare_all", recording("prepare", prepare, lambda _, g, *a: sum(x.size for x in g))
+    )
+    monkeypatch.setattr(Tree, "integrate", recording("integrate", integrate, lambda _, b, g: len(b.placed)))
+    seq = await make_sequencer(batch_ms=5000)
+    small = await seq.submit("acme", digests(0, INLINE_MAX))
+    large = await seq.submit("acme", digests(INLINE_MAX, INLINE_MAX + 1))
+    assert threads == [
+        ("prepare", INLINE_MAX, True),
+        ("integrate", INLINE_MAX, True),
+        ("prepare", INLINE_MAX + 1, False),
+        ("integrate", INLINE_MAX + 1, False),
+    ]
+    assert sorted(r.index for r in [*small, *large]) == list(range(2 * INLINE_MAX + 1))
+    assert {r.tree_size for r in large} == {2 * INLINE_MAX + 1}
 
 
 async def test_batch_min_ms_holds_a_batch_for_more_entries(make_sequencer: MakeSequencer) -> None:
