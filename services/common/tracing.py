@@ -77,27 +77,42 @@ class OpenSpan:
 
 class SequencerTelemetry:
     """What the sequencer reports: a span per batch (parent: the first submission in it, links to
-    the others), a span per publication round (parent: its first batch), and batch sizes."""
+    the others), a span per publication round (parent: its first batch), and batch sizes.
+
+    When no span is exported (`Telemetry.recording` false: no OTLP endpoint), no span is made:
+    the first submission's span context is made current instead, so that what the batch logs
+    still carries its caller's trace (a span per batch cost ~6 % of the anchor's GIL with
+    single-digest requests)."""
 
     def __init__(self, telemetry: Telemetry | None = None) -> None:
         self._tracer: Tracer = telemetry.tracer if telemetry is not None else trace.NoOpTracer()
+        self._recording = telemetry is not None and telemetry.recording
         self._sizes = telemetry.batch_entries if telemetry is not None else None
 
     @contextmanager
     def batch(self, groups: Sequence[Waiting]) -> Iterator[None]:
         entries = sum(g.size for g in groups)
-        parent, links = _parent_and_links([g.span for g in groups])
-        with self._tracer.start_as_current_span(
-            "anchor.batch",
-            context=parent,
-            links=links,
-            attributes={"notar.batch.entries": entries, "notar.batch.submissions": len(groups)},
-        ):
-            yield
+        if not self._recording:
+            token = otel_context.attach(trace.set_span_in_context(_first([g.span for g in groups])))
+            try:
+                yield
+            finally:
+                otel_context.detach(token)
+        else:
+            parent, links = _parent_and_links([g.span for g in groups])
+            with self._tracer.start_as_current_span(
+                "anchor.batch",
+                context=parent,
+                links=links,
+                attributes={"notar.batch.entries": entries, "notar.batch.submissions": len(groups)},
+            ):
+                yield
         if self._sizes is not None:
             self._sizes.record(entries)
 
     def publishing(self, parents: Sequence[SpanContext], size: int) -> OpenSpan:
+        if not self._recording:
+            return OpenSpan(_first(parents))
         parent, links = _parent_and_links(parents)
         span = self._tracer.start_span(
             "anchor.publish",
@@ -107,3 +122,8 @@ class SequencerTelemetry:
         )
         return OpenSpan(span)
 
+
+def _first(parents: Sequence[SpanContext]) -> trace.Span:
+    """The first valid context of `parents` as an unrecorded span (an invalid one when none is)."""
+    valid = next((p for p in parents if p.is_valid), trace.INVALID_SPAN_CONTEXT)
+    return trace.NonRecordingSpan(valid)

@@ -21,7 +21,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, Tracer
 
 from merkle import verify_receipt
 from services.anchor.app import ensure_keys, keys_from
@@ -30,6 +30,7 @@ from services.common.components import load
 from services.common.resources import TENANTS
 from services.common.telemetry import TELEMETRY, AccessLogger, JsonFormatter, Telemetry, TracedStore
 from services.common.traced_store import OPERATIONS
+from services.common.tracing import SequencerTelemetry
 from storage.errors import NotFoundError, StorageError
 from storage.memory import Faults, MemoryStore
 
@@ -387,3 +388,53 @@ async def test_without_an_exporter_requests_keep_trace_ids_and_pass_them_on(
     assert anchor2["trace_id"] == ingest2["trace_id"] != ingest["trace_id"], "a new trace, passed on"
     assert int(ingest2["trace_id"], 16) and int(ingest2["span_id"], 16)
     assert pair.spans.get_finished_spans() == (), "no exporter: nothing recorded"
+
+
+@dataclass
+class Submission:
+    span: SpanContext
+    size: int
+
+
+class CountingTracer:
+    """A tracer that counts the spans asked of it, and makes them with the real one."""
+
+    def __init__(self, real: Tracer) -> None:
+        self.real, self.asked = real, 0
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Any:
+        self.asked += 1
+        return self.real.start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        self.asked += 1
+        return self.real.start_as_current_span(*args, **kwargs)
+
+
+@pytest.mark.parametrize("exported", [True, False])
+def test_the_sequencer_makes_spans_only_when_they_are_exported(exported: bool) -> None:
+    """With an exporter, a batch and a publication round are spans, children of the first
+    caller's; without, no span is made at all and the first caller's span context is current
+    instead, so what the batch logs keeps its caller's trace."""
+    spans = InMemorySpanExporter()
+    tel = Telemetry(span_processors=[SimpleSpanProcessor(spans)] if exported else [])
+    counting = CountingTracer(tel.tracer)
+    tel.tracer = counting  # type: ignore[assignment]
+    sequencer = SequencerTelemetry(tel)
+    caller = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, True, TraceFlags(1))
+    with sequencer.batch([Submission(trace.INVALID_SPAN_CONTEXT, 2), Submission(caller, 3)]):
+        in_batch = trace.get_current_span().get_span_context()
+    publishing = sequencer.publishing([caller], 5)
+    in_round = trace.get_current_span().get_span_context()
+    publishing.end()
+    assert not trace.get_current_span().get_span_context().is_valid, "nothing left current"
+    assert in_batch.trace_id == in_round.trace_id == caller.trace_id
+    finished = spans.get_finished_spans()
+    if exported:
+        assert counting.asked == 2
+        assert [s.name for s in finished] == ["anchor.batch", "anchor.publish"]
+        assert all(parent_id(s) == caller.span_id for s in finished)
+        assert {in_batch.span_id, in_round.span_id} == {ctx(s).span_id for s in finished}
+    else:
+        assert counting.asked == 0 and finished == ()
+        assert in_batch == in_round == caller
