@@ -53,9 +53,9 @@ def hello_app() -> web.Application:
 
 
 def free_port() -> int:
-    from tests.seaweed import free_ports
+    from tests.serving import free_port as never_handed_out_before
 
-    return free_ports(1)[0]
+    return never_handed_out_before()
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from tests.needs import missing
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -29,12 +30,6 @@ def anvil_binary() -> Path:
     if not ANVIL.exists():
         missing(f"anvil is not installed at {ANVIL} (run scripts/install --test: it runs npm ci)")
     return ANVIL
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Anvil:
