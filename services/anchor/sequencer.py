@@ -11,9 +11,9 @@ re-integrates whatever was not yet published (`recovery`).
 
 Batches are group commits (`intake`): the next is cut as soon as the sequencer is free to prepare
 it, and prepared (`batch.Preparer`, in a worker thread, or on the event loop when small:
-`INLINE_MAX`) while the one before is written; writes
-and integrations (`integration.Tree`) stay strictly in index order, and an entry is acknowledged
-only once its batch is fsynced and in a signed checkpoint.
+`INLINE_MAX`) while the one before is written; writes and integrations (`integration.Tree`) stay
+strictly in index order, and an entry is acknowledged only once its batch is fsynced and in a
+signed checkpoint.
 """
 
 from __future__ import annotations
@@ -66,8 +66,9 @@ INLINE_MAX = 128
 A small batch's CPU work (~2 µs per entry to prepare, ~5 to integrate and the checkpoint's two
 signatures: under a millisecond at this size) costs less than its hop to a thread and back: the
 executor's wake-up and then, while the loop is busy, up to a GIL switch interval (5 ms) before
-the thread may run. Measured with single-digest requests at 128 connections (batches of ~33):
-1.08× the requests/s of always hopping (BENCHMARKS.md). Larger batches keep the loop free."""
+the thread may run. Measured against always hopping, single-digest requests: 0.98–1.12× the
+requests/s at 128 connections (batches of ~33; three runs), 1.13× at 10 with p50 ~1 ms lower
+(BENCHMARKS.md, "Small batches on the event loop"). Larger batches keep the loop free."""
 
 
 async def _cpu(n: int, work: Callable[..., T], *args: object) -> T:
